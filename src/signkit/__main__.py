@@ -1,0 +1,3 @@
+from signkit.cli import main
+
+main()

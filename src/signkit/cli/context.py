@@ -1,0 +1,129 @@
+"""Per-run state handed from the entry point to commands, and the console IO."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import typer
+
+from signkit.errors import ExitCode, SignkitError
+from signkit.tokens.pin import Pin
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppState:
+    """What the entry point captured before Typer ran."""
+
+    env_pin: Pin | None = None
+    """SIGNKIT_PIN, removed from the environment at start-up."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Output:
+    """How a command reports: human text on stderr, JSON on stdout."""
+
+    json: bool = False
+    """Machine output on stdout."""
+    verbose: bool = False
+    """More detail on stderr."""
+    quiet: bool = False
+    """Only errors on stderr."""
+    debug: bool = False
+    """Tracebacks on errors."""
+
+    def console(self) -> Any:
+        """The one rich Console (stderr)."""
+        return _console()
+
+    def info(self, text: str) -> None:
+        """A human line on stderr (suppressed by --quiet)."""
+        if not self.quiet:
+            self.console().print(text, markup=False)
+
+    def warn(self, text: str) -> None:
+        """A warning on stderr (shown even with --quiet)."""
+        self.console().print(f"warning: {text}", style="yellow", markup=False)
+
+    def emit_json(self, data: Any) -> None:
+        """The machine report on stdout."""
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+
+    def fail(self, exc: SignkitError) -> NoReturn:
+        """Print ``error: <subject>: <reason>`` (+ hint) and exit with the error's code."""
+        if self.debug:
+            traceback.print_exc(file=sys.stderr)
+        console = self.console()
+        console.print(f"error: {exc}", style="bold red", markup=False)
+        if exc.hint:
+            console.print(f"hint: {exc.hint}", markup=False)
+        raise typer.Exit(int(exc.exit_code))
+
+
+@functools.cache
+def _console() -> Any:
+    from rich.console import Console
+
+    # Off a terminal (logs, cron mail) do not wrap tables at 80 columns.
+    width = None if sys.stderr.isatty() else 200
+    return Console(stderr=True, highlight=False, soft_wrap=True, width=width)
+
+
+def get_state(ctx: typer.Context) -> AppState:
+    """The AppState of this run (an empty one under test runners)."""
+    root = ctx.find_root()
+    obj = root.obj
+    return obj if isinstance(obj, AppState) else AppState()
+
+
+def run_command(out: Output, body: Callable[[], int]) -> NoReturn:
+    """Run a command body, mapping every failure onto the exit-code table."""
+    try:
+        code = body()
+    except SignkitError as exc:
+        out.fail(exc)
+    except KeyboardInterrupt:
+        out.console().print("error: interrupted", style="bold red", markup=False)
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if out.debug:
+            traceback.print_exc(file=sys.stderr)
+        out.console().print(
+            f"error: internal error ({type(exc).__name__}); run again with --debug "
+            "for a traceback and report it",
+            style="bold red",
+            markup=False,
+        )
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+    raise typer.Exit(code)
+
+
+class TerminalPinIO:
+    """PIN prompts on the controlling terminal; never echo, never stdout."""
+
+    def interactive(self) -> bool:
+        """True when stdin is a terminal."""
+        return sys.stdin.isatty()
+
+    def prompt_pin(self, prompt: str) -> str:
+        """Ask for the PIN without echo."""
+        return getpass.getpass(prompt, stream=sys.stderr)
+
+    def confirm(self, question: str) -> bool:
+        """Yes/no on stderr; anything but yes is no."""
+        sys.stderr.write(f"{question} [y/N] ")
+        sys.stderr.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    def read_stdin_pin(self) -> str:
+        """One line from stdin, line ending removed."""
+        return sys.stdin.readline().rstrip("\r\n")

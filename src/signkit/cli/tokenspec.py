@@ -1,0 +1,64 @@
+"""Build a TokenSpec from the shared command-line options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from signkit.errors import UsageError
+from signkit.tokens.access import TokenSpec
+from signkit.tokens.model import KeySelector
+from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
+from signkit.tokens.uri import merge_selectors, parse_pkcs11_uri
+
+from .options import parse_key_id
+
+
+def build_token_spec(
+    *,
+    module: str | None,
+    token_label: str | None,
+    token_serial: str | None,
+    slot: int | None,
+    key_label: str | None,
+    key_id: str | None,
+    cert_fingerprint: str | None,
+    key_uri: str | None,
+    pin_file: Path | None = None,
+    pin_stdin: bool = False,
+    pin_pad: bool = False,
+    env_pin: Pin | None = None,
+    allow_sha1: bool = False,
+) -> TokenSpec:
+    """One frozen TokenSpec from the options; contradictions are usage errors."""
+    selector = KeySelector(
+        token_label=token_label,
+        token_serial=token_serial,
+        slot=slot,
+        key_label=key_label,
+        key_id=parse_key_id(key_id),
+        cert_fingerprint=cert_fingerprint,
+    )
+    if key_uri:
+        uri = parse_pkcs11_uri(key_uri)
+        selector = merge_selectors(selector, uri.selector, what="--key")
+        if uri.module_path:
+            if module and module != uri.module_path:
+                raise UsageError("--module and the URI's module-path differ", subject=key_uri)
+            module = uri.module_path
+        if uri.pin_source:
+            if pin_file is not None:
+                raise UsageError("--pin-file and the URI's pin-source both given")
+            pin_file = Path(uri.pin_source.removeprefix("file:"))
+    chosen = [
+        kind
+        for kind, on in (
+            (PinSourceKind.FILE, pin_file is not None),
+            (PinSourceKind.STDIN, pin_stdin),
+            (PinSourceKind.PINPAD, pin_pad),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise UsageError("choose one of --pin-file, --pin-stdin, --pin-pad")
+    pin = PinSpec(kind=chosen[0] if chosen else None, file=pin_file, env_pin=env_pin)
+    return TokenSpec(module=module, selector=selector, pin=pin, allow_sha1=allow_sha1)

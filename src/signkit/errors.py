@@ -1,0 +1,147 @@
+"""One error root for signkit; every error carries its exit code.
+
+The exit codes are a public contract (scripts and cron jobs depend on them):
+keep them stable and documented in README and ``--help``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, the same for every command."""
+
+    OK = 0
+    DOCUMENTS_FAILED = 1
+    USAGE = 2
+    INPUT = 3
+    TOKEN = 4
+    TRUST = 5
+    INDETERMINATE = 6
+    EXPIRING = 7
+    INTERNAL = 70
+
+
+EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
+    (0, "success"),
+    (1, "one or more documents failed (signing failed, verdict FAILED)"),
+    (2, "usage error (bad option or argument)"),
+    (3, "input error (unreadable or malformed file, bad path)"),
+    (4, "token or PIN error"),
+    (5, "trust, certificate or configuration error"),
+    (6, "worst verdict INDETERMINATE"),
+    (7, "a certificate expires within the warning horizon"),
+    (70, "internal error (a bug in signkit: please report it)"),
+)
+
+
+class SignkitError(Exception):
+    """Root of every error signkit raises on purpose.
+
+    ``subject`` names what failed (a file, a token, a key); ``hint`` tells the
+    user what to do next. Messages never contain a PIN.
+    """
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, subject: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.subject = subject
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.message}" if self.subject else self.message
+
+
+class UsageError(SignkitError):
+    """Options that contradict each other or are missing."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputError(SignkitError):
+    """A file or path given by the user cannot be used."""
+
+    exit_code = ExitCode.INPUT
+
+
+class InputFormatError(InputError):
+    """A file is not what it claims to be, or is malformed."""
+
+
+class TokenError(SignkitError):
+    """Anything about the PKCS#11 module, token, session or key."""
+
+    exit_code = ExitCode.TOKEN
+
+
+class ModuleLoadError(TokenError):
+    """A PKCS#11 module cannot be found or loaded."""
+
+
+class ModuleProbeError(TokenError):
+    """A PKCS#11 module hung or crashed while being probed."""
+
+
+class TokenNotFoundError(TokenError):
+    """No token matches the selection."""
+
+
+class TokenAmbiguousError(TokenError):
+    """Several tokens match the selection."""
+
+
+class KeyNotFoundError(TokenError):
+    """No key/certificate pair matches the selection."""
+
+
+class KeyAmbiguousError(TokenError):
+    """Several key/certificate pairs match the selection."""
+
+
+class MechanismError(TokenError):
+    """The token cannot sign with the requested algorithm."""
+
+
+class TokenOperationError(TokenError):
+    """The token failed while working (removed, session lost, device error)."""
+
+
+class PinError(TokenError):
+    """Anything about obtaining or presenting the PIN."""
+
+
+class PinUnavailableError(PinError):
+    """No PIN source is usable (no TTY, no env, no file)."""
+
+
+class PinIncorrectError(PinError):
+    """The token rejected the PIN (after exactly one C_Login)."""
+
+
+class PinLockedError(PinError):
+    """The token reports its user PIN locked: no login is attempted."""
+
+
+class PinFinalTryError(PinError):
+    """The next wrong PIN locks the token; refused without a person's consent."""
+
+
+class UnattendedGuardError(PinError):
+    """Unattended logins are blocked on this token after a rejected PIN."""
+
+
+class TrustError(SignkitError):
+    """Trust, certificate or configuration problems."""
+
+    exit_code = ExitCode.TRUST
+
+
+class CertificateError(TrustError):
+    """A certificate is unusable (expired, revoked, wrong key usage, ...)."""
+
+
+class ConfigError(TrustError):
+    """The configuration (profile file, options) is invalid."""

@@ -1,0 +1,149 @@
+"""Open the token and key a command needs: module, token, one login, key pair.
+
+This is the API the batch engine and the CLI call; it owns the order of the
+PIN-safety rules so no caller can skip one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from signkit.errors import ModuleLoadError, TokenAmbiguousError, TokenNotFoundError
+from signkit.tokens.discovery import (
+    DEFAULT_PROBE_TIMEOUT,
+    ModuleCandidate,
+    ProbeResult,
+    discover_modules,
+    explicit_module,
+    probe_module,
+)
+from signkit.tokens.guard import PinGuard
+from signkit.tokens.model import KeyPair, KeySelector
+from signkit.tokens.pin import LoginResult, PinIO, PinSpec, login
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenSpec:
+    """Which module, token and key to use, and how to get the PIN."""
+
+    module: str | None = None
+    """Explicit PKCS#11 module path; None = discover."""
+    selector: KeySelector = field(default_factory=KeySelector)
+    """Token and key criteria."""
+    pin: PinSpec = field(default_factory=PinSpec)
+    """PIN source."""
+    allow_sha1: bool = False
+    """Permit SHA-1 signatures (unsafe; legacy tests only)."""
+    probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    """Seconds a discovered module may take to list its tokens."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModuleScan:
+    """Every module considered and what probing it found."""
+
+    results: tuple[ProbeResult, ...]
+    """One result per candidate, in discovery order."""
+
+
+def scan_modules(
+    spec: TokenSpec,
+    *,
+    discover: Callable[[], list[ModuleCandidate]] = discover_modules,
+) -> ModuleScan:
+    """Probe the explicit module, or every discovered one, in child processes."""
+    candidates = [explicit_module(spec.module)] if spec.module else discover()
+    if not candidates:
+        raise ModuleLoadError(
+            "no PKCS#11 module found (none registered with p11-kit, none at the known paths)",
+            subject="token driver",
+            hint="install the token's driver, or pass --module /path/to/pkcs11.so",
+        )
+    return ModuleScan(
+        results=tuple(probe_module(c, timeout=spec.probe_timeout) for c in candidates)
+    )
+
+
+def resolve_module(
+    spec: TokenSpec,
+    *,
+    discover: Callable[[], list[ModuleCandidate]] = discover_modules,
+) -> str:
+    """The module to load in-process: the explicit one, or the one discovered module
+    whose tokens match the token criteria."""
+    if spec.module:
+        return explicit_module(spec.module).path
+    scan = scan_modules(spec, discover=discover)
+    sel = spec.selector
+    hits = [
+        r
+        for r in scan.results
+        if any(
+            (sel.token_label is None or t.label == sel.token_label)
+            and (sel.token_serial is None or t.serial == sel.token_serial)
+            and (sel.slot is None or t.slot_id == sel.slot)
+            for t in r.tokens
+        )
+    ]
+    if len(hits) == 1:
+        return hits[0].candidate.path
+    if not hits:
+        problems = "; ".join(
+            f"{r.candidate.path}: {r.error or 'no matching token'}" for r in scan.results
+        )
+        raise TokenNotFoundError(
+            f"no token matches {sel.describe()} in any module ({problems})",
+            subject="token",
+            hint="plug the token in; `signkit token list` shows what each module sees",
+        )
+    raise TokenAmbiguousError(
+        "tokens matching the selection were found in several modules: "
+        + ", ".join(r.candidate.path for r in hits),
+        subject="token",
+        hint="pass --module to choose one",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenedKey:
+    """What a signing run holds for its whole duration."""
+
+    signer: object
+    """The Signer (a TokenSigner for PKCS#11)."""
+    pair: KeyPair
+    """The selected key and certificate."""
+    login: LoginResult
+    """How the one login went."""
+    token_name: str
+    """Human name of the token."""
+
+
+@contextmanager
+def open_signing_key(
+    spec: TokenSpec,
+    *,
+    io: PinIO,
+    guard: PinGuard,
+    warn: Callable[[str], None],
+    module_path: str | None = None,
+) -> Iterator[OpenedKey]:
+    """Load the module, open the token, log in once, select the key; clean up always."""
+    from signkit.tokens.pkcs11 import Pkcs11Module, select_pair
+
+    path = module_path or resolve_module(spec)
+    with Pkcs11Module.load(path) as module, module.open_token(spec.selector) as session:
+        result = login(
+            token=session.info,
+            spec=spec.pin,
+            io=io,
+            guard=guard,
+            do_login=session.login,
+            refresh_flags=session.refresh_flags,
+            warn=warn,
+            keep_pin=True,
+        )
+        pair = select_pair(session.pairs(), spec.selector, token=session.name)
+        signer = session.signer(pair, context_pin=result.pin, allow_sha1=spec.allow_sha1)
+        yield OpenedKey(signer=signer, pair=pair, login=result, token_name=session.name)

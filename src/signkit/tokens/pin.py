@@ -1,0 +1,241 @@
+"""Where the PIN comes from, and the rules for presenting it to a token.
+
+A PIN is held in a ``Pin`` whose repr is masked, so it cannot leak through a
+log line, an error message or a traceback's locals. It is never retried:
+exactly one C_Login per run, because tokens lock after a few wrong tries.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from signkit.errors import (
+    InputError,
+    PinFinalTryError,
+    PinIncorrectError,
+    PinLockedError,
+    PinUnavailableError,
+    UnattendedGuardError,
+)
+from signkit.tokens.guard import PinGuard
+from signkit.tokens.model import TokenFlags, TokenInfo
+
+PIN_ENV = "SIGNKIT_PIN"
+
+
+class Pin:
+    """A PIN in memory. Its repr never shows the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not value:
+            raise PinUnavailableError("the PIN is empty")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value, for the one call that hands it to the token."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Pin(***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("a PIN must not be pickled (it would cross a process boundary)")
+
+
+class PinSourceKind(StrEnum):
+    """Where the PIN is read from."""
+
+    PROMPT = "prompt"
+    ENV = "env"
+    FILE = "file"
+    STDIN = "stdin"
+    PINPAD = "pinpad"
+
+    @property
+    def unattended(self) -> bool:
+        """True when no person types the PIN for this run."""
+        return self in (PinSourceKind.ENV, PinSourceKind.FILE, PinSourceKind.STDIN)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PinSpec:
+    """How the user asked for the PIN to be obtained."""
+
+    kind: PinSourceKind | None = None
+    """Explicit source, or None to choose: env, PIN pad, prompt."""
+    file: Path | None = None
+    """File holding the PIN (with ``kind=FILE``)."""
+    env_pin: Pin | None = None
+    """The value of SIGNKIT_PIN, captured (and removed from the environment) at start-up."""
+
+
+class PinIO(Protocol):
+    """What the login needs from the person at the terminal (if any)."""
+
+    def interactive(self) -> bool:
+        """True when a person can answer a prompt."""
+
+    def prompt_pin(self, prompt: str) -> str:
+        """Ask for the PIN without echo."""
+
+    def confirm(self, question: str) -> bool:
+        """Ask a yes/no question."""
+
+    def read_stdin_pin(self) -> str:
+        """Read one line from standard input."""
+
+
+def take_env_pin(environ: dict[str, str] | os._Environ[str]) -> Pin | None:
+    """Remove SIGNKIT_PIN from the environment and return it, so no child inherits it."""
+    value = environ.pop(PIN_ENV, None)
+    return Pin(value) if value else None
+
+
+def read_pin_file(path: Path, warn: Callable[[str], None]) -> Pin:
+    """Read a PIN file (first line, line ending stripped)."""
+    try:
+        st = path.stat()
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError("PIN file not found", subject=str(path)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read PIN file ({type(exc).__name__})", subject=str(path)) from exc
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warn(f"{path}: PIN file is readable by other users; chmod 600 it")
+    value = raw.splitlines()[0] if raw else ""
+    return Pin(value)
+
+
+def choose_source(spec: PinSpec, token: TokenInfo, io: PinIO) -> PinSourceKind:
+    """Pick the PIN source when the user did not name one."""
+    if spec.kind is not None:
+        return spec.kind
+    if spec.env_pin is not None:
+        return PinSourceKind.ENV
+    if token.flags.protected_auth_path:
+        return PinSourceKind.PINPAD
+    if io.interactive():
+        return PinSourceKind.PROMPT
+    raise PinUnavailableError(
+        "no PIN source: not on a terminal and no PIN given",
+        subject=token.display_name(),
+        hint=f"set {PIN_ENV}, or pass --pin-file FILE or --pin-stdin",
+    )
+
+
+def remaining_tries_note(flags: TokenFlags) -> str:
+    """What the token says about the remaining PIN tries, for messages."""
+    if flags.user_pin_locked:
+        return "the token now reports the PIN LOCKED"
+    if flags.user_pin_final_try:
+        return "the token reports ONE try left before it locks"
+    if flags.user_pin_count_low:
+        return "the token reports few tries left"
+    return "the token reports no lock warning"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginResult:
+    """The outcome of the one login of a run."""
+
+    source: PinSourceKind
+    """Where the PIN came from."""
+    pin: Pin | None
+    """Kept only for keys that need a context-specific login per signature."""
+
+
+def login(
+    *,
+    token: TokenInfo,
+    spec: PinSpec,
+    io: PinIO,
+    guard: PinGuard,
+    do_login: Callable[[Pin | None], None],
+    refresh_flags: Callable[[], TokenFlags],
+    warn: Callable[[str], None],
+    keep_pin: bool,
+) -> LoginResult:
+    """Log in once, applying every PIN-safety rule.
+
+    ``do_login`` performs exactly one C_Login (``None`` = protected path) and
+    raises PinIncorrectError/PinLockedError; it is never called twice.
+    """
+    name = token.display_name()
+    flags = token.flags
+    if flags.user_pin_locked:
+        raise PinLockedError(
+            "the token reports its user PIN locked; no login attempted",
+            subject=name,
+            hint="unlock it with the SO PIN or the vendor's tool",
+        )
+    source = choose_source(spec, token, io)
+    if source.unattended:
+        blocked = guard.check(token)
+        if blocked is not None:
+            raise UnattendedGuardError(
+                f"unattended logins are blocked since {blocked.blocked_at} "
+                f"after a rejected PIN ({blocked.source})",
+                subject=name,
+                hint="log in once interactively (`signkit token login`) or run "
+                "`signkit token clear-guard` after fixing the PIN source",
+            )
+    if flags.user_pin_final_try:
+        if source.unattended or not io.interactive():
+            raise PinFinalTryError(
+                "the token reports one PIN try left; refusing an unattended login",
+                subject=name,
+                hint="log in interactively to confirm, or unlock the PIN with the vendor's tool",
+            )
+        if not io.confirm(f"{name}: ONE PIN try left before the token locks. Continue?"):
+            raise PinFinalTryError("login cancelled at the final-try warning", subject=name)
+    elif flags.user_pin_count_low:
+        warn(f"{name}: the token reports few PIN tries left")
+
+    pin: Pin | None
+    if source is PinSourceKind.PINPAD:
+        if not flags.protected_auth_path:
+            raise PinUnavailableError(
+                "this token has no PIN pad (protected authentication path)", subject=name
+            )
+        pin = None
+    elif source is PinSourceKind.ENV:
+        if spec.env_pin is None:
+            raise PinUnavailableError(f"{PIN_ENV} is not set", subject=name)
+        pin = spec.env_pin
+    elif source is PinSourceKind.FILE:
+        if spec.file is None:
+            raise PinUnavailableError("no PIN file given", subject=name)
+        pin = read_pin_file(spec.file, warn)
+    elif source is PinSourceKind.STDIN:
+        pin = Pin(io.read_stdin_pin())
+    else:
+        pin = Pin(io.prompt_pin(f"PIN for {name}: "))
+
+    try:
+        do_login(pin)
+    except PinIncorrectError as exc:
+        try:
+            note = remaining_tries_note(refresh_flags())
+        except Exception:  # the flags are advisory; never mask the real error
+            note = "the token's remaining tries are unknown"
+        if source.unattended:
+            guard.block(token, source=source.value)
+            note += "; further unattended logins on this token are blocked"
+        raise PinIncorrectError(
+            f"PIN rejected by the token ({note})",
+            subject=name,
+            hint="signkit never retries a PIN: check it and run again",
+        ) from exc
+    if source in (PinSourceKind.PROMPT, PinSourceKind.PINPAD):
+        guard.clear(token)
+    return LoginResult(source=source, pin=pin if keep_pin else None)

@@ -1,0 +1,609 @@
+"""The only module that talks PKCS#11 (through python-pkcs11).
+
+Everything above sees ``TokenInfo``/``CertInfo``/``KeyInfo`` data and the
+``Signer`` protocol. Every python-pkcs11 exception is wrapped into a
+``TokenError`` subclass here, so callers never meet a raw PKCS#11 error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pkcs11
+import pkcs11.exceptions as p11e
+from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11.types import PROTECTED_AUTH
+
+from signkit.certs import (
+    describe_certificate,
+    normalise_fingerprint,
+    public_key_id_from_ec_point,
+    public_key_id_from_rsa,
+)
+from signkit.errors import (
+    KeyAmbiguousError,
+    KeyNotFoundError,
+    MechanismError,
+    ModuleLoadError,
+    PinIncorrectError,
+    PinLockedError,
+    PinUnavailableError,
+    TokenAmbiguousError,
+    TokenError,
+    TokenNotFoundError,
+    TokenOperationError,
+)
+from signkit.tokens.model import (
+    CertInfo,
+    KeyInfo,
+    KeyPair,
+    KeySelector,
+    SignatureScheme,
+    TokenFlags,
+    TokenInfo,
+)
+from signkit.tokens.pin import Pin
+from signkit.tokens.signer import check_digest, digest, digest_info, ecdsa_raw_to_der
+
+_EC_CURVE_BITS = {
+    # DER of the named-curve OIDs as found in CKA_EC_PARAMS.
+    bytes.fromhex("06082a8648ce3d030107"): 256,  # P-256
+    bytes.fromhex("06052b81040022"): 384,  # P-384
+    bytes.fromhex("06052b81040023"): 521,  # P-521
+    bytes.fromhex("06052b8104000a"): 256,  # secp256k1
+}
+
+# Hash-on-token mechanisms per (scheme, digest).
+_HASH_MECHS: dict[tuple[str, str], Mechanism] = {
+    ("pkcs1v15", "sha1"): Mechanism.SHA1_RSA_PKCS,
+    ("pkcs1v15", "sha256"): Mechanism.SHA256_RSA_PKCS,
+    ("pkcs1v15", "sha384"): Mechanism.SHA384_RSA_PKCS,
+    ("pkcs1v15", "sha512"): Mechanism.SHA512_RSA_PKCS,
+    ("pkcs1v15", "sha3_256"): Mechanism.SHA3_256_RSA_PKCS,
+    ("pkcs1v15", "sha3_384"): Mechanism.SHA3_384_RSA_PKCS,
+    ("pkcs1v15", "sha3_512"): Mechanism.SHA3_512_RSA_PKCS,
+    ("pss", "sha256"): Mechanism.SHA256_RSA_PKCS_PSS,
+    ("pss", "sha384"): Mechanism.SHA384_RSA_PKCS_PSS,
+    ("pss", "sha512"): Mechanism.SHA512_RSA_PKCS_PSS,
+    ("ecdsa", "sha1"): Mechanism.ECDSA_SHA1,
+    ("ecdsa", "sha256"): Mechanism.ECDSA_SHA256,
+    ("ecdsa", "sha384"): Mechanism.ECDSA_SHA384,
+    ("ecdsa", "sha512"): Mechanism.ECDSA_SHA512,
+}
+_RAW_MECHS: dict[str, Mechanism] = {
+    "pkcs1v15": Mechanism.RSA_PKCS,
+    "pss": Mechanism.RSA_PKCS_PSS,
+    "ecdsa": Mechanism.ECDSA,
+}
+_PSS_PARAMS: dict[str, tuple[Mechanism, MGF, int]] = {
+    "sha256": (Mechanism.SHA256, MGF.SHA256, 32),
+    "sha384": (Mechanism.SHA384, MGF.SHA384, 48),
+    "sha512": (Mechanism.SHA512, MGF.SHA512, 64),
+}
+
+
+def wrap_pkcs11_error(exc: Exception, *, subject: str, action: str) -> TokenError:
+    """Turn a python-pkcs11 exception into a TokenError that says what failed."""
+    if isinstance(exc, p11e.PinIncorrect):
+        return PinIncorrectError("PIN rejected by the token", subject=subject)
+    if isinstance(exc, p11e.PinLocked):
+        return PinLockedError("the token's PIN is locked", subject=subject)
+    if isinstance(exc, p11e.PinLenRange):
+        return PinIncorrectError("PIN length out of the token's range", subject=subject)
+    if isinstance(exc, p11e.PinExpired):
+        return PinUnavailableError(
+            "the PIN has expired", subject=subject, hint="change it with the vendor's tool"
+        )
+    if isinstance(exc, (p11e.TokenNotPresent, p11e.DeviceRemoved)):
+        return TokenOperationError(
+            f"token removed while {action}", subject=subject, hint="plug the token in and re-run"
+        )
+    if isinstance(exc, p11e.MechanismInvalid):
+        return MechanismError(f"mechanism not supported while {action}", subject=subject)
+    name = type(exc).__name__
+    return TokenOperationError(f"PKCS#11 error {name} while {action}", subject=subject)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").rstrip(" \x00")
+    return str(value).rstrip(" \x00")
+
+
+def _flags(raw: int) -> TokenFlags:
+    return TokenFlags(
+        login_required=bool(raw & TokenFlag.LOGIN_REQUIRED),
+        protected_auth_path=bool(raw & TokenFlag.PROTECTED_AUTHENTICATION_PATH),
+        user_pin_count_low=bool(raw & TokenFlag.USER_PIN_COUNT_LOW),
+        user_pin_final_try=bool(raw & TokenFlag.USER_PIN_FINAL_TRY),
+        user_pin_locked=bool(raw & TokenFlag.USER_PIN_LOCKED),
+        user_pin_to_be_changed=bool(raw & TokenFlag.USER_PIN_TO_BE_CHANGED),
+        initialized=bool(raw & TokenFlag.TOKEN_INITIALIZED),
+        write_protected=bool(raw & TokenFlag.WRITE_PROTECTED),
+    )
+
+
+def _attributes(obj: Any, keys: Sequence[Attribute]) -> dict[Attribute, Any]:
+    """Read attributes in one call; fall back one by one when a token refuses some."""
+    try:
+        return dict(obj.get_attributes(list(keys)))
+    except p11e.PKCS11Error:
+        values: dict[Attribute, Any] = {}
+        for key in keys:
+            try:
+                values[key] = obj[key]
+            except p11e.PKCS11Error:
+                continue
+        return values
+
+
+class Pkcs11Module:
+    """A loaded PKCS#11 library. Use ``Pkcs11Module.load`` so it is always finalised."""
+
+    def __init__(self, path: str, lib: Any) -> None:
+        self.path = path
+        self._lib = lib
+
+    @classmethod
+    @contextmanager
+    def load(cls, path: str) -> Iterator[Pkcs11Module]:
+        """Load and initialise ``path``; C_Finalize on every exit path."""
+        try:
+            lib = pkcs11.lib(path)
+        except (RuntimeError, OSError, p11e.PKCS11Error) as exc:
+            raise ModuleLoadError(
+                f"cannot load PKCS#11 module ({type(exc).__name__}: {str(exc)[:160]})",
+                subject=path,
+                hint="check the path and that it is a PKCS#11 library for this architecture",
+            ) from exc
+        try:
+            yield cls(path, lib)
+        finally:
+            try:
+                lib.finalize()
+            except Exception:  # noqa: S110 - finalising a dying module must not mask the cause
+                pass
+
+    def library_info(self) -> dict[str, str]:
+        """Manufacturer, description and versions of the library."""
+        lib = self._lib
+        return {
+            "manufacturer": _text(lib.manufacturer_id),
+            "description": _text(lib.library_description),
+            "library_version": "{}.{}".format(*lib.library_version),
+            "cryptoki_version": "{}.{}".format(*lib.cryptoki_version),
+        }
+
+    def _present(self) -> list[tuple[TokenInfo, Any]]:
+        try:
+            slots = self._lib.get_slots(token_present=True)
+        except p11e.PKCS11Error as exc:
+            raise wrap_pkcs11_error(exc, subject=self.path, action="listing slots") from exc
+        found = []
+        for slot in slots:
+            try:
+                token = slot.get_token()
+            except (p11e.TokenNotPresent, p11e.TokenNotRecognised):
+                continue
+            except p11e.PKCS11Error as exc:
+                raise wrap_pkcs11_error(exc, subject=self.path, action="reading a token") from exc
+            found.append((self._token_info(slot, token), token))
+        return found
+
+    def _token_info(self, slot: Any, token: Any) -> TokenInfo:
+        return TokenInfo(
+            module=self.path,
+            slot_id=int(slot.slot_id),
+            slot_description=_text(slot.slot_description),
+            label=_text(token.label),
+            manufacturer=_text(token.manufacturer_id),
+            model=_text(token.model),
+            serial=_text(token.serial),
+            flags=_flags(int(token.flags)),
+        )
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """Tokens present in the module's slots."""
+        return [info for info, _ in self._present()]
+
+    def find_tokens(self, selector: KeySelector) -> list[tuple[TokenInfo, Any]]:
+        """Tokens matching the token criteria of ``selector``."""
+        return [
+            (info, tok)
+            for info, tok in self._present()
+            if (selector.token_label is None or info.label == selector.token_label)
+            and (selector.token_serial is None or info.serial == selector.token_serial)
+            and (selector.slot is None or info.slot_id == selector.slot)
+        ]
+
+    @contextmanager
+    def open_token(self, selector: KeySelector) -> Iterator[TokenSession]:
+        """Open a public session on the one token the selector names."""
+        present = self.list_tokens()
+        matches = self.find_tokens(selector)
+        if not matches:
+            listing = "; ".join(t.display_name() for t in present) or "none"
+            raise TokenNotFoundError(
+                f"no token matches {selector.describe()} (present: {listing})",
+                subject=self.path,
+                hint="plug the token in, or check `signkit token list`",
+            )
+        if len(matches) > 1 and selector.has_key_criteria():
+            narrowed = [(i, t) for i, t in matches if _has_public_match(i, t, selector)]
+            matches = narrowed or matches
+        if len(matches) > 1:
+            listing = "; ".join(i.display_name() for i, _ in matches)
+            raise TokenAmbiguousError(
+                f"{len(matches)} tokens match {selector.describe()}: {listing}",
+                subject=self.path,
+                hint="choose one with --token-label, --token-serial or --slot",
+            )
+        info, token = matches[0]
+        session = TokenSession(self, info, token)
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+def _has_public_match(info: TokenInfo, token: Any, selector: KeySelector) -> bool:
+    """Whether the token's public objects could satisfy the key criteria."""
+    with TokenSession.public(info, token) as ts:
+        certs = ts.certificates()
+        pubs = ts.public_keys()
+    for cert in certs:
+        if _cert_matches(cert, selector):
+            return True
+    return any(_label_id_match(k.label, k.id, selector) for k in pubs)
+
+
+def _label_id_match(label: str, id_: bytes, selector: KeySelector) -> bool:
+    if selector.key_label is not None and label != selector.key_label:
+        return False
+    return not (selector.key_id is not None and id_ != selector.key_id)
+
+
+def _cert_matches(cert: CertInfo, selector: KeySelector) -> bool:
+    if selector.cert_fingerprint is not None and cert.sha256 != normalise_fingerprint(
+        selector.cert_fingerprint
+    ):
+        return False
+    return _label_id_match(cert.label, cert.id, selector)
+
+
+def pair_keys(
+    private: Sequence[KeyInfo], certs: Sequence[CertInfo], public: Sequence[KeyInfo]
+) -> list[KeyPair]:
+    """Pair each private key with its certificate: by CKA_ID, then by public key."""
+    by_id: dict[bytes, list[CertInfo]] = {}
+    for cert in certs:
+        if cert.id:
+            by_id.setdefault(cert.id, []).append(cert)
+    by_pub = {c.public_key_id: c for c in certs if c.public_key_id}
+    pub_by_id = {k.id: k.public_key_id for k in public if k.id and k.public_key_id}
+    pairs = []
+    for key in private:
+        same_id = [c for c in by_id.get(key.id, []) if not c.is_ca] if key.id else []
+        pkid = key.public_key_id or pub_by_id.get(key.id)
+        if len(same_id) == 1 and (pkid is None or same_id[0].public_key_id in (None, pkid)):
+            pairs.append(KeyPair(key=key, cert=same_id[0], paired_by="id"))
+        elif pkid is not None and pkid in by_pub:
+            pairs.append(KeyPair(key=key, cert=by_pub[pkid], paired_by="public-key"))
+        else:
+            pairs.append(KeyPair(key=key, cert=None, paired_by="none"))
+    return pairs
+
+
+def select_pair(pairs: Sequence[KeyPair], selector: KeySelector, *, token: str) -> KeyPair:
+    """The one key+certificate pair the selector names (or the only one)."""
+
+    def matches(pair: KeyPair) -> bool:
+        if selector.cert_fingerprint is not None and (
+            pair.cert is None
+            or pair.cert.sha256 != normalise_fingerprint(selector.cert_fingerprint)
+        ):
+            return False
+        labels = {pair.key.label} | ({pair.cert.label} if pair.cert else set())
+        ids = {pair.key.id} | ({pair.cert.id} if pair.cert else set())
+        if selector.key_label is not None and selector.key_label not in labels:
+            return False
+        return not (selector.key_id is not None and selector.key_id not in ids)
+
+    usable = [p for p in pairs if p.cert is not None]
+    candidates = [p for p in usable if matches(p)]
+    if len(candidates) == 1:
+        return candidates[0]
+    listing = "; ".join(p.describe() for p in (candidates or pairs)) or "none"
+    if not candidates:
+        orphans = [p for p in pairs if p.cert is None and matches(p)]
+        extra = " (a matching key has no certificate on the token)" if orphans else ""
+        raise KeyNotFoundError(
+            f"no key with a certificate matches {selector.describe()}{extra}; "
+            f"keys on the token: {listing}",
+            subject=token,
+            hint="`signkit token objects --login` lists keys and certificates",
+        )
+    raise KeyAmbiguousError(
+        f"{len(candidates)} keys match {selector.describe()}: {listing}",
+        subject=token,
+        hint="choose one with --key-label, --key-id, --cert-fingerprint or --key pkcs11:...",
+    )
+
+
+class TokenSession:
+    """One token with one session: public until ``login``, then the user's."""
+
+    def __init__(self, module: Pkcs11Module | None, info: TokenInfo, token: Any) -> None:
+        self.module = module
+        self.info = info
+        self._token = token
+        self._session: Any = None
+        self._logged_in = False
+        self._mechanisms: frozenset[Mechanism] | None = None
+        try:
+            self._session = token.open()
+        except p11e.PKCS11Error as exc:
+            raise wrap_pkcs11_error(
+                exc, subject=info.display_name(), action="opening a session"
+            ) from exc
+
+    @classmethod
+    @contextmanager
+    def public(cls, info: TokenInfo, token: Any) -> Iterator[TokenSession]:
+        """A short-lived public session (for narrowing a selection)."""
+        ts = cls(None, info, token)
+        try:
+            yield ts
+        finally:
+            ts.close()
+
+    @property
+    def name(self) -> str:
+        """Human name of the token."""
+        return self.info.display_name()
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether the one login of this run happened."""
+        return self._logged_in
+
+    def close(self) -> None:
+        """Close the session (idempotent, never raises)."""
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception:  # noqa: S110 - closing must not mask the real error
+                pass
+
+    def _objects(self, cls: ObjectClass) -> list[Any]:
+        try:
+            return list(self._session.get_objects({Attribute.CLASS: cls}))
+        except p11e.PKCS11Error as exc:
+            raise wrap_pkcs11_error(exc, subject=self.name, action="listing objects") from exc
+
+    def certificates(self) -> list[CertInfo]:
+        """X.509 certificates on the token (no login needed)."""
+        certs = []
+        for obj in self._objects(ObjectClass.CERTIFICATE):
+            attrs = _attributes(obj, (Attribute.VALUE, Attribute.LABEL, Attribute.ID))
+            der = attrs.get(Attribute.VALUE)
+            if not der:
+                continue
+            try:
+                certs.append(
+                    describe_certificate(
+                        bytes(der),
+                        label=_text(attrs.get(Attribute.LABEL, "")),
+                        id=bytes(attrs.get(Attribute.ID, b"")),
+                    )
+                )
+            except TokenError:
+                raise
+            except Exception:  # noqa: S112 - a malformed certificate object is skipped, not fatal
+                continue
+        return certs
+
+    def _key_info(self, obj: Any, *, private: bool) -> KeyInfo:
+        wanted = [Attribute.LABEL, Attribute.ID, Attribute.KEY_TYPE]
+        if private:
+            wanted.append(Attribute.ALWAYS_AUTHENTICATE)
+        attrs = _attributes(obj, wanted)
+        key_type = attrs.get(Attribute.KEY_TYPE)
+        size: int | None = None
+        pkid: str | None = None
+        if key_type == KeyType.RSA:
+            rsa = _attributes(obj, (Attribute.MODULUS,))
+            modulus = rsa.get(Attribute.MODULUS)
+            if modulus:
+                n = int.from_bytes(bytes(modulus), "big")
+                size = n.bit_length()
+                pkid = public_key_id_from_rsa(n)
+        elif key_type == KeyType.EC:
+            ec = _attributes(obj, (Attribute.EC_PARAMS, Attribute.EC_POINT))
+            size = _EC_CURVE_BITS.get(bytes(ec.get(Attribute.EC_PARAMS, b"")))
+            point = ec.get(Attribute.EC_POINT)
+            if point:
+                pkid = public_key_id_from_ec_point(_unwrap_octet_string(bytes(point)))
+        names = {KeyType.RSA: "RSA", KeyType.EC: "EC"}
+        type_name = names[key_type] if key_type in names else str(key_type)
+        return KeyInfo(
+            label=_text(attrs.get(Attribute.LABEL, "")),
+            id=bytes(attrs.get(Attribute.ID, b"")),
+            key_type=type_name,
+            key_size=size,
+            private=private,
+            always_authenticate=bool(attrs.get(Attribute.ALWAYS_AUTHENTICATE, False)),
+            public_key_id=pkid,
+        )
+
+    def public_keys(self) -> list[KeyInfo]:
+        """Public key objects (no login needed)."""
+        return [self._key_info(o, private=False) for o in self._objects(ObjectClass.PUBLIC_KEY)]
+
+    def private_keys(self) -> list[KeyInfo]:
+        """Private key objects (usually visible only after login)."""
+        return [self._key_info(o, private=True) for o in self._objects(ObjectClass.PRIVATE_KEY)]
+
+    def pairs(self) -> list[KeyPair]:
+        """Private keys paired with their certificates."""
+        return pair_keys(self.private_keys(), self.certificates(), self.public_keys())
+
+    def mechanisms(self) -> frozenset[Mechanism]:
+        """Mechanisms the token offers (read once)."""
+        if self._mechanisms is None:
+            try:
+                self._mechanisms = frozenset(self._token.slot.get_mechanisms())
+            except p11e.PKCS11Error as exc:
+                raise wrap_pkcs11_error(
+                    exc, subject=self.name, action="listing mechanisms"
+                ) from exc
+        return self._mechanisms
+
+    def mechanism_names(self) -> list[str]:
+        """Names of the signing mechanisms offered, for people."""
+        names = []
+        for mech in sorted(self.mechanisms(), key=int):
+            name = getattr(mech, "name", None) or f"0x{int(mech):08x}"
+            if "RSA" in name or "ECDSA" in name or "EDDSA" in name:
+                names.append(name)
+        return names
+
+    def refresh_flags(self) -> TokenFlags:
+        """Read the token flags again (after a failed login)."""
+        try:
+            return _flags(int(self._token.slot.get_token().flags))
+        except p11e.PKCS11Error as exc:
+            raise wrap_pkcs11_error(exc, subject=self.name, action="reading flags") from exc
+
+    def login(self, pin: Pin | None) -> None:
+        """Exactly one C_Login as the user; ``None`` uses the PIN pad."""
+        if self._logged_in:
+            return
+        try:
+            user_pin: Any = PROTECTED_AUTH if pin is None else pin.reveal()
+            session = self._token.open(user_pin=user_pin)
+        except p11e.PKCS11Error as exc:
+            raise wrap_pkcs11_error(exc, subject=self.name, action="logging in") from None
+        self.close()
+        self._session = session
+        self._logged_in = True
+
+    def signer(
+        self,
+        pair: KeyPair,
+        *,
+        context_pin: Pin | None = None,
+        allow_sha1: bool = False,
+    ) -> TokenSigner:
+        """A Signer for ``pair`` on this (logged-in) session."""
+        if pair.cert is None:
+            raise KeyNotFoundError("the key has no certificate", subject=self.name)
+        if pair.key.always_authenticate and context_pin is None:
+            raise PinUnavailableError(
+                "the key needs a login before every signature "
+                "(CKA_ALWAYS_AUTHENTICATE), but no PIN is kept for it",
+                subject=self.name,
+                hint="PIN-pad tokens with such keys are not supported yet; use a PIN source",
+            )
+        handle = self._find_private_key(pair.key)
+        chain = tuple(
+            c.der for c in self.certificates() if c.is_ca and c.sha256 != pair.cert.sha256
+        )
+        return TokenSigner(
+            session=self,
+            key=handle,
+            info=pair.key,
+            certificate_der=pair.cert.der,
+            chain_der=chain,
+            context_pin=context_pin if pair.key.always_authenticate else None,
+            allow_sha1=allow_sha1,
+        )
+
+    def _find_private_key(self, key: KeyInfo) -> Any:
+        for obj in self._objects(ObjectClass.PRIVATE_KEY):
+            if self._key_info(obj, private=True) == key:
+                return obj
+        raise KeyNotFoundError("the selected key vanished from the token", subject=self.name)
+
+
+def _unwrap_octet_string(point: bytes) -> bytes:
+    # CKA_EC_POINT is DER OCTET STRING wrapping the point; some tokens omit the wrapper.
+    if len(point) > 2 and point[0] == 0x04 and point[1] in (0x41, 0x61, 0x81):
+        if point[1] == 0x81 and len(point) == point[2] + 3:
+            return point[3:]
+        if point[1] != 0x81 and len(point) == point[1] + 2:
+            return point[2:]
+    return point
+
+
+@dataclass(kw_only=True)
+class TokenSigner:
+    """Signs with one private key on a logged-in token session (implements Signer)."""
+
+    session: TokenSession
+    key: Any
+    info: KeyInfo
+    certificate_der: bytes
+    chain_der: tuple[bytes, ...]
+    context_pin: Pin | None
+    allow_sha1: bool
+
+    @property
+    def key_type(self) -> str:
+        """'RSA' or 'EC'."""
+        return self.info.key_type
+
+    @property
+    def key_size(self) -> int | None:
+        """Key size in bits."""
+        return self.info.key_size
+
+    def default_scheme(self) -> SignatureScheme:
+        """PKCS#1 v1.5 for RSA (what real tokens and documents use), ECDSA for EC."""
+        return "ecdsa" if self.info.key_type == "EC" else "pkcs1v15"
+
+    def plan(self, digest_algorithm: str, scheme: SignatureScheme) -> tuple[Mechanism, bool]:
+        """(mechanism, hash on host?) for this token; raises when it cannot sign so."""
+        algo = check_digest(digest_algorithm, allow_sha1=self.allow_sha1)
+        if (scheme == "ecdsa") != (self.info.key_type == "EC"):
+            raise MechanismError(
+                f"a {self.info.key_type} key cannot make {scheme} signatures",
+                subject=self.session.name,
+            )
+        offered = self.session.mechanisms()
+        combined = _HASH_MECHS.get((scheme, algo))
+        if combined is not None and combined in offered:
+            return combined, False
+        raw = _RAW_MECHS[scheme]
+        if raw in offered and (scheme != "pss" or algo in _PSS_PARAMS):
+            return raw, True
+        raise MechanismError(
+            f"the token offers no mechanism for {scheme} with {algo}",
+            subject=self.session.name,
+            hint="`signkit token info` lists the token's mechanisms",
+        )
+
+    def sign(self, data: bytes, *, digest_algorithm: str, scheme: SignatureScheme) -> bytes:
+        """Sign ``data``; hash on the token when it can, else on the host."""
+        algo = check_digest(digest_algorithm, allow_sha1=self.allow_sha1)
+        mech, host_hash = self.plan(algo, scheme)
+        param: Any = _PSS_PARAMS[algo] if scheme == "pss" else None
+        payload = data
+        if host_hash:
+            value = digest(data, algo)
+            payload = digest_info(value, algo) if scheme == "pkcs1v15" else value
+        pin = self.context_pin.reveal() if self.context_pin is not None else None
+        try:
+            sig = bytes(self.key.sign(payload, mechanism=mech, mechanism_param=param, pin=pin))
+        except p11e.PKCS11Error as exc:
+            raise wrap_pkcs11_error(exc, subject=self.session.name, action="signing") from None
+        return ecdsa_raw_to_der(sig) if scheme == "ecdsa" else sig
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the signer certificate."""
+        return hashlib.sha256(self.certificate_der).hexdigest()

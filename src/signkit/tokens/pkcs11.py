@@ -215,7 +215,9 @@ class Pkcs11Module:
         return [
             (info, tok)
             for info, tok in self._present()
-            if (selector.token_label is None or info.label == selector.token_label)
+            # An uninitialised token (a free SoftHSM slot, a blank card) holds no keys.
+            if info.flags.initialized
+            and (selector.token_label is None or info.label == selector.token_label)
             and (selector.token_serial is None or info.serial == selector.token_serial)
             and (selector.slot is None or info.slot_id == selector.slot)
         ]
@@ -252,12 +254,17 @@ class Pkcs11Module:
 
 def _has_public_match(info: TokenInfo, token: Any, selector: KeySelector) -> bool:
     """Whether the token's public objects could satisfy the key criteria."""
-    with TokenSession.public(info, token) as ts:
-        certs = ts.certificates()
-        pubs = ts.public_keys()
+    try:
+        with TokenSession.public(info, token) as ts:
+            certs = ts.certificates()
+            pubs = ts.public_keys()
+    except TokenError:
+        return False
     for cert in certs:
         if _cert_matches(cert, selector):
             return True
+    if selector.cert_fingerprint is not None:
+        return False
     return any(_label_id_match(k.label, k.id, selector) for k in pubs)
 
 

@@ -25,6 +25,14 @@ DIGEST_INFO_PREFIX: dict[str, bytes] = {
 }
 
 
+# Separator-free spellings to canonical names ("SHA-384" and "sha3-384" differ
+# only after the "sha3" prefix, so match whole names, never prefixes).
+_DIGEST_ALIASES = {
+    "sha1": "sha1", "sha256": "sha256", "sha384": "sha384", "sha512": "sha512",
+    "sha3256": "sha3_256", "sha3384": "sha3_384", "sha3512": "sha3_512",
+}  # fmt: skip
+
+
 class Signer(Protocol):
     """A key that signs, with its certificate."""
 
@@ -50,9 +58,8 @@ class Signer(Protocol):
 
 def check_digest(digest_algorithm: str, *, allow_sha1: bool) -> str:
     """Normalise a digest name and refuse weak ones unless explicitly allowed."""
-    name = digest_algorithm.lower().replace("-", "_")
-    if name.startswith("sha3") and "_" not in name:
-        name = "sha3_" + name[4:]
+    compact = digest_algorithm.lower().replace("-", "").replace("_", "")
+    name = _DIGEST_ALIASES.get(compact, compact)
     if name in WEAK_DIGESTS:
         if not allow_sha1:
             raise MechanismError(

@@ -1,0 +1,201 @@
+"""`signkit token …` as users and cron run it: exit codes, messages, no PIN anywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import Runner
+from signkit import __version__
+from support.infra import SoftHsm, spy_calls, spy_module
+
+pytestmark = pytest.mark.softhsm
+
+WRONG_PIN = "904417"
+
+
+def spy_env(softhsm: SoftHsm, log: Path) -> dict[str, str]:
+    return {"PKCS11SPY": softhsm.module, "PKCS11SPY_OUTPUT": str(log)}
+
+
+def logins(log: Path) -> list[str]:
+    return [block for name, block in spy_calls(log) if name == "C_Login"]
+
+
+def assert_no_pin(pin: str, *texts: str) -> None:
+    for text in texts:
+        assert pin not in text
+
+
+def test_version_and_help_show_exit_codes(signkit: Runner) -> None:
+    assert signkit("--version").stdout.strip() == f"signkit {__version__}"
+    help_text = " ".join(signkit("--help").stdout.split())
+    assert "Exit codes" in help_text and "4 token or PIN error" in help_text
+
+
+def test_list_human_and_json(signkit: Runner, softhsm: SoftHsm) -> None:
+    proc = signkit("token", "list", "--module", softhsm.module)
+    assert proc.returncode == 0, proc.stderr
+    assert "signkit-test-a" in proc.stderr and "login required" in proc.stderr
+    assert proc.stdout == ""  # human output goes to stderr only
+    proc = signkit("token", "list", "--module", softhsm.module, "--json")
+    data = json.loads(proc.stdout)
+    labels = {t["label"] for m in data["modules"] for t in m["tokens"]}
+    assert {"signkit-demo", "signkit-test-a", "signkit-test-b", "signkit-test-c"} <= labels
+
+
+def test_common_flags_on_every_subcommand(signkit: Runner, softhsm: SoftHsm) -> None:
+    common = ["--json", "-v", "--debug", "--module", softhsm.module]
+    sel = ["--token-label", "signkit-demo"]
+    for args in (["list"], ["info", *sel], ["objects", *sel], ["clear-guard", *sel]):
+        proc = signkit("token", *args, *common)
+        assert proc.returncode == 0, (args, proc.stderr)
+        json.loads(proc.stdout)
+    proc = signkit("token", "login", *sel, *common, env={"SIGNKIT_PIN": softhsm.user_pin})
+    assert proc.returncode == 0 and json.loads(proc.stdout)["login"] == "ok"
+
+
+def test_info_shows_mechanisms(signkit: Runner, softhsm: SoftHsm) -> None:
+    proc = signkit("token", "info", "--module", softhsm.module, "--token-label", "signkit-demo",
+                   "--json")  # fmt: skip
+    data = json.loads(proc.stdout)
+    assert "SHA256_RSA_PKCS" in data["mechanisms"] and data["flags"]["login_required"]
+    raw = signkit("token", "info", "--module", softhsm.module, "--token-label", "signkit-demo",
+                  "--json", rawonly=True)  # fmt: skip
+    assert json.loads(raw.stdout)["mechanisms"] == ["RSA_PKCS", "ECDSA"]
+
+
+def test_objects_lists_vietnamese_labels_without_login(signkit: Runner, softhsm: SoftHsm) -> None:
+    proc = signkit("token", "objects", "--module", softhsm.module, "--token-label",
+                   "signkit-test-a")  # fmt: skip
+    assert proc.returncode == 0
+    assert "Nguyễn Văn An's Test-CA SHA2 Certificate" in proc.stderr
+    assert "UID=MST:0100000000-999" in proc.stderr
+    assert "private keys are listed with --login" in proc.stderr
+
+
+def test_objects_with_login_pairs_keys(signkit: Runner, softhsm: SoftHsm) -> None:
+    proc = signkit("token", "objects", "--module", softhsm.module, "--token-label",
+                   "signkit-test-c", "--login", "--json",
+                   env={"SIGNKIT_PIN": softhsm.user_pin})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    pairs = {p["key_id"]: p["paired_by"] for p in json.loads(proc.stdout)["pairs"]}
+    assert pairs["25"] == "public-key" and pairs["21"] == "id"
+
+
+def test_wrong_pin_means_exactly_one_login_and_no_pin_leak(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    log = tmp_path / "spy.log"
+    proc = signkit("token", "login", "--module", spy_module(), "--token-label", "signkit-test-b",
+                   "--debug", env={"SIGNKIT_PIN": WRONG_PIN, **spy_env(softhsm, log)})  # fmt: skip
+    assert proc.returncode == 4
+    assert "error: token 'signkit-test-b'" in proc.stderr and "PIN rejected" in proc.stderr
+    assert "never retries" in proc.stderr
+    assert len(logins(log)) == 1
+    assert_no_pin(WRONG_PIN, proc.stdout, proc.stderr)
+    for name, block in spy_calls(log):
+        if name != "C_Login":
+            assert WRONG_PIN not in block
+    assert "Traceback" in proc.stderr  # --debug shows where, but never the PIN
+
+
+def test_unattended_guard_blocks_cron_after_a_wrong_pin(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    base = ["--module", spy_module(), "--token-label", "signkit-test-c"]
+    log1, log2, log3 = tmp_path / "1.log", tmp_path / "2.log", tmp_path / "3.log"
+    first = signkit(
+        "token", "login", *base, env={"SIGNKIT_PIN": WRONG_PIN, **spy_env(softhsm, log1)}
+    )
+    assert first.returncode == 4 and "unattended logins on this token are blocked" in first.stderr
+    second = signkit("token", "login", *base,
+                     env={"SIGNKIT_PIN": softhsm.user_pin, **spy_env(softhsm, log2)})  # fmt: skip
+    assert second.returncode == 4 and "blocked since" in second.stderr
+    assert "clear-guard" in second.stderr
+    assert logins(log2) == []  # the token was not touched
+    cleared = signkit("token", "clear-guard", "--module", softhsm.module, "--token-label",
+                      "signkit-test-c")  # fmt: skip
+    assert cleared.returncode == 0 and "allowed again" in cleared.stderr
+    third = signkit("token", "login", *base,
+                    env={"SIGNKIT_PIN": softhsm.user_pin, **spy_env(softhsm, log3)})  # fmt: skip
+    assert third.returncode == 0, third.stderr
+    assert len(logins(log3)) == 1
+
+
+def test_pin_file_and_stdin(signkit: Runner, softhsm: SoftHsm, tmp_path: Path) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(softhsm.user_pin + "\n")
+    pin_file.chmod(0o600)
+    base = ["token", "login", "--module", softhsm.module, "--token-label", "signkit-demo"]
+    proc = signkit(*base, "--pin-file", str(pin_file))
+    assert proc.returncode == 0 and "PIN accepted (file)" in proc.stderr
+    proc = signkit(*base, "--pin-stdin", input=softhsm.user_pin + "\n")
+    assert proc.returncode == 0 and "PIN accepted (stdin)" in proc.stderr
+    proc = signkit(*base, "--pin-stdin", "--pin-file", str(pin_file))
+    assert proc.returncode == 2 and "choose one of" in proc.stderr
+    missing = signkit(*base, "--pin-file", str(tmp_path / "absent"))
+    assert missing.returncode == 3 and "PIN file not found" in missing.stderr
+
+
+def test_no_pin_source_off_a_terminal(signkit: Runner, softhsm: SoftHsm) -> None:
+    proc = signkit("token", "login", "--module", softhsm.module, "--token-label", "signkit-demo")
+    assert proc.returncode == 4
+    assert "no PIN source" in proc.stderr and "SIGNKIT_PIN" in proc.stderr
+
+
+def test_no_pin_option_in_argv(signkit: Runner, softhsm: SoftHsm) -> None:
+    proc = signkit("token", "login", "--module", softhsm.module, "--pin", "1234")
+    assert proc.returncode == 2
+    proc = signkit("token", "login", "--module", softhsm.module,
+                   "--key", "pkcs11:token=signkit-demo?pin-value=1234")  # fmt: skip
+    assert proc.returncode == 2 and "command line" in proc.stderr
+    assert "1234" not in proc.stderr.replace("pin-value=1234", "")
+
+
+def test_missing_module_and_absent_token(signkit: Runner, softhsm: SoftHsm) -> None:
+    proc = signkit("token", "list", "--module", "/opt/vendor/libnothere.so")
+    assert proc.returncode == 4
+    assert proc.stderr.startswith("error: PKCS#11 module /opt/vendor/libnothere.so: file does")
+    assert "hint:" in proc.stderr and "Traceback" not in proc.stderr
+    proc = signkit("token", "info", "--module", softhsm.module, "--token-label", "USB-Token-X")
+    assert proc.returncode == 4
+    assert "no token matches --token-label 'USB-Token-X'" in proc.stderr
+    assert "signkit-demo" in proc.stderr and "hint: plug the token in" in proc.stderr
+
+
+def test_ambiguous_selection_lists_tokens(signkit: Runner, softhsm: SoftHsm) -> None:
+    proc = signkit("token", "info", "--module", softhsm.module)
+    assert proc.returncode == 4 and "tokens match" in proc.stderr
+    assert "--token-label" in proc.stderr
+
+
+def test_locked_token_flag_stops_before_c_login(
+    softhsm: SoftHsm, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SoftHSM never locks: the flag is injected where the token layer reads it."""
+    import signkit.tokens.pkcs11 as p11
+    from signkit.cli.app import build_app
+    from signkit.cli.context import AppState
+    from signkit.tokens.pin import Pin
+
+    log = tmp_path / "spy.log"
+    monkeypatch.setenv("PKCS11SPY", softhsm.module)
+    monkeypatch.setenv("PKCS11SPY_OUTPUT", str(log))
+    real = p11._flags
+    for flag, message, code in (
+        (0x00040000, "PIN locked; no login attempted", 4),  # CKF_USER_PIN_LOCKED
+        (0x00020000, "one PIN try left", 4),  # CKF_USER_PIN_FINAL_TRY
+    ):
+        monkeypatch.setattr(p11, "_flags", lambda raw, f=flag: real(raw | f))
+        result = CliRunner().invoke(
+            build_app(),
+            ["token", "login", "--module", spy_module(), "--token-label", "signkit-demo"],
+            obj=AppState(env_pin=Pin(softhsm.user_pin)),
+        )
+        assert result.exit_code == code
+        assert message in result.output
+        assert logins(log) == []

@@ -1,0 +1,1 @@
+"""Shared test helpers: the SoftHSM tokens, the PKI services, running signkit."""

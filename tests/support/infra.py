@@ -1,0 +1,184 @@
+"""Real test infrastructure: SoftHSM tokens and the certomancer PKI services.
+
+Nothing here skips: when SoftHSM or the PKI cannot be started the fixture
+fails with the reason, so CI can never pass on tests that did not run.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+PKI_CONFIG = REPO / "fixtures" / "pki" / "certomancer.yml"
+PKI_ARCH = "signkit-test"
+PKI_PORT = 9781
+PKI_BASE = f"http://127.0.0.1:{PKI_PORT}/{PKI_ARCH}"
+OCSP_URL = f"{PKI_BASE}/ocsp/interm-ca"
+TSA_URL = f"{PKI_BASE}/tsa/tsa"
+CRL_INTERM_URL = f"{PKI_BASE}/crls/interm-ca/latest.crl"
+SPY_MODULE_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so",
+    "/usr/lib/aarch64-linux-gnu/pkcs11/pkcs11-spy.so",
+    "/usr/lib/pkcs11/pkcs11-spy.so",
+)
+
+
+class InfraError(RuntimeError):
+    """Test infrastructure could not be brought up."""
+
+
+def load_init_tokens() -> ModuleType:
+    """softhsm/init_tokens.py as a module (its layout parser is the source of truth)."""
+    spec = importlib.util.spec_from_file_location(
+        "init_tokens", REPO / "softhsm" / "init_tokens.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["init_tokens"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class SoftHsm:
+    """A private SoftHSM token directory built from softhsm/layout.toml."""
+
+    directory: Path
+    conf: Path
+    rawonly_conf: Path
+    module: str
+    user_pin: str
+    so_pin: str
+
+    def env(self, *, rawonly: bool = False) -> dict[str, str]:
+        """Environment variables that point SoftHSM at this directory."""
+        return {"SOFTHSM2_CONF": str(self.rawonly_conf if rawonly else self.conf)}
+
+
+def build_softhsm(directory: Path) -> SoftHsm:
+    """Run the loader script into ``directory``; fail loudly."""
+    if shutil.which("softhsm2-util") is None:
+        raise InfraError("softhsm2-util not found: install the Debian package softhsm2")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "softhsm" / "init_tokens.py"), "--dir", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise InfraError(f"SoftHSM token setup failed:\n{proc.stdout}\n{proc.stderr}")
+    init_tokens = load_init_tokens()
+    layout = init_tokens.load_layout()
+    return SoftHsm(
+        directory=directory,
+        conf=directory / "softhsm2.conf",
+        rawonly_conf=directory / "softhsm2-rawonly.conf",
+        module=init_tokens.find_module(None),
+        user_pin=layout.user_pin,
+        so_pin=layout.so_pin,
+    )
+
+
+def port_in_use(port: int) -> bool:
+    """True when something already listens on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class PkiServices:
+    """`certomancer animate` serving OCSP, CRLs, AIA and the TSA on loopback."""
+
+    def __init__(self, port: int = PKI_PORT, log: Path | None = None) -> None:
+        self.port = port
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> PkiServices:
+        """Start and wait until the CRL endpoint answers; a busy port is an error."""
+        if port_in_use(self.port):
+            raise InfraError(
+                f"port {self.port} on 127.0.0.1 is busy: the test PKI's certificates name "
+                f"http://127.0.0.1:{self.port}, so the services must listen there; stop "
+                "whatever holds the port (e.g. a leftover `certomancer animate`)"
+            )
+        certomancer = shutil.which("certomancer", path=os.path.dirname(sys.executable))
+        cmd = [certomancer] if certomancer else [sys.executable, "-m", "certomancer"]
+        cmd += ["--config", str(PKI_CONFIG), "animate", "--port", str(self.port), "--no-web-ui"]
+        out = self.log.open("wb") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}/{PKI_ARCH}/crls/interm-ca/latest.crl"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise InfraError(f"certomancer animate exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise InfraError(f"certomancer animate did not answer on port {self.port}")
+
+    def stop(self) -> None:
+        """Stop the services."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def spy_module() -> str:
+    """OpenSC's pkcs11-spy module, which logs every PKCS#11 call."""
+    for path in SPY_MODULE_CANDIDATES:
+        if os.path.exists(path):
+            return path
+    raise InfraError("pkcs11-spy.so not found: install the Debian package opensc")
+
+
+def spy_calls(log: Path) -> list[tuple[str, str]]:
+    """(function name, whole block) for each call in a pkcs11-spy log."""
+    calls: list[tuple[str, str]] = []
+    current: list[str] = []
+    name = ""
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        head = line.split(": ", 1)
+        if len(head) == 2 and head[0].isdigit() and head[1].startswith("C_"):
+            if name:
+                calls.append((name, "\n".join(current)))
+            name, current = head[1].split()[0], [line]
+        elif name:
+            current.append(line)
+    if name:
+        calls.append((name, "\n".join(current)))
+    return calls
+
+
+@functools.cache
+def _pki_arch() -> Any:
+    from certomancer.registry import CertomancerConfig
+
+    return CertomancerConfig.from_file(str(PKI_CONFIG)).get_pki_arch(PKI_ARCH)
+
+
+@functools.cache
+def pki_certificate(label: str) -> bytes:
+    """DER of one certificate of the test PKI (certomancer's Python API)."""
+    return bytes(_pki_arch().get_cert(label).dump())

@@ -1,0 +1,73 @@
+"""RFC 7512 pkcs11: URI parsing."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from signkit.errors import UsageError
+from signkit.tokens.model import KeySelector
+from signkit.tokens.uri import merge_selectors, parse_pkcs11_uri
+
+
+def test_rfc7512_examples() -> None:
+    uri = parse_pkcs11_uri(
+        "pkcs11:token=The%20Software%20PKCS%2311%20Softtoken;"
+        "manufacturer=Snake%20Oil,%20Inc.;model=1.0;object=my-certificate;"
+        "type=cert;id=%69%95%3E%5C%F4%BD%EC%91;serial="
+        "?module-path=/usr/lib/p11.so"
+    )
+    assert uri.selector.token_label == "The Software PKCS#11 Softtoken"
+    assert uri.selector.key_label == "my-certificate"
+    assert uri.selector.key_id == bytes.fromhex("69953e5cf4bdec91")
+    assert uri.selector.token_serial == ""
+    assert uri.module_path == "/usr/lib/p11.so"
+    assert uri.object_type == "cert"
+
+
+def test_utf8_label_and_slot() -> None:
+    uri = parse_pkcs11_uri("pkcs11:slot-id=7;object=Nguy%E1%BB%85n")
+    assert uri.selector.slot == 7
+    assert uri.selector.key_label == "Nguyễn"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("file:foo", "not a pkcs11: URI"),
+        ("pkcs11:token", "has no value"),
+        ("pkcs11:colour=red", "unknown or misplaced"),
+        ("pkcs11:token=a;token=b", "given twice"),
+        ("pkcs11:slot-id=x", "not a number"),
+        ("pkcs11:object=%FF", "not UTF-8"),
+    ],
+)
+def test_bad_uris(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_pkcs11_uri(text)
+
+
+def test_pin_value_is_refused() -> None:
+    with pytest.raises(UsageError) as err:
+        parse_pkcs11_uri("pkcs11:token=t?pin-value=1234")
+    assert "1234" not in str(err.value) and "command line" in str(err.value)
+
+
+def test_vendor_attributes_are_ignored() -> None:
+    assert parse_pkcs11_uri("pkcs11:token=t;x-vendor=1").selector.token_label == "t"
+
+
+def test_merge_conflicts() -> None:
+    a = KeySelector(token_label="a", key_label="k")
+    assert merge_selectors(a, KeySelector(key_label="k", slot=3), what="x").slot == 3
+    with pytest.raises(UsageError, match="different values"):
+        merge_selectors(a, KeySelector(token_label="b"), what="x")
+
+
+@given(st.text())
+def test_parser_never_crashes(text: str) -> None:
+    try:
+        parse_pkcs11_uri("pkcs11:" + text)
+    except UsageError:
+        pass

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from conftest import Runner
 from signkit import __version__
@@ -199,3 +199,9 @@ def test_locked_token_flag_stops_before_c_login(
         assert result.exit_code == code
         assert message in result.output
         assert logins(log) == []
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_script(signkit: Runner, shell: str) -> None:
+    proc = signkit("completion", shell)
+    assert proc.returncode == 0 and "_SIGNKIT_COMPLETE" in proc.stdout

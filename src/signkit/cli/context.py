@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import functools
-import getpass
-import json
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import typer
+import click
 
 from signkit.errors import ExitCode, SignkitError
-from signkit.tokens.pin import Pin
+from signkit.tokens.secret import Pin
 
 
 @dataclass(frozen=True, kw_only=True)
 class AppState:
-    """What the entry point captured before Typer ran."""
+    """What the entry point captured before the CLI ran."""
 
     env_pin: Pin | None = None
     """SIGNKIT_PIN, removed from the environment at start-up."""
+
+
+@functools.cache
+def _console() -> Any:
+    from rich.console import Console
+
+    # Off a terminal (logs, cron mail) do not wrap tables at 80 columns.
+    width = None if sys.stderr.isatty() else 200
+    return Console(stderr=True, highlight=False, soft_wrap=True, width=width)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +43,16 @@ class Output:
     """Only errors on stderr."""
     debug: bool = False
     """Tracebacks on errors."""
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> Output:
+        """Take the output options out of a command's keyword arguments."""
+        return cls(
+            json=options.pop("json_output", False),
+            verbose=options.pop("verbose", False),
+            quiet=options.pop("quiet", False),
+            debug=options.pop("debug", False),
+        )
 
     def console(self) -> Any:
         """The one rich Console (stderr)."""
@@ -53,33 +69,27 @@ class Output:
 
     def emit_json(self, data: Any) -> None:
         """The machine report on stdout."""
+        import json
+
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
         sys.stdout.flush()
 
     def fail(self, exc: SignkitError) -> NoReturn:
         """Print ``error: <subject>: <reason>`` (+ hint) and exit with the error's code."""
         if self.debug:
+            import traceback
+
             traceback.print_exc(file=sys.stderr)
         console = self.console()
         console.print(f"error: {exc}", style="bold red", markup=False)
         if exc.hint:
             console.print(f"hint: {exc.hint}", markup=False)
-        raise typer.Exit(int(exc.exit_code))
+        raise click.exceptions.Exit(int(exc.exit_code))
 
 
-@functools.cache
-def _console() -> Any:
-    from rich.console import Console
-
-    # Off a terminal (logs, cron mail) do not wrap tables at 80 columns.
-    width = None if sys.stderr.isatty() else 200
-    return Console(stderr=True, highlight=False, soft_wrap=True, width=width)
-
-
-def get_state(ctx: typer.Context) -> AppState:
+def get_state() -> AppState:
     """The AppState of this run (an empty one under test runners)."""
-    root = ctx.find_root()
-    obj = root.obj
+    obj = click.get_current_context().find_root().obj
     return obj if isinstance(obj, AppState) else AppState()
 
 
@@ -91,11 +101,13 @@ def run_command(out: Output, body: Callable[[], int]) -> NoReturn:
         out.fail(exc)
     except KeyboardInterrupt:
         out.console().print("error: interrupted", style="bold red", markup=False)
-        raise typer.Exit(130) from None
-    except typer.Exit:
+        raise click.exceptions.Exit(130) from None
+    except click.exceptions.Exit:
         raise
     except Exception as exc:
         if out.debug:
+            import traceback
+
             traceback.print_exc(file=sys.stderr)
         out.console().print(
             f"error: internal error ({type(exc).__name__}); run again with --debug "
@@ -103,8 +115,8 @@ def run_command(out: Output, body: Callable[[], int]) -> NoReturn:
             style="bold red",
             markup=False,
         )
-        raise typer.Exit(int(ExitCode.INTERNAL)) from None
-    raise typer.Exit(code)
+        raise click.exceptions.Exit(int(ExitCode.INTERNAL)) from None
+    raise click.exceptions.Exit(code)
 
 
 class TerminalPinIO:
@@ -116,6 +128,8 @@ class TerminalPinIO:
 
     def prompt_pin(self, prompt: str) -> str:
         """Ask for the PIN without echo."""
+        import getpass
+
         return getpass.getpass(prompt, stream=sys.stderr)
 
     def confirm(self, question: str) -> bool:

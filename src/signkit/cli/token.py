@@ -4,38 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
 from .context import Output, TerminalPinIO, get_state, run_command
-from .options import (
-    DebugOpt,
-    JsonOpt,
-    KeyUriOpt,
-    ModuleOpt,
-    PinFileOpt,
-    PinPadOpt,
-    PinStdinOpt,
-    QuietOpt,
-    SlotOpt,
-    TokenLabelOpt,
-    TokenSerialOpt,
-    VerboseOpt,
-)
-from .tokenspec import build_token_spec
+from .options import module_option, output_options, pin_options, token_options
 
 if TYPE_CHECKING:
     from signkit.tokens.access import TokenSpec
     from signkit.tokens.pkcs11 import TokenSession
 
-app = typer.Typer(help="Find tokens, keys and certificates; check the PIN.", no_args_is_help=True)
 
-ProbeTimeoutOpt = Annotated[
-    float,
-    typer.Option("--probe-timeout", help="Seconds a module may take to answer before it is "
-                 "reported as hung.", min=0.5),
-]  # fmt: skip
+@click.group("token", no_args_is_help=True)
+def group() -> None:
+    """Find tokens, keys and certificates; check the PIN."""
 
 
 @contextmanager
@@ -52,17 +35,33 @@ def _flags_text(flags: dict[str, bool]) -> str:
     return ", ".join(k.replace("_", " ") for k, v in flags.items() if v) or "-"
 
 
-@app.command("list")
-def list_tokens(
-    module: ModuleOpt = None,
-    probe_timeout: ProbeTimeoutOpt = 15.0,
-    json: JsonOpt = False,
-    verbose: VerboseOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+def _spec(options: dict[str, Any], **extra: Any) -> TokenSpec:
+    from .tokenspec import build_token_spec
+
+    return build_token_spec(
+        key_label=options.pop("key_label", None),
+        key_id=options.pop("key_id", None),
+        cert_fingerprint=options.pop("cert_fingerprint", None),
+        **options,
+        **extra,
+    )
+
+
+@group.command("list")
+@module_option
+@click.option(
+    "--probe-timeout",
+    type=click.FloatRange(min=0.5),
+    default=15.0,
+    show_default=True,
+    help="Seconds a module may take to answer before it is reported as hung.",
+)
+@output_options
+def list_tokens(module: str | None, probe_timeout: float, **options: Any) -> None:
     """List PKCS#11 modules and the tokens in their slots (no login)."""
-    out = Output(json=json, verbose=verbose, quiet=quiet, debug=debug)
+    out = Output.from_options(options)
+    json = out.json
+    quiet = out.quiet
 
     def body() -> int:
         from signkit.errors import TokenNotFoundError
@@ -114,27 +113,16 @@ def list_tokens(
     run_command(out, body)
 
 
-@app.command("info")
-def info(
-    ctx: typer.Context,
-    module: ModuleOpt = None,
-    token_label: TokenLabelOpt = None,
-    token_serial: TokenSerialOpt = None,
-    slot: SlotOpt = None,
-    key_uri: KeyUriOpt = None,
-    json: JsonOpt = False,
-    verbose: VerboseOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@group.command("info")
+@token_options
+@output_options
+def info(**options: Any) -> None:
     """Show one token: identity, PIN state flags, signing mechanisms (no login)."""
-    out = Output(json=json, verbose=verbose, quiet=quiet, debug=debug)
+    out = Output.from_options(options)
+    json = out.json
 
     def body() -> int:
-        spec = build_token_spec(
-            module=module, token_label=token_label, token_serial=token_serial, slot=slot,
-            key_label=None, key_id=None, cert_fingerprint=None, key_uri=key_uri,
-        )  # fmt: skip
+        spec = _spec(options)
         with _public_session(spec) as session:
             data: dict[str, Any] = session.info.to_json()
             data["library"] = session.module.library_info() if session.module else {}
@@ -154,38 +142,22 @@ def info(
     run_command(out, body)
 
 
-@app.command("objects")
-def objects(
-    ctx: typer.Context,
-    module: ModuleOpt = None,
-    token_label: TokenLabelOpt = None,
-    token_serial: TokenSerialOpt = None,
-    slot: SlotOpt = None,
-    key_uri: KeyUriOpt = None,
-    login: Annotated[
-        bool, typer.Option("--login", help="Log in to also list private keys and pairs.")
-    ] = False,
-    pin_file: PinFileOpt = None,
-    pin_stdin: PinStdinOpt = False,
-    pin_pad: PinPadOpt = False,
-    json: JsonOpt = False,
-    verbose: VerboseOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@group.command("objects")
+@token_options
+@click.option("--login", is_flag=True, help="Log in to also list private keys and pairs.")
+@pin_options
+@output_options
+def objects(login: bool, **options: Any) -> None:
     """List certificates and keys on a token (certificates need no login)."""
-    out = Output(json=json, verbose=verbose, quiet=quiet, debug=debug)
-    state = get_state(ctx)
+    out = Output.from_options(options)
+    json = out.json
+    state = get_state()
 
     def body() -> int:
         from signkit.tokens.guard import PinGuard, default_state_dir
         from signkit.tokens.pin import login as do_login
 
-        spec = build_token_spec(
-            module=module, token_label=token_label, token_serial=token_serial, slot=slot,
-            key_label=None, key_id=None, cert_fingerprint=None, key_uri=key_uri,
-            pin_file=pin_file, pin_stdin=pin_stdin, pin_pad=pin_pad, env_pin=state.env_pin,
-        )  # fmt: skip
+        spec = _spec(options, env_pin=state.env_pin)
         with _public_session(spec) as session:
             if login:
                 do_login(
@@ -241,38 +213,24 @@ def objects(
     run_command(out, body)
 
 
-@app.command("login")
-def login_cmd(
-    ctx: typer.Context,
-    module: ModuleOpt = None,
-    token_label: TokenLabelOpt = None,
-    token_serial: TokenSerialOpt = None,
-    slot: SlotOpt = None,
-    key_uri: KeyUriOpt = None,
-    pin_file: PinFileOpt = None,
-    pin_stdin: PinStdinOpt = False,
-    pin_pad: PinPadOpt = False,
-    json: JsonOpt = False,
-    verbose: VerboseOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@group.command("login")
+@token_options
+@pin_options
+@output_options
+def login_cmd(**options: Any) -> None:
     """Check the PIN with exactly one login (exit 0 or 4).
 
     Run interactively, a successful login also clears the unattended-login guard.
     """
-    out = Output(json=json, verbose=verbose, quiet=quiet, debug=debug)
-    state = get_state(ctx)
+    out = Output.from_options(options)
+    json = out.json
+    state = get_state()
 
     def body() -> int:
         from signkit.tokens.guard import PinGuard, default_state_dir
         from signkit.tokens.pin import login as do_login
 
-        spec = build_token_spec(
-            module=module, token_label=token_label, token_serial=token_serial, slot=slot,
-            key_label=None, key_id=None, cert_fingerprint=None, key_uri=key_uri,
-            pin_file=pin_file, pin_stdin=pin_stdin, pin_pad=pin_pad, env_pin=state.env_pin,
-        )  # fmt: skip
+        spec = _spec(options, env_pin=state.env_pin)
         with _public_session(spec) as session:
             result = do_login(
                 token=session.info, spec=spec.pin, io=TerminalPinIO(),
@@ -289,29 +247,18 @@ def login_cmd(
     run_command(out, body)
 
 
-@app.command("clear-guard")
-def clear_guard(
-    ctx: typer.Context,
-    module: ModuleOpt = None,
-    token_label: TokenLabelOpt = None,
-    token_serial: TokenSerialOpt = None,
-    slot: SlotOpt = None,
-    key_uri: KeyUriOpt = None,
-    json: JsonOpt = False,
-    verbose: VerboseOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@group.command("clear-guard")
+@token_options
+@output_options
+def clear_guard(**options: Any) -> None:
     """Allow unattended logins again on a token after a rejected PIN (no login)."""
-    out = Output(json=json, verbose=verbose, quiet=quiet, debug=debug)
+    out = Output.from_options(options)
+    json = out.json
 
     def body() -> int:
         from signkit.tokens.guard import PinGuard, default_state_dir
 
-        spec = build_token_spec(
-            module=module, token_label=token_label, token_serial=token_serial, slot=slot,
-            key_label=None, key_id=None, cert_fingerprint=None, key_uri=key_uri,
-        )  # fmt: skip
+        spec = _spec(options)
         with _public_session(spec) as session:
             cleared = PinGuard(default_state_dir()).clear(session.info)
             name = session.name

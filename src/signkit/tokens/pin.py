@@ -7,7 +7,6 @@ exactly one C_Login per run, because tokens lock after a few wrong tries.
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,31 +24,9 @@ from signkit.errors import (
 )
 from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import TokenFlags, TokenInfo
+from signkit.tokens.secret import PIN_ENV, Pin, take_env_pin
 
-PIN_ENV = "SIGNKIT_PIN"
-
-
-class Pin:
-    """A PIN in memory. Its repr never shows the value."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if not value:
-            raise PinUnavailableError("the PIN is empty")
-        self._value = value
-
-    def reveal(self) -> str:
-        """The value, for the one call that hands it to the token."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Pin(***)"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> str | tuple[object, ...]:
-        raise TypeError("a PIN must not be pickled (it would cross a process boundary)")
+__all__ = ["PIN_ENV", "Pin", "take_env_pin"]
 
 
 class PinSourceKind(StrEnum):
@@ -93,12 +70,6 @@ class PinIO(Protocol):
 
     def read_stdin_pin(self) -> str:
         """Read one line from standard input."""
-
-
-def take_env_pin(environ: dict[str, str] | os._Environ[str]) -> Pin | None:
-    """Remove SIGNKIT_PIN from the environment and return it, so no child inherits it."""
-    value = environ.pop(PIN_ENV, None)
-    return Pin(value) if value else None
 
 
 def read_pin_file(path: Path, warn: Callable[[str], None]) -> Pin:

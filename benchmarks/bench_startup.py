@@ -43,15 +43,18 @@ def main() -> int:
     for _ in range(args.runs):
         for name, cmd in cases.items():
             times[name].append(_time(cmd))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    py = platform.python_version()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {py}")
     base = statistics.median(times["python -c pass (baseline)"])
     worst = 0.0
     for name, values in times.items():
         med = statistics.median(values)
         if name.startswith("signkit"):
             worst = max(worst, med)
-        print(f"{name:30} median {med:7.1f} ms  (min {min(values):.1f}, max {max(values):.1f}, "
-              f"x{med / base:.2f} baseline)")  # fmt: skip
+        print(
+            f"{name:30} median {med:7.1f} ms  (min {min(values):.1f}, max {max(values):.1f}, "
+            f"x{med / base:.2f} baseline)"
+        )
     verdict = "within" if worst <= BUDGET_MS else "OVER"
     print(f"budget {BUDGET_MS:.0f} ms: {verdict} (worst median {worst:.1f} ms)")
     return 0

@@ -12,9 +12,14 @@ from signkit.errors import InputFormatError
 from signkit.tokens.model import CertInfo
 
 _KU_NAMES = (
-    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-    "key_agreement", "key_cert_sign", "crl_sign",
-)  # fmt: skip
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+)
 _EKU_NAMES = {
     ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
     ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
@@ -24,10 +29,15 @@ _EKU_NAMES = {
     ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
 }
 # The PKIX names people know; cryptography calls nonRepudiation content_commitment.
-_KU_DISPLAY = {"digital_signature": "digitalSignature", "content_commitment": "nonRepudiation",
-               "key_encipherment": "keyEncipherment", "data_encipherment": "dataEncipherment",
-               "key_agreement": "keyAgreement", "key_cert_sign": "keyCertSign",
-               "crl_sign": "cRLSign"}  # fmt: skip
+_KU_DISPLAY = {
+    "digital_signature": "digitalSignature",
+    "content_commitment": "nonRepudiation",
+    "key_encipherment": "keyEncipherment",
+    "data_encipherment": "dataEncipherment",
+    "key_agreement": "keyAgreement",
+    "key_cert_sign": "keyCertSign",
+    "crl_sign": "cRLSign",
+}
 
 
 def public_key_id_from_rsa(modulus: int) -> str:

@@ -145,3 +145,21 @@ class CertificateError(TrustError):
 
 class ConfigError(TrustError):
     """The configuration (profile file, options) is invalid."""
+
+
+class TimestampError(TrustError):
+    """The time-stamping authority failed or answered something unusable."""
+
+
+class RevocationError(TrustError):
+    """Revocation status could not be established where it was required."""
+
+
+class DocumentError(SignkitError):
+    """One document could not be signed or verified (the batch goes on)."""
+
+    exit_code = ExitCode.DOCUMENTS_FAILED
+
+
+class OutputError(InputError):
+    """An output cannot be written (exists, collides, directory unwritable)."""

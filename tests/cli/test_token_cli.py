@@ -59,18 +59,28 @@ def test_common_flags_on_every_subcommand(signkit: Runner, softhsm: SoftHsm) -> 
 
 
 def test_info_shows_mechanisms(signkit: Runner, softhsm: SoftHsm) -> None:
-    proc = signkit("token", "info", "--module", softhsm.module, "--token-label", "signkit-demo",
-                   "--json")  # fmt: skip
+    proc = signkit(
+        "token", "info", "--module", softhsm.module, "--token-label", "signkit-demo", "--json"
+    )
     data = json.loads(proc.stdout)
     assert "SHA256_RSA_PKCS" in data["mechanisms"] and data["flags"]["login_required"]
-    raw = signkit("token", "info", "--module", softhsm.module, "--token-label", "signkit-demo",
-                  "--json", rawonly=True)  # fmt: skip
+    raw = signkit(
+        "token",
+        "info",
+        "--module",
+        softhsm.module,
+        "--token-label",
+        "signkit-demo",
+        "--json",
+        rawonly=True,
+    )
     assert json.loads(raw.stdout)["mechanisms"] == ["RSA_PKCS", "ECDSA"]
 
 
 def test_objects_lists_vietnamese_labels_without_login(signkit: Runner, softhsm: SoftHsm) -> None:
-    proc = signkit("token", "objects", "--module", softhsm.module, "--token-label",
-                   "signkit-test-a")  # fmt: skip
+    proc = signkit(
+        "token", "objects", "--module", softhsm.module, "--token-label", "signkit-test-a"
+    )
     assert proc.returncode == 0
     assert "Nguyễn Văn An's Test-CA SHA2 Certificate" in proc.stderr
     assert "UID=MST:0100000000-999" in proc.stderr
@@ -78,9 +88,17 @@ def test_objects_lists_vietnamese_labels_without_login(signkit: Runner, softhsm:
 
 
 def test_objects_with_login_pairs_keys(signkit: Runner, softhsm: SoftHsm) -> None:
-    proc = signkit("token", "objects", "--module", softhsm.module, "--token-label",
-                   "signkit-test-c", "--login", "--json",
-                   env={"SIGNKIT_PIN": softhsm.user_pin})  # fmt: skip
+    proc = signkit(
+        "token",
+        "objects",
+        "--module",
+        softhsm.module,
+        "--token-label",
+        "signkit-test-c",
+        "--login",
+        "--json",
+        env={"SIGNKIT_PIN": softhsm.user_pin},
+    )
     assert proc.returncode == 0, proc.stderr
     pairs = {p["key_id"]: p["paired_by"] for p in json.loads(proc.stdout)["pairs"]}
     assert pairs["25"] == "public-key" and pairs["21"] == "id"
@@ -90,8 +108,16 @@ def test_wrong_pin_means_exactly_one_login_and_no_pin_leak(
     signkit: Runner, softhsm: SoftHsm, tmp_path: Path
 ) -> None:
     log = tmp_path / "spy.log"
-    proc = signkit("token", "login", "--module", spy_module(), "--token-label", "signkit-test-b",
-                   "--debug", env={"SIGNKIT_PIN": WRONG_PIN, **spy_env(softhsm, log)})  # fmt: skip
+    proc = signkit(
+        "token",
+        "login",
+        "--module",
+        spy_module(),
+        "--token-label",
+        "signkit-test-b",
+        "--debug",
+        env={"SIGNKIT_PIN": WRONG_PIN, **spy_env(softhsm, log)},
+    )
     assert proc.returncode == 4
     assert "error: token 'signkit-test-b'" in proc.stderr and "PIN rejected" in proc.stderr
     assert "never retries" in proc.stderr
@@ -112,16 +138,19 @@ def test_unattended_guard_blocks_cron_after_a_wrong_pin(
         "token", "login", *base, env={"SIGNKIT_PIN": WRONG_PIN, **spy_env(softhsm, log1)}
     )
     assert first.returncode == 4 and "unattended logins on this token are blocked" in first.stderr
-    second = signkit("token", "login", *base,
-                     env={"SIGNKIT_PIN": softhsm.user_pin, **spy_env(softhsm, log2)})  # fmt: skip
+    second = signkit(
+        "token", "login", *base, env={"SIGNKIT_PIN": softhsm.user_pin, **spy_env(softhsm, log2)}
+    )
     assert second.returncode == 4 and "blocked since" in second.stderr
     assert "clear-guard" in second.stderr
     assert logins(log2) == []  # the token was not touched
-    cleared = signkit("token", "clear-guard", "--module", softhsm.module, "--token-label",
-                      "signkit-test-c")  # fmt: skip
+    cleared = signkit(
+        "token", "clear-guard", "--module", softhsm.module, "--token-label", "signkit-test-c"
+    )
     assert cleared.returncode == 0 and "allowed again" in cleared.stderr
-    third = signkit("token", "login", *base,
-                    env={"SIGNKIT_PIN": softhsm.user_pin, **spy_env(softhsm, log3)})  # fmt: skip
+    third = signkit(
+        "token", "login", *base, env={"SIGNKIT_PIN": softhsm.user_pin, **spy_env(softhsm, log3)}
+    )
     assert third.returncode == 0, third.stderr
     assert len(logins(log3)) == 1
 
@@ -150,8 +179,14 @@ def test_no_pin_source_off_a_terminal(signkit: Runner, softhsm: SoftHsm) -> None
 def test_no_pin_option_in_argv(signkit: Runner, softhsm: SoftHsm) -> None:
     proc = signkit("token", "login", "--module", softhsm.module, "--pin", "1234")
     assert proc.returncode == 2
-    proc = signkit("token", "login", "--module", softhsm.module,
-                   "--key", "pkcs11:token=signkit-demo?pin-value=1234")  # fmt: skip
+    proc = signkit(
+        "token",
+        "login",
+        "--module",
+        softhsm.module,
+        "--key",
+        "pkcs11:token=signkit-demo?pin-value=1234",
+    )
     assert proc.returncode == 2 and "command line" in proc.stderr
     assert "1234" not in proc.stderr.replace("pin-value=1234", "")
 

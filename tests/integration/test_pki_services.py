@@ -22,9 +22,19 @@ from support.infra import (
 
 pytestmark = pytest.mark.pki
 
-SIGNERS = ["signer-rsa2048", "signer-rsa3072", "signer-ec256", "signer-expired", "signer-notyet",
-           "signer-revoked", "signer-nousage", "signer-nolabel", "signer-vn", "leader-vn",
-           "clerk-vn"]  # fmt: skip
+SIGNERS = [
+    "signer-rsa2048",
+    "signer-rsa3072",
+    "signer-ec256",
+    "signer-expired",
+    "signer-notyet",
+    "signer-revoked",
+    "signer-nousage",
+    "signer-nolabel",
+    "signer-vn",
+    "leader-vn",
+    "clerk-vn",
+]
 
 
 def urls(label: str) -> tuple[list[str], list[str], list[str]]:
@@ -35,8 +45,11 @@ def urls(label: str) -> tuple[list[str], list[str], list[str]]:
         for d in aia
         if d.access_method == AuthorityInformationAccessOID.OCSP
     ]
-    issuers = [d.access_location.value for d in aia
-               if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS]  # fmt: skip
+    issuers = [
+        d.access_location.value
+        for d in aia
+        if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+    ]
     cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     crls = [n.value for dp in cdp for n in (dp.full_name or [])]
     return ocsp, issuers, crls
@@ -75,10 +88,22 @@ def test_ocsp_answers_as_openssl_sees_it(
         _pem(tmp_path, "interm-ca").read_bytes() + _pem(tmp_path, "root-ca").read_bytes()
     )
     proc = subprocess.run(
-        ["openssl", "ocsp", "-issuer", str(_pem(tmp_path, "interm-ca")), "-cert",
-         str(_pem(tmp_path, label)), "-url", OCSP_URL, "-CAfile", str(chain)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            "openssl",
+            "ocsp",
+            "-issuer",
+            str(_pem(tmp_path, "interm-ca")),
+            "-cert",
+            str(_pem(tmp_path, label)),
+            "-url",
+            OCSP_URL,
+            "-CAfile",
+            str(chain),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f": {status}" in proc.stdout
     assert "Response verify OK" in proc.stderr + proc.stdout
@@ -88,8 +113,11 @@ def test_tsa_answers_and_openssl_verifies(pki: PkiServices, tmp_path: Path) -> N
     data = tmp_path / "data.txt"
     data.write_text("timestamp me")
     query = tmp_path / "q.tsq"
-    subprocess.run(["openssl", "ts", "-query", "-data", str(data), "-sha256", "-cert", "-out",
-                    str(query)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["openssl", "ts", "-query", "-data", str(data), "-sha256", "-cert", "-out", str(query)],
+        check=True,
+        capture_output=True,
+    )
     req = urllib.request.Request(  # noqa: S310 - loopback
         TSA_URL, data=query.read_bytes(), headers={"Content-Type": "application/timestamp-query"}
     )
@@ -97,10 +125,23 @@ def test_tsa_answers_and_openssl_verifies(pki: PkiServices, tmp_path: Path) -> N
         (tmp_path / "r.tsr").write_bytes(resp.read())
     root = _pem(tmp_path, "root-ca")
     proc = subprocess.run(
-        ["openssl", "ts", "-verify", "-data", str(data), "-in", str(tmp_path / "r.tsr"),
-         "-CAfile", str(root), "-untrusted", str(_pem(tmp_path, "interm-ca"))],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-data",
+            str(data),
+            "-in",
+            str(tmp_path / "r.tsr"),
+            "-CAfile",
+            str(root),
+            "-untrusted",
+            str(_pem(tmp_path, "interm-ca")),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0 and "Verification: OK" in proc.stdout, proc.stderr
 
 

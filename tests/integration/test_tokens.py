@@ -286,26 +286,55 @@ def test_token_offering_only_raw_mechanisms(
 ) -> None:
     """SoftHSM's slots.mechanisms allow-list models a token without hash-on-token."""
     proc = subprocess.run(
-        [sys.executable, "-c", RAWONLY_SCRIPT, softhsm.module, softhsm.user_pin, label, scheme,
-         "sha256", str(tmp_path)],
-        capture_output=True, text=True, env={**softhsm.env(rawonly=True), "PATH": "/usr/bin:/bin"},
-        cwd=REPO, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            RAWONLY_SCRIPT,
+            softhsm.module,
+            softhsm.user_pin,
+            label,
+            scheme,
+            "sha256",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**softhsm.env(rawonly=True), "PATH": "/usr/bin:/bin"},
+        cwd=REPO,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert set(out["offered"]) == {"RSA_PKCS", "ECDSA"}
     assert out["mechanism"] == mechanism and out["host_hash"] is True
-    verify(bytes.fromhex(out["cert"]), b"raw-only token", bytes.fromhex(out["sig"]), scheme,
-           hashes.SHA256())  # fmt: skip
+    verify(
+        bytes.fromhex(out["cert"]),
+        b"raw-only token",
+        bytes.fromhex(out["sig"]),
+        scheme,
+        hashes.SHA256(),
+    )
 
 
 def test_rawonly_token_refuses_pss_clearly(softhsm: SoftHsm, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", RAWONLY_SCRIPT, softhsm.module, softhsm.user_pin, "signer-rsa2048",
-         "pss", "sha256", str(tmp_path)],
-        capture_output=True, text=True, env={**softhsm.env(rawonly=True), "PATH": "/usr/bin:/bin"},
-        cwd=REPO, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            RAWONLY_SCRIPT,
+            softhsm.module,
+            softhsm.user_pin,
+            "signer-rsa2048",
+            "pss",
+            "sha256",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**softhsm.env(rawonly=True), "PATH": "/usr/bin:/bin"},
+        cwd=REPO,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "MechanismError" in proc.stderr and "no mechanism for pss" in proc.stderr
 
@@ -314,10 +343,14 @@ def test_resolve_module_by_discovery_picks_the_module_with_the_token(softhsm: So
     from signkit.tokens.discovery import ModuleCandidate
 
     candidates = [
-        ModuleCandidate(path="/nonexistent/vendor.so", source="well-known", name="x",
-                        problem="file does not exist"),
+        ModuleCandidate(
+            path="/nonexistent/vendor.so",
+            source="well-known",
+            name="x",
+            problem="file does not exist",
+        ),
         ModuleCandidate(path=softhsm.module, source="p11-kit", name="softhsm2"),
-    ]  # fmt: skip
+    ]
     chosen = resolve_module(
         TokenSpec(selector=KeySelector(token_label="signkit-test-b")), discover=lambda: candidates
     )

@@ -62,8 +62,9 @@ def test_32bit_module_is_explained(tmp_path: Path) -> None:
     lib.write_bytes(b"\x7fELF\x01\x01\x01" + b"\x00" * 9 + b"\x03\x00\x03\x00")
     problem = check_module_file(str(lib))
     assert problem is not None and "32-bit module" in problem and "64-bit" in problem
-    result = probe_module(ModuleCandidate(path=str(lib), source="well-known", name="FPT-CA",
-                                          problem=problem))  # fmt: skip
+    result = probe_module(
+        ModuleCandidate(path=str(lib), source="well-known", name="FPT-CA", problem=problem)
+    )
     assert result.error == problem
 
 

@@ -24,14 +24,25 @@ from signkit.tokens.model import TokenFlags, TokenInfo
 from signkit.tokens.pin import Pin, PinSourceKind, PinSpec, login, read_pin_file, take_env_pin
 
 FLAGS = TokenFlags(
-    login_required=True, protected_auth_path=False, user_pin_count_low=False,
-    user_pin_final_try=False, user_pin_locked=False, user_pin_to_be_changed=False,
-    initialized=True, write_protected=False,
-)  # fmt: skip
+    login_required=True,
+    protected_auth_path=False,
+    user_pin_count_low=False,
+    user_pin_final_try=False,
+    user_pin_locked=False,
+    user_pin_to_be_changed=False,
+    initialized=True,
+    write_protected=False,
+)
 TOKEN = TokenInfo(
-    module="/x.so", slot_id=1, slot_description="reader", label="tok", manufacturer="m",
-    model="mod", serial="0042", flags=FLAGS,
-)  # fmt: skip
+    module="/x.so",
+    slot_id=1,
+    slot_description="reader",
+    label="tok",
+    manufacturer="m",
+    model="mod",
+    serial="0042",
+    flags=FLAGS,
+)
 SECRET = "271828"
 
 
@@ -78,9 +89,15 @@ class Token:
 def run(token: Token, *, info: TokenInfo = TOKEN, spec: PinSpec, io: IO, guard: PinGuard):  # type: ignore[no-untyped-def]
     warnings: list[str] = []
     result = login(
-        token=info, spec=spec, io=io, guard=guard, do_login=token.do_login,
-        refresh_flags=token.flags, warn=warnings.append, keep_pin=True,
-    )  # fmt: skip
+        token=info,
+        spec=spec,
+        io=io,
+        guard=guard,
+        do_login=token.do_login,
+        refresh_flags=token.flags,
+        warn=warnings.append,
+        keep_pin=True,
+    )
     return result, warnings
 
 
@@ -120,8 +137,9 @@ def test_final_try_interactive_asks_first(tmp_path: Path) -> None:
 
 def test_count_low_warns(tmp_path: Path) -> None:
     info = replace(TOKEN, flags=replace(FLAGS, user_pin_count_low=True))
-    _, warnings = run(Token(), info=info, spec=env_spec(), io=IO(interactive=False),
-                      guard=PinGuard(tmp_path))  # fmt: skip
+    _, warnings = run(
+        Token(), info=info, spec=env_spec(), io=IO(interactive=False), guard=PinGuard(tmp_path)
+    )
     assert any("few PIN tries" in w for w in warnings)
 
 
@@ -164,12 +182,17 @@ def test_no_source_without_terminal(tmp_path: Path) -> None:
 def test_pin_pad_passes_no_pin(tmp_path: Path) -> None:
     info = replace(TOKEN, flags=replace(FLAGS, protected_auth_path=True))
     token = Token()
-    result, _ = run(token, info=info, spec=PinSpec(), io=IO(interactive=False),
-                    guard=PinGuard(tmp_path))  # fmt: skip
+    result, _ = run(
+        token, info=info, spec=PinSpec(), io=IO(interactive=False), guard=PinGuard(tmp_path)
+    )
     assert token.calls == [None] and result.source is PinSourceKind.PINPAD
     with pytest.raises(PinUnavailableError, match="no PIN pad"):
-        run(Token(), spec=PinSpec(kind=PinSourceKind.PINPAD), io=IO(interactive=False),
-            guard=PinGuard(tmp_path))  # fmt: skip
+        run(
+            Token(),
+            spec=PinSpec(kind=PinSourceKind.PINPAD),
+            io=IO(interactive=False),
+            guard=PinGuard(tmp_path),
+        )
 
 
 def test_pin_file_and_stdin(tmp_path: Path) -> None:
@@ -177,15 +200,23 @@ def test_pin_file_and_stdin(tmp_path: Path) -> None:
     f.write_text(SECRET + "\r\n")
     f.chmod(0o600)
     token = Token()
-    result, warnings = run(token, spec=PinSpec(kind=PinSourceKind.FILE, file=f),
-                           io=IO(interactive=False), guard=PinGuard(tmp_path))  # fmt: skip
+    result, warnings = run(
+        token,
+        spec=PinSpec(kind=PinSourceKind.FILE, file=f),
+        io=IO(interactive=False),
+        guard=PinGuard(tmp_path),
+    )
     assert token.calls == [SECRET] and warnings == []
     f.chmod(0o644)
     warns: list[str] = []
     read_pin_file(f, warns.append)
     assert "readable by other users" in warns[0]
-    result, _ = run(Token(), spec=PinSpec(kind=PinSourceKind.STDIN), io=IO(interactive=False),
-                    guard=PinGuard(tmp_path))  # fmt: skip
+    result, _ = run(
+        Token(),
+        spec=PinSpec(kind=PinSourceKind.STDIN),
+        io=IO(interactive=False),
+        guard=PinGuard(tmp_path),
+    )
     assert result.source is PinSourceKind.STDIN
 
 

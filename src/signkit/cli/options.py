@@ -25,7 +25,9 @@ def output_options(f: F) -> F:
         f,
         [
             click.option(
-                "--json", "json_output", is_flag=True,
+                "--json",
+                "json_output",
+                is_flag=True,
                 help="Print a machine-readable report on stdout.",
             ),
             click.option("-v", "--verbose", is_flag=True, help="More detail on stderr."),
@@ -34,7 +36,7 @@ def output_options(f: F) -> F:
                 "--debug", is_flag=True, help="Show a traceback on errors (never shows a PIN)."
             ),
         ],
-    )  # fmt: skip
+    )
 
 
 def module_option(f: F) -> F:
@@ -58,11 +60,13 @@ def token_options(f: F) -> F:
             click.option("--token-serial", metavar="SERIAL", help="Token serial."),
             click.option("--slot", type=int, metavar="ID", help="PKCS#11 slot id."),
             click.option(
-                "--key", "key_uri", metavar="URI",
+                "--key",
+                "key_uri",
+                metavar="URI",
                 help="RFC 7512 URI, e.g. 'pkcs11:token=MyToken;object=MyKey'.",
             ),
         ],
-    )  # fmt: skip
+    )
 
 
 def key_options(f: F) -> F:
@@ -70,13 +74,17 @@ def key_options(f: F) -> F:
     return _apply(
         f,
         [
-            click.option("--key-label", metavar="LABEL",
-                         help="Label of the key or of its certificate."),
+            click.option(
+                "--key-label", metavar="LABEL", help="Label of the key or of its certificate."
+            ),
             click.option("--key-id", metavar="HEX", help="CKA_ID of the key, in hex."),
-            click.option("--cert-fingerprint", metavar="SHA256",
-                         help="SHA-256 fingerprint of the signer certificate (hex)."),
+            click.option(
+                "--cert-fingerprint",
+                metavar="SHA256",
+                help="SHA-256 fingerprint of the signer certificate (hex).",
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 def pin_options(f: F) -> F:
@@ -85,16 +93,19 @@ def pin_options(f: F) -> F:
         f,
         [
             click.option(
-                "--pin-file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+                "--pin-file",
+                type=click.Path(path_type=Path, dir_okay=False),
+                metavar="FILE",
                 help="Read the PIN from this file (first line).",
             ),
             click.option("--pin-stdin", is_flag=True, help="Read the PIN from standard input."),
             click.option(
-                "--pin-pad", is_flag=True,
+                "--pin-pad",
+                is_flag=True,
                 help="Enter the PIN on the reader's PIN pad (protected authentication path).",
             ),
         ],
-    )  # fmt: skip
+    )
 
 
 def parse_key_id(value: str | None) -> bytes | None:

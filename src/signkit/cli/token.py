@@ -98,9 +98,13 @@ def list_tokens(module: str | None, probe_timeout: float, **options: Any) -> Non
                     table.add_column(col)
                 for t in entry["tokens"]:
                     table.add_row(
-                        str(t["slot_id"]), t["label"], t["manufacturer"], t["model"],
-                        t["serial"], _flags_text(t["flags"]),
-                    )  # fmt: skip
+                        str(t["slot_id"]),
+                        t["label"],
+                        t["manufacturer"],
+                        t["model"],
+                        t["serial"],
+                        _flags_text(t["flags"]),
+                    )
                 console.print(table)
         if not any(r.tokens for r in scan.results):
             raise TokenNotFoundError(
@@ -161,10 +165,15 @@ def objects(login: bool, **options: Any) -> None:
         with _public_session(spec) as session:
             if login:
                 do_login(
-                    token=session.info, spec=spec.pin, io=TerminalPinIO(),
-                    guard=PinGuard(default_state_dir()), do_login=session.login,
-                    refresh_flags=session.refresh_flags, warn=out.warn, keep_pin=False,
-                )  # fmt: skip
+                    token=session.info,
+                    spec=spec.pin,
+                    io=TerminalPinIO(),
+                    guard=PinGuard(default_state_dir()),
+                    do_login=session.login,
+                    refresh_flags=session.refresh_flags,
+                    warn=out.warn,
+                    keep_pin=False,
+                )
             certs = session.certificates()
             publics = session.public_keys()
             pairs = session.pairs() if login else []
@@ -198,14 +207,18 @@ def objects(login: bool, **options: Any) -> None:
             out.info(f"    sha256:  {c.sha256}")
             out.info(f"    usage:   {', '.join(c.key_usage + c.extended_key_usage) or '-'}")
         for k in publics:
-            out.info(f"  public key label={k.label!r} id={k.id.hex() or '-'} "
-                     f"{k.key_type} {k.key_size or '?'}")  # fmt: skip
+            out.info(
+                f"  public key label={k.label!r} id={k.id.hex() or '-'} "
+                f"{k.key_type} {k.key_size or '?'}"
+            )
         for p in pairs:
             k = p.key
             extra = ", always authenticate" if k.always_authenticate else ""
             cert = f"→ {p.cert.subject} (by {p.paired_by})" if p.cert else "→ no certificate"
-            out.info(f"  private key label={k.label!r} id={k.id.hex() or '-'} "
-                     f"{k.key_type} {k.key_size or '?'}{extra} {cert}")  # fmt: skip
+            out.info(
+                f"  private key label={k.label!r} id={k.id.hex() or '-'} "
+                f"{k.key_type} {k.key_size or '?'}{extra} {cert}"
+            )
         if not login:
             out.info("  (private keys are listed with --login)")
         return 0
@@ -233,10 +246,15 @@ def login_cmd(**options: Any) -> None:
         spec = _spec(options, env_pin=state.env_pin)
         with _public_session(spec) as session:
             result = do_login(
-                token=session.info, spec=spec.pin, io=TerminalPinIO(),
-                guard=PinGuard(default_state_dir()), do_login=session.login,
-                refresh_flags=session.refresh_flags, warn=out.warn, keep_pin=False,
-            )  # fmt: skip
+                token=session.info,
+                spec=spec.pin,
+                io=TerminalPinIO(),
+                guard=PinGuard(default_state_dir()),
+                do_login=session.login,
+                refresh_flags=session.refresh_flags,
+                warn=out.warn,
+                keep_pin=False,
+            )
             name = session.name
         if json:
             out.emit_json({"token": name, "login": "ok", "pin_source": result.source.value})

@@ -28,9 +28,14 @@ DIGEST_INFO_PREFIX: dict[str, bytes] = {
 # Separator-free spellings to canonical names ("SHA-384" and "sha3-384" differ
 # only after the "sha3" prefix, so match whole names, never prefixes).
 _DIGEST_ALIASES = {
-    "sha1": "sha1", "sha256": "sha256", "sha384": "sha384", "sha512": "sha512",
-    "sha3256": "sha3_256", "sha3384": "sha3_384", "sha3512": "sha3_512",
-}  # fmt: skip
+    "sha1": "sha1",
+    "sha256": "sha256",
+    "sha384": "sha384",
+    "sha512": "sha512",
+    "sha3256": "sha3_256",
+    "sha3384": "sha3_384",
+    "sha3512": "sha3_512",
+}
 
 
 class Signer(Protocol):

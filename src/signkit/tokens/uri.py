@@ -9,10 +9,20 @@ from signkit.errors import UsageError
 from signkit.tokens.model import KeySelector
 
 _PATH_ATTRS = {
-    "token", "manufacturer", "model", "serial", "object", "id", "type",
-    "slot-id", "slot-description", "slot-manufacturer", "library-manufacturer",
-    "library-description", "library-version",
-}  # fmt: skip
+    "token",
+    "manufacturer",
+    "model",
+    "serial",
+    "object",
+    "id",
+    "type",
+    "slot-id",
+    "slot-description",
+    "slot-manufacturer",
+    "library-manufacturer",
+    "library-description",
+    "library-version",
+}
 _QUERY_ATTRS = {"module-path", "module-name", "pin-source", "pin-value"}
 
 

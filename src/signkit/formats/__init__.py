@@ -1,0 +1,1 @@
+"""Document formats that plug into the batch engine (PDF today)."""

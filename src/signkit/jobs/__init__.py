@@ -1,0 +1,2 @@
+"""The batch engine shared by every format: discover → plan → prepare → sign →
+finish → write atomically → audit → report."""

@@ -1,0 +1,184 @@
+"""Where outputs go, and how they get there: temp file, fsync, rename, dir fsync.
+
+A crash at any moment leaves either no output or a complete one; temp files
+of dead runs are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from signkit.errors import OutputError, UsageError
+from signkit.jobs.inputs import TEMP_PREFIX, DocumentTask
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputSpec:
+    """How the user asked outputs to be named."""
+
+    output: Path | None = None
+    """-o FILE (single input only)."""
+    output_dir: Path | None = None
+    """--output-dir DIR, mirroring the input tree."""
+    suffix: str = "_signed"
+    """Next to the input: a.pdf -> a_signed.pdf."""
+    in_place: bool = False
+    """Replace the input once the signed file is complete and verified."""
+    force: bool = False
+    """Overwrite an existing output."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedDoc:
+    """A document with its output decided."""
+
+    task: DocumentTask
+    """What the user asked for."""
+    output: Path
+    """Where the result goes."""
+    in_place: bool
+    """True when ``output`` is the input itself."""
+
+
+def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[PlannedDoc]:
+    """Decide every output first; refuse collisions before anything is signed."""
+    if spec.in_place and (spec.output or spec.output_dir):
+        raise UsageError("--in-place cannot be combined with -o or --output-dir")
+    if spec.output and spec.output_dir:
+        raise UsageError("choose one of -o and --output-dir")
+    if spec.output and len(tasks) != 1:
+        raise UsageError(f"-o takes a single input ({len(tasks)} given); use --output-dir")
+    if not spec.in_place and not spec.output and not spec.output_dir and not spec.suffix:
+        raise UsageError("an empty --suffix would overwrite the inputs; use --in-place for that")
+    planned: list[PlannedDoc] = []
+    for task in tasks:
+        src = task.input
+        if task.output is not None:
+            out, in_place = task.output, False
+        elif spec.in_place:
+            out, in_place = src, True
+        elif spec.output:
+            out, in_place = spec.output, False
+        elif spec.output_dir:
+            rel = src.relative_to(task.root) if task.root else Path(src.name)
+            out, in_place = spec.output_dir / rel, False
+        else:
+            out, in_place = src.with_name(f"{src.stem}{spec.suffix}{src.suffix}"), False
+        if not in_place and out.resolve() == src.resolve():
+            raise OutputError(
+                "the output would overwrite the input (use --in-place)", subject=str(src)
+            )
+        planned.append(PlannedDoc(task=task, output=out, in_place=in_place))
+    seen: dict[Path, Path] = {}
+    for doc in planned:
+        key = doc.output.resolve()
+        if key in seen:
+            raise OutputError(
+                f"{seen[key]} and {doc.task.input} would both be written to this output",
+                subject=str(doc.output),
+                hint="use --output-dir with distinct names, or a manifest 'output' column",
+            )
+        seen[key] = doc.task.input
+    return planned
+
+
+def temp_path(final: Path) -> Path:
+    """A recognisable temp name in the target directory, tagged with our pid."""
+    return final.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{final.name}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(directories: Iterable[Path]) -> list[Path]:
+    """Remove temp files left by runs that died (their pid is gone)."""
+    removed = []
+    for directory in set(directories):
+        try:
+            entries = list(directory.glob(f"{TEMP_PREFIX}*"))
+        except OSError:
+            continue
+        for path in entries:
+            parts = path.name[len(TEMP_PREFIX) :].split("-", 2)
+            if not parts or not parts[0].isdigit():
+                continue
+            pid = int(parts[0])
+            if pid != os.getpid() and _pid_alive(pid):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def check_writable(directory: Path) -> None:
+    """Fail early, per output directory, when we cannot create files there."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the output directory ({exc.strerror})", subject=str(directory)
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputError("output directory is not writable", subject=str(directory))
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(temp: Path, final: Path, *, replaces: Path | None) -> None:
+    """Rename a complete, fsynced temp file into place (keeping mode/owner in place)."""
+    if replaces is not None:
+        st = replaces.stat()
+        os.chmod(temp, st.st_mode & 0o7777)
+        with contextlib.suppress(PermissionError):
+            os.chown(temp, st.st_uid, st.st_gid)
+    os.replace(temp, final)
+
+
+class InputLock:
+    """An advisory lock on one input so two runs never sign the same document."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[bytes] | None = None
+
+    def acquire(self) -> bool:
+        """True if we hold the lock; False if another run does."""
+        fh = self.path.open("rb")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.close()
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            fh.close()

@@ -1,0 +1,87 @@
+"""RFC 3161 time-stamp client (synchronous, one HTTP POST per token)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from asn1crypto import cms, tsp
+
+from signkit.errors import TimestampError
+
+
+@dataclass(frozen=True, kw_only=True)
+class TsaSpec:
+    """Where and how to ask for time-stamps."""
+
+    url: str
+    """TSA URL (HTTP or HTTPS)."""
+    digest_algorithm: str = "sha256"
+    """Hash of the message imprint."""
+    policy: str | None = None
+    """Requested TSA policy OID, if any."""
+    nonce: bool = True
+    """Send a random nonce and check it comes back."""
+    username: str | None = None
+    """HTTP basic authentication user."""
+    password: str | None = None
+    """HTTP basic authentication password (from a file or the environment)."""
+    timeout: float = 30.0
+    """Seconds to wait for the TSA."""
+
+    def __repr__(self) -> str:
+        return f"TsaSpec(url={self.url!r}, policy={self.policy!r})"
+
+
+def request_timestamp(spec: TsaSpec, message: bytes) -> cms.ContentInfo:
+    """Time-stamp token over ``message``; checks status, imprint and nonce."""
+    imprint = hashlib.new(spec.digest_algorithm, message).digest()
+    nonce = secrets.randbits(63) if spec.nonce else None
+    req: dict[str, object] = {
+        "version": "v1",
+        "message_imprint": {
+            "hash_algorithm": {"algorithm": spec.digest_algorithm},
+            "hashed_message": imprint,
+        },
+        "cert_req": True,
+    }
+    if nonce is not None:
+        req["nonce"] = nonce
+    if spec.policy:
+        req["req_policy"] = spec.policy
+    body = tsp.TimeStampReq(req).dump()
+    headers = {"Content-Type": "application/timestamp-query"}
+    if spec.username is not None:
+        cred = f"{spec.username}:{spec.password or ''}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(cred).decode("ascii")
+    request = urllib.request.Request(spec.url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=spec.timeout) as resp:  # noqa: S310
+            raw = resp.read()
+    except urllib.error.HTTPError as exc:
+        raise TimestampError(f"TSA answered HTTP {exc.code}", subject=spec.url) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TimestampError(f"TSA unreachable ({reason})", subject=spec.url) from None
+    try:
+        response = tsp.TimeStampResp.load(raw)
+        status = response["status"]["status"].native
+        if status not in ("granted", "granted_with_mods"):
+            text = response["status"]["status_string"].native
+            raise TimestampError(f"TSA refused the request ({status}: {text})", subject=spec.url)
+        token = response["time_stamp_token"]
+        info = token["content"]["encap_content_info"]["content"].parsed
+        got = info["message_imprint"]["hashed_message"].native
+        if got != imprint:
+            raise TimestampError("TSA time-stamped another message imprint", subject=spec.url)
+        if nonce is not None and info["nonce"].native != nonce:
+            raise TimestampError("TSA answered with another nonce (replay?)", subject=spec.url)
+    except TimestampError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TimestampError(f"malformed TSA response ({exc})", subject=spec.url) from None
+    return token

@@ -1,0 +1,261 @@
+"""Trust anchors, chains and revocation for the signer (before signing) and for LTV.
+
+Built on pyhanko-certvalidator. Only the configured anchors are trusted; a
+run without ``--trust`` still checks validity, key usage and revocation, and
+says plainly that the chain ends at a root the token supplied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from signkit.errors import CertificateError, ConfigError, InputError, RevocationError
+
+RevocationMode = Literal["hard", "soft", "off"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustSpec:
+    """Which anchors to trust and how strictly to check revocation."""
+
+    anchors: tuple[Path, ...] = ()
+    """Files (PEM/DER, bundles) or directories of trust anchors."""
+    revocation: RevocationMode = "soft"
+    """hard: unknown status refuses; soft: warns; off: not checked."""
+    offline: bool = False
+    """No network: no AIA, OCSP or CRL fetching."""
+
+
+def load_certificates(paths: Iterable[Path]) -> list[bytes]:
+    """DER certificates from PEM/DER files, PEM bundles, PKCS#7 bundles and directories."""
+    from asn1crypto import cms, pem
+
+    found: list[bytes] = []
+    for path in paths:
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                raise InputError(f"cannot read ({exc.strerror})", subject=str(file)) from None
+            blobs: list[bytes] = []
+            if pem.detect(data):
+                for kind, _, der in pem.unarmor(data, multiple=True):
+                    if kind in ("CERTIFICATE", "TRUSTED CERTIFICATE", "PKCS7"):
+                        blobs.append(der)
+            else:
+                blobs.append(data)
+            for blob in blobs:
+                found.extend(_certs_from_blob(blob, cms, str(file)))
+    return found
+
+
+def _certs_from_blob(blob: bytes, cms: Any, source: str) -> list[bytes]:
+    from asn1crypto import x509
+
+    try:
+        info = cms.ContentInfo.load(blob)
+        if info["content_type"].native == "signed_data":
+            return [c.chosen.dump() for c in info["content"]["certificates"]]
+    except (ValueError, TypeError, KeyError):
+        pass
+    try:
+        cert = x509.Certificate.load(blob)
+        cert.native  # noqa: B018 - force a full parse so garbage fails here
+        return [cert.dump()]
+    except (ValueError, TypeError) as exc:
+        raise InputError("not a certificate (PEM, DER or PKCS#7)", subject=source) from exc
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignerCheck:
+    """What the pre-signing check of the signer certificate established."""
+
+    subject: str
+    """Signer subject."""
+    sha256: str
+    """Signer certificate fingerprint."""
+    not_after: datetime
+    """End of validity."""
+    chain: tuple[bytes, ...]
+    """Certification path, leaf first, as validated (DER)."""
+    anchored: Literal["configured", "token", "none"]
+    """Whether the chain ends at a configured anchor, a root from the token, or nowhere."""
+    revocation: Literal["good", "unknown", "not-checked"]
+    """Revocation status established for the signer."""
+    ocsp_responses: tuple[bytes, ...] = ()
+    """OCSP responses fetched (DER), kept as evidence and for LTV."""
+    crls: tuple[bytes, ...] = ()
+    """CRLs fetched (DER), kept as evidence and for LTV."""
+    warnings: tuple[str, ...] = ()
+    """What a person should know before relying on the signatures."""
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When the check ran."""
+
+    def evidence(self) -> list[dict[str, str]]:
+        """Hashes of the revocation evidence, for reports and the audit log."""
+        return [
+            {"kind": "ocsp", "sha256": hashlib.sha256(o).hexdigest()} for o in self.ocsp_responses
+        ] + [{"kind": "crl", "sha256": hashlib.sha256(c).hexdigest()} for c in self.crls]
+
+
+_MODE = {"hard": "hard-fail", "soft": "soft-fail", "off": "soft-fail"}
+
+
+def _fetcher_backend(spec: TrustSpec) -> Any:
+    if spec.offline or spec.revocation == "off":
+        return None
+    from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+
+    return AIOHttpFetcherBackend()
+
+
+async def _validate(validator: Any, backend: Any) -> Any:
+    try:
+        return await validator.async_validate_usage(set())
+    finally:
+        # Close the HTTP session in the loop that opened it.
+        if backend is not None:
+            await backend.close()
+
+
+def _validation_context(
+    roots: Sequence[Any], others: Sequence[Any], spec: TrustSpec, moment: datetime, backend: Any
+) -> Any:
+    from pyhanko_certvalidator import ValidationContext
+
+    fetch = not spec.offline and spec.revocation != "off"
+    return ValidationContext(
+        trust_roots=list(roots),
+        other_certs=list(others),
+        allow_fetching=fetch,
+        revocation_mode=_MODE[spec.revocation],
+        moment=moment,
+        fetcher_backend=backend,
+    )
+
+
+def check_signer(
+    cert_der: bytes,
+    chain_der: Sequence[bytes],
+    spec: TrustSpec,
+    *,
+    now: datetime | None = None,
+) -> SignerCheck:
+    """Refuse a signer that is expired, not yet valid, revoked or not for signing.
+
+    Raises CertificateError (exit 5) for those, RevocationError when
+    ``revocation='hard'`` and the status cannot be established.
+    """
+    from asn1crypto import x509
+    from pyhanko_certvalidator import CertificateValidator
+    from pyhanko_certvalidator import errors as cverr
+
+    now = now or datetime.now(UTC)
+    cert = x509.Certificate.load(cert_der)
+    from signkit.certs import load_certificate
+
+    subject = load_certificate(cert_der, source="signer certificate").subject.rfc4514_string()
+    name = f"signer certificate '{subject}'"
+    validity = cert["tbs_certificate"]["validity"]
+    not_before = validity["not_before"].native
+    not_after = validity["not_after"].native
+    if now < not_before:
+        raise CertificateError(f"not valid before {not_before:%Y-%m-%d %H:%M} UTC", subject=name)
+    if now > not_after:
+        raise CertificateError(f"expired on {not_after:%Y-%m-%d %H:%M} UTC", subject=name)
+    usage = cert.key_usage_value.native if cert.key_usage_value is not None else None
+    if usage is not None and not ({"digital_signature", "non_repudiation"} & set(usage)):
+        raise CertificateError(
+            f"key usage ({', '.join(sorted(usage))}) allows neither digitalSignature "
+            "nor nonRepudiation",
+            subject=name,
+        )
+
+    configured = [x509.Certificate.load(d) for d in load_certificates(spec.anchors)]
+    others = [x509.Certificate.load(d) for d in chain_der]
+    warnings: list[str] = []
+    anchored: Literal["configured", "token", "none"] = "configured"
+    roots = configured
+    if not roots:
+        roots = [c for c in others if c.self_signed == "maybe" or c.self_signed == "yes"]
+        anchored = "token" if roots else "none"
+        warnings.append(
+            "no trust anchors configured (--trust): the chain ends at a root supplied by the "
+            "token and was not checked against a trusted list"
+            if roots
+            else "no trust anchors configured (--trust) and no root on the token"
+        )
+    backend = _fetcher_backend(spec)
+    vc = _validation_context(roots, others, spec, now, backend)
+    chain: tuple[bytes, ...] = (cert_der,)
+    try:
+        validator = CertificateValidator(cert, intermediate_certs=others, validation_context=vc)
+        path = asyncio.run(_validate(validator, backend))
+        chain = tuple(c.dump() for c in path.iter_certs(include_root=True))[::-1] or chain
+        if chain[0] != cert_der:
+            chain = tuple(reversed(chain))
+    except cverr.RevokedError as exc:
+        raise CertificateError(f"revoked ({exc})", subject=name) from None
+    except (cverr.ExpiredError, cverr.NotYetValidError) as exc:
+        raise CertificateError(str(exc), subject=name) from None
+    except cverr.InsufficientRevinfoError as exc:
+        raise RevocationError(
+            f"revocation status could not be established ({exc})",
+            subject=name,
+            hint="check network access to the OCSP/CRL URLs, or use --revocation soft",
+        ) from None
+    except (
+        cverr.PathBuildingError,
+        cverr.PathValidationError,
+        cverr.InvalidCertificateError,
+    ) as exc:
+        if anchored == "configured":
+            raise CertificateError(
+                f"does not chain to a configured trust anchor ({exc})",
+                subject=name,
+                hint="add the issuing CA's root with --trust",
+            ) from None
+        warnings.append(f"chain not validated ({exc})")
+        anchored = "none"
+    ocsps = tuple(o.dump() for o in vc.ocsps)
+    crls = tuple(c.dump() for c in vc.crls)
+    if spec.revocation == "off":
+        revocation: Literal["good", "unknown", "not-checked"] = "not-checked"
+        warnings.append("revocation not checked (--revocation off)")
+    elif ocsps or crls:
+        revocation = "good"
+    else:
+        revocation = "unknown"
+        if spec.revocation == "hard":
+            raise RevocationError(
+                "revocation status could not be established (no OCSP or CRL answer)",
+                subject=name,
+                hint="check network access to the OCSP/CRL URLs, or use --revocation soft",
+            )
+        warnings.append("revocation status unknown: no OCSP or CRL answer")
+    return SignerCheck(
+        subject=subject,
+        sha256=hashlib.sha256(cert_der).hexdigest(),
+        not_after=not_after,
+        chain=chain,
+        anchored=anchored,
+        revocation=revocation,
+        ocsp_responses=ocsps,
+        crls=crls,
+        warnings=tuple(warnings),
+        checked_at=now,
+    )
+
+
+def require_anchors(spec: TrustSpec) -> None:
+    """Fail early when a --trust path does not exist."""
+    for path in spec.anchors:
+        if not path.exists():
+            raise ConfigError("trust anchor path does not exist", subject=str(path))

@@ -9,6 +9,7 @@ text spills out of its box. ``ScaledGlyphAccumulator`` rescales them to the
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from typing import Any
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
+
+# fontTools reports every table it drops while subsetting; not a user's concern.
+logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
 
 # Preferred serif fonts for Vietnamese official documents, then free
 # metric-compatible fallbacks (Decree 30 asks for Times New Roman).

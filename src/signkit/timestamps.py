@@ -53,20 +53,7 @@ def request_timestamp(spec: TsaSpec, message: bytes) -> cms.ContentInfo:
         req["nonce"] = nonce
     if spec.policy:
         req["req_policy"] = spec.policy
-    body = tsp.TimeStampReq(req).dump()
-    headers = {"Content-Type": "application/timestamp-query"}
-    if spec.username is not None:
-        cred = f"{spec.username}:{spec.password or ''}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(cred).decode("ascii")
-    request = urllib.request.Request(spec.url, data=body, headers=headers, method="POST")  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=spec.timeout) as resp:  # noqa: S310
-            raw = resp.read()
-    except urllib.error.HTTPError as exc:
-        raise TimestampError(f"TSA answered HTTP {exc.code}", subject=spec.url) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TimestampError(f"TSA unreachable ({reason})", subject=spec.url) from None
+    raw = post_timestamp_query(spec, tsp.TimeStampReq(req).dump())
     try:
         response = tsp.TimeStampResp.load(raw)
         status = response["status"]["status"].native
@@ -85,3 +72,40 @@ def request_timestamp(spec: TsaSpec, message: bytes) -> cms.ContentInfo:
     except (ValueError, KeyError, TypeError) as exc:
         raise TimestampError(f"malformed TSA response ({exc})", subject=spec.url) from None
     return token
+
+
+def post_timestamp_query(spec: TsaSpec, body: bytes) -> bytes:
+    """POST a DER TimeStampReq to the TSA; the raw DER answer."""
+    headers = {"Content-Type": "application/timestamp-query"}
+    if spec.username is not None:
+        cred = f"{spec.username}:{spec.password or ''}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(cred).decode("ascii")
+    request = urllib.request.Request(spec.url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=spec.timeout) as resp:  # noqa: S310
+            return bytes(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise TimestampError(f"TSA answered HTTP {exc.code}", subject=spec.url) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TimestampError(f"TSA unreachable ({reason})", subject=spec.url) from None
+
+
+def tsa_certificates(token: cms.ContentInfo) -> tuple[bytes | None, tuple[bytes, ...]]:
+    """(the TSA's signing certificate, the other certificates) carried in a token."""
+    signed = token["content"]
+    sid = signed["signer_infos"][0]["sid"].chosen
+    certs = [c.chosen for c in signed["certificates"] or []]
+    signer = None
+    others = []
+    for cert in certs:
+        if (
+            signer is None
+            and isinstance(sid, cms.IssuerAndSerialNumber)
+            and cert.serial_number == sid["serial_number"].native
+            and cert.issuer == sid["issuer"]
+        ):
+            signer = cert.dump()
+        else:
+            others.append(cert.dump())
+    return signer, tuple(others)

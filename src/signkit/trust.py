@@ -147,6 +147,7 @@ def check_signer(
     spec: TrustSpec,
     *,
     now: datetime | None = None,
+    require_signing_usage: bool = True,
 ) -> SignerCheck:
     """Refuse a signer that is expired, not yet valid, revoked or not for signing.
 
@@ -171,7 +172,8 @@ def check_signer(
     if now > not_after:
         raise CertificateError(f"expired on {not_after:%Y-%m-%d %H:%M} UTC", subject=name)
     usage = cert.key_usage_value.native if cert.key_usage_value is not None else None
-    if usage is not None and not ({"digital_signature", "non_repudiation"} & set(usage)):
+    signing_bits = {"digital_signature", "non_repudiation"}
+    if require_signing_usage and usage is not None and not (signing_bits & set(usage)):
         raise CertificateError(
             f"key usage ({', '.join(sorted(usage))}) allows neither digitalSignature "
             "nor nonRepudiation",

@@ -19,7 +19,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 def build_app() -> click.Group:
     """Assemble the CLI. Command modules import the heavy parts lazily."""
-    from signkit.cli import completion, token
+    from signkit.cli import completion, sign, token
 
     @click.group(
         name="signkit",
@@ -38,5 +38,6 @@ def build_app() -> click.Group:
         """
 
     app.add_command(token.group)
+    app.add_command(sign.group)
     app.add_command(completion.command)
     return app

@@ -1,0 +1,394 @@
+"""`signkit sign pdf`: many documents, one token session, one PIN entry."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .context import Output, TerminalPinIO, get_state, run_command
+from .options import key_options, output_options, pin_options, token_options
+
+LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
+
+
+@click.group("sign", no_args_is_help=True)
+def group() -> None:
+    """Sign documents in bulk with a token key."""
+
+
+class _Progress:
+    """A rich progress bar on stderr (only on a terminal, and not with --quiet)."""
+
+    def __init__(self, out: Output, total: int) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+        if total and sys.stderr.isatty() and not out.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self.bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=out.console(),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("signing", total=total)
+
+    def document_done(self, result: Any) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _read_secret_file(path: Path | None, what: str) -> str | None:
+    from signkit.errors import InputError
+
+    if path is None:
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the {what} file ({exc.strerror})", subject=str(path)
+        ) from None
+    return lines[0] if lines else ""
+
+
+def _summary(out: Output, report: Any) -> None:
+    from rich.table import Table
+
+    totals = report.totals()
+    console = out.console()
+    failed = [d for d in report.documents if d.status.value == "failed"]
+    if out.verbose or failed:
+        table = Table(box=None, pad_edge=False, show_header=True)
+        for col in ("status", "input", "output / reason"):
+            table.add_column(col)
+        for d in report.documents:
+            if not out.verbose and d.status.value != "failed":
+                continue
+            detail = d.error_message or d.reason or d.output or ""
+            table.add_row(d.status.value, d.input, detail)
+        console.print(table)
+    if not out.quiet:
+        head = "dry run: " if report.dry_run else ""
+        console.print(
+            f"{head}{totals['signed']} signed, {totals['skipped']} skipped, "
+            f"{totals['failed']} failed, {totals['not-attempted']} not attempted"
+            + (f", {totals['planned']} planned" if report.dry_run else "")
+            + f" (of {totals['total']})",
+            markup=False,
+        )
+
+
+@group.command("pdf")
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
+@click.option("-r", "--recursive", is_flag=True, help="Descend into directories.")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV or JSON Lines, one row per document; columns named after the long "
+    "options (input, output, page, rect, field, reason, level, ...).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Output file (single input).",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write outputs here, mirroring the input tree.",
+)
+@click.option(
+    "--suffix",
+    default="_signed",
+    show_default=True,
+    help="Output next to the input: a.pdf -> a_signed.pdf.",
+)
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="Replace the input once the signed file is complete and checked.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option(
+    "--resign",
+    is_flag=True,
+    help="Sign again documents whose output already carries this signer's signature.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan; sign nothing.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failed document.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes preparing documents (default: one per CPU).",
+)
+@click.option(
+    "--level",
+    type=click.Choice(LEVELS),
+    default="B-B",
+    show_default=True,
+    help="PAdES baseline level.",
+)
+@click.option("--tsa", "tsa_url", metavar="URL", help="RFC 3161 time-stamping authority.")
+@click.option("--tsa-policy", metavar="OID", help="Requested TSA policy.")
+@click.option("--tsa-no-nonce", is_flag=True, help="Do not send a nonce to the TSA.")
+@click.option("--tsa-user", metavar="USER", help="HTTP basic-auth user for the TSA.")
+@click.option(
+    "--tsa-password-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TSA password file [or env SIGNKIT_TSA_PASSWORD].",
+)
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Trust anchors (PEM/DER/PKCS#7 file or directory); repeatable.",
+)
+@click.option(
+    "--revocation",
+    type=click.Choice(["hard", "soft", "off"]),
+    default="soft",
+    show_default=True,
+    help="Signer revocation check before signing.",
+)
+@click.option(
+    "--digest",
+    type=click.Choice(["sha256", "sha384", "sha512"]),
+    default="sha256",
+    show_default=True,
+    help="Message digest.",
+)
+@click.option("--pss", is_flag=True, help="RSASSA-PSS instead of PKCS#1 v1.5 (RSA keys).")
+@click.option("--reason", help="Reason for signing.")
+@click.option("--location", help="Where the document was signed.")
+@click.option("--contact", help="Signer contact information.")
+@click.option("--name", help="Signer name shown by readers (default: certificate CN).")
+@click.option("--field", help="Signature field to fill, or to create.")
+@click.option(
+    "--page", default="1", show_default=True, help="Page of a visible signature: N or 'last'."
+)
+@click.option("--rect", metavar="X,Y,W,H", help="Visible signature box in mm from --corner.")
+@click.option(
+    "--corner",
+    type=click.Choice(["bottom-left", "top-left", "top-right", "bottom-right"]),
+    default="bottom-left",
+    show_default=True,
+    help="Corner --rect is measured from.",
+)
+@click.option(
+    "--text",
+    help="Appearance text; placeholders {signer} {org} {serial} {time} "
+    "{reason} {location}; '' for image only.",
+)
+@click.option(
+    "--image",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="PNG (with alpha) shown in the appearance.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["side", "stacked"]),
+    default="side",
+    show_default=True,
+    help="Image and text side by side, or stacked.",
+)
+@click.option(
+    "--font-size", type=float, default=9.0, show_default=True, help="Appearance text size."
+)
+@click.option("--certify", is_flag=True, help="Certification signature (DocMDP).")
+@click.option(
+    "--docmdp",
+    type=click.IntRange(1, 3),
+    default=2,
+    show_default=True,
+    help="With --certify: 1 no changes, 2 form filling, 3 + annotations.",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Password of encrypted PDFs [or env SIGNKIT_PDF_PASSWORD].",
+)
+@click.option(
+    "--timezone",
+    default="Asia/Ho_Chi_Minh",
+    show_default=True,
+    help="Zone of the signing time shown in appearances.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the JSON report here too.",
+)
+@click.option(
+    "--audit-log",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
+)
+@click.option("--no-audit", is_flag=True, help="Do not write the audit log (noted on stderr).")
+@token_options
+@key_options
+@pin_options
+@output_options
+def sign_pdf(**options: Any) -> None:
+    """Sign PDFs (PAdES B-B, B-T, B-LT, B-LTA), one token session for the whole batch.
+
+    \b
+    Examples:
+      signkit sign pdf inbox/*.pdf
+      signkit sign pdf -r inbox --output-dir signed --level B-LT --tsa http://tsa.example
+      signkit sign pdf --manifest batch.csv --report report.json
+    """
+    out = Output.from_options(options)
+    state = get_state()
+    argv = tuple(a for a in sys.argv[1:])
+    env_pdf_password = os.environ.pop("SIGNKIT_PDF_PASSWORD", None)
+    env_tsa_password = os.environ.pop("SIGNKIT_TSA_PASSWORD", None)
+
+    def body() -> int:
+        from signkit.audit.log import default_audit_path
+        from signkit.errors import SignkitError
+        from signkit.formats.pdf import PdfDocOptions
+        from signkit.jobs.engine import EngineSpec
+        from signkit.jobs.outputs import OutputSpec
+        from signkit.jobs.pdf_job import PdfJobSpec, sign_pdfs
+        from signkit.jobs.report import BatchReport
+        from signkit.timestamps import TsaSpec
+        from signkit.tokens.guard import PinGuard, default_state_dir
+        from signkit.trust import TrustSpec
+
+        from .tokenspec import build_token_spec
+
+        o = options
+        if not o["inputs"] and not o["manifest"]:
+            raise click.UsageError("give INPUT files/directories or --manifest")
+        token = build_token_spec(
+            module=o["module"],
+            token_label=o["token_label"],
+            token_serial=o["token_serial"],
+            slot=o["slot"],
+            key_label=o["key_label"],
+            key_id=o["key_id"],
+            cert_fingerprint=o["cert_fingerprint"],
+            key_uri=o["key_uri"],
+            pin_file=o["pin_file"],
+            pin_stdin=o["pin_stdin"],
+            pin_pad=o["pin_pad"],
+            env_pin=state.env_pin,
+        )
+        tsa = None
+        if o["tsa_url"]:
+            tsa = TsaSpec(
+                url=o["tsa_url"],
+                policy=o["tsa_policy"],
+                nonce=not o["tsa_no_nonce"],
+                username=o["tsa_user"],
+                password=_read_secret_file(o["tsa_password_file"], "TSA password")
+                or env_tsa_password,
+            )
+        if o["no_audit"]:
+            out.warn("audit log disabled (--no-audit): this run leaves no audit record")
+            audit_path = None
+        else:
+            audit_path = o["audit_log"] or default_audit_path()
+        defaults = PdfDocOptions(
+            level=o["level"],
+            reason=o["reason"],
+            location=o["location"],
+            contact=o["contact"],
+            name=o["name"],
+            field=o["field"],
+            page=o["page"],
+            rect=o["rect"],
+            corner=o["corner"],
+            text=o["text"],
+            image=str(o["image"]) if o["image"] else None,
+            layout=o["layout"],
+            font_size=o["font_size"],
+            certify=o["certify"],
+            docmdp=o["docmdp"],
+        )
+        spec = PdfJobSpec(
+            inputs=tuple(o["inputs"]),
+            recursive=o["recursive"],
+            manifest=o["manifest"],
+            outputs=OutputSpec(
+                output=o["output"],
+                output_dir=o["output_dir"],
+                suffix=o["suffix"],
+                in_place=o["in_place"],
+                force=o["force"],
+            ),
+            engine=EngineSpec(fail_fast=o["fail_fast"], force=o["force"], resign=o["resign"]),
+            token=token,
+            trust=TrustSpec(anchors=tuple(o["trust"]), revocation=o["revocation"]),
+            options=defaults,
+            tsa=tsa,
+            digest_algorithm=o["digest"],
+            pss=o["pss"],
+            password=_read_secret_file(o["password_file"], "password") or env_pdf_password,
+            timezone=o["timezone"],
+            jobs=o["jobs"] or 0,
+            dry_run=o["dry_run"],
+            audit_path=audit_path,
+            command_line=argv,
+        )
+        report = BatchReport(command="sign pdf")
+        progress: _Progress | None = None
+
+        class Events:
+            def document_done(self, result: Any) -> None:
+                if progress is not None:
+                    progress.document_done(result)
+
+        try:
+            from signkit.jobs.pdf_job import plan
+
+            progress = _Progress(out, 0 if spec.dry_run else len(plan(spec)))
+            sign_pdfs(
+                spec,
+                io=TerminalPinIO(),
+                guard=PinGuard(default_state_dir()),
+                warn=out.warn,
+                events=Events(),
+                report=report,
+            )
+        except SignkitError:
+            if not report.documents:
+                raise
+        except KeyboardInterrupt:
+            if progress is not None:
+                progress.close()
+            _finish(out, report, o["report_path"])
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
+        _finish(out, report, o["report_path"])
+        if report.run_error is not None:
+            out.fail(report.run_error)
+        return report.exit_code()
+
+    run_command(out, body)
+
+
+def _finish(out: Output, report: Any, report_path: Path | None) -> None:
+    if report_path is not None:
+        report.write(report_path)
+    if out.json:
+        out.emit_json(report.to_json())
+    _summary(out, report)

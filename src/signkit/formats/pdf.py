@@ -1,0 +1,597 @@
+"""PAdES signing of PDFs, split into stages the batch engine runs in parallel.
+
+``prepare`` (worker process): write the incremental update with a reserved
+/Contents into a temp file next to the output and compute the /ByteRange
+digest and the signed attributes. ``sign`` (main process, the one token
+session): sign the attributes. ``finish`` (worker): time-stamp (B-T), embed
+the CMS, add the DSS (B-LT) and a document time-stamp (B-LTA), fsync, and
+check that the signature just made is intact before the engine publishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from signkit.errors import DocumentError, InputFormatError, SignkitError, UsageError
+from signkit.formats.cms import CmsTemplate
+from signkit.formats.pdf_appearance import (
+    CORNERS,
+    DEFAULT_TEXT,
+    AppearanceValues,
+    parse_rect,
+    place_rect,
+    stamp_style,
+)
+from signkit.timestamps import TsaSpec, request_timestamp
+from signkit.tokens.model import SignatureScheme
+
+LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
+EXTENSIONS = (".pdf",)
+TIMESTAMP_ALLOWANCE = 12 * 1024
+DOC_TIMESTAMP_RESERVE = 24 * 1024
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class PdfDocOptions:
+    """Per-document signature settings (every field is also a manifest column)."""
+
+    level: str = "B-B"
+    """PAdES baseline level."""
+    reason: str | None = None
+    """/Reason."""
+    location: str | None = None
+    """/Location."""
+    contact: str | None = None
+    """/ContactInfo."""
+    name: str | None = None
+    """/Name (signer name shown by readers)."""
+    field: str | None = None
+    """Signature field to fill or create."""
+    page: str = "1"
+    """Page for a new visible field: a number or 'last'."""
+    rect: str | None = None
+    """X,Y,W,H in mm from ``corner`` (makes the signature visible)."""
+    corner: str = "bottom-left"
+    """Corner ``rect`` is measured from."""
+    text: str | None = None
+    """Appearance text template."""
+    image: str | None = None
+    """PNG shown in the appearance."""
+    layout: str = "side"
+    """Image and text 'side' by side or 'stacked'."""
+    font_size: float = 9.0
+    """Appearance text size in points."""
+    certify: bool = False
+    """Certification (DocMDP) signature."""
+    docmdp: int = 2
+    """DocMDP level with --certify: 1 no changes, 2 form filling, 3 + annotations."""
+
+    @property
+    def visible(self) -> bool:
+        """Whether this signature has an appearance on a page."""
+        return self.rect is not None
+
+
+OVERRIDABLE = frozenset(f.name for f in fields(PdfDocOptions)) | {"font-size"}
+
+
+def _as_bool(value: str, column: str) -> bool:
+    low = value.strip().lower()
+    if low in ("1", "true", "yes", "y"):
+        return True
+    if low in ("0", "false", "no", "n", ""):
+        return False
+    raise UsageError(f"'{column}' must be true or false", subject=value)
+
+
+def resolve_options(defaults: PdfDocOptions, overrides: Mapping[str, str]) -> PdfDocOptions:
+    """Apply manifest overrides, then validate the result."""
+    changes: dict[str, Any] = {}
+    for key, raw in overrides.items():
+        name = key.replace("-", "_")
+        if name in ("certify",):
+            changes[name] = _as_bool(raw, key)
+        elif name in ("docmdp",):
+            changes[name] = int(raw)
+        elif name == "font_size":
+            changes[name] = float(raw)
+        else:
+            changes[name] = raw
+    opts = replace(defaults, **changes)
+    if opts.level not in LEVELS:
+        raise UsageError(f"level must be one of {', '.join(LEVELS)}", subject=opts.level)
+    if opts.corner not in CORNERS:
+        raise UsageError(f"corner must be one of {', '.join(CORNERS)}", subject=opts.corner)
+    if opts.docmdp not in (1, 2, 3):
+        raise UsageError("docmdp must be 1, 2 or 3", subject=str(opts.docmdp))
+    if opts.layout not in ("side", "stacked"):
+        raise UsageError("layout must be 'side' or 'stacked'", subject=opts.layout)
+    if opts.rect is not None:
+        parse_rect(opts.rect)
+    if opts.page != "last":
+        try:
+            if int(opts.page) < 1:
+                raise ValueError
+        except ValueError:
+            raise UsageError("page must be a number from 1, or 'last'", subject=opts.page) from None
+    if opts.image is not None and not Path(opts.image).is_file():
+        raise UsageError("appearance image not found", subject=opts.image)
+    return opts
+
+
+@dataclass(frozen=True, kw_only=True)
+class PdfBatchConfig:
+    """What every worker needs, the same for the whole batch (picklable, no secrets)."""
+
+    signer_der: bytes
+    chain_der: tuple[bytes, ...]
+    digest_algorithm: str
+    scheme: SignatureScheme
+    bytes_reserved: int
+    tsa: TsaSpec | None
+    ltv_certs: tuple[bytes, ...] = ()
+    ltv_ocsps: tuple[bytes, ...] = ()
+    ltv_crls: tuple[bytes, ...] = ()
+    timezone: str = "Asia/Ho_Chi_Minh"
+    password: str | None = field(default=None, repr=False)
+    font_path: str = ""
+    signer_name: str = ""
+    signer_org: str = ""
+    signer_serial: str = ""
+
+
+@dataclass(frozen=True)
+class PrepareItem:
+    """One document handed to a worker."""
+
+    index: int
+    input: str
+    temp: str
+    options: PdfDocOptions
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A document with its placeholder written and its digest computed."""
+
+    index: int
+    temp: str
+    to_sign: bytes
+    document_digest: bytes
+    reserved_start: int
+    reserved_end: int
+    signed_length: int
+    sha256_before: str
+    signing_time: str
+    level: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A complete, fsynced, checked temp file ready to publish."""
+
+    index: int
+    temp: str
+    sha256_after: str
+    signing_time: str
+    level: str
+
+
+class _Worker:
+    """Per-process state, built once by ``worker_init``."""
+
+    def __init__(self, config: PdfBatchConfig) -> None:
+        from asn1crypto import x509
+        from pyhanko.sign.signers.pdf_cms import ExternalSigner
+        from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+        self.config = config
+        self.template = CmsTemplate.create(
+            signer_der=config.signer_der,
+            chain_der=config.chain_der,
+            digest_algorithm=config.digest_algorithm,
+            scheme=config.scheme,
+        )
+        cert = x509.Certificate.load(config.signer_der)
+        store = SimpleCertificateStore.from_certs(
+            [x509.Certificate.load(d) for d in config.chain_der]
+        )
+        # pyHanko lays out the document; the CMS is ours, so its value is a placeholder.
+        self.ext_signer = ExternalSigner(cert, store, signature_value=b"\x00" * 8)
+        self.zone = ZoneInfo(config.timezone)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """One event loop per worker, for the few pyHanko calls that need one."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+
+_STATE: _Worker | None = None
+
+
+def worker_init(config: PdfBatchConfig) -> None:
+    """Process-pool initializer: parse the batch config once per worker."""
+    import signal
+
+    # Ctrl-C is the main process's to handle; workers finish or get cancelled.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _STATE
+    _STATE = _Worker(config)
+
+
+def _state() -> _Worker:
+    if _STATE is None:  # pragma: no cover - the engine always initialises workers
+        raise RuntimeError("PDF worker not initialised")
+    return _STATE
+
+
+def sha256_file(fh: IO[bytes]) -> str:
+    """Hash a file in chunks (large files never sit in memory)."""
+    h = hashlib.sha256()
+    fh.seek(0)
+    while chunk := fh.read(_CHUNK):
+        h.update(chunk)
+    fh.seek(0)
+    return h.hexdigest()
+
+
+def _open_writer(fh: IO[bytes], source: str, password: str | None) -> Any:
+    from pyhanko.pdf_utils.crypt import AuthStatus
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.misc import PdfError
+
+    head = fh.read(1024)
+    fh.seek(0)
+    if b"%PDF-" not in head:
+        raise InputFormatError("not a PDF (no %PDF- header)", subject=source)
+    try:
+        writer = IncrementalPdfFileWriter(fh, strict=False)
+    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise InputFormatError(f"malformed PDF ({str(exc)[:160]})", subject=source) from None
+    if writer.prev.encrypted:
+        if password is None:
+            raise InputFormatError(
+                "the PDF is encrypted",
+                subject=source,
+                hint="give the password with --password-file or SIGNKIT_PDF_PASSWORD",
+            )
+        result = writer.encrypt(password)
+        if result.status == AuthStatus.FAILED:
+            raise InputFormatError("wrong password for the encrypted PDF", subject=source)
+    return writer
+
+
+def _page_index(writer: Any, page: str, source: str) -> int:
+    count = int(writer.root["/Pages"]["/Count"])
+    index = count - 1 if page == "last" else int(page) - 1
+    if not 0 <= index < count:
+        raise InputFormatError(f"page {page} does not exist ({count} pages)", subject=source)
+    return index
+
+
+def _page_geometry(writer: Any, index: int) -> tuple[tuple[float, float, float, float], int]:
+    page = writer.find_page_for_modification(index)[0].get_object()
+
+    def inherited(key: str) -> Any:
+        node = page
+        while node is not None:
+            if key in node:
+                return node[key]
+            node = node.get("/Parent")
+            node = node.get_object() if node is not None else None
+        return None
+
+    box = inherited("/CropBox") or inherited("/MediaBox")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    rotate = int(inherited("/Rotate") or 0)
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), rotate
+
+
+def worker_prepare(item: PrepareItem) -> Prepared:
+    """Stage 1 (worker): placeholder, digest and signed attributes."""
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.sign import fields as sigfields
+    from pyhanko.sign import signers
+    from pyhanko.sign.general import SigningError
+
+    st = _state()
+    cfg = st.config
+    opts = item.options
+    try:
+        with open(item.input, "rb") as fh:
+            before = sha256_file(fh)
+            writer = _open_writer(fh, item.input, cfg.password)
+            now = datetime.now(st.zone).replace(microsecond=0)
+            style = None
+            spec = None
+            name = opts.field or _free_field_name(writer)
+            if opts.visible and opts.rect is not None:
+                index = _page_index(writer, opts.page, item.input)
+                cropbox, rotate = _page_geometry(writer, index)
+                box = place_rect(
+                    parse_rect(opts.rect), corner=opts.corner, cropbox=cropbox, rotate=rotate
+                )
+                values = AppearanceValues(
+                    signer=opts.name or cfg.signer_name,
+                    org=cfg.signer_org,
+                    serial=cfg.signer_serial,
+                    time=now,
+                    reason=opts.reason or "",
+                    location=opts.location or "",
+                )
+                text = (
+                    None
+                    if opts.image and opts.text == ""
+                    else values.render(opts.text if opts.text is not None else DEFAULT_TEXT)
+                )
+                style = stamp_style(
+                    text=text,
+                    image=opts.image,
+                    layout_mode=opts.layout,
+                    font_path=cfg.font_path,
+                    font_size=opts.font_size,
+                    box=box,
+                )
+                spec = sigfields.SigFieldSpec(sig_field_name=name, on_page=index, box=box)
+            meta = signers.PdfSignatureMetadata(
+                field_name=name,
+                md_algorithm=cfg.digest_algorithm,
+                subfilter=sigfields.SigSeedSubFilter.PADES,
+                reason=opts.reason,
+                location=opts.location,
+                contact_info=opts.contact,
+                name=opts.name,
+                certify=opts.certify,
+                docmdp_permissions=sigfields.MDPPerm(opts.docmdp),
+            )
+            pdf_signer = signers.PdfSigner(
+                meta, signer=st.ext_signer, stamp_style=style, new_field_spec=spec
+            )
+            session = pdf_signer.init_signing_session(writer)
+            session.system_time = now
+            tbs = session.prepare_tbs_document(
+                validation_info=None, bytes_reserved=cfg.bytes_reserved
+            )
+            fd = os.open(item.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w+b") as out:
+                prepared, _ = tbs.digest_tbs_document(output=out)
+                out.seek(0, os.SEEK_END)
+                signed_length = out.tell()
+    except SignkitError:
+        raise
+    except SigningError as exc:
+        raise DocumentError(str(exc), subject=item.input) from None
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise InputFormatError(
+            f"cannot sign this PDF ({str(exc)[:160]})", subject=item.input
+        ) from None
+    return Prepared(
+        index=item.index,
+        temp=item.temp,
+        to_sign=st.template.signed_attributes(prepared.document_digest),
+        document_digest=prepared.document_digest,
+        reserved_start=prepared.reserved_region_start,
+        reserved_end=prepared.reserved_region_end,
+        signed_length=signed_length,
+        sha256_before=before,
+        signing_time=now.isoformat(),
+        level=opts.level,
+    )
+
+
+def _free_field_name(writer: Any) -> str:
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    taken = {name for name, _, _ in enumerate_sig_fields(writer, filled_status=None)}
+    n = 1
+    while f"Signature{n}" in taken:
+        n += 1
+    return f"Signature{n}"
+
+
+def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
+    """Stage 3 (worker): CMS (+ time-stamp), DSS, document time-stamp, fsync, check."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    st = _state()
+    cfg = st.config
+    level = prepared.level
+    token = None
+    if level != "B-B":
+        if cfg.tsa is None:
+            raise UsageError(f"{level} needs a time-stamping authority (--tsa URL)")
+        token = request_timestamp(cfg.tsa, signature)
+    cms_der = st.template.signed_data(prepared.to_sign, signature, timestamp_token=token)
+    with open(prepared.temp, "r+b") as out:
+        digest = PreparedByteRangeDigest(
+            document_digest=prepared.document_digest,
+            reserved_region_start=prepared.reserved_start,
+            reserved_region_end=prepared.reserved_end,
+        )
+        if 2 * len(cms_der) > prepared.reserved_end - prepared.reserved_start - 2:
+            raise DocumentError(
+                f"signature container ({len(cms_der)} bytes) larger than reserved",
+                subject=prepared.temp,
+            )
+        written = digest.fill_reserved_region(out, cms_der)
+        if level in ("B-LT", "B-LTA"):
+            out.seek(0)
+            w = IncrementalPdfFileWriter(out, strict=False)
+            DocumentSecurityStore.supply_dss_in_writer(
+                w,
+                written,
+                certs=_certs(cfg.ltv_certs),
+                ocsps=_ocsps(cfg.ltv_ocsps),
+                crls=_crls(cfg.ltv_crls),
+            )
+            w.write_in_place()
+        if level == "B-LTA":
+            _document_timestamp(out, st)
+        out.flush()
+        os.fsync(out.fileno())
+        check_signature(out, prepared, signature, cfg)
+        after = sha256_file(out)
+    return Finished(
+        index=prepared.index,
+        temp=prepared.temp,
+        sha256_after=after,
+        signing_time=prepared.signing_time,
+        level=level,
+    )
+
+
+def _certs(ders: tuple[bytes, ...]) -> list[Any]:
+    from asn1crypto import x509
+
+    return [x509.Certificate.load(d) for d in ders]
+
+
+def _ocsps(ders: tuple[bytes, ...]) -> list[Any]:
+    from asn1crypto import ocsp
+
+    return [ocsp.OCSPResponse.load(d) for d in ders]
+
+
+def _crls(ders: tuple[bytes, ...]) -> list[Any]:
+    from asn1crypto import crl
+
+    return [crl.CertificateList.load(d) for d in ders]
+
+
+class _TimeStamper:
+    """Adapter giving pyHanko's document time-stamper our RFC 3161 client."""
+
+    @staticmethod
+    def build(spec: TsaSpec) -> Any:
+        from asn1crypto import tsp
+        from pyhanko.sign.timestamps.api import TimeStamper
+
+        from signkit.timestamps import post_timestamp_query
+
+        class Stamper(TimeStamper):
+            async def async_request_tsa_response(self, req: Any) -> Any:
+                return tsp.TimeStampResp.load(post_timestamp_query(spec, req.dump()))
+
+        return Stamper(include_nonce=spec.nonce)
+
+
+def _document_timestamp(out: IO[bytes], st: _Worker) -> None:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+
+    cfg = st.config
+    assert cfg.tsa is not None  # noqa: S101 - checked by the caller's level test
+    out.seek(0)
+    w = IncrementalPdfFileWriter(out, strict=False)
+    stamper = PdfTimeStamper(_TimeStamper.build(cfg.tsa))
+    st.loop.run_until_complete(
+        stamper.async_timestamp_pdf(
+            w, cfg.digest_algorithm, bytes_reserved=DOC_TIMESTAMP_RESERVE, in_place=True
+        )
+    )
+
+
+def check_signature(
+    out: IO[bytes], prepared: Prepared, signature: bytes, cfg: PdfBatchConfig
+) -> None:
+    """Re-read the written file: the signed byte ranges still hash to what we
+    signed, and the signature value verifies with the signer's public key."""
+    from cryptography.exceptions import InvalidSignature
+
+    h = hashlib.new(cfg.digest_algorithm)
+    out.seek(0)
+    remaining = prepared.reserved_start
+    while remaining:
+        chunk = out.read(min(_CHUNK, remaining))
+        if not chunk:
+            break
+        h.update(chunk)
+        remaining -= len(chunk)
+    out.seek(prepared.reserved_end)
+    remaining = prepared.signed_length - prepared.reserved_end
+    while remaining > 0:
+        chunk = out.read(min(_CHUNK, remaining))
+        if not chunk:
+            break
+        h.update(chunk)
+        remaining -= len(chunk)
+    if h.digest() != prepared.document_digest:
+        raise DocumentError(
+            "the written file does not hash to the signed digest", subject=prepared.temp
+        )
+    try:
+        verify_raw_signature(
+            cfg.signer_der, prepared.to_sign, signature, cfg.scheme, cfg.digest_algorithm
+        )
+    except InvalidSignature:
+        raise DocumentError(
+            "the token's signature does not verify with the signer certificate",
+            subject=prepared.temp,
+        ) from None
+
+
+def verify_raw_signature(
+    cert_der: bytes, data: bytes, signature: bytes, scheme: str, digest_algorithm: str
+) -> None:
+    """Verify ``signature`` over ``data``; raises cryptography's InvalidSignature."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    algo = {
+        "sha256": hashes.SHA256(),
+        "sha384": hashes.SHA384(),
+        "sha512": hashes.SHA512(),
+        "sha3_256": hashes.SHA3_256(),
+        "sha3_384": hashes.SHA3_384(),
+        "sha3_512": hashes.SHA3_512(),
+    }[digest_algorithm]
+    key = x509.load_der_x509_certificate(cert_der).public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(signature, data, ec.ECDSA(algo))
+    elif isinstance(key, rsa.RSAPublicKey):
+        pad = (
+            padding.PSS(padding.MGF1(algo), algo.digest_size)
+            if scheme == "pss"
+            else padding.PKCS1v15()
+        )
+        key.verify(signature, data, pad, algo)
+    else:
+        raise DocumentError(f"unsupported key type {type(key).__name__}")
+
+
+def signed_by(path: Path, signer_sha256: str) -> bool:
+    """Resume check: the last signature of ``path`` is intact and made with this certificate."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        with path.open("rb") as fh:
+            reader = PdfFileReader(fh, strict=False)
+            sigs = reader.embedded_regular_signatures
+            if not sigs:
+                return False
+            sig = sigs[-1]
+            if hashlib.sha256(sig.signer_cert.dump()).hexdigest() != signer_sha256:
+                return False
+            signer_info = sig.signer_info
+            expected = None
+            for attr in signer_info["signed_attrs"]:
+                if attr["type"].native == "message_digest":
+                    expected = attr["values"][0].native
+            return expected is not None and sig.compute_digest() == expected
+    except Exception:
+        return False

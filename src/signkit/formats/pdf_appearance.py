@@ -1,0 +1,143 @@
+"""Where a visible PDF signature goes and what it shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from signkit.errors import UsageError
+
+MM = 72 / 25.4
+Corner = Literal["bottom-left", "top-left", "top-right", "bottom-right"]
+CORNERS: tuple[str, ...] = ("bottom-left", "top-left", "top-right", "bottom-right")
+DEFAULT_TEXT = "Ký bởi: {signer}\n{org}\nThời gian: {time}"
+
+
+def parse_rect(text: str) -> tuple[float, float, float, float]:
+    """'X,Y,W,H' in millimetres."""
+    try:
+        parts = [float(p) for p in text.replace(";", ",").split(",")]
+    except ValueError:
+        raise UsageError("--rect takes X,Y,WIDTH,HEIGHT in millimetres", subject=text) from None
+    if len(parts) != 4 or parts[2] <= 0 or parts[3] <= 0:
+        raise UsageError("--rect takes X,Y,WIDTH,HEIGHT in millimetres", subject=text)
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def place_rect(
+    rect_mm: tuple[float, float, float, float],
+    *,
+    corner: str,
+    cropbox: tuple[float, float, float, float],
+    rotate: int,
+) -> tuple[int, int, int, int]:
+    """A box given in mm from a corner of the page as seen (CropBox, /Rotate
+    honoured) to an (x1, y1, x2, y2) rectangle in unrotated user space."""
+    x0, y0, x1, y1 = cropbox
+    w, h = x1 - x0, y1 - y0
+    rotate %= 360
+    vis_w, vis_h = (h, w) if rotate in (90, 270) else (w, h)
+    vx, vy, vw, vh = (v * MM for v in rect_mm)
+    if corner in ("top-left", "top-right"):
+        vy = vis_h - vy - vh
+    if corner in ("top-right", "bottom-right"):
+        vx = vis_w - vx - vw
+    if rotate == 0:
+        ux, uy, uw, uh = vx, vy, vw, vh
+    elif rotate == 90:
+        ux, uy, uw, uh = w - vy - vh, vx, vh, vw
+    elif rotate == 180:
+        ux, uy, uw, uh = w - vx - vw, h - vy - vh, vw, vh
+    else:
+        ux, uy, uw, uh = vy, h - vx - vw, vh, vw
+    return (round(x0 + ux), round(y0 + uy), round(x0 + ux + uw), round(y0 + uy + uh))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppearanceValues:
+    """Values for the text template placeholders."""
+
+    signer: str
+    org: str
+    serial: str
+    time: datetime
+    reason: str
+    location: str
+
+    def render(self, template: str) -> str:
+        """Fill {signer}, {org}, {serial}, {time}, {reason}, {location}."""
+        values = {
+            "signer": self.signer,
+            "org": self.org,
+            "serial": self.serial,
+            "time": iso_with_colon(self.time),
+            "reason": self.reason,
+            "location": self.location,
+        }
+        try:
+            return template.replace("\\n", "\n").format(**values)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UsageError(
+                f"bad placeholder {exc} in the appearance text "
+                "(use {signer}, {org}, {serial}, {time}, {reason}, {location})",
+                subject=template,
+            ) from None
+
+
+def iso_with_colon(moment: datetime) -> str:
+    """ISO 8601 with a '+07:00'-style offset (strftime's %z gives '+0700')."""
+    return moment.isoformat(timespec="seconds")
+
+
+def stamp_style(
+    *,
+    text: str | None,
+    image: str | None,
+    layout_mode: str,
+    font_path: str,
+    font_size: float,
+    box: tuple[int, int, int, int],
+) -> Any:
+    """A pyHanko stamp style: text in an embedded subset font, PNG, or both."""
+    from pyhanko.pdf_utils import layout
+    from pyhanko.pdf_utils.images import PdfImage
+    from pyhanko.pdf_utils.text import TextBoxStyle
+    from pyhanko.stamp import TextStampStyle
+
+    from signkit.fonts import ScaledGlyphAccumulatorFactory
+
+    # pyHanko applies %-interpolation to the stamp text.
+    stamp_text = (text or "").replace("%", "%%")
+    size = round(font_size)
+    font = ScaledGlyphAccumulatorFactory(font_path, font_size=size)
+    box_style = TextBoxStyle(font=font, font_size=size, leading=round(size * 1.25))
+    kwargs: dict[str, Any] = {
+        "stamp_text": stamp_text,
+        "text_box_style": box_style,
+        "border_width": 0,
+    }
+    mid = layout.AxisAlignment.ALIGN_MID
+    half_w, half_h = (box[2] - box[0]) // 2, (box[3] - box[1]) // 2
+    if image:
+        kwargs["background"] = PdfImage(image)
+        kwargs["background_opacity"] = 1.0
+        if not text:
+            kwargs["background_layout"] = layout.SimpleBoxLayoutRule(
+                x_align=mid, y_align=mid, margins=layout.Margins.uniform(0)
+            )
+        elif layout_mode == "stacked":
+            kwargs["background_layout"] = layout.SimpleBoxLayoutRule(
+                x_align=mid, y_align=mid, margins=layout.Margins(0, 0, 0, half_h)
+            )
+            kwargs["inner_content_layout"] = layout.SimpleBoxLayoutRule(
+                x_align=mid, y_align=mid, margins=layout.Margins(2, 2, half_h, 2)
+            )
+        else:
+            kwargs["background_layout"] = layout.SimpleBoxLayoutRule(
+                x_align=mid, y_align=mid, margins=layout.Margins(0, half_w, 0, 0)
+            )
+            kwargs["inner_content_layout"] = layout.SimpleBoxLayoutRule(
+                x_align=mid, y_align=mid, margins=layout.Margins(half_w, 2, 2, 2)
+            )
+    return TextStampStyle(**kwargs)

@@ -1,0 +1,337 @@
+"""The one batch engine every format plugs into.
+
+Pipeline: worker processes prepare documents while the main process holds
+the only token session and signs, serially, whatever is ready; workers then
+finish each document into a complete, fsynced temp file. The main process
+commits the audit records of a group of finished documents with one fsync,
+and only then renames their temp files into place (and syncs the
+directories). So no output is ever visible without its durable record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from signkit.audit.log import AuditLog
+from signkit.errors import OutputError, SignkitError, TokenError
+from signkit.jobs.outputs import InputLock, PlannedDoc, fsync_directory, publish, temp_path
+from signkit.jobs.report import BatchReport, DocumentResult, Status
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stages:
+    """How a format plugs into the engine (module-level functions: they cross processes)."""
+
+    name: str
+    """Format name for records ('pdf', 'xml')."""
+    prepare: Callable[[Any], Any]
+    """Worker: item -> prepared (has .index, .temp, .to_sign, .sha256_before)."""
+    finish: Callable[[Any, bytes], Any]
+    """Worker: (prepared, signature) -> finished (.index, .temp, .sha256_after, ...)."""
+    make_item: Callable[[int, PlannedDoc, Path], Any]
+    """Main: build the picklable work item for one document."""
+    already_done: Callable[[Path, str], bool]
+    """Main: does this existing output carry an intact signature by this certificate?"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSpec:
+    """Batch behaviour chosen by the user."""
+
+    fail_fast: bool = False
+    """Stop at the first failed document."""
+    force: bool = False
+    """Overwrite existing outputs."""
+    resign: bool = False
+    """Sign again documents whose output already carries our signature."""
+    lookahead: int = 16
+    """Documents in flight at once (bounds memory and open files)."""
+    group_size: int = 64
+    """Finished documents committed (audit fsync, rename) together at most."""
+    group_delay: float = 0.05
+    """Seconds a finished document may wait for its group."""
+
+
+class Events(Protocol):
+    """Progress callbacks (the CLI draws a progress bar with them)."""
+
+    def document_done(self, result: DocumentResult) -> None:
+        """One document reached a final status."""
+
+
+class SignFn(Protocol):
+    def __call__(self, data: bytes) -> bytes: ...
+
+
+@dataclass
+class _Doc:
+    planned: PlannedDoc
+    result: DocumentResult
+    lock: InputLock
+    temp: Path
+    prepared: Any = None
+    finished: Any = None
+
+
+@dataclass
+class _Run:
+    report: BatchReport
+    audit: AuditLog | None
+    events: Events
+    signer_sha256: str
+    format_name: str
+    pending_commit: list[_Doc] = field(default_factory=list)
+    oldest_pending: float = 0.0
+
+    def record(self, kind: str, doc: _Doc, **extra: Any) -> None:
+        if self.audit is None:
+            return
+        r = doc.result
+        self.audit.add(
+            {
+                "type": kind,
+                "format": self.format_name,
+                "input": r.input,
+                "output": r.output,
+                **extra,
+            }
+        )
+
+    def final(self, doc: _Doc) -> None:
+        doc.lock.release()
+        self.events.document_done(doc.result)
+
+
+def run_batch(
+    *,
+    docs: list[PlannedDoc],
+    stages: Stages,
+    sign: SignFn,
+    executor: Executor,
+    report: BatchReport,
+    audit: AuditLog | None,
+    events: Events,
+    spec: EngineSpec,
+    signer_sha256: str,
+    level: str,
+) -> None:
+    """Sign every planned document; results land in ``report``.
+
+    A TokenError or Ctrl-C stops the batch: finished documents are still
+    published, in-flight temp files removed, the rest marked not attempted;
+    the error is re-raised for the caller's exit code.
+    """
+    run = _Run(report, audit, events, signer_sha256, stages.name)
+    queue: deque[tuple[int, PlannedDoc]] = deque(enumerate(docs))
+    results = [
+        DocumentResult(
+            input=str(d.task.input), output=str(d.output), level=level, options=dict(d.task.options)
+        )
+        for d in docs
+    ]
+    report.documents.extend(results)
+    in_flight: dict[Future[Any], tuple[str, _Doc]] = {}
+    stop = False
+    abort: BaseException | None = None
+
+    def submit_next() -> None:
+        nonlocal stop
+        while queue and not stop and len(in_flight) < spec.lookahead:
+            index, planned = queue.popleft()
+            doc = _admit(index, planned, results[index], stages, spec, run)
+            if doc is None:
+                if results[index].status is Status.FAILED and spec.fail_fast:
+                    stop = True
+                continue
+            item = stages.make_item(index, planned, doc.temp)
+            run.record("document-intent", doc, sha256_before=None)
+            in_flight[executor.submit(stages.prepare, item)] = ("prepare", doc)
+
+    try:
+        submit_next()
+        while in_flight:
+            timeout = None
+            if run.pending_commit:
+                timeout = max(0.0, spec.group_delay - (time.monotonic() - run.oldest_pending))
+            done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                stage, doc = in_flight.pop(future)
+                try:
+                    value = future.result()
+                except SignkitError as exc:
+                    _fail(doc, exc, run)
+                    stop = stop or spec.fail_fast
+                    continue
+                except Exception as exc:  # a bug or an unexpected library error
+                    _fail(doc, exc, run)
+                    stop = stop or spec.fail_fast
+                    continue
+                if stage == "prepare":
+                    doc.prepared = value
+                    doc.result.sha256_before = value.sha256_before
+                    signature = sign(value.to_sign)  # TokenError propagates: run-level
+                    in_flight[executor.submit(stages.finish, value, signature)] = ("finish", doc)
+                else:
+                    doc.finished = value
+                    _queue_commit(doc, run)
+            if run.pending_commit and (
+                len(run.pending_commit) >= spec.group_size
+                or time.monotonic() - run.oldest_pending >= spec.group_delay
+                or not in_flight
+            ):
+                _commit_group(run)
+            submit_next()
+        _commit_group(run)
+    except (TokenError, KeyboardInterrupt) as exc:
+        abort = exc
+    finally:
+        if abort is not None or in_flight:
+            # Let running stages end, drop the rest, keep what is complete.
+            for future in in_flight:
+                future.cancel()
+            with contextlib.suppress(Exception):
+                executor.shutdown(wait=True, cancel_futures=True)
+            for future, (stage, doc) in list(in_flight.items()):
+                if stage == "finish" and not future.cancelled() and future.exception() is None:
+                    doc.finished = future.result()
+                    _queue_commit(doc, run)
+                else:
+                    _discard(doc)
+                    doc.result.status = Status.NOT_ATTEMPTED
+                    doc.result.reason = "batch stopped"
+                    run.record("document-result", doc, status="not-attempted")
+                    run.final(doc)
+            in_flight.clear()
+            _commit_group(run)
+        for result in results:
+            if result.status is Status.PLANNED:
+                result.status = Status.NOT_ATTEMPTED
+                result.reason = "batch stopped" if (abort or stop) else result.reason
+        if audit is not None:
+            audit.commit()
+    if abort is not None:
+        raise abort
+
+
+def _admit(
+    index: int,
+    planned: PlannedDoc,
+    result: DocumentResult,
+    stages: Stages,
+    spec: EngineSpec,
+    run: _Run,
+) -> _Doc | None:
+    """Lock the input and decide: sign, skip (already done / locked) or fail (exists)."""
+    lock = InputLock(planned.task.input)
+    try:
+        if not lock.acquire():
+            result.status = Status.SKIPPED
+            result.reason = "locked by another signkit run"
+            run.events.document_done(result)
+            return None
+    except OSError as exc:
+        result.fail(OutputError(f"cannot open ({exc.strerror})", subject=str(planned.task.input)))
+        run.events.document_done(result)
+        return None
+    doc = _Doc(planned=planned, result=result, lock=lock, temp=temp_path(planned.output))
+    out = planned.output
+    if out.exists() and not spec.force:
+        done = stages.already_done(out, run.signer_sha256)
+        if planned.in_place:
+            if done and not spec.resign:
+                result.status = Status.SKIPPED
+                result.reason = "already signed by this signer"
+                run.final(doc)
+                return None
+        elif done and not spec.resign:
+            result.status = Status.SKIPPED
+            result.reason = "output exists and carries this signer's intact signature"
+            result.sha256_after = _sha256(out)
+            run.final(doc)
+            return None
+        elif not done:
+            result.fail(OutputError("output exists (use --force to overwrite)", subject=str(out)))
+            run.final(doc)
+            return None
+    return doc
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fail(doc: _Doc, exc: BaseException, run: _Run) -> None:
+    _discard(doc)
+    doc.result.fail(exc)
+    run.record(
+        "document-result",
+        doc,
+        status="failed",
+        error_class=doc.result.error_class,
+        error=doc.result.error_message,
+    )
+    run.final(doc)
+
+
+def _discard(doc: _Doc) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        doc.temp.unlink()
+
+
+def _queue_commit(doc: _Doc, run: _Run) -> None:
+    fin = doc.finished
+    doc.result.sha256_after = fin.sha256_after
+    doc.result.signing_time = fin.signing_time
+    doc.result.signer_sha256 = run.signer_sha256
+    run.record(
+        "document-result",
+        doc,
+        status="signed",
+        sha256_before=doc.result.sha256_before,
+        sha256_after=fin.sha256_after,
+        level=fin.level,
+        signing_time=fin.signing_time,
+    )
+    if not run.pending_commit:
+        run.oldest_pending = time.monotonic()
+    run.pending_commit.append(doc)
+
+
+def _commit_group(run: _Run) -> None:
+    """Audit records durable first, then the outputs appear, then the directories sync."""
+    if not run.pending_commit:
+        return
+    group, run.pending_commit = run.pending_commit, []
+    if run.audit is not None:
+        run.audit.commit()
+    directories: set[Path] = set()
+    for doc in group:
+        planned = doc.planned
+        try:
+            publish(
+                doc.temp, planned.output, replaces=planned.task.input if planned.in_place else None
+            )
+            doc.result.status = Status.SIGNED
+            directories.add(planned.output.parent)
+        except OSError as exc:
+            _discard(doc)
+            doc.result.fail(
+                OutputError(f"cannot write ({exc.strerror})", subject=str(planned.output))
+            )
+    for directory in directories:
+        with contextlib.suppress(OSError):
+            fsync_directory(directory)
+    for doc in group:
+        run.final(doc)

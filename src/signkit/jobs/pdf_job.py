@@ -1,0 +1,297 @@
+"""`sign pdf` as a job: discover, plan, check the signer, then run the engine."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from signkit import __version__
+from signkit.audit.log import AuditLog, run_identity
+from signkit.errors import SignkitError, UsageError
+from signkit.formats import pdf
+from signkit.jobs.engine import EngineSpec, Events, Stages, run_batch
+from signkit.jobs.inputs import discover
+from signkit.jobs.outputs import (
+    OutputSpec,
+    PlannedDoc,
+    check_writable,
+    plan_outputs,
+    remove_stale_temp_files,
+)
+from signkit.jobs.report import BatchReport, Status
+from signkit.timestamps import TsaSpec, request_timestamp, tsa_certificates
+from signkit.tokens.access import TokenSpec, open_signing_key
+from signkit.tokens.guard import PinGuard
+from signkit.tokens.model import SignatureScheme
+from signkit.tokens.pin import PinIO
+from signkit.trust import TrustSpec, check_signer, require_anchors
+
+
+@dataclass(frozen=True, kw_only=True)
+class PdfJobSpec:
+    """Everything `signkit sign pdf` was asked to do."""
+
+    inputs: tuple[str, ...]
+    """Files, directories, globs."""
+    recursive: bool = False
+    """Descend into directories."""
+    manifest: Path | None = None
+    """CSV/JSONL manifest."""
+    outputs: OutputSpec = field(default_factory=OutputSpec)
+    """Output naming."""
+    engine: EngineSpec = field(default_factory=EngineSpec)
+    """Batch behaviour."""
+    token: TokenSpec = field(default_factory=TokenSpec)
+    """Token, key and PIN."""
+    trust: TrustSpec = field(default_factory=TrustSpec)
+    """Anchors and revocation policy for the pre-signing check."""
+    options: pdf.PdfDocOptions = field(default_factory=pdf.PdfDocOptions)
+    """Default signature settings (manifest rows override)."""
+    tsa: TsaSpec | None = None
+    """Time-stamping authority for B-T and above."""
+    digest_algorithm: str = "sha256"
+    """Message digest."""
+    pss: bool = False
+    """RSASSA-PSS instead of PKCS#1 v1.5 for RSA keys."""
+    password: str | None = field(default=None, repr=False)
+    """Password of encrypted input PDFs."""
+    timezone: str = "Asia/Ho_Chi_Minh"
+    """Zone of the signing time shown in appearances and /M."""
+    jobs: int = 0
+    """Worker processes (0 = one per CPU)."""
+    dry_run: bool = False
+    """Plan only."""
+    audit_path: Path | None = None
+    """Audit log (None = no audit)."""
+    command_line: tuple[str, ...] = ()
+    """Non-secret options, for the audit run record."""
+
+
+def plan(spec: PdfJobSpec) -> list[PlannedDoc]:
+    """Discover inputs and decide outputs (no token needed)."""
+    tasks = discover(
+        spec.inputs,
+        recursive=spec.recursive,
+        extensions=pdf.EXTENSIONS,
+        suffix=spec.outputs.suffix
+        if not (spec.outputs.output_dir or spec.outputs.in_place)
+        else "",
+        manifest=spec.manifest,
+        allowed_columns=pdf.OVERRIDABLE,
+    )
+    if not tasks:
+        raise UsageError("no input documents", hint="name files, directories or --manifest")
+    for task in tasks:
+        pdf.resolve_options(spec.options, task.options)  # validate every row up front
+    return plan_outputs(tasks, spec.outputs)
+
+
+def _pdf_item(spec: PdfJobSpec) -> Callable[[int, PlannedDoc, Path], pdf.PrepareItem]:
+    def make(index: int, planned: PlannedDoc, temp: Path) -> pdf.PrepareItem:
+        return pdf.PrepareItem(
+            index=index,
+            input=str(planned.task.input),
+            temp=str(temp),
+            options=pdf.resolve_options(spec.options, planned.task.options),
+        )
+
+    return make
+
+
+def _name_parts(cert_der: bytes) -> tuple[str, str, str]:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cert = x509.load_der_x509_certificate(cert_der)
+
+    def first(oid: Any) -> str:
+        values = cert.subject.get_attributes_for_oid(oid)
+        return str(values[0].value) if values else ""
+
+    return (
+        first(NameOID.COMMON_NAME),
+        first(NameOID.ORGANIZATION_NAME),
+        format(cert.serial_number, "X"),
+    )
+
+
+def sign_pdfs(
+    spec: PdfJobSpec,
+    *,
+    io: PinIO,
+    guard: PinGuard,
+    warn: Callable[[str], None],
+    events: Events,
+    report: BatchReport,
+) -> BatchReport:
+    """Run the whole job; run-level errors are recorded in ``report.run_error`` and raised."""
+    report.level = spec.options.level
+    docs = plan(spec)
+    if spec.dry_run:
+        report.dry_run = True
+        for d in docs:
+            from signkit.jobs.report import DocumentResult
+
+            report.documents.append(
+                DocumentResult(
+                    input=str(d.task.input),
+                    output=str(d.output),
+                    status=Status.PLANNED,
+                    level=spec.options.level,
+                    reason="output exists" if d.output.exists() else None,
+                    options=dict(d.task.options),
+                )
+            )
+        return report
+    needs_tsa = spec.options.level != "B-B" or any(
+        t.task.options.get("level", "B-B") != "B-B" for t in docs
+    )
+    if needs_tsa and spec.tsa is None:
+        raise UsageError("B-T and higher levels need --tsa URL")
+    require_anchors(spec.trust)
+    directories = {d.output.parent for d in docs}
+    for directory in directories:
+        check_writable(directory)
+    for stale in remove_stale_temp_files(directories):
+        warn(f"removed a temp file left by an interrupted run: {stale}")
+
+    from signkit.fonts import find_serif_font
+
+    family, font_path = find_serif_font()
+    if any(pdf.resolve_options(spec.options, d.task.options).visible for d in docs) and (
+        family != "Times New Roman"
+    ):
+        warn(f"Times New Roman not found; visible signatures use {family} instead")
+
+    audit = AuditLog(spec.audit_path) if spec.audit_path is not None else None
+    try:
+        with open_signing_key(spec.token, io=io, guard=guard, warn=warn) as key:
+            signer: Any = key.signer
+            cert_der: bytes = signer.certificate_der
+            check = check_signer(cert_der, signer.chain_der, spec.trust)
+            for w in check.warnings:
+                warn(w)
+            scheme: SignatureScheme = (
+                "ecdsa" if signer.key_type == "EC" else ("pss" if spec.pss else "pkcs1v15")
+            )
+            signer.plan(spec.digest_algorithm, scheme)  # fail before any file is touched
+            ltv_certs: tuple[bytes, ...] = check.chain
+            ocsps, crls = check.ocsp_responses, check.crls
+            if needs_tsa and spec.tsa is not None:
+                token = request_timestamp(spec.tsa, b"signkit preflight")
+                tsa_cert, tsa_others = tsa_certificates(token)
+                if spec.options.level in ("B-LT", "B-LTA") and tsa_cert is not None:
+                    tsa_check = check_signer(
+                        tsa_cert, tsa_others + check.chain, spec.trust, require_signing_usage=False
+                    )
+                    ocsps += tsa_check.ocsp_responses
+                    crls += tsa_check.crls
+                    ltv_certs += tsa_check.chain
+            name, org, serial = _name_parts(cert_der)
+            report.signer = {
+                "subject": check.subject,
+                "sha256": check.sha256,
+                "serial": serial,
+                "token": key.token_name,
+                "not_after": check.not_after.isoformat(),
+                "chain_anchor": check.anchored,
+                "revocation": check.revocation,
+                "revocation_evidence": check.evidence(),
+            }
+            if audit is not None:
+                audit.add(
+                    {
+                        "type": "run-start",
+                        "command": "sign pdf",
+                        "version": __version__,
+                        "options": list(spec.command_line),
+                        **run_identity(),
+                        "token": key.token_name,
+                        "signer": report.signer,
+                    }
+                )
+                audit.commit()
+            from signkit.formats.cms import CmsTemplate, signature_size
+
+            template = CmsTemplate.create(
+                signer_der=cert_der,
+                chain_der=check.chain[1:],
+                digest_algorithm=spec.digest_algorithm,
+                scheme=scheme,
+            )
+            allowance = pdf.TIMESTAMP_ALLOWANCE if needs_tsa else 0
+            reserved = 2 * template.size_bound(
+                signature_size(signer.key_type, signer.key_size), allowance
+            )
+            config = pdf.PdfBatchConfig(
+                signer_der=cert_der,
+                chain_der=check.chain[1:],
+                digest_algorithm=spec.digest_algorithm,
+                scheme=scheme,
+                bytes_reserved=reserved,
+                tsa=spec.tsa,
+                ltv_certs=tuple(dict.fromkeys(ltv_certs)),
+                ltv_ocsps=tuple(dict.fromkeys(ocsps)),
+                ltv_crls=tuple(dict.fromkeys(crls)),
+                timezone=spec.timezone,
+                password=spec.password,
+                font_path=font_path,
+                signer_name=name,
+                signer_org=org,
+                signer_serial=serial,
+            )
+            stages = Stages(
+                name="pdf",
+                prepare=pdf.worker_prepare,
+                finish=pdf.worker_finish,
+                make_item=_pdf_item(spec),
+                already_done=pdf.signed_by,
+            )
+            workers = spec.jobs or os.cpu_count() or 2
+            # fork: workers inherit the loaded libraries; they never touch PKCS#11.
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=pdf.worker_init, initargs=(config,)
+            ) as executor:
+
+                def sign(data: bytes) -> bytes:
+                    return bytes(
+                        signer.sign(data, digest_algorithm=spec.digest_algorithm, scheme=scheme)
+                    )
+
+                run_batch(
+                    docs=docs,
+                    stages=stages,
+                    sign=sign,
+                    executor=executor,
+                    report=report,
+                    audit=audit,
+                    events=events,
+                    spec=spec.engine,
+                    signer_sha256=check.sha256,
+                    level=spec.options.level,
+                )
+    except SignkitError as exc:
+        report.run_error = exc
+        raise
+    finally:
+        if audit is not None:
+            from datetime import UTC, datetime
+
+            report.finished = datetime.now(UTC)
+            audit.add(
+                {
+                    "type": "run-end",
+                    "command": "sign pdf",
+                    "totals": report.totals(),
+                    "exit_code": report.exit_code(),
+                    "error": None if report.run_error is None else str(report.run_error),
+                }
+            )
+            audit.close()
+    return report

@@ -10,7 +10,6 @@ text spills out of its box. ``ScaledGlyphAccumulator`` rescales them to the
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,38 +17,12 @@ from typing import Any
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
 
+from signkit.fontfiles import find_serif_font
+
+__all__ = ["ScaledGlyphAccumulator", "ScaledGlyphAccumulatorFactory", "find_serif_font"]
+
 # fontTools reports every table it drops while subsetting; not a user's concern.
 logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
-
-# Preferred serif fonts for Vietnamese official documents, then free
-# metric-compatible fallbacks (Decree 30 asks for Times New Roman).
-SERIF_FONTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "Times New Roman",
-        (
-            "/usr/share/fonts/truetype/msttcorefonts/Times_New_Roman.ttf",
-            "/usr/share/fonts/truetype/msttcorefonts/times.ttf",
-            "/usr/share/fonts/TTF/times.ttf",
-        ),
-    ),
-    (
-        "Liberation Serif",
-        (
-            "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
-            "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
-        ),
-    ),
-    ("DejaVu Serif", ("/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",)),
-)
-
-
-def find_serif_font() -> tuple[str, str]:
-    """(family, path) of the best available serif font."""
-    for family, paths in SERIF_FONTS:
-        for path in paths:
-            if os.path.exists(path):
-                return family, path
-    raise FileNotFoundError("no serif TrueType font found (install fonts-liberation2)")
 
 
 class ScaledGlyphAccumulator(GlyphAccumulator):

@@ -48,15 +48,46 @@ def signature_algorithm(
     return algos.SignedDigestAlgorithm({"algorithm": f"{digest_algorithm}_{suffix}"})
 
 
+def _len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def tlv(tag: int, body: bytes) -> bytes:
+    """One DER element."""
+    return bytes([tag]) + _len(len(body)) + body
+
+
+def der_set_of(elements: list[bytes]) -> bytes:
+    """DER SET OF: elements sorted by their encodings (X.690 11.6)."""
+    return tlv(0x31, b"".join(sorted(elements)))
+
+
+_OID_MESSAGE_DIGEST = bytes.fromhex("06092a864886f70d010904")
+
+
 @dataclass(frozen=True)
 class CmsTemplate:
-    """Everything about the container that does not change from document to document."""
+    """Everything about the container that does not change from document to document.
+
+    The constant parts are encoded once with asn1crypto; per document only
+    the message digest, the signature value and the optional time-stamp are
+    spliced in as DER bytes (asn1crypto re-encoding the whole structure per
+    document cost more than everything else in a batch).
+    """
 
     signer_cert: x509.Certificate
     certificates: tuple[x509.Certificate, ...]
     digest_algorithm: str
     scheme: SignatureScheme
-    signing_certificate_v2: cms.CMSAttribute
+    content_type_attr: bytes
+    ess_attr: bytes
+    sid: bytes
+    digest_alg_id: bytes
+    signature_alg_id: bytes
+    certificates_der: bytes
 
     @classmethod
     def create(
@@ -67,7 +98,7 @@ class CmsTemplate:
         digest_algorithm: str,
         scheme: SignatureScheme,
     ) -> CmsTemplate:
-        """Parse the certificates once and pre-build the ESS attribute."""
+        """Parse the certificates once and pre-encode every constant part."""
         signer = x509.Certificate.load(signer_der)
         chain = tuple(x509.Certificate.load(d) for d in chain_der)
         ess = tsp.SigningCertificateV2(
@@ -86,8 +117,31 @@ class CmsTemplate:
                 ]
             }
         )
-        attr = cms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]})
-        return cls(signer, (signer, *chain), digest_algorithm, scheme, attr)
+        ess_attr = cms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}).dump()
+        ct_attr = cms.CMSAttribute({"type": "content_type", "values": ["data"]}).dump()
+        sid = cms.SignerIdentifier(
+            {
+                "issuer_and_serial_number": {
+                    "issuer": signer.issuer,
+                    "serial_number": signer.serial_number,
+                }
+            }
+        ).dump()
+        digest_alg = algos.DigestAlgorithm({"algorithm": digest_algorithm}).dump()
+        sig_alg = signature_algorithm(scheme, digest_algorithm).dump()
+        certs_der = b"".join(sorted([signer_der, *chain_der]))  # DER SET OF order
+        return cls(
+            signer,
+            (signer, *chain),
+            digest_algorithm,
+            scheme,
+            ct_attr,
+            ess_attr,
+            sid,
+            digest_alg,
+            sig_alg,
+            certs_der,
+        )
 
     def signed_attributes(self, message_digest: bytes) -> bytes:
         """DER (SET OF) of the signed attributes; this is what the token signs.
@@ -95,14 +149,8 @@ class CmsTemplate:
         PAdES baseline: content-type, message-digest, signing-certificate-v2;
         no CMS signing-time (the claimed time is the signature dictionary's /M).
         """
-        attrs = cms.CMSAttributes(
-            [
-                cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-                cms.CMSAttribute({"type": "message_digest", "values": [message_digest]}),
-                self.signing_certificate_v2,
-            ]
-        )
-        return bytes(attrs.dump())
+        md_attr = tlv(0x30, _OID_MESSAGE_DIGEST + tlv(0x31, tlv(0x04, message_digest)))
+        return der_set_of([self.content_type_attr, md_attr, self.ess_attr])
 
     def signed_data(
         self,
@@ -112,41 +160,33 @@ class CmsTemplate:
         timestamp_token: cms.ContentInfo | None = None,
     ) -> bytes:
         """The DER ContentInfo(SignedData) to embed."""
-        signer_info = {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                {
-                    "issuer_and_serial_number": {
-                        "issuer": self.signer_cert.issuer,
-                        "serial_number": self.signer_cert.serial_number,
-                    }
-                }
-            ),
-            "digest_algorithm": {"algorithm": self.digest_algorithm},
-            "signed_attrs": cms.CMSAttributes.load(signed_attrs_der),
-            "signature_algorithm": signature_algorithm(self.scheme, self.digest_algorithm),
-            "signature": signature,
-        }
+        # signedAttrs are [0] IMPLICIT in SignerInfo: same body, context tag.
+        signed_attrs = b"\xa0" + signed_attrs_der[1:]
+        unsigned = b""
         if timestamp_token is not None:
-            signer_info["unsigned_attrs"] = cms.CMSAttributes(
-                [
-                    cms.CMSAttribute(
-                        {"type": "signature_time_stamp_token", "values": [timestamp_token]}
-                    )
-                ]
-            )
-        signed_data = cms.SignedData(
-            {
-                "version": "v1",
-                "digest_algorithms": [{"algorithm": self.digest_algorithm}],
-                "encap_content_info": {"content_type": "data"},
-                "certificates": list(self.certificates),
-                "signer_infos": [cms.SignerInfo(signer_info)],
-            }
+            attr = cms.CMSAttribute(
+                {"type": "signature_time_stamp_token", "values": [timestamp_token]}
+            ).dump()
+            unsigned = tlv(0xA1, attr)
+        signer_info = tlv(
+            0x30,
+            tlv(0x02, b"\x01")
+            + self.sid
+            + self.digest_alg_id
+            + signed_attrs
+            + self.signature_alg_id
+            + tlv(0x04, signature)
+            + unsigned,
         )
-        return bytes(
-            cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+        signed_data = tlv(
+            0x30,
+            tlv(0x02, b"\x01")
+            + tlv(0x31, self.digest_alg_id)
+            + tlv(0x30, bytes.fromhex("06092a864886f70d010701"))  # encapContentInfo: id-data
+            + tlv(0xA0, self.certificates_der)
+            + tlv(0x31, signer_info),
         )
+        return tlv(0x30, bytes.fromhex("06092a864886f70d010702") + tlv(0xA0, signed_data))
 
     def size_bound(self, signature_size: int, timestamp_allowance: int = 0) -> int:
         """Bytes of DER the container can take, with room for variation."""

@@ -151,18 +151,20 @@ class PdfBatchConfig:
 
 @dataclass(frozen=True)
 class PrepareItem:
-    """One document handed to a worker."""
+    """One document handed to a worker (with the batch config: a few KB)."""
 
     index: int
     input: str
     temp: str
     options: PdfDocOptions
+    config: PdfBatchConfig
 
 
 @dataclass(frozen=True)
 class Prepared:
     """A document with its placeholder written and its digest computed."""
 
+    config: PdfBatchConfig
     index: int
     temp: str
     to_sign: bytes
@@ -221,19 +223,26 @@ class _Worker:
 _STATE: _Worker | None = None
 
 
-def worker_init(config: PdfBatchConfig) -> None:
-    """Process-pool initializer: parse the batch config once per worker."""
+def worker_warmup() -> None:
+    """Process-pool initializer: import the PDF stack while the main process
+    opens the token, so the first document does not wait for it."""
     import signal
 
     # Ctrl-C is the main process's to handle; workers finish or get cancelled.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import pyhanko_certvalidator.registry  # noqa: F401
+
+
+def worker_ready() -> bool:
+    """A no-op task: submitting it makes the pool fork its workers now."""
+    return True
+
+
+def _state(config: PdfBatchConfig) -> _Worker:
+    """The worker state for this batch's config (built once per worker)."""
     global _STATE
-    _STATE = _Worker(config)
-
-
-def _state() -> _Worker:
-    if _STATE is None:  # pragma: no cover - the engine always initialises workers
-        raise RuntimeError("PDF worker not initialised")
+    if _STATE is None or _STATE.config != config:
+        _STATE = _Worker(config)
     return _STATE
 
 
@@ -306,7 +315,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
     from pyhanko.sign import signers
     from pyhanko.sign.general import SigningError
 
-    st = _state()
+    st = _state(item.config)
     cfg = st.config
     opts = item.options
     try:
@@ -378,6 +387,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
             f"cannot sign this PDF ({str(exc)[:160]})", subject=item.input
         ) from None
     return Prepared(
+        config=item.config,
         index=item.index,
         temp=item.temp,
         to_sign=st.template.signed_attributes(prepared.document_digest),
@@ -407,7 +417,7 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
     from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
     from pyhanko.sign.validation.dss import DocumentSecurityStore
 
-    st = _state()
+    st = _state(prepared.config)
     cfg = st.config
     level = prepared.level
     token = None

@@ -14,7 +14,7 @@ from signkit import __version__
 from signkit.audit.log import AuditLog, run_identity
 from signkit.errors import SignkitError, UsageError
 from signkit.formats import pdf
-from signkit.jobs.engine import EngineSpec, Events, Stages, run_batch
+from signkit.jobs.engine import EngineSpec, Events, SignFn, Stages, run_batch
 from signkit.jobs.inputs import discover
 from signkit.jobs.outputs import (
     OutputSpec,
@@ -70,6 +70,8 @@ class PdfJobSpec:
     """Audit log (None = no audit)."""
     command_line: tuple[str, ...] = ()
     """Non-secret options, for the audit run record."""
+    sign_hook: Callable[[SignFn], SignFn] | None = None
+    """Wraps the token's sign call (fault injection in tests, latency in benchmarks)."""
 
 
 def plan(spec: PdfJobSpec) -> list[PlannedDoc]:
@@ -91,13 +93,16 @@ def plan(spec: PdfJobSpec) -> list[PlannedDoc]:
     return plan_outputs(tasks, spec.outputs)
 
 
-def _pdf_item(spec: PdfJobSpec) -> Callable[[int, PlannedDoc, Path], pdf.PrepareItem]:
+def _pdf_item(
+    spec: PdfJobSpec, config: pdf.PdfBatchConfig
+) -> Callable[[int, PlannedDoc, Path], pdf.PrepareItem]:
     def make(index: int, planned: PlannedDoc, temp: Path) -> pdf.PrepareItem:
         return pdf.PrepareItem(
             index=index,
             input=str(planned.task.input),
             temp=str(temp),
             options=pdf.resolve_options(spec.options, planned.task.options),
+            config=config,
         )
 
     return make
@@ -160,7 +165,7 @@ def sign_pdfs(
     for stale in remove_stale_temp_files(directories):
         warn(f"removed a temp file left by an interrupted run: {stale}")
 
-    from signkit.fonts import find_serif_font
+    from signkit.fontfiles import find_serif_font
 
     family, font_path = find_serif_font()
     if any(pdf.resolve_options(spec.options, d.task.options).visible for d in docs) and (
@@ -169,8 +174,16 @@ def sign_pdfs(
         warn(f"Times New Roman not found; visible signatures use {family} instead")
 
     audit = AuditLog(spec.audit_path) if spec.audit_path is not None else None
+    # Start the workers first: they import the PDF stack while this process
+    # opens the token and checks the signer. fork: fast, and nothing PKCS#11
+    # is loaded yet, so no token state is ever duplicated.
+    workers = spec.jobs or os.cpu_count() or 2
+    ctx = multiprocessing.get_context("fork")
+    executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=pdf.worker_warmup)
+    for _ in range(workers):  # the pool forks lazily, on submit: start them now
+        executor.submit(pdf.worker_ready)
     try:
-        with open_signing_key(spec.token, io=io, guard=guard, warn=warn) as key:
+        with executor, open_signing_key(spec.token, io=io, guard=guard, warn=warn) as key:
             signer: Any = key.signer
             cert_der: bytes = signer.certificate_der
             check = check_signer(cert_der, signer.chain_der, spec.trust)
@@ -249,33 +262,29 @@ def sign_pdfs(
                 name="pdf",
                 prepare=pdf.worker_prepare,
                 finish=pdf.worker_finish,
-                make_item=_pdf_item(spec),
+                make_item=_pdf_item(spec, config),
                 already_done=pdf.signed_by,
             )
-            workers = spec.jobs or os.cpu_count() or 2
-            # fork: workers inherit the loaded libraries; they never touch PKCS#11.
-            ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=pdf.worker_init, initargs=(config,)
-            ) as executor:
 
-                def sign(data: bytes) -> bytes:
-                    return bytes(
-                        signer.sign(data, digest_algorithm=spec.digest_algorithm, scheme=scheme)
-                    )
-
-                run_batch(
-                    docs=docs,
-                    stages=stages,
-                    sign=sign,
-                    executor=executor,
-                    report=report,
-                    audit=audit,
-                    events=events,
-                    spec=spec.engine,
-                    signer_sha256=check.sha256,
-                    level=spec.options.level,
+            def sign(data: bytes) -> bytes:
+                return bytes(
+                    signer.sign(data, digest_algorithm=spec.digest_algorithm, scheme=scheme)
                 )
+
+            if spec.sign_hook is not None:
+                sign = spec.sign_hook(sign)
+            run_batch(
+                docs=docs,
+                stages=stages,
+                sign=sign,
+                executor=executor,
+                report=report,
+                audit=audit,
+                events=events,
+                spec=spec.engine,
+                signer_sha256=check.sha256,
+                level=spec.options.level,
+            )
     except SignkitError as exc:
         report.run_error = exc
         raise

@@ -1,0 +1,280 @@
+"""Bulk PAdES B-B signing throughput against pyHanko, on a real SoftHSM token.
+
+    python benchmarks/bench_sign_pdf.py            # full: 1000 files, 3 runs
+    python benchmarks/bench_sign_pdf.py --quick    # smoke: 40 files, 1 run
+
+Baselines, measured in the same run on the same files and token key
+(SoftHSM RSA-2048), interleaved so machine noise hits all alike:
+  naive    one Python process looping over pyHanko's own API (sign_pdf with
+           pyHanko's PKCS11Signer, one session), writing each output
+  cli      the pyHanko CLI (`pyhanko sign addsig pkcs11`) once per file
+           (a sample of files: start-up dominates it anyway)
+signkit runs the real command with all its bookkeeping on: durable atomic
+writes, the audit log, the JSON report. A second part signs N documents
+with 150 ms added to every token signature (a benchmark-only wrapper around
+the real token) and compares the wall time, start-up included, with
+N x 150 ms. Prints medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "fixtures" / "samples" / "decision.pdf"
+BIN = Path(sys.executable).parent
+TOKEN, KEY = "signkit-test-a", "signer-rsa2048"
+
+
+def build_token(base: Path) -> tuple[dict[str, str], str, str]:
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "softhsm" / "init_tokens.py"),
+            "--dir",
+            str(base / "hsm"),
+            "--tokens",
+            TOKEN,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    sys.path.insert(0, str(REPO / "softhsm"))
+    import init_tokens
+
+    layout = init_tokens.load_layout()
+    env = {**os.environ, "SOFTHSM2_CONF": str(base / "hsm" / "softhsm2.conf")}
+    env.pop("SIGNKIT_PIN", None)
+    return env, init_tokens.find_module(None), layout.user_pin
+
+
+def make_inputs(directory: Path, n: int) -> None:
+    directory.mkdir(parents=True)
+    data = SAMPLE.read_bytes()
+    for i in range(n):
+        (directory / f"doc{i:05d}.pdf").write_bytes(data)
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(
+            f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}"
+        )
+    return elapsed
+
+
+NAIVE = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko.config.pkcs11 import TokenCriteria
+    from pyhanko.sign.pkcs11 import PKCS11Signer, open_pkcs11_session
+    src, dst, module, token, key, pin = sys.argv[1:]
+    session = open_pkcs11_session(module, token_criteria=TokenCriteria(label=token), user_pin=pin)
+    signer = PKCS11Signer(session, cert_label=key, key_label=key)
+    meta = signers.PdfSignatureMetadata(field_name="Signature1", md_algorithm="sha256",
+                                        subfilter=fields.SigSeedSubFilter.PADES)
+    out_dir = Path(dst)
+    for path in sorted(Path(src).glob("*.pdf")):
+        with path.open("rb") as fh, (out_dir / path.name).open("wb") as out:
+            signers.sign_pdf(IncrementalPdfFileWriter(fh), meta, signer=signer, output=out)
+    session.close()
+    """
+)
+
+SLOW = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from signkit.audit.log import AuditLog
+    from signkit.cli.context import TerminalPinIO
+    from signkit.jobs.engine import EngineSpec
+    from signkit.jobs.outputs import OutputSpec
+    from signkit.jobs.pdf_job import PdfJobSpec, sign_pdfs
+    from signkit.jobs.report import BatchReport
+    from signkit.tokens.access import TokenSpec
+    from signkit.tokens.guard import PinGuard
+    from signkit.tokens.model import KeySelector
+    from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
+    from signkit.trust import TrustSpec
+    src, dst, module, token, key, pin, latency, state = sys.argv[1:]
+    def slow(sign):
+        def wrapped(data):
+            time.sleep(float(latency))
+            return sign(data)
+        return wrapped
+    class Quiet:
+        def document_done(self, result): pass
+    spec = PdfJobSpec(
+        inputs=(src,), outputs=OutputSpec(output_dir=Path(dst)),
+        token=TokenSpec(module=module, selector=KeySelector(token_label=token, key_label=key),
+                        pin=PinSpec(kind=PinSourceKind.ENV, env_pin=Pin(pin))),
+        trust=TrustSpec(revocation="off"), audit_path=Path(state) / "audit.jsonl",
+        sign_hook=slow, engine=EngineSpec(lookahead=32),
+    )
+    report = BatchReport(command="sign pdf")
+    sign_pdfs(spec, io=TerminalPinIO(), guard=PinGuard(Path(state)), warn=lambda s: None,
+              events=Quiet(), report=report)
+    assert report.totals()["signed"] == len(report.documents), report.totals()
+    """
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cli-sample", type=int, default=20)
+    parser.add_argument("--slow-n", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=0.150)
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.files, args.runs, args.cli_sample, args.slow_n = 40, 1, 3, 20
+    base = Path(tempfile.mkdtemp(prefix="signkit-bench-"))
+    try:
+        env, module, pin = build_token(base)
+        make_inputs(base / "in", args.files)
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"{args.files} x {SAMPLE.stat().st_size // 1024} KB one-page PDFs, SoftHSM RSA-2048"
+        )
+        signkit_t: list[float] = []
+        naive_t: list[float] = []
+        for run in range(args.runs):
+            for name in ("signkit", "naive"):
+                out = base / f"out-{name}"
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir()
+                if name == "signkit":
+                    cmd = [
+                        str(BIN / "signkit"),
+                        "sign",
+                        "pdf",
+                        str(base / "in"),
+                        "--output-dir",
+                        str(out),
+                        "--module",
+                        module,
+                        "--token-label",
+                        TOKEN,
+                        "--key-label",
+                        KEY,
+                        "--revocation",
+                        "off",
+                        "--audit-log",
+                        str(base / "audit.jsonl"),
+                        "--report",
+                        str(base / "report.json"),
+                        "-q",
+                    ]
+                    signkit_t.append(timed(cmd, {**env, "SIGNKIT_PIN": pin}))
+                else:
+                    cmd = [
+                        sys.executable,
+                        "-c",
+                        NAIVE,
+                        str(base / "in"),
+                        str(out),
+                        module,
+                        TOKEN,
+                        KEY,
+                        pin,
+                    ]
+                    naive_t.append(timed(cmd, env))
+                count = len(list(out.glob("*.pdf")))
+                if count != args.files:
+                    sys.exit(f"{name}: {count} outputs for {args.files} inputs")
+            print(
+                f"run {run + 1}: signkit {signkit_t[-1]:.2f} s, naive pyHanko loop {naive_t[-1]:.2f} s"
+            )
+        cli_out = base / "out-cli"
+        cli_out.mkdir()
+        sample = sorted((base / "in").glob("*.pdf"))[: args.cli_sample]
+        cli_env = {**env, "PYHANKO_PKCS11_PIN": pin}
+        start = time.perf_counter()
+        for path in sample:
+            timed(
+                [
+                    str(BIN / "pyhanko"),
+                    "sign",
+                    "addsig",
+                    "--field",
+                    "Signature1",
+                    "pkcs11",
+                    "--lib",
+                    module,
+                    "--token-label",
+                    TOKEN,
+                    "--key-label",
+                    KEY,
+                    "--cert-label",
+                    KEY,
+                    str(path),
+                    str(cli_out / path.name),
+                ],
+                cli_env,
+            )
+        cli_rate = len(sample) / (time.perf_counter() - start)
+        k_rate = args.files / statistics.median(signkit_t)
+        n_rate = args.files / statistics.median(naive_t)
+        print(f"signkit           {k_rate:8.1f} files/s  (median of {args.runs})")
+        print(f"naive pyHanko     {n_rate:8.1f} files/s  (median of {args.runs})")
+        print(f"pyHanko CLI       {cli_rate:8.2f} files/s  (once per file, {len(sample)} files)")
+        print(f"ratio vs naive loop: x{k_rate / n_rate:.1f}  (goal >= 8)")
+        print(f"ratio vs CLI:        x{k_rate / cli_rate:.0f}  (goal >= 150)")
+
+        slow_in = base / "slow-in"
+        make_inputs(slow_in, args.slow_n)
+        walls = []
+        for _ in range(args.runs):
+            out = base / "slow-out"
+            shutil.rmtree(out, ignore_errors=True)
+            state = base / "slow-state"
+            state.mkdir(exist_ok=True)
+            walls.append(
+                timed(
+                    [
+                        sys.executable,
+                        "-c",
+                        SLOW,
+                        str(slow_in),
+                        str(out),
+                        module,
+                        TOKEN,
+                        KEY,
+                        pin,
+                        str(args.latency),
+                        str(state),
+                    ],
+                    env,
+                )
+            )
+        bound = args.slow_n * args.latency
+        wall = statistics.median(walls)
+        print(
+            f"slow token ({args.latency * 1000:.0f} ms/signature, N={args.slow_n}): wall {wall:.2f} s "
+            f"= {wall / bound:.3f} x N x latency (goal <= 1.05), start-up included"
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

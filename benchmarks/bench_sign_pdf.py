@@ -151,7 +151,8 @@ def main() -> int:
         env, module, pin = build_token(base)
         make_inputs(base / "in", args.files)
         print(
-            f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"Python {platform.python_version()}, "
             f"{args.files} x {SAMPLE.stat().st_size // 1024} KB one-page PDFs, SoftHSM RSA-2048"
         )
         signkit_t: list[float] = []
@@ -201,7 +202,8 @@ def main() -> int:
                 if count != args.files:
                     sys.exit(f"{name}: {count} outputs for {args.files} inputs")
             print(
-                f"run {run + 1}: signkit {signkit_t[-1]:.2f} s, naive pyHanko loop {naive_t[-1]:.2f} s"
+                f"run {run + 1}: signkit {signkit_t[-1]:.2f} s, "
+                f"naive pyHanko loop {naive_t[-1]:.2f} s"
             )
         cli_out = base / "out-cli"
         cli_out.mkdir()
@@ -268,7 +270,8 @@ def main() -> int:
         bound = args.slow_n * args.latency
         wall = statistics.median(walls)
         print(
-            f"slow token ({args.latency * 1000:.0f} ms/signature, N={args.slow_n}): wall {wall:.2f} s "
+            f"slow token ({args.latency * 1000:.0f} ms/signature, N={args.slow_n}): "
+            f"wall {wall:.2f} s "
             f"= {wall / bound:.3f} x N x latency (goal <= 1.05), start-up included"
         )
     finally:

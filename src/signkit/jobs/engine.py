@@ -15,7 +15,7 @@ import hashlib
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -155,6 +155,9 @@ def run_batch(
             run.record("document-intent", doc, sha256_before=None)
             in_flight[executor.submit(stages.prepare, item)] = ("prepare", doc)
 
+    # The one token session lives on one thread, so the main thread does the
+    # bookkeeping (results, audit commits, renames) while C_Sign runs.
+    token_thread = ThreadPoolExecutor(1, thread_name_prefix="signkit-token")
     try:
         submit_next()
         while in_flight:
@@ -166,6 +169,9 @@ def run_batch(
                 stage, doc = in_flight.pop(future)
                 try:
                     value = future.result()
+                except TokenError as exc:
+                    _fail(doc, exc, run)  # the document the token failed on
+                    raise
                 except SignkitError as exc:
                     _fail(doc, exc, run)
                     stop = stop or spec.fail_fast
@@ -177,8 +183,10 @@ def run_batch(
                 if stage == "prepare":
                     doc.prepared = value
                     doc.result.sha256_before = value.sha256_before
-                    signature = sign(value.to_sign)  # TokenError propagates: run-level
-                    in_flight[executor.submit(stages.finish, value, signature)] = ("finish", doc)
+                    in_flight[token_thread.submit(sign, value.to_sign)] = ("sign", doc)
+                elif stage == "sign":
+                    # A TokenError here is run-level: the token is gone or refused.
+                    in_flight[executor.submit(stages.finish, doc.prepared, value)] = ("finish", doc)
                 else:
                     doc.finished = value
                     _queue_commit(doc, run)
@@ -198,6 +206,8 @@ def run_batch(
             for future in in_flight:
                 future.cancel()
             with contextlib.suppress(Exception):
+                token_thread.shutdown(wait=True, cancel_futures=True)
+            with contextlib.suppress(Exception):
                 executor.shutdown(wait=True, cancel_futures=True)
             for future, (stage, doc) in list(in_flight.items()):
                 if stage == "finish" and not future.cancelled() and future.exception() is None:
@@ -215,6 +225,7 @@ def run_batch(
             if result.status is Status.PLANNED:
                 result.status = Status.NOT_ATTEMPTED
                 result.reason = "batch stopped" if (abort or stop) else result.reason
+        token_thread.shutdown(wait=True)
         if audit is not None:
             audit.commit()
     if abort is not None:

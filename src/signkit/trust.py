@@ -138,6 +138,9 @@ def _validation_context(
         revocation_mode=_MODE[spec.revocation],
         moment=moment,
         fetcher_backend=backend,
+        # Offline, the (empty) local revocation data is all there is.
+        crls=None if fetch else [],
+        ocsps=None if fetch else [],
     )
 
 

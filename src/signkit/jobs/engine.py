@@ -202,11 +202,20 @@ def run_batch(
         abort = exc
     finally:
         if abort is not None or in_flight:
-            # Let running stages end, drop the rest, keep what is complete.
-            for future in in_flight:
-                future.cancel()
+            # Drop what has not been signed; let signed documents finish so no
+            # signature the token made is thrown away; keep what is complete.
+            for future, (stage, _doc) in in_flight.items():
+                if stage != "finish":
+                    future.cancel()
             with contextlib.suppress(Exception):
                 token_thread.shutdown(wait=True, cancel_futures=True)
+            for future, (stage, doc) in list(in_flight.items()):
+                if stage == "sign" and not future.cancelled() and future.exception() is None:
+                    del in_flight[future]
+                    with contextlib.suppress(Exception):
+                        finish = executor.submit(stages.finish, doc.prepared, future.result())
+                        in_flight[finish] = ("finish", doc)
+            wait([f for f, (stage, _doc) in in_flight.items() if stage == "finish"])
             with contextlib.suppress(Exception):
                 executor.shutdown(wait=True, cancel_futures=True)
             for future, (stage, doc) in list(in_flight.items()):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, PkiServices, SoftHsm, build_softhsm
+from support.infra import PkiServices, SoftHsm, build_softhsm
+from support.runner import Runner
 
 
 @pytest.fixture(scope="session")
@@ -37,41 +36,6 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "state"
     monkeypatch.setenv("XDG_STATE_HOME", str(path))
     return path
-
-
-class Runner:
-    """Runs the installed `signkit` in a subprocess, as users and cron do."""
-
-    def __init__(self, hsm: SoftHsm, state: Path) -> None:
-        self.hsm = hsm
-        self.state = state
-
-    def env(self, extra: dict[str, str] | None = None, *, rawonly: bool = False) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "SIGNKIT_PIN"}
-        env.update(self.hsm.env(rawonly=rawonly))
-        env["XDG_STATE_HOME"] = str(self.state)
-        env["COLUMNS"] = "200"
-        env.update(extra or {})
-        return env
-
-    def __call__(
-        self,
-        *args: str,
-        env: dict[str, str] | None = None,
-        input: str | None = None,
-        rawonly: bool = False,
-        timeout: float = 120,
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "signkit", *args],
-            capture_output=True,
-            text=True,
-            env=self.env(env, rawonly=rawonly),
-            input=input,
-            timeout=timeout,
-            cwd=REPO,
-            check=False,
-        )
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ _MODE = {"hard": "hard-fail", "soft": "soft-fail", "off": "soft-fail"}
 
 
 def _fetcher_backend(spec: TrustSpec) -> Any:
-    if spec.offline or spec.revocation == "off":
+    if spec.offline:
         return None
     from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
@@ -129,13 +129,24 @@ def _validation_context(
     roots: Sequence[Any], others: Sequence[Any], spec: TrustSpec, moment: datetime, backend: Any
 ) -> Any:
     from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.policy_decl import (
+        CertRevTrustPolicy,
+        RevocationCheckingPolicy,
+        RevocationCheckingRule,
+    )
 
-    fetch = not spec.offline and spec.revocation != "off"
+    # AIA fetching completes chains even when revocation is not checked.
+    fetch = not spec.offline
+    policy = None
+    if spec.revocation == "off":
+        no_check = RevocationCheckingRule.NO_CHECK
+        policy = CertRevTrustPolicy(RevocationCheckingPolicy(no_check, no_check))
     return ValidationContext(
         trust_roots=list(roots),
         other_certs=list(others),
         allow_fetching=fetch,
         revocation_mode=_MODE[spec.revocation],
+        revinfo_policy=policy,
         moment=moment,
         fetcher_backend=backend,
         # Offline, the (empty) local revocation data is all there is.

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import Runner
 from signkit import __version__
 from support.infra import SoftHsm, spy_calls, spy_module
+from support.runner import Runner
 
 pytestmark = pytest.mark.softhsm
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Runner
 from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, pki_certificate
 from support.pdfcheck import assert_signed_ok, pdfsig
 
@@ -21,30 +20,6 @@ pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
 SAMPLES = REPO / "fixtures" / "samples"
 KEY = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
-
-
-@pytest.fixture
-def trust(tmp_path: Path) -> Path:
-    path = tmp_path / "root.der"
-    path.write_bytes(pki_certificate("root-ca"))
-    return path
-
-
-@pytest.fixture
-def sk(signkit: Runner, softhsm: SoftHsm, pki: PkiServices, tmp_path: Path, trust: Path):  # type: ignore[no-untyped-def]
-    """signkit with the module, PIN (from the environment, as cron gives it) and audit log set."""
-
-    def run(*args: str, env: dict[str, str] | None = None, **kw):  # type: ignore[no-untyped-def]
-        full_env = {
-            "SIGNKIT_MODULE": softhsm.module,
-            "SIGNKIT_PIN": softhsm.user_pin,
-            **(env or {}),
-        }
-        return signkit(
-            "sign", "pdf", *args, "--audit-log", str(tmp_path / "audit.jsonl"), env=full_env, **kw
-        )
-
-    return run
 
 
 def copy_samples(

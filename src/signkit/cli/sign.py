@@ -209,6 +209,37 @@ def _summary(out: Output, report: Any) -> None:
 @click.option(
     "--font-size", type=float, default=9.0, show_default=True, help="Appearance text size."
 )
+@click.option(
+    "--anchor-text",
+    metavar="TEXT",
+    help="Place the signature by this text on the page (e.g. the signer's printed name).",
+)
+@click.option(
+    "--anchor-occurrence",
+    type=click.IntRange(min=1),
+    help="Which occurrence of the anchor text on its page (default: the last).",
+)
+@click.option(
+    "--anchor-position",
+    type=click.Choice(["above", "below", "left", "right", "over"]),
+    default="above",
+    show_default=True,
+    help="Where the box goes relative to the text.",
+)
+@click.option(
+    "--anchor-offset",
+    default="0,0",
+    show_default=True,
+    metavar="DX,DY",
+    help="Shift of the anchored box in mm (right, up).",
+)
+@click.option(
+    "--box-size",
+    default="60,20",
+    show_default=True,
+    metavar="W,H",
+    help="Size in mm of an anchored box.",
+)
 @click.option("--certify", is_flag=True, help="Certification signature (DocMDP).")
 @click.option(
     "--docmdp",
@@ -319,6 +350,11 @@ def sign_pdf(**options: Any) -> None:
             image=str(o["image"]) if o["image"] else None,
             layout=o["layout"],
             font_size=o["font_size"],
+            anchor_text=o["anchor_text"],
+            anchor_occurrence=o["anchor_occurrence"],
+            anchor_position=o["anchor_position"],
+            anchor_offset=o["anchor_offset"],
+            box_size=o["box_size"],
             certify=o["certify"],
             docmdp=o["docmdp"],
         )

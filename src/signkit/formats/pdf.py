@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from signkit.errors import DocumentError, InputFormatError, SignkitError, UsageError
 from signkit.formats.cms import CmsTemplate
+from signkit.formats.pdf_anchor import POSITIONS, box_for, locate, parse_pair
 from signkit.formats.pdf_appearance import (
     CORNERS,
     DEFAULT_TEXT,
@@ -56,8 +57,8 @@ class PdfDocOptions:
     """/Name (signer name shown by readers)."""
     field: str | None = None
     """Signature field to fill or create."""
-    page: str = "1"
-    """Page for a new visible field: a number or 'last'."""
+    page: str | None = None
+    """Page for a new visible field: a number or 'last' (default 1; anchors search from the end)."""
     rect: str | None = None
     """X,Y,W,H in mm from ``corner`` (makes the signature visible)."""
     corner: str = "bottom-left"
@@ -70,6 +71,16 @@ class PdfDocOptions:
     """Image and text 'side' by side or 'stacked'."""
     font_size: float = 9.0
     """Appearance text size in points."""
+    anchor_text: str | None = None
+    """Place the box by this text on the page (makes the signature visible)."""
+    anchor_occurrence: int | None = None
+    """Which occurrence on the page (1-based); default the last."""
+    anchor_position: str = "above"
+    """Box above, below, left or right of the text, or over it."""
+    anchor_offset: str = "0,0"
+    """DX,DY in mm added to the anchored position (right, up)."""
+    box_size: str = "60,20"
+    """W,H in mm of an anchored box."""
     certify: bool = False
     """Certification (DocMDP) signature."""
     docmdp: int = 2
@@ -78,10 +89,13 @@ class PdfDocOptions:
     @property
     def visible(self) -> bool:
         """Whether this signature has an appearance on a page."""
-        return self.rect is not None
+        return self.rect is not None or self.anchor_text is not None
 
 
-OVERRIDABLE = frozenset(f.name for f in fields(PdfDocOptions)) | {"font-size"}
+# Manifest columns: the long option names (anchor-text) or the field names (anchor_text).
+OVERRIDABLE = frozenset(f.name for f in fields(PdfDocOptions)) | frozenset(
+    f.name.replace("_", "-") for f in fields(PdfDocOptions)
+)
 
 
 def _as_bool(value: str, column: str) -> bool:
@@ -100,8 +114,11 @@ def resolve_options(defaults: PdfDocOptions, overrides: Mapping[str, str]) -> Pd
         name = key.replace("-", "_")
         if name in ("certify",):
             changes[name] = _as_bool(raw, key)
-        elif name in ("docmdp",):
-            changes[name] = int(raw)
+        elif name in ("docmdp", "anchor_occurrence"):
+            try:
+                changes[name] = int(raw)
+            except ValueError:
+                raise UsageError(f"'{key}' must be a whole number", subject=raw) from None
         elif name == "font_size":
             changes[name] = float(raw)
         else:
@@ -117,7 +134,15 @@ def resolve_options(defaults: PdfDocOptions, overrides: Mapping[str, str]) -> Pd
         raise UsageError("layout must be 'side' or 'stacked'", subject=opts.layout)
     if opts.rect is not None:
         parse_rect(opts.rect)
-    if opts.page != "last":
+    if opts.rect is not None and opts.anchor_text is not None:
+        raise UsageError("choose one of --rect and --anchor-text")
+    if opts.anchor_position not in POSITIONS:
+        raise UsageError(
+            f"anchor position must be one of {', '.join(POSITIONS)}", subject=opts.anchor_position
+        )
+    parse_pair(opts.anchor_offset, "--anchor-offset")
+    parse_pair(opts.box_size, "--box-size")
+    if opts.page is not None and opts.page != "last":
         try:
             if int(opts.page) < 1:
                 raise ValueError
@@ -282,9 +307,13 @@ def _open_writer(fh: IO[bytes], source: str, password: str | None) -> Any:
     return writer
 
 
-def _page_index(writer: Any, page: str, source: str) -> int:
-    count = int(writer.root["/Pages"]["/Count"])
-    index = count - 1 if page == "last" else int(page) - 1
+def _page_count(writer: Any) -> int:
+    return int(writer.root["/Pages"]["/Count"])
+
+
+def _page_index(writer: Any, page: str | None, source: str) -> int:
+    count = _page_count(writer)
+    index = count - 1 if page == "last" else int(page or "1") - 1
     if not 0 <= index < count:
         raise InputFormatError(f"page {page} does not exist ({count} pages)", subject=source)
     return index
@@ -326,12 +355,34 @@ def worker_prepare(item: PrepareItem) -> Prepared:
             style = None
             spec = None
             name = opts.field or _free_field_name(writer)
-            if opts.visible and opts.rect is not None:
-                index = _page_index(writer, opts.page, item.input)
+            if opts.visible:
+                if opts.anchor_text is not None:
+                    pages = (
+                        [_page_index(writer, opts.page, item.input) + 1]
+                        if opts.page is not None
+                        else list(range(_page_count(writer), 0, -1))
+                    )
+                    page_no, match = locate(
+                        item.input,
+                        opts.anchor_text,
+                        pages=pages,
+                        occurrence=opts.anchor_occurrence,
+                        password=cfg.password,
+                    )
+                    index = page_no - 1
+                    rect_mm = box_for(
+                        match,
+                        position=opts.anchor_position,
+                        size_mm=parse_pair(opts.box_size, "--box-size"),
+                        offset_mm=parse_pair(opts.anchor_offset, "--anchor-offset"),
+                    )
+                    corner = "bottom-left"
+                else:
+                    index = _page_index(writer, opts.page, item.input)
+                    rect_mm = parse_rect(opts.rect or "")
+                    corner = opts.corner
                 cropbox, rotate = _page_geometry(writer, index)
-                box = place_rect(
-                    parse_rect(opts.rect), corner=opts.corner, cropbox=cropbox, rotate=rotate
-                )
+                box = place_rect(rect_mm, corner=corner, cropbox=cropbox, rotate=rotate)
                 values = AppearanceValues(
                     signer=opts.name or cfg.signer_name,
                     org=cfg.signer_org,

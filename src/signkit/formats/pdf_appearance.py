@@ -103,9 +103,20 @@ def stamp_style(
     from pyhanko.pdf_utils import layout
     from pyhanko.pdf_utils.images import PdfImage
     from pyhanko.pdf_utils.text import TextBoxStyle
-    from pyhanko.stamp import TextStampStyle
+    from pyhanko.stamp import StaticStampStyle, TextStampStyle
 
     from signkit.fonts import ScaledGlyphAccumulatorFactory
+
+    mid = layout.AxisAlignment.ALIGN_MID
+    if image and not text:
+        # Image only (a handwritten signature, a seal): no text box at all.
+        return StaticStampStyle(
+            background=PdfImage(image),
+            border_width=0,
+            background_layout=layout.SimpleBoxLayoutRule(
+                x_align=mid, y_align=mid, margins=layout.Margins.uniform(0)
+            ),
+        )
 
     # pyHanko applies %-interpolation to the stamp text.
     stamp_text = (text or "").replace("%", "%%")
@@ -117,16 +128,11 @@ def stamp_style(
         "text_box_style": box_style,
         "border_width": 0,
     }
-    mid = layout.AxisAlignment.ALIGN_MID
     half_w, half_h = (box[2] - box[0]) // 2, (box[3] - box[1]) // 2
     if image:
         kwargs["background"] = PdfImage(image)
         kwargs["background_opacity"] = 1.0
-        if not text:
-            kwargs["background_layout"] = layout.SimpleBoxLayoutRule(
-                x_align=mid, y_align=mid, margins=layout.Margins.uniform(0)
-            )
-        elif layout_mode == "stacked":
+        if layout_mode == "stacked":
             kwargs["background_layout"] = layout.SimpleBoxLayoutRule(
                 x_align=mid, y_align=mid, margins=layout.Margins(0, 0, 0, half_h)
             )

@@ -1,0 +1,198 @@
+"""Find where to put a signature by the text on the page ("Trần Thị Bình", "Số:").
+
+Text positions come from poppler's ``pdftotext -bbox`` (installed with the
+referee tools; a clear error says so when it is missing). Matching is done
+on NFC-normalised lines, so decomposed and precomposed Vietnamese match.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import unicodedata
+from dataclasses import dataclass
+
+from signkit.errors import InputFormatError, UsageError
+
+MM = 72 / 25.4
+POSITIONS = ("above", "below", "left", "right", "over")
+_WORD = re.compile(
+    r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>'
+)
+_PAGE = re.compile(r'<page width="([\d.]+)" height="([\d.]+)">')
+# Code points that Vietnamese text typed in TCVN3 (ABC) or VNI fonts turns
+# into when read as Unicode: letters with diacritics become Latin-1 symbols.
+# Latin-1 letters that genuine Unicode Vietnamese also uses.
+_VIETNAMESE_LATIN1 = {chr(c) for c in (
+    0xC0, 0xC1, 0xC2, 0xC3, 0xC8, 0xC9, 0xCA, 0xCC, 0xCD, 0xD2, 0xD3, 0xD4, 0xD5, 0xD9, 0xDA,
+    0xDD, 0xE0, 0xE1, 0xE2, 0xE3, 0xE8, 0xE9, 0xEA, 0xEC, 0xED, 0xF2, 0xF3, 0xF4, 0xF5, 0xF9,
+    0xFA, 0xFD,
+)}  # fmt: skip
+_LEGACY = {chr(c) for c in range(0xA1, 0x100)} - _VIETNAMESE_LATIN1
+_VIETNAMESE = set("ăâđêôơưĂÂĐÊÔƠƯ")
+
+
+@dataclass(frozen=True)
+class Match:
+    """Where the anchor text sits, in page display points (origin top-left)."""
+
+    page_width: float
+    page_height: float
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def page_words(
+    path: str, page: int, password: str | None
+) -> tuple[float, float, list[tuple[float, float, float, float, str]]]:
+    """(width, height, words) of one page (1-based), via pdftotext -bbox."""
+    tool = shutil.which("pdftotext")
+    if tool is None:
+        raise UsageError(
+            "--anchor-text needs pdftotext (Debian package poppler-utils)",
+            hint="install poppler-utils, or place the signature with --rect",
+        )
+    cmd = [tool, "-q", "-f", str(page), "-l", str(page), "-bbox", "-enc", "UTF-8"]
+    if password is not None:
+        cmd += ["-upw", password]
+    proc = subprocess.run([*cmd, path, "-"], capture_output=True, check=False, timeout=120)  # noqa: S603
+    if proc.returncode != 0:
+        raise InputFormatError("cannot read the page text (pdftotext failed)", subject=path)
+    text = proc.stdout.decode("utf-8", "replace")
+    size = _PAGE.search(text)
+    if size is None:
+        raise InputFormatError(f"page {page} has no text layer", subject=path)
+    words = [
+        (float(a), float(b), float(c), float(d), _nfc(html.unescape(w)))
+        for a, b, c, d, w in _WORD.findall(text)
+    ]
+    return float(size.group(1)), float(size.group(2)), words
+
+
+def _lines(
+    words: list[tuple[float, float, float, float, str]],
+) -> list[list[tuple[float, float, float, float, str]]]:
+    lines: list[list[tuple[float, float, float, float, str]]] = []
+    for word in sorted(words, key=lambda w: (round(w[1]), w[0])):
+        if lines and abs(lines[-1][0][1] - word[1]) < 2.0:
+            lines[-1].append(word)
+        else:
+            lines.append([word])
+    return lines
+
+
+def find_on_page(
+    words: list[tuple[float, float, float, float, str]], anchor: str
+) -> list[tuple[float, float, float, float]]:
+    """Boxes (left, top, right, bottom) of every occurrence, in reading order."""
+    found = []
+    needle = _nfc(anchor).strip()
+    for line in _lines(words):
+        text = ""
+        xs: list[tuple[float, float]] = []  # per character: (x start, x end)
+        for x0, _y0, x1, _y1, w in sorted(line, key=lambda w: w[0]):
+            if text:
+                text += " "
+                xs.append((x0, x0))
+            step = (x1 - x0) / max(1, len(w))
+            for i in range(len(w)):
+                xs.append((x0 + i * step, x0 + (i + 1) * step))
+            text += w
+        top = min(w[1] for w in line)
+        bottom = max(w[3] for w in line)
+        start = text.find(needle)
+        while start >= 0:
+            end = start + len(needle) - 1
+            found.append((xs[start][0], top, xs[end][1], bottom))
+            start = text.find(needle, start + 1)
+    return found
+
+
+def looks_legacy(words: list[tuple[float, float, float, float, str]]) -> bool:
+    """True when the page text looks like TCVN3/VNI bytes rather than Unicode Vietnamese."""
+    chars = "".join(w[4] for w in words)
+    if not chars:
+        return False
+    legacy = sum(ch in _LEGACY for ch in chars)
+    modern = sum(ch in _VIETNAMESE or unicodedata.combining(ch) > 0 for ch in chars)
+    return legacy >= 3 and legacy > modern
+
+
+def locate(
+    path: str,
+    anchor: str,
+    *,
+    pages: list[int],
+    occurrence: int | None,
+    password: str | None,
+) -> tuple[int, Match]:
+    """(1-based page, match) of the anchor: the last occurrence unless told which."""
+    legacy_pages = []
+    for page in pages:
+        width, height, words = page_words(path, page, password)
+        boxes = find_on_page(words, anchor)
+        if boxes:
+            if occurrence is None:
+                box = boxes[-1]
+            elif 1 <= occurrence <= len(boxes):
+                box = boxes[occurrence - 1]
+            else:
+                raise InputFormatError(
+                    f"anchor text {anchor!r} occurs {len(boxes)} time(s) on page {page}, "
+                    f"not {occurrence}",
+                    subject=path,
+                )
+            return page, Match(width, height, *box)
+        if looks_legacy(words):
+            legacy_pages.append(page)
+    if legacy_pages:
+        raise InputFormatError(
+            f"anchor text {anchor!r} not found: the text of page(s) "
+            f"{', '.join(map(str, legacy_pages))} is in a legacy Vietnamese encoding "
+            "(TCVN3/VNI) and cannot be searched",
+            subject=path,
+            hint="place the signature with --rect, or convert the document to Unicode",
+        )
+    where = f"page {pages[0]}" if len(pages) == 1 else "any page"
+    raise InputFormatError(f"anchor text {anchor!r} not found on {where}", subject=path)
+
+
+def box_for(
+    match: Match, *, position: str, size_mm: tuple[float, float], offset_mm: tuple[float, float]
+) -> tuple[float, float, float, float]:
+    """The signature box as (x, y, w, h) in mm from the visible page's bottom-left."""
+    w, h = size_mm[0] * MM, size_mm[1] * MM
+    dx, dy = offset_mm[0] * MM, offset_mm[1] * MM
+    cx = (match.left + match.right) / 2
+    cy = (match.top + match.bottom) / 2
+    if position == "above":
+        left, top = cx - w / 2, match.top - h
+    elif position == "below":
+        left, top = cx - w / 2, match.bottom
+    elif position == "left":
+        left, top = match.left - w, cy - h / 2
+    elif position == "right":
+        left, top = match.right, cy - h / 2
+    else:
+        left, top = cx - w / 2, cy - h / 2
+    left += dx
+    top -= dy  # display y grows downwards; offsets are "up"
+    bottom_from_base = match.page_height - (top + h)
+    return left / MM, bottom_from_base / MM, size_mm[0], size_mm[1]
+
+
+def parse_pair(text: str, what: str) -> tuple[float, float]:
+    """'A,B' numbers in mm."""
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{what} takes two numbers in mm, e.g. 60,20", subject=text) from None
+    return a, b

@@ -424,7 +424,8 @@ def worker_prepare(item: PrepareItem) -> Prepared:
             tbs = session.prepare_tbs_document(
                 validation_info=None, bytes_reserved=cfg.bytes_reserved
             )
-            fd = os.open(item.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            # 0o666: the umask decides, as for any file the user creates
+            fd = os.open(item.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "w+b") as out:
                 prepared, _ = tbs.digest_tbs_document(output=out)
                 out.seek(0, os.SEEK_END)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -208,12 +208,25 @@ def check_signer(
             if roots
             else "no trust anchors configured (--trust) and no root on the token"
         )
-    backend = _fetcher_backend(spec)
-    vc = _validation_context(roots, others, spec, now, backend)
     chain: tuple[bytes, ...] = (cert_der,)
     try:
-        validator = CertificateValidator(cert, intermediate_certs=others, validation_context=vc)
-        path = asyncio.run(_validate(validator, backend))
+        path = None
+        if spec.revocation == "off" and roots:
+            # Nothing to fetch when the chain is already at hand: skip the network stack.
+            local = _validation_context(roots, others, replace(spec, offline=True), now, None)
+            try:
+                validator = CertificateValidator(
+                    cert, intermediate_certs=others, validation_context=local
+                )
+                path = asyncio.run(_validate(validator, None))
+                vc = local
+            except cverr.PathBuildingError:
+                path = None
+        if path is None:
+            backend = _fetcher_backend(spec)
+            vc = _validation_context(roots, others, spec, now, backend)
+            validator = CertificateValidator(cert, intermediate_certs=others, validation_context=vc)
+            path = asyncio.run(_validate(validator, backend))
         chain = tuple(c.dump() for c in path.iter_certs(include_root=True))[::-1] or chain
         if chain[0] != cert_der:
             chain = tuple(reversed(chain))

@@ -324,3 +324,93 @@ def test_two_runs_never_sign_one_document_twice(softhsm: SoftHsm, tmp_path: Path
     assert len(signed) == len(set(signed)) == 60  # each exactly once, between the two runs
     records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))  # one chain, no fork
+
+
+def test_rect_honours_page_rotation(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """On a page shown rotated by 90°, --rect is measured on the page as seen."""
+    from test_sign_pdf import _changed_pixels
+
+    rotated = tmp_path / "rotated.pdf"
+    subprocess.run(
+        ["qpdf", "--rotate=+90", str(SAMPLES / "attachment.pdf"), str(rotated)], check=True
+    )
+    out = tmp_path / "signed.pdf"
+    proc = sk(str(rotated), *RSA, "-o", str(out), "--rect", "20,30,80,25", "--text", "signkit")
+    assert proc.returncode == 0, proc.stderr
+    assert_signed_ok(out)
+    for pdf, stem in ((rotated, "before"), (out, "after")):
+        subprocess.run(
+            ["pdftoppm", "-r", "72", "-gray", str(pdf), str(tmp_path / stem)], check=True
+        )
+    mm = 72 / 25.4
+    # as displayed, the page is 842 wide and 595 high; the box is 20 mm/30 mm
+    # from the bottom-left corner of what the reader sees
+    visible = (20 * mm, 30 * mm, 100 * mm, 55 * mm)
+    inside, outside = _changed_pixels(
+        tmp_path / "before-1.pgm", tmp_path / "after-1.pgm", visible, 595
+    )
+    assert inside > 50 and outside == 0, (inside, outside)
+
+
+def test_template_placeholders(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "t.pdf"
+    proc = sk(
+        str(SAMPLES / "attachment.pdf"),
+        "--token-label",
+        "signkit-demo",
+        "-o",
+        str(out),
+        "--rect",
+        "10,10,120,30",
+        "--reason",
+        "Sao y",
+        "--location",
+        "Nam Định",
+        "--text",
+        "{signer} | {serial} | {reason} | {location} | {time}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+    assert "Nguyễn Văn An | 100A | Sao y | Nam Định | " in text and "+07:00" in text
+    bad = sk(
+        str(SAMPLES / "attachment.pdf"),
+        *RSA,
+        "-o",
+        str(tmp_path / "b.pdf"),
+        "--rect",
+        "10,10,60,20",
+        "--text",
+        "{nonsense}",
+    )
+    assert bad.returncode == 1 and "bad placeholder" in bad.stderr
+
+
+def test_leaf_only_token_gets_its_chain_by_aia(sk, tmp_path: Path, trust: Path) -> None:  # type: ignore[no-untyped-def]
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from support.infra import pki_certificate
+
+    out = tmp_path / "l.pdf"
+    proc = sk(
+        str(SAMPLES / "attachment.pdf"), *LEADER, "-o", str(out), "--trust", str(trust), "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["signer"]["chain_anchor"] == "configured"
+    assert_signed_ok(out)
+    with out.open("rb") as fh:
+        sig = PdfFileReader(fh).embedded_regular_signatures[0]
+        certs = {c.chosen.dump() for c in sig.signed_data["certificates"]}
+    assert pki_certificate("interm-ca") in certs  # fetched from the leaf's AIA URL
+
+
+def test_fail_fast_stops_starting_documents(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a-broken.pdf").write_text("not a pdf")
+    for i in range(40):
+        shutil.copy(SAMPLES / "attachment.pdf", src / f"d{i:02d}.pdf")
+    proc = sk(str(src), *RSA, "--output-dir", str(tmp_path / "out"), "--fail-fast", "--json")
+    assert proc.returncode == 1
+    totals = json.loads(proc.stdout)["totals"]
+    assert totals["failed"] == 1 and totals["not-attempted"] > 0
+    assert totals["signed"] + totals["not-attempted"] == 40

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -39,6 +40,9 @@ EXTENSIONS = (".pdf",)
 TIMESTAMP_ALLOWANCE = 12 * 1024
 DOC_TIMESTAMP_RESERVE = 24 * 1024
 _CHUNK = 1 << 20
+# Documents up to this size are laid out in memory (fewer system calls);
+# larger ones stream through the temp file so memory stays bounded.
+IN_MEMORY_LIMIT = 32 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -427,7 +431,13 @@ def worker_prepare(item: PrepareItem) -> Prepared:
             # 0o666: the umask decides, as for any file the user creates
             fd = os.open(item.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "w+b") as out:
-                prepared, _ = tbs.digest_tbs_document(output=out)
+                if os.fstat(fh.fileno()).st_size <= IN_MEMORY_LIMIT:
+                    # Small documents: lay out in memory, then one write.
+                    buffer = io.BytesIO()
+                    prepared, _ = tbs.digest_tbs_document(output=buffer)
+                    out.write(buffer.getbuffer())
+                else:
+                    prepared, _ = tbs.digest_tbs_document(output=out)
                 out.seek(0, os.SEEK_END)
                 signed_length = out.tell()
     except SignkitError:

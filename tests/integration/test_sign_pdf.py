@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, pki_certificate
-from support.pdfcheck import assert_signed_ok, pdfsig
+from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
@@ -241,38 +241,11 @@ def test_visible_vietnamese_signature_in_its_box(sk, tmp_path: Path, corner: str
         subprocess.run(
             ["pdftoppm", "-r", "72", "-gray", str(pdf), str(tmp_path / stem)], check=True
         )
-    inside, outside = _changed_pixels(
+    inside, outside = changed_pixels(
         tmp_path / "before-1.pgm", tmp_path / "after-1.pgm", (x1, y1, x2, y2), 842
     )
     assert inside > 200, inside
     assert outside == 0, outside
-
-
-def _pgm(path: Path) -> tuple[int, int, bytes]:
-    parts = path.read_bytes().split(b"\n", 3)
-    width, height = (int(v) for v in parts[1].split())
-    return width, height, parts[3]
-
-
-def _changed_pixels(
-    before: Path, after: Path, rect: tuple[float, float, float, float], page_h: float
-) -> tuple[int, int]:
-    """Pixels the signature changed inside its box, and anywhere outside it."""
-    width, height, old = _pgm(before)
-    _, _, new = _pgm(after)
-    x1, y1, x2, y2 = rect
-    top, bottom, left, right = int(page_h - y2) - 1, int(page_h - y1) + 1, int(x1) - 1, int(x2) + 1
-    inside = outside = 0
-    for y in range(height):
-        row = y * width
-        for x in range(width):
-            if abs(old[row + x] - new[row + x]) <= 64:
-                continue
-            if left <= x <= right and top <= y <= bottom:
-                inside += 1
-            else:
-                outside += 1
-    return inside, outside
 
 
 def test_manifest_rows_override_options(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from support.infra import REPO, SoftHsm
-from support.pdfcheck import assert_signed_ok, pdfsig
+from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
@@ -328,8 +328,6 @@ def test_two_runs_never_sign_one_document_twice(softhsm: SoftHsm, tmp_path: Path
 
 def test_rect_honours_page_rotation(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """On a page shown rotated by 90°, --rect is measured on the page as seen."""
-    from test_sign_pdf import _changed_pixels
-
     rotated = tmp_path / "rotated.pdf"
     subprocess.run(
         ["qpdf", "--rotate=+90", str(SAMPLES / "attachment.pdf"), str(rotated)], check=True
@@ -346,7 +344,7 @@ def test_rect_honours_page_rotation(sk, tmp_path: Path) -> None:  # type: ignore
     # as displayed, the page is 842 wide and 595 high; the box is 20 mm/30 mm
     # from the bottom-left corner of what the reader sees
     visible = (20 * mm, 30 * mm, 100 * mm, 55 * mm)
-    inside, outside = _changed_pixels(
+    inside, outside = changed_pixels(
         tmp_path / "before-1.pgm", tmp_path / "after-1.pgm", visible, 595
     )
     assert inside > 50 and outside == 0, (inside, outside)

@@ -61,3 +61,30 @@ def assert_signed_ok(path: Path, *, signatures: int = 1, offline_dss: bool = Fal
     for st in statuses:
         assert st.intact and st.valid and st.trusted, st.pretty_print_details()
     return statuses
+
+
+def _pgm(path: Path) -> tuple[int, int, bytes]:
+    parts = path.read_bytes().split(b"\n", 3)
+    width, height = (int(v) for v in parts[1].split())
+    return width, height, parts[3]
+
+
+def changed_pixels(
+    before: Path, after: Path, rect: tuple[float, float, float, float], page_h: float
+) -> tuple[int, int]:
+    """Pixels the signature changed inside its box, and anywhere outside it."""
+    width, height, old = _pgm(before)
+    _, _, new = _pgm(after)
+    x1, y1, x2, y2 = rect
+    top, bottom, left, right = int(page_h - y2) - 1, int(page_h - y1) + 1, int(x1) - 1, int(x2) + 1
+    inside = outside = 0
+    for y in range(height):
+        row = y * width
+        for x in range(width):
+            if abs(old[row + x] - new[row + x]) <= 64:
+                continue
+            if left <= x <= right and top <= y <= bottom:
+                inside += 1
+            else:
+                outside += 1
+    return inside, outside

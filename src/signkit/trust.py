@@ -108,6 +108,14 @@ class SignerCheck:
 _MODE = {"hard": "hard-fail", "soft": "soft-fail", "off": "soft-fail"}
 
 
+def preload(spec: TrustSpec) -> None:
+    """Import the validation stack now (before worker processes fork, so they share it)."""
+    import pyhanko_certvalidator  # noqa: F401
+
+    if not spec.offline:
+        from pyhanko_certvalidator.fetchers import aiohttp_fetchers  # noqa: F401
+
+
 def _fetcher_backend(spec: TrustSpec) -> Any:
     if spec.offline:
         return None

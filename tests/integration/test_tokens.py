@@ -355,3 +355,52 @@ def test_resolve_module_by_discovery_picks_the_module_with_the_token(softhsm: So
         TokenSpec(selector=KeySelector(token_label="signkit-test-b")), discover=lambda: candidates
     )
     assert chosen == softhsm.module
+
+
+def test_raw_context_login_signs_with_an_always_authenticate_key(softhsm: SoftHsm) -> None:
+    """The ctypes path (C_SignInit, context-specific C_Login, C_Sign) on the real token."""
+    from pkcs11 import Mechanism
+
+    from signkit.tokens.pkcs11 import Pkcs11Module
+
+    with Pkcs11Module.load(softhsm.module) as module:
+        with module.open_token(KeySelector(token_label="signkit-test-b")) as session:
+            session.login(Pin(softhsm.user_pin))
+            pair = next(p for p in session.pairs() if p.key.label == "signer-rsa3072")
+            key = session._find_private_key(pair.key)
+            data = b"raw context login"
+            sig = session.raw_context_sign(
+                key, int(Mechanism.SHA256_RSA_PKCS), data, softhsm.user_pin.encode()
+            )
+            assert pair.cert is not None
+            verify(pair.cert.der, data, sig, "pkcs1v15", hashes.SHA256())
+
+
+def test_pin_pad_always_authenticate_asks_the_pad_per_signature(softhsm: SoftHsm) -> None:
+    """SoftHSM has no PIN pad: the pad is simulated at the raw call, which is
+    handed the PIN where a reader would collect it; signkit itself passes NULL."""
+    from signkit.tokens.pkcs11 import Pkcs11Module
+
+    seen: list[bytes | None] = []
+    with Pkcs11Module.load(softhsm.module) as module:
+        with module.open_token(KeySelector(token_label="signkit-test-b")) as session:
+            session.login(Pin(softhsm.user_pin))
+            pair = next(p for p in session.pairs() if p.key.label == "signer-rsa3072")
+            signer = session.signer(pair, context_pin=None, pinpad=True)
+            assert signer.pinpad_per_signature
+            real = session.raw_context_sign
+
+            def pad(key, mechanism, data, pin):  # type: ignore[no-untyped-def]
+                seen.append(pin)
+                return real(key, mechanism, data, softhsm.user_pin.encode())
+
+            session.raw_context_sign = pad  # type: ignore[method-assign]
+            for i in range(3):
+                data = f"document {i}".encode()
+                sig = signer.sign(data, digest_algorithm="sha256", scheme="pkcs1v15")
+                verify(signer.certificate_der, data, sig, "pkcs1v15", hashes.SHA256())
+            with pytest.raises(MechanismError, match="PSS with a PIN-pad"):
+                signer.sign(b"x", digest_algorithm="sha256", scheme="pss")
+            with pytest.raises(Exception, match="no PIN is kept"):
+                session.signer(pair, context_pin=None, pinpad=False)
+    assert seen == [None, None, None]  # one pad entry per signature, no PIN from the host

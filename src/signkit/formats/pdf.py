@@ -252,13 +252,33 @@ class _Worker:
 _STATE: _Worker | None = None
 
 
-def worker_warmup() -> None:
-    """Process-pool initializer: import the PDF stack while the main process
-    opens the token, so the first document does not wait for it."""
+def worker_init() -> None:
+    """Process-pool initializer."""
     import signal
 
     # Ctrl-C is the main process's to handle; workers finish or get cancelled.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """Linux: end this worker if the main process dies (kill -9 included),
+    instead of lingering and holding the run's pipes open."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def worker_warmup() -> None:
+    """Import the PDF stack ahead of the first document (a task, run early)."""
     import pyhanko_certvalidator.registry  # noqa: F401
 
 

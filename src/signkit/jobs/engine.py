@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -158,12 +160,21 @@ def run_batch(
     # The one token session lives on one thread, so the main thread does the
     # bookkeeping (results, audit commits, renames) while C_Sign runs.
     token_thread = ThreadPoolExecutor(1, thread_name_prefix="signkit-token")
+    # Ctrl-C becomes a flag checked between steps: a KeyboardInterrupt raised
+    # inside concurrent.futures' locking can leave a future's lock held and
+    # deadlock the pool's manager thread.
+    interrupted = threading.Event()
+    previous_handler = _catch_sigint(interrupted)
     try:
         submit_next()
         while in_flight:
-            timeout = None
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+            timeout = _POLL
             if run.pending_commit:
-                timeout = max(0.0, spec.group_delay - (time.monotonic() - run.oldest_pending))
+                timeout = min(
+                    _POLL, max(0.0, spec.group_delay - (time.monotonic() - run.oldest_pending))
+                )
             done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 stage, doc = in_flight.pop(future)
@@ -237,8 +248,26 @@ def run_batch(
         token_thread.shutdown(wait=True)
         if audit is not None:
             audit.commit()
+        _restore_sigint(previous_handler)
+    if abort is None and interrupted.is_set():
+        abort = KeyboardInterrupt()
     if abort is not None:
         raise abort
+
+
+_POLL = 0.2
+
+
+def _catch_sigint(flag: threading.Event) -> Any:
+    """Route SIGINT to ``flag`` (main thread only); returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, lambda _signum, _frame: flag.set())
+
+
+def _restore_sigint(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _admit(

@@ -30,6 +30,7 @@ from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import SignatureScheme
 from signkit.tokens.pin import PinIO
 from signkit.trust import TrustSpec, check_signer, require_anchors
+from signkit.trust import preload as trust_preload
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,13 +179,25 @@ def sign_pdfs(
     # opens the token and checks the signer. fork: fast, and nothing PKCS#11
     # is loaded yet, so no token state is ever duplicated.
     workers = spec.jobs or os.cpu_count() or 2
+    trust_preload(spec.trust)  # needed here anyway; forked workers inherit it
     ctx = multiprocessing.get_context("fork")
-    executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=pdf.worker_warmup)
-    for _ in range(workers):  # the pool forks lazily, on submit: start them now
+    executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=pdf.worker_init)
+    # The pool forks lazily, on submit: fork them all now. Only one imports the
+    # PDF stack at once with this process's own start-up (two CPUs here); the
+    # others warm up once the token is open.
+    executor.submit(pdf.worker_warmup)
+    for _ in range(workers - 1):
         executor.submit(pdf.worker_ready)
     try:
         with executor, open_signing_key(spec.token, io=io, guard=guard, warn=warn) as key:
+            for _ in range(workers - 1):
+                executor.submit(pdf.worker_warmup)
             signer: Any = key.signer
+            if getattr(signer, "pinpad_per_signature", False):
+                warn(
+                    f"{key.token_name}: this key asks for the PIN before every signature; "
+                    f"expect {len(docs)} PIN-pad entries for this batch"
+                )
             cert_der: bytes = signer.certificate_der
             check = check_signer(cert_der, signer.chain_der, spec.trust)
             for w in check.warnings:

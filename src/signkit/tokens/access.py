@@ -21,7 +21,7 @@ from signkit.tokens.discovery import (
 )
 from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import KeyPair, KeySelector
-from signkit.tokens.pin import LoginResult, PinIO, PinSpec, login
+from signkit.tokens.pin import LoginResult, PinIO, PinSourceKind, PinSpec, login
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,5 +145,10 @@ def open_signing_key(
             keep_pin=True,
         )
         pair = select_pair(session.pairs(), spec.selector, token=session.name)
-        signer = session.signer(pair, context_pin=result.pin, allow_sha1=spec.allow_sha1)
+        signer = session.signer(
+            pair,
+            context_pin=result.pin,
+            allow_sha1=spec.allow_sha1,
+            pinpad=result.source is PinSourceKind.PINPAD,
+        )
         yield OpenedKey(signer=signer, pair=pair, login=result, token_name=session.name)

@@ -7,6 +7,7 @@ Everything above sees ``TokenInfo``/``CertInfo``/``KeyInfo`` data and the
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -84,6 +85,81 @@ _PSS_PARAMS: dict[str, tuple[Mechanism, MGF, int]] = {
     "sha384": (Mechanism.SHA384, MGF.SHA384, 48),
     "sha512": (Mechanism.SHA512, MGF.SHA512, 64),
 }
+
+
+class _Mechanism(ctypes.Structure):
+    _fields_ = (
+        ("mechanism", ctypes.c_ulong),
+        ("parameter", ctypes.c_void_p),
+        ("parameter_len", ctypes.c_ulong),
+    )
+
+
+_CKU_CONTEXT_SPECIFIC = 2
+_CKR_PIN_INCORRECT = 0xA0
+_CKR_PIN_LOCKED = 0xA4
+# Positions in CK_FUNCTION_LIST (PKCS#11 2.x order, after the CK_VERSION header).
+_FN_LOGIN, _FN_SIGN_INIT, _FN_SIGN = 18, 42, 43
+
+
+class RawContextLogin:
+    """The one sequence python-pkcs11 cannot express: C_SignInit, a
+    context-specific C_Login with a NULL PIN (the reader's PIN pad), C_Sign.
+
+    Called through the module's own function list with ctypes; the library is
+    the one python-pkcs11 already loaded (dlopen returns the same handle).
+    """
+
+    def __init__(self, module_path: str) -> None:
+        lib = ctypes.CDLL(module_path)
+        get = lib.C_GetFunctionList
+        get.restype = ctypes.c_ulong
+        get.argtypes = (ctypes.POINTER(ctypes.c_void_p),)
+        table = ctypes.c_void_p()
+        if get(ctypes.byref(table)) != 0 or not table.value:
+            raise TokenOperationError("C_GetFunctionList failed", subject=module_path)
+        ptr = ctypes.sizeof(ctypes.c_void_p)
+        base = table.value + ptr  # CK_VERSION, padded to pointer alignment
+
+        def fn(index: int, *argtypes: Any) -> Any:
+            address = ctypes.c_void_p.from_address(base + index * ptr).value
+            if not address:
+                raise TokenOperationError("a PKCS#11 function is missing", subject=module_path)
+            return ctypes.CFUNCTYPE(ctypes.c_ulong, *argtypes)(address)
+
+        ulong_p = ctypes.POINTER(ctypes.c_ulong)
+        self._login = fn(_FN_LOGIN, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong)
+        self._sign_init = fn(
+            _FN_SIGN_INIT, ctypes.c_ulong, ctypes.POINTER(_Mechanism), ctypes.c_ulong
+        )
+        self._sign = fn(
+            _FN_SIGN, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ulong_p
+        )
+
+    def sign(
+        self, session: int, key: int, mechanism: int, data: bytes, *, pin: bytes | None, name: str
+    ) -> bytes:
+        """C_SignInit, context-specific C_Login (NULL PIN = PIN pad), C_Sign."""
+        mech = _Mechanism(mechanism, None, 0)
+        rv = self._sign_init(session, ctypes.byref(mech), key)
+        if rv != 0:
+            raise TokenOperationError(f"C_SignInit failed (CKR 0x{rv:x})", subject=name)
+        rv = self._login(session, _CKU_CONTEXT_SPECIFIC, pin, len(pin) if pin else 0)
+        if rv == _CKR_PIN_INCORRECT:
+            raise PinIncorrectError("PIN rejected for the signature", subject=name)
+        if rv == _CKR_PIN_LOCKED:
+            raise PinLockedError("the token's PIN is locked", subject=name)
+        if rv != 0:
+            raise TokenOperationError(f"context-specific login failed (CKR 0x{rv:x})", subject=name)
+        size = ctypes.c_ulong(0)
+        rv = self._sign(session, data, len(data), None, ctypes.byref(size))
+        if rv != 0:
+            raise TokenOperationError(f"C_Sign failed (CKR 0x{rv:x})", subject=name)
+        out = ctypes.create_string_buffer(size.value)
+        rv = self._sign(session, data, len(data), out, ctypes.byref(size))
+        if rv != 0:
+            raise TokenOperationError(f"C_Sign failed (CKR 0x{rv:x})", subject=name)
+        return out.raw[: size.value]
 
 
 def wrap_pkcs11_error(exc: Exception, *, subject: str, action: str) -> TokenError:
@@ -351,6 +427,7 @@ class TokenSession:
         self._session: Any = None
         self._logged_in = False
         self._mechanisms: frozenset[Mechanism] | None = None
+        self._raw: RawContextLogin | None = None
         try:
             self._session = token.open()
         except p11e.PKCS11Error as exc:
@@ -506,16 +583,21 @@ class TokenSession:
         *,
         context_pin: Pin | None = None,
         allow_sha1: bool = False,
+        pinpad: bool = False,
     ) -> TokenSigner:
-        """A Signer for ``pair`` on this (logged-in) session."""
+        """A Signer for ``pair`` on this (logged-in) session.
+
+        A CKA_ALWAYS_AUTHENTICATE key logs in again before every signature:
+        with the kept PIN, or, after a PIN-pad login, on the pad each time.
+        """
         if pair.cert is None:
             raise KeyNotFoundError("the key has no certificate", subject=self.name)
-        if pair.key.always_authenticate and context_pin is None:
+        per_signature_pad = pair.key.always_authenticate and context_pin is None
+        if per_signature_pad and not pinpad:
             raise PinUnavailableError(
                 "the key needs a login before every signature "
                 "(CKA_ALWAYS_AUTHENTICATE), but no PIN is kept for it",
                 subject=self.name,
-                hint="PIN-pad tokens with such keys are not supported yet; use a PIN source",
             )
         handle = self._find_private_key(pair.key)
         chain = tuple(
@@ -529,6 +611,17 @@ class TokenSession:
             chain_der=chain,
             context_pin=context_pin if pair.key.always_authenticate else None,
             allow_sha1=allow_sha1,
+            pinpad_per_signature=per_signature_pad,
+        )
+
+    def raw_context_sign(self, key: Any, mechanism: int, data: bytes, pin: bytes | None) -> bytes:
+        """Sign with a context-specific login made through ``RawContextLogin``."""
+        if self.module is None:  # pragma: no cover - signing sessions always have a module
+            raise TokenOperationError("no module for a raw call", subject=self.name)
+        if self._raw is None:
+            self._raw = RawContextLogin(self.module.path)
+        return self._raw.sign(
+            int(self._session.handle), int(key.handle), mechanism, data, pin=pin, name=self.name
         )
 
     def _find_private_key(self, key: KeyInfo) -> Any:
@@ -559,6 +652,8 @@ class TokenSigner:
     chain_der: tuple[bytes, ...]
     context_pin: Pin | None
     allow_sha1: bool
+    pinpad_per_signature: bool = False
+    """Each signature asks for the PIN on the reader's pad (always-authenticate key)."""
 
     @property
     def key_type(self) -> str:
@@ -604,6 +699,14 @@ class TokenSigner:
         if host_hash:
             value = digest(data, algo)
             payload = digest_info(value, algo) if scheme == "pkcs1v15" else value
+        if self.pinpad_per_signature:
+            if param is not None:
+                raise MechanismError(
+                    "RSA-PSS with a PIN-pad login per signature is not supported",
+                    subject=self.session.name,
+                )
+            sig = self.session.raw_context_sign(self.key, int(mech), payload, None)
+            return ecdsa_raw_to_der(sig) if scheme == "ecdsa" else sig
         pin = self.context_pin.reveal() if self.context_pin is not None else None
         try:
             sig = bytes(self.key.sign(payload, mechanism=mech, mechanism_param=param, pin=pin))

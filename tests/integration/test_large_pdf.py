@@ -9,7 +9,6 @@ process and workers) must stay under 128 MiB resident.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from support.infra import REPO, SoftHsm
 from support.pdfcheck import assert_signed_ok
+from support.runner import cron_env
 
 pytestmark = pytest.mark.softhsm
 
@@ -39,12 +39,7 @@ def test_large_pdf_signs_intact_in_bounded_memory(
     src = tmp_path / "big.pdf"
     assert write_large_pdf(src, size) >= size
     out = tmp_path / "big_signed.pdf"
-    env = {
-        **os.environ,
-        "SOFTHSM2_CONF": str(softhsm.conf),
-        "SIGNKIT_PIN": softhsm.user_pin,
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
+    env = cron_env(softhsm, tmp_path / "state")
     cmd = [
         sys.executable,
         "-m",

@@ -15,6 +15,7 @@ import pytest
 
 from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, pki_certificate
 from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig
+from support.runner import cron_env
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
@@ -500,13 +501,7 @@ def test_kill_9_then_rerun_completes(sk, softhsm: SoftHsm, tmp_path: Path) -> No
     for i in range(120):
         shutil.copy(SAMPLES / "attachment.pdf", src / f"d{i:03d}.pdf")
     out = tmp_path / "out"
-    env = {
-        **os.environ,
-        "SOFTHSM2_CONF": str(softhsm.conf),
-        "SIGNKIT_MODULE": softhsm.module,
-        "SIGNKIT_PIN": softhsm.user_pin,
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
+    env = cron_env(softhsm, tmp_path / "state")
     proc = subprocess.Popen(
         [
             sys.executable,

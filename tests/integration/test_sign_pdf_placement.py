@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from support.infra import REPO, SoftHsm
 from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig
+from support.runner import cron_env
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
@@ -240,13 +240,7 @@ def test_ctrl_c_keeps_finished_files(softhsm: SoftHsm, tmp_path: Path) -> None:
     for i in range(150):
         shutil.copy(SAMPLES / "attachment.pdf", src / f"d{i:03d}.pdf")
     out = tmp_path / "out"
-    env = {
-        **os.environ,
-        "SOFTHSM2_CONF": str(softhsm.conf),
-        "SIGNKIT_MODULE": softhsm.module,
-        "SIGNKIT_PIN": softhsm.user_pin,
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
+    env = cron_env(softhsm, tmp_path / "state")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -288,13 +282,7 @@ def test_two_runs_never_sign_one_document_twice(softhsm: SoftHsm, tmp_path: Path
     src.mkdir()
     for i in range(60):
         shutil.copy(SAMPLES / "attachment.pdf", src / f"d{i:03d}.pdf")
-    env = {
-        **os.environ,
-        "SOFTHSM2_CONF": str(softhsm.conf),
-        "SIGNKIT_MODULE": softhsm.module,
-        "SIGNKIT_PIN": softhsm.user_pin,
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
+    env = cron_env(softhsm, tmp_path / "state")
     cmd = [
         sys.executable,
         "-m",

@@ -43,3 +43,14 @@ class Runner:
             cwd=REPO,
             check=False,
         )
+
+
+def cron_env(hsm: SoftHsm, state: Path) -> dict[str, str]:
+    """The environment of a scheduled job: the test token, its PIN, a private state dir."""
+    return {
+        **os.environ,
+        "SOFTHSM2_CONF": str(hsm.conf),
+        "SIGNKIT_MODULE": hsm.module,
+        "SIGNKIT_PIN": hsm.user_pin,
+        "XDG_STATE_HOME": str(state),
+    }

@@ -13,6 +13,7 @@ from .options import module_option, output_options, pin_options, token_options
 
 if TYPE_CHECKING:
     from signkit.tokens.access import TokenSpec
+    from signkit.tokens.pin import LoginResult
     from signkit.tokens.pkcs11 import TokenSession
 
 
@@ -29,6 +30,23 @@ def _public_session(spec: TokenSpec) -> Iterator[TokenSession]:
     path = resolve_module(spec)
     with Pkcs11Module.load(path) as module, module.open_token(spec.selector) as session:
         yield session
+
+
+def _login(session: TokenSession, spec: TokenSpec, out: Output) -> LoginResult:
+    """The one login of a token command, with every PIN-safety rule."""
+    from signkit.tokens.guard import PinGuard, default_state_dir
+    from signkit.tokens.pin import login
+
+    return login(
+        token=session.info,
+        spec=spec.pin,
+        io=TerminalPinIO(),
+        guard=PinGuard(default_state_dir()),
+        do_login=session.login,
+        refresh_flags=session.refresh_flags,
+        warn=out.warn,
+        keep_pin=False,
+    )
 
 
 def _flags_text(flags: dict[str, bool]) -> str:
@@ -158,22 +176,10 @@ def objects(login: bool, **options: Any) -> None:
     state = get_state()
 
     def body() -> int:
-        from signkit.tokens.guard import PinGuard, default_state_dir
-        from signkit.tokens.pin import login as do_login
-
         spec = _spec(options, env_pin=state.env_pin)
         with _public_session(spec) as session:
             if login:
-                do_login(
-                    token=session.info,
-                    spec=spec.pin,
-                    io=TerminalPinIO(),
-                    guard=PinGuard(default_state_dir()),
-                    do_login=session.login,
-                    refresh_flags=session.refresh_flags,
-                    warn=out.warn,
-                    keep_pin=False,
-                )
+                _login(session, spec, out)
             certs = session.certificates()
             publics = session.public_keys()
             pairs = session.pairs() if login else []
@@ -240,21 +246,9 @@ def login_cmd(**options: Any) -> None:
     state = get_state()
 
     def body() -> int:
-        from signkit.tokens.guard import PinGuard, default_state_dir
-        from signkit.tokens.pin import login as do_login
-
         spec = _spec(options, env_pin=state.env_pin)
         with _public_session(spec) as session:
-            result = do_login(
-                token=session.info,
-                spec=spec.pin,
-                io=TerminalPinIO(),
-                guard=PinGuard(default_state_dir()),
-                do_login=session.login,
-                refresh_flags=session.refresh_flags,
-                warn=out.warn,
-                keep_pin=False,
-            )
+            result = _login(session, spec, out)
             name = session.name
         if json:
             out.emit_json({"token": name, "login": "ok", "pin_source": result.source.value})

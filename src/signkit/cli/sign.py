@@ -394,7 +394,8 @@ def sign_pdf(**options: Any) -> None:
         try:
             from signkit.jobs.pdf_job import plan
 
-            progress = _Progress(out, 0 if spec.dry_run else len(plan(spec)))
+            docs = plan(spec)
+            progress = _Progress(out, 0 if spec.dry_run else len(docs))
             sign_pdfs(
                 spec,
                 io=TerminalPinIO(),
@@ -402,6 +403,7 @@ def sign_pdf(**options: Any) -> None:
                 warn=out.warn,
                 events=Events(),
                 report=report,
+                docs=docs,
             )
         except SignkitError:
             if not report.documents:

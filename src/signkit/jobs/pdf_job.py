@@ -134,10 +134,13 @@ def sign_pdfs(
     warn: Callable[[str], None],
     events: Events,
     report: BatchReport,
+    docs: list[PlannedDoc] | None = None,
 ) -> BatchReport:
-    """Run the whole job; run-level errors are recorded in ``report.run_error`` and raised."""
+    """Run the whole job (on ``docs`` if already planned); run-level errors are
+    recorded in ``report.run_error`` and raised."""
     report.level = spec.options.level
-    docs = plan(spec)
+    if docs is None:
+        docs = plan(spec)
     if spec.dry_run:
         report.dry_run = True
         for d in docs:

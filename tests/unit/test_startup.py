@@ -29,3 +29,15 @@ def test_no_heavy_imports(args: list[str]) -> None:
     )
     modules = set(json.loads(proc.stderr.strip().splitlines()[-1]))
     assert not modules & set(HEAVY), modules & set(HEAVY)
+
+
+def test_lazy_command_table_matches_the_commands() -> None:
+    """`signkit --help` lists commands from a table; it must say what they say."""
+    import importlib
+
+    from signkit.cli.app import COMMANDS
+
+    for name, (module, attribute, help_text) in COMMANDS.items():
+        command = getattr(importlib.import_module(module), attribute)
+        assert command.name == name
+        assert command.get_short_help_str(limit=200) == help_text

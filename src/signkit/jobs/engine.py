@@ -230,9 +230,12 @@ def run_batch(
             with contextlib.suppress(Exception):
                 executor.shutdown(wait=True, cancel_futures=True)
             for future, (stage, doc) in list(in_flight.items()):
-                if stage == "finish" and not future.cancelled() and future.exception() is None:
+                error = None if future.cancelled() else future.exception()
+                if stage == "finish" and not future.cancelled() and error is None:
                     doc.finished = future.result()
                     _queue_commit(doc, run)
+                elif stage == "finish" and error is not None:
+                    _fail(doc, error, run)
                 else:
                     _discard(doc)
                     doc.result.status = Status.NOT_ATTEMPTED

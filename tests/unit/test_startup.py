@@ -41,3 +41,14 @@ def test_lazy_command_table_matches_the_commands() -> None:
         command = getattr(importlib.import_module(module), attribute)
         assert command.name == name
         assert command.get_short_help_str(limit=200) == help_text
+
+
+def test_worker_warmup_imports_the_pdf_stack() -> None:
+    """Regression: an unused-import fix once emptied the warm-up, so every batch's
+    first document waited for pyHanko to import."""
+    code = (
+        "import sys; from signkit.formats import pdf; pdf.worker_warmup(); "
+        "print(all(m in sys.modules for m in pdf.WARMUP_MODULES))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "True"

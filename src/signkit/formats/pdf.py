@@ -277,9 +277,24 @@ def die_with_parent() -> None:
             pass
 
 
+# What a worker needs for its first document, imported ahead of it.
+WARMUP_MODULES = (
+    "pyhanko.pdf_utils.incremental_writer",
+    "pyhanko.sign.fields",
+    "pyhanko.sign.signers",
+    "pyhanko.sign.signers.pdf_byterange",
+    "pyhanko.sign.signers.pdf_cms",
+    "pyhanko.sign.validation.dss",
+    "pyhanko_certvalidator.registry",
+)
+
+
 def worker_warmup() -> None:
     """Import the PDF stack ahead of the first document (a task, run early)."""
-    import pyhanko_certvalidator.registry  # noqa: F401
+    import importlib
+
+    for name in WARMUP_MODULES:
+        importlib.import_module(name)
 
 
 def worker_ready() -> bool:

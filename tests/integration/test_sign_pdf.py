@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, pki_certificate
+from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, batch_of, pki_certificate
 from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig
 from support.runner import cron_env
 
@@ -443,10 +443,7 @@ def test_token_failure_mid_batch_keeps_finished_files(
     from signkit.tokens.model import KeySelector
     from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
 
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(20):
-        shutil.copy(SAMPLES / "attachment.pdf", src / f"d{i:02d}.pdf")
+    src = batch_of(tmp_path / "in", 20)
 
     def flaky(sign):  # type: ignore[no-untyped-def]
         count = 0
@@ -496,10 +493,7 @@ def test_token_failure_mid_batch_keeps_finished_files(
 
 
 def test_kill_9_then_rerun_completes(sk, softhsm: SoftHsm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(120):
-        shutil.copy(SAMPLES / "attachment.pdf", src / f"d{i:03d}.pdf")
+    src = batch_of(tmp_path / "in", 120)
     out = tmp_path / "out"
     env = cron_env(softhsm, tmp_path / "state")
     proc = subprocess.Popen(

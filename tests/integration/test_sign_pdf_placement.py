@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, SoftHsm
+from support.infra import REPO, SoftHsm, batch_of
 from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig
 from support.runner import cron_env
 
@@ -235,10 +235,7 @@ def test_key_kinds(sk, tmp_path: Path, key: list[str], extra: list[str]) -> None
 
 
 def test_ctrl_c_keeps_finished_files(softhsm: SoftHsm, tmp_path: Path) -> None:
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(150):
-        shutil.copy(SAMPLES / "attachment.pdf", src / f"d{i:03d}.pdf")
+    src = batch_of(tmp_path / "in", 150)
     out = tmp_path / "out"
     env = cron_env(softhsm, tmp_path / "state")
     proc = subprocess.Popen(
@@ -278,10 +275,7 @@ def test_ctrl_c_keeps_finished_files(softhsm: SoftHsm, tmp_path: Path) -> None:
 
 
 def test_two_runs_never_sign_one_document_twice(softhsm: SoftHsm, tmp_path: Path) -> None:
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(60):
-        shutil.copy(SAMPLES / "attachment.pdf", src / f"d{i:03d}.pdf")
+    src = batch_of(tmp_path / "in", 60)
     env = cron_env(softhsm, tmp_path / "state")
     cmd = [
         sys.executable,
@@ -390,11 +384,8 @@ def test_leaf_only_token_gets_its_chain_by_aia(sk, tmp_path: Path, trust: Path) 
 
 
 def test_fail_fast_stops_starting_documents(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    src = tmp_path / "in"
-    src.mkdir()
+    src = batch_of(tmp_path / "in", 40)
     (src / "a-broken.pdf").write_text("not a pdf")
-    for i in range(40):
-        shutil.copy(SAMPLES / "attachment.pdf", src / f"d{i:02d}.pdf")
     proc = sk(str(src), *RSA, "--output-dir", str(tmp_path / "out"), "--fail-fast", "--json")
     assert proc.returncode == 1
     totals = json.loads(proc.stdout)["totals"]

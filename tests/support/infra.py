@@ -182,3 +182,12 @@ def _pki_arch() -> Any:
 def pki_certificate(label: str) -> bytes:
     """DER of one certificate of the test PKI (certomancer's Python API)."""
     return bytes(_pki_arch().get_cert(label).dump())
+
+
+def batch_of(directory: Path, count: int, *, prefix: str = "d") -> Path:
+    """``directory`` holding ``count`` copies of the attachment sample (a batch to sign)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    sample = REPO / "fixtures" / "samples" / "attachment.pdf"
+    for i in range(count):
+        shutil.copy(sample, directory / f"{prefix}{i:03d}.pdf")
+    return directory

@@ -367,7 +367,6 @@ def sign_pdf(**options: Any) -> None:
                 output_dir=o["output_dir"],
                 suffix=o["suffix"],
                 in_place=o["in_place"],
-                force=o["force"],
             ),
             engine=EngineSpec(fail_fast=o["fail_fast"], force=o["force"], resign=o["resign"]),
             token=token,

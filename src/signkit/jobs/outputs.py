@@ -32,8 +32,6 @@ class OutputSpec:
     """Next to the input: a.pdf -> a_signed.pdf."""
     in_place: bool = False
     """Replace the input once the signed file is complete and verified."""
-    force: bool = False
-    """Overwrite an existing output."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -428,6 +428,7 @@ class TokenSession:
         self._logged_in = False
         self._mechanisms: frozenset[Mechanism] | None = None
         self._raw: RawContextLogin | None = None
+        self._certs: list[CertInfo] | None = None
         try:
             self._session = token.open()
         except p11e.PKCS11Error as exc:
@@ -471,7 +472,12 @@ class TokenSession:
             raise wrap_pkcs11_error(exc, subject=self.name, action="listing objects") from exc
 
     def certificates(self) -> list[CertInfo]:
-        """X.509 certificates on the token (no login needed)."""
+        """X.509 certificates on the token (no login needed; read once per session)."""
+        if self._certs is None:
+            self._certs = self._read_certificates()
+        return self._certs
+
+    def _read_certificates(self) -> list[CertInfo]:
         certs = []
         for obj in self._objects(ObjectClass.CERTIFICATE):
             attrs = _attributes(obj, (Attribute.VALUE, Attribute.LABEL, Attribute.ID))

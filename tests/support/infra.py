@@ -107,7 +107,22 @@ class PkiServices:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> PkiServices:
-        """Start and wait until the CRL endpoint answers; a busy port is an error."""
+        """Start and wait until the CRL endpoint answers; a busy port is an error.
+
+        Developers running several suites at once may start one `certomancer
+        animate` themselves and set SIGNKIT_TEST_PKI_SHARED=1: the suites then
+        use it (it must answer) instead of each needing the port.
+        """
+        if os.environ.get("SIGNKIT_TEST_PKI_SHARED") == "1" and not os.environ.get("CI"):
+            url = f"http://127.0.0.1:{self.port}/{PKI_ARCH}/crls/interm-ca/latest.crl"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError as exc:
+                raise InfraError(
+                    f"SIGNKIT_TEST_PKI_SHARED=1 but no test PKI answers on port {self.port}"
+                ) from exc
         if port_in_use(self.port):
             raise InfraError(
                 f"port {self.port} on 127.0.0.1 is busy: the test PKI's certificates name "

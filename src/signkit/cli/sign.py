@@ -291,6 +291,10 @@ def sign_pdf(**options: Any) -> None:
     env_tsa_password = os.environ.pop("SIGNKIT_TSA_PASSWORD", None)
 
     def body() -> int:
+        from signkit.startup import imports_without_gc
+
+        with imports_without_gc():
+            import signkit.jobs.pdf_job  # noqa: F401  (the heavy part, imported first)
         from signkit.audit.log import default_audit_path
         from signkit.errors import SignkitError
         from signkit.formats.pdf import PdfDocOptions

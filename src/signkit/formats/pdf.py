@@ -293,8 +293,11 @@ def worker_warmup() -> None:
     """Import the PDF stack ahead of the first document (a task, run early)."""
     import importlib
 
-    for name in WARMUP_MODULES:
-        importlib.import_module(name)
+    from signkit.startup import imports_without_gc
+
+    with imports_without_gc():
+        for name in WARMUP_MODULES:
+            importlib.import_module(name)
 
 
 def worker_ready() -> bool:

@@ -24,6 +24,7 @@ from signkit.jobs.outputs import (
     remove_stale_temp_files,
 )
 from signkit.jobs.report import BatchReport, Status
+from signkit.startup import imports_without_gc
 from signkit.timestamps import TsaSpec, request_timestamp, tsa_certificates
 from signkit.tokens.access import TokenSpec, open_signing_key
 from signkit.tokens.guard import PinGuard
@@ -182,7 +183,8 @@ def sign_pdfs(
     # opens the token and checks the signer. fork: fast, and nothing PKCS#11
     # is loaded yet, so no token state is ever duplicated.
     workers = spec.jobs or os.cpu_count() or 2
-    trust_preload(spec.trust)  # needed here anyway; forked workers inherit it
+    with imports_without_gc():
+        trust_preload(spec.trust)  # needed here anyway; forked workers inherit it
     ctx = multiprocessing.get_context("fork")
     executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=pdf.worker_init)
     # The pool forks lazily, on submit: fork them all now. Only one imports the

@@ -445,6 +445,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
                     font_path=cfg.font_path,
                     font_size=opts.font_size,
                     box=box,
+                    rotate=rotate,
                 )
                 spec = sigfields.SigFieldSpec(sig_field_name=name, on_page=index, box=box)
             meta = signers.PdfSignatureMetadata(

@@ -98,8 +98,21 @@ def stamp_style(
     font_path: str,
     font_size: float,
     box: tuple[int, int, int, int],
+    rotate: int = 0,
 ) -> Any:
-    """A pyHanko stamp style: text in an embedded subset font, PNG, or both."""
+    """A pyHanko stamp style: text in an embedded subset font, PNG, or both,
+    upright as the reader sees a page shown rotated by ``rotate`` degrees."""
+    rotate %= 360
+    if rotate:
+        inner = stamp_style(
+            text=text,
+            image=image,
+            layout_mode=layout_mode,
+            font_path=font_path,
+            font_size=font_size,
+            box=_visual_box(box, rotate),
+        )
+        return _RotatedStyle(inner, rotate)
     from pyhanko.pdf_utils import layout
     from pyhanko.pdf_utils.images import PdfImage
     from pyhanko.pdf_utils.text import TextBoxStyle
@@ -147,3 +160,49 @@ def stamp_style(
                 x_align=mid, y_align=mid, margins=layout.Margins(half_w, 2, 2, 2)
             )
     return TextStampStyle(**kwargs)
+
+
+def _visual_box(box: tuple[int, int, int, int], rotate: int) -> tuple[int, int, int, int]:
+    """The box with the width and height the reader sees."""
+    x1, y1, x2, y2 = box
+    if rotate in (90, 270):
+        return x1, y1, x1 + (y2 - y1), y1 + (x2 - x1)
+    return box
+
+
+class _RotatedStyle:
+    """Lays a stamp out in the page's visual orientation and turns it back.
+
+    pyHanko draws appearances in unrotated user space, so on a page shown
+    rotated (/Rotate 90, 180, 270) the text would read sideways. The content
+    is laid out in a box of the visual size and the form XObject gets a
+    /Matrix that turns it into user space; the widget's /Rect stays put.
+    """
+
+    def __init__(self, inner: Any, rotate: int) -> None:
+        self.inner = inner
+        self.rotate = rotate
+
+    def create_stamp(self, writer: Any, box: Any, text_params: dict[str, Any]) -> Any:
+        from pyhanko.pdf_utils import generic, layout
+
+        if self.rotate in (90, 270):
+            visual = layout.BoxConstraints(width=box.height, height=box.width)
+        else:
+            visual = layout.BoxConstraints(width=box.width, height=box.height)
+        stamp = self.inner.create_stamp(writer, visual, text_params)
+        vw, vh = visual.width, visual.height
+        matrix = {
+            90: (0, 1, -1, 0, vh, 0),
+            180: (-1, 0, 0, -1, vw, vh),
+            270: (0, -1, 1, 0, 0, vw),
+        }[self.rotate]
+        render_xobject = stamp.as_form_xobject
+
+        def as_form_xobject() -> Any:
+            xobject = render_xobject()
+            xobject["/Matrix"] = generic.ArrayObject([generic.FloatObject(v) for v in matrix])
+            return xobject
+
+        stamp.as_form_xobject = as_form_xobject
+        return stamp

@@ -249,6 +249,27 @@ def _summary(out: Output, report: Any) -> None:
     help="With --certify: 1 no changes, 2 form filling, 3 + annotations.",
 )
 @click.option(
+    "--preset",
+    metavar="NAME",
+    help="Document layout filling the options left at their defaults: nd30-person, "
+    "nd30-org, nd30-attachment, nd30-copy (Decree 30/2020).",
+)
+@click.option("--seal-mm", type=float, metavar="MM", help="nd30-org: the seal's real diameter.")
+@click.option(
+    "--over-field",
+    metavar="NAME",
+    help="nd30-org: the signature the seal overlaps (default: the last one with an image).",
+)
+@click.option(
+    "--doc-number", metavar="TEXT", help="Number and symbol, e.g. 12/QĐ-UBND ({doc_number})."
+)
+@click.option(
+    "--copy-form", metavar="FORM", help="nd30-copy: SAO Y, SAO LỤC or TRÍCH SAO ({copy_form})."
+)
+@click.option(
+    "--copy-org", metavar="TEXT", help="nd30-copy: the copying organisation ({copy_org})."
+)
+@click.option(
     "--password-file",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Password of encrypted PDFs [or env SIGNKIT_PDF_PASSWORD].",
@@ -361,6 +382,12 @@ def sign_pdf(**options: Any) -> None:
             box_size=o["box_size"],
             certify=o["certify"],
             docmdp=o["docmdp"],
+            preset=o["preset"],
+            seal_mm=o["seal_mm"],
+            over_field=o["over_field"],
+            doc_number=o["doc_number"],
+            copy_form=o["copy_form"],
+            copy_org=o["copy_org"],
         )
         spec = PdfJobSpec(
             inputs=tuple(o["inputs"]),

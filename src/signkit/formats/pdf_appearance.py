@@ -64,9 +64,13 @@ class AppearanceValues:
     time: datetime
     reason: str
     location: str
+    doc_number: str = ""
+    copy_form: str = ""
+    copy_org: str = ""
 
     def render(self, template: str) -> str:
-        """Fill {signer}, {org}, {serial}, {time}, {reason}, {location}."""
+        """Fill {signer}, {org}, {serial}, {time}, {reason}, {location},
+        {doc_number}, {copy_form}, {copy_org}."""
         values = {
             "signer": self.signer,
             "org": self.org,
@@ -74,13 +78,17 @@ class AppearanceValues:
             "time": iso_with_colon(self.time),
             "reason": self.reason,
             "location": self.location,
+            "doc_number": self.doc_number,
+            "copy_form": self.copy_form,
+            "copy_org": self.copy_org or self.org,
         }
         try:
             return template.replace("\\n", "\n").format(**values)
         except (KeyError, IndexError, ValueError) as exc:
             raise UsageError(
                 f"bad placeholder {exc} in the appearance text "
-                "(use {signer}, {org}, {serial}, {time}, {reason}, {location})",
+                "(use {signer}, {org}, {serial}, {time}, {reason}, {location}, "
+                "{doc_number}, {copy_form}, {copy_org})",
                 subject=template,
             ) from None
 

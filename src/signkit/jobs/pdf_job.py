@@ -14,6 +14,7 @@ from signkit import __version__
 from signkit.audit.log import AuditLog, run_identity
 from signkit.errors import SignkitError, UsageError
 from signkit.formats import pdf
+from signkit.formats.pdf_presets import get_preset
 from signkit.jobs.engine import EngineSpec, Events, SignFn, Stages, run_batch
 from signkit.jobs.inputs import discover
 from signkit.jobs.outputs import (
@@ -110,6 +111,16 @@ def _pdf_item(
     return make
 
 
+def _resume_check(spec: PdfJobSpec, docs: list[PlannedDoc]) -> Callable[[Path, str], bool]:
+    """The resume test per output: by the document's field when it names one."""
+    fields = {d.output: pdf.resolve_options(spec.options, d.task.options).field for d in docs}
+
+    def check(output: Path, signer_sha256: str) -> bool:
+        return pdf.signed_by(output, signer_sha256, fields.get(output))
+
+    return check
+
+
 def _name_parts(cert_der: bytes) -> tuple[str, str, str]:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
@@ -177,6 +188,12 @@ def sign_pdfs(
         family != "Times New Roman"
     ):
         warn(f"Times New Roman not found; visible signatures use {family} instead")
+
+    for d in docs:
+        preset = pdf.resolve_options(spec.options, d.task.options).preset
+        if preset is not None and get_preset(preset).scan_checks:
+            for problem in pdf.scan_warnings(d.task.input):
+                warn(f"{d.task.input}: {problem} (Decree 30/2020 asks of a scanned copy)")
 
     audit = AuditLog(spec.audit_path) if spec.audit_path is not None else None
     # Start the workers first: they import the PDF stack while this process
@@ -281,7 +298,7 @@ def sign_pdfs(
                 prepare=pdf.worker_prepare,
                 finish=pdf.worker_finish,
                 make_item=_pdf_item(spec, config),
-                already_done=pdf.signed_by,
+                already_done=_resume_check(spec, docs),
             )
 
             def sign(data: bytes) -> bytes:

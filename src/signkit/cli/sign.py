@@ -66,28 +66,29 @@ def _read_secret_file(path: Path | None, what: str) -> str | None:
 def _summary(out: Output, report: Any) -> None:
     from rich.table import Table
 
+    from signkit.i18n import t
+
     totals = report.totals()
     console = out.console()
     failed = [d for d in report.documents if d.status.value == "failed"]
     if out.verbose or failed:
         table = Table(box=None, pad_edge=False, show_header=True)
         for col in ("status", "input", "output / reason"):
-            table.add_column(col)
+            table.add_column(t(col))
         for d in report.documents:
             if not out.verbose and d.status.value != "failed":
                 continue
-            detail = d.error_message or d.reason or d.output or ""
-            table.add_row(d.status.value, d.input, detail)
+            detail = t(d.error_message or d.reason or "") or d.output or ""
+            table.add_row(t(d.status.value), d.input, detail)
         console.print(table)
-    if not out.quiet:
-        head = "dry run: " if report.dry_run else ""
-        console.print(
-            f"{head}{totals['signed']} signed, {totals['skipped']} skipped, "
-            f"{totals['failed']} failed, {totals['not-attempted']} not attempted"
-            + (f", {totals['planned']} planned" if report.dry_run else "")
-            + f" (of {totals['total']})",
-            markup=False,
+    if report.dry_run:
+        line = t("dry run: {planned} planned, {skipped} skipped (of {total})")
+    else:
+        line = t(
+            "{signed} signed, {skipped} skipped, {failed} failed, "
+            "{not_attempted} not attempted (of {total})"
         )
+    out.info(line.format(**{k.replace("-", "_"): v for k, v in totals.items()}))
 
 
 @group.command("pdf")

@@ -115,12 +115,14 @@ def parse_po(text: str) -> dict[str, str]:
             flush()
             continue
         if line.startswith("#,") and "fuzzy" in line:
+            flush()
             fuzzy = True
             continue
         if line.startswith("#"):
             continue
         if line.startswith("msgid "):
-            flush()
+            if msgid is not None:
+                flush()
             msgid = [_unquote(line[6:])]
             current = msgid
         elif line.startswith("msgstr "):

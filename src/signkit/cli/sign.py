@@ -156,8 +156,9 @@ def _summary(out: Output, report: Any) -> None:
     "--trust",
     "trust",
     multiple=True,
-    type=click.Path(path_type=Path),
-    help="Trust anchors (PEM/DER/PKCS#7 file or directory); repeatable.",
+    metavar="PATH|NAME",
+    help="Trust anchors: a PEM/DER/PKCS#7 file or directory, or an installed bundle "
+    "by name (vn-gov, vn-public: ~/.config/signkit/trust/NAME/); repeatable.",
 )
 @click.option(
     "--revocation",
@@ -326,7 +327,7 @@ def sign_pdf(**options: Any) -> None:
         from signkit.jobs.report import BatchReport
         from signkit.timestamps import TsaSpec
         from signkit.tokens.guard import PinGuard, default_state_dir
-        from signkit.trust import TrustSpec
+        from signkit.trust import TrustSpec, resolve_anchor
 
         from .tokenspec import build_token_spec
 
@@ -402,7 +403,9 @@ def sign_pdf(**options: Any) -> None:
             ),
             engine=EngineSpec(fail_fast=o["fail_fast"], force=o["force"], resign=o["resign"]),
             token=token,
-            trust=TrustSpec(anchors=tuple(o["trust"]), revocation=o["revocation"]),
+            trust=TrustSpec(
+                anchors=tuple(resolve_anchor(v) for v in o["trust"]), revocation=o["revocation"]
+            ),
             options=defaults,
             tsa=tsa,
             digest_algorithm=o["digest"],

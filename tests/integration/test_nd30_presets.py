@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -327,3 +328,94 @@ def test_manifest_listing_an_input_twice_is_refused(sk, tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "listed twice in the batch" in proc.stderr
     assert not (tmp_path / "a.pdf").exists() and not (tmp_path / "b.pdf").exists()
+
+
+def test_number_and_date_then_seal_all_signatures_stay_valid(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from signkit.fontfiles import find_serif_font
+    from signkit.formats.pdf_anchor import find_slots, font_advance, page_words
+
+    leader = leader_signed(sk, tmp_path)
+    stamped = tmp_path / "stamped.pdf"
+    proc = sk(
+        str(leader),
+        *CLERK,
+        "-o",
+        str(stamped),
+        "--preset",
+        "nd30-number-date",
+        "--doc-number",
+        "12/QĐ-UBND",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_signed_ok(stamped, signatures=3)
+    # the seal comes last, over the leader's image, not over the clerk's text stamps
+    proc = sk(
+        str(stamped),
+        *CLERK,
+        "--in-place",
+        "--preset",
+        "nd30-org",
+        "--image",
+        str(SAMPLES / "seal.png"),
+        "--seal-mm",
+        "36",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_signed_ok(stamped, signatures=4)
+    boxes = widgets(stamped)
+    assert set(boxes) == {"ND30-Person", "ND30-Number", "ND30-Date", "ND30-Org"}
+
+    # the stamped text sits in the printed blanks: "Số: 12 /QĐ-UBND", "ngày DD tháng M"
+    advance = font_advance(find_serif_font()[1])
+    _w, height, before = page_words(str(SAMPLES / "decision.pdf"), 1, None)
+    found = find_slots(before, ["ngày", "tháng", "năm"], advance)
+    number_slot = find_slots(before, ["Số:"], advance)
+    assert found is not None and number_slot is not None
+    (day, month, _year), top, bottom = found
+    _w, _h, after = page_words(str(stamped), 1, None)
+    new = [w for w in after if w[4] not in {x[4] for x in before}]
+
+    def inside(word: tuple[float, float, float, float, str], left: float, right: float) -> bool:
+        return left - 1 <= word[0] and word[2] <= right + 1 and top - 3 <= word[1] <= bottom
+
+    assert any(
+        w[4] == "12" and inside(w, number_slot[0][0].left, number_slot[0][0].right or 0)
+        for w in new
+    ), new
+    assert any(w[4].isdigit() and inside(w, day.left, day.right or 0) for w in new), new
+    assert any(w[4].isdigit() and inside(w, month.left, month.right or 0) for w in new), new
+    # widgets are where the text is (display y from the top: page height - pdf y)
+    number_box = boxes["ND30-Number"]
+    assert number_box[0] >= number_slot[0][0].left - 1
+    assert height - number_box[3] <= top and height - number_box[1] >= bottom
+
+    # a re-run finds both text signatures done (per field) and signs nothing
+    again = sk(
+        str(stamped),
+        *CLERK,
+        "--in-place",
+        "--preset",
+        "nd30-number-date",
+        "--doc-number",
+        "12/QĐ-UBND",
+        "--json",
+    )
+    assert again.returncode == 0, again.stderr
+    statuses = [d["status"] for d in json.loads(again.stdout)["documents"]]
+    assert statuses == ["skipped", "skipped"], statuses
+
+
+def test_number_refused_when_the_blank_is_missing(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc = sk(
+        str(SAMPLES / "attachment.pdf"),
+        *CLERK,
+        "-o",
+        str(tmp_path / "o.pdf"),
+        "--preset",
+        "nd30-number",
+        "--doc-number",
+        "3/QĐ-UBND",
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "'Số:' not found on page 1" in proc.stderr
+    assert not (tmp_path / "o.pdf").exists()

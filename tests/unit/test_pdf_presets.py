@@ -58,6 +58,23 @@ def test_copy_form_is_normalised() -> None:
 
 
 def test_every_preset_names_its_own_field() -> None:
-    """Resume is per field: two presets sharing one would skip each other."""
-    names = [get_preset(n).options.get("field") for n in PRESETS]
+    """Resume is per field: two presets sharing one would skip each other
+    (a composite preset signs through the presets it names)."""
+    names = [get_preset(n).options.get("field") for n in PRESETS if not get_preset(n).passes]
     assert all(names) and len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize(
+    ("day", "month", "expected"),
+    [(5, 2, ("05", "02")), (12, 1, ("12", "01")), (9, 3, ("09", "3")), (27, 11, ("27", "11"))],
+)
+def test_dates_as_decree_30_writes_them(day: int, month: int, expected: tuple[str, str]) -> None:
+    """Days under 10 and months 1 and 2 take a leading zero; other months do not."""
+    from signkit.formats.pdf import _day, _month
+
+    assert (_day(day), _month(month)) == expected
+
+
+def test_composite_preset_needs_the_number() -> None:
+    with pytest.raises(UsageError, match="needs --doc-number"):
+        resolve_options(PdfDocOptions(), {"preset": "nd30-number-date"})

@@ -23,7 +23,15 @@ from zoneinfo import ZoneInfo
 
 from signkit.errors import DocumentError, InputFormatError, SignkitError, UsageError
 from signkit.formats.cms import CmsTemplate
-from signkit.formats.pdf_anchor import POSITIONS, box_for, locate, parse_pair
+from signkit.formats.pdf_anchor import (
+    POSITIONS,
+    box_for,
+    find_slots,
+    font_advance,
+    locate,
+    page_words,
+    parse_pair,
+)
 from signkit.formats.pdf_appearance import (
     CORNERS,
     DEFAULT_TEXT,
@@ -31,6 +39,8 @@ from signkit.formats.pdf_appearance import (
     AppearanceValues,
     parse_rect,
     place_rect,
+    rotated_style,
+    slots_style,
     stamp_style,
 )
 from signkit.formats.pdf_presets import COPY_FORMS, get_preset
@@ -107,12 +117,21 @@ class PdfDocOptions:
     @property
     def visible(self) -> bool:
         """Whether this signature has an appearance on a page."""
-        return self.rect is not None or self.anchor_text is not None or self.over_signature
+        return (
+            self.rect is not None
+            or self.anchor_text is not None
+            or self.placement in ("over-signature", "number-slot", "date-slots")
+        )
+
+    @property
+    def placement(self) -> str:
+        """How the preset places the signature ('free' without a preset)."""
+        return get_preset(self.preset).placement if self.preset is not None else "free"
 
     @property
     def over_signature(self) -> bool:
         """Placed over an earlier signature (the organisation's seal)."""
-        return self.preset is not None and get_preset(self.preset).placement == "over-signature"
+        return self.placement == "over-signature"
 
 
 # Manifest columns: the long option names (anchor-text) or the field names (anchor_text).
@@ -465,9 +484,15 @@ def worker_prepare(item: PrepareItem) -> Prepared:
             style = None
             spec = None
             name = opts.field or _free_field_name(writer)
+            slots: list[tuple[float, str]] | None = None
             if opts.over_signature:
                 index, box = _seal_box(writer.prev, opts, item.input)
                 rotate = 0
+            elif opts.placement in ("number-slot", "date-slots"):
+                index = _page_index(writer, opts.page, item.input)
+                cropbox, rotate = _page_geometry(writer, index)
+                rect_mm, slots, size, baseline = _slot_layout(item.input, index, opts, cfg, now)
+                box = place_rect(rect_mm, corner="bottom-left", cropbox=cropbox, rotate=rotate)
             elif opts.visible:
                 if opts.anchor_text is not None:
                     pages = (
@@ -481,6 +506,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
                         pages=pages,
                         occurrence=opts.anchor_occurrence,
                         password=cfg.password,
+                        advance=font_advance(cfg.font_path),
                     )
                     index = page_no - 1
                     rect_mm = box_for(
@@ -517,14 +543,26 @@ def worker_prepare(item: PrepareItem) -> Prepared:
                     if opts.image and opts.text == ""
                     else values.render(opts.text if opts.text is not None else DEFAULT_TEXT)
                 )
-                style = stamp_style(
-                    text=text,
-                    image=opts.image,
-                    layout_mode=opts.layout,
-                    font_path=cfg.font_path,
-                    font_size=opts.font_size,
-                    box=box,
-                    rotate=rotate,
+                style = (
+                    rotated_style(
+                        slots_style(
+                            slots=slots,
+                            font_path=cfg.font_path,
+                            font_size=size,
+                            baseline=baseline,
+                        ),
+                        rotate,
+                    )
+                    if slots is not None
+                    else stamp_style(
+                        text=text,
+                        image=opts.image,
+                        layout_mode=opts.layout,
+                        font_path=cfg.font_path,
+                        font_size=opts.font_size,
+                        box=box,
+                        rotate=rotate,
+                    )
                 )
                 spec = sigfields.SigFieldSpec(sig_field_name=name, on_page=index, box=box)
             meta = signers.PdfSignatureMetadata(
@@ -579,6 +617,66 @@ def worker_prepare(item: PrepareItem) -> Prepared:
         signing_time=now.isoformat(),
         level=opts.level,
     )
+
+
+def _slot_layout(
+    source: str, index: int, opts: PdfDocOptions, cfg: PdfBatchConfig, now: datetime
+) -> tuple[tuple[float, float, float, float], list[tuple[float, str]], float, float]:
+    """Box (mm from the page's bottom-left), texts at x offsets, font size and
+    baseline for text written into the blanks after printed labels ("Số:", "ngày")."""
+    preset = get_preset(opts.preset or "")
+    advance = font_advance(cfg.font_path)
+    _width, height, words = page_words(source, index + 1, cfg.password)
+    found = find_slots(words, list(preset.slot_labels), advance)
+    labels = " … ".join(preset.slot_labels)
+    if found is None:
+        raise DocumentError(f"'{labels}' not found on page {index + 1}", subject=source)
+    slots, top, bottom = found
+    # The size of the line's own text (word boxes span about 1.04 em here).
+    size = min(16.0, max(9.0, round((bottom - top) / 1.04 * 2) / 2))
+    default_width = 12 * MM
+    if preset.placement == "number-slot":
+        slot = slots[0]
+        if slot.filled:
+            raise DocumentError(
+                f"the blank after '{slot.label}' is already filled in", subject=source
+            )
+        number = (opts.doc_number or "").split("/")[0].strip()
+        texts = [(slot, number)]
+    else:
+        texts = [(slots[0], _day(now.day)), (slots[1], _month(now.month))]
+        if not slots[2].filled:
+            texts.append((slots[2], str(now.year)))
+        for slot, _ in texts:
+            if slot.filled:
+                raise DocumentError(
+                    f"the blank after '{slot.label}' is already filled in", subject=source
+                )
+    left = texts[0][0].left
+    right = max((s.right or s.left + default_width) for s, _ in texts)
+    centres = [
+        (((s.left + (s.right or s.left + default_width)) / 2) - left, text) for s, text in texts
+    ]
+    pad = 2.0
+    rect_mm = (
+        left / MM,
+        (height - bottom - pad) / MM,
+        (right - left) / MM,
+        (bottom - top + 2 * pad) / MM,
+    )
+    # Times New Roman / Liberation Serif: descent 0.216 of ascent + descent 1.107
+    baseline = pad + (bottom - top) * 0.216 / 1.107
+    return rect_mm, centres, size, baseline
+
+
+def _day(day: int) -> str:
+    """Decree 30/2020: days under 10 take a leading zero."""
+    return f"{day:02d}"
+
+
+def _month(month: int) -> str:
+    """Decree 30/2020: months 1 and 2 take a leading zero, the others do not."""
+    return f"{month:02d}" if month < 3 else str(month)
 
 
 def _fit_image(

@@ -178,6 +178,12 @@ def _visual_box(box: tuple[int, int, int, int], rotate: int) -> tuple[int, int, 
     return box
 
 
+def rotated_style(style: Any, rotate: int) -> Any:
+    """``style`` drawn upright on a page shown rotated by ``rotate`` degrees."""
+    rotate %= 360
+    return _RotatedStyle(style, rotate) if rotate else style
+
+
 class _RotatedStyle:
     """Lays a stamp out in the page's visual orientation and turns it back.
 
@@ -214,3 +220,58 @@ class _RotatedStyle:
 
         stamp.as_form_xobject = as_form_xobject
         return stamp
+
+
+def slots_style(
+    *, slots: list[tuple[float, str]], font_path: str, font_size: float, baseline: float
+) -> Any:
+    """A stamp that writes short texts centred at given x positions of its box,
+    on the printed line's baseline (``baseline`` points above the box's bottom):
+    the number after "Số:", the day and month in "ngày … tháng … năm"."""
+    from dataclasses import dataclass as _dataclass
+
+    from pyhanko.pdf_utils import layout
+    from pyhanko.pdf_utils.text import TextBox, TextBoxStyle
+    from pyhanko.stamp import BaseStamp, BaseStampStyle
+
+    from signkit.fonts import ScaledGlyphAccumulatorFactory
+
+    size = round(font_size)
+    box_style = TextBoxStyle(
+        font=ScaledGlyphAccumulatorFactory(font_path, font_size=size),
+        font_size=size,
+        leading=round(size * 1.25),
+        border_width=0,
+        box_layout_rule=layout.SimpleBoxLayoutRule(
+            x_align=layout.AxisAlignment.ALIGN_MIN,
+            y_align=layout.AxisAlignment.ALIGN_MIN,
+            margins=layout.Margins.uniform(0),
+        ),
+    )
+
+    class SlotsStamp(BaseStamp):
+        def _render_inner_content(self) -> list[bytes]:
+            commands: list[bytes] = []
+            for n, (centre, text) in enumerate(slots):
+                # one font resource per text box: a shared name would let the
+                # second subset replace the first one's glyphs
+                box = TextBox(
+                    box_style,
+                    writer=self.writer,
+                    resources=self.resources,
+                    box=None,
+                    font_name=f"SK{n}",
+                )
+                box.content = text
+                ops = box.render()
+                # pyHanko puts a one-line box's baseline at its bottom
+                x = centre - box.box.width / 2
+                commands.append(b"q 1 0 0 1 %g %g cm " % (x, baseline) + ops + b" Q")
+            return commands
+
+    @_dataclass(frozen=True)
+    class SlotsStyle(BaseStampStyle):
+        def create_stamp(self, writer: Any, box: Any, text_params: dict[str, Any]) -> Any:
+            return SlotsStamp(writer=writer, style=self, box=box)
+
+    return SlotsStyle(border_width=0)

@@ -4,8 +4,9 @@ A preset fills the options a user did not set: where the signature goes, what
 it shows, and what it requires. Each entry is plain data so that a user can
 copy one into their config and adjust it; the placement kinds are the only
 code: ``free`` (the user's --rect or --anchor-text), ``corner`` (a fixed box
-from a page corner) and ``over-signature`` (the seal over the leader's
-signature image).
+from a page corner), ``over-signature`` (the seal over the leader's
+signature image), ``number-slot`` and ``date-slots`` (text in the blanks
+after printed labels); a ``composite`` preset runs others in turn.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from signkit.errors import UsageError
 
 COPY_FORMS = ("SAO Y", "SAO LỤC", "TRÍCH SAO")
-PLACEMENTS = ("free", "corner", "over-signature")
+PLACEMENTS = ("free", "corner", "over-signature", "number-slot", "date-slots", "composite")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +40,10 @@ class PdfPreset:
     """Refuse unless the document already carries a signature that still validates."""
     scan_checks: bool = False
     """Warn when the scan is below PDF 1.4, not colour, or under 200 dpi."""
+    slot_labels: tuple[str, ...] = ()
+    """number-slot/date-slots: the printed labels whose blanks are filled in."""
+    passes: tuple[str, ...] = ()
+    """A composite preset: these presets, one signature each, in this order."""
 
 
 PRESETS: dict[str, PdfPreset] = {
@@ -60,6 +65,31 @@ PRESETS: dict[str, PdfPreset] = {
             requires=("image", "seal_mm"),
             forbids=("certify", "rect", "anchor_text"),
             needs_earlier_signature=True,
+        ),
+        PdfPreset(
+            name="nd30-number",
+            summary="the document number in the blank after 'Số:' on page 1, as signed text",
+            options={"page": "1", "field": "ND30-Number"},
+            placement="number-slot",
+            requires=("doc_number",),
+            forbids=("image", "rect", "anchor_text", "certify"),
+            slot_labels=("Số:",),
+        ),
+        PdfPreset(
+            name="nd30-date",
+            summary="the issue date in the blanks of 'ngày … tháng … năm' on page 1 (signed text)",
+            options={"page": "1", "field": "ND30-Date"},
+            placement="date-slots",
+            forbids=("image", "rect", "anchor_text", "certify"),
+            slot_labels=("ngày", "tháng", "năm"),
+        ),
+        PdfPreset(
+            name="nd30-number-date",
+            summary="nd30-number then nd30-date: two signatures, each in its own new field",
+            placement="composite",
+            requires=("doc_number",),
+            forbids=("image", "rect", "anchor_text", "certify"),
+            passes=("nd30-number", "nd30-date"),
         ),
         PdfPreset(
             name="nd30-attachment",

@@ -6,7 +6,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,29 @@ def _pdf_item(
     return make
 
 
+def _expand_passes(spec: PdfJobSpec, docs: list[PlannedDoc]) -> list[list[PlannedDoc]]:
+    """Documents per signing pass: a composite preset (nd30-number-date) puts one
+    signature per pass on the same document, the later ones in place on the output."""
+    first: list[PlannedDoc] = []
+    later: dict[int, list[PlannedDoc]] = {}
+    for d in docs:
+        opts = pdf.resolve_options(spec.options, d.task.options)
+        steps = get_preset(opts.preset).passes if opts.preset is not None else ()
+        if not steps:
+            first.append(d)
+            continue
+        for k, name in enumerate(steps):
+            task = replace(d.task, options={**d.task.options, "preset": name})
+            if k == 0:
+                first.append(replace(d, task=task))
+            else:
+                task = replace(task, input=d.output, root=None, output=d.output)
+                later.setdefault(k, []).append(
+                    PlannedDoc(task=task, output=d.output, in_place=True)
+                )
+    return [first, *(later[k] for k in sorted(later))]
+
+
 def _resume_check(spec: PdfJobSpec, docs: list[PlannedDoc]) -> Callable[[Path, str], bool]:
     """The resume test per output: by the document's field when it names one."""
     fields = {d.output: pdf.resolve_options(spec.options, d.task.options).field for d in docs}
@@ -184,7 +207,9 @@ def sign_pdfs(
     from signkit.fontfiles import find_serif_font
 
     family, font_path = find_serif_font()
-    if any(pdf.resolve_options(spec.options, d.task.options).visible for d in docs) and (
+    passes = _expand_passes(spec, docs)
+    every = [d for pass_docs in passes for d in pass_docs]
+    if any(pdf.resolve_options(spec.options, d.task.options).visible for d in every) and (
         family != "Times New Roman"
     ):
         warn(f"Times New Roman not found; visible signatures use {family} instead")
@@ -293,13 +318,7 @@ def sign_pdfs(
                 signer_org=org,
                 signer_serial=serial,
             )
-            stages = Stages(
-                name="pdf",
-                prepare=pdf.worker_prepare,
-                finish=pdf.worker_finish,
-                make_item=_pdf_item(spec, config),
-                already_done=_resume_check(spec, docs),
-            )
+            make_item = _pdf_item(spec, config)
 
             def sign(data: bytes) -> bytes:
                 return bytes(
@@ -308,18 +327,35 @@ def sign_pdfs(
 
             if spec.sign_hook is not None:
                 sign = spec.sign_hook(sign)
-            run_batch(
-                docs=docs,
-                stages=stages,
-                sign=sign,
-                executor=executor,
-                report=report,
-                audit=audit,
-                events=events,
-                spec=spec.engine,
-                signer_sha256=check.sha256,
-                level=spec.options.level,
-            )
+            for number, pass_docs in enumerate(passes):
+                if number > 0:
+                    # a later signature goes only on documents whose earlier one is there
+                    ready = {
+                        d.output
+                        for d in report.documents
+                        if d.status in (Status.SIGNED, Status.SKIPPED) and d.output
+                    }
+                    pass_docs = [d for d in pass_docs if str(d.output) in ready]
+                    if not pass_docs:
+                        break
+                run_batch(
+                    docs=pass_docs,
+                    stages=Stages(
+                        name="pdf",
+                        prepare=pdf.worker_prepare,
+                        finish=pdf.worker_finish,
+                        make_item=make_item,
+                        already_done=_resume_check(spec, pass_docs),
+                    ),
+                    sign=sign,
+                    executor=executor,
+                    report=report,
+                    audit=audit,
+                    events=events,
+                    spec=spec.engine,
+                    signer_sha256=check.sha256,
+                    level=spec.options.level,
+                )
     except SignkitError as exc:
         report.run_error = exc
         raise

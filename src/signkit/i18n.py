@@ -153,9 +153,9 @@ def compile_catalogue(entries: Mapping[str, str]) -> Catalogue:
         # translating (t("{n} signed").format(n=...)) asks for the template.
         exact[msgid] = msgstr
         keys = tuple(_PLACEHOLDER.findall(msgid))
-        if not keys:
-            continue
         parts = _PLACEHOLDER.split(msgid)
+        if not keys or not any(p.strip() for p in parts):
+            continue  # nothing fixed to match on: it would match every message
         pattern = "(.+?)".join(re.escape(p) for p in parts)
         fixed = sum(len(p) for p in parts)
         templates.append((fixed, _Entry(re.compile(pattern, re.DOTALL), keys, msgstr)))

@@ -28,7 +28,7 @@ def _console() -> Any:
     from rich.console import Console
 
     # Off a terminal (logs, cron mail) do not wrap tables at 80 columns.
-    width = None if sys.stderr.isatty() else 200
+    width = None if sys.stderr.isatty() else 1000
     return Console(stderr=True, highlight=False, soft_wrap=True, width=width)
 
 

@@ -649,19 +649,22 @@ def sign_xml(**options: Any) -> None:
                 progress.close()
         for warning in report.warnings:
             out.warn(warning)
-        _finish(out, report, o["report_path"])
         if report.run_error is not None:
+            _finish(out, report, o["report_path"])
             out.fail(report.run_error)
-        return _single_document_code(out, report)
+        results = report.documents
+        if len(results) == 1 and results[0].status.value == "failed" and results[0].error_code:
+            # A batch of one that failed: its reason on one line and its own
+            # exit code (3 for bad input, ...); larger batches exit 1 with a table.
+            if o["report_path"] is not None:
+                report.write(o["report_path"])
+            if out.json:
+                out.emit_json(report.to_json())
+            out.console().print(
+                f"error: {results[0].error_message}", style="bold red", markup=False
+            )
+            return int(results[0].error_code)
+        _finish(out, report, o["report_path"])
+        return report.exit_code()
 
     run_command(out, body)
-
-
-def _single_document_code(out: Output, report: Any) -> int:
-    """A batch of one that failed exits with that document's own code (3 for bad
-    input, ...), its reason on one line; larger batches exit 1 and list failures."""
-    docs = report.documents
-    if len(docs) == 1 and docs[0].status.value == "failed" and docs[0].error_code:
-        out.console().print(f"error: {docs[0].error_message}", style="bold red", markup=False)
-        return int(docs[0].error_code)
-    return int(report.exit_code())

@@ -722,6 +722,15 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
     before = hashlib.sha256(data).hexdigest()
     tree = xml_parse.parse(data, source)
     root = tree.getroot()
+    from lxml import etree
+
+    for path in (opts.parent_path, opts.reference_path):
+        if path and etree.QName(root).localname != path[0]:
+            raise InputFormatError(
+                f"the root element is {etree.QName(root).localname}, not {path[0]} "
+                "(a document of another layout?)",
+                subject=source,
+            )
     warnings: list[str] = []
     warning = _tax_code_warning(root, opts, cfg, source)
     if warning:

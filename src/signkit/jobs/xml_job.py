@@ -106,8 +106,9 @@ def build_options(
     """Preset first, then the options given on the command line (None = not given)."""
     opts = xml.XmlDocOptions()
     if preset is not None:
+        settings = preset_settings(preset, config)
         try:
-            opts = xml.apply_settings(opts, preset_settings(preset, config), f"preset {preset}")
+            opts = xml.apply_settings(opts, settings, f"preset {preset}")
         except UsageError as exc:
             raise ConfigError(exc.message, subject=exc.subject, hint=exc.hint) from None
     chosen = {k: v for k, v in given.items() if v is not None and v != ()}

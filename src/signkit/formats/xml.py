@@ -335,13 +335,19 @@ def _b64(data: bytes) -> str:
 
 
 def _elements_by_id(root: Any, value: str, id_attributes: Sequence[str]) -> list[Any]:
-    from lxml import etree
+    return id_index(root, id_attributes).get(value, [])
 
-    hits = []
-    for el in root.iter(tag=etree.Element):
-        if any(el.get(a) == value for a in id_attributes):
-            hits.append(el)
-    return hits
+
+def id_index(root: Any, id_attributes: Sequence[str]) -> dict[str, list[Any]]:
+    """Every Id value of the document and the elements that carry it."""
+    index: dict[str, list[Any]] = {}
+    for name in dict.fromkeys(id_attributes):
+        # names are checked NCNames (validate), so the expression is fixed
+        for el in root.xpath(f"//*[@{name}]"):
+            hits = index.setdefault(el.get(name), [])
+            if not any(h is el for h in hits):
+                hits.append(el)
+    return index
 
 
 def _by_path(root: Any, path: Sequence[str], source: str) -> tuple[Any, list[str]]:
@@ -565,7 +571,9 @@ def _find_parent(tree: Any, opts: XmlDocOptions, source: str) -> tuple[Any, list
     return root, []
 
 
-def _reference_target(tree: Any, opts: XmlDocOptions, source: str) -> str:
+def _reference_target(
+    tree: Any, opts: XmlDocOptions, ids: Mapping[str, list[Any]], source: str
+) -> str:
     """The URI of the data reference ('' or '#id'), after checking the Id is unique."""
     root = tree.getroot()
     ref = opts.reference
@@ -585,7 +593,7 @@ def _reference_target(tree: Any, opts: XmlDocOptions, source: str) -> str:
         ref = values[0]
     if ref is None:
         return ""
-    hits = _elements_by_id(root, ref, opts.id_attributes)
+    hits = ids.get(ref, [])
     if not hits:
         raise InputFormatError(
             f'no element with {"/".join(opts.id_attributes)}="{ref}"', subject=source
@@ -636,15 +644,13 @@ def _find_signature(root: Any, sig_id: str) -> Any:
     return hits[0]
 
 
-def _resolve_uri(
-    root: Any, uri: str, id_attributes: Sequence[str], signature: Any, base: Path | None
-) -> Any:
+def _resolve_uri(root: Any, uri: str, ids: Mapping[str, list[Any]], base: Path | None) -> Any:
     """A same-document reference's element (or the document), or an external file's bytes."""
     if uri == "":
         return root.getroottree()
     if uri.startswith("#"):
         value = uri[1:]
-        hits = _elements_by_id(root, value, (*id_attributes, "Id"))
+        hits = ids.get(value, [])
         if len(hits) != 1:
             raise DocumentError(
                 f"reference {uri} matches {len(hits)} elements"
@@ -739,8 +745,9 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
     now = datetime.now(zone).replace(microsecond=0)
     nonce = secrets.token_hex(8)
     sig_id = opts.signature_id or f"sig-{nonce}"
+    ids = id_index(root, (*opts.id_attributes, "Id"))
     for own in (sig_id, sig_id + "-value", sig_id + "-signedprops", "SigningTime-" + sig_id):
-        if _elements_by_id(root, own, (*opts.id_attributes, "Id")):
+        if own in ids:
             raise InputFormatError(
                 f'the document already has an element with Id "{own}"',
                 subject=source,
@@ -760,7 +767,7 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
         enveloping_marker = f"signkit-{nonce}-data"
         references.append(("#" + sig_id + "-object", None, ("c14n",), data_ref_id))
     else:
-        uri = _reference_target(tree, opts, source)
+        uri = _reference_target(tree, opts, ids, source)
         transforms = opts.transforms or ("enveloped", "c14n")
         references.append((uri, None, transforms, data_ref_id))
     if opts.signing_time_object:
@@ -795,13 +802,14 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
     ns = {"d": DS}
     signed_info = signature.find("d:SignedInfo", ns)
     base = Path(os.path.abspath(item.output)).parent
+    out_ids = id_index(out_root, (*opts.id_attributes, "Id"))
     for i, ref in enumerate(signed_info.findall("d:Reference", ns)):
         uri = ref.get("URI")
         algorithms = [t.get("Algorithm") for t in ref.findall("d:Transforms/d:Transform", ns)]
         target = (
             data
             if opts.form == "detached" and i == 0
-            else _resolve_uri(out_root, uri, opts.id_attributes, signature, base)
+            else _resolve_uri(out_root, uri, out_ids, base)
         )
         value = _b64(_digest_reference(target, algorithms, signature, cfg.digest_algorithm))
         ref.find("d:DigestValue", ns).text = value
@@ -883,24 +891,20 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
         c14n_uri = _c14n_uri_of(prepared)
         unsigned = unsigned_properties(prepared, [token.dump()], c14n_uri)
     out = prepared.head + value + prepared.middle + unsigned + prepared.tail
-    fd = os.open(prepared.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    with os.fdopen(fd, "wb") as fh:
+    # 0o666: the umask decides, as for any file the user creates
+    fd = os.open(prepared.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "r+b") as fh:
         fh.write(out)
         fh.flush()
         os.fsync(fh.fileno())
-    check = verify_bytes(
-        out,
-        prepared.input,
-        signature_id=prepared.signature_id,
-        id_attributes=prepared.id_attributes,
-        base=Path(prepared.temp).resolve().parent,
-        expected_cert=cfg.signer_der,
-    )
-    if check.signed_info != prepared.to_sign:
-        raise DocumentError(
-            "the written signature's SignedInfo differs from what the token signed",
-            subject=prepared.temp,
-        )
+        # What is on disk is what was laid out, and the token's signature holds.
+        # The layout itself was computed on the parse of these very bytes.
+        fh.seek(0)
+        if fh.read() != out:
+            raise DocumentError(
+                "the written file differs from the signed bytes", subject=prepared.temp
+            )
+    check_signature_value(prepared, signature)
     return Finished(
         index=prepared.index,
         temp=prepared.temp,
@@ -909,6 +913,22 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
         level=prepared.level,
         warnings=prepared.warnings,
     )
+
+
+def check_signature_value(prepared: Prepared, signature: bytes) -> None:
+    """The token's signature verifies over the canonical SignedInfo with the signer's key."""
+    from cryptography.exceptions import InvalidSignature
+
+    cfg = prepared.config
+    try:
+        verify_raw_signature(
+            cfg.signer_der, prepared.to_sign, signature, cfg.scheme, cfg.digest_algorithm
+        )
+    except InvalidSignature:
+        raise DocumentError(
+            "the token's signature does not verify with the signer certificate",
+            subject=prepared.temp,
+        ) from None
 
 
 def _c14n_uri_of(prepared: Prepared) -> str:
@@ -987,6 +1007,7 @@ def verify_bytes(
             "the signature value does not verify with the certificate", subject=source
         ) from None
     refs = signed_info.findall("d:Reference", ns)
+    ids = id_index(root, (*id_attributes, "Id"))
     if not refs:
         raise DocumentError("the signature has no reference", subject=source)
     for ref in refs:
@@ -999,7 +1020,7 @@ def verify_bytes(
             raise DocumentError("unsupported digest method", subject=source)
         transforms = [t.get("Algorithm") for t in ref.findall("d:Transforms/d:Transform", ns)]
         try:
-            target = _resolve_uri(root, uri, id_attributes, signature, base)
+            target = _resolve_uri(root, uri, ids, base)
         except DocumentError as exc:
             raise DocumentError(exc.message, subject=source) from None
         expected = base64.b64decode("".join((ref.findtext("d:DigestValue", "", ns)).split()))

@@ -23,8 +23,12 @@ MAX_DEPTH = 256
 _BOM = b"\xef\xbb\xbf"
 _DECL = re.compile(rb"<\?xml\s[^>]*?\?>")
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
-# A start or empty-element tag: quoted attribute values may hold '>'.
-_TAG = re.compile(rb"""<[^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*>""")
+# Every piece of markup, whole: comments, CDATA, PIs, end tags, and start or
+# empty-element tags (whose quoted attribute values may hold '>').
+_MARKUP = re.compile(
+    rb"""<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>|</[^>]*>|<[^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*>""",
+    re.DOTALL,
+)
 
 
 def _parser() -> Any:
@@ -148,45 +152,59 @@ def element_index(tree: Any, element: Any) -> int:
     raise ValueError("element not in this tree")
 
 
+def _locate_root(data: bytes) -> ElementSpan | None:
+    """The root element without walking its content: after it come only
+    whitespace, comments and PIs, so its end tag is found from the end.
+    None when a PI follows the root (a PI may contain '<?'): walk instead."""
+    for m in _MARKUP.finditer(data):
+        if m.group(0)[1:2] not in (b"!", b"?"):
+            break
+    else:
+        return None
+    if m.group(0).endswith(b"/>"):
+        return ElementSpan(m.start(), m.end(), m.end() - 2, m.end(), True)
+    end = len(data.rstrip())
+    while data.endswith(b"-->", 0, end):
+        end = len(data[: data.rindex(b"<!--", 0, end)].rstrip())
+    if data.endswith(b"?>", 0, end) or not data.endswith(b">", 0, end):
+        return None
+    lt = data.rindex(b"<", 0, end)
+    if not data.startswith(b"</", lt) or lt < m.end():
+        return None
+    return ElementSpan(m.start(), m.end(), lt, end, False)
+
+
 def locate(data: bytes, index: int) -> ElementSpan:
     """Find the ``index``-th element (document order) of well-formed ``data``.
 
     ``data`` must already have parsed (no DTD): comments, CDATA sections and
-    PIs are skipped, so a '<' inside them is never taken for a tag.
+    PIs are matched whole, so a '<' inside them is never taken for a tag.
     """
-    pos = 0
+    if index == 0:
+        span = _locate_root(data)
+        if span is not None:
+            return span
     count = -1
     depth = 0
     target_depth = -1
     start = start_tag_end = 0
-    while True:
-        lt = data.find(b"<", pos)
-        if lt < 0:
-            break
-        if data.startswith(b"<!--", lt):
-            pos = data.index(b"-->", lt + 4) + 3
-        elif data.startswith(b"<![CDATA[", lt):
-            pos = data.index(b"]]>", lt + 9) + 3
-        elif data.startswith(b"<?", lt):
-            pos = data.index(b"?>", lt + 2) + 2
-        elif data.startswith(b"</", lt):
-            gt = data.index(b">", lt)
+    for m in _MARKUP.finditer(data):
+        token = m.group(0)
+        second = token[1:2]
+        if second in (b"!", b"?"):
+            continue
+        if second == b"/":
             depth -= 1
             if depth == target_depth:
-                return ElementSpan(start, start_tag_end, lt, gt + 1, False)
-            pos = gt + 1
-        else:
-            m = _TAG.match(data, lt)
-            if m is None:
-                break
-            count += 1
-            empty = m.group(0).endswith(b"/>")
-            if count == index:
-                start, start_tag_end = lt, m.end()
-                if empty:
-                    return ElementSpan(lt, m.end(), m.end() - 2, m.end(), True)
-                target_depth = depth
-            if not empty:
-                depth += 1
-            pos = m.end()
+                return ElementSpan(start, start_tag_end, m.start(), m.end(), False)
+            continue
+        count += 1
+        empty = token.endswith(b"/>")
+        if count == index:
+            if empty:
+                return ElementSpan(m.start(), m.end(), m.end() - 2, m.end(), True)
+            start, start_tag_end = m.start(), m.end()
+            target_depth = depth
+        if not empty:
+            depth += 1
     raise ValueError(f"element {index} not found in the bytes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -199,13 +200,19 @@ def sign_xmls(
 
     audit = AuditLog(spec.audit_path) if spec.audit_path is not None else None
     workers = spec.jobs or os.cpu_count() or 2
-    trust_preload(spec.trust)
+    import lxml.etree  # noqa: F401 - imported once here, inherited by the workers
+
     # fork before the token opens: nothing PKCS#11 is loaded yet, so no token
-    # state is duplicated; the workers need only lxml and this package.
+    # state is duplicated. With the fork start method the pool forks all its
+    # workers on the first submit, so they exist before any thread starts.
     ctx = multiprocessing.get_context("fork")
     executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=xml.worker_init)
     for _ in range(workers):
         executor.submit(xml.worker_warmup)
+    # The workers need no certificate validation stack; this process does, for
+    # the signer check: import it while the token opens (C_Initialize, C_Login).
+    preload = threading.Thread(target=trust_preload, args=(spec.trust,), daemon=True)
+    preload.start()
     try:
         with executor, open_signing_key(spec.token, io=io, guard=guard, warn=warn) as key:
             signer: Any = key.signer
@@ -215,6 +222,7 @@ def sign_xmls(
                     f"expect {len(docs)} PIN-pad entries for this batch"
                 )
             cert_der: bytes = signer.certificate_der
+            preload.join()
             check = check_signer(cert_der, signer.chain_der, spec.trust)
             for w in check.warnings:
                 warn(w)

@@ -253,8 +253,12 @@ def main() -> int:
         print(f"signxml one process  {rate['signxml']:8.1f} files/s  (median of {args.runs})")
         print(f"  signxml loop only  {loop_rate:8.1f} files/s  (after imports and login)")
         print(f"xmlsec1 per file     {rate['xmlsec1']:8.1f} files/s  (median of {args.runs})")
-        print(f"ratio vs xmlsec1 per file:    x{rate['signkit'] / rate['xmlsec1']:.1f}  (goal >= 15)")
-        print(f"ratio vs signxml one process: x{rate['signkit'] / rate['signxml']:.2f}  (goal >= 0.8)")
+        print(
+            f"ratio vs xmlsec1 per file:    x{rate['signkit'] / rate['xmlsec1']:.1f}  (goal >= 15)"
+        )
+        print(
+            f"ratio vs signxml one process: x{rate['signkit'] / rate['signxml']:.2f}  (goal >= 0.8)"
+        )
         print(f"ratio vs signxml loop only:   x{rate['signkit'] / loop_rate:.2f}")
     finally:
         shutil.rmtree(base, ignore_errors=True)

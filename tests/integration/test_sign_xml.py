@@ -751,3 +751,33 @@ def test_token_failure_mid_batch_keeps_finished_files(
         assert_xmlsec_ok(out, tmp_path)
     assert not list((tmp_path / "out").glob(".signkit-tmp-*"))
     assert report.totals()["not-attempted"] + report.totals()["failed"] == 15
+
+
+def test_manifest_rows_override_options(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    copy(tmp_path, "generic.xml", "xml-lang.xml")
+    manifest = tmp_path / "batch.csv"
+    manifest.write_text(
+        "input,output,reference,level,signer-role\n"
+        "generic.xml,out/a.xml,trich-yeu,B-B,Văn thư\n"
+        "xml-lang.xml,out/b.xml,,,\n",
+        encoding="utf-8",
+    )
+    proc = skx("--manifest", str(manifest), *KEY, "--json")
+    assert proc.returncode == 0, proc.stderr
+    a = signature_element(tmp_path / "out" / "a.xml")
+    assert a.find("ds:SignedInfo/ds:Reference", NS).get("URI") == "#trich-yeu"
+    assert a.findtext(".//xades:ClaimedRole", namespaces=NS) == "Văn thư"
+    b = signature_element(tmp_path / "out" / "b.xml")
+    assert b.find("ds:SignedInfo/ds:Reference", NS).get("URI") == ""
+    assert b.find("ds:Object", NS) is None  # plain XMLDSig
+    assert_xmlsec_ok(
+        tmp_path / "out" / "a.xml",
+        tmp_path,
+        id_attrs=("--id-attr:Id urn:signkit:test:congvan:trichYeu",),
+    )
+    assert_xmlsec_ok(tmp_path / "out" / "b.xml", tmp_path)
+    signxml_verify(tmp_path / "out" / "a.xml", "signer-rsa2048", xades=True, references=2)
+    # a row naming an unknown column is refused before anything is signed
+    manifest.write_text("input,colour\ngeneric.xml,red\n", encoding="utf-8")
+    proc = skx("--manifest", str(manifest), *KEY)
+    assert proc.returncode == 2 and "unknown column(s) colour" in proc.stderr

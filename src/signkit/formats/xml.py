@@ -334,10 +334,6 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _elements_by_id(root: Any, value: str, id_attributes: Sequence[str]) -> list[Any]:
-    return id_index(root, id_attributes).get(value, [])
-
-
 def id_index(root: Any, id_attributes: Sequence[str]) -> dict[str, list[Any]]:
     """Every Id value of the document and the elements that carry it."""
     index: dict[str, list[Any]] = {}

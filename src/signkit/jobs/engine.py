@@ -347,6 +347,8 @@ def _queue_commit(doc: _Doc, run: _Run) -> None:
     doc.result.sha256_after = fin.sha256_after
     doc.result.signing_time = fin.signing_time
     doc.result.signer_sha256 = run.signer_sha256
+    # Formats may note things a person should see (e.g. a tax code mismatch).
+    run.report.warnings.extend(getattr(fin, "warnings", ()))
     run.record(
         "document-result",
         doc,

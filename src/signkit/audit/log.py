@@ -6,11 +6,14 @@ unlock. So concurrent runs never interleave a record or fork the chain, and
 a batch pays one fsync per group, not per document. A torn last line (a
 crash mid-write) is detected by the next writer, marked, and chained over.
 
-Closing a log that this run wrote to seals it: a ``seal`` record signed by
-the audit seal key (never a person's signing key) over everything before it,
-optionally preceded by an RFC 3161 time-stamp of the run's last line. Seals
-are also appended to an anchor file kept outside the log, because removing
-whole runs from the end of a hash chain is only visible against a copy.
+Every commit ends in a ``seal`` record, in the same write: an Ed25519
+signature by the audit seal key (never a person's signing key, so no PIN and
+no log data under a legal signature) over the seal line, whose ``prev``
+covers everything before it. Anyone can rebuild a bare hash chain; nobody
+without the seal key can rebuild the seals. Closing the log can add an
+RFC 3161 time-stamp of the run's last seal, and copies the run's last seal
+to an anchor file: removing whole runs from the end of a chain is only
+visible against a copy kept elsewhere.
 """
 
 from __future__ import annotations
@@ -187,6 +190,7 @@ class AuditLog:
         self._warn = warn or (lambda _text: None)
         self._pending: list[dict[str, Any]] = []
         self._last: tuple[int, str] | None = None
+        self._last_lines: list[bytes] = []
         self._fd = self._open()
         self._seal_key: SealKey | None = None
         if self.spec.seal:
@@ -249,7 +253,7 @@ class AuditLog:
         records, self._pending = self._pending, []
         self._append(records)
 
-    def _append(self, records: list[dict[str, Any]], *, seal: bool = False) -> list[bytes]:
+    def _append(self, records: list[dict[str, Any]]) -> list[bytes]:
         self._lock()
         try:
             # Rotate before writing, so the new file's records follow its
@@ -257,12 +261,24 @@ class AuditLog:
             limit = self.spec.max_bytes
             if limit is not None and os.fstat(self._fd).st_size >= max(limit, 1):
                 self._rotate_locked()
-            lines = self._write_locked(records, seal=seal)
+            lines = self._write_locked(records)
         finally:
             self._unlock()
         return lines
 
-    def _write_locked(self, records: list[dict[str, Any]], *, seal: bool = False) -> list[bytes]:
+    def _seal_record(self) -> dict[str, Any]:
+        assert self._seal_key is not None  # noqa: S101 - checked by the caller
+        return {
+            "time": now_local(),
+            "run": self.run_id,
+            "type": "seal",
+            "algorithm": "ed25519",
+            "key": self._seal_key.fingerprint,
+            "public_key": base64.b64encode(self._seal_key.raw_public).decode("ascii"),
+        }
+
+    def _write_locked(self, records: list[dict[str, Any]]) -> list[bytes]:
+        """Chain ``records`` (and a seal over them) onto the tail; one write, one fsync."""
         tail = _read_tail(self._fd)
         out = bytearray()
         seq, prev = tail.seq, tail.prev
@@ -280,11 +296,15 @@ class AuditLog:
                 },
                 *records,
             ]
+        if self._seal_key is not None:
+            # Every commit ends in a seal, in the same write: a complete line
+            # after the last seal is one that no sealing writer wrote.
+            records = [*records, self._seal_record()]
         lines: list[bytes] = []
         for record in records:
             seq += 1
             full = {"seq": seq, "prev": prev, **record}
-            if seal and full.get("type") == "seal" and self._seal_key is not None:
+            if full.get("type") == "seal" and self._seal_key is not None:
                 full["sig"] = self._seal_key.sign(full)
             line = canonical(full)
             prev = line_hash(line)
@@ -293,6 +313,7 @@ class AuditLog:
         os.write(self._fd, bytes(out))
         os.fsync(self._fd)
         self._last = (seq, prev)
+        self._last_lines = lines
         if self._logger is not None:
             for line in lines:
                 self._logger.info(line.decode())
@@ -303,7 +324,10 @@ class AuditLog:
         returns the old file's new name."""
         self._lock()
         try:
-            return self._rotate_locked()
+            archive = self._rotate_locked()
+            if self._seal_key is not None:
+                self._write_locked([])
+            return archive
         finally:
             self._unlock()
 
@@ -350,35 +374,26 @@ class AuditLog:
         return archive
 
     def close(self) -> None:
-        """Commit what is queued, seal what this run wrote, and close."""
+        """Commit what is queued, time-stamp the run's last seal if asked, copy it
+        to the anchor, and close."""
         try:
             self.commit()
             if self._seal_key is not None and self._last is not None:
-                self._seal(self._last)
+                if self.spec.tsa is not None:
+                    self._append([self._timestamp(self._last)])
+                self._write_anchor(
+                    [
+                        line
+                        for line in self._last_lines
+                        if (parse_record(line) or {}).get("type") in ("seal", "seal-timestamp")
+                    ]
+                )
         finally:
             os.close(self._fd)
             if self._syslog is not None:
                 if self._syslog.failures:
                     self._warn(f"{self._syslog.failures} audit record(s) not sent to syslog")
                 self._syslog.close()
-
-    def _seal(self, last: tuple[int, str]) -> None:
-        assert self._seal_key is not None  # noqa: S101 - checked by the caller
-        records: list[dict[str, Any]] = []
-        if self.spec.tsa is not None:
-            records.append(self._timestamp(last))
-        records.append(
-            {
-                "time": now_local(),
-                "run": self.run_id,
-                "type": "seal",
-                "algorithm": "ed25519",
-                "key": self._seal_key.fingerprint,
-                "public_key": base64.b64encode(self._seal_key.raw_public).decode("ascii"),
-            }
-        )
-        lines = self._append(records, seal=True)
-        self._write_anchor(lines)
 
     def _timestamp(self, last: tuple[int, str]) -> dict[str, Any]:
         from signkit.timestamps import request_timestamp

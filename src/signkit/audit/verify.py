@@ -30,7 +30,7 @@ class Finding:
     line: int
     """1-based line number in that file."""
     kind: str
-    """edited, deleted, inserted, reordered, truncated, missing-file, unknown-seal-key."""
+    """edited, deleted, inserted, reordered, unsealed, truncated, missing-file, unknown-seal-key."""
     message: str
     """What is wrong, for a person."""
 
@@ -172,8 +172,10 @@ def verify_log(
 
     def at(i: int, kind: str, message: str) -> Finding:
         if i >= n:
+            # Past the end: the first line that is not wholly there.
             last = lines[-1] if lines else _Line(str(path), 0, b"", True)
-            return Finding(file=last.file, line=last.number + 1, kind=kind, message=message)
+            number = last.number + 1 if last.complete else last.number
+            return Finding(file=last.file, line=number, kind=kind, message=message)
         return Finding(file=lines[i].file, line=lines[i].number, kind=kind, message=message)
 
     def prev_of(i: int) -> str | None:
@@ -266,8 +268,12 @@ def verify_log(
             break
         kind = rec.get("type")
         if kind == "seal" and check_seals:
+            # The seal names its key and carries its public half: a seal that
+            # does not verify even under the key it carries was changed; one
+            # that does, under a key nobody trusts, is a key problem (exit 5).
             key = seal_keys.get(str(rec.get("key")))
-            if key is None:
+            embedded = _embedded_key(rec)
+            if key is None and embedded is not None and check_seal(rec, embedded):
                 if report.key_problem is None:
                     report.key_problem = at(
                         i,
@@ -275,7 +281,7 @@ def verify_log(
                         f"sealed by key {str(rec.get('key'))[:16]}…, which is not among the "
                         "trusted seal keys",
                     )
-            elif not check_seal(rec, key):
+            elif key is None or not check_seal(rec, key):
                 since = (
                     f"line {lines[last_seal].number} of {lines[last_seal].file}"
                     if last_seal >= 0
@@ -291,7 +297,7 @@ def verify_log(
             else:
                 report.seals += 1
                 report.sealed_through = rec["seq"]
-                last_seal = i
+            last_seal = i
         elif kind == "seal-timestamp" and check_seals and rec.get("token"):
             covered = seq_index.get(int(rec.get("covers_seq", -1)))
             ok, detail = _check_timestamp(rec, None if covered is None else hashes[covered])
@@ -307,10 +313,23 @@ def verify_log(
         expected_seq, expected_prev = expected_seq + 1, hashes[i]
         i += 1
 
+    tail = [j for j in range(last_seal + 1, n) if lines[j].complete and records[j] is not None]
+    if problem is None and check_seals and tail:
+        # Every sealing writer ends each commit with a seal in the same write;
+        # complete records after the last seal were written some other way.
+        last = lines[tail[-1]]
+        problem = at(
+            tail[0],
+            "unsealed",
+            f"{len(tail)} record(s) after the last seal (to line {last.number}): added by "
+            "someone without the seal key, or the log was cut inside a commit",
+        )
     if anchor is not None:
         anchor_problem = _check_anchor(anchor, lines, records, seq_index, report, at)
         if anchor_problem is not None and (
-            problem is None or _position(anchor_problem, lines) < _position(problem, lines)
+            problem is None
+            or problem.kind == "unsealed"
+            or _position(anchor_problem, lines) < _position(problem, lines)
         ):
             problem = anchor_problem
     elif report.seals:
@@ -318,16 +337,22 @@ def verify_log(
             "no anchor given (--anchor): removal of whole runs from the end cannot be detected"
         )
     report.problem = problem
-    if problem is None and last_seal < n - 1:
-        tail = [j for j in range(last_seal + 1, n) if lines[j].complete and records[j]]
-        if tail:
-            first, last = lines[tail[0]], lines[tail[-1]]
-            report.notes.append(
-                f"{first.file}:{first.number}-{last.number}: {len(tail)} record(s) after the "
-                "last seal, protected by the chain alone (a run still writing or one that "
-                "crashed; the next run's seal covers them)"
-            )
     return report
+
+
+def _embedded_key(rec: Mapping[str, Any]) -> Any:
+    """The public key a seal carries, if it matches the fingerprint it names."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from signkit.audit.seal import fingerprint
+
+    try:
+        raw = base64.b64decode(str(rec.get("public_key", "")), validate=True)
+        if fingerprint(raw) != rec.get("key"):
+            return None
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        return None
 
 
 def _position(f: Finding, lines: list[_Line]) -> int:

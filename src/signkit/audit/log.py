@@ -164,6 +164,22 @@ def _seq_before(fd: int) -> int:
     return 0
 
 
+def _probe_syslog(address: str) -> None:
+    """Raise OSError unless a syslog socket answers at ``address``."""
+    error: OSError | None = None
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        probe = socket.socket(socket.AF_UNIX, kind)
+        try:
+            probe.connect(address)
+            return
+        except OSError as exc:
+            error = exc
+        finally:
+            probe.close()
+    assert error is not None  # noqa: S101 - the loop ran
+    raise error
+
+
 class _Syslog(logging.handlers.SysLogHandler):
     failures = 0
 
@@ -200,6 +216,9 @@ class AuditLog:
         if self.spec.syslog:
             address = self.spec.syslog_socket or os.environ.get(SYSLOG_ENV) or "/dev/log"
             try:
+                # The handler itself silently defers an unreachable socket; an
+                # office that asked for syslog copies must hear it is not there.
+                _probe_syslog(address)
                 handler = _Syslog(address=address, facility=_Syslog.LOG_AUTHPRIV)
             except OSError as exc:
                 os.close(self._fd)

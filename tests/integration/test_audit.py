@@ -324,6 +324,7 @@ def test_kill_9_at_random_points_leaves_at_most_a_torn_last_line(
     for record in signed.values():  # a published `signed` claim always has its file
         if (record["run"], record["doc"]) in published:
             assert Path(record["output"]).is_file(), record
+    assert softhsm.user_pin not in log.read_text(encoding="utf-8", errors="replace")
     assert killed_with_output >= 3, "the kills never landed while signing"
     print(f"kill -9 trials: {trials}, with outputs: {killed_with_output}, torn: {torn_seen}")
 

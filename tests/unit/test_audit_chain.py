@@ -373,3 +373,25 @@ def test_two_writers_at_once_never_fork_or_interleave(tmp_path: Path) -> None:
     names = [f"w{k}" for k in range(writers)] + ["p0", "p1"]
     assert got == {(w, n) for w in names for n in range(per_writer)}
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+
+
+def test_an_unreachable_tsa_is_recorded_and_warned_not_fatal(tmp_path: Path) -> None:
+    from signkit.timestamps import TsaSpec
+
+    warnings: list[str] = []
+    key, log = tmp_path / "seal.key", tmp_path / "audit.jsonl"
+    spec = AuditSpec(seal_key=key, tsa=TsaSpec(url="http://127.0.0.1:9/tsa", timeout=2))
+    audit = AuditLog(log, spec, warn=warnings.append)
+    audit.add({"type": "run-start"})
+    audit.close()
+    records = [json.loads(x) for x in log.read_bytes().splitlines()]
+    assert [r["type"] for r in records] == ["run-start", "seal", "seal-timestamp", "seal"]
+    assert "TSA unreachable" in records[2]["error"] and "token" not in records[2]
+    assert records[2]["covers_seq"] == 2 and records[2]["covers_sha256"] == line_hash(
+        log.read_bytes().splitlines()[1]
+    )
+    assert warnings and "not time-stamped" in warnings[0]
+    report = verify_log(
+        log, seal_keys=load_public_keys([key]), anchor=tmp_path / "audit.jsonl.anchor"
+    )
+    assert report.exit_code == ExitCode.OK and report.timestamps == []

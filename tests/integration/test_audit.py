@@ -129,6 +129,16 @@ def test_a_signing_run_leaves_sealed_time_stamped_records(  # type: ignore[no-un
     assert check.returncode == 0, check.stdout + check.stderr
     report = json.loads(check.stdout)
     assert report["timestamps"][0]["gen_time"] == stamp[0]["gen_time"]
+    assert report["timestamps"][0]["tsa_trusted"] is None  # no --tsa-trust: not claimed
+    trusted = verify(signkit, log, "--tsa-trust", str(trust))
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+    assert json.loads(trusted.stdout)["timestamps"][0]["tsa_trusted"] is True
+    stranger = tmp_path / "stranger.der"
+    stranger.write_bytes(pki_certificate("signer-rsa3072"))
+    untrusted = verify(signkit, log, "--tsa-trust", str(stranger))
+    assert untrusted.returncode == 5
+    assert json.loads(untrusted.stdout)["key_problem"]["kind"] == "untrusted-tsa"
+    assert "hint: pass the TSA's root with --tsa-trust" in untrusted.stderr
     assert report["anchor_checked"] == 2  # the run's last seal and its time-stamp
     # the referee (openssl ts) agrees: the time-stamp covers the run's last seal
     token = tmp_path / "token.der"

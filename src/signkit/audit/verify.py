@@ -30,7 +30,8 @@ class Finding:
     line: int
     """1-based line number in that file."""
     kind: str
-    """edited, deleted, inserted, reordered, unsealed, truncated, missing-file, unknown-seal-key."""
+    """edited, deleted, inserted, reordered, unsealed, truncated, missing-file,
+    unknown-seal-key, untrusted-tsa."""
     message: str
     """What is wrong, for a person."""
 
@@ -154,8 +155,13 @@ def verify_log(
     seal_keys: Mapping[str, Any],
     anchor: Path | None = None,
     check_seals: bool = True,
+    tsa_anchors: tuple[Path, ...] = (),
 ) -> VerifyReport:
     """Verify the audit chain ending in ``path``.
+
+    ``tsa_anchors``: trust anchors the TSA certificates of seal time-stamps
+    must chain to (at the time-stamp's time); without them only the token's
+    own signature and imprint are checked.
 
     ``seal_keys`` maps seal-key fingerprints to trusted Ed25519 public keys;
     seals by other keys are a key problem (exit 5). ``anchor`` is a file of
@@ -304,8 +310,19 @@ def verify_log(
             if not ok:
                 problem = at(i, "edited", f"seal time-stamp invalid: {detail}")
                 break
+            trusted = None
+            if tsa_anchors:
+                untrusted = _check_tsa_trust(rec, tsa_anchors)
+                trusted = untrusted is None
+                if untrusted is not None and report.key_problem is None:
+                    report.key_problem = at(i, "untrusted-tsa", untrusted)
             report.timestamps.append(
-                {"seq": rec["seq"], "gen_time": rec.get("gen_time"), "tsa": rec.get("tsa")}
+                {
+                    "seq": rec["seq"],
+                    "gen_time": rec.get("gen_time"),
+                    "tsa": rec.get("tsa"),
+                    "tsa_trusted": trusted,
+                }
             )
         seq_index[rec["seq"]] = i
         report.records += 1
@@ -402,6 +419,30 @@ def _check_anchor(
         if pos < first_pos:
             first, first_pos = finding, pos
     return first
+
+
+def _check_tsa_trust(rec: Mapping[str, Any], anchors: tuple[Path, ...]) -> str | None:
+    """None when the TSA certificate chains to ``anchors`` at the time-stamp's time."""
+    from datetime import datetime
+
+    from asn1crypto import cms
+
+    from signkit.errors import SignkitError
+    from signkit.timestamps import tsa_certificates
+    from signkit.trust import TrustSpec, check_signer
+
+    token = cms.ContentInfo.load(base64.b64decode(str(rec["token"])))
+    cert, others = tsa_certificates(token)
+    if cert is None:
+        return "the TSA certificate is not in the token"
+    info = token["content"]["encap_content_info"]["content"].parsed
+    moment: datetime = info["gen_time"].native
+    spec = TrustSpec(anchors=anchors, revocation="off", offline=True)
+    try:
+        check_signer(cert, others, spec, now=moment, require_signing_usage=False)
+    except SignkitError as exc:
+        return f"TSA certificate not trusted: {exc.message}"
+    return None
 
 
 def _check_timestamp(rec: Mapping[str, Any], covered_hash: str | None) -> tuple[bool, str]:

@@ -108,6 +108,14 @@ def _log_path(path: Path | None) -> Path:
     "from syslog): detects runs removed from the end. Default: <log>.anchor if present.",
 )
 @click.option(
+    "--tsa-trust",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Trust anchors the seal time-stamps' TSA must chain to; repeatable "
+    "(without it only the token's signature and imprint are checked).",
+)
+@click.option(
     "--chain-only",
     is_flag=True,
     help="Check the hash chain only, not the seals (weaker: anyone can rebuild a chain).",
@@ -119,18 +127,21 @@ def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> No
     \b
     Exit codes: 0 intact (notes may still follow: torn last line after a crash,
     records after the last seal), 1 tampering found (edited, deleted, inserted,
-    reordered, truncated, missing file), 3 log unreadable, 5 a seal cannot be
-    checked (no trusted seal key for it) or a key/anchor is unusable.
+    reordered, unsealed, truncated, missing file), 3 log unreadable, 5 a seal
+    cannot be checked (no trusted seal key for it), a time-stamp's TSA is not
+    trusted (--tsa-trust), or a key/anchor is unusable.
     """
     out = Output.from_options(options)
     anchor: Path | None = options.pop("anchor")
     chain_only: bool = options.pop("chain_only")
+    tsa_trust: tuple[Path, ...] = options.pop("tsa_trust")
 
     def body() -> int:
         from signkit.audit.log import default_anchor_path
         from signkit.audit.seal import default_seal_key_path, load_public_keys
         from signkit.audit.verify import verify_log
         from signkit.errors import ConfigError, InputError
+        from signkit.trust import TrustSpec, require_anchors
 
         log = _log_path(path)
         keys_from = list(seal_keys)
@@ -145,7 +156,10 @@ def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> No
             out.info(f"anchor: {chosen} (next to the log; keep a copy elsewhere to rely on it)")
         if anchor is not None and not anchor.is_file():
             raise InputError("anchor file not found", subject=str(anchor))
-        report = verify_log(log, seal_keys=keys, anchor=chosen, check_seals=not chain_only)
+        require_anchors(TrustSpec(anchors=tsa_trust))
+        report = verify_log(
+            log, seal_keys=keys, anchor=chosen, check_seals=not chain_only, tsa_anchors=tsa_trust
+        )
         if report.seals == 0 and report.key_problem is not None and not keys:
             raise ConfigError(
                 "the log is sealed but no seal key was given to check the seals",
@@ -160,9 +174,12 @@ def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> No
             out.console().print(f"error: {report.problem}", style="bold red", markup=False)
         elif report.key_problem is not None:
             out.console().print(f"error: {report.key_problem}", style="bold red", markup=False)
-            out.console().print(
-                "hint: pass the sealer's public key with --seal-key FILE", markup=False
+            hint = (
+                "pass the TSA's root with --tsa-trust"
+                if report.key_problem.kind == "untrusted-tsa"
+                else "pass the sealer's public key with --seal-key FILE"
             )
+            out.console().print(f"hint: {hint}", markup=False)
         else:
             stamps = f", {len(report.timestamps)} time-stamp(s)" if report.timestamps else ""
             anchored = f", {report.anchor_checked} anchor line(s) matched" if chosen else ""

@@ -135,6 +135,23 @@ def chain_files(path: Path) -> tuple[list[Path], Finding | None]:
         files.insert(0, previous)
 
 
+class _Records:
+    """Records parsed on demand: the walk looks a few lines around the current
+    one, so a year of log need not sit in memory as dictionaries."""
+
+    def __init__(self, lines: list[_Line]) -> None:
+        self._lines = lines
+        self._cache: dict[int, dict[str, Any] | None] = {}
+
+    def __getitem__(self, i: int) -> dict[str, Any] | None:
+        if i not in self._cache:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            line = self._lines[i]
+            self._cache[i] = parse_record(line.raw) if line.complete else None
+        return self._cache[i]
+
+
 def _split(path: Path) -> list[_Line]:
     data = _read(path)
     if not data:
@@ -172,7 +189,7 @@ def verify_log(
     files, missing = chain_files(path)
     report.files = [str(f) for f in files]
     lines = [line for f in files for line in _split(f)]
-    records = [parse_record(line.raw) if line.complete else None for line in lines]
+    records = _Records(lines)
     hashes = [line_hash(line.raw) for line in lines]
     n = len(lines)
 
@@ -382,7 +399,7 @@ def _position(f: Finding, lines: list[_Line]) -> int:
 def _check_anchor(
     anchor: Path,
     lines: list[_Line],
-    records: list[dict[str, Any] | None],
+    records: _Records,
     seq_index: dict[int, int],
     report: VerifyReport,
     at: Any,

@@ -179,7 +179,7 @@ def test_audit_is_listed_in_help(tmp_path: Path) -> None:
     proc = run(tmp_path, "--help")
     assert proc.returncode == 0 and "audit" in proc.stdout
     sub = run(tmp_path, "audit", "verify", "--help")
-    assert "1 tampering found" in sub.stdout and "5 a seal cannot be" in sub.stdout
+    assert "1 tampering found" in sub.stdout and "5 a seal" in sub.stdout
 
 
 def test_sign_without_seal_key_access_is_a_config_error(tmp_path: Path) -> None:

@@ -125,8 +125,8 @@ def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> No
     """Check the chain, the seals and the anchor; report the first bad line.
 
     \b
-    Exit codes: 0 intact (notes may still follow: torn last line after a crash,
-    records after the last seal), 1 tampering found (edited, deleted, inserted,
+    Exit codes: 0 intact (a note may still follow: a torn last line after a
+    crash, which the next run marks), 1 tampering found (edited, deleted, inserted,
     reordered, unsealed, truncated, missing file), 3 log unreadable, 5 a seal
     cannot be checked (no trusted seal key for it), a time-stamp's TSA is not
     trusted (--tsa-trust), or a key/anchor is unusable.

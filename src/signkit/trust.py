@@ -100,10 +100,15 @@ class SignerCheck:
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When the check ran."""
 
-    def evidence(self) -> list[dict[str, str]]:
-        """Hashes of the revocation evidence, for reports and the audit log."""
+    def evidence(self, *, ocsp_der: bool = False) -> list[dict[str, str]]:
+        """Hashes of the revocation evidence, for reports and the audit log;
+        ``ocsp_der`` adds each OCSP response itself (base64 DER, a few KB)."""
+        import base64
+
         return [
-            {"kind": "ocsp", "sha256": hashlib.sha256(o).hexdigest()} for o in self.ocsp_responses
+            {"kind": "ocsp", "sha256": hashlib.sha256(o).hexdigest()}
+            | ({"der": base64.b64encode(o).decode("ascii")} if ocsp_der else {})
+            for o in self.ocsp_responses
         ] + [{"kind": "crl", "sha256": hashlib.sha256(c).hexdigest()} for c in self.crls]
 
 

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "token": ("signkit.cli.token", "group", "Find tokens, keys and certificates; check the PIN."),
     "sign": ("signkit.cli.sign", "group", "Sign documents in bulk with a token key."),
     "completion": ("signkit.cli.completion", "command", "Print the completion script for SHELL."),
+    "audit": ("signkit.cli.audit", "group", "Check, read and rotate the tamper-evident audit log."),
 }
 
 

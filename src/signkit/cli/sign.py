@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from .audit import audit_options, audit_spec
 from .context import Output, TerminalPinIO, get_state, run_command
 from .options import (
     batch_options,
@@ -303,6 +304,7 @@ def _summary(out: Output, report: Any) -> None:
     help="Audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
 )
 @click.option("--no-audit", is_flag=True, help="Do not write the audit log (noted on stderr).")
+@audit_options
 @token_options
 @key_options
 @pin_options
@@ -319,6 +321,7 @@ def sign_pdf(**options: Any) -> None:
     out = Output.from_options(options)
     state = get_state()
     argv = tuple(a for a in sys.argv[1:])
+    audit = audit_spec(options)
     env_pdf_password = os.environ.pop("SIGNKIT_PDF_PASSWORD", None)
     env_tsa_password = os.environ.pop("SIGNKIT_TSA_PASSWORD", None)
 
@@ -424,6 +427,7 @@ def sign_pdf(**options: Any) -> None:
             jobs=o["jobs"] or 0,
             dry_run=o["dry_run"],
             audit_path=audit_path,
+            audit=audit,
             command_line=argv,
         )
         report = BatchReport(command="sign pdf")

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from signkit import __version__
-from signkit.audit.log import AuditLog, run_identity
+from signkit.audit.log import AuditLog, AuditSpec, run_identity
 from signkit.errors import SignkitError, UsageError
 from signkit.formats import pdf
 from signkit.formats.pdf_presets import get_preset
@@ -29,7 +28,7 @@ from signkit.startup import imports_without_gc
 from signkit.timestamps import TsaSpec, request_timestamp, tsa_certificates
 from signkit.tokens.access import TokenSpec, open_signing_key
 from signkit.tokens.guard import PinGuard
-from signkit.tokens.model import SignatureScheme
+from signkit.tokens.model import SignatureScheme, TokenInfo
 from signkit.tokens.pin import PinIO
 from signkit.trust import TrustSpec, check_signer, require_anchors
 from signkit.trust import preload as trust_preload
@@ -71,6 +70,8 @@ class PdfJobSpec:
     """Plan only."""
     audit_path: Path | None = None
     """Audit log (None = no audit)."""
+    audit: AuditSpec | None = None
+    """Seal, time-stamp, anchor, syslog and rotation of the audit log (None = defaults)."""
     command_line: tuple[str, ...] = ()
     """Non-secret options, for the audit run record."""
     sign_hook: Callable[[SignFn], SignFn] | None = None
@@ -161,6 +162,17 @@ def _name_parts(cert_der: bytes) -> tuple[str, str, str]:
     )
 
 
+def token_record(token: TokenInfo) -> dict[str, str]:
+    """A token's identity for audit records (no secrets exist in it)."""
+    return {
+        "label": token.label,
+        "serial": token.serial,
+        "model": token.model,
+        "manufacturer": token.manufacturer,
+        "module": token.module,
+    }
+
+
 def sign_pdfs(
     spec: PdfJobSpec,
     *,
@@ -220,7 +232,25 @@ def sign_pdfs(
             for problem in pdf.scan_warnings(d.task.input):
                 warn(f"{d.task.input}: {problem} (Decree 30/2020 asks of a scanned copy)")
 
-    audit = AuditLog(spec.audit_path) if spec.audit_path is not None else None
+    audit = None
+    if spec.audit_path is not None:
+        audit = AuditLog(spec.audit_path, spec.audit, warn=warn)
+    identity = {"command": "sign pdf", "options": list(spec.command_line), **run_identity()}
+
+    def login_failed(token: TokenInfo, exc: SignkitError) -> None:
+        if audit is not None:
+            # The token's identity and what it said; never the PIN.
+            audit.add(
+                {
+                    "type": "login-failed",
+                    **identity,
+                    "token": token_record(token),
+                    "error_class": type(exc).__name__,
+                    "error": str(exc),
+                }
+            )
+            audit.commit()
+
     # Start the workers first: they import the PDF stack while this process
     # opens the token and checks the signer. fork: fast, and nothing PKCS#11
     # is loaded yet, so no token state is ever duplicated.
@@ -236,7 +266,12 @@ def sign_pdfs(
     for _ in range(workers - 1):
         executor.submit(pdf.worker_ready)
     try:
-        with executor, open_signing_key(spec.token, io=io, guard=guard, warn=warn) as key:
+        with (
+            executor,
+            open_signing_key(
+                spec.token, io=io, guard=guard, warn=warn, on_login_failure=login_failed
+            ) as key,
+        ):
             for _ in range(workers - 1):
                 executor.submit(pdf.worker_warmup)
             signer: Any = key.signer
@@ -280,12 +315,15 @@ def sign_pdfs(
                 audit.add(
                     {
                         "type": "run-start",
-                        "command": "sign pdf",
-                        "version": __version__,
-                        "options": list(spec.command_line),
-                        **run_identity(),
-                        "token": key.token_name,
-                        "signer": report.signer,
+                        **identity,
+                        "started": report.started.astimezone().isoformat(),
+                        "token": token_record(key.token) if key.token else key.token_name,
+                        "signer": {
+                            **report.signer,
+                            "revocation_evidence": check.evidence(ocsp_der=True),
+                        },
+                        "level": spec.options.level,
+                        "digest": spec.digest_algorithm,
                     }
                 )
                 audit.commit()
@@ -367,7 +405,9 @@ def sign_pdfs(
             audit.add(
                 {
                     "type": "run-end",
-                    "command": "sign pdf",
+                    **identity,
+                    "started": report.started.astimezone().isoformat(),
+                    "finished": report.finished.astimezone().isoformat(),
                     "totals": report.totals(),
                     "exit_code": report.exit_code(),
                     "error": None if report.run_error is None else str(report.run_error),

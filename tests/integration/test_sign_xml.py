@@ -781,3 +781,22 @@ def test_manifest_rows_override_options(skx, tmp_path: Path) -> None:  # type: i
     manifest.write_text("input,colour\ngeneric.xml,red\n", encoding="utf-8")
     proc = skx("--manifest", str(manifest), *KEY)
     assert proc.returncode == 2 and "unknown column(s) colour" in proc.stderr
+
+
+def test_xml_runs_write_the_same_sealed_audit_records(skx, signkit, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The audit trail of `sign xml` is the one `sign pdf` writes: run-start with the
+    token and signer, a record per document, run-end, seals; `audit verify` accepts it."""
+    files = copy(tmp_path / "in", "generic.xml", "einvoice.xml")
+    proc = skx(*map(str, files), *KEY, "--output-dir", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    log = tmp_path / "audit.jsonl"
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    kinds = [r["type"] for r in records]
+    assert kinds[0] == "run-start" and "run-end" in kinds and "seal" in kinds
+    start = records[0]
+    assert start["command"] == "sign xml" and start["token"]["serial"]
+    assert start["signer"]["sha256"]
+    results = [r for r in records if r["type"] == "document-result"]
+    assert len(results) == 2 and all(r["status"] == "signed" for r in results)
+    check = signkit("audit", "verify", str(log), env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    assert check.returncode == 0, check.stderr

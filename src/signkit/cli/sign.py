@@ -480,6 +480,7 @@ def _finish(out: Output, report: Any, report_path: Path | None) -> None:
 
 
 @group.command("xml")
+@audit_options
 @batch_options
 @click.option(
     "--level",
@@ -568,6 +569,7 @@ def sign_xml(**options: Any) -> None:
     out = Output.from_options(options)
     state = get_state()
     argv = tuple(a for a in sys.argv[1:])
+    audit = audit_spec(options)
     env_tsa_password = os.environ.pop("SIGNKIT_TSA_PASSWORD", None)
 
     def body() -> int:
@@ -653,6 +655,7 @@ def sign_xml(**options: Any) -> None:
             jobs=o["jobs"] or 0,
             dry_run=o["dry_run"],
             audit_path=audit_path,
+            audit=audit,
             command_line=argv,
         )
         report = BatchReport(command="sign xml")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from signkit.audit.log import AuditLog, AuditSpec, run_identity
+from signkit.audit.log import AuditSpec
 from signkit.errors import SignkitError, UsageError
 from signkit.formats import pdf
 from signkit.formats.pdf_presets import get_preset
@@ -24,11 +24,12 @@ from signkit.jobs.outputs import (
     remove_stale_temp_files,
 )
 from signkit.jobs.report import BatchReport, Status
+from signkit.jobs.runlog import RunAudit
 from signkit.startup import imports_without_gc
 from signkit.timestamps import TsaSpec, request_timestamp, tsa_certificates
 from signkit.tokens.access import TokenSpec, open_signing_key
 from signkit.tokens.guard import PinGuard
-from signkit.tokens.model import SignatureScheme, TokenInfo
+from signkit.tokens.model import SignatureScheme
 from signkit.tokens.pin import PinIO
 from signkit.trust import TrustSpec, check_signer, require_anchors
 from signkit.trust import preload as trust_preload
@@ -162,17 +163,6 @@ def _name_parts(cert_der: bytes) -> tuple[str, str, str]:
     )
 
 
-def token_record(token: TokenInfo) -> dict[str, str]:
-    """A token's identity for audit records (no secrets exist in it)."""
-    return {
-        "label": token.label,
-        "serial": token.serial,
-        "model": token.model,
-        "manufacturer": token.manufacturer,
-        "module": token.module,
-    }
-
-
 def sign_pdfs(
     spec: PdfJobSpec,
     *,
@@ -232,24 +222,10 @@ def sign_pdfs(
             for problem in pdf.scan_warnings(d.task.input):
                 warn(f"{d.task.input}: {problem} (Decree 30/2020 asks of a scanned copy)")
 
-    audit = None
-    if spec.audit_path is not None:
-        audit = AuditLog(spec.audit_path, spec.audit, warn=warn)
-    identity = {"command": "sign pdf", "options": list(spec.command_line), **run_identity()}
-
-    def login_failed(token: TokenInfo, exc: SignkitError) -> None:
-        if audit is not None:
-            # The token's identity and what it said; never the PIN.
-            audit.add(
-                {
-                    "type": "login-failed",
-                    **identity,
-                    "token": token_record(token),
-                    "error_class": type(exc).__name__,
-                    "error": str(exc),
-                }
-            )
-            audit.commit()
+    run_audit = RunAudit(
+        spec.audit_path, spec.audit, command="sign pdf", options=spec.command_line, warn=warn
+    )
+    audit = run_audit.log
 
     # Start the workers first: they import the PDF stack while this process
     # opens the token and checks the signer. fork: fast, and nothing PKCS#11
@@ -269,7 +245,7 @@ def sign_pdfs(
         with (
             executor,
             open_signing_key(
-                spec.token, io=io, guard=guard, warn=warn, on_login_failure=login_failed
+                spec.token, io=io, guard=guard, warn=warn, on_login_failure=run_audit.login_failed
             ) as key,
         ):
             for _ in range(workers - 1):
@@ -311,22 +287,9 @@ def sign_pdfs(
                 "revocation": check.revocation,
                 "revocation_evidence": check.evidence(),
             }
-            if audit is not None:
-                audit.add(
-                    {
-                        "type": "run-start",
-                        **identity,
-                        "started": report.started.astimezone().isoformat(),
-                        "token": token_record(key.token) if key.token else key.token_name,
-                        "signer": {
-                            **report.signer,
-                            "revocation_evidence": check.evidence(ocsp_der=True),
-                        },
-                        "level": spec.options.level,
-                        "digest": spec.digest_algorithm,
-                    }
-                )
-                audit.commit()
+            run_audit.run_start(
+                report, key, check, level=spec.options.level, digest=spec.digest_algorithm
+            )
             from signkit.formats.cms import CmsTemplate, signature_size
 
             template = CmsTemplate.create(
@@ -398,20 +361,5 @@ def sign_pdfs(
         report.run_error = exc
         raise
     finally:
-        if audit is not None:
-            from datetime import UTC, datetime
-
-            report.finished = datetime.now(UTC)
-            audit.add(
-                {
-                    "type": "run-end",
-                    **identity,
-                    "started": report.started.astimezone().isoformat(),
-                    "finished": report.finished.astimezone().isoformat(),
-                    "totals": report.totals(),
-                    "exit_code": report.exit_code(),
-                    "error": None if report.run_error is None else str(report.run_error),
-                }
-            )
-            audit.close()
+        run_audit.run_end(report)
     return report

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from signkit import __version__
-from signkit.audit.log import AuditLog, run_identity
+from signkit.audit.log import AuditSpec
 from signkit.config import Config
 from signkit.errors import ConfigError, SignkitError, UsageError
 from signkit.formats import xml
@@ -28,6 +27,7 @@ from signkit.jobs.outputs import (
     remove_stale_temp_files,
 )
 from signkit.jobs.report import BatchReport, DocumentResult, Status
+from signkit.jobs.runlog import RunAudit
 from signkit.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.access import TokenSpec, open_signing_key
 from signkit.tokens.guard import PinGuard
@@ -70,6 +70,8 @@ class XmlJobSpec:
     """Plan only."""
     audit_path: Path | None = None
     """Audit log (None = no audit)."""
+    audit: AuditSpec | None = None
+    """Seal, time-stamp, anchor, syslog and rotation of the audit log (None = defaults)."""
     command_line: tuple[str, ...] = ()
     """Non-secret options, for the audit run record."""
     sign_hook: Callable[[SignFn], SignFn] | None = None
@@ -211,7 +213,10 @@ def sign_xmls(
     for stale in remove_stale_temp_files(directories):
         warn(f"removed a temp file left by an interrupted run: {stale}")
 
-    audit = AuditLog(spec.audit_path) if spec.audit_path is not None else None
+    run_audit = RunAudit(
+        spec.audit_path, spec.audit, command="sign xml", options=spec.command_line, warn=warn
+    )
+    audit = run_audit.log
     workers = spec.jobs or os.cpu_count() or 2
     import lxml.etree  # noqa: F401 - imported once here, inherited by the workers
 
@@ -227,7 +232,12 @@ def sign_xmls(
     preload = threading.Thread(target=_preload_validation, args=(spec.trust,), daemon=True)
     preload.start()
     try:
-        with executor, open_signing_key(spec.token, io=io, guard=guard, warn=warn) as key:
+        with (
+            executor,
+            open_signing_key(
+                spec.token, io=io, guard=guard, warn=warn, on_login_failure=run_audit.login_failed
+            ) as key,
+        ):
             signer: Any = key.signer
             if getattr(signer, "pinpad_per_signature", False):
                 warn(
@@ -254,19 +264,13 @@ def sign_xmls(
                 "revocation": check.revocation,
                 "revocation_evidence": check.evidence(),
             }
-            if audit is not None:
-                audit.add(
-                    {
-                        "type": "run-start",
-                        "command": "sign xml",
-                        "version": __version__,
-                        "options": list(spec.command_line),
-                        **run_identity(),
-                        "token": key.token_name,
-                        "signer": report.signer,
-                    }
-                )
-                audit.commit()
+            run_audit.run_start(
+                report,
+                key,
+                check,
+                level=spec.options.level,
+                digest=spec.digest_algorithm,
+            )
             config = xml.XmlBatchConfig(
                 signer_der=cert_der,
                 chain_der=_intermediates(check.chain),
@@ -322,18 +326,5 @@ def sign_xmls(
         report.run_error = exc
         raise
     finally:
-        if audit is not None:
-            from datetime import UTC, datetime
-
-            report.finished = datetime.now(UTC)
-            audit.add(
-                {
-                    "type": "run-end",
-                    "command": "sign xml",
-                    "totals": report.totals(),
-                    "exit_code": report.exit_code(),
-                    "error": None if report.run_error is None else str(report.run_error),
-                }
-            )
-            audit.close()
+        run_audit.run_end(report)
     return report

@@ -521,9 +521,10 @@ def worker_prepare(item: PrepareItem) -> Prepared:
                     rect_mm = parse_rect(opts.rect or "")
                     corner = opts.corner
                 cropbox, rotate = _page_geometry(writer, index)
-                if opts.image and opts.text == "":
-                    # An image alone: the box takes the image's proportions, so the
-                    # widget is the image (the seal's overlap is measured on it).
+                if opts.preset is not None and opts.image and opts.text == "":
+                    # A preset's image alone (the leader's signature): the box takes
+                    # the image's proportions, so the widget is the image and the
+                    # seal's overlap is measured on it. A user's own box is kept.
                     rect_mm = _fit_image(rect_mm, opts.image)
                 box = place_rect(rect_mm, corner=corner, cropbox=cropbox, rotate=rotate)
             if opts.visible:

@@ -11,13 +11,21 @@ directories). So no output is ever visible without its durable record.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    CancelledError,
+    Executor,
+    Future,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,12 +62,14 @@ class EngineSpec:
     """Overwrite existing outputs."""
     resign: bool = False
     """Sign again documents whose output already carries our signature."""
-    lookahead: int = 16
+    lookahead: int = 32
     """Documents in flight at once (bounds memory and open files)."""
     group_size: int = 64
     """Finished documents committed (audit fsync, rename) together at most."""
     group_delay: float = 0.05
     """Seconds a finished document may wait for its group."""
+    batch: int = 8
+    """Worker calls sent to a worker process in one task at most."""
 
 
 class Events(Protocol):
@@ -128,6 +138,7 @@ def run_batch(
     spec: EngineSpec,
     signer_sha256: str,
     level: str,
+    workers: int = 2,
 ) -> None:
     """Sign every planned document; results land in ``report``.
 
@@ -136,6 +147,7 @@ def run_batch(
     the error is re-raised for the caller's exit code.
     """
     run = _Run(report, audit, events, signer_sha256, stages.name)
+    pool = _Batches(executor, workers=workers, size=spec.batch)
     queue: deque[tuple[int, PlannedDoc]] = deque(enumerate(docs))
     results = [
         DocumentResult(
@@ -151,6 +163,9 @@ def run_batch(
 
     def submit_next() -> None:
         nonlocal stop
+        # Admit in runs of a batch or more, so that worker tasks carry several documents.
+        if len(in_flight) > spec.lookahead - min(spec.batch, len(queue)):
+            return
         while queue and not stop and len(in_flight) < spec.lookahead:
             index, planned = queue.popleft()
             doc = _admit(index, planned, results[index], stages, spec, run)
@@ -159,7 +174,7 @@ def run_batch(
                     stop = True
                 continue
             item = stages.make_item(index, planned, doc.temp)
-            in_flight[executor.submit(stages.prepare, item)] = ("prepare", doc)
+            in_flight[pool.submit(stages.prepare, item)] = ("prepare", doc)
 
     # The one token session lives on one thread, so the main thread does the
     # bookkeeping (results, audit commits, renames) while C_Sign runs.
@@ -179,6 +194,8 @@ def run_batch(
                 timeout = min(
                     _POLL, max(0.0, spec.group_delay - (time.monotonic() - run.oldest_pending))
                 )
+            signing = any(stage == "sign" for stage, _doc in in_flight.values())
+            pool.flush(hold=stages.finish if signing else None)
             done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 stage, doc = in_flight.pop(future)
@@ -208,7 +225,7 @@ def run_batch(
                     in_flight[token_thread.submit(sign, value.to_sign)] = ("sign", doc)
                 elif stage == "sign":
                     # A TokenError here is run-level: the token is gone or refused.
-                    in_flight[executor.submit(stages.finish, doc.prepared, value)] = ("finish", doc)
+                    in_flight[pool.submit(stages.finish, doc.prepared, value)] = ("finish", doc)
                 else:
                     doc.finished = value
                     _queue_commit(doc, run)
@@ -235,8 +252,9 @@ def run_batch(
                 if stage == "sign" and not future.cancelled() and future.exception() is None:
                     del in_flight[future]
                     with contextlib.suppress(Exception):
-                        finish = executor.submit(stages.finish, doc.prepared, future.result())
+                        finish = pool.submit(stages.finish, doc.prepared, future.result())
                         in_flight[finish] = ("finish", doc)
+            pool.flush()
             wait([f for f, (stage, _doc) in in_flight.items() if stage == "finish"])
             with contextlib.suppress(Exception):
                 executor.shutdown(wait=True, cancel_futures=True)
@@ -270,6 +288,83 @@ def run_batch(
 
 
 _POLL = 0.2
+
+
+class _Batches:
+    """Sends the engine's per-document worker calls in a few tasks per loop turn.
+
+    Each task that crosses to a worker process costs this process a pickling
+    round and several thread hand-offs in ProcessPoolExecutor; for small
+    documents that was more than the work itself. Calls queue until ``flush``
+    (before the engine waits), then go out split across the workers, at most
+    ``size`` per task; each call still gets its own future and its own result
+    or error.
+    """
+
+    def __init__(self, executor: Executor, *, workers: int, size: int) -> None:
+        self.executor = executor
+        self.workers = max(1, workers)
+        self.size = max(1, size)
+        self.pending: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.pending.append((fn, args, future))
+        return future
+
+    def flush(self, *, hold: Callable[..., Any] | None = None) -> None:
+        """Send what is queued; calls of ``hold`` stay queued while fewer than
+        ``size`` (more are about to come: the token is still signing)."""
+        pending, self.pending = self.pending, []
+        if hold is not None:
+            held = [c for c in pending if c[0] is hold]
+            if 0 < len(held) < self.size:
+                self.pending = held
+                pending = [c for c in pending if c[0] is not hold]
+        by_fn: dict[Callable[..., Any], list[tuple[tuple[Any, ...], Future[Any]]]] = {}
+        for fn, args, future in pending:
+            if future.set_running_or_notify_cancel():  # False: cancelled while queued
+                by_fn.setdefault(fn, []).append((args, future))
+        for fn, calls in by_fn.items():
+            step = max(1, min(self.size, -(-len(calls) // self.workers)))
+            for start in range(0, len(calls), step):
+                chunk = calls[start : start + step]
+                futures = [f for _, f in chunk]
+                try:
+                    task = self.executor.submit(run_calls, fn, [a for a, _ in chunk])
+                except Exception as exc:  # the pool is broken or shut down
+                    for f in futures:
+                        f.set_exception(exc)
+                    continue
+                task.add_done_callback(functools.partial(_resolve, futures))
+
+
+def run_calls(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
+    """Worker: each call's (True, result) or (False, error)."""
+    out: list[tuple[bool, Any]] = []
+    for args in calls:
+        try:
+            out.append((True, fn(*args)))
+        except Exception as exc:
+            out.append((False, exc))
+    return out
+
+
+def _resolve(futures: list[Future[Any]], task: Future[Any]) -> None:
+    if task.cancelled():
+        for f in futures:
+            f.set_exception(CancelledError())
+        return
+    error = task.exception()
+    if error is not None:
+        for f in futures:
+            f.set_exception(error)
+        return
+    for f, (ok, value) in zip(futures, task.result(), strict=True):
+        if ok:
+            f.set_result(value)
+        else:
+            f.set_exception(value)
 
 
 def _catch_sigint(flag: threading.Event) -> Any:

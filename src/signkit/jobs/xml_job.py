@@ -321,6 +321,7 @@ def sign_xmls(
                 spec=spec.engine,
                 signer_sha256=check.sha256,
                 level=spec.options.level,
+                workers=workers,
             )
     except SignkitError as exc:
         report.run_error = exc

@@ -306,6 +306,7 @@ class _Batches:
         self.workers = max(1, workers)
         self.size = max(1, size)
         self.pending: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = []
+        self.first = True
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -327,8 +328,12 @@ class _Batches:
                 by_fn.setdefault(fn, []).append((args, future))
         for fn, calls in by_fn.items():
             step = max(1, min(self.size, -(-len(calls) // self.workers)))
-            for start in range(0, len(calls), step):
-                chunk = calls[start : start + step]
+            chunks = [calls[i : i + step] for i in range(0, len(calls), step)]
+            if self.first and chunks and len(chunks[0]) > 1:
+                # The very first document alone: the token should not wait for a batch.
+                chunks = [chunks[0][:1], chunks[0][1:], *chunks[1:]]
+            self.first = False
+            for chunk in chunks:
                 futures = [f for _, f in chunk]
                 try:
                     task = self.executor.submit(run_calls, fn, [a for a, _ in chunk])

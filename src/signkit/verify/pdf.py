@@ -1,0 +1,357 @@
+"""PDF signature verification on pyHanko's EN 319 102-1 processes.
+
+Per signature the process matches what the signature offers: basic
+validation (B-B), validation with time (a signature time-stamp: B-T, B-LT),
+or long-term validation (document time-stamps after it: B-LTA). pyHanko's
+AdES status and sub-indication are kept; on top, difference analysis turns
+a forbidden change after signing into FAILED, which AdES leaves to policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from signkit.errors import InputError, InputFormatError
+from signkit.verify.policy import (
+    RevocationRule,
+    VerifyPolicy,
+    timing,
+    validation_spec,
+    weak_algorithms,
+)
+from signkit.verify.verdict import (
+    DocumentVerdict,
+    Indication,
+    SignatureVerdict,
+    SubIndication,
+    make_verdict,
+)
+
+EXTENSIONS = (".pdf",)
+
+# Sub-indications that may only mean "revocation status unknown": with
+# --revocation soft they are re-checked without requiring it.
+_REVOCATION_UNKNOWN = frozenset(
+    {
+        SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE,
+        SubIndication.TRY_LATER,
+        SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE,
+    }
+)
+
+_MODIFICATION = {
+    0: "none",
+    1: "lta-updates",
+    2: "form-filling",
+    3: "annotations",
+    4: "other",
+}
+
+
+@dataclass
+class _Cache:
+    key: str
+    specs: dict[str, Any]
+
+
+_CACHE: _Cache | None = None
+
+
+def _spec(policy: VerifyPolicy, rule: RevocationRule) -> Any:
+    """Specs are built once per process and policy (trust manager, algorithm policy)."""
+    global _CACHE
+    if _CACHE is None or _CACHE.key != policy.key:
+        _CACHE = _Cache(policy.key, {})
+    if rule not in _CACHE.specs:
+        _CACHE.specs[rule] = validation_spec(policy, rule)
+    return _CACHE.specs[rule]
+
+
+def preload() -> None:
+    """Import the PDF validation stack (before worker processes fork, so they share it)."""
+    import pyhanko.sign.diff_analysis
+    import pyhanko.sign.validation.ades
+    import pyhanko.sign.validation.pdf_embedded  # noqa: F401
+    from pyhanko.pdf_utils.reader import PdfFileReader  # noqa: F401
+
+
+def verify_pdf(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
+    """Verify every signature of one PDF; unreadable files raise InputError."""
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
+    if not data.lstrip()[:5] == b"%PDF-":
+        raise InputFormatError("not a PDF (no %PDF- header)", subject=str(path))
+    import io
+
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        if reader.encrypted:
+            raise InputFormatError("the PDF is encrypted", subject=str(path))
+        sigs = list(reader.embedded_regular_signatures)
+        context = _DocContext.read(reader)
+    except PdfError as exc:
+        raise InputFormatError(f"malformed PDF ({exc})", subject=str(path)) from None
+    verdicts = [_verify_one(i, sig, policy, context) for i, sig in enumerate(sigs)]
+    return DocumentVerdict.of(str(path), "pdf", verdicts, hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True)
+class _DocContext:
+    """What the whole document offers every signature: DSS data, document time-stamps."""
+
+    knowledge: Any
+    has_revinfo: bool
+    doc_ts_revisions: tuple[int, ...]
+
+    @classmethod
+    def read(cls, reader: Any) -> _DocContext:
+        from pyhanko.sign.validation.ades import _dss_to_local_knowledge
+
+        knowledge = _dss_to_local_knowledge(reader=reader)
+        revisions = tuple(ts.signed_revision for ts in reader.embedded_timestamp_signatures)
+        return cls(
+            knowledge=knowledge,
+            has_revinfo=bool(knowledge.known_ocsps or knowledge.known_crls),
+            doc_ts_revisions=revisions,
+        )
+
+
+_SHORT = {
+    "common_name": "CN",
+    "organization_name": "O",
+    "organizational_unit_name": "OU",
+    "country_name": "C",
+    "locality_name": "L",
+    "state_or_province_name": "ST",
+    "user_id": "UID",
+    "title": "title",
+    "serial_number": "serialNumber",
+    "email_address": "emailAddress",
+}
+
+
+def _rfc4514(name: Any) -> str:
+    """CN=…,O=…,C=VN with Unicode kept, the form the cert check and openssl print."""
+    parts = []
+    for rdn in reversed(name.chosen):
+        for attr in rdn:
+            key = attr["type"].native
+            value = str(attr["value"].native).replace(",", "\\,")
+            parts.append(f"{_SHORT.get(key, attr['type'].dotted)}={value}")
+    return ",".join(parts)
+
+
+def _hex_serial(cert: Any) -> str:
+    return format(cert.serial_number, "X")
+
+
+def _verify_one(index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext) -> SignatureVerdict:
+    from pyhanko.sign.validation.errors import SignatureValidationError
+
+    name = None
+    try:
+        name = sig.field_name
+        details = _describe(sig, doc)
+    except Exception as exc:  # a malformed signature must not hide the others
+        return make_verdict(
+            index,
+            Indication.FAILED,
+            SubIndication.FORMAT_FAILURE,
+            name=name,
+            detail=f"{type(exc).__name__}: {str(exc)[:200]}",
+        )
+    try:
+        sig.compute_integrity_info(diff_policy=None, skip_diff=not policy.diff_analysis)
+    except (SignatureValidationError, ValueError, KeyError) as exc:
+        return make_verdict(
+            index, Indication.FAILED, SubIndication.FORMAT_FAILURE, detail=str(exc), **details
+        )
+    rule: RevocationRule = "off" if policy.revocation == "off" else "required"
+    result = _run_process(sig, policy, rule, doc, details["level"])
+    sub = _sub(result.ades_subindic)
+    indication = Indication(result.ades_subindic.status.name)
+    warnings: list[str] = []
+    revocation = "not-checked" if rule == "off" else "good"
+    if (
+        indication is Indication.INDETERMINATE
+        and sub in _REVOCATION_UNKNOWN
+        and policy.revocation == "soft"
+    ):
+        retry = _run_process(sig, policy, "soft", doc, details["level"])
+        if Indication(retry.ades_subindic.status.name) is Indication.PASSED:
+            result, sub, indication = retry, SubIndication.OK, Indication.PASSED
+            revocation = "unknown"
+            warnings.append(
+                "revocation status unknown (no OCSP or CRL answer); accepted under "
+                "--revocation soft"
+            )
+    status = result.api_status
+    if status is not None and status.revocation_details is not None:
+        revocation = "revoked"
+    elif indication is not Indication.PASSED and sub in _REVOCATION_UNKNOWN:
+        revocation = "unknown"
+    if rule == "off":
+        warnings.append("revocation not checked (--revocation off)")
+    intact = bool(status.intact) if status is not None else None
+    valid = bool(status.valid) if status is not None else None
+    trusted = status is not None and status.validation_path is not None
+    integrity = sig.summarise_integrity_info()
+    modification = None
+    if integrity["diff_result"] is not None:
+        level = getattr(integrity["diff_result"], "modification_level", None)
+        modification = _MODIFICATION.get(level.value if level is not None else 4, "other")
+    # Never PASSED for altered bytes or a forbidden change, whatever the AdES process said.
+    if intact is False and indication is not Indication.FAILED:
+        indication, sub = Indication.FAILED, SubIndication.HASH_FAILURE
+    elif valid is False and indication is not Indication.FAILED:
+        indication, sub = Indication.FAILED, SubIndication.SIG_CRYPTO_FAILURE
+    if integrity["docmdp_ok"] is False and indication is not Indication.FAILED:
+        indication, sub = Indication.FAILED, SubIndication.MODIFIED_AFTER_SIGNING
+    if details["weak_algorithms"] and policy.allow_weak:
+        warnings.append(
+            "weak algorithm accepted (--insecure-allow-weak): "
+            + ", ".join(details["weak_algorithms"])
+        )
+    ts_time = None
+    if status is not None and getattr(status, "timestamp_validity", None) is not None:
+        ts_time = status.timestamp_validity.timestamp.isoformat()
+    best = getattr(result, "best_signature_time", None)
+    verdict = make_verdict(
+        index,
+        indication,
+        sub,
+        intact=intact,
+        signature_valid=valid,
+        trusted=trusted,
+        timestamp_time=ts_time or details.pop("timestamp_time"),
+        best_signature_time=best.isoformat() if best is not None else None,
+        modification_level=modification,
+        revocation=revocation,
+        warnings=warnings,
+        detail=result.failure_msg,
+        **{k: v for k, v in details.items() if k != "timestamp_time"},
+    )
+    return verdict
+
+
+def _run_process(
+    sig: Any, policy: VerifyPolicy, rule: RevocationRule, doc: _DocContext, level: str
+) -> Any:
+    from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY
+    from pyhanko.sign.validation.ades import (
+        ades_basic_validation,
+        ades_lta_validation,
+        ades_with_time_validation,
+    )
+    from pyhanko.sign.validation.policy_decl import LocalKnowledge, PdfSignatureValidationSpec
+    from pyhanko.sign.validation.status import PdfSignatureStatus
+
+    spec = _spec(policy, rule)
+    known = doc.knowledge
+    spec = replace(
+        spec,
+        local_knowledge=LocalKnowledge(
+            known_ocsps=list(known.known_ocsps),
+            known_crls=list(known.known_crls),
+            known_certs=list(known.known_certs),
+        ),
+    )
+    when = timing(policy)
+    if level == "B-LTA":
+        return asyncio.run(
+            ades_lta_validation(
+                sig, PdfSignatureValidationSpec(spec, diff_policy=DEFAULT_DIFF_POLICY), when
+            )
+        )
+    kwargs = {
+        "timing_info": when,
+        "raw_digest": sig.compute_digest(),
+        "extra_status_kwargs": sig.summarise_integrity_info(),
+        "status_cls": PdfSignatureStatus,
+    }
+    if level == "B-B":
+        # pyHanko's basic process builds a plain CMS status whatever status_cls
+        # says: the PDF integrity facts are read from the signature instead.
+        del kwargs["extra_status_kwargs"], kwargs["status_cls"]
+        return asyncio.run(ades_basic_validation(sig.signed_data, spec, **kwargs))
+    return asyncio.run(ades_with_time_validation(sig.signed_data, spec, **kwargs))
+
+
+def _sub(value: Any) -> SubIndication:
+    try:
+        return SubIndication(value.standard_name)
+    except ValueError:
+        return SubIndication.GENERIC
+
+
+def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
+    """What the signature says about itself (no validation yet)."""
+    from pyhanko.sign.validation import generic_cms
+
+    cert = sig.signer_cert
+    signer_info = sig.signer_info
+    claimed = None
+    for attr in signer_info["signed_attrs"]:
+        if attr["type"].native == "signing_time":
+            claimed = attr["values"][0].native.isoformat()
+    if claimed is None and sig.self_reported_timestamp is not None:
+        claimed = sig.self_reported_timestamp.isoformat()
+    tst = next(iter(generic_cms.extract_tst_data_iter(signer_info, signed=False)), None)
+    ts_time = None
+    if tst is not None:
+        info = tst["encap_content_info"]["content"].parsed
+        ts_time = info["gen_time"].native.isoformat()
+    level = "B-B"
+    if tst is not None:
+        level = "B-T"
+        if doc.has_revinfo:
+            level = "B-LT"
+            if any(rev > sig.signed_revision for rev in doc.doc_ts_revisions):
+                level = "B-LTA"
+    coverage = sig.evaluate_signature_coverage()
+    docmdp = sig.docmdp_level
+    digest = signer_info["digest_algorithm"]["algorithm"].native
+    try:
+        sig_algo = signer_info["signature_algorithm"].signature_algo
+    except ValueError:
+        sig_algo = signer_info["signature_algorithm"]["algorithm"].native
+    public_key = cert.public_key
+    return {
+        "name": sig.field_name,
+        "signer_subject": _rfc4514(cert.subject),
+        "signer_issuer": _rfc4514(cert.issuer),
+        "signer_serial": _hex_serial(cert),
+        "signer_sha256": hashlib.sha256(cert.dump()).hexdigest(),
+        "claimed_signing_time": claimed,
+        "timestamp_time": ts_time,
+        "coverage": {3: "entire-file", 2: "entire-revision"}.get(coverage.value, "partial"),
+        "certification_level": docmdp.value if docmdp is not None else None,
+        "level": level,
+        "weak_algorithms": weak_algorithms(
+            digest, str(sig_algo), public_key.algorithm, int(public_key.bit_size)
+        ),
+    }
+
+
+def extract_revision(path: Path, number: int) -> bytes:
+    """The bytes of the revision signature ``number`` (1-based) covers: what was signed."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    data = path.read_bytes()
+    import io
+
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    sigs = list(reader.embedded_regular_signatures)
+    if not 1 <= number <= len(sigs):
+        raise InputError(f"no signature {number} (the document has {len(sigs)})", subject=str(path))
+    _, _, start2, len2 = (int(v) for v in sigs[number - 1].byte_range)
+    return data[: start2 + len2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,24 @@ def _rfc4514(name: Any) -> str:
     return ",".join(parts)
 
 
+def _claimed_signer(sig: Any) -> dict[str, Any]:
+    """The certificate the signer identifier names, when pyHanko refused to pick it."""
+    try:
+        sid = sig.signer_info["sid"].chosen
+        for choice in sig.signed_data["certificates"]:
+            cert = choice.chosen
+            if cert.serial_number == sid["serial_number"].native and cert.issuer == sid["issuer"]:
+                return {
+                    "signer_subject": _rfc4514(cert.subject),
+                    "signer_issuer": _rfc4514(cert.issuer),
+                    "signer_serial": _hex_serial(cert),
+                    "signer_sha256": hashlib.sha256(cert.dump()).hexdigest(),
+                }
+    except (KeyError, ValueError, TypeError):
+        pass
+    return {}
+
+
 def _hex_serial(cert: Any) -> str:
     return format(cert.serial_number, "X")
 
@@ -161,6 +180,18 @@ def _verify_one(index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext) ->
     try:
         name = sig.field_name
         details = _describe(sig, doc)
+    except SignatureValidationError as exc:
+        # e.g. a signer certificate that is not the one the signed attributes name
+        ades = getattr(exc, "ades_subindication", None)
+        return make_verdict(
+            index,
+            Indication(ades.status.name) if ades is not None else Indication.FAILED,
+            _sub(ades) if ades is not None else SubIndication.FORMAT_FAILURE,
+            name=name,
+            signature_valid=False,
+            detail=str(exc)[:300],
+            **_claimed_signer(sig),
+        )
     except Exception as exc:  # a malformed signature must not hide the others
         return make_verdict(
             index,
@@ -225,6 +256,12 @@ def _verify_one(index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext) ->
     if status is not None and getattr(status, "timestamp_validity", None) is not None:
         ts_time = status.timestamp_validity.timestamp.isoformat()
     best = getattr(result, "best_signature_time", None)
+    if best is None:  # the basic process has no time of its own: the validation time
+        best = policy.at or datetime.now(UTC)
+    not_before = sig.signer_cert["tbs_certificate"]["validity"]["not_before"].native
+    if sub is SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and not_before > best:
+        # pyHanko reports a not-yet-valid signer as a general chain failure
+        sub = SubIndication.NOT_YET_VALID
     verdict = make_verdict(
         index,
         indication,

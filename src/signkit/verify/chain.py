@@ -106,7 +106,13 @@ def _attempt(
     fetch = not policy.offline
     local_ocsps = [ocsp.OCSPResponse.load(o) for o in embedded_ocsps]
     local_crls = [crl.CertificateList.load(c) for c in embedded_crls]
+    backend = None
+    if fetch:
+        from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+
+        backend = AIOHttpFetcherBackend()
     vc = ValidationContext(
+        fetcher_backend=backend,
         trust_roots=roots,
         other_certs=others,
         allow_fetching=fetch,
@@ -131,7 +137,7 @@ def _attempt(
         )
 
     try:
-        path = asyncio.run(validator.async_validate_usage(set(usage)))  # type: ignore[no-untyped-call]
+        path = asyncio.run(_validate(validator, usage, backend))
     except cverr.RevokedError as exc:
         revoked_at = None
         for prefix in ("revoked on ", "revoked at "):
@@ -178,6 +184,15 @@ def _attempt(
         chain_subjects=subjects,
         warnings=warnings,
     )
+
+
+async def _validate(validator: Any, usage: frozenset[str], backend: Any) -> Any:
+    try:
+        return await validator.async_validate_usage(set(usage))
+    finally:
+        # Close the HTTP session in the loop that opened it.
+        if backend is not None:
+            await backend.close()
 
 
 def _source(vc: Any, local_ocsps: list[Any], local_crls: list[Any]) -> str | None:

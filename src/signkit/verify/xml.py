@@ -45,11 +45,10 @@ def preload() -> None:
     import signxml  # noqa: F401
 
 
-def parse_safely(data: bytes, source: str) -> Any:
-    """Parse without DTDs, entity expansion or network; a DOCTYPE is refused outright."""
+def _safe_parser() -> Any:
     from lxml import etree
 
-    parser = etree.XMLParser(
+    return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -57,8 +56,14 @@ def parse_safely(data: bytes, source: str) -> Any:
         huge_tree=False,
         remove_blank_text=False,
     )
+
+
+def parse_safely(data: bytes, source: str) -> Any:
+    """Parse without DTDs, entity expansion or network; a DOCTYPE is refused outright."""
+    from lxml import etree
+
     try:
-        root = etree.fromstring(data, parser=parser)
+        root = etree.fromstring(data, parser=_safe_parser())
     except etree.XMLSyntaxError as exc:
         raise InputFormatError(f"malformed XML ({exc})", subject=source) from None
     tree = root.getroottree()
@@ -96,6 +101,22 @@ def _verifier_class() -> Any:
 
         def _check_cert_validity(self, cert: Any, cert_source: Any) -> None:
             return None
+
+        def _c14n(self, nodes: Any, algorithm: Any, inclusive_ns_prefixes: Any = None) -> Any:
+            # libxml2 2.14 emits a spurious xmlns="" two levels below a default
+            # namespace when canonicalising a subtree in place (so a valid
+            # unprefixed ds:Signature fails); a detached copy carries every
+            # in-scope declaration and canonicalises correctly.
+            from lxml import etree
+
+            items = nodes if isinstance(nodes, list) else [nodes]
+            detached = [
+                etree.fromstring(etree.tostring(n), parser=_safe_parser())
+                if n.getparent() is not None
+                else n
+                for n in items
+            ]
+            return super()._c14n(detached, algorithm, inclusive_ns_prefixes)
 
     return _OneSignatureVerifier
 

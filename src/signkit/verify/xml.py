@@ -94,10 +94,11 @@ def _verifier_class() -> Any:
         policy's moment (signxml would always use now).
         """
 
-        target: Any = None
+        target: int = 0
 
         def _get_signature(self, root: Any) -> Any:
-            return self.target
+            # signxml works on its own copy of the document: the same signature there
+            return root.xpath("//ds:Signature", namespaces=NS)[self.target]
 
         def _check_cert_validity(self, cert: Any, cert_source: Any) -> None:
             return None
@@ -157,6 +158,11 @@ def _wrapping_problem(root: Any, signature: Any, uri: str, ref_type: str | None)
     if ref_type == SIGNED_PROPERTIES_TYPE:
         # XAdES signed properties live in this signature's own ds:Object.
         return None if signature in target.iterancestors() else "signed properties elsewhere"
+    own = {f"{{{DS}}}KeyInfo", f"{{{XADES}}}QualifyingProperties"}
+    if signature in target.iterancestors() and any(
+        e.tag in own for e in (target, *target.iterancestors())
+    ):
+        return None  # the signature's own key info or properties, not document content
     if _inside_signature(target):
         return "the signed element is hidden inside a ds:Signature/ds:Object"
     if target is not root:
@@ -208,7 +214,7 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
     failure: tuple[Indication, SubIndication, str] | None = None
     for candidate in certs:
         verifier = verifier_cls()
-        verifier.target = signature
+        verifier.target = index
         try:
             config = SignatureConfiguration(
                 expect_references=len(refs),
@@ -268,6 +274,8 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
         target = _resolve(root, uri)[0]
         if ref_type == SIGNED_PROPERTIES_TYPE or target.tag == f"{{{XADES}}}SignedProperties":
             signed_props = target
+        elif signature in target.iterancestors():
+            covered.append(f"signature's own {target.tag.split('}', 1)[-1]}")
         else:
             covered.append(_element_label(root, target))
     warnings: list[str] = []
@@ -330,21 +338,18 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
 
 
 def _allowed_signature_methods(policy: VerifyPolicy) -> Any:
+    """Every public-key method: SHA-1 is let through signxml so that the verdict can say
+    INDETERMINATE/CRYPTO_CONSTRAINTS_FAILURE (or accept it with --insecure-allow-weak)."""
     from signxml.algorithms import SignatureMethod
 
-    methods = [m for m in SignatureMethod if not m.name.startswith("HMAC")]
-    if not policy.allow_weak:
-        methods = [m for m in methods if "SHA1" not in m.name]
-    return frozenset(methods)
+    return frozenset(m for m in SignatureMethod if not m.name.startswith("HMAC"))
 
 
 def _allowed_digests(policy: VerifyPolicy) -> Any:
+    """Every digest, for the same reason."""
     from signxml.algorithms import DigestAlgorithm
 
-    algos = list(DigestAlgorithm)
-    if not policy.allow_weak:
-        algos = [a for a in algos if "SHA1" not in a.name]
-    return frozenset(algos)
+    return frozenset(DigestAlgorithm)
 
 
 def _check_signing_certificate(signed_props: Any, signer_der: bytes) -> str | None:

@@ -354,3 +354,36 @@ def test_bad_inputs(
     empty.mkdir()
     proc = signkit("verify", str(empty), "--no-audit")
     assert proc.returncode == 3 and "no .pdf/.xml files found" in proc.stderr
+
+
+def test_stale_embedded_revocation_is_judged_at_the_timestamp(
+    signed: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three days on, the OCSP answers in the DSS are no longer current (the test OCSP
+    responder's nextUpdate is minutes away): B-LT is judged as of its time-stamp.
+    The clock is the one thing moved here (pyHanko's "now"), in-process."""
+    from datetime import UTC, datetime, timedelta
+
+    from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+
+    from signkit.jobs.verify_job import quiet_libraries
+    from signkit.verify.pdf import verify_pdf
+    from signkit.verify.policy import VerifyPolicy
+
+    later = datetime.now(UTC) + timedelta(days=3)
+    monkeypatch.setattr(
+        ValidationTimingInfo,
+        "now",
+        classmethod(lambda cls, tz=None: ValidationTimingInfo(later, later, False)),
+    )
+    quiet_libraries()
+    policy = VerifyPolicy(anchors=(pki_certificate("root-ca"),), offline=True, revocation="hard")
+    for level in ("B-LT", "B-LTA"):
+        verdict = verify_pdf(signed[level], policy)
+        assert verdict.indication.value == "PASSED", verdict
+        (s,) = verdict.signatures
+        assert any("as of the signature time-stamp" in w for w in s.warnings), s.warnings
+        assert s.best_signature_time == s.timestamp_time
+    # without revocation data there is nothing to judge with, then or now
+    b_t = verify_pdf(signed["B-T"], policy)
+    assert b_t.indication.value == "INDETERMINATE"

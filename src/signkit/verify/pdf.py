@@ -212,6 +212,27 @@ def _verify_one(index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext) ->
     indication = Indication(result.ades_subindic.status.name)
     warnings: list[str] = []
     revocation = "not-checked" if rule == "off" else "good"
+    ts_moment = details.get("timestamp_time")
+    if (
+        indication is Indication.INDETERMINATE
+        and sub in _REVOCATION_UNKNOWN
+        and details["level"] in ("B-LT", "B-LTA")
+        and policy.at is None
+        and ts_moment is not None
+    ):
+        # The embedded OCSP/CRL answers were fresh when the signature was
+        # time-stamped, not today: judge the signature as of that time-stamp
+        # with them (what B-LT exists for). pyHanko's own past validation
+        # wants a proof of existence for that data, i.e. a later document
+        # time-stamp, which B-LT does not have.
+        moment = datetime.fromisoformat(ts_moment)
+        past = _run_process(sig, policy, rule, doc, "B-LT", moment=moment)
+        if Indication(past.ades_subindic.status.name) is Indication.PASSED:
+            result, sub, indication = past, SubIndication.OK, Indication.PASSED
+            warnings.append(
+                f"validated as of the signature time-stamp ({ts_moment}) with the embedded "
+                "revocation data, which is no longer current"
+            )
     if (
         indication is Indication.INDETERMINATE
         and sub in _REVOCATION_UNKNOWN
@@ -281,7 +302,13 @@ def _verify_one(index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext) ->
 
 
 def _run_process(
-    sig: Any, policy: VerifyPolicy, rule: RevocationRule, doc: _DocContext, level: str
+    sig: Any,
+    policy: VerifyPolicy,
+    rule: RevocationRule,
+    doc: _DocContext,
+    level: str,
+    *,
+    moment: datetime | None = None,
 ) -> Any:
     from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY
     from pyhanko.sign.validation.ades import (
@@ -302,7 +329,7 @@ def _run_process(
             known_certs=list(known.known_certs),
         ),
     )
-    when = timing(policy)
+    when = timing(replace(policy, at=moment) if moment is not None else policy)
     if level == "B-LTA":
         return asyncio.run(
             ades_lta_validation(

@@ -152,11 +152,13 @@ def _summary(out: Output, report: Any) -> None:
 @click.option("--no-audit", is_flag=True, help="Do not write the audit log (noted on stderr).")
 @output_options
 def command(**options: Any) -> None:
-    """Verify signed PDFs and XML (EN 319 102-1 verdicts), in bulk.
+    """Verify signed PDFs and XML in bulk.
+
+    Each signature and each document gets an ETSI EN 319 102-1 verdict.
 
     \b
     Verdicts: PASSED, INDETERMINATE (sub-indication says what is missing),
-    FAILED (altered, invalid, revoked, forbidden change after signing).
+    FAILED (altered, invalid signature value, forbidden change after signing).
     Exit 0 all PASSED, 1 any FAILED or unreadable, 6 worst INDETERMINATE.
     \b
     Examples:

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,9 @@ def verify_documents(
 ) -> VerifyReport:
     """Verify every document; results (with verdicts) land in ``report``."""
     tasks = plan(spec) if tasks is None else tasks
+    if spec.policy.at is None and spec.policy.now is None:
+        # one validation instant for the whole batch: every document is judged alike
+        spec = replace(spec, policy=replace(spec.policy, now=datetime.now(UTC)))
     results = [DocumentResult(input=str(t.input), output=None) for t in tasks]
     report.documents.extend(results)
     if spec.dry_run:

@@ -51,7 +51,7 @@ def validate_chain(
     embedded_crls: Sequence[bytes] = (),
 ) -> ChainResult:
     """Validate ``cert_der`` to the policy's anchors at ``moment`` (default: --at, else now)."""
-    when = moment or policy.at or datetime.now(UTC)
+    when = moment or policy.at or policy.now or datetime.now(UTC)
     mode = "hard" if policy.revocation == "off" else policy.revocation
     result = _attempt(cert_der, others_der, policy, when, usage, embedded_ocsps, embedded_crls)
     if (

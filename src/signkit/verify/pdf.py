@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from signkit.verify.policy import (
     validation_spec,
     weak_algorithms,
 )
+from signkit.verify.policy import moment as validation_moment
 from signkit.verify.verdict import (
     DocumentVerdict,
     Indication,
@@ -72,6 +73,144 @@ def _spec(policy: VerifyPolicy, rule: RevocationRule) -> Any:
     return _CACHE.specs[rule]
 
 
+_HEX = b"0123456789abcdefABCDEF"
+_PDF_WHITESPACE = b" \n\r\t\f\x00"
+
+
+def read_hex_string(stream: Any, *, original: Any) -> Any:
+    """pyHanko's hex-string reader, in bulk instead of one byte per call.
+
+    A signature's /Contents is tens of kilobytes of hex; pyHanko reads it a
+    token at a time (about a third of a B-LT verification). Same result and
+    errors; a string with a comment in it (legal, never seen) goes to pyHanko's.
+    """
+    import binascii
+
+    from pyhanko.pdf_utils.generic import pdf_string
+    from pyhanko.pdf_utils.misc import PdfStreamError
+
+    start = stream.tell()
+    stream.read(1)  # '<'
+    chunks = []
+    while True:
+        block = stream.read(1 << 16)
+        if not block:
+            raise PdfStreamError("Stream ended prematurely")
+        end = block.find(b">")
+        if end >= 0:
+            chunks.append(block[:end])
+            stream.seek(end + 1 - len(block), 1)
+            break
+        chunks.append(block)
+    digits = b"".join(chunks).translate(None, _PDF_WHITESPACE)
+    if b"%" in digits:
+        stream.seek(start)
+        return original(stream)
+    bad = digits.translate(None, _HEX)
+    if bad:
+        raise PdfStreamError("Unexpected token in hex string: " + repr(bad[:1]))
+    if len(digits) % 2:
+        digits += b"0"
+    return pdf_string(binascii.unhexlify(digits))
+
+
+_PREPPED: dict[bytes, str] = {}
+
+
+def install_name_cache() -> None:
+    """Remember RFC 5280 name preparation (stringprep) per encoded attribute.
+
+    Certificate names are compared dozens of times per signature (path
+    building, OCSP, CMS signer lookup) and asn1crypto redoes the stringprep
+    for every parsed copy; the result depends on the DER alone, and the same
+    issuers recur across a batch.
+    """
+    from asn1crypto import x509
+
+    if getattr(x509.NameTypeAndValue, "signkit_cached", False):
+        return
+
+    def prepped_value(self: Any) -> str:
+        if self._prepped is None:
+            der = self.dump()
+            value = _PREPPED.get(der)
+            if value is None:
+                value = self._ldap_string_prep(self["value"].native)
+                if len(_PREPPED) < 100_000:
+                    _PREPPED[der] = value
+            self._prepped = value
+        return str(self._prepped)
+
+    x509.NameTypeAndValue.prepped_value = property(prepped_value)
+    x509.NameTypeAndValue.signkit_cached = True
+
+
+_PATHS: set[tuple[Any, ...]] = set()
+_PATH_CACHE_ON = False
+
+
+def install_path_cache() -> None:
+    """Remember certification paths already validated in this run (offline only).
+
+    A path's validation depends on its certificates, the trust and algorithm
+    policy, the validation instant (one per run), and the revocation data at
+    hand; offline, that data is what the documents embed, so documents signed
+    by the same certificate with the same DSS contents give the same answer.
+    Only successes are remembered; validations that fetch from the network,
+    and the long-term (B-LTA) process, whose proofs of existence are gathered
+    along the way, always run in full.
+    """
+    import pyhanko_certvalidator
+
+    current = pyhanko_certvalidator.async_validate_path  # type: ignore[attr-defined]
+    if getattr(current, "signkit_cached", False):
+        return
+
+    async def cached(validation_context: Any, path: Any, parameters: Any = None) -> Any:
+        params = validation_context.timing_params
+        policy_key = _CACHE.key if _CACHE is not None else None
+        if policy_key is None or not _PATH_CACHE_ON or validation_context.fetching_allowed:
+            return await current(validation_context, path, parameters)
+        key = (
+            policy_key,
+            params.point_in_time_validation,
+            tuple(c.dump() for c in path.iter_certs(include_root=True)),
+            params.validation_time,
+            params.best_signature_time,
+            params.time_tolerance,
+            repr(validation_context.revinfo_policy),
+            repr(parameters),
+            frozenset(hashlib.sha256(o.dump()).digest() for o in validation_context.ocsps),
+            frozenset(hashlib.sha256(c.dump()).digest() for c in validation_context.crls),
+        )
+        if key in _PATHS:
+            validation_context.record_validation(path.leaf, path)
+            return path.leaf
+        result = await current(validation_context, path, parameters)
+        if len(_PATHS) < 10_000:
+            _PATHS.add(key)
+        return result
+
+    cached.signkit_cached = True  # type: ignore[attr-defined]
+    pyhanko_certvalidator.async_validate_path = cached  # type: ignore[attr-defined]
+
+
+def install_fast_hex_reader() -> None:
+    """Route pyHanko's PDF parser to read_hex_string (verification processes only)."""
+    from pyhanko.pdf_utils import generic
+
+    current = generic.read_hex_string_from_stream
+    if getattr(current, "signkit_fast", False):
+        return
+
+    def fast(stream: Any) -> Any:
+        return read_hex_string(stream, original=current)
+
+    fast.signkit_fast = True  # type: ignore[attr-defined]
+    fast.__wrapped_original__ = current  # type: ignore[attr-defined]
+    generic.read_hex_string_from_stream = fast
+
+
 def preload() -> None:
     """Import the PDF validation stack (before worker processes fork, so they share it)."""
     import pyhanko.sign.diff_analysis
@@ -79,12 +218,19 @@ def preload() -> None:
     import pyhanko.sign.validation.pdf_embedded  # noqa: F401
     from pyhanko.pdf_utils.reader import PdfFileReader  # noqa: F401
 
+    install_fast_hex_reader()
+    install_name_cache()
+    install_path_cache()
+
 
 def verify_pdf(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
     """Verify every signature of one PDF; unreadable files raise InputError."""
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
 
+    install_fast_hex_reader()
+    install_name_cache()
+    install_path_cache()
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -178,7 +324,7 @@ def _verify_one(index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext) ->
 
     name = None
     try:
-        name = sig.field_name
+        name = str(sig.field_name)
         details = _describe(sig, doc)
     except SignatureValidationError as exc:
         # e.g. a signer certificate that is not the one the signed attributes name
@@ -278,7 +424,7 @@ def _verify_one(index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext) ->
         ts_time = status.timestamp_validity.timestamp.isoformat()
     best = getattr(result, "best_signature_time", None)
     if best is None:  # the basic process has no time of its own: the validation time
-        best = policy.at or datetime.now(UTC)
+        best = validation_moment(policy)
     not_before = sig.signer_cert["tbs_certificate"]["validity"]["not_before"].native
     if sub is SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and not_before > best:
         # pyHanko reports a not-yet-valid signer as a general chain failure
@@ -342,12 +488,17 @@ def _run_process(
         "extra_status_kwargs": sig.summarise_integrity_info(),
         "status_cls": PdfSignatureStatus,
     }
-    if level == "B-B":
-        # pyHanko's basic process builds a plain CMS status whatever status_cls
-        # says: the PDF integrity facts are read from the signature instead.
-        del kwargs["extra_status_kwargs"], kwargs["status_cls"]
-        return asyncio.run(ades_basic_validation(sig.signed_data, spec, **kwargs))
-    return asyncio.run(ades_with_time_validation(sig.signed_data, spec, **kwargs))
+    global _PATH_CACHE_ON
+    _PATH_CACHE_ON = True
+    try:
+        if level == "B-B":
+            # pyHanko's basic process builds a plain CMS status whatever status_cls
+            # says: the PDF integrity facts are read from the signature instead.
+            del kwargs["extra_status_kwargs"], kwargs["status_cls"]
+            return asyncio.run(ades_basic_validation(sig.signed_data, spec, **kwargs))
+        return asyncio.run(ades_with_time_validation(sig.signed_data, spec, **kwargs))
+    finally:
+        _PATH_CACHE_ON = False
 
 
 def _sub(value: Any) -> SubIndication:
@@ -390,7 +541,7 @@ def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
         sig_algo = signer_info["signature_algorithm"]["algorithm"].native
     public_key = cert.public_key
     return {
-        "name": sig.field_name,
+        "name": str(sig.field_name),
         "signer_subject": _rfc4514(cert.subject),
         "signer_issuer": _rfc4514(cert.issuer),
         "signer_serial": _hex_serial(cert),

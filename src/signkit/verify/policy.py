@@ -34,6 +34,8 @@ class VerifyPolicy:
     """Accept SHA-1 and RSA < 2048 (still reported)."""
     diff_analysis: bool = True
     """Judge incremental updates after each PDF signature."""
+    now: datetime | None = None
+    """The run's validation time (one instant for the whole batch); None: each call's now."""
 
     @property
     def key(self) -> str:
@@ -41,7 +43,7 @@ class VerifyPolicy:
         h = hashlib.sha256()
         for der in self.anchors:
             h.update(der)
-        h.update(repr((self.revocation, self.offline, self.at, self.allow_weak)).encode())
+        h.update(repr((self.revocation, self.offline, self.at, self.allow_weak, self.now)).encode())
         return h.hexdigest()
 
 
@@ -104,14 +106,28 @@ def validation_spec(policy: VerifyPolicy, rule: RevocationRule) -> Any:
 
 
 def timing(policy: VerifyPolicy) -> Any:
-    """pyHanko timing info: now, or the --at moment as a point-in-time validation."""
+    """pyHanko timing info: the run's instant, or the --at moment as a point-in-time
+    validation."""
     from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 
-    if policy.at is None:
-        return None
-    return ValidationTimingInfo(
-        validation_time=policy.at, best_signature_time=policy.at, point_in_time_validation=True
-    )
+    if policy.at is not None:
+        return ValidationTimingInfo(
+            validation_time=policy.at, best_signature_time=policy.at, point_in_time_validation=True
+        )
+    if policy.now is not None:
+        return ValidationTimingInfo(
+            validation_time=policy.now,
+            best_signature_time=policy.now,
+            point_in_time_validation=False,
+        )
+    return None
+
+
+def moment(policy: VerifyPolicy) -> datetime:
+    """The instant a validation is about: --at, else the run's, else now."""
+    from datetime import UTC
+
+    return policy.at or policy.now or datetime.now(UTC)
 
 
 def weak_algorithms(digest: str, signature: str, key_algo: str, key_bits: int) -> list[str]:

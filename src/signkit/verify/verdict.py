@@ -8,7 +8,7 @@ a person.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -181,7 +181,10 @@ class SignatureVerdict:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
-        data = asdict(self)
+        # Shallow on purpose: every field is a plain value (asdict would deep-copy).
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["weak_algorithms"] = list(self.weak_algorithms)
+        data["warnings"] = list(self.warnings)
         data["indication"] = self.indication.value
         data["sub_indication"] = self.sub_indication.value
         return data

@@ -387,3 +387,35 @@ def test_stale_embedded_revocation_is_judged_at_the_timestamp(
     # without revocation data there is nothing to judge with, then or now
     b_t = verify_pdf(signed["B-T"], policy)
     assert b_t.indication.value == "INDETERMINATE"
+
+
+def test_etsi_validation_report(
+    signkit: Runner, signed: dict[str, Path], trust: Path, tmp_path: Path
+) -> None:
+    """--report-format etsi: TS 119 102-2 XML whose statuses are signkit's verdicts."""
+    from lxml import etree
+
+    grown = add_page(signed["B-LT"], tmp_path / "grown.pdf")
+    report = tmp_path / "report.xml"
+    proc = signkit(
+        "verify", str(signed["B-T"]), str(grown), "--trust", str(trust),
+        "--report", str(report), "--report-format", "etsi", "--no-audit",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    vr = "{http://uri.etsi.org/19102/v1.2.1#}"
+    root = etree.parse(str(report)).getroot()
+    assert root.tag == f"{vr}ValidationReport"
+    statuses = [
+        (s.findtext(f"{vr}MainIndication"), s.findtext(f"{vr}SubIndication"))
+        for s in root.iter(f"{vr}SignatureValidationStatus")
+    ]
+    assert statuses == [
+        ("urn:etsi:019102:mainindication:total-passed", None),
+        (
+            "urn:etsi:019102:mainindication:total-failed",
+            "urn:signkit:subindication:MODIFIED_AFTER_SIGNING",
+        ),
+    ]
+    assert root.find(f"{vr}SignatureValidationObjects") is not None
+    usage = signkit("verify", str(grown), "--report-format", "etsi", "--no-audit")
+    assert usage.returncode == 2 and "--report-format etsi writes the --report FILE" in usage.stderr

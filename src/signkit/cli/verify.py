@@ -145,6 +145,14 @@ def _summary(out: Output, report: Any) -> None:
     help="Write the JSON report here too.",
 )
 @click.option(
+    "--report-format",
+    type=click.Choice(["json", "etsi"]),
+    default="json",
+    show_default=True,
+    help="--report as signkit's JSON, or as an ETSI TS 119 102-2 XML validation report "
+    "(PDF signatures).",
+)
+@click.option(
     "--audit-log",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
@@ -184,6 +192,13 @@ def command(**options: Any) -> None:
             return _extract(out, o)
         if o["output"] is not None:
             raise UsageError("-o/--output goes with --extract-revision")
+        etsi = o["report_format"] == "etsi"
+        if etsi:
+            from signkit.verify.etsi import available
+
+            if o["report_path"] is None:
+                raise UsageError("--report-format etsi writes the --report FILE: give one")
+            available()
         trust_paths = tuple(o["trust"])
         require_anchors(TrustSpec(anchors=trust_paths))
         anchors = anchors_from(trust_paths, system=o["trust_system"])
@@ -196,6 +211,7 @@ def command(**options: Any) -> None:
             at=parse_time(o["at"]) if o["at"] else None,
             allow_weak=o["insecure_allow_weak"],
             diff_analysis=not o["no_diff_analysis"],
+            etsi=etsi,
         )
         if o["no_audit"]:
             out.warn("audit log disabled (--no-audit): this run leaves no audit record")
@@ -220,7 +236,13 @@ def command(**options: Any) -> None:
             verify_documents(spec, events=progress, report=report, tasks=tasks, warn=out.warn)
         finally:
             progress.close()
-        if o["report_path"] is not None:
+        if o["report_path"] is not None and etsi:
+            from signkit.verify.etsi import write_report
+
+            write_report(report.etsi, o["report_path"])
+            if any(d.verdict and d.verdict["format"] == "xml" for d in report.documents):
+                out.warn("the ETSI report covers PDF signatures only; XML verdicts are in --json")
+        elif o["report_path"] is not None:
             report.write(o["report_path"])
         if out.json:
             out.emit_json(report.to_json())

@@ -57,6 +57,9 @@ class VerifyJobSpec:
 class VerifyReport(BatchReport):
     """A verification run: exit code from the verdicts (0 / 1 FAILED / 6 INDETERMINATE)."""
 
+    etsi: list[Any] = field(default_factory=list)
+    """ETSI TS 119 102-2 report parts of the PDF signatures (--report-format etsi)."""
+
     def verdicts(self) -> dict[str, int]:
         """Documents per indication."""
         counts = {i.value: 0 for i in Indication}
@@ -193,14 +196,15 @@ def verify_documents(
         )
     _preload()
     workers = min(spec.jobs or os.cpu_count() or 2, len(tasks))
+    etsi: list[list[Any]] = [[] for _ in tasks]
     try:
         if workers <= 1:
             for index, task in enumerate(tasks):
                 value = verify_document(str(task.input), spec.policy)
-                if _record(results[index], value, audit, events) and spec.fail_fast:
+                if _record(results[index], value, audit, events, etsi[index]) and spec.fail_fast:
                     break
         else:
-            _run_pool(spec, tasks, results, workers, audit, events)
+            _run_pool(spec, tasks, results, workers, audit, events, etsi)
     except KeyboardInterrupt:
         for r in results:
             if r.status is Status.PLANNED:
@@ -211,6 +215,7 @@ def verify_documents(
             if r.status is Status.PLANNED:
                 r.status, r.reason = Status.NOT_ATTEMPTED, "batch stopped (--fail-fast)"
         report.finished = datetime.now(UTC)
+        report.etsi = [part for doc in etsi for part in doc]
         if audit is not None:
             audit.add(
                 {
@@ -232,6 +237,7 @@ def _run_pool(
     workers: int,
     audit: AuditLog | None,
     events: Events,
+    etsi: list[list[Any]],
 ) -> None:
     # fork: the workers inherit the imported validation stack (no warm-up).
     ctx = multiprocessing.get_context("fork")
@@ -258,7 +264,10 @@ def _run_pool(
                         events.document_done(results[index])
                         stop = stop or spec.fail_fast
                         continue
-                    if _record(results[index], value, audit, events) and spec.fail_fast:
+                    if (
+                        _record(results[index], value, audit, events, etsi[index])
+                        and spec.fail_fast
+                    ):
                         stop = True
         except BaseException:
             for future in in_flight:
@@ -271,6 +280,7 @@ def _record(
     value: DocumentVerdict | SignkitError,
     audit: AuditLog | None,
     events: Events,
+    etsi: list[Any],
 ) -> bool:
     """Store one outcome; True when it is not PASSED (for --fail-fast)."""
     if isinstance(value, SignkitError):
@@ -288,6 +298,7 @@ def _record(
         return True
     result.status = Status.VERIFIED
     result.sha256_before = value.sha256
+    etsi.extend(value.etsi)
     result.verdict = value.to_json()
     result.reason = value.sentence
     if value.signatures:

@@ -247,8 +247,11 @@ def verify_pdf(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
         context = _DocContext.read(reader)
     except PdfError as exc:
         raise InputFormatError(f"malformed PDF ({exc})", subject=str(path)) from None
-    verdicts = [_verify_one(i, sig, policy, context) for i, sig in enumerate(sigs)]
-    return DocumentVerdict.of(str(path), "pdf", verdicts, hashlib.sha256(data).hexdigest())
+    parts: list[Any] = []
+    verdicts = [_verify_one(i, sig, policy, context, parts) for i, sig in enumerate(sigs)]
+    verdict = DocumentVerdict.of(str(path), "pdf", verdicts, hashlib.sha256(data).hexdigest())
+    verdict.etsi = parts
+    return verdict
 
 
 @dataclass(frozen=True)
@@ -319,7 +322,9 @@ def _hex_serial(cert: Any) -> str:
     return format(cert.serial_number, "X")
 
 
-def _verify_one(index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext) -> SignatureVerdict:
+def _verify_one(
+    index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext, etsi_parts: list[Any]
+) -> SignatureVerdict:
     from pyhanko.sign.validation.errors import SignatureValidationError
 
     name = None
@@ -429,6 +434,10 @@ def _verify_one(index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext) ->
     if sub is SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and not_before > best:
         # pyHanko reports a not-yet-valid signer as a general chain failure
         sub = SubIndication.NOT_YET_VALID
+    if policy.etsi:
+        from signkit.verify.etsi import signature_part
+
+        etsi_parts.append(signature_part(sig, result, indication, sub))
     verdict = make_verdict(
         index,
         indication,

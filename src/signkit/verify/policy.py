@@ -34,6 +34,8 @@ class VerifyPolicy:
     """Accept SHA-1 and RSA < 2048 (still reported)."""
     diff_analysis: bool = True
     """Judge incremental updates after each PDF signature."""
+    etsi: bool = False
+    """Also build ETSI TS 119 102-2 report parts for PDF signatures."""
     now: datetime | None = None
     """The run's validation time (one instant for the whole batch); None: each call's now."""
 

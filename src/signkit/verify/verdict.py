@@ -222,6 +222,8 @@ class DocumentVerdict:
     """Every signature, in document order."""
     sha256: str | None = None
     """Of the file as verified."""
+    etsi: list[Any] = field(default_factory=list)
+    """ETSI TS 119 102-2 report parts of its signatures (with --report-format etsi)."""
 
     @classmethod
     def of(

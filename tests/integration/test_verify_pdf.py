@@ -419,3 +419,57 @@ def test_etsi_validation_report(
     assert root.find(f"{vr}SignatureValidationObjects") is not None
     usage = signkit("verify", str(grown), "--report-format", "etsi", "--no-audit")
     assert usage.returncode == 2 and "--report-format etsi writes the --report FILE" in usage.stderr
+
+
+def test_rsa_1024_is_weak_unless_explicitly_allowed(signkit: Runner, tmp_path: Path) -> None:
+    from support.verifydocs import sign_with_files, throwaway_pki
+
+    ca, leaf, key = throwaway_pki(tmp_path / "pki", leaf_bits=1024)
+    doc = sign_with_files(sample(tmp_path), tmp_path / "rsa1024.pdf", key, leaf, ca)
+    base = ["verify", str(doc), "--trust", str(ca), "--revocation", "off", "--json", "--no-audit"]
+    proc = signkit(*base)
+    assert proc.returncode == 6, proc.stderr
+    s = sig0(json.loads(proc.stdout))
+    assert s["indication"] == "INDETERMINATE"
+    assert s["sub_indication"].startswith("CRYPTO_CONSTRAINTS_FAILURE"), s
+    assert s["weak_algorithms"] == ["RSA-1024 key"]
+    proc = signkit(*base, "--insecure-allow-weak")
+    assert proc.returncode == 0, proc.stderr
+    s = sig0(json.loads(proc.stdout))
+    assert s["indication"] == "PASSED" and s["weak_algorithms"] == ["RSA-1024 key"]
+
+
+def test_batch_options(
+    signkit: Runner, signed: dict[str, Path], trust: Path, tmp_path: Path
+) -> None:
+    """--dry-run verifies nothing, --manifest names documents, --fail-fast stops, and
+    contradictory or missing options are usage/config errors with one line each."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    bad = flip_signed_byte(signed["B-B"], docs / "a-bad.pdf")
+    for n in range(3):
+        shutil.copy(signed["B-B"], docs / f"b-good{n}.pdf")
+    dry = signkit("verify", str(docs), "--dry-run", "--json", "--no-audit")
+    assert dry.returncode == 0, dry.stderr
+    data = json.loads(dry.stdout)
+    assert data["dry_run"] and {d["status"] for d in data["documents"]} == {"planned"}
+    assert "dry run: 4 document(s) would be verified" in dry.stderr
+    manifest = tmp_path / "batch.csv"
+    manifest.write_text("input\ndocs/b-good0.pdf\ndocs/b-good1.pdf\n")
+    proc = signkit("verify", "--manifest", str(manifest), "--trust", str(trust), "--no-audit")
+    assert proc.returncode == 0 and "2 passed, 0 indeterminate, 0 failed (of 2)" in proc.stderr
+    fast = signkit(
+        "verify", str(docs), "--trust", str(trust), "--fail-fast", "--jobs", "1", "--json",
+        "--no-audit",
+    )  # fmt: skip
+    assert fast.returncode == 1
+    statuses = [d["status"] for d in json.loads(fast.stdout)["documents"]]
+    assert statuses == ["verified"] + ["not-attempted"] * 3, statuses
+    assert "a-bad.pdf" in fast.stderr and "3 not attempted (of 4)" in fast.stderr
+    usage = signkit("verify", str(bad), "-o", str(tmp_path / "x.pdf"), "--no-audit")
+    assert usage.returncode == 2 and "-o/--output goes with --extract-revision" in usage.stderr
+    missing = signkit("verify", str(bad), "--trust", str(tmp_path / "nope.pem"), "--no-audit")
+    assert missing.returncode == 5 and "trust anchor path does not exist" in missing.stderr
+    for proc in (usage, missing):
+        assert len([x for x in proc.stderr.splitlines() if x.startswith("error:")]) == 1
+        assert "Traceback" not in proc.stderr

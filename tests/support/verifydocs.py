@@ -208,3 +208,81 @@ def replace_certificate(src: Path, dst: Path, other: str = "signer-nolabel") -> 
     data[match.start(1) : match.end(1)] = padded
     dst.write_bytes(bytes(data))
     return dst
+
+
+def throwaway_pki(directory: Path, *, leaf_bits: int) -> tuple[Path, Path, Path]:
+    """A self-made CA (RSA-2048) and a leaf with an RSA key of ``leaf_bits`` (for weak-key
+    tests: the test PKI has no such key). Returns (ca.pem, leaf.pem, leaf-key.pem)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("Throwaway CA"))
+        .issuer_name(name("Throwaway CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=leaf_bits)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name(f"Throwaway RSA-{leaf_bits} signer"))
+        .issuer_name(ca.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (directory / "ca.pem", directory / "leaf.pem", directory / "leaf-key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+def sign_with_files(src: Path, dst: Path, key: Path, cert: Path, ca: Path) -> Path:
+    """PAdES B-B with a key and certificate from files."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    signer = signers.SimpleSigner.load(str(key), str(cert), ca_chain_files=(str(ca),))
+    assert signer is not None
+    meta = signers.PdfSignatureMetadata(
+        field_name="Sig1", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES
+    )
+    with src.open("rb") as fh:
+        out = signers.PdfSigner(meta, signer=signer).sign_pdf(
+            IncrementalPdfFileWriter(fh, strict=False)
+        )
+        dst.write_bytes(out.getvalue())
+    return dst

@@ -116,3 +116,24 @@ def test_files_untrusted_and_offline(
     assert proc.returncode == 5 and proc.stderr.startswith("UNTRUSTED")
     missing = check(signkit, softhsm, "--file", str(tmp_path / "nope.pem"))
     assert missing.returncode == 3 and "nope.pem: no such file" in missing.stderr
+
+
+def test_document_signers_and_audit(
+    signkit: Runner, softhsm: SoftHsm, pki: PkiServices, trust: Path, tmp_path: Path
+) -> None:
+    from support.verifydocs import pyhanko_sign, sample
+
+    doc = pyhanko_sign(sample(tmp_path), tmp_path / "signed.pdf", "leader-vn")
+    audit = tmp_path / "audit.jsonl"
+    proc = signkit(
+        "cert", "check", "--document", str(doc), "--trust", str(trust), "--audit-log", str(audit),
+        "--json", env={"SIGNKIT_MODULE": softhsm.module},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (cert,) = json.loads(proc.stdout)["certificates"]
+    assert cert["source"] == f"{doc} signature 1" and "CN=Trần Thị Bình" in cert["subject"]
+    assert cert["chain"] == "trusted" and cert["revocation"] == "good"
+    (record,) = [json.loads(x) for x in audit.read_text().splitlines()]
+    assert record["type"] == "cert-check" and record["certificates"][0]["state"] == "ok"
+    unsigned = check(signkit, softhsm, "--document", str(sample(tmp_path / "u")))
+    assert unsigned.returncode == 3 and "the document carries no signature" in unsigned.stderr

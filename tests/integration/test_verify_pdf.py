@@ -146,6 +146,10 @@ def test_untrusted_root_is_indeterminate(
     # and with no --trust at all: nothing is trusted, said up front
     proc, data = verify(str(signed["B-T"]), trusted=False)
     assert proc.returncode == 6 and "no trust anchors" in proc.stderr
+    # the OS store, asked for explicitly, does not hold the test root either
+    proc, data = verify(str(signed["B-T"]), "--trust-system", trusted=False)
+    assert proc.returncode == 6 and "no trust anchors" not in proc.stderr
+    assert sig0(data)["sub_indication"] == "NO_CERTIFICATE_CHAIN_FOUND"
 
 
 def _referee_valid(path: Path) -> bool | None:

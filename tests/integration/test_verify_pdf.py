@@ -477,3 +477,26 @@ def test_batch_options(
     for proc in (usage, missing):
         assert len([x for x in proc.stderr.splitlines() if x.startswith("error:")]) == 1
         assert "Traceback" not in proc.stderr
+
+
+def test_without_difference_analysis_an_updated_document_never_passes(
+    signed: dict[str, Path], tmp_path: Path
+) -> None:
+    """Library use may switch the analysis off (the CLI cannot): an update after signing
+    then leaves the verdict INDETERMINATE, never PASSED."""
+    from signkit.jobs.verify_job import quiet_libraries
+    from signkit.verify.pdf import verify_pdf
+    from signkit.verify.policy import VerifyPolicy
+
+    quiet_libraries()
+    grown = add_page(signed["B-B"], tmp_path / "grown.pdf")
+    anchors = (pki_certificate("root-ca"),)
+    judged = verify_pdf(grown, VerifyPolicy(anchors=anchors))
+    blind = verify_pdf(grown, VerifyPolicy(anchors=anchors, diff_analysis=False))
+    assert judged.sub_indication.value == "MODIFIED_AFTER_SIGNING"
+    assert (blind.indication.value, blind.sub_indication.value) == (
+        "INDETERMINATE",
+        "SIG_CONSTRAINTS_FAILURE",
+    )
+    untouched = verify_pdf(signed["B-B"], VerifyPolicy(anchors=anchors, diff_analysis=False))
+    assert untouched.indication.value == "PASSED"  # nothing after the signature to judge

@@ -117,11 +117,6 @@ def _summary(out: Output, report: Any) -> None:
     help="Accept SHA-1 and RSA keys under 2048 bits (still reported).",
 )
 @click.option(
-    "--no-diff-analysis",
-    is_flag=True,
-    help="Skip the analysis of changes after signing (faster; weaker).",
-)
-@click.option(
     "--extract-revision",
     type=click.IntRange(min=1),
     metavar="N",
@@ -210,7 +205,6 @@ def command(**options: Any) -> None:
             offline=o["offline"],
             at=parse_time(o["at"]) if o["at"] else None,
             allow_weak=o["insecure_allow_weak"],
-            diff_analysis=not o["no_diff_analysis"],
             etsi=etsi,
         )
         if o["no_audit"]:

@@ -419,6 +419,13 @@ def _verify_one(
         indication, sub = Indication.FAILED, SubIndication.SIG_CRYPTO_FAILURE
     if integrity["docmdp_ok"] is False and indication is not Indication.FAILED:
         indication, sub = Indication.FAILED, SubIndication.MODIFIED_AFTER_SIGNING
+    if (
+        not policy.diff_analysis
+        and details["coverage"] != "entire-file"
+        and indication is Indication.PASSED
+    ):
+        indication, sub = Indication.INDETERMINATE, SubIndication.SIG_CONSTRAINTS_FAILURE
+        warnings.append("updated after signing, and the changes were not analysed")
     if details["weak_algorithms"] and policy.allow_weak:
         warnings.append(
             "weak algorithm accepted (--insecure-allow-weak): "

@@ -33,7 +33,8 @@ class VerifyPolicy:
     allow_weak: bool = False
     """Accept SHA-1 and RSA < 2048 (still reported)."""
     diff_analysis: bool = True
-    """Judge incremental updates after each PDF signature."""
+    """Judge incremental updates after each PDF signature (without it, a signature
+    followed by any update is INDETERMINATE at best)."""
     etsi: bool = False
     """Also build ETSI TS 119 102-2 report parts for PDF signatures."""
     now: datetime | None = None

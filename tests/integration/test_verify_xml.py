@@ -175,3 +175,23 @@ def test_dtd_is_refused_and_unsigned_xml_fails(verify: Verify, tmp_path: Path) -
     assert first["status"] == "failed" and "DOCTYPE/DTD is refused" in first["error_message"]
     assert second["verdict"]["indication"] == "FAILED"
     assert second["verdict"]["sentence"] == "The document carries no signature."
+
+
+def test_xades_signature_timestamp(verify: Verify, tmp_path: Path) -> None:
+    """B-T: the TSA's token over the canonical SignatureValue is checked (imprint,
+    TSA signature, TSA chain to --trust); one over anything else is ignored."""
+    from support.xmldocs import add_signature_timestamp
+
+    base = xades_sign(tmp_path, "signer-rsa2048")
+    stamped = add_signature_timestamp(base, tmp_path / "b-t.xml")
+    proc, data = verify(str(stamped))
+    assert proc.returncode == 0, proc.stderr
+    s = sig0(data)
+    assert s["level"] == "B-T" and s["timestamp_time"] and s["warnings"] == []
+    assert s["best_signature_time"] == s["timestamp_time"]
+    wrong = add_signature_timestamp(base, tmp_path / "wrong.xml", over=b"something else")
+    proc, data = verify(str(wrong))
+    assert proc.returncode == 0, proc.stderr  # the signature itself is fine: B-B
+    s = sig0(data)
+    assert s["level"] == "B-B" and s["timestamp_time"] is None
+    assert any("time-stamp ignored" in w for w in s["warnings"]), s["warnings"]

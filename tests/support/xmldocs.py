@@ -188,3 +188,26 @@ def xades_sign(directory: Path, label: str, *, cert_label: str | None = None) ->
     signed = XAdESSigner().sign(root, key=key, cert=certs, key_info=key_info)
     out = directory / f"xades-{label}{'-as-' + cert_label if cert_label else ''}.xml"
     return _save(signed, out)
+
+
+def add_signature_timestamp(src: Path, dst: Path, *, over: bytes | None = None) -> Path:
+    """XAdES B-T: a SignatureTimeStamp from the test TSA over the canonical SignatureValue
+    (or over ``over``, for a token that covers something else)."""
+    from signkit.timestamps import TsaSpec, request_timestamp
+    from support.infra import TSA_URL
+
+    xades = "http://uri.etsi.org/01903/v1.3.2#"
+    c14n = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+    root = _load(src)
+    signature = root.find(f".//{{{DS}}}Signature")
+    value = signature.find(f"{{{DS}}}SignatureValue")
+    covered = etree.tostring(etree.fromstring(etree.tostring(value)), method="c14n")
+    token = request_timestamp(TsaSpec(url=TSA_URL), covered if over is None else over)
+    props = signature.find(f".//{{{xades}}}QualifyingProperties")
+    unsigned = etree.SubElement(props, f"{{{xades}}}UnsignedProperties")
+    sig_props = etree.SubElement(unsigned, f"{{{xades}}}UnsignedSignatureProperties")
+    stamp = etree.SubElement(sig_props, f"{{{xades}}}SignatureTimeStamp")
+    etree.SubElement(stamp, f"{{{DS}}}CanonicalizationMethod", Algorithm=c14n)
+    encoded = etree.SubElement(stamp, f"{{{xades}}}EncapsulatedTimeStamp")
+    encoded.text = base64.b64encode(token.dump()).decode()
+    return _save(root, dst)

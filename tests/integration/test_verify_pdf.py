@@ -500,3 +500,31 @@ def test_without_difference_analysis_an_updated_document_never_passes(
     )
     untouched = verify_pdf(signed["B-B"], VerifyPolicy(anchors=anchors, diff_analysis=False))
     assert untouched.indication.value == "PASSED"  # nothing after the signature to judge
+
+
+def test_two_signers_each_judged(
+    sk, verify: Verify, signed: dict[str, Path], tmp_path: Path, trust: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A second signature (another token, a Vietnamese signer) after a B-T one: the first
+    sees a new signature as form filling, the second covers the whole file; pdfsig agrees."""
+    twice = tmp_path / "twice.pdf"
+    proc = sk(
+        str(signed["B-T"]), "-o", str(twice), "--token-label", "signkit-test-b",
+        "--key-label", "leader-vn", "--trust", str(trust),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc, data = verify(str(twice))
+    assert proc.returncode == 0, proc.stderr
+    first, second = data["documents"][0]["verdict"]["signatures"]
+    assert (first["level"], first["coverage"], first["modification_level"]) == (
+        "B-T",
+        "entire-revision",
+        "form-filling",
+    )
+    assert (second["level"], second["coverage"], second["modification_level"]) == (
+        "B-B",
+        "entire-file",
+        "none",
+    )
+    assert "CN=Trần Thị Bình" in second["signer_subject"]
+    assert pdfsig(twice).count("Signature is Valid") == 2

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable, Sequence
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,10 +100,15 @@ class SignerCheck:
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When the check ran."""
 
-    def evidence(self) -> list[dict[str, str]]:
-        """Hashes of the revocation evidence, for reports and the audit log."""
+    def evidence(self, *, ocsp_der: bool = False) -> list[dict[str, str]]:
+        """Hashes of the revocation evidence, for reports and the audit log;
+        ``ocsp_der`` adds each OCSP response itself (base64 DER, a few KB)."""
+        import base64
+
         return [
-            {"kind": "ocsp", "sha256": hashlib.sha256(o).hexdigest()} for o in self.ocsp_responses
+            {"kind": "ocsp", "sha256": hashlib.sha256(o).hexdigest()}
+            | ({"der": base64.b64encode(o).decode("ascii")} if ocsp_der else {})
+            for o in self.ocsp_responses
         ] + [{"kind": "crl", "sha256": hashlib.sha256(c).hexdigest()} for c in self.crls]
 
 
@@ -288,6 +295,34 @@ def check_signer(
         crls=crls,
         warnings=tuple(warnings),
         checked_at=now,
+    )
+
+
+_BUNDLE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def bundle_dirs(environ: Mapping[str, str] = os.environ) -> tuple[Path, ...]:
+    """Where named trust bundles live: the user's config, then the system's."""
+    config = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return (Path(config) / "signkit" / "trust", Path("/etc/signkit/trust"))
+
+
+def resolve_anchor(value: str, environ: Mapping[str, str] = os.environ) -> Path:
+    """A --trust value: a file or directory, or the name of an installed bundle
+    (``vn-gov`` for the Government CA roots, ``vn-public`` for the National Root
+    CA, or any name): ``<dir>/NAME/`` or ``<dir>/NAME.pem`` in ``bundle_dirs``."""
+    path = Path(value)
+    if path.exists() or not _BUNDLE_NAME.fullmatch(value):
+        return path
+    for base in bundle_dirs(environ):
+        for candidate in (base / value, base / f"{value}.pem", base / f"{value}.crt"):
+            if candidate.exists():
+                return candidate
+    where = " or ".join(str(b / value) for b in bundle_dirs(environ))
+    raise ConfigError(
+        "no such trust file, and no trust bundle of that name is installed",
+        subject=value,
+        hint=f"put the roots (PEM, DER or PKCS#7) in {where}",
     )
 
 

@@ -301,7 +301,9 @@ def test_in_place_keeps_mode(sk, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "attachment.pdf",
         "audit.jsonl",
+        "audit.jsonl.anchor",  # the run's last seal, copied outside the log
         "root.der",
+        "state",  # XDG_STATE_HOME: the audit seal key, made on first use
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -330,6 +331,34 @@ def test_rect_honours_page_rotation(sk, tmp_path: Path) -> None:  # type: ignore
         tmp_path / "before-1.pgm", tmp_path / "after-1.pgm", visible, 595
     )
     assert inside > 50 and outside == 0, (inside, outside)
+
+
+@pytest.mark.parametrize("turn", [90, 270])
+def test_text_reads_upright_on_rotated_pages(sk, tmp_path: Path, turn: int) -> None:  # type: ignore[no-untyped-def]
+    """Regression: on a page shown rotated, the appearance text came out sideways
+    (pyHanko draws in unrotated user space)."""
+    rotated = tmp_path / "rotated.pdf"
+    subprocess.run(
+        ["qpdf", f"--rotate=+{turn}", str(SAMPLES / "attachment.pdf"), str(rotated)], check=True
+    )
+    out = tmp_path / "signed.pdf"
+    proc = sk(str(rotated), *RSA, "-o", str(out), "--rect", "20,30,80,25", "--text", "signkit")
+    assert proc.returncode == 0, proc.stderr
+    assert_signed_ok(out)
+    html = subprocess.run(
+        ["pdftotext", "-bbox", "-f", "1", "-l", "1", str(out), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    words = [
+        {k: float(v) for k, v in re.findall(r'(\w+)="([\d.]+)"', m.group(1))}
+        for m in re.finditer(r"<word ([^>]*)>signkit</word>", html)
+    ]
+    assert len(words) == 1, html[-2000:]
+    w = words[0]
+    # as the reader sees it (poppler applies /Rotate): wide, not tall
+    assert w["xMax"] - w["xMin"] > 2 * (w["yMax"] - w["yMin"]), w
 
 
 def test_template_placeholders(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

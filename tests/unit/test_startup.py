@@ -13,9 +13,9 @@ HEAVY = ("pyhanko", "signxml", "lxml", "pkcs11", "cryptography", "asn1crypto")
 SCRIPT = """
 import json, sys
 sys.argv = ["signkit"] + sys.argv[1:]
-from signkit.cli import main
+from signkit.cli import run
 try:
-    main()
+    run()
 except SystemExit:
     pass
 print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)

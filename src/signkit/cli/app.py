@@ -15,6 +15,7 @@ import click
 
 from signkit import __version__
 from signkit.errors import EXIT_CODE_TABLE
+from signkit.i18n import LANGUAGES, choose_language, set_language
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code:>2}  {text}" for code, text in EXIT_CODE_TABLE
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify": ("signkit.cli.verify", "command", "Verify signed PDFs and XML in bulk."),
     "cert": ("signkit.cli.cert", "group", "Check certificates: expiry, chain, revocation."),
     "completion": ("signkit.cli.completion", "command", "Print the completion script for SHELL."),
+    "audit": ("signkit.cli.audit", "group", "Check, read and rotate the tamper-evident audit log."),
 }
 
 
@@ -63,11 +65,18 @@ def build_app() -> click.Group:
     @click.version_option(
         __version__, "--version", prog_name="signkit", message="%(prog)s %(version)s"
     )
-    def app(**_: Any) -> None:
+    @click.option(
+        "--lang",
+        type=click.Choice(LANGUAGES),
+        help="Language of messages and reports (default: from LC_ALL, LC_MESSAGES, LANG). "
+        "JSON output stays in English.",
+    )
+    def app(lang: str | None, **_: Any) -> None:
         """Sign and verify PDFs and XML with keys on PKCS#11 tokens, in bulk.
 
         PIN sources: the prompt (on a terminal), SIGNKIT_PIN (removed from the
         environment at start-up), --pin-file, --pin-stdin, or the reader's PIN pad.
         """
+        set_language(choose_language(lang))
 
     return app

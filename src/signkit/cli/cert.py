@@ -35,8 +35,9 @@ def group() -> None:
 @click.option(
     "--trust",
     multiple=True,
-    type=click.Path(path_type=Path),
-    help="Trust anchors (PEM/DER/PKCS#7 file or directory); repeatable.",
+    metavar="PATH|NAME",
+    help="Trust anchors: a PEM/DER/PKCS#7 file or directory, or an installed bundle by name "
+    "(vn-gov, vn-public); repeatable.",
 )
 @click.option("--trust-system", is_flag=True, help="Also trust the operating system's CA store.")
 @click.option(
@@ -86,14 +87,14 @@ def check(**options: Any) -> None:
     def body() -> int:
         from signkit import __version__
         from signkit.audit.log import AuditLog, default_audit_path, run_identity
-        from signkit.trust import TrustSpec, require_anchors
+        from signkit.trust import TrustSpec, require_anchors, resolve_anchor
         from signkit.verify import certcheck
         from signkit.verify.policy import VerifyPolicy, anchors_from
 
         from .tokenspec import build_token_spec
         from .verify import parse_time
 
-        trust_paths = tuple(o["trust"])
+        trust_paths = tuple(resolve_anchor(v) for v in o["trust"])
         require_anchors(TrustSpec(anchors=trust_paths))
         policy = VerifyPolicy(
             anchors=anchors_from(trust_paths, system=o["trust_system"]),

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from signkit.errors import ExitCode, SignkitError
+from signkit.i18n import t
 from signkit.tokens.secret import Pin
 
 
@@ -27,7 +28,7 @@ def _console() -> Any:
     from rich.console import Console
 
     # Off a terminal (logs, cron mail) do not wrap tables at 80 columns.
-    width = None if sys.stderr.isatty() else 200
+    width = None if sys.stderr.isatty() else 1000
     return Console(stderr=True, highlight=False, soft_wrap=True, width=width)
 
 
@@ -61,11 +62,11 @@ class Output:
     def info(self, text: str) -> None:
         """A human line on stderr (suppressed by --quiet)."""
         if not self.quiet:
-            self.console().print(text, markup=False)
+            self.console().print(t(text), markup=False)
 
     def warn(self, text: str) -> None:
         """A warning on stderr (shown even with --quiet)."""
-        self.console().print(f"warning: {text}", style="yellow", markup=False)
+        self.console().print(f"{t('warning')}: {t(text)}", style="yellow", markup=False)
 
     def emit_json(self, data: Any) -> None:
         """The machine report on stdout."""
@@ -81,9 +82,11 @@ class Output:
 
             traceback.print_exc(file=sys.stderr)
         console = self.console()
-        console.print(f"error: {exc}", style="bold red", markup=False)
+        message = t(exc.message)
+        text = f"{exc.subject}: {message}" if exc.subject else message
+        console.print(f"{t('error')}: {text}", style="bold red", markup=False)
         if exc.hint:
-            console.print(f"hint: {exc.hint}", markup=False)
+            console.print(f"{t('hint')}: {t(exc.hint)}", markup=False)
         raise click.exceptions.Exit(int(exc.exit_code))
 
 
@@ -100,7 +103,7 @@ def run_command(out: Output, body: Callable[[], int]) -> NoReturn:
     except SignkitError as exc:
         out.fail(exc)
     except KeyboardInterrupt:
-        out.console().print("error: interrupted", style="bold red", markup=False)
+        out.console().print(f"{t('error')}: {t('interrupted')}", style="bold red", markup=False)
         raise click.exceptions.Exit(130) from None
     except click.exceptions.Exit:
         raise
@@ -109,9 +112,9 @@ def run_command(out: Output, body: Callable[[], int]) -> NoReturn:
             import traceback
 
             traceback.print_exc(file=sys.stderr)
+        message = t("internal error ({name}); run again with --debug for a traceback and report it")
         out.console().print(
-            f"error: internal error ({type(exc).__name__}); run again with --debug "
-            "for a traceback and report it",
+            f"{t('error')}: {message.replace('{name}', type(exc).__name__)}",
             style="bold red",
             markup=False,
         )

@@ -119,3 +119,122 @@ def parse_key_id(value: str | None) -> bytes | None:
         return bytes.fromhex(cleaned)
     except ValueError as exc:
         raise UsageError("--key-id must be hexadecimal", subject=value) from exc
+
+
+def batch_options(f: F) -> F:
+    """Inputs, outputs and batch behaviour of the bulk signing commands."""
+    return _apply(
+        f,
+        [
+            click.argument("inputs", nargs=-1, metavar="INPUT..."),
+            click.option("-r", "--recursive", is_flag=True, help="Descend into directories."),
+            click.option(
+                "--manifest",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="CSV or JSON Lines, one row per document; columns named after the "
+                "long options.",
+            ),
+            click.option(
+                "-o",
+                "--output",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="Output file (single input).",
+            ),
+            click.option(
+                "--output-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                help="Write outputs here, mirroring the input tree.",
+            ),
+            click.option(
+                "--suffix",
+                default="_signed",
+                show_default=True,
+                help="Output next to the input: a.xml -> a_signed.xml.",
+            ),
+            click.option(
+                "--in-place",
+                is_flag=True,
+                help="Replace the input once the signed file is complete and checked.",
+            ),
+            click.option("--force", is_flag=True, help="Overwrite existing outputs."),
+            click.option(
+                "--resign",
+                is_flag=True,
+                help="Sign again documents whose output already carries this signer's signature.",
+            ),
+            click.option("--dry-run", is_flag=True, help="Print the plan; sign nothing."),
+            click.option("--fail-fast", is_flag=True, help="Stop at the first failed document."),
+            click.option(
+                "--jobs",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Worker processes preparing documents (default: one per CPU).",
+            ),
+        ],
+    )
+
+
+def tsa_options(f: F) -> F:
+    """The RFC 3161 time-stamping authority."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--tsa", "tsa_url", metavar="URL", help="RFC 3161 time-stamping authority."
+            ),
+            click.option("--tsa-policy", metavar="OID", help="Requested TSA policy."),
+            click.option("--tsa-no-nonce", is_flag=True, help="Do not send a nonce to the TSA."),
+            click.option("--tsa-user", metavar="USER", help="HTTP basic-auth user for the TSA."),
+            click.option(
+                "--tsa-password-file",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="TSA password file [or env SIGNKIT_TSA_PASSWORD].",
+            ),
+        ],
+    )
+
+
+def trust_options(f: F) -> F:
+    """Trust anchors and the pre-signing revocation check."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--trust",
+                "trust",
+                multiple=True,
+                type=click.Path(path_type=Path),
+                help="Trust anchors (PEM/DER/PKCS#7 file or directory); repeatable.",
+            ),
+            click.option(
+                "--revocation",
+                type=click.Choice(["hard", "soft", "off"]),
+                default="soft",
+                show_default=True,
+                help="Signer revocation check before signing.",
+            ),
+        ],
+    )
+
+
+def report_options(f: F) -> F:
+    """The JSON report file and the audit log."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--report",
+                "report_path",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="Write the JSON report here too.",
+            ),
+            click.option(
+                "--audit-log",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="Audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
+            ),
+            click.option(
+                "--no-audit", is_flag=True, help="Do not write the audit log (noted on stderr)."
+            ),
+        ],
+    )

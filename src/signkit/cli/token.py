@@ -153,7 +153,7 @@ def info(**options: Any) -> None:
         if json:
             out.emit_json(data)
         else:
-            out.info(f"{session.info.display_name()}")
+            out.info(session.info.display_name())
             for key in ("module", "manufacturer", "model", "serial", "slot_description"):
                 out.info(f"  {key.replace('_', ' ')}: {data[key]}")
             out.info(f"  flags: {_flags_text(data['flags'])}")

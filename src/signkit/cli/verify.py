@@ -94,8 +94,9 @@ def _summary(out: Output, report: Any) -> None:
     "--trust",
     "trust",
     multiple=True,
-    type=click.Path(path_type=Path),
-    help="Trust anchors (PEM/DER/PKCS#7 file or directory); repeatable. Nothing else is trusted.",
+    metavar="PATH|NAME",
+    help="Trust anchors: a PEM/DER/PKCS#7 file or directory, or an installed bundle by name "
+    "(vn-gov, vn-public); repeatable. Nothing else is trusted.",
 )
 @click.option("--trust-system", is_flag=True, help="Also trust the operating system's CA store.")
 @click.option(
@@ -177,7 +178,7 @@ def command(**options: Any) -> None:
         from signkit.audit.log import default_audit_path
         from signkit.errors import ConfigError, UsageError
         from signkit.jobs.verify_job import VerifyJobSpec, VerifyReport, plan, verify_documents
-        from signkit.trust import TrustSpec, require_anchors
+        from signkit.trust import TrustSpec, require_anchors, resolve_anchor
         from signkit.verify.policy import VerifyPolicy, anchors_from
 
         o = options
@@ -194,7 +195,7 @@ def command(**options: Any) -> None:
             if o["report_path"] is None:
                 raise UsageError("--report-format etsi writes the --report FILE: give one")
             available()
-        trust_paths = tuple(o["trust"])
+        trust_paths = tuple(resolve_anchor(v) for v in o["trust"])
         require_anchors(TrustSpec(anchors=trust_paths))
         anchors = anchors_from(trust_paths, system=o["trust_system"])
         if o["trust_system"] and len(anchors) == len(anchors_from(trust_paths, system=False)):

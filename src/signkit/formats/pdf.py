@@ -23,15 +23,27 @@ from zoneinfo import ZoneInfo
 
 from signkit.errors import DocumentError, InputFormatError, SignkitError, UsageError
 from signkit.formats.cms import CmsTemplate
-from signkit.formats.pdf_anchor import POSITIONS, box_for, locate, parse_pair
+from signkit.formats.pdf_anchor import (
+    POSITIONS,
+    box_for,
+    find_slots,
+    font_advance,
+    locate,
+    page_words,
+    parse_pair,
+)
 from signkit.formats.pdf_appearance import (
     CORNERS,
     DEFAULT_TEXT,
+    MM,
     AppearanceValues,
     parse_rect,
     place_rect,
+    rotated_style,
+    slots_style,
     stamp_style,
 )
+from signkit.formats.pdf_presets import COPY_FORMS, get_preset
 from signkit.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.model import SignatureScheme
 
@@ -89,11 +101,37 @@ class PdfDocOptions:
     """Certification (DocMDP) signature."""
     docmdp: int = 2
     """DocMDP level with --certify: 1 no changes, 2 form filling, 3 + annotations."""
+    preset: str | None = None
+    """Document layout (see formats/pdf_presets.py): fills the options left unset."""
+    seal_mm: float | None = None
+    """Real diameter of the seal in mm (nd30-org)."""
+    over_field: str | None = None
+    """Field of the signature the seal overlaps (default: the last one with an image)."""
+    doc_number: str | None = None
+    """Document number and symbol, e.g. 12/QĐ-UBND ({doc_number} in the text)."""
+    copy_form: str | None = None
+    """Form of copy: SAO Y, SAO LỤC or TRÍCH SAO ({copy_form})."""
+    copy_org: str | None = None
+    """Copying organisation ({copy_org}; default the certificate's organisation)."""
 
     @property
     def visible(self) -> bool:
         """Whether this signature has an appearance on a page."""
-        return self.rect is not None or self.anchor_text is not None
+        return (
+            self.rect is not None
+            or self.anchor_text is not None
+            or self.placement in ("over-signature", "number-slot", "date-slots")
+        )
+
+    @property
+    def placement(self) -> str:
+        """How the preset places the signature ('free' without a preset)."""
+        return get_preset(self.preset).placement if self.preset is not None else "free"
+
+    @property
+    def over_signature(self) -> bool:
+        """Placed over an earlier signature (the organisation's seal)."""
+        return self.placement == "over-signature"
 
 
 # Manifest columns: the long option names (anchor-text) or the field names (anchor_text).
@@ -123,11 +161,14 @@ def resolve_options(defaults: PdfDocOptions, overrides: Mapping[str, str]) -> Pd
                 changes[name] = int(raw)
             except ValueError:
                 raise UsageError(f"'{key}' must be a whole number", subject=raw) from None
-        elif name == "font_size":
-            changes[name] = float(raw)
+        elif name in ("font_size", "seal_mm"):
+            try:
+                changes[name] = float(raw)
+            except ValueError:
+                raise UsageError(f"'{key}' must be a number", subject=raw) from None
         else:
             changes[name] = raw
-    opts = replace(defaults, **changes)
+    opts = _apply_preset(replace(defaults, **changes))
     if opts.level not in LEVELS:
         raise UsageError(f"level must be one of {', '.join(LEVELS)}", subject=opts.level)
     if opts.corner not in CORNERS:
@@ -154,6 +195,52 @@ def resolve_options(defaults: PdfDocOptions, overrides: Mapping[str, str]) -> Pd
             raise UsageError("page must be a number from 1, or 'last'", subject=opts.page) from None
     if opts.image is not None and not Path(opts.image).is_file():
         raise UsageError("appearance image not found", subject=opts.image)
+    return opts
+
+
+_DEFAULTS = PdfDocOptions()
+
+
+def _apply_preset(opts: PdfDocOptions) -> PdfDocOptions:
+    """Fill what the user left unset from the preset, then check its rules."""
+    if opts.preset is None:
+        return opts
+    preset = get_preset(opts.preset)
+    changes: dict[str, Any] = {}
+    for key, raw in preset.options.items():
+        name = key.replace("-", "_")
+        if getattr(opts, name) == getattr(_DEFAULTS, name):
+            changes[name] = float(raw) if name in ("font_size", "seal_mm") else raw
+    if preset.placement == "corner" and (opts.anchor_text is not None):
+        changes["rect"] = None  # the user placed it by text instead
+    opts = replace(opts, **changes)
+    for name in preset.requires:
+        if getattr(opts, name) in (None, ""):
+            raise UsageError(
+                f"preset {preset.name} needs --{name.replace('_', '-')}", subject=preset.name
+            )
+    for name in preset.forbids:
+        if getattr(opts, name) not in (None, False, ""):
+            raise UsageError(
+                f"preset {preset.name} does not allow --{name.replace('_', '-')}",
+                subject=preset.name,
+            )
+    if preset.placement == "free" and not (opts.rect or opts.anchor_text):
+        raise UsageError(
+            f"preset {preset.name} needs --anchor-text (e.g. the signer's printed name) or --rect",
+            subject=preset.name,
+        )
+    if opts.seal_mm is not None and not 5 <= opts.seal_mm <= 100:
+        raise UsageError(
+            "--seal-mm is the seal's diameter in mm (5 to 100)", subject=str(opts.seal_mm)
+        )
+    if opts.copy_form is not None:
+        form = opts.copy_form.strip().upper()
+        if form not in COPY_FORMS:
+            raise UsageError(
+                f"form of copy must be one of {', '.join(COPY_FORMS)}", subject=opts.copy_form
+            )
+        opts = replace(opts, copy_form=form)
     return opts
 
 
@@ -293,8 +380,11 @@ def worker_warmup() -> None:
     """Import the PDF stack ahead of the first document (a task, run early)."""
     import importlib
 
-    for name in WARMUP_MODULES:
-        importlib.import_module(name)
+    from signkit.startup import imports_without_gc
+
+    with imports_without_gc():
+        for name in WARMUP_MODULES:
+            importlib.import_module(name)
 
 
 def worker_ready() -> bool:
@@ -394,7 +484,16 @@ def worker_prepare(item: PrepareItem) -> Prepared:
             style = None
             spec = None
             name = opts.field or _free_field_name(writer)
-            if opts.visible:
+            slots: list[tuple[float, str]] | None = None
+            if opts.over_signature:
+                index, box = _seal_box(writer.prev, opts, item.input)
+                rotate = 0
+            elif opts.placement in ("number-slot", "date-slots"):
+                index = _page_index(writer, opts.page, item.input)
+                cropbox, rotate = _page_geometry(writer, index)
+                rect_mm, slots, size, baseline = _slot_layout(item.input, index, opts, cfg, now)
+                box = place_rect(rect_mm, corner="bottom-left", cropbox=cropbox, rotate=rotate)
+            elif opts.visible:
                 if opts.anchor_text is not None:
                     pages = (
                         [_page_index(writer, opts.page, item.input) + 1]
@@ -407,6 +506,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
                         pages=pages,
                         occurrence=opts.anchor_occurrence,
                         password=cfg.password,
+                        advance=font_advance(cfg.font_path),
                     )
                     index = page_no - 1
                     rect_mm = box_for(
@@ -421,7 +521,12 @@ def worker_prepare(item: PrepareItem) -> Prepared:
                     rect_mm = parse_rect(opts.rect or "")
                     corner = opts.corner
                 cropbox, rotate = _page_geometry(writer, index)
+                if opts.image and opts.text == "":
+                    # An image alone: the box takes the image's proportions, so the
+                    # widget is the image (the seal's overlap is measured on it).
+                    rect_mm = _fit_image(rect_mm, opts.image)
                 box = place_rect(rect_mm, corner=corner, cropbox=cropbox, rotate=rotate)
+            if opts.visible:
                 values = AppearanceValues(
                     signer=opts.name or cfg.signer_name,
                     org=cfg.signer_org,
@@ -429,19 +534,35 @@ def worker_prepare(item: PrepareItem) -> Prepared:
                     time=now,
                     reason=opts.reason or "",
                     location=opts.location or "",
+                    doc_number=opts.doc_number or "",
+                    copy_form=opts.copy_form or "",
+                    copy_org=opts.copy_org or "",
                 )
                 text = (
                     None
                     if opts.image and opts.text == ""
                     else values.render(opts.text if opts.text is not None else DEFAULT_TEXT)
                 )
-                style = stamp_style(
-                    text=text,
-                    image=opts.image,
-                    layout_mode=opts.layout,
-                    font_path=cfg.font_path,
-                    font_size=opts.font_size,
-                    box=box,
+                style = (
+                    rotated_style(
+                        slots_style(
+                            slots=slots,
+                            font_path=cfg.font_path,
+                            font_size=size,
+                            baseline=baseline,
+                        ),
+                        rotate,
+                    )
+                    if slots is not None
+                    else stamp_style(
+                        text=text,
+                        image=opts.image,
+                        layout_mode=opts.layout,
+                        font_path=cfg.font_path,
+                        font_size=opts.font_size,
+                        box=box,
+                        rotate=rotate,
+                    )
                 )
                 spec = sigfields.SigFieldSpec(sig_field_name=name, on_page=index, box=box)
             meta = signers.PdfSignatureMetadata(
@@ -496,6 +617,244 @@ def worker_prepare(item: PrepareItem) -> Prepared:
         signing_time=now.isoformat(),
         level=opts.level,
     )
+
+
+def _slot_layout(
+    source: str, index: int, opts: PdfDocOptions, cfg: PdfBatchConfig, now: datetime
+) -> tuple[tuple[float, float, float, float], list[tuple[float, str]], float, float]:
+    """Box (mm from the page's bottom-left), texts at x offsets, font size and
+    baseline for text written into the blanks after printed labels ("Số:", "ngày")."""
+    preset = get_preset(opts.preset or "")
+    advance = font_advance(cfg.font_path)
+    _width, height, words = page_words(source, index + 1, cfg.password)
+    found = find_slots(words, list(preset.slot_labels), advance)
+    labels = " … ".join(preset.slot_labels)
+    if found is None:
+        raise DocumentError(f"'{labels}' not found on page {index + 1}", subject=source)
+    slots, top, bottom = found
+    # The size of the line's own text (word boxes span about 1.04 em here).
+    size = min(16.0, max(9.0, round((bottom - top) / 1.04 * 2) / 2))
+    default_width = 12 * MM
+    if preset.placement == "number-slot":
+        slot = slots[0]
+        if slot.filled:
+            raise DocumentError(
+                f"the blank after '{slot.label}' is already filled in", subject=source
+            )
+        number = (opts.doc_number or "").split("/")[0].strip()
+        texts = [(slot, number)]
+    else:
+        texts = [(slots[0], _day(now.day)), (slots[1], _month(now.month))]
+        if not slots[2].filled:
+            texts.append((slots[2], str(now.year)))
+        for slot, _ in texts:
+            if slot.filled:
+                raise DocumentError(
+                    f"the blank after '{slot.label}' is already filled in", subject=source
+                )
+    left = texts[0][0].left
+    right = max((s.right or s.left + default_width) for s, _ in texts)
+    centres = [
+        (((s.left + (s.right or s.left + default_width)) / 2) - left, text) for s, text in texts
+    ]
+    pad = 2.0
+    rect_mm = (
+        left / MM,
+        (height - bottom - pad) / MM,
+        (right - left) / MM,
+        (bottom - top + 2 * pad) / MM,
+    )
+    # Times New Roman / Liberation Serif: descent 0.216 of ascent + descent 1.107
+    baseline = pad + (bottom - top) * 0.216 / 1.107
+    return rect_mm, centres, size, baseline
+
+
+def _day(day: int) -> str:
+    """Decree 30/2020: days under 10 take a leading zero."""
+    return f"{day:02d}"
+
+
+def _month(month: int) -> str:
+    """Decree 30/2020: months 1 and 2 take a leading zero, the others do not."""
+    return f"{month:02d}" if month < 3 else str(month)
+
+
+def _fit_image(
+    rect_mm: tuple[float, float, float, float], image: str
+) -> tuple[float, float, float, float]:
+    """Narrow or widen the box to the image's proportions (same height, same centre)."""
+    from PIL import Image
+
+    with Image.open(image) as img:
+        width, height = img.size
+    x, y, w, h = rect_mm
+    fitted = h * width / height
+    return x + (w - fitted) / 2, y, fitted, h
+
+
+def _seal_box(
+    reader: Any, opts: PdfDocOptions, source: str
+) -> tuple[int, tuple[int, int, int, int]]:
+    """Page and box of the organisation's seal: its real size, over the left third
+    of the leader's signature image, centred on it vertically (Decree 30/2020)."""
+    signatures = reader.embedded_regular_signatures
+    if not signatures:
+        raise DocumentError(
+            "no earlier signature: the organisation signs only documents already "
+            "signed by the person with authority (Decree 30/2020, Art. 32.2)",
+            subject=source,
+        )
+    for earlier in signatures:
+        problem = _integrity_problem(earlier)
+        if problem is not None:
+            raise DocumentError(
+                f"the earlier signature in field {earlier.field_name} no longer validates "
+                f"({problem}); not signing over it",
+                subject=source,
+            )
+    leader = None
+    for earlier in reversed(signatures):
+        widget = _widget(earlier.sig_field)
+        if opts.over_field is not None:
+            if earlier.field_name == opts.over_field:
+                leader = (earlier, widget)
+                break
+        elif widget is not None and _has_image(widget):
+            leader = (earlier, widget)
+            break
+    if leader is None or leader[1] is None:
+        wanted = (
+            f"field {opts.over_field}" if opts.over_field else "an earlier signature with an image"
+        )
+        raise DocumentError(f"no {wanted} to place the seal over", subject=source)
+    _, widget = leader
+    x1, y1, x2, y2 = (float(v) for v in widget["/Rect"])
+    x1, x2 = min(x1, x2), max(x1, x2)
+    y1, y2 = min(y1, y2), max(y1, y2)
+    if x2 - x1 < 1 or y2 - y1 < 1:
+        raise DocumentError("the leader's signature has no visible box", subject=source)
+    diameter = float(opts.seal_mm or 0) * MM
+    right = x1 + (x2 - x1) / 3
+    bottom = (y1 + y2) / 2 - diameter / 2
+    index = _widget_page(reader, widget)
+    if index is None:
+        raise DocumentError("cannot find the page of the leader's signature", subject=source)
+    return index, (round(right - diameter), round(bottom), round(right), round(bottom + diameter))
+
+
+def _integrity_problem(sig: Any) -> str | None:
+    """Why an earlier signature fails (digest, signature value, coverage, later
+    changes), or None when it still validates; trust is not judged here."""
+    from pyhanko.sign.diff_analysis import ModificationLevel
+    from pyhanko.sign.validation.errors import SignatureValidationError
+    from pyhanko.sign.validation.generic_cms import validate_sig_integrity
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+
+    try:
+        sig.compute_integrity_info()
+        summary = sig.summarise_integrity_info()
+        content_type = sig.signed_data["encap_content_info"]["content_type"].native
+        intact, valid = validate_sig_integrity(
+            sig.signer_info, sig.signer_cert, content_type, sig.compute_digest()
+        )
+    except (SignatureValidationError, ValueError, KeyError, TypeError) as exc:
+        return f"cannot be checked: {str(exc)[:120]}"
+    if not intact:
+        return "the signed bytes changed"
+    if not valid:
+        return "the signature value does not match"
+    if summary.get("coverage") not in (
+        SignatureCoverageLevel.ENTIRE_REVISION,
+        SignatureCoverageLevel.ENTIRE_FILE,
+    ):
+        return "it does not cover its revision"
+    if summary.get("docmdp_ok") is False:
+        return "later changes are not allowed by its certification"
+    level = summary.get("modification_level")
+    if level is not None and level > ModificationLevel.FORM_FILLING:
+        return "the document was changed after it (annotations or content)"
+    return None
+
+
+def _widget(field: Any) -> Any:
+    if "/Rect" in field:
+        return field
+    kids = field.get("/Kids")
+    return kids[0].get_object() if kids else None
+
+
+def _has_image(widget: Any) -> bool:
+    """Whether the widget's normal appearance draws an image (searched through forms)."""
+    try:
+        ap = widget["/AP"]["/N"].get_object()
+    except (KeyError, AttributeError):
+        return False
+    return _stream_has_image(ap, 0)
+
+
+def _stream_has_image(stream: Any, depth: int) -> bool:
+    if depth > 4:
+        return False
+    try:
+        xobjects = stream["/Resources"]["/XObject"]
+    except (KeyError, TypeError):
+        return False
+    for ref in xobjects.values():
+        obj = ref.get_object()
+        subtype = obj.get("/Subtype")
+        if subtype == "/Image" or (subtype == "/Form" and _stream_has_image(obj, depth + 1)):
+            return True
+    return False
+
+
+def _widget_page(reader: Any, widget: Any) -> int | None:
+    count = int(reader.root["/Pages"]["/Count"])
+    for index in range(count):
+        page = reader.find_page_for_modification(index)[0].get_object()
+        for annot in page.get("/Annots", ()):
+            if annot.get_object() is widget:
+                return index
+    return None
+
+
+def scan_warnings(path: Path) -> list[str]:
+    """What falls short of a scan for an electronic copy (Decree 30/2020):
+    PDF 1.4 or later, colour, at least 200 dpi (page 1's images, by pdfimages)."""
+    import shutil
+    import subprocess
+
+    problems: list[str] = []
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    try:
+        version = float(head[5:8].decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        version = 0.0
+    if version < 1.4:
+        problems.append(f"PDF version {head[5:8].decode('ascii', 'replace')} is below 1.4")
+    tool = shutil.which("pdfimages")
+    if tool is None:
+        return [*problems, "cannot check colour and resolution (pdfimages not installed)"]
+    proc = subprocess.run(  # noqa: S603 (fixed tool, file path argument)
+        [tool, "-list", "-f", "1", "-l", "1", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    rows = [line.split() for line in proc.stdout.splitlines()[2:] if line.split()]
+    images = [r for r in rows if len(r) >= 14 and r[2] == "image"]
+    if not images:
+        return [*problems, "page 1 has no scanned image"]
+    if all(r[6] == "1" for r in images):
+        problems.append("the scan is not in colour")
+    resolutions = [
+        min(int(r[12]), int(r[13])) for r in images if r[12].isdigit() and r[13].isdigit()
+    ]
+    ppi = min(resolutions, default=0)
+    if resolutions and ppi < 200:
+        problems.append(f"the scan is {ppi} dpi (under 200)")
+    return problems
 
 
 def _free_field_name(writer: Any) -> str:
@@ -681,14 +1040,20 @@ def verify_raw_signature(
         raise DocumentError(f"unsupported key type {type(key).__name__}")
 
 
-def signed_by(path: Path, signer_sha256: str) -> bool:
-    """Resume check: the last signature of ``path`` is intact and made with this certificate."""
+def signed_by(path: Path, signer_sha256: str, field: str | None = None) -> bool:
+    """Resume check: the signature in ``field`` (default: the last one) of ``path``
+    is intact and made with this certificate.
+
+    Per field, so that a second signature by the same certificate in another
+    field (a clerk's number stamp, then the seal) is not taken as done."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     try:
         with path.open("rb") as fh:
             reader = PdfFileReader(fh, strict=False)
             sigs = reader.embedded_regular_signatures
+            if field is not None:
+                sigs = [s for s in sigs if s.field_name == field]
             if not sigs:
                 return False
             sig = sigs[-1]

@@ -7,11 +7,13 @@ on NFC-normalised lines, so decomposed and precomposed Vietnamese match.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import shutil
 import subprocess
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from signkit.errors import InputFormatError, UsageError
@@ -89,23 +91,67 @@ def _lines(
     return lines
 
 
+Advance = Callable[[str], float]
+
+
+@functools.cache
+def font_advance(font_path: str) -> Advance:
+    """Relative advance width of a character in this font (Times New Roman and
+    Liberation Serif share their metrics, and Decree 30 documents use the former)."""
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(font_path, lazy=True)
+    cmap = font.getBestCmap() or {}
+    hmtx = font["hmtx"]
+    units = float(font["head"].unitsPerEm)
+    average = 0.5
+
+    def advance(ch: str) -> float:
+        glyph = cmap.get(ord(ch))
+        if glyph is None:
+            base = unicodedata.normalize("NFD", ch)[:1]
+            glyph = cmap.get(ord(base)) if base else None
+        return float(hmtx[glyph][0]) / units if glyph is not None else average
+
+    return advance
+
+
+def _even(_ch: str) -> float:
+    return 1.0
+
+
+def _line_text(
+    line: list[tuple[float, float, float, float, str]], advance: Advance
+) -> tuple[str, list[tuple[float, float]]]:
+    """The line's text and each character's (x start, x end): pdftotext gives
+    word boxes only, so a word's width is shared out by the glyphs' advances."""
+    text = ""
+    xs: list[tuple[float, float]] = []
+    for x0, _y0, x1, _y1, w in sorted(line, key=lambda w: w[0]):
+        if text:
+            text += " "
+            xs.append((x0, x0))
+        widths = [advance(ch) for ch in w]
+        total = sum(widths) or 1.0
+        x = x0
+        for width in widths:
+            step = (x1 - x0) * width / total
+            xs.append((x, x + step))
+            x += step
+        text += w
+    return text, xs
+
+
 def find_on_page(
-    words: list[tuple[float, float, float, float, str]], anchor: str
+    words: list[tuple[float, float, float, float, str]],
+    anchor: str,
+    advance: Advance = _even,
 ) -> list[tuple[float, float, float, float]]:
     """Boxes (left, top, right, bottom) of every occurrence, in reading order."""
     found = []
     needle = _nfc(anchor).strip()
     for line in _lines(words):
-        text = ""
-        xs: list[tuple[float, float]] = []  # per character: (x start, x end)
-        for x0, _y0, x1, _y1, w in sorted(line, key=lambda w: w[0]):
-            if text:
-                text += " "
-                xs.append((x0, x0))
-            step = (x1 - x0) / max(1, len(w))
-            for i in range(len(w)):
-                xs.append((x0 + i * step, x0 + (i + 1) * step))
-            text += w
+        text, xs = _line_text(line, advance)
         top = min(w[1] for w in line)
         bottom = max(w[3] for w in line)
         start = text.find(needle)
@@ -114,6 +160,47 @@ def find_on_page(
             found.append((xs[start][0], top, xs[end][1], bottom))
             start = text.find(needle, start + 1)
     return found
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The blank after a label on a line ("Số: ____"), in display points."""
+
+    label: str
+    left: float
+    right: float | None
+    """None when the label ends the line."""
+    filled: bool
+    """Something other than a blank follows (e.g. a printed year)."""
+
+
+def find_slots(
+    words: list[tuple[float, float, float, float, str]],
+    labels: list[str],
+    advance: Advance = _even,
+) -> tuple[list[Slot], float, float] | None:
+    """The blanks after each label on the first line holding all labels in order,
+    with the line's top and bottom."""
+    wanted = [_nfc(label) for label in labels]
+    for line in _lines(words):
+        text, xs = _line_text(line, advance)
+        slots: list[Slot] = []
+        pos = 0
+        for label in wanted:
+            start = text.find(label, pos)
+            if start < 0:
+                break
+            end = start + len(label)
+            nxt = end
+            while nxt < len(text) and text[nxt].isspace():
+                nxt += 1
+            right = xs[nxt][0] if nxt < len(text) else None
+            filled = nxt < len(text) and nxt - end <= 1 and text[nxt].isalnum()
+            slots.append(Slot(label, xs[end - 1][1], right, filled))
+            pos = nxt
+        if len(slots) == len(wanted):
+            return slots, min(w[1] for w in line), max(w[3] for w in line)
+    return None
 
 
 def looks_legacy(words: list[tuple[float, float, float, float, str]]) -> bool:
@@ -133,12 +220,13 @@ def locate(
     pages: list[int],
     occurrence: int | None,
     password: str | None,
+    advance: Advance = _even,
 ) -> tuple[int, Match]:
     """(1-based page, match) of the anchor: the last occurrence unless told which."""
     legacy_pages = []
     for page in pages:
         width, height, words = page_words(path, page, password)
-        boxes = find_on_page(words, anchor)
+        boxes = find_on_page(words, anchor, advance)
         if boxes:
             if occurrence is None:
                 box = boxes[-1]

@@ -64,9 +64,13 @@ class AppearanceValues:
     time: datetime
     reason: str
     location: str
+    doc_number: str = ""
+    copy_form: str = ""
+    copy_org: str = ""
 
     def render(self, template: str) -> str:
-        """Fill {signer}, {org}, {serial}, {time}, {reason}, {location}."""
+        """Fill {signer}, {org}, {serial}, {time}, {reason}, {location},
+        {doc_number}, {copy_form}, {copy_org}."""
         values = {
             "signer": self.signer,
             "org": self.org,
@@ -74,13 +78,17 @@ class AppearanceValues:
             "time": iso_with_colon(self.time),
             "reason": self.reason,
             "location": self.location,
+            "doc_number": self.doc_number,
+            "copy_form": self.copy_form,
+            "copy_org": self.copy_org or self.org,
         }
         try:
             return template.replace("\\n", "\n").format(**values)
         except (KeyError, IndexError, ValueError) as exc:
             raise UsageError(
                 f"bad placeholder {exc} in the appearance text "
-                "(use {signer}, {org}, {serial}, {time}, {reason}, {location})",
+                "(use {signer}, {org}, {serial}, {time}, {reason}, {location}, "
+                "{doc_number}, {copy_form}, {copy_org})",
                 subject=template,
             ) from None
 
@@ -98,8 +106,21 @@ def stamp_style(
     font_path: str,
     font_size: float,
     box: tuple[int, int, int, int],
+    rotate: int = 0,
 ) -> Any:
-    """A pyHanko stamp style: text in an embedded subset font, PNG, or both."""
+    """A pyHanko stamp style: text in an embedded subset font, PNG, or both,
+    upright as the reader sees a page shown rotated by ``rotate`` degrees."""
+    rotate %= 360
+    if rotate:
+        inner = stamp_style(
+            text=text,
+            image=image,
+            layout_mode=layout_mode,
+            font_path=font_path,
+            font_size=font_size,
+            box=_visual_box(box, rotate),
+        )
+        return _RotatedStyle(inner, rotate)
     from pyhanko.pdf_utils import layout
     from pyhanko.pdf_utils.images import PdfImage
     from pyhanko.pdf_utils.text import TextBoxStyle
@@ -147,3 +168,110 @@ def stamp_style(
                 x_align=mid, y_align=mid, margins=layout.Margins(half_w, 2, 2, 2)
             )
     return TextStampStyle(**kwargs)
+
+
+def _visual_box(box: tuple[int, int, int, int], rotate: int) -> tuple[int, int, int, int]:
+    """The box with the width and height the reader sees."""
+    x1, y1, x2, y2 = box
+    if rotate in (90, 270):
+        return x1, y1, x1 + (y2 - y1), y1 + (x2 - x1)
+    return box
+
+
+def rotated_style(style: Any, rotate: int) -> Any:
+    """``style`` drawn upright on a page shown rotated by ``rotate`` degrees."""
+    rotate %= 360
+    return _RotatedStyle(style, rotate) if rotate else style
+
+
+class _RotatedStyle:
+    """Lays a stamp out in the page's visual orientation and turns it back.
+
+    pyHanko draws appearances in unrotated user space, so on a page shown
+    rotated (/Rotate 90, 180, 270) the text would read sideways. The content
+    is laid out in a box of the visual size and the form XObject gets a
+    /Matrix that turns it into user space; the widget's /Rect stays put.
+    """
+
+    def __init__(self, inner: Any, rotate: int) -> None:
+        self.inner = inner
+        self.rotate = rotate
+
+    def create_stamp(self, writer: Any, box: Any, text_params: dict[str, Any]) -> Any:
+        from pyhanko.pdf_utils import generic, layout
+
+        if self.rotate in (90, 270):
+            visual = layout.BoxConstraints(width=box.height, height=box.width)
+        else:
+            visual = layout.BoxConstraints(width=box.width, height=box.height)
+        stamp = self.inner.create_stamp(writer, visual, text_params)
+        vw, vh = visual.width, visual.height
+        matrix = {
+            90: (0, 1, -1, 0, vh, 0),
+            180: (-1, 0, 0, -1, vw, vh),
+            270: (0, -1, 1, 0, 0, vw),
+        }[self.rotate]
+        render_xobject = stamp.as_form_xobject
+
+        def as_form_xobject() -> Any:
+            xobject = render_xobject()
+            xobject["/Matrix"] = generic.ArrayObject([generic.FloatObject(v) for v in matrix])
+            return xobject
+
+        stamp.as_form_xobject = as_form_xobject
+        return stamp
+
+
+def slots_style(
+    *, slots: list[tuple[float, str]], font_path: str, font_size: float, baseline: float
+) -> Any:
+    """A stamp that writes short texts centred at given x positions of its box,
+    on the printed line's baseline (``baseline`` points above the box's bottom):
+    the number after "Số:", the day and month in "ngày … tháng … năm"."""
+    from dataclasses import dataclass as _dataclass
+
+    from pyhanko.pdf_utils import layout
+    from pyhanko.pdf_utils.text import TextBox, TextBoxStyle
+    from pyhanko.stamp import BaseStamp, BaseStampStyle
+
+    from signkit.fonts import ScaledGlyphAccumulatorFactory
+
+    size = round(font_size)
+    box_style = TextBoxStyle(
+        font=ScaledGlyphAccumulatorFactory(font_path, font_size=size),
+        font_size=size,
+        leading=round(size * 1.25),
+        border_width=0,
+        box_layout_rule=layout.SimpleBoxLayoutRule(
+            x_align=layout.AxisAlignment.ALIGN_MIN,
+            y_align=layout.AxisAlignment.ALIGN_MIN,
+            margins=layout.Margins.uniform(0),
+        ),
+    )
+
+    class SlotsStamp(BaseStamp):
+        def _render_inner_content(self) -> list[bytes]:
+            commands: list[bytes] = []
+            for n, (centre, text) in enumerate(slots):
+                # one font resource per text box: a shared name would let the
+                # second subset replace the first one's glyphs
+                box = TextBox(
+                    box_style,
+                    writer=self.writer,
+                    resources=self.resources,
+                    box=None,
+                    font_name=f"SK{n}",
+                )
+                box.content = text
+                ops = box.render()
+                # pyHanko puts a one-line box's baseline at its bottom
+                x = centre - box.box.width / 2
+                commands.append(b"q 1 0 0 1 %g %g cm " % (x, baseline) + ops + b" Q")
+            return commands
+
+    @_dataclass(frozen=True)
+    class SlotsStyle(BaseStampStyle):
+        def create_stamp(self, writer: Any, box: Any, text_params: dict[str, Any]) -> Any:
+            return SlotsStamp(writer=writer, style=self, box=box)
+
+    return SlotsStyle(border_width=0)

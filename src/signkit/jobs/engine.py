@@ -92,17 +92,21 @@ class _Run:
     format_name: str
     pending_commit: list[_Doc] = field(default_factory=list)
     oldest_pending: float = 0.0
+    indices: dict[int, int] = field(default_factory=dict)
+    """Position in the batch of each DocumentResult (by id), named in audit records."""
 
-    def record(self, kind: str, doc: _Doc, **extra: Any) -> None:
+    def record(self, kind: str, doc: _Doc | DocumentResult, **extra: Any) -> None:
         if self.audit is None:
             return
-        r = doc.result
+        r = doc.result if isinstance(doc, _Doc) else doc
         self.audit.add(
             {
                 "type": kind,
+                "doc": self.indices[id(r)],
                 "format": self.format_name,
                 "input": r.input,
                 "output": r.output,
+                "level": r.level,
                 **extra,
             }
         )
@@ -140,6 +144,7 @@ def run_batch(
         for d in docs
     ]
     report.documents.extend(results)
+    run.indices = {id(r): i for i, r in enumerate(results)}
     in_flight: dict[Future[Any], tuple[str, _Doc]] = {}
     stop = False
     abort: BaseException | None = None
@@ -154,7 +159,6 @@ def run_batch(
                     stop = True
                 continue
             item = stages.make_item(index, planned, doc.temp)
-            run.record("document-intent", doc, sha256_before=None)
             in_flight[executor.submit(stages.prepare, item)] = ("prepare", doc)
 
     # The one token session lives on one thread, so the main thread does the
@@ -194,6 +198,13 @@ def run_batch(
                 if stage == "prepare":
                     doc.prepared = value
                     doc.result.sha256_before = value.sha256_before
+                    # The intent is queued before the token is asked to sign.
+                    run.record(
+                        "document-intent",
+                        doc,
+                        size_before=_size(doc.planned.task.input),
+                        sha256_before=value.sha256_before,
+                    )
                     in_flight[token_thread.submit(sign, value.to_sign)] = ("sign", doc)
                 elif stage == "sign":
                     # A TokenError here is run-level: the token is gone or refused.
@@ -287,10 +298,12 @@ def _admit(
         if not lock.acquire():
             result.status = Status.SKIPPED
             result.reason = "locked by another signkit run"
+            run.record("document-result", result, status="skipped", reason=result.reason)
             run.events.document_done(result)
             return None
     except OSError as exc:
         result.fail(OutputError(f"cannot open ({exc.strerror})", subject=str(planned.task.input)))
+        _record_failure(run, result)
         run.events.document_done(result)
         return None
     doc = _Doc(planned=planned, result=result, lock=lock, temp=temp_path(planned.output))
@@ -301,16 +314,25 @@ def _admit(
             if done and not spec.resign:
                 result.status = Status.SKIPPED
                 result.reason = "already signed by this signer"
+                run.record("document-result", result, status="skipped", reason=result.reason)
                 run.final(doc)
                 return None
         elif done and not spec.resign:
             result.status = Status.SKIPPED
             result.reason = "output exists and carries this signer's intact signature"
             result.sha256_after = _sha256(out)
+            run.record(
+                "document-result",
+                result,
+                status="skipped",
+                reason=result.reason,
+                sha256_after=result.sha256_after,
+            )
             run.final(doc)
             return None
         elif not done:
             result.fail(OutputError("output exists (use --force to overwrite)", subject=str(out)))
+            _record_failure(run, result)
             run.final(doc)
             return None
     return doc
@@ -324,16 +346,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _record_failure(run: _Run, result: DocumentResult) -> None:
+    run.record(
+        "document-result",
+        result,
+        status="failed",
+        sha256_before=result.sha256_before,
+        error_class=result.error_class,
+        error_code=result.error_code,
+        error=result.error_message,
+    )
+
+
 def _fail(doc: _Doc, exc: BaseException, run: _Run) -> None:
     _discard(doc)
     doc.result.fail(exc)
-    run.record(
-        "document-result",
-        doc,
-        status="failed",
-        error_class=doc.result.error_class,
-        error=doc.result.error_message,
-    )
+    _record_failure(run, doc.result)
     run.final(doc)
 
 
@@ -347,12 +382,15 @@ def _queue_commit(doc: _Doc, run: _Run) -> None:
     doc.result.sha256_after = fin.sha256_after
     doc.result.signing_time = fin.signing_time
     doc.result.signer_sha256 = run.signer_sha256
+    # Formats may note things a person should see (e.g. a tax code mismatch).
+    run.report.warnings.extend(getattr(fin, "warnings", ()))
     run.record(
         "document-result",
         doc,
         status="signed",
         sha256_before=doc.result.sha256_before,
         sha256_after=fin.sha256_after,
+        size_after=_size(Path(fin.temp)),
         level=fin.level,
         signing_time=fin.signing_time,
     )
@@ -369,6 +407,7 @@ def _commit_group(run: _Run) -> None:
     if run.audit is not None:
         run.audit.commit()
     directories: set[Path] = set()
+    published: list[int] = []
     for doc in group:
         planned = doc.planned
         try:
@@ -377,13 +416,20 @@ def _commit_group(run: _Run) -> None:
             )
             doc.result.status = Status.SIGNED
             directories.add(planned.output.parent)
+            published.append(run.indices[id(doc.result)])
         except OSError as exc:
             _discard(doc)
             doc.result.fail(
                 OutputError(f"cannot write ({exc.strerror})", subject=str(planned.output))
             )
+            # Supersedes the `signed` result committed just before.
+            _record_failure(run, doc.result)
     for directory in directories:
         with contextlib.suppress(OSError):
             fsync_directory(directory)
+    if run.audit is not None and published:
+        # Durable with the next commit: a `signed` result without this record
+        # is one whose rename a crash may have prevented.
+        run.audit.add({"type": "published", "docs": published})
     for doc in group:
         run.final(doc)

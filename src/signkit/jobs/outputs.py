@@ -85,6 +85,18 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
                 hint="use --output-dir with distinct names, or a manifest 'output' column",
             )
         seen[key] = doc.task.input
+    inputs: set[Path] = set()
+    for doc in planned:
+        source = doc.task.input.resolve()
+        if source in inputs:
+            # Each input is locked while it is signed: a second row would only
+            # find it locked (and two signatures would need two passes anyway).
+            raise UsageError(
+                "this input is listed twice in the batch",
+                subject=str(doc.task.input),
+                hint="sign it once per run; to add a second signature, run again on the output",
+            )
+        inputs.add(source)
     return planned
 
 

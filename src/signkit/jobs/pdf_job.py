@@ -6,14 +6,14 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from signkit import __version__
-from signkit.audit.log import AuditLog, run_identity
+from signkit.audit.log import AuditSpec
 from signkit.errors import SignkitError, UsageError
 from signkit.formats import pdf
+from signkit.formats.pdf_presets import get_preset
 from signkit.jobs.engine import EngineSpec, Events, SignFn, Stages, run_batch
 from signkit.jobs.inputs import discover
 from signkit.jobs.outputs import (
@@ -24,6 +24,8 @@ from signkit.jobs.outputs import (
     remove_stale_temp_files,
 )
 from signkit.jobs.report import BatchReport, Status
+from signkit.jobs.runlog import RunAudit
+from signkit.startup import imports_without_gc
 from signkit.timestamps import TsaSpec, request_timestamp, tsa_certificates
 from signkit.tokens.access import TokenSpec, open_signing_key
 from signkit.tokens.guard import PinGuard
@@ -69,6 +71,8 @@ class PdfJobSpec:
     """Plan only."""
     audit_path: Path | None = None
     """Audit log (None = no audit)."""
+    audit: AuditSpec | None = None
+    """Seal, time-stamp, anchor, syslog and rotation of the audit log (None = defaults)."""
     command_line: tuple[str, ...] = ()
     """Non-secret options, for the audit run record."""
     sign_hook: Callable[[SignFn], SignFn] | None = None
@@ -107,6 +111,39 @@ def _pdf_item(
         )
 
     return make
+
+
+def _expand_passes(spec: PdfJobSpec, docs: list[PlannedDoc]) -> list[list[PlannedDoc]]:
+    """Documents per signing pass: a composite preset (nd30-number-date) puts one
+    signature per pass on the same document, the later ones in place on the output."""
+    first: list[PlannedDoc] = []
+    later: dict[int, list[PlannedDoc]] = {}
+    for d in docs:
+        opts = pdf.resolve_options(spec.options, d.task.options)
+        steps = get_preset(opts.preset).passes if opts.preset is not None else ()
+        if not steps:
+            first.append(d)
+            continue
+        for k, name in enumerate(steps):
+            task = replace(d.task, options={**d.task.options, "preset": name})
+            if k == 0:
+                first.append(replace(d, task=task))
+            else:
+                task = replace(task, input=d.output, root=None, output=d.output)
+                later.setdefault(k, []).append(
+                    PlannedDoc(task=task, output=d.output, in_place=True)
+                )
+    return [first, *(later[k] for k in sorted(later))]
+
+
+def _resume_check(spec: PdfJobSpec, docs: list[PlannedDoc]) -> Callable[[Path, str], bool]:
+    """The resume test per output: by the document's field when it names one."""
+    fields = {d.output: pdf.resolve_options(spec.options, d.task.options).field for d in docs}
+
+    def check(output: Path, signer_sha256: str) -> bool:
+        return pdf.signed_by(output, signer_sha256, fields.get(output))
+
+    return check
 
 
 def _name_parts(cert_der: bytes) -> tuple[str, str, str]:
@@ -172,17 +209,30 @@ def sign_pdfs(
     from signkit.fontfiles import find_serif_font
 
     family, font_path = find_serif_font()
-    if any(pdf.resolve_options(spec.options, d.task.options).visible for d in docs) and (
+    passes = _expand_passes(spec, docs)
+    every = [d for pass_docs in passes for d in pass_docs]
+    if any(pdf.resolve_options(spec.options, d.task.options).visible for d in every) and (
         family != "Times New Roman"
     ):
         warn(f"Times New Roman not found; visible signatures use {family} instead")
 
-    audit = AuditLog(spec.audit_path) if spec.audit_path is not None else None
+    for d in docs:
+        preset = pdf.resolve_options(spec.options, d.task.options).preset
+        if preset is not None and get_preset(preset).scan_checks:
+            for problem in pdf.scan_warnings(d.task.input):
+                warn(f"{d.task.input}: {problem} (Decree 30/2020 asks of a scanned copy)")
+
+    run_audit = RunAudit(
+        spec.audit_path, spec.audit, command="sign pdf", options=spec.command_line, warn=warn
+    )
+    audit = run_audit.log
+
     # Start the workers first: they import the PDF stack while this process
     # opens the token and checks the signer. fork: fast, and nothing PKCS#11
     # is loaded yet, so no token state is ever duplicated.
     workers = spec.jobs or os.cpu_count() or 2
-    trust_preload(spec.trust)  # needed here anyway; forked workers inherit it
+    with imports_without_gc():
+        trust_preload(spec.trust)  # needed here anyway; forked workers inherit it
     ctx = multiprocessing.get_context("fork")
     executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=pdf.worker_init)
     # The pool forks lazily, on submit: fork them all now. Only one imports the
@@ -192,7 +242,12 @@ def sign_pdfs(
     for _ in range(workers - 1):
         executor.submit(pdf.worker_ready)
     try:
-        with executor, open_signing_key(spec.token, io=io, guard=guard, warn=warn) as key:
+        with (
+            executor,
+            open_signing_key(
+                spec.token, io=io, guard=guard, warn=warn, on_login_failure=run_audit.login_failed
+            ) as key,
+        ):
             for _ in range(workers - 1):
                 executor.submit(pdf.worker_warmup)
             signer: Any = key.signer
@@ -232,19 +287,9 @@ def sign_pdfs(
                 "revocation": check.revocation,
                 "revocation_evidence": check.evidence(),
             }
-            if audit is not None:
-                audit.add(
-                    {
-                        "type": "run-start",
-                        "command": "sign pdf",
-                        "version": __version__,
-                        "options": list(spec.command_line),
-                        **run_identity(),
-                        "token": key.token_name,
-                        "signer": report.signer,
-                    }
-                )
-                audit.commit()
+            run_audit.run_start(
+                report, key, check, level=spec.options.level, digest=spec.digest_algorithm
+            )
             from signkit.formats.cms import CmsTemplate, signature_size
 
             template = CmsTemplate.create(
@@ -274,13 +319,7 @@ def sign_pdfs(
                 signer_org=org,
                 signer_serial=serial,
             )
-            stages = Stages(
-                name="pdf",
-                prepare=pdf.worker_prepare,
-                finish=pdf.worker_finish,
-                make_item=_pdf_item(spec, config),
-                already_done=pdf.signed_by,
-            )
+            make_item = _pdf_item(spec, config)
 
             def sign(data: bytes) -> bytes:
                 return bytes(
@@ -289,34 +328,38 @@ def sign_pdfs(
 
             if spec.sign_hook is not None:
                 sign = spec.sign_hook(sign)
-            run_batch(
-                docs=docs,
-                stages=stages,
-                sign=sign,
-                executor=executor,
-                report=report,
-                audit=audit,
-                events=events,
-                spec=spec.engine,
-                signer_sha256=check.sha256,
-                level=spec.options.level,
-            )
+            for number, pass_docs in enumerate(passes):
+                if number > 0:
+                    # a later signature goes only on documents whose earlier one is there
+                    ready = {
+                        d.output
+                        for d in report.documents
+                        if d.status in (Status.SIGNED, Status.SKIPPED) and d.output
+                    }
+                    pass_docs = [d for d in pass_docs if str(d.output) in ready]
+                    if not pass_docs:
+                        break
+                run_batch(
+                    docs=pass_docs,
+                    stages=Stages(
+                        name="pdf",
+                        prepare=pdf.worker_prepare,
+                        finish=pdf.worker_finish,
+                        make_item=make_item,
+                        already_done=_resume_check(spec, pass_docs),
+                    ),
+                    sign=sign,
+                    executor=executor,
+                    report=report,
+                    audit=audit,
+                    events=events,
+                    spec=spec.engine,
+                    signer_sha256=check.sha256,
+                    level=spec.options.level,
+                )
     except SignkitError as exc:
         report.run_error = exc
         raise
     finally:
-        if audit is not None:
-            from datetime import UTC, datetime
-
-            report.finished = datetime.now(UTC)
-            audit.add(
-                {
-                    "type": "run-end",
-                    "command": "sign pdf",
-                    "totals": report.totals(),
-                    "exit_code": report.exit_code(),
-                    "error": None if report.run_error is None else str(report.run_error),
-                }
-            )
-            audit.close()
+        run_audit.run_end(report)
     return report

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from signkit.errors import ModuleLoadError, TokenAmbiguousError, TokenNotFoundError
+from signkit.errors import ModuleLoadError, PinError, TokenAmbiguousError, TokenNotFoundError
 from signkit.tokens.discovery import (
     DEFAULT_PROBE_TIMEOUT,
     ModuleCandidate,
@@ -20,7 +20,7 @@ from signkit.tokens.discovery import (
     probe_module,
 )
 from signkit.tokens.guard import PinGuard
-from signkit.tokens.model import KeyPair, KeySelector
+from signkit.tokens.model import KeyPair, KeySelector, TokenInfo
 from signkit.tokens.pin import LoginResult, PinIO, PinSourceKind, PinSpec, login
 
 
@@ -118,6 +118,8 @@ class OpenedKey:
     """How the one login went."""
     token_name: str
     """Human name of the token."""
+    token: TokenInfo | None = None
+    """The token's identity (label, serial, model), for audit records."""
 
 
 @contextmanager
@@ -128,22 +130,31 @@ def open_signing_key(
     guard: PinGuard,
     warn: Callable[[str], None],
     module_path: str | None = None,
+    on_login_failure: Callable[[TokenInfo, PinError], None] | None = None,
 ) -> Iterator[OpenedKey]:
-    """Load the module, open the token, log in once, select the key; clean up always."""
+    """Load the module, open the token, log in once, select the key; clean up always.
+
+    ``on_login_failure`` hears of a refused login (the audit log's record of
+    it) before the error propagates; it is never given the PIN."""
     from signkit.tokens.pkcs11 import Pkcs11Module, select_pair
 
     path = module_path or resolve_module(spec)
     with Pkcs11Module.load(path) as module, module.open_token(spec.selector) as session:
-        result = login(
-            token=session.info,
-            spec=spec.pin,
-            io=io,
-            guard=guard,
-            do_login=session.login,
-            refresh_flags=session.refresh_flags,
-            warn=warn,
-            keep_pin=True,
-        )
+        try:
+            result = login(
+                token=session.info,
+                spec=spec.pin,
+                io=io,
+                guard=guard,
+                do_login=session.login,
+                refresh_flags=session.refresh_flags,
+                warn=warn,
+                keep_pin=True,
+            )
+        except PinError as exc:
+            if on_login_failure is not None:
+                on_login_failure(session.info, exc)
+            raise
         pair = select_pair(session.pairs(), spec.selector, token=session.name)
         signer = session.signer(
             pair,
@@ -151,4 +162,6 @@ def open_signing_key(
             allow_sha1=spec.allow_sha1,
             pinpad=result.source is PinSourceKind.PINPAD,
         )
-        yield OpenedKey(signer=signer, pair=pair, login=result, token_name=session.name)
+        yield OpenedKey(
+            signer=signer, pair=pair, login=result, token_name=session.name, token=session.info
+        )

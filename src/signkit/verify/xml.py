@@ -41,7 +41,7 @@ _DIGESTS = {
 
 def preload() -> None:
     """Import the XML stack (before worker processes fork)."""
-    import lxml.etree  # type: ignore[import-untyped]  # noqa: F401
+    import lxml.etree  # noqa: F401
     import signxml  # noqa: F401
 
 

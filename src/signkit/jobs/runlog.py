@@ -1,0 +1,90 @@
+"""The run-level audit records every signing job writes, whatever the format."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from signkit.audit.log import AuditLog, AuditSpec, run_identity
+from signkit.errors import SignkitError
+from signkit.jobs.report import BatchReport
+from signkit.tokens.model import TokenInfo
+
+
+def token_record(token: TokenInfo) -> dict[str, str]:
+    """A token's identity for audit records (no secrets exist in it)."""
+    return {
+        "label": token.label,
+        "serial": token.serial,
+        "model": token.model,
+        "manufacturer": token.manufacturer,
+        "module": token.module,
+    }
+
+
+class RunAudit:
+    """run-start, login-failed and run-end records of one job (the engine writes
+    the per-document ones); a no-op without an audit log."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        spec: AuditSpec | None,
+        *,
+        command: str,
+        options: Sequence[str],
+        warn: Callable[[str], None],
+    ) -> None:
+        self.log = AuditLog(path, spec, warn=warn) if path is not None else None
+        self.identity = {"command": command, "options": list(options), **run_identity()}
+
+    def login_failed(self, token: TokenInfo, exc: SignkitError) -> None:
+        """The token's identity and what it said; never the PIN."""
+        if self.log is not None:
+            self.log.add(
+                {
+                    "type": "login-failed",
+                    **self.identity,
+                    "token": token_record(token),
+                    "error_class": type(exc).__name__,
+                    "error": str(exc),
+                }
+            )
+            self.log.commit()
+
+    def run_start(self, report: BatchReport, key: Any, check: Any, **extra: Any) -> None:
+        """Who signs with what: token, signer certificate, pre-signing revocation evidence."""
+        if self.log is not None:
+            self.log.add(
+                {
+                    "type": "run-start",
+                    **self.identity,
+                    "started": report.started.astimezone().isoformat(),
+                    "token": token_record(key.token) if key.token else key.token_name,
+                    "signer": {
+                        **report.signer,
+                        "revocation_evidence": check.evidence(ocsp_der=True),
+                    },
+                    **extra,
+                }
+            )
+            self.log.commit()
+
+    def run_end(self, report: BatchReport) -> None:
+        """Totals and outcome; closes (and seals) the log."""
+        if self.log is not None:
+            report.finished = datetime.now(UTC)
+            self.log.add(
+                {
+                    "type": "run-end",
+                    **self.identity,
+                    "started": report.started.astimezone().isoformat(),
+                    "finished": report.finished.astimezone().isoformat(),
+                    "totals": report.totals(),
+                    "exit_code": report.exit_code(),
+                    "error": None if report.run_error is None else str(report.run_error),
+                }
+            )
+            self.log.close()

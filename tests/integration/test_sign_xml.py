@@ -1,0 +1,802 @@
+"""`signkit sign xml` end to end: real SoftHSM, live PKI, xmlsec1/signxml/openssl referees."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, pki_certificate
+from support.xmlcheck import (
+    NS,
+    assert_signing_certificate_v2,
+    assert_xmlsec_ok,
+    openssl_verify_pss,
+    own_check,
+    parse,
+    signature_element,
+    signxml_verify,
+    without,
+    xmlsec_verify,
+)
+
+pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
+
+XML = REPO / "fixtures" / "xml"
+HOSTILE = XML / "hostile"
+KEY = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
+VN_KEY = ["--token-label", "signkit-test-a", "--key-label", "key-vn"]
+EC_KEY = ["--token-label", "signkit-test-a", "--key-label", "signer-ec256"]
+DLHDON_ID = "--id-attr:Id DLHDon"
+HTKK_ID = "--id-attr:id http://kekhaithue.gdt.gov.vn/TKhaiThue:HSoKhaiThue"
+
+
+@pytest.fixture
+def skx(signkit, softhsm: SoftHsm, pki: PkiServices, tmp_path: Path, trust: Path):  # type: ignore[no-untyped-def]
+    """`signkit sign xml` with the module, PIN (environment), trust anchor and audit log set."""
+
+    def run(*args: str, env: dict[str, str] | None = None, **kw):  # type: ignore[no-untyped-def]
+        full_env = {
+            "SIGNKIT_MODULE": softhsm.module,
+            "SIGNKIT_PIN": softhsm.user_pin,
+            "XDG_CONFIG_HOME": str(tmp_path / "no-config"),
+            **(env or {}),
+        }
+        return signkit(
+            "sign",
+            "xml",
+            *args,
+            "--trust",
+            str(trust),
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+            env=full_env,
+            **kw,
+        )
+
+    return run
+
+
+def copy(dst: Path, *names: str) -> list[Path]:
+    dst.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in names:
+        shutil.copy(XML / name, dst / Path(name).name)
+        out.append(dst / Path(name).name)
+    return out
+
+
+def cut_signature(out: Path, prefix: str = "ds:") -> tuple[bytes, bytes]:
+    data = out.read_bytes()
+    return without(data, f"<{prefix}Signature ".encode(), f"</{prefix}Signature>".encode())
+
+
+# ---------------------------------------------------------------- plain XMLDSig
+
+
+def test_batch_signs_every_file_and_keeps_every_other_byte(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    inputs = copy(tmp_path / "in", "generic.xml", "einvoice.xml", "tax-declaration.xml")
+    report = tmp_path / "report.json"
+    proc = skx(str(tmp_path / "in"), *KEY, "--json", "--report", str(report))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data == json.loads(report.read_text())
+    assert data["command"] == "sign xml" and data["totals"]["signed"] == 3
+    assert data["signer"]["chain_anchor"] == "configured"
+    for src in inputs:
+        out = src.with_name(src.stem + "_signed.xml")
+        doc = next(d for d in data["documents"] if d["input"] == str(src))
+        assert doc["status"] == "signed" and doc["output"] == str(out)
+        assert doc["sha256_before"] == hashlib.sha256(src.read_bytes()).hexdigest()
+        assert doc["sha256_after"] == hashlib.sha256(out.read_bytes()).hexdigest()
+        # byte for byte: the output is the input with one Signature inserted
+        rest, _sig = cut_signature(out)
+        assert rest == src.read_bytes()
+        assert_xmlsec_ok(out, tmp_path)
+        signxml_verify(out, "signer-rsa2048", xades=False, references=1)
+        assert own_check(out).references == 1
+    # the generic document: the signature went just before the root's end tag
+    generic_out = (tmp_path / "in" / "generic_signed.xml").read_bytes()
+    original = (XML / "generic.xml").read_bytes()
+    end = original.index(b"</cv:congVan>")
+    assert generic_out.startswith(original[:end] + b"<ds:Signature ")
+    assert generic_out.endswith(b"</ds:Signature>" + original[end:])
+    # audit: intent and result records, no PIN
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records[0]["type"] == "run-start" and records[0]["command"] == "sign xml"
+    assert sum(1 for r in records if r.get("status") == "signed" and r["format"] == "xml") == 3
+    assert "739148" not in "".join(lines)
+    # resume: nothing is signed twice; --resign signs again
+    again = skx(str(tmp_path / "in"), *KEY, "--json")
+    assert json.loads(again.stdout)["totals"]["skipped"] == 3
+    first = (tmp_path / "in" / "generic_signed.xml").read_bytes()
+    resigned = skx(str(tmp_path / "in" / "generic.xml"), *KEY, "--resign", "--json")
+    assert json.loads(resigned.stdout)["totals"]["signed"] == 1
+    assert (tmp_path / "in" / "generic_signed.xml").read_bytes() != first
+    assert not list((tmp_path / "in").glob(".signkit-tmp-*"))
+
+
+def test_reference_by_id_exclusive_c14n_sha512(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path, "generic.xml")
+    out = tmp_path / "out.xml"
+    proc = skx(
+        str(src),
+        *KEY,
+        "-o",
+        str(out),
+        "--reference",
+        "trich-yeu",
+        "--c14n",
+        "exclusive",
+        "--digest",
+        "sha512",
+        "--signature-id",
+        "chu-ky-1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    sig = signature_element(out)
+    assert sig.get("Id") == "chu-ky-1"
+    ref = sig.find("ds:SignedInfo/ds:Reference", NS)
+    assert ref.get("URI") == "#trich-yeu"
+    assert sig.find("ds:SignedInfo/ds:SignatureMethod", NS).get("Algorithm").endswith("rsa-sha512")
+    assert sig.find("ds:SignedInfo/ds:CanonicalizationMethod", NS).get("Algorithm") == (
+        "http://www.w3.org/2001/10/xml-exc-c14n#"
+    )
+    assert_xmlsec_ok(out, tmp_path, id_attrs=("--id-attr:Id urn:signkit:test:congvan:trichYeu",))
+    signxml_verify(out, "signer-rsa2048", xades=False, references=1)
+    rest, _ = cut_signature(out)
+    assert rest == src.read_bytes()
+
+
+def test_signature_parent_xpath(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path, "einvoice.xml")
+    out = tmp_path / "out.xml"
+    proc = skx(str(src), *KEY, "-o", str(out), "--signature-parent", "/HDon/DSCKS/NMua")
+    assert proc.returncode == 0, proc.stderr
+    sig = signature_element(out)
+    assert sig.getparent().tag == "NMua"
+    # an empty-element tag <NMua/> became <NMua>…</NMua>: only that changed
+    data = out.read_bytes()
+    i = data.rindex(b"<NMua>")  # the buyer in NDHDon comes first
+    j = data.rindex(b"</NMua>") + len(b"</NMua>")
+    assert data[:i] + b"<NMua/>" + data[j:] == src.read_bytes()
+    assert_xmlsec_ok(out, tmp_path)
+    signxml_verify(out, "signer-rsa2048", xades=False, references=1)
+
+
+def test_ecdsa_signature_is_raw_r_s(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path, "generic.xml")
+    out = tmp_path / "out.xml"
+    proc = skx(str(src), *EC_KEY, "-o", str(out), "--level", "B-B")
+    assert proc.returncode == 0, proc.stderr
+    sig = signature_element(out)
+    assert (
+        sig.find("ds:SignedInfo/ds:SignatureMethod", NS).get("Algorithm").endswith("ecdsa-sha256")
+    )
+    value = base64.b64decode(sig.findtext("ds:SignatureValue", namespaces=NS))
+    assert len(value) == 64  # r||s, 2 x 32 bytes (a DER SEQUENCE would be 70-72)
+    assert_xmlsec_ok(out, tmp_path)
+    signxml_verify(out, "signer-ec256", xades=True, references=2)
+    assert_signing_certificate_v2(out, "signer-ec256")
+
+
+def test_rsa_pss_checked_by_signxml_and_openssl(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path, "generic.xml")
+    out = tmp_path / "out.xml"
+    proc = skx(str(src), *KEY, "-o", str(out), "--pss", "--level", "B-B")
+    assert proc.returncode == 0, proc.stderr
+    signxml_verify(out, "signer-rsa2048", xades=True, references=2)
+    openssl_verify_pss(out, tmp_path, "signer-rsa2048")
+    assert_signing_certificate_v2(out, "signer-rsa2048")
+    # the referee can fail: one flipped bit in the signed data and openssl refuses
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(out.read_bytes().replace(b"<ds:DigestValue>", b"<ds:DigestValue>A", 1))
+    with pytest.raises(AssertionError):
+        openssl_verify_pss(bad, tmp_path, "signer-rsa2048")
+
+
+def test_inclusive_c14n_carries_ancestor_xml_attributes(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """xml:lang/xml:space on the root belong to the canonical SignedInfo (C14N 1.0
+    §2.4), and a PI before the root to a whole-document reference. signxml
+    canonicalises detached copies (of the Signature, of the root element) and so
+    drops both; xmlsec1 follows the spec and is the referee here."""
+    (src,) = copy(tmp_path, "xml-lang.xml")
+    for args in (["--reference", "nd"], []):
+        out = tmp_path / "out.xml"
+        proc = skx(str(src), *KEY, "-o", str(out), "--force", *args)
+        assert proc.returncode == 0, proc.stderr
+        assert_xmlsec_ok(out, tmp_path, id_attrs=("--id-attr:Id noiDung",))
+        rest, _ = cut_signature(out)
+        assert rest == src.read_bytes()
+    # the PI is covered: changing it breaks the whole-document reference
+    out.write_bytes(out.read_bytes().replace(b"keep this", b"drop this"))
+    assert xmlsec_verify(out, tmp_path).returncode != 0
+
+
+# ---------------------------------------------------------------- XAdES
+
+
+@pytest.mark.parametrize("level", ["B-B", "B-T"])
+def test_xades_levels(skx, tmp_path: Path, level: str) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path, "generic.xml")
+    out = tmp_path / "out.xml"
+    extra = ["--tsa", TSA_URL] if level == "B-T" else []
+    proc = skx(
+        str(src),
+        *KEY,
+        "-o",
+        str(out),
+        "--level",
+        level,
+        *extra,
+        "--signer-role",
+        "Văn thư",
+        "--data-object-format",
+        "text/xml",
+        "--revocation",
+        "hard",
+    )
+    assert proc.returncode == 0, proc.stderr
+    sig = signature_element(out)
+    refs = sig.findall("ds:SignedInfo/ds:Reference", NS)
+    assert [r.get("Type") for r in refs] == [None, "http://uri.etsi.org/01903#SignedProperties"]
+    props = sig.find("ds:Object/xades:QualifyingProperties", NS)
+    assert props.get("Target") == "#" + sig.get("Id")
+    signing_time = props.findtext(".//xades:SigningTime", namespaces=NS)
+    assert signing_time.endswith("+07:00")
+    assert props.findtext(".//xades:ClaimedRole", namespaces=NS) == "Văn thư"
+    dof = props.find(".//xades:DataObjectFormat", NS)
+    assert dof.get("ObjectReference") == "#" + refs[0].get("Id")
+    assert dof.findtext("xades:MimeType", namespaces=NS) == "text/xml"
+    assert_xmlsec_ok(out, tmp_path)
+    signxml_verify(out, "signer-rsa2048", xades=True, references=2)
+    assert_signing_certificate_v2(out, "signer-rsa2048")
+    assert own_check(out).xades
+    rest, _ = cut_signature(out)
+    assert rest == src.read_bytes()
+    stamps = sig.findall(".//xades:UnsignedSignatureProperties/xades:SignatureTimeStamp", NS)
+    assert len(stamps) == (1 if level == "B-T" else 0)
+    if level == "B-T":
+        _check_signature_timestamp(out, stamps[0], tmp_path)
+
+
+def _pem(der: bytes) -> str:
+    import textwrap
+
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+
+
+def _check_signature_timestamp(out: Path, stamp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """openssl ts -verify, with the imprint recomputed here: SHA-256 of the
+    canonicalised ds:SignatureValue element, in its document."""
+    assert stamp.find("ds:CanonicalizationMethod", NS).get("Algorithm") == (
+        "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+    )
+    token = base64.b64decode(stamp.findtext("xades:EncapsulatedTimeStamp", namespaces=NS))
+    value = parse(out).getroot().find(".//ds:SignatureValue", NS)
+    # SignatureValue has no child elements and the document no xml:* attributes
+    # above it, so lxml's subtree canonicalisation is exact here.
+    canonical = etree.tostring(value, method="c14n", with_comments=False)
+    # inclusive: the namespaces in scope from the document come along
+    assert canonical.startswith(b'<ds:SignatureValue xmlns:cv="urn:signkit:test:congvan" ')
+    (tmp_path / "token.der").write_bytes(token)
+    (tmp_path / "root.pem").write_text(_pem(pki_certificate("root-ca")))
+    (tmp_path / "interm.pem").write_text(_pem(pki_certificate("interm-ca")))
+    ts = subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-digest",
+            hashlib.sha256(canonical).hexdigest(),
+            "-in",
+            str(tmp_path / "token.der"),
+            "-token_in",
+            "-CAfile",
+            str(tmp_path / "root.pem"),
+            "-untrusted",
+            str(tmp_path / "interm.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Verification: OK" in ts.stdout, ts.stdout + ts.stderr
+    # and the same check fails for any other imprint
+    wrong = subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-digest",
+            hashlib.sha256(canonical + b" ").hexdigest(),
+            "-in",
+            str(tmp_path / "token.der"),
+            "-token_in",
+            "-CAfile",
+            str(tmp_path / "root.pem"),
+            "-untrusted",
+            str(tmp_path / "interm.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Verification: OK" not in wrong.stdout
+
+
+def test_b_t_needs_a_tsa(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path, "generic.xml")
+    proc = skx(str(src), *KEY, "--level", "B-T")
+    assert proc.returncode == 2 and "needs --tsa" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".xml") == ["generic.xml"]
+
+
+# ---------------------------------------------------------------- forms
+
+
+def test_enveloping_form(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path, "einvoice.xml")
+    out = tmp_path / "out.xml"
+    proc = skx(str(src), *KEY, "-o", str(out), "--form", "enveloping", "--level", "B-B")
+    assert proc.returncode == 0, proc.stderr
+    root = parse(out).getroot()
+    assert root.tag == "{http://www.w3.org/2000/09/xmldsig#}Signature"
+    obj = root.find(f"ds:Object[@Id='{root.get('Id')}-object']", NS)
+    assert obj[0].tag == "HDon"
+    # the document element's bytes are carried unchanged
+    original = src.read_bytes()
+    body = original[original.index(b"<HDon>") : original.index(b"</HDon>") + 7]
+    assert body in out.read_bytes()
+    assert_xmlsec_ok(out, tmp_path)
+    signxml_verify(out, "signer-rsa2048", xades=True, references=2)
+
+
+def test_detached_form(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path / "in", "tax-declaration.xml")
+    proc = skx(str(src), *KEY, "--form", "detached", "--output-dir", str(tmp_path / "sig"))
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "sig" / "tax-declaration.xml"
+    sig = parse(out).getroot()
+    ref = sig.find("ds:SignedInfo/ds:Reference", NS)
+    assert ref.get("URI") == "../in/tax-declaration.xml"
+    assert src.read_bytes() == (XML / "tax-declaration.xml").read_bytes()
+    assert_xmlsec_ok(out, tmp_path)
+    from cryptography import x509
+    from signxml import SignatureConfiguration, XMLVerifier
+
+    cert = x509.load_der_x509_certificate(pki_certificate("signer-rsa2048"))
+    XMLVerifier().verify(
+        out.read_bytes(),
+        x509_cert=cert,
+        uri_resolver=lambda uri: (out.parent / uri).read_bytes(),
+        expect_config=SignatureConfiguration(expect_references=1),
+    )
+    # a changed data file no longer verifies (the referee can fail)
+    src.write_bytes(src.read_bytes().replace(b"650000", b"950000", 1))
+    assert xmlsec_verify(out, tmp_path).returncode != 0
+
+
+# ---------------------------------------------------------------- presets
+
+
+def test_vn_einvoice_preset(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    inputs = copy(tmp_path / "in", "einvoice.xml", "einvoice-crlf.xml")
+    proc = skx(
+        str(tmp_path / "in"),
+        *VN_KEY,
+        "--preset",
+        "vn-einvoice",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    # the seller MST of the second invoice differs from the certificate's
+    assert "MST:0100000000-999 differs from NBan/MST 0100000000-888" in proc.stderr
+    assert "einvoice-crlf.xml" in proc.stderr and proc.stderr.count("differs from") == 1
+    assert any("0100000000-888" in w for w in json.loads(proc.stdout)["warnings"])
+    for src in inputs:
+        out = tmp_path / "out" / src.name
+        tree = parse(out)
+        sig = tree.getroot().find("DSCKS/NBan/{http://www.w3.org/2000/09/xmldsig#}Signature")
+        assert sig is not None, "Signature not in HDon/DSCKS/NBan"
+        assert sig.prefix is None  # the XMLDSig namespace is the default there
+        invoice_id = tree.getroot().find("DLHDon").get("Id")
+        refs = sig.findall("ds:SignedInfo/ds:Reference", NS)
+        assert [r.get("URI") for r in refs] == [
+            f"#{invoice_id}",
+            f"#SigningTime-{sig.get('Id')}",
+        ]
+        assert [t.get("Algorithm") for t in refs[0].findall("ds:Transforms/ds:Transform", NS)] == [
+            "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+            "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+        ]
+        assert sig.find("ds:SignedInfo/ds:CanonicalizationMethod", NS).get("Algorithm") == (
+            "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+        )
+        assert (
+            sig.find("ds:SignedInfo/ds:SignatureMethod", NS).get("Algorithm").endswith("rsa-sha256")
+        )
+        x509data = sig.find("ds:KeyInfo/ds:X509Data", NS)
+        assert [etree.QName(c).localname for c in x509data] == [
+            "X509SubjectName",
+            "X509Certificate",
+        ]
+        assert "MST:0100000000-999" in x509data.findtext("ds:X509SubjectName", namespaces=NS)
+        assert base64.b64decode(x509data.findtext("ds:X509Certificate", namespaces=NS)) == (
+            pki_certificate("signer-vn")
+        )
+        stime = sig.findtext(
+            "ds:Object/ds:SignatureProperties/ds:SignatureProperty/ds:SigningTime", namespaces=NS
+        )
+        assert len(stime) == 19 and "+" not in stime  # local time without offset, as seen
+        assert_xmlsec_ok(out, tmp_path, id_attrs=(DLHDON_ID,))
+        signxml_verify(
+            out,
+            "signer-vn",
+            xades=False,
+            references=2,
+            default_namespace=True,
+            validate_schema=False,
+        )
+    # einvoice.xml had <NBan/>; einvoice-crlf.xml had no DSCKS: it was created
+    # before </HDon>. Outside that, every byte (CRLF, comment, &#272;, quotes) stays.
+    out = (tmp_path / "out" / "einvoice-crlf.xml").read_bytes()
+    rest, _block = without(out, b"<DSCKS><NBan><Signature ", b"</Signature></NBan></DSCKS>")
+    assert rest == (XML / "einvoice-crlf.xml").read_bytes()
+    assert b"\r\n" in rest and b"VN&#272;" in rest
+    out = (tmp_path / "out" / "einvoice.xml").read_bytes()
+    rest, _block = without(out, b"<NBan><Signature ", b"</Signature></NBan>")
+    assert rest == (XML / "einvoice.xml").read_bytes().replace(b"<NBan/>", b"", 1)
+
+
+def test_vn_tax_declaration_preset(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path, "tax-declaration.xml")
+    out = tmp_path / "out.xml"
+    proc = skx(str(src), *VN_KEY, "--preset", "vn-tax-declaration", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    ns = "{http://kekhaithue.gdt.gov.vn/TKhaiThue}"
+    root = parse(out).getroot()
+    sig = root.find(f"{ns}CKyDTu/{{http://www.w3.org/2000/09/xmldsig#}}Signature")
+    assert sig is not None
+    assert sig.find("ds:SignedInfo/ds:Reference", NS).get("URI") == "#ID_1"
+    assert_xmlsec_ok(out, tmp_path, id_attrs=(HTKK_ID,))
+    signxml_verify(out, "signer-vn", xades=False, references=1, default_namespace=True)
+    data = out.read_bytes()
+    i, j = data.index(b"<CKyDTu>"), data.index(b"</CKyDTu>") + len(b"</CKyDTu>")
+    assert data[:i] + b"<CKyDTu/>" + data[j:] == src.read_bytes()
+
+
+def test_user_preset_from_the_config_file(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[xml-presets.cong-van]\n"
+        'parent_path = ["congVan"]\n'
+        'reference = "trich-yeu"\n'
+        'level = "B-B"\n'
+        'signer_role = "Chánh văn phòng"\n',
+        encoding="utf-8",
+    )
+    (src,) = copy(tmp_path, "generic.xml")
+    out = tmp_path / "out.xml"
+    proc = skx(str(src), *KEY, "-o", str(out), "--preset", "cong-van", "--config", str(config))
+    assert proc.returncode == 0, proc.stderr
+    sig = signature_element(out)
+    assert sig.find("ds:SignedInfo/ds:Reference", NS).get("URI") == "#trich-yeu"
+    assert sig.findtext(".//xades:ClaimedRole", namespaces=NS) == "Chánh văn phòng"
+    signxml_verify(out, "signer-rsa2048", xades=True, references=2)
+    assert_xmlsec_ok(out, tmp_path, id_attrs=("--id-attr:Id urn:signkit:test:congvan:trichYeu",))
+    # unknown presets and bad tables are configuration errors, before the token
+    proc = skx(str(src), *KEY, "--preset", "nope", "--config", str(config), "--force")
+    assert proc.returncode == 2 and "unknown preset 'nope'" in proc.stderr
+    config.write_text('[xml-presets.bad]\nparent_pathh = ["x"]\n', encoding="utf-8")
+    proc = skx(str(src), *KEY, "--preset", "bad", "--config", str(config), "--force")
+    assert proc.returncode == 5 and "unknown key(s) parent_pathh" in proc.stderr
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+class _Listener:
+    """A loopback TCP listener that records every connection (there must be none)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.connections = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_xml", REPO / "fixtures" / "make_xml_samples.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    watch = _Listener(module.LISTENER_PORT)
+    # the listener works: a connection is counted
+    with socket.create_connection(("127.0.0.1", module.LISTENER_PORT)):
+        pass
+    deadline = __import__("time").monotonic() + 5
+    while watch.connections == 0 and __import__("time").monotonic() < deadline:
+        pass
+    assert watch.connections == 1
+    watch.connections = 0
+    try:
+        yield watch
+    finally:
+        watch.close()
+
+
+HOSTILE_CASES = {
+    "billion-laughs.xml": "DTDs are not allowed",
+    "xxe-local-file.xml": "DTDs are not allowed",
+    "xxe-url.xml": "DTDs are not allowed",
+    "external-dtd.xml": "DTDs are not allowed",
+    "parameter-entity.xml": "DTDs are not allowed",
+    "internal-dtd.xml": "DTDs are not allowed",
+    "deep-nesting.xml": "nesting deeper than 256 levels",
+}
+
+
+def test_hostile_corpus_is_refused_with_nothing_written_and_no_network(  # type: ignore[no-untyped-def]
+    skx, tmp_path: Path, listener
+) -> None:
+    src_dir = tmp_path / "in"
+    src_dir.mkdir()
+    for name in HOSTILE_CASES:
+        shutil.copy(HOSTILE / name, src_dir / name)
+    big = src_dir / "huge-text.xml"
+    with big.open("wb") as fh:  # 100 MB text node, made here rather than committed
+        fh.write(b"<?xml version='1.0'?><r>")
+        chunk = b"A" * (1 << 20)
+        for _ in range(100):
+            fh.write(chunk)
+        fh.write(b"</r>")
+    text_node = src_dir / "text-node-20mb.xml"  # under the size limit, over the text limit
+    text_node.write_bytes(b"<r>" + b"B" * (20 << 20) + b"</r>")
+    cases = {
+        **HOSTILE_CASES,
+        "huge-text.xml": "document larger than 64 MiB",
+        "text-node-20mb.xml": "text node exceeds the parser's size limit",
+    }
+    for name, message in cases.items():
+        path = src_dir / name
+        before = sorted(p.name for p in src_dir.iterdir())
+        proc = skx(str(path), *KEY)
+        assert proc.returncode == 3, (name, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert lines == [f"error: {path}: {lines[0].split(': ', 2)[2]}"], (name, proc.stderr)
+        assert message in lines[0], (name, lines[0])
+        assert "Traceback" not in proc.stderr
+        assert sorted(p.name for p in src_dir.iterdir()) == before, name
+    # the whole corpus in one batch: every document failed with the input code
+    proc = skx(str(src_dir), *KEY, "--json")
+    assert proc.returncode == 1
+    docs = json.loads(proc.stdout)["documents"]
+    assert len(docs) == len(cases) and all(d["error_code"] == 3 for d in docs)
+    assert not [
+        p for p in src_dir.iterdir() if "_signed" in p.name or p.name.startswith(".signkit")
+    ]
+    assert listener.connections == 0
+    big.unlink()
+    text_node.unlink()
+
+
+# ---------------------------------------------------------------- error paths
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "code", "message"),
+    [
+        (None, ["--reference", "khong-co"], 3, 'no element with Id="khong-co"'),
+        ("dup", ["--reference", "trich-yeu"], 3, 'duplicate Id "trich-yeu" (2 elements)'),
+        (None, ["--signature-parent", "/cv:congVan/nowhere"], 3, "cannot evaluate"),
+        (None, ["--signature-parent", "/*/missing"], 3, "no element matches the signature parent"),
+        ("text", [], 3, "not XML (no root element)"),
+        ("broken", [], 3, "not well-formed XML"),
+        ("latin1", [], 3, "encoding ISO-8859-1 is not supported (only UTF-8)"),
+        ("utf16", [], 3, "not UTF-8 (UTF-16/32 byte order mark)"),
+        (None, ["--preset", "vn-einvoice"], 3, "the root element is congVan, not HDon"),
+        (None, ["--signature-parent", "//*["], 2, "is not a valid XPath"),
+        (None, ["--signer-role", "x"], 2, "XAdES property"),
+    ],
+)
+def test_error_paths_write_nothing(  # type: ignore[no-untyped-def]
+    skx, tmp_path: Path, setup: str | None, args: list[str], code: int, message: str
+) -> None:
+    (src,) = copy(tmp_path / "in", "generic.xml")
+    if setup == "dup":
+        src.write_bytes(src.read_bytes().replace(b"<ghiChu ", b'<ghiChu Id="trich-yeu" ', 1))
+    elif setup == "text":
+        src.write_text("Kính gửi: văn thư. This is not XML.", encoding="utf-8")
+    elif setup == "broken":
+        src.write_bytes(src.read_bytes()[:200])
+    elif setup == "latin1":
+        src.write_bytes(b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<r>caf\xe9</r>\n')
+    elif setup == "utf16":
+        src.write_bytes('<?xml version="1.0" encoding="UTF-16"?><r/>'.encode("utf-16"))
+    before = src.read_bytes()
+    proc = skx(str(src), *KEY, *args)
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["generic.xml"]
+    assert src.read_bytes() == before
+
+
+def test_existing_output_is_never_overwritten(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path, "generic.xml")
+    out = tmp_path / "generic_signed.xml"
+    out.write_bytes(b"<not-ours/>")
+    proc = skx(str(src), *KEY)
+    assert proc.returncode == 3 and "output exists (use --force" in proc.stderr
+    assert out.read_bytes() == b"<not-ours/>"
+    assert skx(str(src), *KEY, "--force").returncode == 0
+    assert_xmlsec_ok(out, tmp_path)
+
+
+def test_in_place_and_dry_run(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (src,) = copy(tmp_path / "in", "tax-declaration.xml")
+    src.chmod(0o640)
+    dry = skx(str(src), *KEY, "--in-place", "--dry-run", "--json")
+    assert dry.returncode == 0 and json.loads(dry.stdout)["totals"]["planned"] == 1
+    assert src.read_bytes() == (XML / "tax-declaration.xml").read_bytes()
+    proc = skx(str(src), *KEY, "--in-place", "--preset", "vn-tax-declaration")
+    assert proc.returncode == 0, proc.stderr
+    assert src.stat().st_mode & 0o777 == 0o640
+    assert_xmlsec_ok(src, tmp_path, id_attrs=(HTKK_ID,))
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["tax-declaration.xml"]
+    again = skx(str(src), *KEY, "--in-place", "--preset", "vn-tax-declaration", "--json")
+    assert json.loads(again.stdout)["totals"]["skipped"] == 1
+
+
+def test_token_failure_mid_batch_keeps_finished_files(
+    softhsm: SoftHsm, pki: PkiServices, tmp_path: Path
+) -> None:
+    """The token 'disappears' after 5 signatures (fault injected at the token seam:
+    SoftHSM cannot be unplugged)."""
+    from signkit.errors import TokenOperationError
+    from signkit.jobs.engine import EngineSpec
+    from signkit.jobs.outputs import OutputSpec
+    from signkit.jobs.report import BatchReport
+    from signkit.jobs.xml_job import XmlJobSpec, sign_xmls
+    from signkit.tokens.access import TokenSpec
+    from signkit.tokens.guard import PinGuard
+    from signkit.tokens.model import KeySelector
+    from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(20):
+        shutil.copy(XML / "einvoice.xml", src / f"hd{i:03d}.xml")
+
+    def flaky(sign):  # type: ignore[no-untyped-def]
+        count = 0
+
+        def wrapped(data: bytes) -> bytes:
+            nonlocal count
+            count += 1
+            if count > 5:
+                raise TokenOperationError("token removed while signing", subject="token 'x'")
+            return sign(data)
+
+        return wrapped
+
+    class Quiet:
+        def document_done(self, result) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    spec = XmlJobSpec(
+        inputs=(str(src),),
+        outputs=OutputSpec(output_dir=tmp_path / "out"),
+        token=TokenSpec(
+            module=softhsm.module,
+            selector=KeySelector(token_label="signkit-test-a", key_label="signer-rsa2048"),
+            pin=PinSpec(kind=PinSourceKind.ENV, env_pin=Pin(softhsm.user_pin)),
+        ),
+        audit_path=tmp_path / "audit.jsonl",
+        sign_hook=flaky,
+        engine=EngineSpec(lookahead=8),
+    )
+    report = BatchReport(command="sign xml")
+    with pytest.raises(TokenOperationError):
+        sign_xmls(
+            spec,
+            io=None,  # type: ignore[arg-type]
+            guard=PinGuard(tmp_path),
+            warn=lambda s: None,
+            events=Quiet(),
+            report=report,
+        )
+    assert report.exit_code() == 4
+    outputs = sorted((tmp_path / "out").glob("*.xml"))
+    assert len(outputs) == 5 == report.totals()["signed"]
+    for out in outputs:
+        assert_xmlsec_ok(out, tmp_path)
+    assert not list((tmp_path / "out").glob(".signkit-tmp-*"))
+    assert report.totals()["not-attempted"] + report.totals()["failed"] == 15
+
+
+def test_manifest_rows_override_options(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    copy(tmp_path, "generic.xml", "xml-lang.xml")
+    manifest = tmp_path / "batch.csv"
+    manifest.write_text(
+        "input,output,reference,level,signer-role\n"
+        "generic.xml,out/a.xml,trich-yeu,B-B,Văn thư\n"
+        "xml-lang.xml,out/b.xml,,,\n",
+        encoding="utf-8",
+    )
+    proc = skx("--manifest", str(manifest), *KEY, "--json")
+    assert proc.returncode == 0, proc.stderr
+    a = signature_element(tmp_path / "out" / "a.xml")
+    assert a.find("ds:SignedInfo/ds:Reference", NS).get("URI") == "#trich-yeu"
+    assert a.findtext(".//xades:ClaimedRole", namespaces=NS) == "Văn thư"
+    b = signature_element(tmp_path / "out" / "b.xml")
+    assert b.find("ds:SignedInfo/ds:Reference", NS).get("URI") == ""
+    assert b.find("ds:Object", NS) is None  # plain XMLDSig
+    assert_xmlsec_ok(
+        tmp_path / "out" / "a.xml",
+        tmp_path,
+        id_attrs=("--id-attr:Id urn:signkit:test:congvan:trichYeu",),
+    )
+    assert_xmlsec_ok(tmp_path / "out" / "b.xml", tmp_path)
+    signxml_verify(tmp_path / "out" / "a.xml", "signer-rsa2048", xades=True, references=2)
+    # a row naming an unknown column is refused before anything is signed
+    manifest.write_text("input,colour\ngeneric.xml,red\n", encoding="utf-8")
+    proc = skx("--manifest", str(manifest), *KEY)
+    assert proc.returncode == 2 and "unknown column(s) colour" in proc.stderr
+
+
+def test_xml_runs_write_the_same_sealed_audit_records(skx, signkit, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The audit trail of `sign xml` is the one `sign pdf` writes: run-start with the
+    token and signer, a record per document, run-end, seals; `audit verify` accepts it."""
+    files = copy(tmp_path / "in", "generic.xml", "einvoice.xml")
+    proc = skx(*map(str, files), *KEY, "--output-dir", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    log = tmp_path / "audit.jsonl"
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    kinds = [r["type"] for r in records]
+    assert kinds[0] == "run-start" and "run-end" in kinds and "seal" in kinds
+    start = records[0]
+    assert start["command"] == "sign xml" and start["token"]["serial"]
+    assert start["signer"]["sha256"]
+    results = [r for r in records if r["type"] == "document-result"]
+    assert len(results) == 2 and all(r["status"] == "signed" for r in results)
+    check = signkit("audit", "verify", str(log), env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    assert check.returncode == 0, check.stderr

@@ -22,7 +22,10 @@ print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stder
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["token", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["token", "--help"], ["verify", "--help"], ["cert", "--help"]],
+)
 def test_no_heavy_imports(args: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, check=False

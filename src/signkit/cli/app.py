@@ -25,6 +25,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "token": ("signkit.cli.token", "group", "Find tokens, keys and certificates; check the PIN."),
     "sign": ("signkit.cli.sign", "group", "Sign documents in bulk with a token key."),
+    "verify": ("signkit.cli.verify", "command", "Verify signed PDFs and XML in bulk."),
+    "cert": ("signkit.cli.cert", "group", "Check certificates: expiry, chain, revocation."),
     "completion": ("signkit.cli.completion", "command", "Print the completion script for SHELL."),
     "audit": ("signkit.cli.audit", "group", "Check, read and rotate the tamper-evident audit log."),
 }

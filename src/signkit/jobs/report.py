@@ -23,6 +23,7 @@ class Status(StrEnum):
     FAILED = "failed"
     PLANNED = "planned"
     NOT_ATTEMPTED = "not-attempted"
+    VERIFIED = "verified"
 
 
 @dataclass(kw_only=True)
@@ -42,6 +43,7 @@ class DocumentResult:
     level: str | None = None
     signing_time: str | None = None
     options: dict[str, str] = field(default_factory=dict)
+    verdict: dict[str, Any] | None = None
 
     def fail(self, exc: BaseException) -> None:
         """Record a failure without losing the error's class, code and text."""

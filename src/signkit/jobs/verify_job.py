@@ -1,0 +1,322 @@
+"""`signkit verify` as a job: discover, verify in a process pool, report, audit.
+
+Verification needs no token, so the signing engine's token thread and
+output stages do not apply; this job reuses its inputs, report schema,
+worker set-up (fork after the validation stack is imported, die with the
+parent) and audit records.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from signkit import __version__
+from signkit.audit.log import AuditLog, run_identity
+from signkit.errors import ExitCode, SignkitError, UsageError
+from signkit.jobs.engine import Events
+from signkit.jobs.inputs import DocumentTask, discover
+from signkit.jobs.report import BatchReport, DocumentResult, Status
+from signkit.verify.policy import VerifyPolicy
+from signkit.verify.verdict import DocumentVerdict, Indication
+
+EXTENSIONS = (".pdf", ".xml")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyJobSpec:
+    """Everything `signkit verify` was asked to do."""
+
+    inputs: tuple[str, ...]
+    """Files, directories, globs."""
+    recursive: bool = False
+    """Descend into directories."""
+    manifest: Path | None = None
+    """CSV/JSONL manifest (column: input)."""
+    policy: VerifyPolicy = field(default_factory=VerifyPolicy)
+    """Trust, revocation, time and algorithm policy."""
+    jobs: int = 0
+    """Worker processes (0 = one per CPU)."""
+    fail_fast: bool = False
+    """Stop at the first document that is not PASSED."""
+    dry_run: bool = False
+    """List the documents only."""
+    audit_path: Path | None = None
+    """Audit log (None = no audit)."""
+    command_line: tuple[str, ...] = ()
+    """Options, for the audit run record."""
+
+
+@dataclass(kw_only=True)
+class VerifyReport(BatchReport):
+    """A verification run: exit code from the verdicts (0 / 1 FAILED / 6 INDETERMINATE)."""
+
+    etsi: list[Any] = field(default_factory=list)
+    """ETSI TS 119 102-2 report parts of the PDF signatures (--report-format etsi)."""
+
+    def verdicts(self) -> dict[str, int]:
+        """Documents per indication."""
+        counts = {i.value: 0 for i in Indication}
+        for doc in self.documents:
+            if doc.verdict is not None:
+                counts[doc.verdict["indication"]] += 1
+        return counts
+
+    def exit_code(self) -> int:
+        """Run errors win; then any FAILED (or unreadable) -> 1; worst INDETERMINATE -> 6."""
+        if self.run_error is not None:
+            return int(self.run_error.exit_code)
+        if any(d.status is Status.FAILED for d in self.documents):
+            return int(ExitCode.DOCUMENTS_FAILED)
+        counts = self.verdicts()
+        if counts["FAILED"]:
+            return int(ExitCode.DOCUMENTS_FAILED)
+        if counts["INDETERMINATE"]:
+            return int(ExitCode.INDETERMINATE)
+        return int(ExitCode.OK)
+
+    def to_json(self) -> dict[str, Any]:
+        """The shared report plus totals per indication."""
+        data = super().to_json()
+        data["verdicts"] = self.verdicts()
+        return data
+
+
+def plan(spec: VerifyJobSpec) -> list[DocumentTask]:
+    """Discover the documents to verify."""
+    tasks = discover(
+        spec.inputs,
+        recursive=spec.recursive,
+        extensions=EXTENSIONS,
+        suffix="",
+        manifest=spec.manifest,
+    )
+    if not tasks:
+        raise UsageError("no input documents", hint="name files, directories or --manifest")
+    return tasks
+
+
+def detect_format(path: Path) -> str:
+    """pdf or xml, by the first bytes (the extension may lie)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1024)
+    except OSError:
+        return "pdf" if path.suffix.lower() == ".pdf" else "xml"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"<"):
+        return "xml"
+    if b"%PDF-" in head:
+        return "pdf"
+    return "xml" if path.suffix.lower() == ".xml" else "pdf"
+
+
+def verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | SignkitError:
+    """Worker: verify one document; errors about the file are returned, not raised."""
+    try:
+        fmt = detect_format(Path(path))
+        if fmt == "xml":
+            from signkit.verify.xml import verify_xml
+
+            return verify_xml(Path(path), policy)
+        from signkit.verify.pdf import verify_pdf
+
+        return verify_pdf(Path(path), policy)
+    except SignkitError as exc:
+        return exc
+
+
+def worker_init() -> None:
+    """Process-pool initializer: ignore Ctrl-C (the main process handles it), die with it."""
+    import signal
+
+    from signkit.formats.pdf import die_with_parent
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+
+
+def quiet_libraries() -> None:
+    """pyHanko logs validation failures with tracebacks; the verdicts already say it."""
+    import logging
+
+    for name in ("pyhanko", "pyhanko_certvalidator", "signxml"):
+        logger = logging.getLogger(name)
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
+def _preload() -> None:
+    from signkit.verify import pdf, xml
+
+    quiet_libraries()
+    pdf.preload()
+    xml.preload()
+
+
+def verify_documents(
+    spec: VerifyJobSpec,
+    *,
+    events: Events,
+    report: VerifyReport,
+    tasks: list[DocumentTask] | None = None,
+    warn: Callable[[str], None] = lambda _text: None,
+) -> VerifyReport:
+    """Verify every document; results (with verdicts) land in ``report``."""
+    tasks = plan(spec) if tasks is None else tasks
+    if spec.policy.at is None and spec.policy.now is None:
+        # one validation instant for the whole batch: every document is judged alike
+        spec = replace(spec, policy=replace(spec.policy, now=datetime.now(UTC)))
+    results = [DocumentResult(input=str(t.input), output=None) for t in tasks]
+    report.documents.extend(results)
+    if spec.dry_run:
+        report.dry_run = True
+        return report
+    if not spec.policy.anchors:
+        warn(
+            "no trust anchors (--trust FILE|DIR or --trust-system): no signer can be "
+            "trusted, so no signature can pass"
+        )
+    audit = AuditLog(spec.audit_path) if spec.audit_path is not None else None
+    if audit is not None:
+        audit.add(
+            {
+                "type": "run-start",
+                "command": "verify",
+                "version": __version__,
+                "options": list(spec.command_line),
+                **run_identity(),
+            }
+        )
+    _preload()
+    workers = min(spec.jobs or os.cpu_count() or 2, len(tasks))
+    etsi: list[list[Any]] = [[] for _ in tasks]
+    try:
+        if workers <= 1:
+            for index, task in enumerate(tasks):
+                value = verify_document(str(task.input), spec.policy)
+                if _record(results[index], value, audit, events, etsi[index]) and spec.fail_fast:
+                    break
+        else:
+            _run_pool(spec, tasks, results, workers, audit, events, etsi)
+    except KeyboardInterrupt:
+        for r in results:
+            if r.status is Status.PLANNED:
+                r.status, r.reason = Status.NOT_ATTEMPTED, "interrupted"
+        raise
+    finally:
+        for r in results:
+            if r.status is Status.PLANNED:
+                r.status, r.reason = Status.NOT_ATTEMPTED, "batch stopped (--fail-fast)"
+        report.finished = datetime.now(UTC)
+        report.etsi = [part for doc in etsi for part in doc]
+        if audit is not None:
+            audit.add(
+                {
+                    "type": "run-end",
+                    "command": "verify",
+                    "totals": report.totals(),
+                    "verdicts": report.verdicts(),
+                    "exit_code": report.exit_code(),
+                }
+            )
+            audit.close()
+    return report
+
+
+def _run_pool(
+    spec: VerifyJobSpec,
+    tasks: list[DocumentTask],
+    results: list[DocumentResult],
+    workers: int,
+    audit: AuditLog | None,
+    events: Events,
+    etsi: list[list[Any]],
+) -> None:
+    # fork: the workers inherit the imported validation stack (no warm-up).
+    ctx = multiprocessing.get_context("fork")
+    lookahead = workers * 8
+    queue = list(enumerate(tasks))[::-1]
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=worker_init) as pool:
+        in_flight: dict[Future[Any], int] = {}
+        stop = False
+        try:
+            while queue or in_flight:
+                while queue and not stop and len(in_flight) < lookahead:
+                    index, task = queue.pop()
+                    future = pool.submit(verify_document, str(task.input), spec.policy)
+                    in_flight[future] = index
+                if not in_flight:
+                    break
+                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = in_flight.pop(future)
+                    try:
+                        value = future.result()
+                    except Exception as exc:  # a bug, or a worker that died
+                        results[index].fail(exc)
+                        events.document_done(results[index])
+                        stop = stop or spec.fail_fast
+                        continue
+                    if (
+                        _record(results[index], value, audit, events, etsi[index])
+                        and spec.fail_fast
+                    ):
+                        stop = True
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            raise
+
+
+def _record(
+    result: DocumentResult,
+    value: DocumentVerdict | SignkitError,
+    audit: AuditLog | None,
+    events: Events,
+    etsi: list[Any],
+) -> bool:
+    """Store one outcome; True when it is not PASSED (for --fail-fast)."""
+    if isinstance(value, SignkitError):
+        result.fail(value)
+        if audit is not None:
+            audit.add(
+                {
+                    "type": "verify-result",
+                    "input": result.input,
+                    "status": "failed",
+                    "error": result.error_message,
+                }
+            )
+        events.document_done(result)
+        return True
+    result.status = Status.VERIFIED
+    result.sha256_before = value.sha256
+    etsi.extend(value.etsi)
+    result.verdict = value.to_json()
+    result.reason = value.sentence
+    if value.signatures:
+        first = value.signatures[0]
+        result.signer_sha256 = first.signer_sha256
+        result.level = first.level
+        result.signing_time = first.timestamp_time or first.claimed_signing_time
+    if audit is not None:
+        audit.add(
+            {
+                "type": "verify-result",
+                "format": value.format,
+                "input": result.input,
+                "sha256": value.sha256,
+                "indication": value.indication.value,
+                "sub_indication": value.sub_indication.value,
+                "signers": [s.signer_sha256 for s in value.signatures],
+            }
+        )
+    events.document_done(result)
+    return value.indication is not Indication.PASSED

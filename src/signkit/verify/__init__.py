@@ -1,0 +1,1 @@
+"""Verification of signed documents and certificates (no token needed)."""

@@ -1,0 +1,307 @@
+"""`cert check`: expiry, usage, chain and revocation of certificates, for IT and cron.
+
+Sources: a token's certificates (read without login), certificate files
+(PEM/DER/PKCS#7 bundles) and the signers of signed PDFs. Every fact says
+where it came from (the certificate itself, the chain check, OCSP or CRL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from signkit.errors import ExitCode, InputError
+from signkit.verify.chain import validate_chain
+from signkit.verify.policy import VerifyPolicy
+
+# Worst first: what the one-line summary and the exit code follow.
+STATES = (
+    "revoked",
+    "expired",
+    "not-yet-valid",
+    "untrusted",
+    "no-signing-usage",
+    "expiring",
+    "unknown",
+    "ok",
+)
+_CRITICAL = ("revoked", "expired", "not-yet-valid", "untrusted", "no-signing-usage")
+
+
+@dataclass(kw_only=True)
+class CertStatus:
+    """What was established about one certificate."""
+
+    source: str
+    """Where the certificate came from (token and label, file, document)."""
+    state: str
+    """ok, expiring, expired, not-yet-valid, revoked, untrusted, unknown (revocation)."""
+    subject: str
+    """Subject (RFC 4514, Unicode kept)."""
+    issuer: str
+    """Issuer."""
+    serial: str
+    """Serial number (hex)."""
+    sha256: str
+    """Fingerprint."""
+    not_before: str
+    """Start of validity (UTC)."""
+    not_after: str
+    """End of validity (UTC)."""
+    days_left: int
+    """Whole days until not_after (negative once expired)."""
+    key_usage: list[str]
+    """keyUsage bits."""
+    extended_key_usage: list[str]
+    """extKeyUsage purposes."""
+    algorithm: str
+    """Public key algorithm (RSA, EC P-256, ...)."""
+    key_size: int
+    """Key size in bits."""
+    chain: str
+    """trusted, untrusted (with why) or not-checked."""
+    chain_subjects: list[str] = field(default_factory=list)
+    """The validated path, leaf first."""
+    revocation: str = "not-checked"
+    """good, revoked, unknown, not-checked."""
+    revocation_source: str | None = None
+    """OCSP or CRL, embedded or fetched."""
+    revoked_at: str | None = None
+    """When revoked."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Which source each fact rests on."""
+    problems: list[str] = field(default_factory=list)
+    """What is wrong, one phrase each."""
+
+    def line(self) -> str:
+        """One line for cron mail."""
+        what = self.state.upper()
+        detail = "; ".join(self.problems) if self.problems else f"{self.days_left} days left"
+        return (
+            f"{what}: {self.subject} (serial {self.serial}, until {self.not_after[:10]}, "
+            f"{self.source}): {detail}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+
+def _name(name: Any) -> str:
+    return str(name.rfc4514_string())
+
+
+def check_certificate(
+    der: bytes,
+    others: Sequence[bytes],
+    policy: VerifyPolicy,
+    *,
+    source: str,
+    warn_days: int,
+    now: datetime | None = None,
+) -> CertStatus:
+    """Dates, usage, chain to the configured trust and revocation of one certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    now = now or policy.at or datetime.now(UTC)
+    cert = x509.load_der_x509_certificate(der)
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        algorithm, size = "RSA", key.key_size
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        algorithm, size = f"EC {key.curve.name}", key.curve.key_size
+    else:
+        algorithm, size = type(key).__name__, 0
+    usage: list[str] = []
+    eku: list[str] = []
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        for bit in (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+        ):
+            if getattr(ku, bit):
+                usage.append("non_repudiation" if bit == "content_commitment" else bit)
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        eku = [oid._name if oid._name != "Unknown OID" else oid.dotted_string for oid in ext]
+    except x509.ExtensionNotFound:
+        pass
+    not_before = cert.not_valid_before_utc
+    not_after = cert.not_valid_after_utc
+    days_left = (not_after - now).days
+    problems: list[str] = []
+    state = "ok"
+    if now < not_before:
+        state = "not-yet-valid"
+        problems.append(f"not valid before {not_before:%Y-%m-%d}")
+    elif now > not_after:
+        state = "expired"
+        problems.append(f"expired on {not_after:%Y-%m-%d}")
+    chain = validate_chain(der, others, policy, moment=now)
+    chain_text = "trusted" if chain.trusted else "untrusted"
+    if not chain.trusted and chain.revocation != "revoked" and state == "ok":
+        if chain.sub_indication.value == "TRY_LATER":
+            state = "unknown"
+            problems.append("revocation status could not be established")
+        else:
+            state = "untrusted"
+            problems.append(f"chain: {chain.sub_indication.value} ({(chain.detail or '')[:120]})")
+    if not chain.trusted:
+        chain_text = f"untrusted: {chain.sub_indication.value}"
+    if chain.revocation == "revoked":
+        state = "revoked"
+        problems.insert(0, "revoked" + (f" since {chain.revoked_at}" if chain.revoked_at else ""))
+    if state == "ok" and not ({"digital_signature", "non_repudiation"} & set(usage)) and usage:
+        state = "no-signing-usage"
+        problems.append(f"key usage ({', '.join(usage)}) does not allow signing")
+    if state == "ok" and 0 <= days_left <= warn_days:
+        state = "expiring"
+        problems.insert(0, f"expires in {days_left} days (on {not_after:%Y-%m-%d})")
+    if state == "ok" and chain.revocation == "unknown" and policy.revocation == "hard":
+        state = "unknown"
+    sources = {
+        "validity": "certificate",
+        "key_usage": "certificate",
+        "chain": "configured trust anchors (--trust)" if policy.anchors else "no anchors",
+        "revocation": chain.revocation_source
+        or ("not checked (--revocation off)" if policy.revocation == "off" else "none"),
+    }
+    return CertStatus(
+        source=source,
+        state=state,
+        subject=_name(cert.subject),
+        issuer=_name(cert.issuer),
+        serial=format(cert.serial_number, "X"),
+        sha256=hashlib.sha256(der).hexdigest(),
+        not_before=not_before.isoformat(),
+        not_after=not_after.isoformat(),
+        days_left=days_left,
+        key_usage=usage,
+        extended_key_usage=eku,
+        algorithm=algorithm,
+        key_size=size,
+        chain=chain_text,
+        chain_subjects=chain.chain_subjects,
+        revocation=chain.revocation,
+        revocation_source=chain.revocation_source,
+        revoked_at=chain.revoked_at,
+        sources=sources,
+        problems=problems + chain.warnings,
+    )
+
+
+def worst_state(statuses: Sequence[CertStatus]) -> str:
+    """The worst state of a run."""
+    return min((s.state for s in statuses), key=STATES.index, default="ok")
+
+
+def exit_code(statuses: Sequence[CertStatus]) -> int:
+    """5 for expired/revoked/untrusted/not yet valid/not for signing, 7 expiring, else 0."""
+    state = worst_state(statuses)
+    if state in _CRITICAL:
+        return int(ExitCode.TRUST)
+    if state == "expiring":
+        return int(ExitCode.EXPIRING)
+    return int(ExitCode.OK)
+
+
+def nagios(statuses: Sequence[CertStatus]) -> tuple[int, str]:
+    """(exit code 0-3, the one status line) by the monitoring-plugin convention."""
+    if not statuses:
+        return 3, "SIGNKIT CERT UNKNOWN - no certificate found"
+    state = worst_state(statuses)
+    code, word = {
+        "revoked": (2, "CRITICAL"),
+        "expired": (2, "CRITICAL"),
+        "not-yet-valid": (2, "CRITICAL"),
+        "untrusted": (2, "CRITICAL"),
+        "no-signing-usage": (2, "CRITICAL"),
+        "expiring": (1, "WARNING"),
+        "unknown": (3, "UNKNOWN"),
+        "ok": (0, "OK"),
+    }[state]
+    bad = [s for s in statuses if s.state == state]
+    soonest = min(statuses, key=lambda s: s.days_left)
+    if state == "ok":
+        text = f"{len(statuses)} certificate(s) ok, next expiry in {soonest.days_left} days"
+    else:
+        text = "; ".join(f"{s.subject}: {', '.join(s.problems[:1]) or s.state}" for s in bad)
+    perf = f"|certs={len(statuses)} min_days_left={soonest.days_left}"
+    return code, f"SIGNKIT CERT {word} - {text} {perf}"
+
+
+def certificates_from_files(paths: Sequence[Path]) -> list[tuple[str, bytes, list[bytes]]]:
+    """(source, leaf, the other certificates of the same file) for every certificate."""
+    from signkit.trust import load_certificates
+
+    found = []
+    for path in paths:
+        if not path.exists():
+            raise InputError("no such file", subject=str(path))
+        certs = load_certificates([path])
+        for der in certs:
+            found.append((str(path), der, [c for c in certs if c != der]))
+    return found
+
+
+def certificates_from_documents(paths: Sequence[Path]) -> list[tuple[str, bytes, list[bytes]]]:
+    """The signer certificate (and embedded chain) of each signature of signed PDFs."""
+    import io
+
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    found = []
+    for path in paths:
+        try:
+            reader = PdfFileReader(io.BytesIO(path.read_bytes()), strict=False)
+            sigs = list(reader.embedded_regular_signatures)
+        except OSError as exc:
+            raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
+        except PdfError as exc:
+            raise InputError(f"not a readable PDF ({exc})", subject=str(path)) from None
+        if not sigs:
+            raise InputError("the document carries no signature", subject=str(path))
+        for n, sig in enumerate(sigs, start=1):
+            leaf = sig.signer_cert.dump()
+            others = [c.dump() for c in sig.other_embedded_certs]
+            found.append((f"{path} signature {n}", leaf, others))
+    return found
+
+
+def certificates_from_token(spec: Any) -> list[tuple[str, bytes, list[bytes]]]:
+    """End-entity certificates of the token (no login); its CA certificates serve as chain."""
+    from signkit.errors import KeyNotFoundError
+    from signkit.tokens.access import resolve_module
+    from signkit.tokens.pkcs11 import Pkcs11Module
+
+    path = resolve_module(spec)
+    selector = spec.selector
+    with Pkcs11Module.load(path) as module, module.open_token(selector) as session:
+        certs = session.certificates()
+        name = session.name
+    cas = [c.der for c in certs if c.is_ca]
+    chosen = [c for c in certs if not c.is_ca]
+    if selector.key_label is not None:
+        chosen = [c for c in chosen if c.label == selector.key_label]
+    if selector.key_id is not None:
+        chosen = [c for c in chosen if c.id == selector.key_id]
+    if selector.cert_fingerprint is not None:
+        want = selector.cert_fingerprint.replace(":", "").lower()
+        chosen = [c for c in chosen if c.sha256 == want]
+    if not chosen:
+        raise KeyNotFoundError("no certificate matches the selection", subject=name)
+    return [(f"{name} {c.label!r}", c.der, cas) for c in chosen]

@@ -1,0 +1,266 @@
+"""Verdicts in ETSI EN 319 102-1 terms, shared by PDF and XML verification.
+
+A verdict is an object, never a bool: PASSED only when every check passed;
+INDETERMINATE when something could not be established; FAILED when the
+signature is proven bad. Each carries a sub-indication and one sentence for
+a person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+
+class Indication(StrEnum):
+    """EN 319 102-1 main indication."""
+
+    PASSED = "PASSED"
+    INDETERMINATE = "INDETERMINATE"
+    FAILED = "FAILED"
+
+    @property
+    def rank(self) -> int:
+        """Order of badness (the worst wins for a document and a batch)."""
+        return {"PASSED": 0, "INDETERMINATE": 1, "FAILED": 2}[self.value]
+
+
+class SubIndication(StrEnum):
+    """EN 319 102-1 sub-indications (clause 5.1.3), plus two PDF/XML refinements.
+
+    MODIFIED_AFTER_SIGNING and WRAPPED_SIGNED_ELEMENT are signkit's names for
+    what the standard leaves to the validation policy (changes after signing
+    that the certification level forbids; an XML signature whose signed
+    element is not the one the document presents); both give FAILED.
+    """
+
+    OK = "OK"
+    FORMAT_FAILURE = "FORMAT_FAILURE"
+    HASH_FAILURE = "HASH_FAILURE"
+    SIG_CRYPTO_FAILURE = "SIG_CRYPTO_FAILURE"
+    REVOKED = "REVOKED"
+    NOT_YET_VALID = "NOT_YET_VALID"
+    SIG_CONSTRAINTS_FAILURE = "SIG_CONSTRAINTS_FAILURE"
+    CHAIN_CONSTRAINTS_FAILURE = "CHAIN_CONSTRAINTS_FAILURE"
+    CERTIFICATE_CHAIN_GENERAL_FAILURE = "CERTIFICATE_CHAIN_GENERAL_FAILURE"
+    CRYPTO_CONSTRAINTS_FAILURE = "CRYPTO_CONSTRAINTS_FAILURE"
+    CRYPTO_CONSTRAINTS_FAILURE_NO_POE = "CRYPTO_CONSTRAINTS_FAILURE_NO_POE"
+    EXPIRED = "EXPIRED"
+    OUT_OF_BOUNDS_NO_POE = "OUT_OF_BOUNDS_NO_POE"
+    OUT_OF_BOUNDS_NOT_REVOKED = "OUT_OF_BOUNDS_NOT_REVOKED"
+    REVOKED_NO_POE = "REVOKED_NO_POE"
+    REVOKED_CA_NO_POE = "REVOKED_CA_NO_POE"
+    REVOCATION_OUT_OF_BOUNDS_NO_POE = "REVOCATION_OUT_OF_BOUNDS_NO_POE"
+    NO_CERTIFICATE_CHAIN_FOUND = "NO_CERTIFICATE_CHAIN_FOUND"
+    NO_SIGNING_CERTIFICATE_FOUND = "NO_SIGNING_CERTIFICATE_FOUND"
+    NO_POE = "NO_POE"
+    TRY_LATER = "TRY_LATER"
+    TIMESTAMP_ORDER_FAILURE = "TIMESTAMP_ORDER_FAILURE"
+    POLICY_PROCESSING_ERROR = "POLICY_PROCESSING_ERROR"
+    SIGNATURE_POLICY_NOT_AVAILABLE = "SIGNATURE_POLICY_NOT_AVAILABLE"
+    SIGNED_DATA_NOT_FOUND = "SIGNED_DATA_NOT_FOUND"
+    GENERIC = "GENERIC"
+    MODIFIED_AFTER_SIGNING = "MODIFIED_AFTER_SIGNING"
+    WRAPPED_SIGNED_ELEMENT = "WRAPPED_SIGNED_ELEMENT"
+
+
+# pyHanko names one sub-indication NOT_YET_VALID under both FAILED and
+# INDETERMINATE; the indication travels separately, so one member serves.
+_SENTENCES: dict[SubIndication, str] = {
+    SubIndication.OK: "The signature is intact, made by a trusted certificate valid at signing.",
+    SubIndication.FORMAT_FAILURE: "The signature is malformed or missing.",
+    SubIndication.HASH_FAILURE: "The signed content was altered after signing.",
+    SubIndication.SIG_CRYPTO_FAILURE: "The signature value does not match the signer's key.",
+    SubIndication.REVOKED: "The signer's certificate was revoked before the signature was made.",
+    SubIndication.NOT_YET_VALID: "The signer's certificate was not yet valid at signing time.",
+    SubIndication.SIG_CONSTRAINTS_FAILURE: "The signature does not meet the validation policy.",
+    SubIndication.CHAIN_CONSTRAINTS_FAILURE: "The certificate chain does not meet the policy.",
+    SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE: (
+        "The signer's certificate chain could not be validated (revocation status or a "
+        "certificate unavailable)."
+    ),
+    SubIndication.CRYPTO_CONSTRAINTS_FAILURE: (
+        "The signature uses a weak algorithm or key (SHA-1, RSA below 2048 bits)."
+    ),
+    SubIndication.CRYPTO_CONSTRAINTS_FAILURE_NO_POE: (
+        "The signature uses an algorithm no longer considered secure, with no proof it "
+        "existed before then."
+    ),
+    SubIndication.EXPIRED: "The signer's certificate had expired when the signature was made.",
+    SubIndication.OUT_OF_BOUNDS_NO_POE: (
+        "The signer's certificate is expired or not yet valid, and nothing proves the "
+        "signature was made while it was valid."
+    ),
+    SubIndication.OUT_OF_BOUNDS_NOT_REVOKED: (
+        "The signer's certificate is outside its validity, though not revoked."
+    ),
+    SubIndication.REVOKED_NO_POE: (
+        "The signer's certificate is revoked, and nothing proves the signature was made "
+        "before the revocation."
+    ),
+    SubIndication.REVOKED_CA_NO_POE: "A CA certificate in the chain is revoked.",
+    SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE: (
+        "No revocation information fresh enough for the signature time."
+    ),
+    SubIndication.NO_CERTIFICATE_CHAIN_FOUND: (
+        "The signer's certificate does not chain to a configured trust anchor."
+    ),
+    SubIndication.NO_SIGNING_CERTIFICATE_FOUND: "The signer's certificate is not in the signature.",
+    SubIndication.NO_POE: "Nothing proves when the signature was made.",
+    SubIndication.TRY_LATER: "The revocation status is not available yet; try again later.",
+    SubIndication.TIMESTAMP_ORDER_FAILURE: "The time-stamps are in an impossible order.",
+    SubIndication.POLICY_PROCESSING_ERROR: "The signature policy could not be processed.",
+    SubIndication.SIGNATURE_POLICY_NOT_AVAILABLE: "The signature policy is not available.",
+    SubIndication.SIGNED_DATA_NOT_FOUND: "The signed data could not be found.",
+    SubIndication.GENERIC: "The signature could not be validated.",
+    SubIndication.MODIFIED_AFTER_SIGNING: (
+        "The document was changed after signing in a way the signature does not allow."
+    ),
+    SubIndication.WRAPPED_SIGNED_ELEMENT: (
+        "The signed element is not the one the document presents (signature wrapping)."
+    ),
+}
+
+
+def sentence(sub: SubIndication) -> str:
+    """One human sentence for a sub-indication."""
+    return _SENTENCES[sub]
+
+
+@dataclass(kw_only=True)
+class SignatureVerdict:
+    """What was established about one signature."""
+
+    index: int
+    """Position of the signature in the document (0 = first)."""
+    indication: Indication
+    """PASSED, INDETERMINATE or FAILED."""
+    sub_indication: SubIndication
+    """Why (OK when PASSED)."""
+    sentence: str
+    """One sentence for a person."""
+    name: str | None = None
+    """Signature field name (PDF) or Id (XML)."""
+    intact: bool | None = None
+    """The signed bytes / elements match their digests."""
+    signature_valid: bool | None = None
+    """The signature value verifies with the signer's public key."""
+    trusted: bool | None = None
+    """The signer's chain ends at a configured anchor."""
+    signer_subject: str | None = None
+    """Signer certificate subject (RFC 4514)."""
+    signer_issuer: str | None = None
+    """Signer certificate issuer."""
+    signer_serial: str | None = None
+    """Signer certificate serial (hex)."""
+    signer_sha256: str | None = None
+    """Signer certificate fingerprint."""
+    claimed_signing_time: str | None = None
+    """The signer's own claim (signingTime attribute, /M, XAdES SigningTime)."""
+    timestamp_time: str | None = None
+    """Time in the signature time-stamp token, if any."""
+    best_signature_time: str | None = None
+    """The time the validation relied on (time-stamp, else validation time)."""
+    coverage: str | None = None
+    """entire-file, entire-revision, partial, element:<what>."""
+    modification_level: str | None = None
+    """Changes after signing: none, lta-updates, form-filling, annotations, other."""
+    certification_level: int | None = None
+    """DocMDP level of a certification signature (1-3), else None."""
+    level: str | None = None
+    """PAdES / XAdES baseline level reached (B-B, B-T, B-LT, B-LTA)."""
+    revocation: str | None = None
+    """good, revoked, unknown, not-checked."""
+    weak_algorithms: list[str] = field(default_factory=list)
+    """Weak algorithms or key sizes found (reported even when accepted)."""
+    warnings: list[str] = field(default_factory=list)
+    """What a person should know besides the verdict."""
+    detail: str | None = None
+    """The validator's own message, when it gave one."""
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        # Shallow on purpose: every field is a plain value (asdict would deep-copy).
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["weak_algorithms"] = list(self.weak_algorithms)
+        data["warnings"] = list(self.warnings)
+        data["indication"] = self.indication.value
+        data["sub_indication"] = self.sub_indication.value
+        return data
+
+
+def make_verdict(
+    index: int, indication: Indication, sub: SubIndication, **details: Any
+) -> SignatureVerdict:
+    """A verdict with its standard sentence."""
+    return SignatureVerdict(
+        index=index, indication=indication, sub_indication=sub, sentence=sentence(sub), **details
+    )
+
+
+def worst(indications: list[Indication]) -> Indication:
+    """The worst indication (PASSED for an empty list is never used: callers check)."""
+    return max(indications, key=lambda i: i.rank)
+
+
+@dataclass(kw_only=True)
+class DocumentVerdict:
+    """The verdict for one document: the worst of its signatures."""
+
+    input: str
+    """The document."""
+    format: str
+    """pdf or xml."""
+    indication: Indication
+    """Worst indication of its signatures (FAILED when it has none)."""
+    sub_indication: SubIndication
+    """The sub-indication of the worst signature."""
+    sentence: str
+    """One sentence for a person."""
+    signatures: list[SignatureVerdict] = field(default_factory=list)
+    """Every signature, in document order."""
+    sha256: str | None = None
+    """Of the file as verified."""
+    etsi: list[Any] = field(default_factory=list)
+    """ETSI TS 119 102-2 report parts of its signatures (with --report-format etsi)."""
+
+    @classmethod
+    def of(
+        cls, input: str, fmt: str, signatures: list[SignatureVerdict], sha256: str | None
+    ) -> DocumentVerdict:
+        """Summarise the signatures; a document without any is FAILED."""
+        if not signatures:
+            return cls(
+                input=input,
+                format=fmt,
+                indication=Indication.FAILED,
+                sub_indication=SubIndication.FORMAT_FAILURE,
+                sentence="The document carries no signature.",
+                sha256=sha256,
+            )
+        bad = max(signatures, key=lambda s: s.indication.rank)
+        text = bad.sentence
+        if len(signatures) > 1:
+            text = f"signature {bad.index + 1} of {len(signatures)}: {text}"
+        return cls(
+            input=input,
+            format=fmt,
+            indication=bad.indication,
+            sub_indication=bad.sub_indication,
+            sentence=text,
+            signatures=signatures,
+            sha256=sha256,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return {
+            "input": self.input,
+            "format": self.format,
+            "indication": self.indication.value,
+            "sub_indication": self.sub_indication.value,
+            "sentence": self.sentence,
+            "sha256": self.sha256,
+            "signatures": [s.to_json() for s in self.signatures],
+        }

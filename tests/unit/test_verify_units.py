@@ -1,0 +1,175 @@
+"""Verification pieces that need no token and no network: parsers, verdicts, exit codes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signkit.errors import InputFormatError, UsageError
+from signkit.verify import certcheck
+from signkit.verify.verdict import (
+    DocumentVerdict,
+    Indication,
+    SubIndication,
+    make_verdict,
+    sentence,
+)
+
+HEX = "0123456789abcdefABCDEF"
+WS = " \n\r\t\f\x00"
+
+
+def _original(data: bytes):  # type: ignore[no-untyped-def]
+    from pyhanko.pdf_utils import generic
+
+    stream = io.BytesIO(data)
+    # the untouched reader, even if a test in this process installed the fast one
+    current = generic.read_hex_string_from_stream
+    reader = getattr(current, "__wrapped_original__", current)
+    value = reader(stream)
+    return value, stream.tell()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.lists(st.sampled_from(list(HEX + WS)), max_size=300).map("".join),
+    tail=st.binary(max_size=20),
+)
+def test_fast_hex_reader_matches_pyhanko(body: str, tail: bytes) -> None:
+    from signkit.verify.pdf import read_hex_string
+
+    data = b"<" + body.encode() + b">" + tail
+    expected, position = _original(data)
+    stream = io.BytesIO(data)
+    got = read_hex_string(stream, original=None)
+    assert got == expected and type(got) is type(expected)
+    assert stream.tell() == position  # the parser goes on from the same byte
+
+
+def test_fast_hex_reader_errors_and_comments() -> None:
+    from pyhanko.pdf_utils.misc import PdfStreamError
+
+    from signkit.verify.pdf import read_hex_string
+
+    with pytest.raises(PdfStreamError, match="Unexpected token"):
+        read_hex_string(io.BytesIO(b"<0A1G>"), original=None)
+    with pytest.raises(PdfStreamError, match="ended prematurely"):
+        read_hex_string(io.BytesIO(b"<0A1B"), original=None)
+    calls = []
+
+    def original(stream: io.BytesIO) -> bytes:
+        calls.append(stream.tell())
+        return b"from pyhanko"
+
+    assert read_hex_string(io.BytesIO(b"<0A % note\n1B>"), original=original) == b"from pyhanko"
+    assert calls == [0]  # handed back at the '<'
+
+
+@given(st.text(alphabet="Nguyễn Văn An ỦY BAN nhân dân  tỉnh\u00a0Nam Định", max_size=40))
+def test_name_cache_keeps_rfc5280_comparison(text: str) -> None:
+    from asn1crypto import x509
+
+    from signkit.verify.pdf import install_name_cache
+
+    a = x509.Name.build({"common_name": text or "x", "country_name": "VN"})
+    b = x509.Name.build({"common_name": (text or "x").upper(), "country_name": "VN"})
+    before = (a == b, a.hashable, b.hashable)
+    fresh_a, fresh_b = x509.Name.load(a.dump()), x509.Name.load(b.dump())
+    install_name_cache()
+    assert (fresh_a == fresh_b, fresh_a.hashable, fresh_b.hashable) == before
+    # and again from the cache
+    again_a, again_b = x509.Name.load(a.dump()), x509.Name.load(b.dump())
+    assert (again_a == again_b, again_a.hashable, again_b.hashable) == before
+
+
+def test_document_verdict_is_the_worst_signature() -> None:
+    ok = make_verdict(0, Indication.PASSED, SubIndication.OK)
+    unsure = make_verdict(1, Indication.INDETERMINATE, SubIndication.TRY_LATER)
+    bad = make_verdict(2, Indication.FAILED, SubIndication.HASH_FAILURE)
+    doc = DocumentVerdict.of("a.pdf", "pdf", [ok, unsure, bad], None)
+    assert doc.indication is Indication.FAILED and doc.sub_indication is SubIndication.HASH_FAILURE
+    assert doc.sentence == "signature 3 of 3: " + sentence(SubIndication.HASH_FAILURE)
+    assert DocumentVerdict.of("a.pdf", "pdf", [ok, unsure], None).indication.value == (
+        "INDETERMINATE"
+    )
+    unsigned = DocumentVerdict.of("b.pdf", "pdf", [], None)
+    assert unsigned.indication is Indication.FAILED
+    assert unsigned.to_json()["signatures"] == []
+    # every sub-indication has its sentence
+    assert all(sentence(s) for s in SubIndication)
+
+
+def _status(state: str, days: int = 100) -> certcheck.CertStatus:
+    return certcheck.CertStatus(
+        source="test",
+        state=state,
+        subject=f"CN={state}",
+        issuer="CN=CA",
+        serial="1",
+        sha256="0" * 64,
+        not_before="2025-01-01T00:00:00+00:00",
+        not_after="2035-01-01T00:00:00+00:00",
+        days_left=days,
+        key_usage=[],
+        extended_key_usage=[],
+        algorithm="RSA",
+        key_size=2048,
+        chain="trusted",
+        problems=[] if state == "ok" else [f"{state} problem"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("states", "code", "nagios", "word"),
+    [
+        (["ok", "ok"], 0, 0, "OK"),
+        (["ok", "expiring"], 7, 1, "WARNING"),
+        (["expiring", "revoked"], 5, 2, "CRITICAL"),
+        (["ok", "no-signing-usage"], 5, 2, "CRITICAL"),
+        (["ok", "unknown"], 0, 3, "UNKNOWN"),
+        ([], 0, 3, "UNKNOWN"),
+    ],
+)
+def test_cert_check_exit_codes(states: list[str], code: int, nagios: int, word: str) -> None:
+    statuses = [_status(s) for s in states]
+    assert certcheck.exit_code(statuses) == code
+    got, line = certcheck.nagios(statuses)
+    assert got == nagios and line.startswith(f"SIGNKIT CERT {word} - ")
+    assert "\n" not in line
+
+
+def test_xml_parser_refuses_dtds_and_garbage() -> None:
+    from signkit.verify.xml import parse_safely
+
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">'
+        b'<!ENTITY c "&b;&b;&b;&b;">]><r>&c;</r>'
+    )
+    with pytest.raises(InputFormatError, match="DOCTYPE"):
+        parse_safely(bomb, "bomb.xml")
+    external = b'<?xml version="1.0"?><!DOCTYPE r SYSTEM "http://127.0.0.1:1/x.dtd"><r/>'
+    with pytest.raises(InputFormatError, match="DOCTYPE"):
+        parse_safely(external, "ext.xml")
+    with pytest.raises(InputFormatError, match="malformed XML"):
+        parse_safely(b"<r><unclosed></r>", "bad.xml")
+    assert parse_safely(b"<r>ok</r>", "fine.xml").text == "ok"
+
+
+def test_time_and_format_detection(tmp_path: Path) -> None:
+    from signkit.cli.verify import parse_time
+    from signkit.jobs.verify_job import detect_format
+
+    assert parse_time("2026-03-12").isoformat() == "2026-03-12T00:00:00+00:00"
+    assert parse_time("2026-03-12T09:41:07+07:00").utcoffset() is not None
+    assert parse_time("2026-03-12T02:41:07Z").hour == 2
+    with pytest.raises(UsageError):
+        parse_time("last tuesday")
+    pdf = tmp_path / "lies.xml"
+    pdf.write_bytes(b"%PDF-1.7\n...")
+    xml = tmp_path / "invoice.pdf"
+    xml.write_bytes(b"\xef\xbb\xbf  <HDon/>")
+    assert detect_format(pdf) == "pdf" and detect_format(xml) == "xml"

@@ -173,3 +173,21 @@ def test_time_and_format_detection(tmp_path: Path) -> None:
     xml = tmp_path / "invoice.pdf"
     xml.write_bytes(b"\xef\xbb\xbf  <HDon/>")
     assert detect_format(pdf) == "pdf" and detect_format(xml) == "xml"
+
+
+@pytest.mark.parametrize(
+    ("claimed", "stamped", "flagged"),
+    [
+        ("2026-03-12T16:41:07+00:00", "2026-03-12T09:41:10+00:00", True),  # local time as UTC
+        ("2026-03-12T16:41:07+07:00", "2026-03-12T09:41:10+00:00", False),  # honest +07:00
+        ("2026-03-12T09:41:07+00:00", "2026-03-12T09:41:10+00:00", False),
+        ("2026-03-12T16:41:07", "2026-03-12T09:41:10+00:00", False),  # no zone: not a claim of UTC
+        (None, "2026-03-12T09:41:10+00:00", False),
+    ],
+)
+def test_local_time_labelled_utc_is_flagged(
+    claimed: str | None, stamped: str, flagged: bool
+) -> None:
+    from signkit.verify.verdict import local_time_skew
+
+    assert (local_time_skew(claimed, stamped) is not None) is flagged

@@ -9,6 +9,7 @@ a person.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -194,9 +195,32 @@ def make_verdict(
     index: int, indication: Indication, sub: SubIndication, **details: Any
 ) -> SignatureVerdict:
     """A verdict with its standard sentence."""
+    skew = local_time_skew(details.get("claimed_signing_time"), details.get("timestamp_time"))
+    if skew is not None:
+        details["warnings"] = [*details.get("warnings", []), skew]
     return SignatureVerdict(
         index=index, indication=indication, sub_indication=sub, sentence=sentence(sub), **details
     )
+
+
+def local_time_skew(claimed: str | None, stamped: str | None) -> str | None:
+    """A warning when the claimed signing time runs about 7 hours ahead of the
+    time-stamp: signers that write Vietnam's local time into signingTime
+    labelled as UTC (seen in real files). Only a warning: the time-stamp is
+    what counts, and the verdict does not change."""
+    if not claimed or not stamped:
+        return None
+    try:
+        claimed_at, stamped_at = datetime.fromisoformat(claimed), datetime.fromisoformat(stamped)
+        ahead = (claimed_at - stamped_at).total_seconds()
+    except (TypeError, ValueError):  # naive vs aware, or not ISO 8601
+        return None
+    if abs(ahead - 7 * 3600) <= 15 * 60:
+        return (
+            "the claimed signing time is 7 hours ahead of the time-stamp: the signer "
+            "probably wrote local time (UTC+07:00) labelled as UTC"
+        )
+    return None
 
 
 def worst(indications: list[Indication]) -> Indication:

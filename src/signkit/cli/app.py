@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from signkit import __version__
-from signkit.errors import EXIT_CODE_TABLE
+from signkit.errors import EXIT_CODE_TABLE, SignkitError
 from signkit.i18n import LANGUAGES, choose_language, set_language
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
@@ -71,12 +71,68 @@ def build_app() -> click.Group:
         help="Language of messages and reports (default: from LC_ALL, LC_MESSAGES, LANG). "
         "JSON output stays in English.",
     )
-    def app(lang: str | None, **_: Any) -> None:
+    @click.option(
+        "--profile",
+        metavar="NAME",
+        envvar="SIGNKIT_PROFILE",
+        help="Saved settings from [profiles.NAME] in the config file "
+        "($SIGNKIT_CONFIG, default ~/.config/signkit/config.toml); options given win.",
+    )
+    def app(lang: str | None, profile: str | None, **_: Any) -> None:
         """Sign and verify PDFs and XML with keys on PKCS#11 tokens, in bulk.
 
         PIN sources: the prompt (on a terminal), SIGNKIT_PIN (removed from the
         environment at start-up), --pin-file, --pin-stdin, or the reader's PIN pad.
         """
         set_language(choose_language(lang))
+        if profile is not None:
+            ctx = click.get_current_context()
+            try:
+                ctx.default_map = profile_defaults(ctx, profile)
+            except SignkitError as exc:
+                from signkit.cli.context import Output
+
+                Output().fail(exc)
 
     return app
+
+
+def profile_defaults(ctx: click.Context, name: str) -> dict[str, Any]:
+    """click's default_map for the invoked command from ``[profiles.NAME]``: a
+    profile's keys are long option names (token_label, level, tsa, trust,
+    audit_log, …); what the command line gives still wins."""
+    import os
+    from pathlib import Path
+
+    from signkit.config import load_config
+    from signkit.errors import ConfigError
+
+    env = os.environ.get("SIGNKIT_CONFIG")
+    config = load_config(Path(env) if env else None)
+    profiles = config.section("profiles")
+    if name not in profiles:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ConfigError(
+            f"no profile of that name in {config.path or 'the configuration'} (profiles: {known})",
+            subject=name,
+        )
+    values = {key.replace("-", "_"): value for key, value in profiles[name].items()}
+    group = ctx.command
+    sub = ctx.invoked_subcommand
+    command = group.get_command(ctx, sub) if isinstance(group, click.Group) and sub else None
+    if command is None or sub is None:
+        return {}
+    leaves = (
+        {n: command.get_command(ctx, n) for n in command.list_commands(ctx)}
+        if isinstance(command, click.Group)
+        else {sub: command}
+    )
+    accepted = {p.name for c in leaves.values() if c is not None for p in c.params}
+    unknown = sorted(set(values) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"profile keys not known to `signkit {sub}`: {', '.join(unknown)}", subject=name
+        )
+    if isinstance(command, click.Group):
+        return {sub: {n: values for n in leaves}}
+    return {sub: values}

@@ -115,3 +115,41 @@ def test_english_by_default(sk, tmp_path: Path) -> None:  # type: ignore[no-unty
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: B-T and higher levels need --tsa URL")
+
+
+def test_exit_6_indeterminate_verdict_in_vietnamese(sk, signkit, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    signed = tmp_path / "signed.pdf"
+    assert sk(str(SAMPLES / "attachment.pdf"), *RSA, "-o", str(signed)).returncode == 0
+    # no trust anchor given: the chain cannot be anchored
+    proc = signkit("verify", str(signed), "--revocation", "off", "--no-audit", env=VI)
+    assert proc.returncode == 6, proc.stderr
+    assert "INDETERMINATE" in proc.stderr
+    english = json.loads(
+        signkit("verify", str(signed), "--revocation", "off", "--no-audit", "--json").stdout
+    )["documents"][0]["verdict"]["signatures"][0]["sentence"]
+    assert vi(english) in proc.stderr
+
+
+def test_exit_7_expiring_certificate_in_vietnamese(
+    signkit, softhsm, tmp_path: Path, trust: Path
+) -> None:  # type: ignore[no-untyped-def]
+    proc = signkit(
+        "cert",
+        "check",
+        "--module",
+        softhsm.module,
+        "--token-label",
+        "signkit-test-a",
+        "--key-label",
+        "signer-rsa2048",
+        "--trust",
+        str(trust),
+        "--revocation",
+        "off",
+        "--warn-days",
+        "100000",
+        "--no-audit",
+        env=VI,
+    )
+    assert proc.returncode == 7, proc.stderr
+    assert "hết hạn sau" in proc.stderr and "expires in" not in proc.stderr

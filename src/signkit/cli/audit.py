@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from signkit.i18n import t
+
 from .context import Output, run_command
 from .options import output_options
 
@@ -171,15 +173,19 @@ def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> No
         for note in report.notes:
             out.warn(note)
         if report.problem is not None:
-            out.console().print(f"error: {report.problem}", style="bold red", markup=False)
+            out.console().print(
+                f"{t('error')}: {t(str(report.problem))}", style="bold red", markup=False
+            )
         elif report.key_problem is not None:
-            out.console().print(f"error: {report.key_problem}", style="bold red", markup=False)
+            out.console().print(
+                f"{t('error')}: {t(str(report.key_problem))}", style="bold red", markup=False
+            )
             hint = (
                 "pass the TSA's root with --tsa-trust"
                 if report.key_problem.kind == "untrusted-tsa"
                 else "pass the sealer's public key with --seal-key FILE"
             )
-            out.console().print(f"hint: {hint}", markup=False)
+            out.console().print(f"{t('hint')}: {t(hint)}", markup=False)
         else:
             stamps = f", {len(report.timestamps)} time-stamp(s)" if report.timestamps else ""
             anchored = f", {report.anchor_checked} anchor line(s) matched" if chosen else ""
@@ -241,7 +247,7 @@ def show(path: Path | None, **options: Any) -> None:
 
             table = Table(box=None, pad_edge=False)
             for col in ("time", "user", "outcome", "input", "output / error", "signer"):
-                table.add_column(col)
+                table.add_column(t(col))
             for r in rows:
                 table.add_row(
                     str(r["time"] or ""),

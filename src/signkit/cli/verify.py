@@ -29,25 +29,30 @@ def parse_time(value: str) -> datetime:
 def _table(out: Output, report: Any) -> None:
     from rich.table import Table
 
+    from signkit.i18n import format_datetime, t
+
+    def when(value: str | None) -> str:
+        return format_datetime(datetime.fromisoformat(value)) if value else ""
+
     console = out.console()
     table = Table(box=None, pad_edge=False, show_header=True)
     for col in ("verdict", "input", "signer", "level", "time", "why"):
-        table.add_column(col, overflow="fold")
+        table.add_column(t(col), overflow="fold")
     for d in report.documents:
         if d.verdict is None:
-            table.add_row(d.status.value.upper(), d.input, "", "", "", d.error_message or "")
+            table.add_row(d.status.value.upper(), d.input, "", "", "", t(d.error_message or ""))
             continue
         v = d.verdict
         sigs = v["signatures"] or [None]
         for n, s in enumerate(sigs):
             head = v["indication"] if n == 0 else ""
             if s is None:
-                table.add_row(head, d.input, "", "", "", v["sentence"])
+                table.add_row(head, d.input, "", "", "", t(v["sentence"]))
                 continue
             sub = "" if s["sub_indication"] == "OK" else f"{s['sub_indication']}: "
-            why = sub + s["sentence"] + "".join(f" ({w})" for w in s["warnings"])
+            why = sub + t(s["sentence"]) + "".join(f" ({t(w)})" for w in s["warnings"])
             if s["indication"] == "PASSED" and not out.verbose:
-                why = "; ".join(s["warnings"])
+                why = "; ".join(t(w) for w in s["warnings"])
             table.add_row(
                 head
                 if len(sigs) == 1
@@ -55,7 +60,7 @@ def _table(out: Output, report: Any) -> None:
                 d.input if n == 0 else "",
                 s["signer_subject"] or "",
                 s["level"] or "",
-                s["timestamp_time"] or s["claimed_signing_time"] or "",
+                when(s["timestamp_time"] or s["claimed_signing_time"]),
                 why,
             )
     console.print(table)

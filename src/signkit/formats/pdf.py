@@ -46,6 +46,7 @@ from signkit.formats.pdf_appearance import (
 from signkit.formats.pdf_presets import COPY_FORMS, get_preset
 from signkit.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.model import SignatureScheme
+from signkit.workers import worker_init  # noqa: F401  (the pool initializer, re-exported)
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 EXTENSIONS = (".pdf",)
@@ -339,31 +340,6 @@ class _Worker:
 _STATE: _Worker | None = None
 
 
-def worker_init() -> None:
-    """Process-pool initializer."""
-    import signal
-
-    # Ctrl-C is the main process's to handle; workers finish or get cancelled.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
-
-
-def die_with_parent() -> None:
-    """Linux: end this worker if the main process dies (kill -9 included),
-    instead of lingering and holding the run's pipes open."""
-    import ctypes
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-
-
 # What a worker needs for its first document, imported ahead of it.
 WARMUP_MODULES = (
     "pyhanko.pdf_utils.incremental_writer",
@@ -385,11 +361,6 @@ def worker_warmup() -> None:
     with imports_without_gc():
         for name in WARMUP_MODULES:
             importlib.import_module(name)
-
-
-def worker_ready() -> bool:
-    """A no-op task: submitting it makes the pool fork its workers now."""
-    return True
 
 
 def _state(config: PdfBatchConfig) -> _Worker:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from signkit.tokens.model import SignatureScheme
 from signkit.tokens.pin import PinIO
 from signkit.trust import TrustSpec, check_signer, require_anchors
 from signkit.trust import preload as trust_preload
+from signkit.workers import start_pool, warm
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,20 +226,13 @@ def sign_pdfs(
     )
     audit = run_audit.log
 
-    # Start the workers first: they import the PDF stack while this process
-    # opens the token and checks the signer. fork: fast, and nothing PKCS#11
-    # is loaded yet, so no token state is ever duplicated.
+    # Start the workers first: one imports the PDF stack while this process
+    # opens the token and checks the signer; they fork after the validation
+    # stack is imported here (they inherit it) and before anything PKCS#11 is.
     workers = spec.jobs or os.cpu_count() or 2
     with imports_without_gc():
-        trust_preload(spec.trust)  # needed here anyway; forked workers inherit it
-    ctx = multiprocessing.get_context("fork")
-    executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=pdf.worker_init)
-    # The pool forks lazily, on submit: fork them all now. Only one imports the
-    # PDF stack at once with this process's own start-up (two CPUs here); the
-    # others warm up once the token is open.
-    executor.submit(pdf.worker_warmup)
-    for _ in range(workers - 1):
-        executor.submit(pdf.worker_ready)
+        trust_preload(spec.trust)
+    executor = start_pool(spec.jobs, warm_first=("signkit.formats.pdf", "worker_warmup"))
     try:
         with (
             executor,
@@ -249,7 +241,7 @@ def sign_pdfs(
             ) as key,
         ):
             for _ in range(workers - 1):
-                executor.submit(pdf.worker_warmup)
+                executor.submit(warm, "signkit.formats.pdf", "worker_warmup")
             signer: Any = key.signer
             if getattr(signer, "pinpad_per_signature", False):
                 warn(

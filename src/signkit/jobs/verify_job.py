@@ -136,7 +136,7 @@ def worker_init() -> None:
     """Process-pool initializer: ignore Ctrl-C (the main process handles it), die with it."""
     import signal
 
-    from signkit.formats.pdf import die_with_parent
+    from signkit.workers import die_with_parent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from support.infra import REPO
-from support.pdfcheck import assert_signed_ok, validate
+from support.pdfcheck import assert_signed_ok, changed_pixels, validate
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
@@ -45,6 +45,14 @@ def widgets(path: Path) -> dict[str, tuple[float, float, float, float]]:
     return out
 
 
+def assert_all_passed(signkit, path: Path, trust: Path, count: int) -> None:  # type: ignore[no-untyped-def]
+    """`signkit verify`: every signature of ``path`` PASSED (no earlier one broken)."""
+    proc = signkit("verify", str(path), "--trust", str(trust), "--json", "--no-audit")
+    assert proc.returncode == 0, proc.stderr
+    signatures = json.loads(proc.stdout)["documents"][0]["verdict"]["signatures"]
+    assert [s["indication"] for s in signatures] == ["PASSED"] * count, signatures
+
+
 def leader_signed(sk, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     out = tmp_path / "leader.pdf"
     proc = sk(
@@ -63,7 +71,7 @@ def leader_signed(sk, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_leader_then_clerk_seal_overlaps_a_third(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_leader_then_clerk_seal_overlaps_a_third(sk, signkit, trust, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     leader = leader_signed(sk, tmp_path)
     assert_signed_ok(leader)
     assert b"/DocMDP" not in leader.read_bytes()  # the leader never certifies
@@ -85,6 +93,7 @@ def test_leader_then_clerk_seal_overlaps_a_third(sk, tmp_path: Path) -> None:  #
     # the leader's signature still validates after the seal
     statuses = validate(sealed)
     assert len(statuses) == 2 and all(s.intact and s.valid for s in statuses)
+    assert_all_passed(signkit, sealed, trust, 2)
     boxes = widgets(sealed)
     person, seal = boxes["ND30-Person"], boxes["ND30-Org"]
     # the seal has its real size
@@ -244,6 +253,13 @@ def test_attachment_top_right_with_number_and_time(sk, tmp_path: Path) -> None: 
         ["pdffonts", str(out)], capture_output=True, text=True, check=True
     ).stdout
     assert any("LiberationSerif" in line and " yes " in line for line in fonts.splitlines())
+    # the rendered page changes inside the box only
+    for pdf, stem in ((SAMPLES / "attachment.pdf", "before"), (out, "after")):
+        subprocess.run(
+            ["pdftoppm", "-r", "72", "-gray", str(pdf), str(tmp_path / stem)], check=True
+        )
+    inside, outside = changed_pixels(tmp_path / "before-1.pgm", tmp_path / "after-1.pgm", box, 842)
+    assert inside > 50 and outside == 0, (inside, outside)
 
 
 def test_copy_preset_text_and_scan_warnings(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -330,11 +346,14 @@ def test_manifest_listing_an_input_twice_is_refused(sk, tmp_path: Path) -> None:
     assert not (tmp_path / "a.pdf").exists() and not (tmp_path / "b.pdf").exists()
 
 
-def test_number_and_date_then_seal_all_signatures_stay_valid(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_number_and_date_then_seal_all_signatures_stay_valid(
+    sk, signkit, trust, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     from signkit.fontfiles import find_serif_font
     from signkit.formats.pdf_anchor import find_slots, font_advance, page_words
 
     leader = leader_signed(sk, tmp_path)
+    assert_all_passed(signkit, leader, trust, 1)
     stamped = tmp_path / "stamped.pdf"
     proc = sk(
         str(leader),
@@ -348,6 +367,7 @@ def test_number_and_date_then_seal_all_signatures_stay_valid(sk, tmp_path: Path)
     )
     assert proc.returncode == 0, proc.stderr
     assert_signed_ok(stamped, signatures=3)
+    assert_all_passed(signkit, stamped, trust, 3)
     # the seal comes last, over the leader's image, not over the clerk's text stamps
     proc = sk(
         str(stamped),
@@ -362,6 +382,7 @@ def test_number_and_date_then_seal_all_signatures_stay_valid(sk, tmp_path: Path)
     )
     assert proc.returncode == 0, proc.stderr
     assert_signed_ok(stamped, signatures=4)
+    assert_all_passed(signkit, stamped, trust, 4)
     boxes = widgets(stamped)
     assert set(boxes) == {"ND30-Person", "ND30-Number", "ND30-Date", "ND30-Org"}
 

@@ -78,3 +78,69 @@ def test_dates_as_decree_30_writes_them(day: int, month: int, expected: tuple[st
 def test_composite_preset_needs_the_number() -> None:
     with pytest.raises(UsageError, match="needs --doc-number"):
         resolve_options(PdfDocOptions(), {"preset": "nd30-number-date"})
+
+
+@pytest.fixture
+def user_config(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from signkit.formats import pdf_presets
+
+    path = tmp_path / "config.toml"
+    monkeypatch.setenv("SIGNKIT_CONFIG", str(path))
+    pdf_presets.user_presets.cache_clear()
+    yield path
+    pdf_presets.user_presets.cache_clear()
+
+
+def test_a_user_preset_from_the_config(user_config) -> None:  # type: ignore[no-untyped-def]
+    user_config.write_text(
+        """
+[pdf-presets.so-van-ban]
+summary = "our number stamp"
+placement = "corner"
+requires = ["doc_number"]
+forbids = ["image"]
+
+[pdf-presets.so-van-ban.options]
+text = "Số: {doc_number}"
+page = "1"
+rect = "15,12,60,10"
+corner = "top-left"
+field = "So-Van-Ban"
+""",
+        encoding="utf-8",
+    )
+    opts = resolve_options(PdfDocOptions(), {"preset": "so-van-ban", "doc_number": "7/UBND"})
+    assert (opts.rect, opts.corner, opts.field, opts.text) == (
+        "15,12,60,10",
+        "top-left",
+        "So-Van-Ban",
+        "Số: {doc_number}",
+    )
+    with pytest.raises(UsageError, match="needs --doc-number"):
+        resolve_options(PdfDocOptions(), {"preset": "so-van-ban"})
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[pdf-presets.nd30-org]\nplacement = "corner"\n', "redefine a built-in"),
+        ('[pdf-presets.x]\ncolour = "red"\n', "unknown key"),
+        ('[pdf-presets.x]\nplacement = "anywhere"\n', "placement must be one of"),
+    ],
+)
+def test_bad_user_presets_are_config_errors(user_config, table: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    from signkit.errors import ConfigError
+
+    user_config.write_text(table, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        resolve_options(PdfDocOptions(), {"preset": "x"})
+
+
+def test_a_user_preset_option_must_exist(user_config) -> None:  # type: ignore[no-untyped-def]
+    from signkit.errors import ConfigError
+
+    user_config.write_text(
+        '[pdf-presets.x]\nplacement = "corner"\noptions = { colour = "red" }\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="unknown option 'colour'"):
+        resolve_options(PdfDocOptions(), {"preset": "x"})

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from signkit.errors import DocumentError, InputFormatError, SignkitError, UsageError
+from signkit.errors import (
+    ConfigError,
+    DocumentError,
+    InputFormatError,
+    SignkitError,
+    UsageError,
+)
 from signkit.formats.cms import CmsTemplate
 from signkit.formats.pdf_anchor import (
     POSITIONS,
@@ -210,6 +216,8 @@ def _apply_preset(opts: PdfDocOptions) -> PdfDocOptions:
     changes: dict[str, Any] = {}
     for key, raw in preset.options.items():
         name = key.replace("-", "_")
+        if not hasattr(_DEFAULTS, name) or name == "preset":
+            raise ConfigError(f"preset {preset.name}: unknown option '{key}'", subject=preset.name)
         if getattr(opts, name) == getattr(_DEFAULTS, name):
             changes[name] = float(raw) if name in ("font_size", "seal_mm") else raw
     if preset.placement == "corner" and (opts.anchor_text is not None):

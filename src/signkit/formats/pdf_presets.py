@@ -11,10 +11,13 @@ after printed labels); a ``composite`` preset runs others in turn.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
-from signkit.errors import UsageError
+from signkit.errors import ConfigError, UsageError
 
 COPY_FORMS = ("SAO Y", "SAO LỤC", "TRÍCH SAO")
 PLACEMENTS = ("free", "corner", "over-signature", "number-slot", "date-slots", "composite")
@@ -127,10 +130,67 @@ PRESETS: dict[str, PdfPreset] = {
 
 
 def get_preset(name: str) -> PdfPreset:
-    """The preset called ``name``, or a usage error listing the known ones."""
-    try:
+    """The preset called ``name`` (built in, or ``[pdf-presets.NAME]`` in the
+    user's config), or a usage error listing the known ones."""
+    if name in PRESETS:
         return PRESETS[name]
-    except KeyError:
-        raise UsageError(
-            f"unknown PDF preset (known: {', '.join(sorted(PRESETS))})", subject=name
-        ) from None
+    user = user_presets()
+    if name in user:
+        return user[name]
+    known = sorted(set(PRESETS) | set(user))
+    raise UsageError(f"unknown PDF preset (known: {', '.join(known)})", subject=name)
+
+
+_TUPLE_KEYS = ("requires", "forbids", "slot_labels", "passes")
+
+
+@functools.cache
+def user_presets() -> dict[str, PdfPreset]:
+    """``[pdf-presets.NAME]`` tables of the config file ($SIGNKIT_CONFIG or the
+    default), read once per process: a built-in entry copied and adjusted.
+
+        [pdf-presets.so-van-ban]
+        summary = "number stamp of our office"
+        placement = "corner"
+        requires = ["doc_number"]
+        forbids = ["image"]
+        options = { text = "Số: {doc_number}", page = "1", rect = "15,12,60,10",
+                    corner = "top-left", field = "So-Van-Ban" }
+    """
+    from signkit.config import load_config
+
+    env = os.environ.get("SIGNKIT_CONFIG")
+    config = load_config(Path(env) if env else None)
+    where = str(config.path)
+    allowed = {f.name for f in fields(PdfPreset)} - {"name"}
+    out: dict[str, PdfPreset] = {}
+    for name, table in config.section("pdf-presets").items():
+        if name in PRESETS:
+            raise ConfigError(
+                f"[pdf-presets.{name}] would redefine a built-in preset; choose another name",
+                subject=where,
+            )
+        values = {k.replace("-", "_"): v for k, v in table.items()}
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"[pdf-presets.{name}]: unknown key(s) {', '.join(unknown)}",
+                subject=where,
+                hint="keys: " + ", ".join(sorted(allowed)),
+            )
+        try:
+            for key in _TUPLE_KEYS:
+                if key in values:
+                    values[key] = tuple(str(v) for v in values[key])
+            values["options"] = {str(k): str(v) for k, v in dict(values.get("options", {})).items()}
+            values.setdefault("summary", f"user preset {name}")
+            preset = PdfPreset(name=name, **values)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[pdf-presets.{name}]: {exc}", subject=where) from None
+        if preset.placement not in PLACEMENTS:
+            raise ConfigError(
+                f"[pdf-presets.{name}]: placement must be one of {', '.join(PLACEMENTS)}",
+                subject=where,
+            )
+        out[name] = preset
+    return out

@@ -32,9 +32,14 @@ Verify = Callable[..., tuple[Any, dict[str, Any]]]
 def verify(signkit: Runner, pki: PkiServices, trust: Path, tmp_path: Path) -> Verify:
     def run(*args: str) -> tuple[Any, dict[str, Any]]:
         proc = signkit(
-            "verify", *args, "--trust", str(trust), "--json", "--audit-log",
+            "verify",
+            *args,
+            "--trust",
+            str(trust),
+            "--json",
+            "--audit-log",
             str(tmp_path / "audit.jsonl"),
-        )  # fmt: skip
+        )
         assert proc.stdout, proc.stderr
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc, json.loads(proc.stdout)
@@ -195,3 +200,35 @@ def test_xades_signature_timestamp(verify: Verify, tmp_path: Path) -> None:
     s = sig0(data)
     assert s["level"] == "B-B" and s["timestamp_time"] is None
     assert any("time-stamp ignored" in w for w in s["warnings"]), s["warnings"]
+
+
+def test_xades_revocation_values_judge_revocation_offline(
+    signkit: Runner, pki: PkiServices, trust: Path, tmp_path: Path
+) -> None:
+    """XAdES B-LT data in the unsigned properties (CertificateValues,
+    RevocationValues) is used like a PDF's DSS: --offline can still judge."""
+    from support.xmldocs import add_revocation_values
+
+    base = xades_sign(tmp_path, "signer-rsa2048")
+    with_values = add_revocation_values(base, tmp_path / "with-values.xml")
+
+    def offline(path: Path) -> tuple[int, dict[str, Any]]:
+        proc = signkit(
+            "verify",
+            str(path),
+            "--trust",
+            str(trust),
+            "--offline",
+            "--revocation",
+            "hard",
+            "--json",
+            "--no-audit",
+        )
+        return proc.returncode, sig0(json.loads(proc.stdout))
+
+    code, s = offline(with_values)
+    assert code == 0 and s["indication"] == "PASSED", s
+    assert s["revocation"] == "good" and s["level"] == "B-B", s
+    # without them, offline and hard, the status cannot be established
+    code, s = offline(base)
+    assert code == 6 and s["indication"] == "INDETERMINATE", s

@@ -211,3 +211,33 @@ def add_signature_timestamp(src: Path, dst: Path, *, over: bytes | None = None) 
     encoded = etree.SubElement(stamp, f"{{{xades}}}EncapsulatedTimeStamp")
     encoded.text = base64.b64encode(token.dump()).decode()
     return _save(root, dst)
+
+
+def add_revocation_values(src: Path, dst: Path) -> Path:
+    """XAdES B-LT data: the intermediate in CertificateValues and the test PKI's
+    current CRLs in RevocationValues (unsigned properties: the signature holds)."""
+    import urllib.request
+
+    from support.infra import PKI_ARCH, PKI_PORT
+
+    xades = "http://uri.etsi.org/01903/v1.3.2#"
+    root = _load(src)
+    props = root.find(f".//{{{xades}}}QualifyingProperties")
+    unsigned = props.find(f"{{{xades}}}UnsignedProperties")
+    if unsigned is None:
+        unsigned = etree.SubElement(props, f"{{{xades}}}UnsignedProperties")
+    sig_props = unsigned.find(f"{{{xades}}}UnsignedSignatureProperties")
+    if sig_props is None:
+        sig_props = etree.SubElement(unsigned, f"{{{xades}}}UnsignedSignatureProperties")
+    values = etree.SubElement(sig_props, f"{{{xades}}}CertificateValues")
+    cert = etree.SubElement(values, f"{{{xades}}}EncapsulatedX509Certificate")
+    cert.text = base64.b64encode(pki_certificate("interm-ca")).decode()
+    revocation = etree.SubElement(sig_props, f"{{{xades}}}RevocationValues")
+    crls = etree.SubElement(revocation, f"{{{xades}}}CRLValues")
+    for ca in ("interm-ca", "root-ca"):
+        url = f"http://127.0.0.1:{PKI_PORT}/{PKI_ARCH}/crls/{ca}/latest.crl"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            etree.SubElement(crls, f"{{{xades}}}EncapsulatedCRLValue").text = base64.b64encode(
+                resp.read()
+            ).decode()
+    return _save(root, dst)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -305,10 +306,16 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
         warnings += ts_warnings
         if ts_time is not None:
             level = "B-T"
+    values = _xades_values(signature)
+    if values.ocsps or values.crls:
+        level = "B-LT" if level == "B-T" else level
     chain = validate_chain(
         signer_der,
-        [c.public_bytes(serialization.Encoding.DER) for c in certs if c is not signer],
+        [c.public_bytes(serialization.Encoding.DER) for c in certs if c is not signer]
+        + list(values.certs),
         policy,
+        embedded_ocsps=values.ocsps,
+        embedded_crls=values.crls,
     )
     warnings += chain.warnings
     if details["weak_algorithms"]:
@@ -470,3 +477,38 @@ def _signer_details(cert: Any, der: bytes, signature: Any) -> dict[str, Any]:
         "signer_sha256": hashlib.sha256(der).hexdigest(),
         "weak_algorithms": list(dict.fromkeys(weak)),
     }
+
+
+@dataclass(frozen=True)
+class _XadesValues:
+    certs: tuple[bytes, ...]
+    ocsps: tuple[bytes, ...]
+    crls: tuple[bytes, ...]
+
+
+def _xades_values(signature: Any) -> _XadesValues:
+    """The validation data a XAdES B-LT signature carries in its unsigned
+    properties (CertificateValues, RevocationValues): used like a PDF's DSS,
+    so --offline can judge revocation from them."""
+    import base64
+    import binascii
+
+    def grab(path: str) -> tuple[bytes, ...]:
+        out = []
+        for text in signature.xpath(path, namespaces=NS):
+            try:
+                out.append(base64.b64decode("".join(str(text).split()), validate=True))
+            except (binascii.Error, ValueError):
+                continue  # unreadable entries are ignored, never trusted
+        return tuple(out)
+
+    usp = ".//xades:UnsignedSignatureProperties"
+    return _XadesValues(
+        certs=grab(f"{usp}/xades:CertificateValues/xades:EncapsulatedX509Certificate/text()"),
+        ocsps=grab(
+            f"{usp}/xades:RevocationValues/xades:OCSPValues/xades:EncapsulatedOCSPValue/text()"
+        ),
+        crls=grab(
+            f"{usp}/xades:RevocationValues/xades:CRLValues/xades:EncapsulatedCRLValue/text()"
+        ),
+    )

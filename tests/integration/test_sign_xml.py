@@ -800,3 +800,29 @@ def test_xml_runs_write_the_same_sealed_audit_records(skx, signkit, tmp_path: Pa
     assert len(results) == 2 and all(r["status"] == "signed" for r in results)
     check = signkit("audit", "verify", str(log), env={"XDG_STATE_HOME": str(tmp_path / "state")})
     assert check.returncode == 0, check.stderr
+
+
+def test_every_signkit_signed_xml_passes_signkit_verify(
+    skx, signkit, trust, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Regression: a vn-einvoice output was FAILED as 'signature wrapping' (its
+    SigningTime Object) and crashed the verifier on the XMLDSig schema."""
+    einvoice, tax, generic = copy(
+        tmp_path / "in", "einvoice.xml", "tax-declaration.xml", "generic.xml"
+    )
+    out = tmp_path / "out"
+    runs = [
+        (einvoice, ["--preset", "vn-einvoice"]),
+        (tax, ["--preset", "vn-tax-declaration"]),
+        (generic, ["--level", "B-T", "--tsa", TSA_URL]),
+    ]
+    for source, extra in runs:
+        proc = skx(str(source), *KEY, "-o", str(out / source.name), *extra)
+        assert proc.returncode == 0, proc.stderr
+    proc = signkit("verify", str(out), "--trust", str(trust), "--json", "--no-audit")
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)["documents"]
+    assert len(docs) == 3
+    for doc in docs:
+        sigs = doc["verdict"]["signatures"]
+        assert [s["indication"] for s in sigs] == ["PASSED"], (doc["input"], sigs)

@@ -130,6 +130,9 @@ def verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | Signki
         return verify_pdf(Path(path), policy)
     except SignkitError as exc:
         return exc
+    except Exception as exc:  # a bug or a library's surprise: report it, picklable
+        # (a library exception may hold unpicklable state, e.g. lxml's error log)
+        raise RuntimeError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
 
 
 def worker_init() -> None:

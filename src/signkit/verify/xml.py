@@ -159,11 +159,23 @@ def _wrapping_problem(root: Any, signature: Any, uri: str, ref_type: str | None)
     if ref_type == SIGNED_PROPERTIES_TYPE:
         # XAdES signed properties live in this signature's own ds:Object.
         return None if signature in target.iterancestors() else "signed properties elsewhere"
-    own = {f"{{{DS}}}KeyInfo", f"{{{XADES}}}QualifyingProperties"}
-    if signature in target.iterancestors() and any(
-        e.tag in own for e in (target, *target.iterancestors())
+    own = {
+        f"{{{DS}}}KeyInfo",
+        f"{{{XADES}}}QualifyingProperties",
+        f"{{{DS}}}SignatureProperties",
+        f"{{{DS}}}SignatureProperty",
+    }
+    properties_object = (
+        target.tag == f"{{{DS}}}Object"
+        and len(target)
+        and all(child.tag == f"{{{DS}}}SignatureProperties" for child in target)
+    )
+    if signature in target.iterancestors() and (
+        properties_object or any(e.tag in own for e in (target, *target.iterancestors()))
     ):
-        return None  # the signature's own key info or properties, not document content
+        # The signature's own key info or properties (an e-invoice's SigningTime
+        # object), not document content.
+        return None
     if _inside_signature(target):
         return "the signed element is hidden inside a ds:Signature/ds:Object"
     if target is not root:
@@ -183,6 +195,7 @@ def _wrapping_problem(root: Any, signature: Any, uri: str, ref_type: str | None)
 def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> SignatureVerdict:
     from cryptography import x509 as cx509
     from cryptography.hazmat.primitives import serialization
+    from lxml import etree
     from signxml.exceptions import (
         InvalidCertificate,
         InvalidDigest,
@@ -210,6 +223,7 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
     refs = signature.xpath("ds:SignedInfo/ds:Reference", namespaces=NS)
     # The signer is the certificate whose key verifies; try each in KeyInfo order.
     verifier_cls = _verifier_class()
+    schema_warnings: list[str] = []
     results: Any = None
     signer = certs[0]
     failure: tuple[Indication, SubIndication, str] | None = None
@@ -224,7 +238,21 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
                 signature_methods=_allowed_signature_methods(policy),
                 digest_algorithms=_allowed_digests(policy),
             )
-            results = verifier.verify(root, x509_cert=candidate, expect_config=config)
+            try:
+                results = verifier.verify(root, x509_cert=candidate, expect_config=config)
+            except etree.DocumentInvalid as exc:
+                if not _known_schema_deviation(exc):
+                    raise InvalidInput(f"not an XML Signature by its schema ({exc})") from None
+                # Vietnamese e-invoices put <SigningTime> in the XMLDSig namespace
+                # inside SignatureProperty, which the schema does not allow; the
+                # signature itself is checked in full all the same.
+                results = verifier.verify(
+                    root, x509_cert=candidate, expect_config=config, validate_schema=False
+                )
+                schema_warnings.append(
+                    "the Signature departs from the XMLDSig schema only by a SigningTime "
+                    "element in its SignatureProperty (the e-invoice layout); checked in full"
+                )
             signer, failure = candidate, None
             break
         except InvalidDigest as exc:
@@ -279,7 +307,7 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
             covered.append(f"signature's own {target.tag.split('}', 1)[-1]}")
         else:
             covered.append(_element_label(root, target))
-    warnings: list[str] = []
+    warnings: list[str] = list(schema_warnings)
     level = None
     claimed = None
     ts_time = None
@@ -511,4 +539,14 @@ def _xades_values(signature: Any) -> _XadesValues:
         crls=grab(
             f"{usp}/xades:RevocationValues/xades:CRLValues/xades:EncapsulatedCRLValue/text()"
         ),
+    )
+
+
+def _known_schema_deviation(exc: Exception) -> bool:
+    """The one departure from the XMLDSig schema that real e-invoices make:
+    a SigningTime element (in the XMLDSig namespace) inside SignatureProperty."""
+    log = getattr(exc, "error_log", None)
+    errors = list(log) if log is not None else []
+    return bool(errors) and all(
+        "SigningTime" in e.message and "This element is not expected" in e.message for e in errors
     )

@@ -420,3 +420,15 @@ def test_fail_fast_stops_starting_documents(sk, tmp_path: Path) -> None:  # type
     totals = json.loads(proc.stdout)["totals"]
     assert totals["failed"] == 1 and totals["not-attempted"] > 0
     assert totals["signed"] + totals["not-attempted"] == 40
+
+
+def test_anchor_without_page_searches_from_the_last_page(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Regression: the CLI's --page defaulted to 1, so a signer's name printed on
+    the last page of a longer document was never found."""
+    out = tmp_path / "o.pdf"
+    proc = sk(
+        str(SAMPLES / "two-pages.pdf"), *RSA, "-o", str(out), "--anchor-text", "Trần Thị Bình"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_signed_ok(out)
+    widget_rect(out, page=1)  # on the second page, where the name is

@@ -191,7 +191,9 @@ def _summary(out: Output, report: Any) -> None:
 @click.option("--name", help="Signer name shown by readers (default: certificate CN).")
 @click.option("--field", help="Signature field to fill, or to create.")
 @click.option(
-    "--page", default="1", show_default=True, help="Page of a visible signature: N or 'last'."
+    "--page",
+    help="Page of a visible signature: N or 'last' (default 1; --anchor-text searches "
+    "from the last page back unless given).",
 )
 @click.option("--rect", metavar="X,Y,W,H", help="Visible signature box in mm from --corner.")
 @click.option(

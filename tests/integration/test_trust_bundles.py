@@ -52,3 +52,29 @@ def test_missing_bundle_names_where_to_put_it(sk, tmp_path: Path) -> None:  # ty
     assert "error: vn-public: no such trust file, and no trust bundle" in proc.stderr
     assert str(config / "signkit" / "trust" / "vn-public") in proc.stderr
     assert not (tmp_path / "o.pdf").exists()
+
+
+def test_sign_xml_takes_a_bundle_name_too(signkit, softhsm, pki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "config"
+    bundle = config / "signkit" / "trust" / "vn-gov"
+    bundle.mkdir(parents=True)
+    (bundle / "root.der").write_bytes(pki_certificate("root-ca"))
+    proc = signkit(
+        "sign",
+        "xml",
+        str(REPO / "fixtures" / "xml" / "generic.xml"),
+        "-o",
+        str(tmp_path / "o.xml"),
+        *CLERK,
+        "--trust",
+        "vn-gov",
+        "--no-audit",
+        "--json",
+        env={
+            "XDG_CONFIG_HOME": str(config),
+            "SIGNKIT_MODULE": softhsm.module,
+            "SIGNKIT_PIN": softhsm.user_pin,
+        },
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["signer"]["chain_anchor"]

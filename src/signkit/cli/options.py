@@ -132,7 +132,7 @@ def batch_options(f: F) -> F:
                 "--manifest",
                 type=click.Path(path_type=Path, dir_okay=False),
                 help="CSV or JSON Lines, one row per document; columns named after the "
-                "long options.",
+                "long options (input, output, reason, level, preset, ...).",
             ),
             click.option(
                 "-o",
@@ -149,7 +149,7 @@ def batch_options(f: F) -> F:
                 "--suffix",
                 default="_signed",
                 show_default=True,
-                help="Output next to the input: a.xml -> a_signed.xml.",
+                help="Output next to the input: a.pdf -> a_signed.pdf.",
             ),
             click.option(
                 "--in-place",
@@ -203,8 +203,9 @@ def trust_options(f: F) -> F:
                 "--trust",
                 "trust",
                 multiple=True,
-                type=click.Path(path_type=Path),
-                help="Trust anchors (PEM/DER/PKCS#7 file or directory); repeatable.",
+                metavar="PATH|NAME",
+                help="Trust anchors: a PEM/DER/PKCS#7 file or directory, or an installed "
+                "bundle by name (vn-gov, vn-public: ~/.config/signkit/trust/NAME/); repeatable.",
             ),
             click.option(
                 "--revocation",

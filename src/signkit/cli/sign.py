@@ -102,50 +102,7 @@ def _summary(out: Output, report: Any) -> None:
 
 
 @group.command("pdf")
-@click.argument("inputs", nargs=-1, metavar="INPUT...")
-@click.option("-r", "--recursive", is_flag=True, help="Descend into directories.")
-@click.option(
-    "--manifest",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="CSV or JSON Lines, one row per document; columns named after the long "
-    "options (input, output, page, rect, field, reason, level, ...).",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Output file (single input).",
-)
-@click.option(
-    "--output-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Write outputs here, mirroring the input tree.",
-)
-@click.option(
-    "--suffix",
-    default="_signed",
-    show_default=True,
-    help="Output next to the input: a.pdf -> a_signed.pdf.",
-)
-@click.option(
-    "--in-place",
-    is_flag=True,
-    help="Replace the input once the signed file is complete and checked.",
-)
-@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-@click.option(
-    "--resign",
-    is_flag=True,
-    help="Sign again documents whose output already carries this signer's signature.",
-)
-@click.option("--dry-run", is_flag=True, help="Print the plan; sign nothing.")
-@click.option("--fail-fast", is_flag=True, help="Stop at the first failed document.")
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes preparing documents (default: one per CPU).",
-)
+@batch_options
 @click.option(
     "--level",
     type=click.Choice(LEVELS),
@@ -153,30 +110,8 @@ def _summary(out: Output, report: Any) -> None:
     show_default=True,
     help="PAdES baseline level.",
 )
-@click.option("--tsa", "tsa_url", metavar="URL", help="RFC 3161 time-stamping authority.")
-@click.option("--tsa-policy", metavar="OID", help="Requested TSA policy.")
-@click.option("--tsa-no-nonce", is_flag=True, help="Do not send a nonce to the TSA.")
-@click.option("--tsa-user", metavar="USER", help="HTTP basic-auth user for the TSA.")
-@click.option(
-    "--tsa-password-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="TSA password file [or env SIGNKIT_TSA_PASSWORD].",
-)
-@click.option(
-    "--trust",
-    "trust",
-    multiple=True,
-    metavar="PATH|NAME",
-    help="Trust anchors: a PEM/DER/PKCS#7 file or directory, or an installed bundle "
-    "by name (vn-gov, vn-public: ~/.config/signkit/trust/NAME/); repeatable.",
-)
-@click.option(
-    "--revocation",
-    type=click.Choice(["hard", "soft", "off"]),
-    default="soft",
-    show_default=True,
-    help="Signer revocation check before signing.",
-)
+@tsa_options
+@trust_options
 @click.option(
     "--digest",
     type=click.Choice(["sha256", "sha384", "sha512"]),
@@ -294,18 +229,7 @@ def _summary(out: Output, report: Any) -> None:
     show_default=True,
     help="Zone of the signing time shown in appearances.",
 )
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the JSON report here too.",
-)
-@click.option(
-    "--audit-log",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
-)
-@click.option("--no-audit", is_flag=True, help="Do not write the audit log (noted on stderr).")
+@report_options
 @audit_options
 @token_options
 @key_options
@@ -584,7 +508,7 @@ def sign_xml(**options: Any) -> None:
         from signkit.jobs.xml_job import XmlJobSpec, build_options, plan, sign_xmls
         from signkit.timestamps import TsaSpec
         from signkit.tokens.guard import PinGuard, default_state_dir
-        from signkit.trust import TrustSpec
+        from signkit.trust import TrustSpec, resolve_anchor
 
         from .tokenspec import build_token_spec
 
@@ -648,7 +572,10 @@ def sign_xml(**options: Any) -> None:
             ),
             engine=EngineSpec(fail_fast=o["fail_fast"], force=o["force"], resign=o["resign"]),
             token=token,
-            trust=TrustSpec(anchors=tuple(o["trust"]), revocation=o["revocation"]),
+            trust=TrustSpec(
+                anchors=tuple(resolve_anchor(str(v)) for v in o["trust"]),
+                revocation=o["revocation"],
+            ),
             options=doc_options,
             tsa=tsa,
             digest_algorithm=o["digest"],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -256,51 +258,13 @@ def sign_pdf(**options: Any) -> None:
 
         with imports_without_gc():
             import signkit.jobs.pdf_job  # noqa: F401  (the heavy part, imported first)
-        from signkit.audit.log import default_audit_path
-        from signkit.errors import SignkitError
         from signkit.formats.pdf import PdfDocOptions
-        from signkit.jobs.engine import EngineSpec
-        from signkit.jobs.outputs import OutputSpec
-        from signkit.jobs.pdf_job import PdfJobSpec, sign_pdfs
+        from signkit.jobs.pdf_job import PdfJobSpec, plan, sign_pdfs
         from signkit.jobs.report import BatchReport
-        from signkit.timestamps import TsaSpec
-        from signkit.tokens.guard import PinGuard, default_state_dir
-        from signkit.trust import TrustSpec, resolve_anchor
-
-        from .tokenspec import build_token_spec
 
         o = options
         if not o["inputs"] and not o["manifest"]:
             raise click.UsageError("give INPUT files/directories or --manifest")
-        token = build_token_spec(
-            module=o["module"],
-            token_label=o["token_label"],
-            token_serial=o["token_serial"],
-            slot=o["slot"],
-            key_label=o["key_label"],
-            key_id=o["key_id"],
-            cert_fingerprint=o["cert_fingerprint"],
-            key_uri=o["key_uri"],
-            pin_file=o["pin_file"],
-            pin_stdin=o["pin_stdin"],
-            pin_pad=o["pin_pad"],
-            env_pin=state.env_pin,
-        )
-        tsa = None
-        if o["tsa_url"]:
-            tsa = TsaSpec(
-                url=o["tsa_url"],
-                policy=o["tsa_policy"],
-                nonce=not o["tsa_no_nonce"],
-                username=o["tsa_user"],
-                password=_read_secret_file(o["tsa_password_file"], "TSA password")
-                or env_tsa_password,
-            )
-        if o["no_audit"]:
-            out.warn("audit log disabled (--no-audit): this run leaves no audit record")
-            audit_path = None
-        else:
-            audit_path = o["audit_log"] or default_audit_path()
         defaults = PdfDocOptions(
             level=o["level"],
             reason=o["reason"],
@@ -330,71 +294,143 @@ def sign_pdf(**options: Any) -> None:
             copy_org=o["copy_org"],
         )
         spec = PdfJobSpec(
-            inputs=tuple(o["inputs"]),
-            recursive=o["recursive"],
-            manifest=o["manifest"],
-            outputs=OutputSpec(
-                output=o["output"],
-                output_dir=o["output_dir"],
-                suffix=o["suffix"],
-                in_place=o["in_place"],
-            ),
-            engine=EngineSpec(fail_fast=o["fail_fast"], force=o["force"], resign=o["resign"]),
-            token=token,
-            trust=TrustSpec(
-                anchors=tuple(resolve_anchor(v) for v in o["trust"]), revocation=o["revocation"]
-            ),
+            **_batch_fields(o, out, state.env_pin, env_tsa_password, audit, argv),
             options=defaults,
-            tsa=tsa,
-            digest_algorithm=o["digest"],
-            pss=o["pss"],
             password=_read_secret_file(o["password_file"], "password") or env_pdf_password,
-            timezone=o["timezone"],
-            jobs=o["jobs"] or 0,
-            dry_run=o["dry_run"],
-            audit_path=audit_path,
-            audit=audit,
-            command_line=argv,
         )
         report = BatchReport(command="sign pdf")
-        progress: _Progress | None = None
-
-        class Events:
-            def document_done(self, result: Any) -> None:
-                if progress is not None:
-                    progress.document_done(result)
-
-        try:
-            from signkit.jobs.pdf_job import plan
-
-            docs = plan(spec)
-            progress = _Progress(out, 0 if spec.dry_run else len(docs))
-            sign_pdfs(
-                spec,
-                io=TerminalPinIO(),
-                guard=PinGuard(default_state_dir()),
-                warn=out.warn,
-                events=Events(),
-                report=report,
-                docs=docs,
-            )
-        except SignkitError:
-            if not report.documents:
-                raise
-        except KeyboardInterrupt:
-            if progress is not None:
-                progress.close()
-            _finish(out, report, o["report_path"])
-            raise
-        finally:
-            if progress is not None:
-                progress.close()
+        _run_batch(
+            out,
+            report,
+            o["report_path"],
+            lambda: plan(spec),
+            functools.partial(sign_pdfs, spec),
+            dry_run=spec.dry_run,
+        )
         _finish(out, report, o["report_path"])
         if report.run_error is not None:
             out.fail(report.run_error)
         return report.exit_code()
 
     run_command(out, body)
+
+
+def _batch_fields(
+    o: dict[str, Any],
+    out: Output,
+    env_pin: Any,
+    env_tsa_password: str | None,
+    audit: Any,
+    argv: tuple[str, ...],
+) -> dict[str, Any]:
+    """The job-spec fields every bulk signing command shares (PDF, XML)."""
+    from signkit.audit.log import default_audit_path
+    from signkit.jobs.engine import EngineSpec
+    from signkit.jobs.outputs import OutputSpec
+    from signkit.timestamps import TsaSpec
+    from signkit.trust import TrustSpec, resolve_anchor
+
+    from .tokenspec import build_token_spec
+
+    token = build_token_spec(
+        module=o["module"],
+        token_label=o["token_label"],
+        token_serial=o["token_serial"],
+        slot=o["slot"],
+        key_label=o["key_label"],
+        key_id=o["key_id"],
+        cert_fingerprint=o["cert_fingerprint"],
+        key_uri=o["key_uri"],
+        pin_file=o["pin_file"],
+        pin_stdin=o["pin_stdin"],
+        pin_pad=o["pin_pad"],
+        env_pin=env_pin,
+    )
+    tsa = None
+    if o["tsa_url"]:
+        tsa = TsaSpec(
+            url=o["tsa_url"],
+            policy=o["tsa_policy"],
+            nonce=not o["tsa_no_nonce"],
+            username=o["tsa_user"],
+            password=_read_secret_file(o["tsa_password_file"], "TSA password") or env_tsa_password,
+        )
+    if o["no_audit"]:
+        out.warn("audit log disabled (--no-audit): this run leaves no audit record")
+        audit_path = None
+    else:
+        audit_path = o["audit_log"] or default_audit_path()
+    return {
+        "inputs": tuple(o["inputs"]),
+        "recursive": o["recursive"],
+        "manifest": o["manifest"],
+        "outputs": OutputSpec(
+            output=o["output"],
+            output_dir=o["output_dir"],
+            suffix=o["suffix"],
+            in_place=o["in_place"],
+        ),
+        "engine": EngineSpec(fail_fast=o["fail_fast"], force=o["force"], resign=o["resign"]),
+        "token": token,
+        "trust": TrustSpec(
+            anchors=tuple(resolve_anchor(str(v)) for v in o["trust"]),
+            revocation=o["revocation"],
+        ),
+        "tsa": tsa,
+        "digest_algorithm": o["digest"],
+        "pss": o["pss"],
+        "timezone": o["timezone"],
+        "jobs": o["jobs"] or 0,
+        "dry_run": o["dry_run"],
+        "audit_path": audit_path,
+        "audit": audit,
+        "command_line": argv,
+    }
+
+
+def _run_batch(
+    out: Output,
+    report: Any,
+    report_path: Path | None,
+    plan: Callable[[], list[Any]],
+    sign: Callable[..., Any],
+    *,
+    dry_run: bool,
+) -> None:
+    """Plan, then sign with a progress bar; a run-level error propagates only
+    when no document was reached (else it is in ``report.run_error``)."""
+    from signkit.errors import SignkitError
+    from signkit.tokens.guard import PinGuard, default_state_dir
+
+    progress: _Progress | None = None
+
+    class Events:
+        def document_done(self, result: Any) -> None:
+            if progress is not None:
+                progress.document_done(result)
+
+    try:
+        docs = plan()
+        progress = _Progress(out, 0 if dry_run else len(docs))
+        sign(
+            io=TerminalPinIO(),
+            guard=PinGuard(default_state_dir()),
+            warn=out.warn,
+            events=Events(),
+            report=report,
+            docs=docs,
+        )
+    except SignkitError:
+        if not report.documents:
+            raise
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
+        _finish(out, report, report_path)
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def _finish(out: Output, report: Any, report_path: Path | None) -> None:
@@ -499,18 +535,9 @@ def sign_xml(**options: Any) -> None:
     env_tsa_password = os.environ.pop("SIGNKIT_TSA_PASSWORD", None)
 
     def body() -> int:
-        from signkit.audit.log import default_audit_path
         from signkit.config import load_config
-        from signkit.errors import SignkitError
-        from signkit.jobs.engine import EngineSpec
-        from signkit.jobs.outputs import OutputSpec
         from signkit.jobs.report import BatchReport
         from signkit.jobs.xml_job import XmlJobSpec, build_options, plan, sign_xmls
-        from signkit.timestamps import TsaSpec
-        from signkit.tokens.guard import PinGuard, default_state_dir
-        from signkit.trust import TrustSpec, resolve_anchor
-
-        from .tokenspec import build_token_spec
 
         o = options
         if not o["inputs"] and not o["manifest"]:
@@ -531,93 +558,19 @@ def sign_xml(**options: Any) -> None:
                 "data_object_format": o["data_object_format"],
             },
         )
-        token = build_token_spec(
-            module=o["module"],
-            token_label=o["token_label"],
-            token_serial=o["token_serial"],
-            slot=o["slot"],
-            key_label=o["key_label"],
-            key_id=o["key_id"],
-            cert_fingerprint=o["cert_fingerprint"],
-            key_uri=o["key_uri"],
-            pin_file=o["pin_file"],
-            pin_stdin=o["pin_stdin"],
-            pin_pad=o["pin_pad"],
-            env_pin=state.env_pin,
-        )
-        tsa = None
-        if o["tsa_url"]:
-            tsa = TsaSpec(
-                url=o["tsa_url"],
-                policy=o["tsa_policy"],
-                nonce=not o["tsa_no_nonce"],
-                username=o["tsa_user"],
-                password=_read_secret_file(o["tsa_password_file"], "TSA password")
-                or env_tsa_password,
-            )
-        if o["no_audit"]:
-            out.warn("audit log disabled (--no-audit): this run leaves no audit record")
-            audit_path = None
-        else:
-            audit_path = o["audit_log"] or default_audit_path()
         spec = XmlJobSpec(
-            inputs=tuple(o["inputs"]),
-            recursive=o["recursive"],
-            manifest=o["manifest"],
-            outputs=OutputSpec(
-                output=o["output"],
-                output_dir=o["output_dir"],
-                suffix=o["suffix"],
-                in_place=o["in_place"],
-            ),
-            engine=EngineSpec(fail_fast=o["fail_fast"], force=o["force"], resign=o["resign"]),
-            token=token,
-            trust=TrustSpec(
-                anchors=tuple(resolve_anchor(str(v)) for v in o["trust"]),
-                revocation=o["revocation"],
-            ),
+            **_batch_fields(o, out, state.env_pin, env_tsa_password, audit, argv),
             options=doc_options,
-            tsa=tsa,
-            digest_algorithm=o["digest"],
-            pss=o["pss"],
-            timezone=o["timezone"],
-            jobs=o["jobs"] or 0,
-            dry_run=o["dry_run"],
-            audit_path=audit_path,
-            audit=audit,
-            command_line=argv,
         )
         report = BatchReport(command="sign xml")
-        progress: _Progress | None = None
-
-        class Events:
-            def document_done(self, result: Any) -> None:
-                if progress is not None:
-                    progress.document_done(result)
-
-        try:
-            docs = plan(spec)
-            progress = _Progress(out, 0 if spec.dry_run else len(docs))
-            sign_xmls(
-                spec,
-                io=TerminalPinIO(),
-                guard=PinGuard(default_state_dir()),
-                warn=out.warn,
-                events=Events(),
-                report=report,
-                docs=docs,
-            )
-        except SignkitError:
-            if not report.documents:
-                raise
-        except KeyboardInterrupt:
-            if progress is not None:
-                progress.close()
-            _finish(out, report, o["report_path"])
-            raise
-        finally:
-            if progress is not None:
-                progress.close()
+        _run_batch(
+            out,
+            report,
+            o["report_path"],
+            lambda: plan(spec),
+            functools.partial(sign_xmls, spec),
+            dry_run=spec.dry_run,
+        )
         for warning in report.warnings:
             out.warn(warning)
         if report.run_error is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from signkit.errors import OutputError, UsageError
-from signkit.jobs.inputs import TEMP_PREFIX, DocumentTask
+from signkit.jobs.inputs import TEMP_PREFIX, DocumentTask, Resolver
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +56,8 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
         raise UsageError(f"-o takes a single input ({len(tasks)} given); use --output-dir")
     if not spec.in_place and not spec.output and not spec.output_dir and not spec.suffix:
         raise UsageError("an empty --suffix would overwrite the inputs; use --in-place for that")
-    planned: list[PlannedDoc] = []
+    planned: list[tuple[PlannedDoc, Path, Path]] = []
+    resolve = Resolver()
     for task in tasks:
         src = task.input
         if task.output is not None:
@@ -70,14 +71,15 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
             out, in_place = spec.output_dir / rel, False
         else:
             out, in_place = src.with_name(f"{src.stem}{spec.suffix}{src.suffix}"), False
-        if not in_place and out.resolve() == src.resolve():
+        source = resolve(src)
+        target = source if in_place else resolve(out)
+        if not in_place and target == source:
             raise OutputError(
                 "the output would overwrite the input (use --in-place)", subject=str(src)
             )
-        planned.append(PlannedDoc(task=task, output=out, in_place=in_place))
+        planned.append((PlannedDoc(task=task, output=out, in_place=in_place), source, target))
     seen: dict[Path, Path] = {}
-    for doc in planned:
-        key = doc.output.resolve()
+    for doc, _source, key in planned:
         if key in seen:
             raise OutputError(
                 f"{seen[key]} and {doc.task.input} would both be written to this output",
@@ -86,8 +88,7 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
             )
         seen[key] = doc.task.input
     inputs: set[Path] = set()
-    for doc in planned:
-        source = doc.task.input.resolve()
+    for doc, source, _target in planned:
         if source in inputs:
             # Each input is locked while it is signed: a second row would only
             # find it locked (and two signatures would need two passes anyway).
@@ -97,7 +98,7 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
                 hint="sign it once per run; to add a second signature, run again on the output",
             )
         inputs.add(source)
-    return planned
+    return [doc for doc, _source, _target in planned]
 
 
 def temp_path(final: Path) -> Path:

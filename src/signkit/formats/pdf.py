@@ -52,7 +52,6 @@ from signkit.formats.pdf_appearance import (
 from signkit.formats.pdf_presets import COPY_FORMS, get_preset
 from signkit.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.model import SignatureScheme
-from signkit.workers import worker_init  # noqa: F401  (the pool initializer, re-exported)
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 EXTENSIONS = (".pdf",)
@@ -300,6 +299,7 @@ class Prepared:
     sha256_before: str
     signing_time: str
     level: str
+    size_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +311,7 @@ class Finished:
     sha256_after: str
     signing_time: str
     level: str
+    size_after: int | None = None
 
 
 class _Worker:
@@ -458,6 +459,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
     try:
         with open(item.input, "rb") as fh:
             before = sha256_file(fh)
+            size_before = os.fstat(fh.fileno()).st_size
             writer = _open_writer(fh, item.input, cfg.password)
             now = datetime.now(st.zone).replace(microsecond=0)
             style = None
@@ -596,6 +598,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
         sha256_before=before,
         signing_time=now.isoformat(),
         level=opts.level,
+        size_before=size_before,
     )
 
 
@@ -891,12 +894,14 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
         os.fsync(out.fileno())
         check_signature(out, prepared, signature, cfg)
         after = sha256_file(out)
+        size_after = os.fstat(out.fileno()).st_size
     return Finished(
         index=prepared.index,
         temp=prepared.temp,
         sha256_after=after,
         signing_time=prepared.signing_time,
         level=level,
+        size_after=size_after,
     )
 
 

@@ -190,7 +190,9 @@ def validate(opts: XmlDocOptions) -> XmlDocOptions:
 
 
 def resolve_options(defaults: XmlDocOptions, overrides: Mapping[str, str]) -> XmlDocOptions:
-    """Apply a manifest row's overrides to the batch defaults."""
+    """Apply a manifest row's overrides to the batch defaults (validated already)."""
+    if not overrides:
+        return defaults
     return apply_settings(defaults, dict(overrides), "manifest")
 
 
@@ -246,6 +248,7 @@ class Prepared:
     signing_time: str
     level: str
     warnings: tuple[str, ...] = ()
+    size_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -258,31 +261,12 @@ class Finished:
     signing_time: str
     level: str
     warnings: tuple[str, ...] = ()
-
-
-def worker_init() -> None:
-    """Process-pool initializer: Ctrl-C belongs to the main process; die with it."""
-    import ctypes
-    import signal
-    import sys
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
+    size_after: int | None = None
 
 
 def worker_warmup() -> None:
     """Import the XML stack ahead of the first document."""
     import lxml.etree  # noqa: F401
-
-
-def worker_ready() -> bool:
-    """A no-op task: submitting it makes the pool fork its workers now."""
-    return True
 
 
 # ---------------------------------------------------------------- canonical forms
@@ -843,6 +827,7 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
         signing_time=now.isoformat(),
         level=opts.level,
         warnings=tuple(warnings),
+        size_before=len(data),
     )
 
 
@@ -908,6 +893,7 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
         signing_time=prepared.signing_time,
         level=prepared.level,
         warnings=prepared.warnings,
+        size_after=len(out),
     )
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import queue as queue_module
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import (
-    FIRST_COMPLETED,
     CancelledError,
     Executor,
     Future,
@@ -43,9 +43,9 @@ class Stages:
     name: str
     """Format name for records ('pdf', 'xml')."""
     prepare: Callable[[Any], Any]
-    """Worker: item -> prepared (has .index, .temp, .to_sign, .sha256_before)."""
+    """Worker: item -> prepared (has .index, .temp, .to_sign, .sha256_before, .size_before)."""
     finish: Callable[[Any, bytes], Any]
-    """Worker: (prepared, signature) -> finished (.index, .temp, .sha256_after, ...)."""
+    """Worker: (prepared, signature) -> finished (.index, .temp, .sha256_after, .size_after)."""
     make_item: Callable[[int, PlannedDoc, Path], Any]
     """Main: build the picklable work item for one document."""
     already_done: Callable[[Path, str], bool]
@@ -158,7 +158,15 @@ def run_batch(
     report.documents.extend(results)
     run.indices = {id(r): i for i, r in enumerate(results)}
     in_flight: dict[Future[Any], tuple[str, _Doc]] = {}
+    # Futures report here as they complete, so a loop turn costs the same
+    # however many documents are in flight (wait() would hook every future).
+    completed: queue_module.SimpleQueue[Future[Any]] = queue_module.SimpleQueue()
     stop = False
+
+    def track(future: Future[Any], stage: str, doc: _Doc) -> None:
+        in_flight[future] = (stage, doc)
+        future.add_done_callback(completed.put)
+
     abort: BaseException | None = None
 
     def submit_next() -> None:
@@ -174,7 +182,7 @@ def run_batch(
                     stop = True
                 continue
             item = stages.make_item(index, planned, doc.temp)
-            in_flight[pool.submit(stages.prepare, item)] = ("prepare", doc)
+            track(pool.submit(stages.prepare, item), "prepare", doc)
 
     # The one token session lives on one thread, so the main thread does the
     # bookkeeping (results, audit commits, renames) while C_Sign runs.
@@ -196,8 +204,7 @@ def run_batch(
                 )
             signing = any(stage == "sign" for stage, _doc in in_flight.values())
             pool.flush(hold=stages.finish if signing else None)
-            done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in done:
+            for future in _completed(completed, timeout):
                 stage, doc = in_flight.pop(future)
                 try:
                     value = future.result()
@@ -219,13 +226,13 @@ def run_batch(
                     run.record(
                         "document-intent",
                         doc,
-                        size_before=_size(doc.planned.task.input),
+                        size_before=value.size_before,
                         sha256_before=value.sha256_before,
                     )
-                    in_flight[token_thread.submit(sign, value.to_sign)] = ("sign", doc)
+                    track(token_thread.submit(sign, value.to_sign), "sign", doc)
                 elif stage == "sign":
                     # A TokenError here is run-level: the token is gone or refused.
-                    in_flight[pool.submit(stages.finish, doc.prepared, value)] = ("finish", doc)
+                    track(pool.submit(stages.finish, doc.prepared, value), "finish", doc)
                 else:
                     doc.finished = value
                     _queue_commit(doc, run)
@@ -288,6 +295,21 @@ def run_batch(
 
 
 _POLL = 0.2
+
+
+def _completed(
+    completed: queue_module.SimpleQueue[Future[Any]], timeout: float
+) -> list[Future[Any]]:
+    """Futures done since the last turn: waits up to ``timeout`` for the first."""
+    try:
+        done = [completed.get(timeout=timeout)]
+    except queue_module.Empty:
+        return []
+    while True:
+        try:
+            done.append(completed.get_nowait())
+        except queue_module.Empty:
+            return done
 
 
 class _Batches:
@@ -446,13 +468,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
-
-
 def _record_failure(run: _Run, result: DocumentResult) -> None:
     run.record(
         "document-result",
@@ -490,7 +505,7 @@ def _queue_commit(doc: _Doc, run: _Run) -> None:
         status="signed",
         sha256_before=doc.result.sha256_before,
         sha256_after=fin.sha256_after,
-        size_after=_size(Path(fin.temp)),
+        size_after=fin.size_after,
         level=fin.level,
         signing_time=fin.signing_time,
     )

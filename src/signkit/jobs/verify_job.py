@@ -8,10 +8,9 @@ parent) and audit records.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from signkit.jobs.inputs import DocumentTask, discover
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 from signkit.verify.policy import VerifyPolicy
 from signkit.verify.verdict import DocumentVerdict, Indication
+from signkit.workers import WorkerPool, worker_init
 
 EXTENSIONS = (".pdf", ".xml")
 
@@ -135,16 +135,6 @@ def verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | Signki
         raise RuntimeError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
 
 
-def worker_init() -> None:
-    """Process-pool initializer: ignore Ctrl-C (the main process handles it), die with it."""
-    import signal
-
-    from signkit.workers import die_with_parent
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
-
-
 def quiet_libraries() -> None:
     """pyHanko logs validation failures with tracebacks; the verdicts already say it."""
     import logging
@@ -243,10 +233,9 @@ def _run_pool(
     etsi: list[list[Any]],
 ) -> None:
     # fork: the workers inherit the imported validation stack (no warm-up).
-    ctx = multiprocessing.get_context("fork")
     lookahead = workers * 8
     queue = list(enumerate(tasks))[::-1]
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=worker_init) as pool:
+    with WorkerPool(workers, initializer=worker_init) as pool:
         in_flight: dict[Future[Any], int] = {}
         stop = False
         try:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import SignatureScheme
 from signkit.tokens.pin import PinIO
 from signkit.trust import TrustSpec, check_signer, require_anchors
+from signkit.workers import WorkerPool, worker_init
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +141,7 @@ def plan(spec: XmlJobSpec) -> list[PlannedDoc]:
     )
     if not tasks:
         raise UsageError("no input documents", hint="name files, directories or --manifest")
+    xml.validate(spec.options)
     for task in tasks:
         xml.resolve_options(spec.options, task.options)  # validate every row up front
     if spec.options.form == "detached" and spec.outputs.in_place:
@@ -221,10 +221,8 @@ def sign_xmls(
     import lxml.etree  # noqa: F401 - imported once here, inherited by the workers
 
     # fork before the token opens: nothing PKCS#11 is loaded yet, so no token
-    # state is duplicated. With the fork start method the pool forks all its
-    # workers on the first submit, so they exist before any thread starts.
-    ctx = multiprocessing.get_context("fork")
-    executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=xml.worker_init)
+    # state is duplicated, and before any thread starts.
+    executor = WorkerPool(workers, initializer=worker_init)
     for _ in range(workers):
         executor.submit(xml.worker_warmup)
     # The workers need no certificate validation stack; this process does, for

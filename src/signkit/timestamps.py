@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-
-from asn1crypto import cms, tsp
+from typing import TYPE_CHECKING
 
 from signkit.errors import TimestampError
+
+if TYPE_CHECKING:
+    from asn1crypto import cms
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +39,8 @@ class TsaSpec:
 
 def request_timestamp(spec: TsaSpec, message: bytes) -> cms.ContentInfo:
     """Time-stamp token over ``message``; checks status, imprint and nonce."""
+    from asn1crypto import tsp
+
     imprint = hashlib.new(spec.digest_algorithm, message).digest()
     nonce = secrets.randbits(63) if spec.nonce else None
     req: dict[str, object] = {
@@ -76,6 +78,9 @@ def request_timestamp(spec: TsaSpec, message: bytes) -> cms.ContentInfo:
 
 def post_timestamp_query(spec: TsaSpec, body: bytes) -> bytes:
     """POST a DER TimeStampReq to the TSA; the raw DER answer."""
+    import urllib.error
+    import urllib.request
+
     headers = {"Content-Type": "application/timestamp-query"}
     if spec.username is not None:
         cred = f"{spec.username}:{spec.password or ''}".encode()
@@ -93,6 +98,8 @@ def post_timestamp_query(spec: TsaSpec, body: bytes) -> bytes:
 
 def tsa_certificates(token: cms.ContentInfo) -> tuple[bytes | None, tuple[bytes, ...]]:
     """(the TSA's signing certificate, the other certificates) carried in a token."""
+    from asn1crypto import cms
+
     signed = token["content"]
     sid = signed["signer_infos"][0]["sid"].chosen
     certs = [c.chosen for c in signed["certificates"] or []]

@@ -32,6 +32,16 @@ def _console() -> Any:
     return Console(stderr=True, highlight=False, soft_wrap=True, width=width)
 
 
+def _line(text: str, *, style: str | None = None) -> None:
+    """One line of text on stderr: through rich on a terminal (colour), plain
+    otherwise (a script's log needs no styling, nor rich's ~50 ms import)."""
+    if sys.stderr.isatty():
+        _console().print(text, style=style, markup=False)
+    else:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Output:
     """How a command reports: human text on stderr, JSON on stdout."""
@@ -62,11 +72,11 @@ class Output:
     def info(self, text: str) -> None:
         """A human line on stderr (suppressed by --quiet)."""
         if not self.quiet:
-            self.console().print(t(text), markup=False)
+            _line(t(text))
 
     def warn(self, text: str) -> None:
         """A warning on stderr (shown even with --quiet)."""
-        self.console().print(f"{t('warning')}: {t(text)}", style="yellow", markup=False)
+        _line(f"{t('warning')}: {t(text)}", style="yellow")
 
     def emit_json(self, data: Any) -> None:
         """The machine report on stdout."""

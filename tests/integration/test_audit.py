@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -346,6 +347,20 @@ def test_syslog_gets_every_record_and_serves_as_an_anchor(  # type: ignore[no-un
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(sock_path)
     sock.settimeout(0.5)
+    received: list[str] = []
+    signing = threading.Event()
+    signing.set()
+
+    def daemon() -> None:  # reads as it comes, as a syslog daemon does
+        while True:
+            try:
+                received.append(sock.recv(1 << 20).decode())
+            except TimeoutError:
+                if not signing.is_set():
+                    return
+
+    reader = threading.Thread(target=daemon)
+    reader.start()
     try:
         src = batch_of(tmp_path / "in", 2)
         proc = sk(
@@ -359,13 +374,9 @@ def test_syslog_gets_every_record_and_serves_as_an_anchor(  # type: ignore[no-un
             env={"SIGNKIT_SYSLOG_SOCKET": sock_path},
         )
         assert proc.returncode == 0, proc.stderr
-        received = []
-        while True:
-            try:
-                received.append(sock.recv(1 << 20).decode())
-            except TimeoutError:
-                break
     finally:
+        signing.clear()
+        reader.join()
         sock.close()
     log = tmp_path / "audit.jsonl"
     lines = log.read_text().splitlines()
@@ -391,6 +402,37 @@ def test_syslog_gets_every_record_and_serves_as_an_anchor(  # type: ignore[no-un
     )
     assert missing.returncode == 5 and "cannot reach syslog" in missing.stderr
     assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").glob("*.pdf"))
+
+
+def test_a_syslog_that_stops_reading_does_not_hang_the_run(  # type: ignore[no-untyped-def]
+    sk, tmp_path: Path
+) -> None:
+    # A datagram socket nobody reads: its queue (net.unix.max_dgram_qlen,
+    # 10 by default) fills after a few records and a blocking send would wait
+    # for ever. The run gives syslog up after one timed-out send and says so.
+    sock_path = str(tmp_path / "syslog.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    try:
+        src = batch_of(tmp_path / "in", 6)
+        proc = sk(
+            str(src),
+            "--output-dir",
+            str(tmp_path / "out"),
+            *KEY,
+            "--revocation",
+            "off",
+            "--audit-syslog",
+            env={"SIGNKIT_SYSLOG_SOCKET": sock_path},
+            timeout=60,
+        )
+    finally:
+        sock.close()
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "out").glob("*.pdf"))) == 6
+    assert "audit record(s) not sent to syslog" in proc.stderr
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert len(lines) > 10  # the file, the record of truth, has them all
 
 
 def test_rotation_by_size_during_signing(  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ import logging
 import logging.handlers
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -180,13 +181,32 @@ def _probe_syslog(address: str) -> None:
     raise error
 
 
+_SYSLOG_SEND_TIMEOUT = 1.0
+"""Seconds one record may wait for a full syslog queue before syslog is given up."""
+
+
 class _Syslog(logging.handlers.SysLogHandler):
     failures = 0
+    stalled = False
+    """A send timed out: the rest of the run does not wait for syslog again."""
+
+    def _connect_unixsocket(self, address: Any) -> None:
+        super()._connect_unixsocket(address)  # type: ignore[misc]
+        # A syslog daemon that stops reading must not hang a signing run.
+        self.socket.settimeout(_SYSLOG_SEND_TIMEOUT)  # type: ignore[attr-defined]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stalled:
+            self.failures += 1
+            return
+        super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
         # A syslog hiccup must not print a traceback or stop a signing run;
         # the file is the record of truth, syslog is a copy.
         self.failures += 1
+        if isinstance(sys.exc_info()[1], TimeoutError):
+            self.stalled = True
 
 
 class AuditLog:

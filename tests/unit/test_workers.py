@@ -1,0 +1,104 @@
+"""The batch's worker pool: real forked processes, one pipe each."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import wait
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+
+from signkit.errors import InputFormatError
+from signkit.workers import WorkerPool
+
+
+def pid_and_square(n: int) -> tuple[int, int]:
+    if n == 3:
+        raise InputFormatError("three is not allowed", subject=f"doc{n}")
+    return os.getpid(), n * n
+
+
+def nap(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def unpicklable() -> object:
+    return threading.Lock()
+
+
+def test_results_errors_and_both_workers() -> None:
+    with WorkerPool(2) as pool:
+        futures = [pool.submit(pid_and_square, n) for n in range(40)]
+        wait(futures)
+    error = futures[3].exception()
+    assert isinstance(error, InputFormatError) and error.subject == "doc3"
+    answers = [f.result() for f in futures if f.exception() is None]
+    assert [sq for _pid, sq in answers] == [n * n for n in range(40) if n != 3]
+    pids = {pid for pid, _sq in answers}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_queued_tasks_can_be_cancelled_and_never_run() -> None:
+    with WorkerPool(1, depth=1) as pool:
+        busy = pool.submit(nap, 0.3)
+        queued = [pool.submit(nap, 0) for _ in range(3)]
+        assert all(f.cancel() for f in queued)  # still here, not sent
+        assert not busy.cancel()  # already with the worker
+        assert busy.result() != os.getpid()
+    assert all(f.cancelled() for f in queued)
+
+
+def test_shutdown_cancel_futures_drops_what_waits() -> None:
+    pool = WorkerPool(1, depth=1)
+    busy = pool.submit(nap, 0.2)
+    queued = pool.submit(nap, 0)
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert busy.result() and queued.cancelled()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(nap, 0)
+
+
+def test_an_answer_that_cannot_cross_is_an_error_of_its_own_task() -> None:
+    with WorkerPool(1) as pool:
+        bad = pool.submit(unpicklable)
+        good = pool.submit(pid_and_square, 2)
+        with pytest.raises(RuntimeError, match="cannot cross processes"):
+            bad.result(timeout=10)
+        assert good.result(timeout=10)[1] == 4
+
+
+def test_an_argument_that_cannot_cross_fails_its_own_task() -> None:
+    with WorkerPool(1) as pool:
+        bad = pool.submit(pid_and_square, threading.Lock())
+        assert isinstance(bad.exception(timeout=10), TypeError)
+        assert pool.submit(pid_and_square, 2).result(timeout=10)[1] == 4
+
+
+def test_a_worker_killed_breaks_the_pool_and_fails_its_tasks() -> None:
+    pool = WorkerPool(1, depth=1)
+    try:
+        dead = pool.submit(die)
+        waiting = pool.submit(nap, 0)
+        assert isinstance(dead.exception(timeout=10), BrokenProcessPool)
+        assert isinstance(waiting.exception(timeout=10), BrokenProcessPool)
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(nap, 0)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_workers_exit_at_shutdown() -> None:
+    pool = WorkerPool(2)
+    pids = {pool.submit(nap, 0.05).result(timeout=10) for _ in range(4)}
+    pool.shutdown(wait=True)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

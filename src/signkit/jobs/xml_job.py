@@ -32,7 +32,8 @@ from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import SignatureScheme
 from signkit.tokens.pin import PinIO
 from signkit.trust import TrustSpec, check_signer, require_anchors
-from signkit.workers import WorkerPool, worker_init
+from signkit.trust import preload as trust_preload
+from signkit.workers import start_pool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,15 +162,6 @@ def _intermediates(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-def _preload_validation(trust: TrustSpec) -> None:
-    """Import what the signer check will need: the HTTP fetchers only when it
-    may go to the network (trust.preload always imports them, ~0.3 s here)."""
-    import pyhanko_certvalidator  # noqa: F401
-
-    if trust.revocation != "off" and not trust.offline:
-        from pyhanko_certvalidator.fetchers import aiohttp_fetchers  # noqa: F401
-
-
 def _levels(spec: XmlJobSpec, docs: list[PlannedDoc]) -> set[str]:
     return {xml.resolve_options(spec.options, d.task.options).level for d in docs}
 
@@ -220,14 +212,13 @@ def sign_xmls(
     workers = spec.jobs or os.cpu_count() or 2
     import lxml.etree  # noqa: F401 - imported once here, inherited by the workers
 
-    # fork before the token opens: nothing PKCS#11 is loaded yet, so no token
-    # state is duplicated, and before any thread starts.
-    executor = WorkerPool(workers, initializer=worker_init)
-    for _ in range(workers):
-        executor.submit(xml.worker_warmup)
+    # The workers the entry point pre-started, or forked now: before the token
+    # opens (nothing PKCS#11 is loaded yet, so no token state is duplicated)
+    # and before any thread starts.
+    executor = start_pool(spec.jobs, warm_first=("signkit.formats.xml", "worker_warmup"))
     # The workers need no certificate validation stack; this process does, for
     # the signer check: import it while the token opens (C_Initialize, C_Login).
-    preload = threading.Thread(target=_preload_validation, args=(spec.trust,), daemon=True)
+    preload = threading.Thread(target=trust_preload, args=(spec.trust,), daemon=True)
     preload.start()
     try:
         with (

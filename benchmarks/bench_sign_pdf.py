@@ -103,10 +103,12 @@ NAIVE = textwrap.dedent(
 SLOW = textwrap.dedent(
     """
     import dataclasses, sys, time
+    latency = float(sys.argv.pop(1))
+    import signkit.cli
+    signkit.cli._prestart_workers(sys.argv[1:])  # first thing, as the entry point does
     from signkit.startup import imports_without_gc
     with imports_without_gc():  # as the CLI imports it
         import signkit.jobs.pdf_job as job
-    latency = float(sys.argv.pop(1))
     original = job.sign_pdfs
     def slow(sign):
         def wrapped(data):
@@ -275,6 +277,7 @@ def main() -> int:
                     sys.exit(f"slow token: {count} outputs for {args.slow_n} inputs")
             bound = args.slow_n * args.latency
             wall = statistics.median(walls)
+            print(f"slow token runs: {', '.join(f'{w:.2f} s' for w in walls)}")
             print(
                 f"slow token ({args.latency * 1000:.0f} ms/signature, N={args.slow_n}): "
                 f"wall {wall:.2f} s "

@@ -58,13 +58,36 @@ def ready() -> bool:
     return True
 
 
+_PRESTARTED: WorkerPool | None = None
+
+
+def prestart(warm_first: tuple[str, str]) -> None:
+    """Fork one worker per CPU at once and start one importing ``warm_first``
+    (module, function): the entry point calls this first thing for a command
+    that will sign, so the worker's imports (the PDF stack, ~0.6 s) run while
+    this process builds the CLI, plans, opens the token and checks the signer.
+    ``start_pool`` adopts the pool; nothing PKCS#11 exists yet, so no token
+    state is ever duplicated."""
+    global _PRESTARTED
+    if _PRESTARTED is None:
+        _PRESTARTED = WorkerPool(os.cpu_count() or 2, initializer=worker_init)
+        _PRESTARTED.warm_up(warm, *warm_first)
+
+
 def start_pool(jobs: int, *, warm_first: tuple[str, str] | None = None) -> WorkerPool:
-    """Fork ``jobs`` workers (0 = one per CPU) now; one starts ``warm_first``
-    (module, function) at once, the others wait so as not to compete with
-    this process's own start-up for the CPUs."""
-    pool = WorkerPool(jobs or os.cpu_count() or 2, initializer=worker_init)
+    """The batch's workers: ``jobs`` (0 = one per CPU), the pre-started pool if
+    it has that many, else forked now and warmed with ``warm_first`` (module,
+    function): see ``WorkerPool.warm_up``."""
+    global _PRESTARTED
+    workers = jobs or os.cpu_count() or 2
+    pool, _PRESTARTED = _PRESTARTED, None
+    if pool is not None and pool.workers == workers:
+        return pool
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+    pool = WorkerPool(workers, initializer=worker_init)
     if warm_first is not None:
-        pool.submit(warm, *warm_first)
+        pool.warm_up(warm, *warm_first)
     return pool
 
 
@@ -83,6 +106,8 @@ class _Slot:
     """Tasks sent to this worker, by id, not yet answered."""
     closing: bool = False
     """The stop message was sent: its end of file is no failure."""
+    warming: bool = False
+    """Given its warm-up (or already warm): tasks may go to it."""
 
 
 class WorkerPool(Executor):
@@ -94,7 +119,9 @@ class WorkerPool(Executor):
     than the work. Here the submitting thread writes the task to a worker's
     pipe itself and one reader thread takes the answers. Each worker holds
     at most ``depth`` tasks; the rest wait here (so they can still be
-    cancelled) and go to the first worker that answers.
+    cancelled) and go to the first worker that answers. After ``warm_up``,
+    tasks go only to workers given their warm-up, so the first document
+    waits for the worker already importing rather than starting a cold one.
     """
 
     def __init__(
@@ -106,6 +133,8 @@ class WorkerPool(Executor):
         self._queue: deque[tuple[int, Future[Any], bytes]] = deque()
         self._ids = itertools.count()
         self._shutdown = False
+        self._warming = False
+        self._warm_ids: set[int] = set()
         self._broken: str | None = None
         self._slots: list[_Slot] = []
         for _ in range(max(1, workers)):
@@ -142,13 +171,62 @@ class WorkerPool(Executor):
         self._send(sends)
         return future
 
+    def warm_up(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` (an import of the stack the tasks need) on one
+        worker now, and on each of the others once it is done: so the first
+        worker gets the CPUs this process leaves free, instead of every
+        worker importing at once, and the first document goes to it."""
+        with self._lock:
+            self._warming = True
+        first = self._warm_slot(fn, args, self._slots[0])
+
+        def the_others(_done: Future[Any]) -> None:
+            for slot in self._slots[1:]:
+                with contextlib.suppress(RuntimeError, BrokenProcessPool):
+                    self._warm_slot(fn, args, slot)
+
+        first.add_done_callback(the_others)
+        return first
+
+    def _warm_slot(self, fn: Callable[..., Any], args: tuple[Any, ...], slot: _Slot) -> Future[Any]:
+        future: Future[Any] = Future()
+        payload = pickle.dumps((fn, args, {}), protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            if self._broken is not None:
+                raise BrokenProcessPool(self._broken)
+            if self._shutdown or slot.closing:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            future.set_running_or_notify_cancel()
+            task_id = next(self._ids)
+            self._warm_ids.add(task_id)
+            slot.running[task_id] = future
+            slot.warming = True
+            sends = [(slot, pickle.dumps(task_id) + payload), *self._assign_locked()]
+        self._send(sends)
+        return future
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._shutdown = True
             if cancel_futures:
                 while self._queue:
                     self._queue.popleft()[1].cancel()
+            # A worker still importing for a batch that is over (a short
+            # batch ends before the last worker is warm) is stopped, not waited for.
+            unwarmed = [
+                s for s in self._slots if s.running and set(s.running) <= self._warm_ids
+            ]
+            dropped: list[Future[Any]] = []
+            for slot in unwarmed:
+                slot.closing = True
+                dropped += slot.running.values()
+                slot.running.clear()
             stops = self._stops_locked()
+        for slot in unwarmed:
+            with contextlib.suppress(OSError):
+                slot.process.kill()
+        for future in dropped:
+            future.set_exception(RuntimeError("warm-up stopped at shutdown"))
         self._send(stops)
         if wait:
             self._reader.join()
@@ -160,8 +238,9 @@ class WorkerPool(Executor):
     def _assign_locked(self) -> list[tuple[_Slot, bytes]]:
         """Give queued tasks to the least busy workers with room (lock held)."""
         sends = []
+        slots = [s for s in self._slots if s.warming] if self._warming else self._slots
         while self._queue:
-            slot = min(self._slots, key=lambda s: len(s.running))
+            slot = min(slots, key=lambda s: len(s.running))
             if len(slot.running) >= self._depth or slot.closing:
                 break
             task_id, future, payload = self._queue.popleft()
@@ -208,9 +287,11 @@ class WorkerPool(Executor):
                 except Exception as exc:  # an answer that cannot be rebuilt here
                     ok, value = False, RuntimeError(f"a worker's answer is unreadable ({exc!r})")
                 with self._lock:
-                    future = slot.running.pop(task_id)
+                    future = slot.running.pop(task_id, None)
                     sends = self._assign_locked() + self._stops_locked()
                 self._send(sends)
+                if future is None:
+                    continue  # a warm-up given up at shutdown
                 if ok:
                     future.set_result(value)
                 else:

@@ -7,9 +7,16 @@ import gc
 import os
 import sys
 
+# Commands whose workers import a heavy stack: started before anything else.
+_PRESTART = {
+    ("sign", "pdf"): ("signkit.formats.pdf", "worker_warmup"),
+    ("sign", "xml"): ("signkit.formats.xml", "worker_warmup"),
+}
+
 
 def main() -> None:
     """Console-script entry point."""
+    _prestart_workers(sys.argv[1:])
     code = run()
     # Everything is done: outputs renamed and synced, the audit log and the
     # token session closed, worker processes joined. Interpreter finalisation
@@ -52,6 +59,21 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return _exit_code(exc.code)
     return 0
+
+
+def _prestart_workers(args: list[str]) -> None:
+    """For a signing run, fork its workers now (see signkit.workers.prestart).
+    Only for a plain batch: not for help, a dry run or a chosen worker count."""
+    words = [a for a in args if not a.startswith("-")][:2]
+    warm_first = _PRESTART.get((words[0], words[1])) if len(words) == 2 else None
+    if warm_first is None or args[:2] != list(words):
+        return
+    skip = ("--help", "-h", "--dry-run", "--jobs")
+    if any(a in skip or a.startswith("--jobs=") for a in args):
+        return
+    from signkit.workers import prestart
+
+    prestart(warm_first)
 
 
 def _exit_code(code: object) -> int:

@@ -31,7 +31,7 @@ from signkit.tokens.model import SignatureScheme
 from signkit.tokens.pin import PinIO
 from signkit.trust import TrustSpec, check_signer, require_anchors
 from signkit.trust import preload as trust_preload
-from signkit.workers import start_pool, warm
+from signkit.workers import start_pool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,9 +226,10 @@ def sign_pdfs(
     )
     audit = run_audit.log
 
-    # Start the workers first: one imports the PDF stack while this process
-    # opens the token and checks the signer; they fork after the validation
-    # stack is imported here (they inherit it) and before anything PKCS#11 is.
+    # The workers the entry point pre-started (one is importing the PDF stack
+    # already), or forked now, after the validation stack is imported here
+    # (they inherit it); either way before anything PKCS#11 is loaded. One
+    # warms while this process opens the token and checks the signer.
     workers = spec.jobs or os.cpu_count() or 2
     with imports_without_gc():
         trust_preload(spec.trust)
@@ -240,8 +241,6 @@ def sign_pdfs(
                 spec.token, io=io, guard=guard, warn=warn, on_login_failure=run_audit.login_failed
             ) as key,
         ):
-            for _ in range(workers - 1):
-                executor.submit(warm, "signkit.formats.pdf", "worker_warmup")
             signer: Any = key.signer
             if getattr(signer, "pinpad_per_signature", False):
                 warn(

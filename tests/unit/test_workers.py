@@ -102,3 +102,36 @@ def test_workers_exit_at_shutdown() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_tasks_go_to_the_worker_given_its_warm_up_not_to_a_cold_one() -> None:
+    with WorkerPool(2) as pool:
+        warming = pool.warm_up(nap, 0.3)
+        first = pool.submit(nap, 0)  # the other worker is idle, but cold
+        assert first.result(timeout=10) == warming.result(timeout=10)
+
+
+def test_the_others_warm_after_the_first_and_then_take_tasks() -> None:
+    with WorkerPool(2) as pool:
+        first = pool.warm_up(nap, 0.1).result(timeout=10)
+        time.sleep(0.5)  # the second worker's warm-up (0.1 s) is done by now
+        busy = [pool.submit(nap, 0.2) for _ in range(4)]
+        pids = {f.result(timeout=10) for f in busy}
+    assert first in pids and len(pids) == 2
+
+
+def slow_on_the_second(first_pid: int) -> int:
+    """0.05 s on the worker forked first, 60 s on the others."""
+    time.sleep(0.05 if os.getpid() == first_pid else 60)
+    return os.getpid()
+
+
+def test_a_worker_still_warming_when_the_batch_ends_is_stopped() -> None:
+    pool = WorkerPool(2)
+    first = pool.warm_up(slow_on_the_second, pool._slots[0].process.pid)
+    first.result(timeout=10)
+    time.sleep(0.2)  # the second worker is now "importing" for 60 s
+    started = time.monotonic()
+    pool.shutdown(wait=True)
+    assert time.monotonic() - started < 30  # not the 60 s of the warm-up
+    assert not any(slot.process.is_alive() for slot in pool._slots)

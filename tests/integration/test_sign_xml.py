@@ -387,6 +387,84 @@ def test_detached_form(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-
     assert xmlsec_verify(out, tmp_path).returncode != 0
 
 
+def test_detached_signature_over_an_element_of_another_document(  # type: ignore[no-untyped-def]
+    skx, signkit, trust, tmp_path: Path
+) -> None:
+    """``--form detached --reference ID``: the signature, a file of its own,
+    signs one element of the data document (URI ``data.xml#ID``), canonicalised
+    where it stands there; the data document is left as it was."""
+    (src,) = copy(tmp_path / "in", "einvoice.xml")
+    data_id = etree.parse(str(src)).getroot().find("DLHDon").get("Id")
+    out = tmp_path / "sig" / "einvoice.sig.xml"
+    proc = skx(str(src), *KEY, "--form", "detached", "--reference", data_id, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert src.read_bytes() == (XML / "einvoice.xml").read_bytes()
+    ref = parse(out).getroot().find("ds:SignedInfo/ds:Reference", NS)
+    assert ref.get("URI") == f"../in/einvoice.xml#{data_id}"
+    algorithms = [t.get("Algorithm") for t in ref.findall("ds:Transforms/ds:Transform", NS)]
+    assert algorithms == ["http://www.w3.org/TR/2001/REC-xml-c14n-20010315"]
+    # the digest recomputed here, with lxml's C14N of the element alone
+    element = etree.parse(str(src)).getroot().find("DLHDon")
+    expected = hashlib.sha256(etree.tostring(element, method="c14n")).digest()
+    assert base64.b64decode(ref.findtext("ds:DigestValue", namespaces=NS)) == expected
+    # signxml's verifier, handed the element of the other document
+    from cryptography import x509
+    from signxml import SignatureConfiguration, XMLVerifier
+
+    def element_of(uri: str) -> object:
+        name, _, frag = uri.partition("#")
+        root = etree.parse(str(out.parent / name)).getroot()
+        (hit,) = root.xpath("//*[@Id=$v]", v=frag)
+        return hit
+
+    cert = x509.load_der_x509_certificate(pki_certificate("signer-rsa2048"))
+    XMLVerifier().verify(
+        out.read_bytes(),
+        x509_cert=cert,
+        uri_resolver=element_of,
+        expect_config=SignatureConfiguration(expect_references=1),
+    )
+    verify = signkit("verify", str(out), "--trust", str(trust), "--json", "--no-audit")
+    assert verify.returncode == 0, verify.stderr
+    (sig,) = json.loads(verify.stdout)["documents"][0]["verdict"]["signatures"]
+    assert sig["indication"] == "PASSED"
+    assert sig["coverage"] == f"element:DLHDon#{data_id} (in ../in/einvoice.xml)"
+    # content outside the element is not signed; inside it is
+    src.write_bytes(src.read_bytes().replace(b"<HDon>", b"<HDon>\n<!-- note -->", 1))
+    assert signkit("verify", str(out), "--trust", str(trust), "--no-audit").returncode == 0
+    src.write_bytes(src.read_bytes().replace(b"650000", b"950000", 1))
+    tampered = signkit("verify", str(out), "--trust", str(trust), "--json", "--no-audit")
+    assert tampered.returncode == 1
+    (sig,) = json.loads(tampered.stdout)["documents"][0]["verdict"]["signatures"]
+    assert sig["sub_indication"] == "HASH_FAILURE"
+    src.unlink()
+    gone = signkit("verify", str(out), "--trust", str(trust), "--json", "--no-audit")
+    (sig,) = json.loads(gone.stdout)["documents"][0]["verdict"]["signatures"]
+    assert sig["indication"] == "INDETERMINATE"
+    assert sig["sub_indication"] == "SIGNED_DATA_NOT_FOUND"
+
+
+def test_detached_element_by_xml_id_checked_by_xmlsec1(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """xmlsec1 dereferences ``file#id`` as XPointer id(), which only sees
+    ID-typed attributes: xml:id is one everywhere, so it can referee this form."""
+    data = tmp_path / "in" / "exchange.xml"
+    data.parent.mkdir()
+    data.write_bytes(
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<GoiTin xmlns="urn:example:lienthong">\n'
+        b"  <Header><From>So Noi vu</From></Header>\n"
+        b'  <NoiDung xml:id="nd-1"><VanBan so="12/QD-UBND">Quy\xe1\xba\xbft \xc4\x91\xe1\xbb\x8bnh'
+        b"</VanBan></NoiDung>\n</GoiTin>\n"
+    )
+    out = tmp_path / "exchange.sig.xml"
+    proc = skx(str(data), *KEY, "--form", "detached", "--reference", "nd-1", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    ref = parse(out).getroot().find("ds:SignedInfo/ds:Reference", NS)
+    assert ref.get("URI") == "in/exchange.xml#nd-1"
+    assert_xmlsec_ok(out, tmp_path)
+    data.write_bytes(data.read_bytes().replace(b"12/QD", b"13/QD"))
+    assert xmlsec_verify(out, tmp_path).returncode != 0  # the referee can fail
+
+
 # ---------------------------------------------------------------- presets
 
 
@@ -812,17 +890,20 @@ def test_every_signkit_signed_xml_passes_signkit_verify(
     )
     out = tmp_path / "out"
     runs = [
-        (einvoice, ["--preset", "vn-einvoice"]),
-        (tax, ["--preset", "vn-tax-declaration"]),
-        (generic, ["--level", "B-T", "--tsa", TSA_URL]),
+        (einvoice, "einvoice.xml", ["--preset", "vn-einvoice"]),
+        (tax, "tax-declaration.xml", ["--preset", "vn-tax-declaration"]),
+        (generic, "generic.xml", ["--level", "B-T", "--tsa", TSA_URL]),
+        # detached signatures were FAILED: their data is outside the document
+        (einvoice, "einvoice.sig.xml", ["--form", "detached", "--level", "B-B"]),
+        (tax, "tax.sig.xml", ["--form", "detached", "--reference", "ID_1", "--id-attribute", "id"]),
     ]
-    for source, extra in runs:
-        proc = skx(str(source), *KEY, "-o", str(out / source.name), *extra)
+    for source, name, extra in runs:
+        proc = skx(str(source), *KEY, "-o", str(out / name), *extra)
         assert proc.returncode == 0, proc.stderr
     proc = signkit("verify", str(out), "--trust", str(trust), "--json", "--no-audit")
     assert proc.returncode == 0, proc.stderr
     docs = json.loads(proc.stdout)["documents"]
-    assert len(docs) == 3
+    assert len(docs) == 5
     for doc in docs:
         sigs = doc["verdict"]["signatures"]
         assert [s["indication"] for s in sigs] == ["PASSED"], (doc["input"], sigs)

@@ -477,7 +477,8 @@ def _finish(out: Output, report: Any, report_path: Path | None) -> None:
     type=click.Choice(("enveloped", "enveloping", "detached")),
     default=None,
     help="Signature inside the document (default), the document inside the signature, "
-    "or the signature in a file of its own.",
+    "or the signature in a file of its own (over the whole data file, or with "
+    "--reference over one element of it).",
 )
 @click.option(
     "--reference", metavar="ID", help="Sign the element with this Id (default: the whole document)."

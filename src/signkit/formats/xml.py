@@ -180,8 +180,6 @@ def validate(opts: XmlDocOptions) -> XmlDocOptions:
             ) from None
     if opts.form != "enveloped" and (opts.signature_parent or opts.parent_path):
         raise UsageError("a signature parent only applies to the enveloped form")
-    if opts.form == "detached" and (opts.reference or opts.reference_path):
-        raise UsageError("a detached signature signs the whole file (no --reference)")
     if opts.data_object_format is not None and opts.level == "plain":
         raise UsageError("--data-object-format is a XAdES property (use --level B-B or B-T)")
     if opts.signer_role is not None and opts.level == "plain":
@@ -319,12 +317,14 @@ def _b64(data: bytes) -> str:
 
 
 def id_index(root: Any, id_attributes: Sequence[str]) -> dict[str, list[Any]]:
-    """Every Id value of the document and the elements that carry it."""
+    """Every Id value of the document and the elements that carry it (``xml:id``
+    is an ID wherever it appears, as the xml:id recommendation says)."""
     index: dict[str, list[Any]] = {}
-    for name in dict.fromkeys(id_attributes):
+    for name in (*dict.fromkeys(id_attributes), "xml:id"):
         # names are checked NCNames (validate), so the expression is fixed
+        attribute = f"{{{XML_NS}}}id" if name == "xml:id" else name
         for el in root.xpath(f"//*[@{name}]"):
-            hits = index.setdefault(el.get(name), [])
+            hits = index.setdefault(el.get(attribute), [])
             if not any(h is el for h in hits):
                 hits.append(el)
     return index
@@ -624,25 +624,54 @@ def _find_signature(root: Any, sig_id: str) -> Any:
     return hits[0]
 
 
-def _resolve_uri(root: Any, uri: str, ids: Mapping[str, list[Any]], base: Path | None) -> Any:
-    """A same-document reference's element (or the document), or an external file's bytes."""
-    if uri == "":
+def _resolve_uri(
+    root: Any,
+    uri: str,
+    ids: Mapping[str, list[Any]],
+    base: Path | None,
+    id_attributes: Sequence[str] = ("Id",),
+) -> Any:
+    """A same-document reference's element (or the document); an external
+    file's bytes; or, for ``file#Id``, that element of the external file."""
+    if uri == "" and root is not None:
         return root.getroottree()
     if uri.startswith("#"):
-        value = uri[1:]
-        hits = ids.get(value, [])
-        if len(hits) != 1:
-            raise DocumentError(
-                f"reference {uri} matches {len(hits)} elements"
-                + (" (duplicate Ids)" if hits else "")
-            )
-        return hits[0]
-    if base is None or "://" in uri or uri.startswith("/"):
+        return _by_id(ids, uri)
+    if base is None or "://" in uri or uri.startswith("/") or ":" in uri.split("/", 1)[0]:
         raise DocumentError(f"reference {uri} is not a relative file reference")
+    name, _, fragment = uri.partition("#")
+    path = base / name
     try:
-        return (base / uri).read_bytes()
+        if not path.is_file():
+            raise DocumentError(f"the referenced file {name} is not a regular file")
+        data = path.read_bytes()
     except OSError as exc:
-        raise DocumentError(f"cannot read the referenced file {uri} ({exc.strerror})") from None
+        raise DocumentError(f"cannot read the referenced file {name} ({exc.strerror})") from None
+    if not fragment:
+        return data
+    try:
+        other = xml_parse.parse(data, name).getroot()
+    except SignkitError as exc:
+        raise DocumentError(f"the referenced file {name}: {exc.message}") from None
+    return _by_id(id_index(other, (*id_attributes, "Id")), "#" + fragment, name)
+
+
+def resolve_external(uri: str, base: Path, id_attributes: Sequence[str] = ("Id",)) -> Any:
+    """A detached reference's data: the bytes of a file named relative to
+    ``base``, or the element ``file#Id`` names (parsed safely). DocumentError
+    when it cannot be had."""
+    return _resolve_uri(None, uri, {}, base, id_attributes)
+
+
+def _by_id(ids: Mapping[str, list[Any]], uri: str, where: str | None = None) -> Any:
+    hits = ids.get(uri[1:], [])
+    if len(hits) != 1:
+        raise DocumentError(
+            f"reference {uri} matches {len(hits)} elements"
+            + (" (duplicate Ids)" if hits else "")
+            + (f" in {where}" if where else "")
+        )
+    return hits[0]
 
 
 def _digest_reference(
@@ -737,12 +766,19 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
     xades = opts.level != "plain"
     data_ref_id = sig_id + "-ref0" if xades else None
     enveloping_marker = None
+    detached_target: Any = data
     if opts.form == "detached":
         rel = os.path.relpath(
             os.path.abspath(source), os.path.dirname(os.path.abspath(item.output))
         )
         uri = "/".join(Path(rel).parts)
-        references.append((uri, None, (), data_ref_id))
+        fragment = _reference_target(tree, opts, ids, source)
+        if fragment:
+            # An element of the data document: canonicalised where it stands there.
+            detached_target = ids[fragment[1:]][0]
+            references.append((uri + fragment, None, ("c14n",), data_ref_id))
+        else:
+            references.append((uri, None, (), data_ref_id))
     elif opts.form == "enveloping":
         enveloping_marker = f"signkit-{nonce}-data"
         references.append(("#" + sig_id + "-object", None, ("c14n",), data_ref_id))
@@ -787,7 +823,7 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
         uri = ref.get("URI")
         algorithms = [t.get("Algorithm") for t in ref.findall("d:Transforms/d:Transform", ns)]
         target = (
-            data
+            detached_target
             if opts.form == "detached" and i == 0
             else _resolve_uri(out_root, uri, out_ids, base)
         )
@@ -1002,7 +1038,7 @@ def verify_bytes(
             raise DocumentError("unsupported digest method", subject=source)
         transforms = [t.get("Algorithm") for t in ref.findall("d:Transforms/d:Transform", ns)]
         try:
-            target = _resolve_uri(root, uri, ids, base)
+            target = _resolve_uri(root, uri, ids, base, id_attributes)
         except DocumentError as exc:
             raise DocumentError(exc.message, subject=source) from None
         expected = base64.b64decode("".join((ref.findtext("d:DigestValue", "", ns)).split()))

@@ -81,7 +81,8 @@ def verify_xml(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
         raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
     root = parse_safely(data, str(path))
     signatures = root.xpath("//ds:Signature", namespaces=NS)
-    verdicts = [_verify_one(i, root, sig, policy) for i, sig in enumerate(signatures)]
+    base = path.resolve().parent
+    verdicts = [_verify_one(i, root, sig, policy, base) for i, sig in enumerate(signatures)]
     return DocumentVerdict.of(str(path), "xml", verdicts, hashlib.sha256(data).hexdigest())
 
 
@@ -192,7 +193,21 @@ def _wrapping_problem(root: Any, signature: Any, uri: str, ref_type: str | None)
     return None
 
 
-def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> SignatureVerdict:
+def _is_external(uri: str) -> bool:
+    """A detached reference: data outside this document (a file, or an element of one)."""
+    return uri != "" and not uri.startswith("#")
+
+
+def _external_label(uri: str, data: Any) -> str:
+    name, _, fragment = uri.partition("#")
+    if isinstance(data, bytes):
+        return f"file:{name}"
+    return f"element:{data.tag.split('}', 1)[-1]}#{fragment} (in {name})"
+
+
+def _verify_one(
+    index: int, root: Any, signature: Any, policy: VerifyPolicy, base: Path | None = None
+) -> SignatureVerdict:
     from cryptography import x509 as cx509
     from cryptography.hazmat.primitives import serialization
     from lxml import etree
@@ -221,6 +236,26 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
             index, Indication.FAILED, SubIndication.FORMAT_FAILURE, name=name, detail=str(exc)
         )
     refs = signature.xpath("ds:SignedInfo/ds:Reference", namespaces=NS)
+    external: dict[str, Any] = {}
+    missing: list[str] = []
+
+    def resolve(uri: str) -> Any:
+        # A detached signature's data, relative to the signature's directory;
+        # never a URL (no network), never an absolute path.
+        from signxml.exceptions import InvalidInput
+
+        from signkit.errors import DocumentError
+        from signkit.formats.xml import resolve_external
+
+        if base is None:
+            raise InvalidInput(f"cannot resolve {uri} here")
+        try:
+            external[uri] = resolve_external(uri, base, _ID_ATTRIBUTES)
+        except DocumentError as exc:
+            missing.append(f"{uri}: {exc.message}")
+            raise InvalidInput(exc.message) from None
+        return external[uri]
+
     # The signer is the certificate whose key verifies; try each in KeyInfo order.
     verifier_cls = _verifier_class()
     schema_warnings: list[str] = []
@@ -239,7 +274,9 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
                 digest_algorithms=_allowed_digests(policy),
             )
             try:
-                results = verifier.verify(root, x509_cert=candidate, expect_config=config)
+                results = verifier.verify(
+                    root, x509_cert=candidate, expect_config=config, uri_resolver=resolve
+                )
             except etree.DocumentInvalid as exc:
                 if not _known_schema_deviation(exc):
                     raise InvalidInput(f"not an XML Signature by its schema ({exc})") from None
@@ -247,7 +284,11 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
                 # inside SignatureProperty, which the schema does not allow; the
                 # signature itself is checked in full all the same.
                 results = verifier.verify(
-                    root, x509_cert=candidate, expect_config=config, validate_schema=False
+                    root,
+                    x509_cert=candidate,
+                    expect_config=config,
+                    validate_schema=False,
+                    uri_resolver=resolve,
                 )
                 schema_warnings.append(
                     "the Signature departs from the XMLDSig schema only by a SigningTime "
@@ -266,6 +307,13 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
                 break
             failure = (Indication.FAILED, SubIndication.SIG_CRYPTO_FAILURE, text)
         except InvalidInput as exc:
+            if missing:
+                failure = (
+                    Indication.INDETERMINATE,
+                    SubIndication.SIGNED_DATA_NOT_FOUND,
+                    missing[-1],
+                )
+                break
             text = str(exc)
             sub = (
                 SubIndication.WRAPPED_SIGNED_ELEMENT
@@ -288,6 +336,9 @@ def _verify_one(index: int, root: Any, signature: Any, policy: VerifyPolicy) -> 
     signed_props = None
     for ref in refs:
         uri, ref_type = ref.get("URI", ""), ref.get("Type")
+        if _is_external(uri):
+            covered.append(_external_label(uri, external[uri]))
+            continue
         problem = _wrapping_problem(root, signature, uri, ref_type)
         if problem is not None:
             return make_verdict(

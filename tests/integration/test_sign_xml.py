@@ -173,6 +173,24 @@ def test_signature_parent_xpath(skx, tmp_path: Path) -> None:  # type: ignore[no
     signxml_verify(out, "signer-rsa2048", xades=False, references=1)
 
 
+def test_signature_parent_xpath_in_a_default_namespace(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """HTKK declarations live in a default namespace: XPath 1.0 has none, so
+    ``d:`` names it (and the root's own prefixes work as declared)."""
+    (src,) = copy(tmp_path, "tax-declaration.xml")
+    out = tmp_path / "out.xml"
+    parent = "/d:HSoThueDTu/d:CKyDTu"
+    proc = skx(str(src), *KEY, "-o", str(out), "--signature-parent", parent)
+    assert proc.returncode == 0, proc.stderr
+    sig = signature_element(out)
+    assert sig.getparent().tag == "{http://kekhaithue.gdt.gov.vn/TKhaiThue}CKyDTu"
+    assert_xmlsec_ok(out, tmp_path)
+    # an undeclared prefix is a clear one-line error, nothing written
+    bad = skx(str(src), *KEY, "-o", str(tmp_path / "bad.xml"), "--signature-parent", "/x:A")
+    assert bad.returncode == 3, bad.stderr
+    assert "cannot evaluate --signature-parent /x:A" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "bad.xml").exists()
+
+
 def test_ecdsa_signature_is_raw_r_s(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (src,) = copy(tmp_path, "generic.xml")
     out = tmp_path / "out.xml"

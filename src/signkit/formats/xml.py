@@ -516,14 +516,27 @@ def tax_code_of(cert_der: bytes) -> str | None:
     return None
 
 
+def xpath_namespaces(root: Any) -> dict[str, str]:
+    """Prefixes an XPath may use: those the root element declares, and ``d``
+    for its default namespace (XPath 1.0 has none) unless ``d`` is taken."""
+    names = {prefix: uri for prefix, uri in root.nsmap.items() if prefix}
+    default = root.nsmap.get(None)
+    if default and "d" not in names:
+        names["d"] = default
+    return names
+
+
 def _find_parent(tree: Any, opts: XmlDocOptions, source: str) -> tuple[Any, list[str]]:
     root = tree.getroot()
     if opts.signature_parent is not None:
         try:
-            hits = [h for h in tree.xpath(opts.signature_parent) if hasattr(h, "tag")]
-        except Exception:
+            found = tree.xpath(opts.signature_parent, namespaces=xpath_namespaces(root))
+            hits = [h for h in found if hasattr(h, "tag")]
+        except Exception as exc:
             raise InputFormatError(
-                f"cannot evaluate --signature-parent {opts.signature_parent}", subject=source
+                f"cannot evaluate --signature-parent {opts.signature_parent} ({exc})",
+                subject=source,
+                hint="prefixes: those the root element declares; d: is its default namespace",
             ) from None
         if not hits:
             raise InputFormatError(

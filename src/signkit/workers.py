@@ -53,11 +53,6 @@ def warm(module: str, function: str) -> None:
     getattr(importlib.import_module(module), function)()
 
 
-def ready() -> bool:
-    """A no-op task: submitting it makes the pool fork a worker now."""
-    return True
-
-
 _PRESTARTED: WorkerPool | None = None
 
 
@@ -213,9 +208,7 @@ class WorkerPool(Executor):
                     self._queue.popleft()[1].cancel()
             # A worker still importing for a batch that is over (a short
             # batch ends before the last worker is warm) is stopped, not waited for.
-            unwarmed = [
-                s for s in self._slots if s.running and set(s.running) <= self._warm_ids
-            ]
+            unwarmed = [s for s in self._slots if s.running and set(s.running) <= self._warm_ids]
             dropped: list[Future[Any]] = []
             for slot in unwarmed:
                 slot.closing = True

@@ -243,11 +243,11 @@ def test_inclusive_c14n_carries_ancestor_xml_attributes(skx, tmp_path: Path) -> 
 # ---------------------------------------------------------------- XAdES
 
 
-@pytest.mark.parametrize("level", ["B-B", "B-T"])
+@pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT"])
 def test_xades_levels(skx, tmp_path: Path, level: str) -> None:  # type: ignore[no-untyped-def]
     (src,) = copy(tmp_path, "generic.xml")
     out = tmp_path / "out.xml"
-    extra = ["--tsa", TSA_URL] if level == "B-T" else []
+    extra = ["--tsa", TSA_URL] if level != "B-B" else []
     proc = skx(
         str(src),
         *KEY,
@@ -282,9 +282,52 @@ def test_xades_levels(skx, tmp_path: Path, level: str) -> None:  # type: ignore[
     rest, _ = cut_signature(out)
     assert rest == src.read_bytes()
     stamps = sig.findall(".//xades:UnsignedSignatureProperties/xades:SignatureTimeStamp", NS)
-    assert len(stamps) == (1 if level == "B-T" else 0)
-    if level == "B-T":
+    assert len(stamps) == (0 if level == "B-B" else 1)
+    if level != "B-B":
         _check_signature_timestamp(out, stamps[0], tmp_path)
+    values = sig.find(".//xades:UnsignedSignatureProperties/xades:CertificateValues", NS)
+    assert (values is not None) == (level == "B-LT")
+    if level == "B-LT":
+        _check_validation_values(sig, stamps[0])
+
+
+def _check_validation_values(sig, stamp) -> None:  # type: ignore[no-untyped-def]
+    """B-LT: the chains of the signer and of the TSA, and OCSP responses that
+    say 'good' for the signer and the TSA certificates, parsed here with asn1crypto."""
+    from asn1crypto import cms, ocsp
+    from asn1crypto import x509 as ax509
+
+    usp = sig.find(".//xades:UnsignedSignatureProperties", NS)
+    names = [child.tag.split("}", 1)[1] for child in usp]
+    assert names == ["SignatureTimeStamp", "CertificateValues", "RevocationValues"]
+    certs = [
+        ax509.Certificate.load(base64.b64decode(e.text))
+        for e in usp.findall("xades:CertificateValues/xades:EncapsulatedX509Certificate", NS)
+    ]
+    subjects = {c.subject.native["common_name"] for c in certs}
+    token = cms.ContentInfo.load(
+        base64.b64decode(stamp.findtext("xades:EncapsulatedTimeStamp", namespaces=NS))
+    )
+    sid = token["content"]["signer_infos"][0]["sid"].chosen
+    (tsa,) = [
+        c.chosen
+        for c in token["content"]["certificates"]
+        if c.chosen.serial_number == sid["serial_number"].native
+    ]
+    wanted = {
+        ax509.Certificate.load(pki_certificate(label)).subject.native["common_name"]
+        for label in ("signer-rsa2048", "interm-ca", "root-ca")
+    }
+    assert wanted <= subjects and tsa.subject.native["common_name"] in subjects
+    answered = set()
+    for e in usp.findall("xades:RevocationValues/xades:OCSPValues/xades:EncapsulatedOCSPValue", NS):
+        response = ocsp.OCSPResponse.load(base64.b64decode(e.text))
+        assert response["response_status"].native == "successful"
+        for single in response.basic_ocsp_response["tbs_response_data"]["responses"]:
+            assert single["cert_status"].name == "good"
+            answered.add(single["cert_id"]["serial_number"].native)
+    signer = ax509.Certificate.load(pki_certificate("signer-rsa2048"))
+    assert signer.serial_number in answered and tsa.serial_number in answered
 
 
 def _pem(der: bytes) -> str:
@@ -721,7 +764,8 @@ def test_hostile_corpus_is_refused_with_nothing_written_and_no_network(  # type:
     [
         (None, ["--reference", "khong-co"], 3, 'no element with Id="khong-co"'),
         ("dup", ["--reference", "trich-yeu"], 3, 'duplicate Id "trich-yeu" (2 elements)'),
-        (None, ["--signature-parent", "/cv:congVan/nowhere"], 3, "cannot evaluate"),
+        (None, ["--signature-parent", "/cv:congVan/nowhere"], 3, "no element matches"),
+        (None, ["--signature-parent", "/zz:congVan"], 3, "cannot evaluate"),
         (None, ["--signature-parent", "/*/missing"], 3, "no element matches the signature parent"),
         ("text", [], 3, "not XML (no root element)"),
         ("broken", [], 3, "not well-formed XML"),
@@ -911,6 +955,7 @@ def test_every_signkit_signed_xml_passes_signkit_verify(
         (einvoice, "einvoice.xml", ["--preset", "vn-einvoice"]),
         (tax, "tax-declaration.xml", ["--preset", "vn-tax-declaration"]),
         (generic, "generic.xml", ["--level", "B-T", "--tsa", TSA_URL]),
+        (generic, "generic-lt.xml", ["--level", "B-LT", "--tsa", TSA_URL]),
         # detached signatures were FAILED: their data is outside the document
         (einvoice, "einvoice.sig.xml", ["--form", "detached", "--level", "B-B"]),
         (tax, "tax.sig.xml", ["--form", "detached", "--reference", "ID_1", "--id-attribute", "id"]),
@@ -921,7 +966,19 @@ def test_every_signkit_signed_xml_passes_signkit_verify(
     proc = signkit("verify", str(out), "--trust", str(trust), "--json", "--no-audit")
     assert proc.returncode == 0, proc.stderr
     docs = json.loads(proc.stdout)["documents"]
-    assert len(docs) == 5
+    assert len(docs) == 6
     for doc in docs:
         sigs = doc["verdict"]["signatures"]
         assert [s["indication"] for s in sigs] == ["PASSED"], (doc["input"], sigs)
+    # B-LT carries its own validation data: offline, with revocation required,
+    # it is still judged (a B-T signature cannot be)
+    offline = {}
+    for name in ("generic.xml", "generic-lt.xml"):
+        check = signkit(
+            "verify", str(out / name), "--trust", str(trust), "--offline",
+            "--revocation", "hard", "--json", "--no-audit",
+        )  # fmt: skip
+        (sig,) = json.loads(check.stdout)["documents"][0]["verdict"]["signatures"]
+        offline[name] = (check.returncode, sig["indication"], sig["level"])
+    assert offline["generic-lt.xml"] == (0, "PASSED", "B-LT"), offline
+    assert offline["generic.xml"][:2] == (6, "INDETERMINATE"), offline

@@ -446,9 +446,9 @@ def _finish(out: Output, report: Any, report_path: Path | None) -> None:
 @batch_options
 @click.option(
     "--level",
-    type=click.Choice(("plain", "B-B", "B-T")),
+    type=click.Choice(("plain", "B-B", "B-T", "B-LT")),
     default=None,
-    help="plain XMLDSig, or XAdES B-B / B-T [default: the preset's, else plain].",
+    help="plain XMLDSig, or XAdES B-B / B-T / B-LT [default: the preset's, else plain].",
 )
 @tsa_options
 @trust_options
@@ -518,7 +518,7 @@ def _finish(out: Output, report: Any, report_path: Path | None) -> None:
 @pin_options
 @output_options
 def sign_xml(**options: Any) -> None:
-    """Sign XML documents (XMLDSig, XAdES B-B/B-T), one token session for the whole batch.
+    """Sign XML documents (XMLDSig, XAdES B-B/B-T/B-LT), one token session for the whole batch.
 
     The document's bytes are kept as they are: the Signature is inserted,
     nothing is reformatted. DTDs are refused; entities are never expanded.

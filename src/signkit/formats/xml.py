@@ -32,7 +32,8 @@ from signkit.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.model import SignatureScheme
 
 EXTENSIONS = (".xml",)
-LEVELS = ("plain", "B-B", "B-T")
+LEVELS = ("plain", "B-B", "B-T", "B-LT")
+TIMESTAMPED = ("B-T", "B-LT")
 FORMS = ("enveloped", "enveloping", "detached")
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -208,6 +209,12 @@ class XmlBatchConfig:
     timezone: str = "Asia/Ho_Chi_Minh"
     tax_code: str | None = None
     """The MST: tax code in the signer's subject, if any."""
+    ltv_certs: tuple[bytes, ...] = ()
+    """B-LT: certificates of the signer's and the TSA's chains (DER)."""
+    ltv_ocsps: tuple[bytes, ...] = ()
+    """B-LT: OCSP responses for them (DER)."""
+    ltv_crls: tuple[bytes, ...] = ()
+    """B-LT: CRLs for them (DER)."""
 
 
 @dataclass(frozen=True)
@@ -892,19 +899,52 @@ def signature_value(signature: bytes, cfg: XmlBatchConfig) -> bytes:
     return signature
 
 
-def unsigned_properties(prepared: Prepared, tokens: Sequence[bytes], c14n_uri: str) -> bytes:
-    """xades:UnsignedProperties holding one SignatureTimeStamp per token (DER)."""
+def unsigned_properties(
+    prepared: Prepared,
+    tokens: Sequence[bytes],
+    c14n_uri: str,
+    *,
+    certs: Sequence[bytes] = (),
+    ocsps: Sequence[bytes] = (),
+    crls: Sequence[bytes] = (),
+) -> bytes:
+    """xades:UnsignedProperties: one SignatureTimeStamp per token (DER) and,
+    for B-LT, the validation data: CertificateValues and RevocationValues."""
     p = prepared.ds_prefix
-    stamps = "".join(
-        f"<xades:SignatureTimeStamp Id={quoteattr(f'{prepared.signature_id}-ts{i}')}>"
+    sid = prepared.signature_id
+    parts = [
+        f"<xades:SignatureTimeStamp Id={quoteattr(f'{sid}-ts{i}')}>"
         f'<{_q(p, "CanonicalizationMethod")} Algorithm="{c14n_uri}"/>'
         f"<xades:EncapsulatedTimeStamp>{_b64(t)}</xades:EncapsulatedTimeStamp>"
         "</xades:SignatureTimeStamp>"
         for i, t in enumerate(tokens)
-    )
+    ]
+    if certs:
+        parts.append(f"<xades:CertificateValues Id={quoteattr(sid + '-certs')}>")
+        parts += [
+            f"<xades:EncapsulatedX509Certificate>{_b64(c)}</xades:EncapsulatedX509Certificate>"
+            for c in certs
+        ]
+        parts.append("</xades:CertificateValues>")
+    if ocsps or crls:
+        parts.append(f"<xades:RevocationValues Id={quoteattr(sid + '-revocation')}>")
+        if crls:
+            parts.append("<xades:CRLValues>")
+            parts += [
+                f"<xades:EncapsulatedCRLValue>{_b64(c)}</xades:EncapsulatedCRLValue>" for c in crls
+            ]
+            parts.append("</xades:CRLValues>")
+        if ocsps:
+            parts.append("<xades:OCSPValues>")
+            parts += [
+                f"<xades:EncapsulatedOCSPValue>{_b64(o)}</xades:EncapsulatedOCSPValue>"
+                for o in ocsps
+            ]
+            parts.append("</xades:OCSPValues>")
+        parts.append("</xades:RevocationValues>")
     return (
         "<xades:UnsignedProperties><xades:UnsignedSignatureProperties>"
-        f"{stamps}</xades:UnsignedSignatureProperties></xades:UnsignedProperties>"
+        f"{''.join(parts)}</xades:UnsignedSignatureProperties></xades:UnsignedProperties>"
     ).encode()
 
 
@@ -913,13 +953,21 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
     cfg = prepared.config
     value = _b64(signature_value(signature, cfg)).encode("ascii")
     unsigned = b""
-    if prepared.level == "B-T":
+    if prepared.level in TIMESTAMPED:
         if cfg.tsa is None:
-            raise UsageError("B-T needs a time-stamping authority (--tsa URL)")
+            raise UsageError(f"{prepared.level} needs a time-stamping authority (--tsa URL)")
         sv_head, sv_tail = prepared.value_c14n
         token = request_timestamp(cfg.tsa, sv_head + value + sv_tail)
         c14n_uri = _c14n_uri_of(prepared)
-        unsigned = unsigned_properties(prepared, [token.dump()], c14n_uri)
+        lt = prepared.level == "B-LT"
+        unsigned = unsigned_properties(
+            prepared,
+            [token.dump()],
+            c14n_uri,
+            certs=cfg.ltv_certs if lt else (),
+            ocsps=cfg.ltv_ocsps if lt else (),
+            crls=cfg.ltv_crls if lt else (),
+        )
     out = prepared.head + value + prepared.middle + unsigned + prepared.tail
     # 0o666: the umask decides, as for any file the user creates
     fd = os.open(prepared.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)

@@ -26,7 +26,7 @@ from signkit.jobs.outputs import (
 )
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 from signkit.jobs.runlog import RunAudit
-from signkit.timestamps import TsaSpec, request_timestamp
+from signkit.timestamps import TsaSpec, request_timestamp, tsa_certificates
 from signkit.tokens.access import TokenSpec, open_signing_key
 from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import SignatureScheme
@@ -195,9 +195,12 @@ def sign_xmls(
                 )
             )
         return report
-    needs_tsa = "B-T" in _levels(spec, docs)
+    levels = _levels(spec, docs)
+    needs_tsa = bool(levels & set(xml.TIMESTAMPED))
     if needs_tsa and spec.tsa is None:
-        raise UsageError("--level B-T needs --tsa URL")
+        raise UsageError("--level B-T/B-LT needs --tsa URL")
+    if "B-LT" in levels and spec.trust.revocation == "off":
+        warn("B-LT with --revocation off: the signature carries certificates but no OCSP/CRL")
     require_anchors(spec.trust)
     directories = {d.output.parent for d in docs}
     for directory in directories:
@@ -242,8 +245,20 @@ def sign_xmls(
                 "ecdsa" if signer.key_type == "EC" else ("pss" if spec.pss else "pkcs1v15")
             )
             signer.plan(spec.digest_algorithm, scheme)  # fail before any file is touched
+            # B-LT: the validation data of the signer's chain and of the TSA's,
+            # gathered once for the batch (as a PDF's DSS is).
+            ltv_certs: tuple[bytes, ...] = check.chain
+            ocsps, crls = check.ocsp_responses, check.crls
             if needs_tsa and spec.tsa is not None:
-                request_timestamp(spec.tsa, b"signkit preflight")
+                token = request_timestamp(spec.tsa, b"signkit preflight")
+                tsa_cert, tsa_others = tsa_certificates(token)
+                if "B-LT" in levels and tsa_cert is not None:
+                    tsa_check = check_signer(
+                        tsa_cert, tsa_others + check.chain, spec.trust, require_signing_usage=False
+                    )
+                    ocsps += tsa_check.ocsp_responses
+                    crls += tsa_check.crls
+                    ltv_certs += tsa_check.chain
             report.signer = {
                 "subject": check.subject,
                 "sha256": check.sha256,
@@ -270,6 +285,9 @@ def sign_xmls(
                 tsa=spec.tsa,
                 timezone=spec.timezone,
                 tax_code=xml.tax_code_of(cert_der),
+                ltv_certs=tuple(dict.fromkeys(ltv_certs)) if "B-LT" in levels else (),
+                ltv_ocsps=tuple(dict.fromkeys(ocsps)) if "B-LT" in levels else (),
+                ltv_crls=tuple(dict.fromkeys(crls)) if "B-LT" in levels else (),
             )
 
             def make_item(index: int, planned: PlannedDoc, temp: Path) -> xml.PrepareItem:

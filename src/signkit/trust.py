@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,6 +170,30 @@ def _validation_context(
         crls=None if fetch else [],
         ocsps=None if fetch else [],
     )
+
+
+def ltv_material(
+    check: SignerCheck,
+    tsa_token: Any | None,
+    spec: TrustSpec,
+    *,
+    run_check: Callable[..., SignerCheck] | None = None,
+) -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]]:
+    """(certificates, OCSP responses, CRLs) a long-term signature carries: the
+    signer's chain and revocation evidence and, given a time-stamp token, the
+    TSA's (its certificate checked now, by ``run_check``: check_signer or a
+    call of it in a worker), each item once."""
+    from signkit.timestamps import tsa_certificates
+
+    certs, ocsps, crls = check.chain, check.ocsp_responses, check.crls
+    if tsa_token is not None:
+        tsa_cert, tsa_others = tsa_certificates(tsa_token)
+        if tsa_cert is not None:
+            tsa = (run_check or check_signer)(
+                tsa_cert, tsa_others + check.chain, spec, require_signing_usage=False
+            )
+            certs, ocsps, crls = certs + tsa.chain, ocsps + tsa.ocsp_responses, crls + tsa.crls
+    return tuple(dict.fromkeys(certs)), tuple(dict.fromkeys(ocsps)), tuple(dict.fromkeys(crls))
 
 
 def check_signer(

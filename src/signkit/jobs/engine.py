@@ -316,8 +316,8 @@ class _Batches:
     """Sends the engine's per-document worker calls in a few tasks per loop turn.
 
     Each task that crosses to a worker process costs this process a pickling
-    round and several thread hand-offs in ProcessPoolExecutor; for small
-    documents that was more than the work itself. Calls queue until ``flush``
+    round, a pipe write and a future; for small documents that was more than
+    the work itself. Calls queue until ``flush``
     (before the engine waits), then go out split across the workers, at most
     ``size`` per task; each call still gets its own future and its own result
     or error.

@@ -24,12 +24,12 @@ from signkit.jobs.outputs import (
 from signkit.jobs.report import BatchReport, Status
 from signkit.jobs.runlog import RunAudit
 from signkit.startup import imports_without_gc
-from signkit.timestamps import TsaSpec, request_timestamp, tsa_certificates
+from signkit.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.access import TokenSpec, open_signing_key
 from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import SignatureScheme
 from signkit.tokens.pin import PinIO
-from signkit.trust import TrustSpec, check_signer, require_anchors
+from signkit.trust import TrustSpec, check_signer, ltv_material, require_anchors
 from signkit.trust import preload as trust_preload
 from signkit.workers import start_pool
 
@@ -255,18 +255,11 @@ def sign_pdfs(
                 "ecdsa" if signer.key_type == "EC" else ("pss" if spec.pss else "pkcs1v15")
             )
             signer.plan(spec.digest_algorithm, scheme)  # fail before any file is touched
-            ltv_certs: tuple[bytes, ...] = check.chain
-            ocsps, crls = check.ocsp_responses, check.crls
+            token = None
             if needs_tsa and spec.tsa is not None:
                 token = request_timestamp(spec.tsa, b"signkit preflight")
-                tsa_cert, tsa_others = tsa_certificates(token)
-                if spec.options.level in ("B-LT", "B-LTA") and tsa_cert is not None:
-                    tsa_check = check_signer(
-                        tsa_cert, tsa_others + check.chain, spec.trust, require_signing_usage=False
-                    )
-                    ocsps += tsa_check.ocsp_responses
-                    crls += tsa_check.crls
-                    ltv_certs += tsa_check.chain
+            long_term = spec.options.level in ("B-LT", "B-LTA")
+            ltv_certs, ocsps, crls = ltv_material(check, token if long_term else None, spec.trust)
             name, org, serial = _name_parts(cert_der)
             report.signer = {
                 "subject": check.subject,
@@ -300,9 +293,9 @@ def sign_pdfs(
                 scheme=scheme,
                 bytes_reserved=reserved,
                 tsa=spec.tsa,
-                ltv_certs=tuple(dict.fromkeys(ltv_certs)),
-                ltv_ocsps=tuple(dict.fromkeys(ocsps)),
-                ltv_crls=tuple(dict.fromkeys(crls)),
+                ltv_certs=ltv_certs,
+                ltv_ocsps=ocsps,
+                ltv_crls=crls,
                 timezone=spec.timezone,
                 password=spec.password,
                 font_path=font_path,

@@ -25,12 +25,12 @@ from signkit.jobs.outputs import (
 )
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 from signkit.jobs.runlog import RunAudit
-from signkit.timestamps import TsaSpec, request_timestamp, tsa_certificates
+from signkit.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.access import TokenSpec, open_signing_key
 from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import SignatureScheme
 from signkit.tokens.pin import PinIO
-from signkit.trust import TrustSpec, check_signer, require_anchors
+from signkit.trust import TrustSpec, check_signer, ltv_material, require_anchors
 from signkit.trust import preload as trust_preload
 from signkit.workers import start_pool
 
@@ -243,24 +243,18 @@ def sign_xmls(
                 "ecdsa" if signer.key_type == "EC" else ("pss" if spec.pss else "pkcs1v15")
             )
             signer.plan(spec.digest_algorithm, scheme)  # fail before any file is touched
-            # B-LT: the validation data of the signer's chain and of the TSA's,
-            # gathered once for the batch (as a PDF's DSS is).
-            ltv_certs: tuple[bytes, ...] = check.chain
-            ocsps, crls = check.ocsp_responses, check.crls
+            token = None
             if needs_tsa and spec.tsa is not None:
                 token = request_timestamp(spec.tsa, b"signkit preflight")
-                tsa_cert, tsa_others = tsa_certificates(token)
-                if "B-LT" in levels and tsa_cert is not None:
-                    tsa_check = executor.submit(
-                        check_signer,
-                        tsa_cert,
-                        tsa_others + check.chain,
-                        spec.trust,
-                        require_signing_usage=False,
-                    ).result()
-                    ocsps += tsa_check.ocsp_responses
-                    crls += tsa_check.crls
-                    ltv_certs += tsa_check.chain
+            # B-LT: the validation data of the signer's chain and of the TSA's,
+            # gathered once for the batch (as a PDF's DSS is).
+            long_term = "B-LT" in levels
+            ltv_certs, ocsps, crls = ltv_material(
+                check,
+                token if long_term else None,
+                spec.trust,
+                run_check=lambda *a, **k: executor.submit(check_signer, *a, **k).result(),
+            )
             report.signer = {
                 "subject": check.subject,
                 "sha256": check.sha256,
@@ -287,9 +281,9 @@ def sign_xmls(
                 tsa=spec.tsa,
                 timezone=spec.timezone,
                 tax_code=xml.tax_code_of(cert_der),
-                ltv_certs=tuple(dict.fromkeys(ltv_certs)) if "B-LT" in levels else (),
-                ltv_ocsps=tuple(dict.fromkeys(ocsps)) if "B-LT" in levels else (),
-                ltv_crls=tuple(dict.fromkeys(crls)) if "B-LT" in levels else (),
+                ltv_certs=ltv_certs if long_term else (),
+                ltv_ocsps=ocsps if long_term else (),
+                ltv_crls=crls if long_term else (),
             )
 
             def make_item(index: int, planned: PlannedDoc, temp: Path) -> xml.PrepareItem:

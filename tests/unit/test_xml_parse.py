@@ -161,3 +161,24 @@ def test_xml_fixtures_regenerate_byte_for_byte() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_detached_reference_to_a_huge_or_special_file_is_refused(tmp_path: Path) -> None:
+    """A hostile detached signature cannot make verify read gigabytes or a device."""
+    from signkit.errors import DocumentError
+    from signkit.formats.xml import resolve_external
+
+    big = tmp_path / "big.bin"
+    with big.open("wb") as fh:
+        fh.truncate((64 << 20) + 1)  # sparse: nothing is written
+    with pytest.raises(DocumentError, match="over 64 MiB"):
+        resolve_external("big.bin", tmp_path)
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(DocumentError, match="not a regular file"):
+        resolve_external("dir", tmp_path)
+    for uri in ("http://example.org/x.xml", "/etc/passwd", "file:///etc/passwd"):
+        with pytest.raises(DocumentError, match="not a relative file reference"):
+            resolve_external(uri, tmp_path)
+    (tmp_path / "small.xml").write_bytes(b'<a><b Id="x">1</b></a>')
+    assert resolve_external("small.xml", tmp_path) == b'<a><b Id="x">1</b></a>'
+    assert resolve_external("small.xml#x", tmp_path).text == "1"

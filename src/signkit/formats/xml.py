@@ -673,6 +673,11 @@ def _resolve_uri(
     try:
         if not path.is_file():
             raise DocumentError(f"the referenced file {name} is not a regular file")
+        if path.stat().st_size > xml_parse.MAX_BYTES:
+            # the same bound as for signing: a hostile signature cannot make us read gigabytes
+            raise DocumentError(
+                f"the referenced file {name} is over {xml_parse.MAX_BYTES >> 20} MiB"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"cannot read the referenced file {name} ({exc.strerror})") from None

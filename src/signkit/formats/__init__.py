@@ -1,1 +1,1 @@
-"""Document formats that plug into the batch engine (PDF today)."""
+"""Document formats that plug into the batch engine (PDF and XML)."""

@@ -29,6 +29,7 @@ from signkit.errors import (
     UsageError,
 )
 from signkit.formats.cms import CmsTemplate
+from signkit.formats.finished import Finished
 from signkit.formats.pdf_anchor import (
     POSITIONS,
     box_for,
@@ -300,18 +301,6 @@ class Prepared:
     signing_time: str
     level: str
     size_before: int | None = None
-
-
-@dataclass(frozen=True)
-class Finished:
-    """A complete, fsynced, checked temp file ready to publish."""
-
-    index: int
-    temp: str
-    sha256_after: str
-    signing_time: str
-    level: str
-    size_after: int | None = None
 
 
 class _Worker:

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from signkit.errors import DocumentError, InputFormatError, SignkitError, UsageError
 from signkit.formats import xml_parse
+from signkit.formats.finished import Finished
 from signkit.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.model import SignatureScheme
 
@@ -255,19 +256,6 @@ class Prepared:
     level: str
     warnings: tuple[str, ...] = ()
     size_before: int | None = None
-
-
-@dataclass(frozen=True)
-class Finished:
-    """A complete, fsynced, verified temp file ready to publish."""
-
-    index: int
-    temp: str
-    sha256_after: str
-    signing_time: str
-    level: str
-    warnings: tuple[str, ...] = ()
-    size_after: int | None = None
 
 
 def worker_warmup() -> None:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from signkit.audit.log import AuditLog
 from signkit.errors import OutputError, SignkitError, TokenError
+from signkit.formats.finished import Finished
 from signkit.jobs.outputs import InputLock, PlannedDoc, fsync_directory, publish, temp_path
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 
@@ -44,8 +45,8 @@ class Stages:
     """Format name for records ('pdf', 'xml')."""
     prepare: Callable[[Any], Any]
     """Worker: item -> prepared (has .index, .temp, .to_sign, .sha256_before, .size_before)."""
-    finish: Callable[[Any, bytes], Any]
-    """Worker: (prepared, signature) -> finished (.index, .temp, .sha256_after, .size_after)."""
+    finish: Callable[[Any, bytes], Finished]
+    """Worker: (prepared, signature) -> the finished temp file."""
     make_item: Callable[[int, PlannedDoc, Path], Any]
     """Main: build the picklable work item for one document."""
     already_done: Callable[[Path, str], bool]
@@ -498,7 +499,7 @@ def _queue_commit(doc: _Doc, run: _Run) -> None:
     doc.result.signing_time = fin.signing_time
     doc.result.signer_sha256 = run.signer_sha256
     # Formats may note things a person should see (e.g. a tax code mismatch).
-    run.report.warnings.extend(getattr(fin, "warnings", ()))
+    run.report.warnings.extend(fin.warnings)
     run.record(
         "document-result",
         doc,

@@ -108,8 +108,8 @@ SLOW = textwrap.dedent(
     signkit.cli._prestart_workers(sys.argv[1:])  # first thing, as the entry point does
     from signkit.startup import imports_without_gc
     with imports_without_gc():  # as the CLI imports it
-        import signkit.jobs.pdf_job as job
-    original = job.sign_pdfs
+        import signkit.jobs.signing as job
+    original = job.sign_documents
     def slow(sign):
         def wrapped(data):
             time.sleep(latency)
@@ -117,7 +117,7 @@ SLOW = textwrap.dedent(
         return wrapped
     def patched(spec, **kw):
         return original(dataclasses.replace(spec, sign_hook=slow), **kw)
-    job.sign_pdfs = patched
+    job.sign_documents = patched
     from signkit.cli import main
     sys.argv = ["signkit", *sys.argv[1:]]
     main()

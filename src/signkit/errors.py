@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     INDETERMINATE = 6
     EXPIRING = 7
     INTERNAL = 70
+    TEMPFAIL = 75
 
 
 EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
@@ -33,6 +34,7 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
     (6, "worst verdict INDETERMINATE"),
     (7, "a certificate expires within the warning horizon"),
     (70, "internal error (a bug in signkit: please report it)"),
+    (75, "temporary condition (token absent, service unreachable, busy): retry later"),
 )
 
 
@@ -163,3 +165,41 @@ class DocumentError(SignkitError):
 
 class OutputError(InputError):
     """An output cannot be written (exists, collides, directory unwritable)."""
+
+
+class AuditWriteError(OutputError):
+    """The audit log cannot be written (full disk, quota, I/O error): nothing
+    whose record is missing may be published."""
+
+
+class TemporaryError(SignkitError):
+    """A condition that passes by itself (a busy lock, an unreachable service):
+    a scheduler should retry later."""
+
+    exit_code = ExitCode.TEMPFAIL
+
+
+class InputLockedError(TemporaryError):
+    """Another signkit run holds the document (or the log) right now."""
+
+
+class ServiceUnreachableError(TemporaryError):
+    """A time-stamping, OCSP or CRL service could not be reached."""
+
+
+class TsaUnreachableError(ServiceUnreachableError, TimestampError):
+    """The time-stamping authority did not answer (network, HTTP 5xx)."""
+
+    exit_code = ExitCode.TEMPFAIL
+
+
+class RevocationUnreachableError(ServiceUnreachableError, RevocationError):
+    """No OCSP responder or CRL server answered where an answer was required."""
+
+    exit_code = ExitCode.TEMPFAIL
+
+
+class TokenAbsentError(TemporaryError, TokenError):
+    """The token is not plugged in (or its reader is gone)."""
+
+    exit_code = ExitCode.TEMPFAIL

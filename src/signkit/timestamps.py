@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from signkit.errors import TimestampError
+from signkit.errors import TimestampError, TsaUnreachableError
 
 if TYPE_CHECKING:
     from asn1crypto import cms
@@ -90,10 +90,16 @@ def post_timestamp_query(spec: TsaSpec, body: bytes) -> bytes:
         with urllib.request.urlopen(request, timeout=spec.timeout) as resp:  # noqa: S310
             return bytes(resp.read())
     except urllib.error.HTTPError as exc:
+        if exc.code >= 500:
+            raise TsaUnreachableError(
+                f"TSA answered HTTP {exc.code}", subject=spec.url, hint="try again later"
+            ) from None
         raise TimestampError(f"TSA answered HTTP {exc.code}", subject=spec.url) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise TimestampError(f"TSA unreachable ({reason})", subject=spec.url) from None
+        raise TsaUnreachableError(
+            f"TSA unreachable ({reason})", subject=spec.url, hint="try again later"
+        ) from None
 
 
 def tsa_certificates(token: cms.ContentInfo) -> tuple[bytes | None, tuple[bytes, ...]]:

@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from signkit.errors import CertificateError, ConfigError, InputError, RevocationError
+from signkit.errors import (
+    CertificateError,
+    ConfigError,
+    InputError,
+    RevocationError,
+    RevocationUnreachableError,
+)
 
 RevocationMode = Literal["hard", "soft", "off"]
 
@@ -276,7 +282,7 @@ def check_signer(
     except (cverr.ExpiredError, cverr.NotYetValidError) as exc:
         raise CertificateError(str(exc), subject=name) from None
     except cverr.InsufficientRevinfoError as exc:
-        raise RevocationError(
+        raise (RevocationError if spec.offline else RevocationUnreachableError)(
             f"revocation status could not be established ({exc})",
             subject=name,
             hint="check network access to the OCSP/CRL URLs, or use --revocation soft",
@@ -304,7 +310,7 @@ def check_signer(
     else:
         revocation = "unknown"
         if spec.revocation == "hard":
-            raise RevocationError(
+            raise (RevocationError if spec.offline else RevocationUnreachableError)(
                 "revocation status could not be established (no OCSP or CRL answer)",
                 subject=name,
                 hint="check network access to the OCSP/CRL URLs, or use --revocation soft",

@@ -1,6 +1,13 @@
 """The worker processes of a batch: forked (fast; nothing PKCS#11 is loaded
 yet, so no token state is ever duplicated), dying with the main process, and
-warmed up ahead of their first document. A light module on purpose."""
+warmed up ahead of their first document. A light module on purpose.
+
+Every document gets a budget (``Limits``): address space and time per call,
+enforced inside the worker (a call over it fails as malformed, the batch
+goes on) and, as a backstop, by the pool, which ends a worker that stops
+answering. A worker that ended or was ended is replaced by one forked from a
+zygote process started with the pool, so a replacement never carries what
+the main process holds by then (the token session, the PIN)."""
 
 from __future__ import annotations
 
@@ -10,8 +17,10 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import signal
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -19,7 +28,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_readable
+from multiprocessing.reduction import recv_handle, send_handle
 from typing import Any
+
+from signkit.errors import InputFormatError
 
 
 def worker_init() -> None:
@@ -51,6 +63,91 @@ def warm(module: str, function: str) -> None:
     import importlib
 
     getattr(importlib.import_module(module), function)()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """The budget of one document in a worker (None: no limit)."""
+
+    memory_bytes: int | None = 1 << 30
+    """Address space a call may add to the worker's."""
+    seconds: float | None = 120.0
+    """Wall-clock time of a call."""
+
+
+def limited_call(limits: Limits, fn: Callable[..., Any], *args: Any) -> Any:
+    """Worker: ``fn(*args)`` within ``limits``; over budget it raises an
+    InputFormatError (the document is treated as malformed). Limits apply to
+    a whole process: off a process's main thread the call runs unlimited."""
+    import resource
+
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args)
+
+    old_as = resource.getrlimit(resource.RLIMIT_AS)
+    if limits.memory_bytes is not None:
+        ceiling = _address_space() + limits.memory_bytes
+        if old_as[1] != resource.RLIM_INFINITY:
+            ceiling = min(ceiling, old_as[1])
+        resource.setrlimit(resource.RLIMIT_AS, (ceiling, old_as[1]))
+    previous_alarm = None
+    if limits.seconds is not None:
+        previous_alarm = signal.signal(signal.SIGALRM, _out_of_time)
+        signal.setitimer(signal.ITIMER_REAL, limits.seconds)
+    over: str | None = None
+    try:
+        return fn(*args)
+    except MemoryError:
+        over = "memory"
+    except _OutOfTime:
+        over = "time"
+    finally:
+        if limits.seconds is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous_alarm)
+        resource.setrlimit(resource.RLIMIT_AS, old_as)
+    # Out of the handler: the failed call's frames (and what they held) are
+    # released before anything new is built.
+    if over == "memory":
+        global _RETIRE
+        _RETIRE = True  # its heap may be in pieces: a fresh worker takes over
+        budget = _mib(limits.memory_bytes)
+        raise InputFormatError(
+            f"needs more than the memory budget of {budget} (malformed or hostile?)",
+            hint="raise it with --doc-memory MiB if the document is genuine",
+        )
+    seconds = f"{limits.seconds:g}"
+    raise InputFormatError(
+        f"took longer than the time budget of {seconds} s (malformed or hostile?)",
+        hint="raise it with --doc-timeout SECONDS if the document is genuine",
+    )
+
+
+class _OutOfTime(BaseException):
+    """Raised by SIGALRM in a worker (a BaseException: no library swallows it)."""
+
+
+def _out_of_time(_signum: int, _frame: Any) -> None:
+    raise _OutOfTime
+
+
+def _address_space() -> int:
+    """This process's virtual memory size in bytes."""
+    with open("/proc/self/statm", encoding="ascii") as fh:
+        return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _mib(value: int | None) -> str:
+    return "no limit" if value is None else f"{value >> 20} MiB"
+
+
+_RETIRE = False
+"""Set in a worker whose call ran out of memory: it leaves after answering."""
+
+
+class WorkerLostError(InputFormatError):
+    """The worker running a task ended (it outlived its budget, or crashed on
+    the document): the document is treated as malformed."""
 
 
 _PRESTARTED: WorkerPool | None = None
@@ -89,6 +186,40 @@ def start_pool(jobs: int, *, warm_first: tuple[str, str] | None = None) -> Worke
 _PIPE_BUFFER = 1 << 20
 """Socket buffer of each worker's pipe: queued tasks fit without blocking the sender."""
 
+_KILL_GRACE = 10.0
+"""Seconds past a task's own budget before the pool ends a worker that stays silent."""
+
+
+@dataclass(eq=False)
+class _Task:
+    """One task: its future, its pickled call and its time budget."""
+
+    id: int
+    future: Future[Any]
+    payload: bytes
+    timeout: float | None = None
+    started: bool = False
+    """Its future is running already (a task given back by a worker that left)."""
+
+
+_RETIRING = -1
+"""A worker's last message: it leaves, the tasks it has not read go back to the queue."""
+
+
+class _Replacement:
+    """A worker forked by the zygote (not this process's child): enough of
+    multiprocessing.Process for the pool."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Its end shows as the end of file on its pipe (the reader waits for that)."""
+
 
 @dataclass(eq=False)
 class _Slot:
@@ -97,12 +228,20 @@ class _Slot:
     process: Any
     conn: Connection
     send_lock: threading.Lock = field(default_factory=threading.Lock)
-    running: dict[int, Future[Any]] = field(default_factory=dict)
-    """Tasks sent to this worker, by id, not yet answered."""
+    running: dict[int, _Task] = field(default_factory=dict)
+    """Tasks sent to this worker, by id, not yet answered (in the order sent)."""
+    deadlines: dict[int, float] = field(default_factory=dict)
+    """When each running task with a budget must have answered (monotonic)."""
     closing: bool = False
     """The stop message was sent: its end of file is no failure."""
     warming: bool = False
     """Given its warm-up (or already warm): tasks may go to it."""
+    gone: bool = False
+    """Its pipe reached end of file."""
+    lost_reason: str | None = None
+    """Why the pool ended it, when it did."""
+    retiring: bool = False
+    """It said it leaves (after a call over its memory budget): replace it."""
 
 
 class WorkerPool(Executor):
@@ -117,6 +256,9 @@ class WorkerPool(Executor):
     cancelled) and go to the first worker that answers. After ``warm_up``,
     tasks go only to workers given their warm-up, so the first document
     waits for the worker already importing rather than starting a cold one.
+
+    A worker that ends (or is ended because a task outlived its budget)
+    fails only its own tasks, with WorkerLostError, and is replaced.
     """
 
     def __init__(
@@ -124,23 +266,35 @@ class WorkerPool(Executor):
     ) -> None:
         ctx = multiprocessing.get_context("fork")
         self._depth = max(1, depth)
+        self._initializer = initializer
         self._lock = threading.Lock()
-        self._queue: deque[tuple[int, Future[Any], bytes]] = deque()
+        self._queue: deque[_Task] = deque()
         self._ids = itertools.count()
         self._shutdown = False
         self._warming = False
         self._warm_ids: set[int] = set()
         self._broken: str | None = None
         self._slots: list[_Slot] = []
+        conns: list[Connection] = []
         for _ in range(max(1, workers)):
             ours, theirs = ctx.Pipe(duplex=True)
             _widen(ours)
             _widen(theirs)
-            inherited = [s.conn for s in self._slots] + [ours]
+            inherited = [*conns, ours]
             process = ctx.Process(target=_serve, args=(theirs, inherited, initializer), daemon=True)
             process.start()
             theirs.close()
+            conns.append(ours)
             self._slots.append(_Slot(process, ours))
+        # The zygote is forked now, like the workers, before anything a
+        # replacement must not inherit exists in this process.
+        self._zygote_conn, theirs = ctx.Pipe(duplex=True)
+        self._zygote = ctx.Process(
+            target=_zygote, args=(theirs, [*conns, self._zygote_conn], initializer), daemon=True
+        )
+        self._zygote.start()
+        theirs.close()
+        self._zygote_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, name="signkit-pool", daemon=True)
         self._reader.start()
 
@@ -150,6 +304,13 @@ class WorkerPool(Executor):
         return len(self._slots)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return self.submit_timed(None, fn, *args, **kwargs)
+
+    def submit_timed(
+        self, timeout: float | None, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Future[Any]:
+        """``submit``; a worker that has not answered ``timeout`` seconds (plus a
+        grace) after starting the task is ended and its tasks fail."""
         future: Future[Any] = Future()
         try:
             payload = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
@@ -161,7 +322,7 @@ class WorkerPool(Executor):
                 raise BrokenProcessPool(self._broken)
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._queue.append((next(self._ids), future, payload))
+            self._queue.append(_Task(next(self._ids), future, payload, timeout))
             sends = self._assign_locked()
         self._send(sends)
         return future
@@ -189,12 +350,12 @@ class WorkerPool(Executor):
         with self._lock:
             if self._broken is not None:
                 raise BrokenProcessPool(self._broken)
-            if self._shutdown or slot.closing:
+            if self._shutdown or slot.closing or slot.gone:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             future.set_running_or_notify_cancel()
             task_id = next(self._ids)
             self._warm_ids.add(task_id)
-            slot.running[task_id] = future
+            slot.running[task_id] = _Task(task_id, future, payload, started=True)
             slot.warming = True
             sends = [(slot, pickle.dumps(task_id) + payload), *self._assign_locked()]
         self._send(sends)
@@ -203,16 +364,18 @@ class WorkerPool(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._shutdown = True
-            if cancel_futures:
-                while self._queue:
-                    self._queue.popleft()[1].cancel()
+            cancelled = self._take_queue_locked() if cancel_futures else []
             # A worker still importing for a batch that is over (a short
             # batch ends before the last worker is warm) is stopped, not waited for.
-            unwarmed = [s for s in self._slots if s.running and set(s.running) <= self._warm_ids]
+            unwarmed = [
+                s
+                for s in self._slots
+                if s.running and set(s.running) <= self._warm_ids and not s.gone
+            ]
             dropped: list[Future[Any]] = []
             for slot in unwarmed:
                 slot.closing = True
-                dropped += slot.running.values()
+                dropped += [task.future for task in slot.running.values()]
                 slot.running.clear()
             stops = self._stops_locked()
         for slot in unwarmed:
@@ -220,27 +383,66 @@ class WorkerPool(Executor):
                 slot.process.kill()
         for future in dropped:
             future.set_exception(RuntimeError("warm-up stopped at shutdown"))
+        _cancel(cancelled)
         self._send(stops)
+        self._stop_zygote()
         if wait:
             self._reader.join()
             for slot in self._slots:
                 slot.process.join()
 
+    def kill(self) -> None:
+        """End every worker now (a stopped run that cannot wait): their tasks
+        fail with WorkerLostError, queued tasks are cancelled."""
+        with self._lock:
+            self._shutdown = True
+            cancelled = self._take_queue_locked()
+            failed: list[Future[Any]] = []
+            for slot in self._slots:
+                slot.closing = True
+                failed += [task.future for task in slot.running.values()]
+                slot.running.clear()
+                slot.deadlines.clear()
+        for slot in self._slots:
+            with contextlib.suppress(OSError):
+                slot.process.kill()
+        for future in failed:
+            with contextlib.suppress(Exception):
+                future.set_exception(WorkerLostError("the run was stopped"))
+        _cancel(cancelled)
+        self._stop_zygote()
+
     # -------------------------------------------------------------- internals
+
+    def _take_queue_locked(self) -> list[_Task]:
+        tasks = list(self._queue)
+        self._queue.clear()
+        return tasks
+
+    def _stop_zygote(self) -> None:
+        with self._zygote_lock:
+            with contextlib.suppress(OSError):
+                self._zygote_conn.send_bytes(b"")
+            with contextlib.suppress(OSError):
+                self._zygote_conn.close()
 
     def _assign_locked(self) -> list[tuple[_Slot, bytes]]:
         """Give queued tasks to the least busy workers with room (lock held)."""
         sends = []
-        slots = [s for s in self._slots if s.warming] if self._warming else self._slots
-        while self._queue:
+        live = [s for s in self._slots if not s.gone and not s.closing]
+        slots = [s for s in live if s.warming] if self._warming else live
+        while self._queue and slots:
             slot = min(slots, key=lambda s: len(s.running))
-            if len(slot.running) >= self._depth or slot.closing:
+            if len(slot.running) >= self._depth:
                 break
-            task_id, future, payload = self._queue.popleft()
-            if not future.set_running_or_notify_cancel():
+            task = self._queue.popleft()
+            if not task.started and not task.future.set_running_or_notify_cancel():
                 continue  # cancelled while it waited
-            slot.running[task_id] = future
-            sends.append((slot, pickle.dumps(task_id) + payload))
+            task.started = True
+            slot.running[task.id] = task
+            if task.timeout is not None:
+                slot.deadlines[task.id] = time.monotonic() + task.timeout + _KILL_GRACE
+            sends.append((slot, pickle.dumps(task.id) + task.payload))
         return sends
 
     def _stops_locked(self) -> list[tuple[_Slot, bytes]]:
@@ -249,7 +451,7 @@ class WorkerPool(Executor):
             return []
         stops = []
         for slot in self._slots:
-            if not slot.running and not slot.closing:
+            if not slot.running and not slot.closing and not slot.gone:
                 slot.closing = True
                 stops.append((slot, b""))
         return stops
@@ -263,28 +465,45 @@ class WorkerPool(Executor):
                 pass  # the worker is gone: the reader fails its tasks
 
     def _read(self) -> None:
-        slots = {slot.conn: slot for slot in self._slots}
-        while slots:
-            for conn in wait_readable(list(slots)):
-                slot = slots[conn]  # type: ignore[index]
+        while True:
+            with self._lock:
+                live = {slot.conn: slot for slot in self._slots if not slot.gone}
+                deadlines = [d for s in live.values() for d in s.deadlines.values()]
+            if not live:
+                break
+            timeout = None
+            if deadlines:
+                timeout = max(0.0, min(deadlines) - time.monotonic())
+            # A replacement's pipe joins the wait within this bound.
+            timeout = 0.5 if timeout is None else min(timeout, 0.5)
+            ready = wait_readable(list(live), timeout)
+            self._enforce_deadlines()
+            for conn in ready:
+                slot = live[conn]  # type: ignore[index]
                 try:
                     stream = io.BytesIO(slot.conn.recv_bytes())
                 except (EOFError, OSError):
-                    del slots[slot.conn]
                     self._lost(slot)
                     continue
                 # The peer is a worker this process forked: its pickles are ours.
                 task_id = pickle.load(stream)  # noqa: S301
+                if task_id == _RETIRING:
+                    with self._lock:
+                        slot.retiring = True
+                        slot.closing = True
+                    continue
                 try:
                     ok, value = pickle.load(stream)  # noqa: S301
                 except Exception as exc:  # an answer that cannot be rebuilt here
                     ok, value = False, RuntimeError(f"a worker's answer is unreadable ({exc!r})")
                 with self._lock:
-                    future = slot.running.pop(task_id, None)
+                    task = slot.running.pop(task_id, None)
+                    slot.deadlines.pop(task_id, None)
                     sends = self._assign_locked() + self._stops_locked()
                 self._send(sends)
-                if future is None:
+                if task is None:
                     continue  # a warm-up given up at shutdown
+                future = task.future
                 if ok:
                     future.set_result(value)
                 else:
@@ -293,22 +512,96 @@ class WorkerPool(Executor):
             with contextlib.suppress(OSError):
                 slot.conn.close()
 
-    def _lost(self, slot: _Slot) -> None:
-        """A worker's pipe closed: normal after its stop message, else the pool is broken."""
+    def _enforce_deadlines(self) -> None:
+        """End a worker whose task outlived its budget (stuck in C code, say)."""
+        now = time.monotonic()
         with self._lock:
-            if slot.closing and not slot.running:
+            late = [
+                s
+                for s in self._slots
+                if not s.gone
+                and s.lost_reason is None
+                and any(d <= now for d in s.deadlines.values())
+            ]
+            for slot in late:
+                slot.lost_reason = (
+                    "no answer within the document's time budget: the worker was stopped"
+                )
+        for slot in late:
+            slot.process.kill()
+
+    def _lost(self, slot: _Slot) -> None:
+        """A worker's pipe closed. Normal after its stop message. Otherwise the
+        task it was running fails (it crashed on it, or was ended for it), the
+        tasks it had not read yet go back to the queue and, unless the pool is
+        shutting down, a new worker takes its place. A worker that said it
+        leaves ran nothing more: all it held goes back."""
+        with self._lock:
+            slot.gone = True
+            with contextlib.suppress(OSError):
+                slot.conn.close()
+            if slot.closing and not slot.running and not slot.retiring:
                 return
-            slot.closing = True
-            self._broken = "a worker process ended abruptly"
-            failed = list(slot.running.values())
+            reason = slot.lost_reason or "a worker process ended abruptly"
+            tasks = list(slot.running.values())
             slot.running.clear()
-            failed += [future for _id, future, _payload in self._queue]
+            slot.deadlines.clear()
+            warm = [t for t in tasks if t.id in self._warm_ids]
+            work = [t for t in tasks if t.id not in self._warm_ids]
+            failed = [] if slot.retiring else work[:1]
+            self._queue.extendleft(reversed(work[len(failed) :]))
+            replace = not self._shutdown
+        for task in warm:
+            with contextlib.suppress(Exception):
+                task.future.set_exception(RuntimeError("warm-up interrupted"))
+        for task in failed:
+            with contextlib.suppress(Exception):
+                task.future.set_exception(WorkerLostError(reason))
+        if replace:
+            self._replace(slot)
+        else:
+            with self._lock:
+                cancelled = self._take_queue_locked()
+                stops = self._stops_locked()
+            _cancel(cancelled)
+            self._send(stops)
+
+    def _replace(self, old: _Slot) -> None:
+        try:
+            with self._zygote_lock:
+                self._zygote_conn.send_bytes(b"w")
+                fd = recv_handle(self._zygote_conn)
+                pid = int(self._zygote_conn.recv_bytes())
+        except (OSError, EOFError, ValueError):
+            self._break("a worker process ended and could not be replaced")
+            return
+        conn = Connection(fd)
+        _widen(conn)
+        fresh = _Slot(_Replacement(pid), conn, warming=True)
+        with self._lock:
+            self._slots[self._slots.index(old)] = fresh
+            sends = self._assign_locked() + self._stops_locked()
+        self._send(sends)
+
+    def _break(self, reason: str) -> None:
+        with self._lock:
+            self._broken = reason
+            tasks = list(self._queue)
             self._queue.clear()
-            stops = self._stops_locked()
-        self._send(stops)
-        for future in failed:
-            if future.running() or future.set_running_or_notify_cancel():
-                future.set_exception(BrokenProcessPool(self._broken))
+        for task in tasks:
+            if task.started or task.future.set_running_or_notify_cancel():
+                task.future.set_exception(BrokenProcessPool(reason))
+
+
+def _cancel(tasks: list[_Task]) -> None:
+    """Cancel queued tasks; one already started (given back by a worker that
+    left) cannot be cancelled, so it fails instead."""
+    for task in tasks:
+        if task.started:
+            with contextlib.suppress(Exception):
+                task.future.set_exception(WorkerLostError("the run was stopped"))
+        else:
+            task.future.cancel()
 
 
 def _widen(conn: Connection) -> None:
@@ -318,6 +611,43 @@ def _widen(conn: Connection) -> None:
         with sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _PIPE_BUFFER)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _PIPE_BUFFER)
+
+
+def _zygote(
+    control: Connection, inherited: list[Connection], initializer: Callable[[], None] | None
+) -> None:
+    """Fork a fresh worker on each request; hand the main process its pipe."""
+    for other in inherited:
+        other.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+    while True:
+        try:
+            message = control.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not message:
+            return
+        ours, theirs = multiprocessing.Pipe(duplex=True)
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            ours.close()
+            code = 0
+            try:
+                _serve(theirs, [], initializer)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        theirs.close()
+        send_handle(control, ours.fileno(), os.getppid())
+        control.send_bytes(str(pid).encode())
+        ours.close()
+        # Reap whatever replacement has ended since (never blocking).
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
 
 
 def _serve(
@@ -350,3 +680,7 @@ def _serve(
             error = RuntimeError(f"a worker's answer cannot cross processes ({exc!r})")
             data = pickle.dumps((False, error), protocol=pickle.HIGHEST_PROTOCOL)
         conn.send_bytes(head + data)
+        if _RETIRE:
+            # Answered; the tasks not read yet go to a fresh worker.
+            conn.send_bytes(pickle.dumps(_RETIRING))
+            return

@@ -436,10 +436,11 @@ def test_token_failure_mid_batch_keeps_finished_files(
 ) -> None:
     """The token 'disappears' after 5 signatures (fault injected at the token seam)."""
     from signkit.errors import TokenOperationError
+    from signkit.formats.pdf_format import PdfFormat
     from signkit.jobs.engine import EngineSpec
     from signkit.jobs.outputs import OutputSpec
-    from signkit.jobs.pdf_job import PdfJobSpec, sign_pdfs
     from signkit.jobs.report import BatchReport
+    from signkit.jobs.signing import SignJobSpec, sign_documents
     from signkit.tokens.access import TokenSpec
     from signkit.tokens.guard import PinGuard
     from signkit.tokens.model import KeySelector
@@ -463,7 +464,8 @@ def test_token_failure_mid_batch_keeps_finished_files(
         def document_done(self, result) -> None:  # type: ignore[no-untyped-def]
             pass
 
-    spec = PdfJobSpec(
+    spec = SignJobSpec(
+        format=PdfFormat(),
         inputs=(str(src),),
         outputs=OutputSpec(output_dir=tmp_path / "out"),
         token=TokenSpec(
@@ -477,7 +479,7 @@ def test_token_failure_mid_batch_keeps_finished_files(
     )
     report = BatchReport(command="sign pdf")
     with pytest.raises(TokenOperationError):
-        sign_pdfs(
+        sign_documents(
             spec,
             io=None,
             guard=PinGuard(tmp_path),

@@ -186,7 +186,7 @@ def test_signature_parent_xpath_in_a_default_namespace(skx, tmp_path: Path) -> N
     assert_xmlsec_ok(out, tmp_path)
     # an undeclared prefix is a clear one-line error, nothing written
     bad = skx(str(src), *KEY, "-o", str(tmp_path / "bad.xml"), "--signature-parent", "/x:A")
-    assert bad.returncode == 3, bad.stderr
+    assert bad.returncode == 1, bad.stderr
     assert "cannot evaluate --signature-parent /x:A" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "bad.xml").exists()
 
@@ -399,7 +399,7 @@ def _check_signature_timestamp(out: Path, stamp, tmp_path: Path) -> None:  # typ
 def test_b_t_needs_a_tsa(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (src,) = copy(tmp_path, "generic.xml")
     proc = skx(str(src), *KEY, "--level", "B-T")
-    assert proc.returncode == 2 and "needs --tsa" in proc.stderr
+    assert proc.returncode == 2 and "need --tsa URL" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".xml") == ["generic.xml"]
 
 
@@ -737,7 +737,7 @@ def test_hostile_corpus_is_refused_with_nothing_written_and_no_network(  # type:
         path = src_dir / name
         before = sorted(p.name for p in src_dir.iterdir())
         proc = skx(str(path), *KEY)
-        assert proc.returncode == 3, (name, proc.stderr)
+        assert proc.returncode == 1, (name, proc.stderr)  # a document failed (as for PDF)
         lines = proc.stderr.strip().splitlines()
         assert lines == [f"error: {path}: {lines[0].split(': ', 2)[2]}"], (name, proc.stderr)
         assert message in lines[0], (name, lines[0])
@@ -762,16 +762,16 @@ def test_hostile_corpus_is_refused_with_nothing_written_and_no_network(  # type:
 @pytest.mark.parametrize(
     ("setup", "args", "code", "message"),
     [
-        (None, ["--reference", "khong-co"], 3, 'no element with Id="khong-co"'),
-        ("dup", ["--reference", "trich-yeu"], 3, 'duplicate Id "trich-yeu" (2 elements)'),
-        (None, ["--signature-parent", "/cv:congVan/nowhere"], 3, "no element matches"),
-        (None, ["--signature-parent", "/zz:congVan"], 3, "cannot evaluate"),
-        (None, ["--signature-parent", "/*/missing"], 3, "no element matches the signature parent"),
-        ("text", [], 3, "not XML (no root element)"),
-        ("broken", [], 3, "not well-formed XML"),
-        ("latin1", [], 3, "encoding ISO-8859-1 is not supported (only UTF-8)"),
-        ("utf16", [], 3, "not UTF-8 (UTF-16/32 byte order mark)"),
-        (None, ["--preset", "vn-einvoice"], 3, "the root element is congVan, not HDon"),
+        (None, ["--reference", "khong-co"], 1, 'no element with Id="khong-co"'),
+        ("dup", ["--reference", "trich-yeu"], 1, 'duplicate Id "trich-yeu" (2 elements)'),
+        (None, ["--signature-parent", "/cv:congVan/nowhere"], 1, "no element matches"),
+        (None, ["--signature-parent", "/zz:congVan"], 1, "cannot evaluate"),
+        (None, ["--signature-parent", "/*/missing"], 1, "no element matches the signature parent"),
+        ("text", [], 1, "not XML (no root element)"),
+        ("broken", [], 1, "not well-formed XML"),
+        ("latin1", [], 1, "encoding ISO-8859-1 is not supported (only UTF-8)"),
+        ("utf16", [], 1, "not UTF-8 (UTF-16/32 byte order mark)"),
+        (None, ["--preset", "vn-einvoice"], 1, "the root element is congVan, not HDon"),
         (None, ["--signature-parent", "//*["], 2, "is not a valid XPath"),
         (None, ["--signer-role", "x"], 2, "XAdES property"),
     ],
@@ -805,7 +805,7 @@ def test_existing_output_is_never_overwritten(skx, tmp_path: Path) -> None:  # t
     out = tmp_path / "generic_signed.xml"
     out.write_bytes(b"<not-ours/>")
     proc = skx(str(src), *KEY)
-    assert proc.returncode == 3 and "output exists (use --force" in proc.stderr
+    assert proc.returncode == 1 and "output exists (use --force" in proc.stderr
     assert out.read_bytes() == b"<not-ours/>"
     assert skx(str(src), *KEY, "--force").returncode == 0
     assert_xmlsec_ok(out, tmp_path)
@@ -832,10 +832,11 @@ def test_token_failure_mid_batch_keeps_finished_files(
     """The token 'disappears' after 5 signatures (fault injected at the token seam:
     SoftHSM cannot be unplugged)."""
     from signkit.errors import TokenOperationError
+    from signkit.formats.xml_format import XmlFormat
     from signkit.jobs.engine import EngineSpec
     from signkit.jobs.outputs import OutputSpec
     from signkit.jobs.report import BatchReport
-    from signkit.jobs.xml_job import XmlJobSpec, sign_xmls
+    from signkit.jobs.signing import SignJobSpec, sign_documents
     from signkit.tokens.access import TokenSpec
     from signkit.tokens.guard import PinGuard
     from signkit.tokens.model import KeySelector
@@ -862,7 +863,8 @@ def test_token_failure_mid_batch_keeps_finished_files(
         def document_done(self, result) -> None:  # type: ignore[no-untyped-def]
             pass
 
-    spec = XmlJobSpec(
+    spec = SignJobSpec(
+        format=XmlFormat(),
         inputs=(str(src),),
         outputs=OutputSpec(output_dir=tmp_path / "out"),
         token=TokenSpec(
@@ -876,7 +878,7 @@ def test_token_failure_mid_batch_keeps_finished_files(
     )
     report = BatchReport(command="sign xml")
     with pytest.raises(TokenOperationError):
-        sign_xmls(
+        sign_documents(
             spec,
             io=None,  # type: ignore[arg-type]
             guard=PinGuard(tmp_path),

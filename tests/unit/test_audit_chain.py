@@ -266,23 +266,41 @@ def test_every_truncation_is_found_against_the_anchor(sealed, tmp_path: Path) ->
         assert (alone.problem is None) == ends_in_seal, (keep, alone.problem)
 
 
-def test_seal_by_an_untrusted_key_is_a_key_problem(sealed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A forger who rebuilds and re-seals with their own key: exit 5, never 0."""
-    lines, _anchor, _keys = sealed
-    forged_key = load_or_create_seal_key(tmp_path / "forger.key")
-    edited = json.loads(lines[3])
-    edited["input"] = "in/other.pdf"
-    out = [*lines[:3], canonical(edited)]
-    for line in lines[4:]:
+def forge(lines: list[bytes], start: int, key_path: Path, edit: bool = True) -> list[bytes]:
+    """The log rebuilt from line ``start`` on and re-sealed with another key."""
+    forged_key = load_or_create_seal_key(key_path)
+    out = list(lines[:start])
+    for n, line in enumerate(lines[start:]):
         record = json.loads(line)
-        record["prev"] = line_hash(out[-1])
+        if n == 0 and edit:
+            record["input"] = "in/other.pdf"
+        record["prev"] = line_hash(out[-1]) if out else record["prev"]
         if record["type"] == "seal":
             record["key"] = forged_key.fingerprint
             record["public_key"] = __import__("base64").b64encode(forged_key.raw_public).decode()
             record.pop("sig")
             record["sig"] = forged_key.sign(record)
         out.append(canonical(record))
-    report = check(tmp_path, out, None, _keys)
+    return out
+
+
+def test_seals_forged_after_trusted_ones_are_tampering(sealed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A forger who rebuilds from line 4 and re-seals with their own key, after
+    seals by the trusted key: tampering (exit 1), found at the first forged seal.
+    Regression: this was 'unknown seal key' (exit 5)."""
+    lines, _anchor, keys = sealed
+    first_seal = next(i for i, line in enumerate(lines) if json.loads(line)["type"] == "seal")
+    assert first_seal < 3  # a trusted seal precedes the edit
+    report = check(tmp_path, forge(lines, 3, tmp_path / "forger.key"), None, keys)
+    assert report.problem is not None and report.problem.kind == "forged-seal"
+    assert report.exit_code == ExitCode.DOCUMENTS_FAILED
+
+
+def test_a_log_sealed_by_an_untrusted_key_only_is_a_key_problem(sealed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every seal by a key the verifier was not given: a key problem (exit 5),
+    never a clean bill (0)."""
+    lines, _anchor, keys = sealed
+    report = check(tmp_path, forge(lines, 0, tmp_path / "other.key", edit=False), None, keys)
     assert report.problem is None and report.key_problem is not None
     assert report.key_problem.kind == "unknown-seal-key" and report.exit_code == ExitCode.TRUST
 

@@ -7,12 +7,11 @@ import signal
 import threading
 import time
 from concurrent.futures import wait
-from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
 from signkit.errors import InputFormatError
-from signkit.workers import WorkerPool
+from signkit.workers import Limits, WorkerLostError, WorkerPool, limited_call
 
 
 def pid_and_square(n: int) -> tuple[int, int]:
@@ -82,17 +81,67 @@ def test_an_argument_that_cannot_cross_fails_its_own_task() -> None:
         assert pool.submit(pid_and_square, 2).result(timeout=10)[1] == 4
 
 
-def test_a_worker_killed_breaks_the_pool_and_fails_its_tasks() -> None:
-    pool = WorkerPool(1, depth=1)
+def test_a_killed_worker_fails_only_its_task_and_is_replaced() -> None:
+    """A worker that dies (a crash on a hostile document, or ended for its
+    budget) fails its own task; queued work goes to a fresh worker."""
+    pool = WorkerPool(1, depth=2)  # the second task is already in the dying worker's pipe
     try:
+        first = pool.submit(nap, 0).result(timeout=10)
         dead = pool.submit(die)
         waiting = pool.submit(nap, 0)
-        assert isinstance(dead.exception(timeout=10), BrokenProcessPool)
-        assert isinstance(waiting.exception(timeout=10), BrokenProcessPool)
-        with pytest.raises(BrokenProcessPool):
-            pool.submit(nap, 0)
+        assert isinstance(dead.exception(timeout=10), WorkerLostError)
+        replacement = waiting.result(timeout=10)
+        assert replacement not in (first, os.getpid())
+        assert pool.submit(pid_and_square, 5).result(timeout=10) == (replacement, 25)
     finally:
         pool.shutdown(wait=True)
+
+
+def test_a_task_over_its_time_budget_ends_its_worker() -> None:
+    """The pool's backstop for a call stuck where the worker's own alarm cannot
+    reach (C code): no answer in time, the worker is ended and replaced."""
+    pool = WorkerPool(1, depth=1)
+    try:
+        stuck = pool.submit_timed(0.1, uninterruptible_nap, 60)
+        started = time.monotonic()
+        error = stuck.exception(timeout=30)
+        assert isinstance(error, WorkerLostError) and "time budget" in str(error)
+        assert time.monotonic() - started < 25
+        assert pool.submit(pid_and_square, 2).result(timeout=10)[1] == 4
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_a_call_over_its_memory_budget_fails_as_malformed() -> None:
+    """The worker leaves after such a call (its heap may be in pieces); the task
+    it had not read yet runs on its replacement."""
+    limits = Limits(memory_bytes=64 << 20, seconds=30)
+    pool = WorkerPool(1, depth=2)
+    try:
+        before = pool.submit(nap, 0).result(timeout=10)
+        hog = pool.submit(limited_call, limits, allocate, 512 << 20)
+        after = pool.submit(limited_call, limits, allocate_and_pid, 1 << 20)
+        error = hog.exception(timeout=30)
+        assert isinstance(error, InputFormatError) and "memory budget of 64 MiB" in str(error)
+        size, pid = after.result(timeout=30)
+        assert size == 1 << 20 and pid != before
+    finally:
+        pool.shutdown(wait=True)
+
+
+def uninterruptible_nap(seconds: float) -> None:
+    import signal as sig
+
+    sig.pthread_sigmask(sig.SIG_BLOCK, {sig.SIGALRM})
+    time.sleep(seconds)
+
+
+def allocate(size: int) -> int:
+    return len(bytearray(size))
+
+
+def allocate_and_pid(size: int) -> tuple[int, int]:
+    return len(bytearray(size)), os.getpid()
 
 
 def test_workers_exit_at_shutdown() -> None:

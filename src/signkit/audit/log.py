@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from signkit.audit.seal import SealKey, canonical, default_seal_key_path, load_or_create_seal_key
-from signkit.errors import ConfigError, TimestampError
+from signkit.errors import AuditWriteError, ConfigError, TimestampError
+from signkit.fsio import Writer, create_exclusive, fsync_directory, temp_name, write_all
 
 GENESIS = "0" * 64
 _TAIL_CHUNK = 64 * 1024
@@ -218,9 +219,14 @@ class AuditLog:
         spec: AuditSpec | None = None,
         *,
         warn: Callable[[str], None] | None = None,
+        write: Writer = os.write,
     ) -> None:
         self.path = path
         self.spec = spec or AuditSpec()
+        self._write = write
+        """``os.write``, or a fault injector (a full disk) in tests."""
+        self._broken: AuditWriteError | None = None
+        """Set when a write failed: nothing more is written by this run."""
         self.run_id = str(uuid.uuid4())
         """Stamped on every record this object writes."""
         self._warn = warn or (lambda _text: None)
@@ -286,13 +292,19 @@ class AuditLog:
         self._pending.append({"time": now_local(), "run": self.run_id, **record})
 
     def commit(self) -> None:
-        """Chain and fsync every queued record under an exclusive lock."""
+        """Chain and fsync every queued record under an exclusive lock.
+
+        Raises AuditWriteError when the records cannot be made durable (full
+        disk, quota, I/O error); the log is then left as it was before the
+        write, and this object writes nothing more."""
         if not self._pending:
             return
         records, self._pending = self._pending, []
         self._append(records)
 
     def _append(self, records: list[dict[str, Any]]) -> list[bytes]:
+        if self._broken is not None:
+            raise self._broken
         self._lock()
         try:
             # Rotate before writing, so the new file's records follow its
@@ -349,14 +361,37 @@ class AuditLog:
             prev = line_hash(line)
             out += line + b"\n"
             lines.append(line)
-        os.write(self._fd, bytes(out))
-        os.fsync(self._fd)
+        self._durable_append(bytes(out))
         self._last = (seq, prev)
         self._last_lines = lines
         if self._logger is not None:
             for line in lines:
                 self._logger.info(line.decode())
         return lines
+
+    def _durable_append(self, data: bytes) -> None:
+        """All of ``data`` on disk after the current end, or nothing: a short or
+        failed write is cut off again, so the chain stays as it was."""
+        size = os.fstat(self._fd).st_size
+        try:
+            write_all(self._fd, data, write=self._write)
+            os.fsync(self._fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
+                os.fsync(self._fd)
+            self._broken = AuditWriteError(
+                f"audit log not writable ({exc.strerror or exc})",
+                subject=str(self.path),
+                hint="free space on its disk (or use another --audit-log), then run again; "
+                "documents whose record could not be written were not published",
+            )
+            raise self._broken from None
+
+    @property
+    def broken(self) -> AuditWriteError | None:
+        """The write failure that stopped this log, if any."""
+        return self._broken
 
     def rotate(self) -> Path:
         """Start a new file whose first record carries the hash of the old file's last line;
@@ -387,21 +422,25 @@ class AuditLog:
             "previous_last_seq": tail.seq,
         }
         line = canonical(record)
-        tmp = self.path.with_name(f".{self.path.name}.rotating-{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tmp = temp_name(self.path)
         try:
-            os.write(fd, line + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # Link first, then replace: the log's name always points at a complete file.
-        os.link(self.path, archive)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            fd = create_exclusive(tmp, 0o600)
+            try:
+                write_all(fd, line + b"\n", write=self._write)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            # Link first, then replace: the log's name always points at a complete file.
+            os.link(self.path, archive)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            self._broken = AuditWriteError(
+                f"cannot rotate the audit log ({exc.strerror or exc})", subject=str(self.path)
+            )
+            raise self._broken from None
+        fsync_directory(self.path.parent)
         if self._logger is not None:
             self._logger.info(line.decode())
         self._last = (tail.seq + 1, line_hash(line))
@@ -433,6 +472,14 @@ class AuditLog:
                 if self._syslog.failures:
                     self._warn(f"{self._syslog.failures} audit record(s) not sent to syslog")
                 self._syslog.close()
+
+    def discard(self) -> None:
+        """Close without writing what is queued (the log could not be written)."""
+        self._pending = []
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        if self._syslog is not None:
+            self._syslog.close()
 
     def _timestamp(self, last: tuple[int, str]) -> dict[str, Any]:
         from signkit.timestamps import request_timestamp
@@ -466,8 +513,10 @@ class AuditLog:
             return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, b"".join(line + b"\n" for line in lines))
+            write_all(fd, b"".join(line + b"\n" for line in lines), write=self._write)
             os.fsync(fd)
+        except OSError as exc:
+            self._warn(f"{anchor}: cannot write the audit anchor ({exc.strerror or exc})")
         finally:
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)

@@ -297,6 +297,18 @@ def verify_log(
             key = seal_keys.get(str(rec.get("key")))
             embedded = _embedded_key(rec)
             if key is None and embedded is not None and check_seal(rec, embedded):
+                if report.seals:
+                    # After seals by a trusted key, a seal by another key is
+                    # someone without that key continuing (or rewriting) the log.
+                    since = f"line {lines[last_seal].number} of {lines[last_seal].file}"
+                    problem = at(
+                        i,
+                        "forged-seal",
+                        f"sealed by key {str(rec.get('key'))[:16]}…, not a trusted seal key, "
+                        f"after seals by a trusted key: the records since {since} were "
+                        "written by someone without the seal key",
+                    )
+                    break
                 if report.key_problem is None:
                     report.key_problem = at(
                         i,

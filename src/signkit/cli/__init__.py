@@ -16,6 +16,13 @@ _PRESTART = {
 
 def main() -> None:
     """Console-script entry point."""
+    # Secrets leave the environment before the workers fork (see envsecrets),
+    # and a stop signal (SIGTERM from systemd or `timeout`) acts as Ctrl-C.
+    from signkit.envsecrets import capture
+    from signkit.signals import install_stop_handlers
+
+    capture()
+    install_stop_handlers()
     _prestart_workers(sys.argv[1:])
     code = run()
     # Everything is done: outputs renamed and synced, the audit log and the
@@ -33,12 +40,15 @@ def main() -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI on argv (default: sys.argv) and return the exit code."""
-    # Take the PIN out of the environment before anything else runs, so no
-    # child process (module probes, referees, hooks) can inherit it.
-    from signkit.tokens.secret import take_env_pin
+    # Take the secrets out of the environment before anything else runs, so no
+    # child process (module probes, pdftotext, hooks) can inherit them.
+    from signkit.envsecrets import capture, take
+    from signkit.tokens.secret import Pin
 
+    capture()
     args = sys.argv[1:] if argv is None else argv
-    env_pin = take_env_pin(os.environ)
+    pin_text = take("SIGNKIT_PIN")
+    env_pin = Pin(pin_text) if pin_text else None
     if args == ["--version"]:
         # The one answer scripts ask for most; no need to build the CLI for it.
         from signkit import __version__

@@ -112,9 +112,9 @@ def run_command(out: Output, body: Callable[[], int]) -> NoReturn:
         code = body()
     except SignkitError as exc:
         out.fail(exc)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         out.console().print(f"{t('error')}: {t('interrupted')}", style="bold red", markup=False)
-        raise click.exceptions.Exit(130) from None
+        raise click.exceptions.Exit(int(getattr(exc, "exit_code", 130))) from None
     except click.exceptions.Exit:
         raise
     except Exception as exc:

@@ -156,6 +156,13 @@ def batch_options(f: F) -> F:
                 is_flag=True,
                 help="Replace the input once the signed file is complete and checked.",
             ),
+            click.option(
+                "--allow-absolute-outputs",
+                is_flag=True,
+                help="Let manifest rows name outputs anywhere (absolute, or climbing "
+                "out with ../); by default they stay under the manifest's folder "
+                "(or --output-dir).",
+            ),
             click.option("--force", is_flag=True, help="Overwrite existing outputs."),
             click.option(
                 "--resign",
@@ -171,6 +178,42 @@ def batch_options(f: F) -> F:
                 help="Worker processes preparing documents (default: one per CPU).",
             ),
         ],
+    )
+
+
+def limits_options(f: F) -> F:
+    """The per-document budget in worker processes (hostile files)."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--doc-memory",
+                type=click.IntRange(min=16),
+                default=1024,
+                show_default=True,
+                metavar="MiB",
+                help="Memory a document may take while processed; over it, it fails as "
+                "malformed and the batch goes on.",
+            ),
+            click.option(
+                "--doc-timeout",
+                type=click.FloatRange(min=1),
+                default=120,
+                show_default=True,
+                metavar="SECONDS",
+                help="Time a document may take while processed; over it, it fails as "
+                "malformed and the batch goes on.",
+            ),
+        ],
+    )
+
+
+def limits_from(options: dict[str, Any]) -> Any:
+    """The Limits of --doc-memory and --doc-timeout."""
+    from signkit.workers import Limits
+
+    return Limits(
+        memory_bytes=int(options["doc_memory"]) << 20, seconds=float(options["doc_timeout"])
     )
 
 

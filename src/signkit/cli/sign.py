@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,8 @@ from .context import Output, TerminalPinIO, get_state, run_command
 from .options import (
     batch_options,
     key_options,
+    limits_from,
+    limits_options,
     output_options,
     pin_options,
     report_options,
@@ -61,6 +62,13 @@ class _Progress:
             self.bar.stop()
 
 
+def secret_env(name: str) -> str | None:
+    """A secret the entry point took out of the environment at start-up."""
+    from signkit.envsecrets import take
+
+    return take(name)
+
+
 def _read_secret_file(path: Path | None, what: str) -> str | None:
     from signkit.errors import InputError
 
@@ -83,6 +91,13 @@ def _summary(out: Output, report: Any) -> None:
     totals = report.totals()
     console = out.console()
     failed = [d for d in report.documents if d.status.value == "failed"]
+    if len(report.documents) == 1 and failed and not out.verbose:
+        # One document: its error on one line, as for any other bad input.
+        doc = failed[0]
+        console.print(f"{t('error')}: {t(doc.error_message or '')}", style="bold red", markup=False)
+        if doc.error_hint:
+            console.print(f"{t('hint')}: {t(doc.error_hint)}", markup=False)
+        return
     if out.verbose or failed:
         table = Table(box=None, pad_edge=False, show_header=True)
         for col in ("status", "input", "output / reason"):
@@ -233,6 +248,7 @@ def _summary(out: Output, report: Any) -> None:
 )
 @report_options
 @audit_options
+@limits_options
 @token_options
 @key_options
 @pin_options
@@ -247,24 +263,11 @@ def sign_pdf(**options: Any) -> None:
       signkit sign pdf --manifest batch.csv --report report.json
     """
     out = Output.from_options(options)
-    state = get_state()
-    argv = tuple(a for a in sys.argv[1:])
-    audit = audit_spec(options)
-    env_pdf_password = os.environ.pop("SIGNKIT_PDF_PASSWORD", None)
-    env_tsa_password = os.environ.pop("SIGNKIT_TSA_PASSWORD", None)
 
-    def body() -> int:
-        from signkit.startup import imports_without_gc
-
-        with imports_without_gc():
-            import signkit.jobs.pdf_job  # noqa: F401  (the heavy part, imported first)
+    def make_format(o: dict[str, Any]) -> Any:
         from signkit.formats.pdf import PdfDocOptions
-        from signkit.jobs.pdf_job import PdfJobSpec, plan, sign_pdfs
-        from signkit.jobs.report import BatchReport
+        from signkit.formats.pdf_format import PdfFormat
 
-        o = options
-        if not o["inputs"] and not o["manifest"]:
-            raise click.UsageError("give INPUT files/directories or --manifest")
         defaults = PdfDocOptions(
             level=o["level"],
             reason=o["reason"],
@@ -293,23 +296,55 @@ def sign_pdf(**options: Any) -> None:
             copy_form=o["copy_form"],
             copy_org=o["copy_org"],
         )
-        spec = PdfJobSpec(
-            **_batch_fields(o, out, state.env_pin, env_tsa_password, audit, argv),
-            options=defaults,
-            password=_read_secret_file(o["password_file"], "password") or env_pdf_password,
-        )
-        report = BatchReport(command="sign pdf")
+        password = _read_secret_file(o["password_file"], "password")
+        return PdfFormat(defaults=defaults, password=password or secret_env("SIGNKIT_PDF_PASSWORD"))
+
+    _sign_command(out, options, "sign pdf", make_format)
+
+
+def _sign_command(
+    out: Output, options: dict[str, Any], command: str, make_format: Callable[..., Any]
+) -> None:
+    """The body every `signkit sign FORMAT` shares: build the job, plan, sign
+    with a progress bar, then report (summary, --json, --report) whatever
+    happened, and exit with the one exit-code rule of every format."""
+    state = get_state()
+    argv = tuple(sys.argv[1:])
+    audit = audit_spec(options)
+    env_tsa_password = secret_env("SIGNKIT_TSA_PASSWORD")
+
+    def body() -> int:
+        from signkit.startup import imports_without_gc
+
+        with imports_without_gc():
+            import signkit.jobs.signing  # noqa: F401  (the heavy part, imported first)
+        from signkit.errors import UsageError
+        from signkit.jobs.report import BatchReport
+        from signkit.jobs.signing import SignJobSpec, plan, sign_documents
+
+        o = options
+        if not o["inputs"] and not o["manifest"]:
+            raise UsageError(
+                "give INPUT files or directories, or --manifest FILE",
+                hint=f"signkit {command} --help",
+            )
+        report = BatchReport(command=command)
+        try:
+            spec = SignJobSpec(
+                format=make_format(o),
+                **_batch_fields(o, out, state.env_pin, env_tsa_password, audit, argv),
+            )
+        except BaseException as exc:
+            _finish_failed(out, report, o["report_path"], exc)
+            raise
         _run_batch(
             out,
             report,
             o["report_path"],
             lambda: plan(spec),
-            functools.partial(sign_pdfs, spec),
+            functools.partial(sign_documents, spec),
             dry_run=spec.dry_run,
         )
-        _finish(out, report, o["report_path"])
-        if report.run_error is not None:
-            out.fail(report.run_error)
         return report.exit_code()
 
     run_command(out, body)
@@ -369,8 +404,11 @@ def _batch_fields(
             output_dir=o["output_dir"],
             suffix=o["suffix"],
             in_place=o["in_place"],
+            allow_absolute_outputs=o["allow_absolute_outputs"],
         ),
-        "engine": EngineSpec(fail_fast=o["fail_fast"], force=o["force"], resign=o["resign"]),
+        "engine": EngineSpec(
+            fail_fast=o["fail_fast"], force=o["force"], resign=o["resign"], limits=limits_from(o)
+        ),
         "token": token,
         "trust": TrustSpec(
             anchors=tuple(resolve_anchor(str(v)) for v in o["trust"]),
@@ -382,6 +420,7 @@ def _batch_fields(
         "timezone": o["timezone"],
         "jobs": o["jobs"] or 0,
         "dry_run": o["dry_run"],
+        "report_path": o["report_path"],
         "audit_path": audit_path,
         "audit": audit,
         "command_line": argv,
@@ -397,9 +436,9 @@ def _run_batch(
     *,
     dry_run: bool,
 ) -> None:
-    """Plan, then sign with a progress bar; a run-level error propagates only
-    when no document was reached (else it is in ``report.run_error``)."""
-    from signkit.errors import SignkitError
+    """Plan, then sign with a progress bar, then report what happened (summary,
+    --json, --report). A run-level error or a stop signal is re-raised once
+    the report is out, for the exit code."""
     from signkit.tokens.guard import PinGuard, default_state_dir
 
     progress: _Progress | None = None
@@ -420,25 +459,46 @@ def _run_batch(
             report=report,
             docs=docs,
         )
-    except SignkitError:
-        if not report.documents:
-            raise
-    except KeyboardInterrupt:
+    except BaseException as exc:
         if progress is not None:
             progress.close()
-        _finish(out, report, report_path)
+            progress = None
+        _finish_failed(out, report, report_path, exc)
         raise
     finally:
         if progress is not None:
             progress.close()
+    _finish(out, report, report_path)
+
+
+def _finish_failed(out: Output, report: Any, report_path: Path | None, exc: BaseException) -> None:
+    """A run that ended early still reports: its error (class, message, hint,
+    exit code) or the signal that stopped it, and every document's status."""
+    from signkit.errors import SignkitError
+
+    if isinstance(exc, SignkitError):
+        report.run_error = report.run_error or exc
+    elif isinstance(exc, KeyboardInterrupt):
+        report.interrupted = int(getattr(exc, "signum", 2))
+    else:
+        return  # a bug: its own message says so, a report would only mislead
+    try:
+        _finish(out, report, report_path)
+    except SignkitError as write_error:
+        out.warn(str(write_error))
 
 
 def _finish(out: Output, report: Any, report_path: Path | None) -> None:
+    for warning in report.warnings:
+        out.warn(warning)
     if report_path is not None:
         report.write(report_path)
     if out.json:
         out.emit_json(report.to_json())
-    _summary(out, report)
+    reached = any(d.status.value != "not-attempted" for d in report.documents)
+    if reached or (report.documents and report.run_error is None):
+        # A run that failed before its first document says so in one line.
+        _summary(out, report)
 
 
 @group.command("xml")
@@ -513,6 +573,7 @@ def _finish(out: Output, report: Any, report_path: Path | None) -> None:
     help="Zone of the signing time.",
 )
 @report_options
+@limits_options
 @token_options
 @key_options
 @pin_options
@@ -530,66 +591,28 @@ def sign_xml(**options: Any) -> None:
       signkit sign xml data.xml --level B-T --tsa http://tsa.example --signer-role "Kế toán"
     """
     out = Output.from_options(options)
-    state = get_state()
-    argv = tuple(a for a in sys.argv[1:])
-    audit = audit_spec(options)
-    env_tsa_password = os.environ.pop("SIGNKIT_TSA_PASSWORD", None)
 
-    def body() -> int:
+    def make_format(o: dict[str, Any]) -> Any:
         from signkit.config import load_config
-        from signkit.jobs.report import BatchReport
-        from signkit.jobs.xml_job import XmlJobSpec, build_options, plan, sign_xmls
+        from signkit.formats.xml_format import XmlFormat, build_options
 
-        o = options
-        if not o["inputs"] and not o["manifest"]:
-            raise click.UsageError("give INPUT files/directories or --manifest")
         config = load_config(o["config_path"])
-        doc_options = build_options(
-            preset=o["preset"],
-            config=config,
-            given={
-                "level": o["level"],
-                "form": o["form"],
-                "reference": o["reference"],
-                "id_attributes": ("Id", *o["id_attributes"]) if o["id_attributes"] else None,
-                "signature_parent": o["signature_parent"],
-                "signature_id": o["signature_id"],
-                "c14n": o["c14n"],
-                "signer_role": o["signer_role"],
-                "data_object_format": o["data_object_format"],
-            },
-        )
-        spec = XmlJobSpec(
-            **_batch_fields(o, out, state.env_pin, env_tsa_password, audit, argv),
-            options=doc_options,
-        )
-        report = BatchReport(command="sign xml")
-        _run_batch(
-            out,
-            report,
-            o["report_path"],
-            lambda: plan(spec),
-            functools.partial(sign_xmls, spec),
-            dry_run=spec.dry_run,
-        )
-        for warning in report.warnings:
-            out.warn(warning)
-        if report.run_error is not None:
-            _finish(out, report, o["report_path"])
-            out.fail(report.run_error)
-        results = report.documents
-        if len(results) == 1 and results[0].status.value == "failed" and results[0].error_code:
-            # A batch of one that failed: its reason on one line and its own
-            # exit code (3 for bad input, ...); larger batches exit 1 with a table.
-            if o["report_path"] is not None:
-                report.write(o["report_path"])
-            if out.json:
-                out.emit_json(report.to_json())
-            out.console().print(
-                f"error: {results[0].error_message}", style="bold red", markup=False
+        return XmlFormat(
+            defaults=build_options(
+                preset=o["preset"],
+                config=config,
+                given={
+                    "level": o["level"],
+                    "form": o["form"],
+                    "reference": o["reference"],
+                    "id_attributes": ("Id", *o["id_attributes"]) if o["id_attributes"] else None,
+                    "signature_parent": o["signature_parent"],
+                    "signature_id": o["signature_id"],
+                    "c14n": o["c14n"],
+                    "signer_role": o["signer_role"],
+                    "data_object_format": o["data_object_format"],
+                },
             )
-            return int(results[0].error_code)
-        _finish(out, report, o["report_path"])
-        return report.exit_code()
+        )
 
-    run_command(out, body)
+    _sign_command(out, options, "sign xml", make_format)

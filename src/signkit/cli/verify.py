@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from .context import Output, run_command
-from .options import output_options
+from .options import limits_from, limits_options, output_options
 
 
 def parse_time(value: str) -> datetime:
@@ -159,6 +159,7 @@ def _summary(out: Output, report: Any) -> None:
     help="Audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
 )
 @click.option("--no-audit", is_flag=True, help="Do not write the audit log (noted on stderr).")
+@limits_options
 @output_options
 def command(**options: Any) -> None:
     """Verify signed PDFs and XML in bulk.
@@ -188,7 +189,9 @@ def command(**options: Any) -> None:
 
         o = options
         if not o["inputs"] and not o["manifest"]:
-            raise click.UsageError("give INPUT files/directories or --manifest")
+            raise UsageError(
+                "give INPUT files or directories, or --manifest FILE", hint="signkit verify --help"
+            )
         if o["extract_revision"] is not None:
             return _extract(out, o)
         if o["output"] is not None:
@@ -228,12 +231,27 @@ def command(**options: Any) -> None:
             dry_run=o["dry_run"],
             audit_path=audit_path,
             command_line=argv,
+            limits=limits_from(o),
         )
+        if o["report_path"] is not None:
+            from signkit.jobs.outputs import check_report_path
+
+            check_report_path(o["report_path"])
         tasks = plan(spec)
         report = VerifyReport(command="verify")
         progress = _Progress(out, 0 if spec.dry_run else len(tasks))
         try:
             verify_documents(spec, events=progress, report=report, tasks=tasks, warn=out.warn)
+        except KeyboardInterrupt as exc:
+            # Stopped (Ctrl-C, SIGTERM): what was judged is still reported.
+            progress.close()
+            report.interrupted = int(getattr(exc, "signum", 2))
+            if o["report_path"] is not None and not etsi:
+                report.write(o["report_path"])
+            if out.json:
+                out.emit_json(report.to_json())
+            _summary(out, report)
+            raise
         finally:
             progress.close()
         if o["report_path"] is not None and etsi:
@@ -268,9 +286,8 @@ class _Progress:
 
 
 def _extract(out: Output, o: dict[str, Any]) -> int:
-    import os
-
     from signkit.errors import InputError, OutputError, UsageError
+    from signkit.fsio import atomic_write
     from signkit.verify.pdf import extract_revision
 
     if len(o["inputs"]) != 1 or o["output"] is None:
@@ -281,12 +298,10 @@ def _extract(out: Output, o: dict[str, Any]) -> int:
     if target.exists():
         raise OutputError("output exists; choose another -o", subject=str(target))
     data = extract_revision(source, o["extract_revision"])
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    try:
+        atomic_write(target, data)
+    except OSError as exc:
+        raise OutputError(f"cannot write ({exc.strerror or exc})", subject=str(target)) from None
     out.info(f"{target}: the revision signature {o['extract_revision']} covers ({len(data)} bytes)")
     if out.json:
         out.emit_json({"input": str(source), "output": str(target), "bytes": len(data)})

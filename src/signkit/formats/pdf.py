@@ -25,6 +25,7 @@ from signkit.errors import (
     ConfigError,
     DocumentError,
     InputFormatError,
+    OutputError,
     SignkitError,
     UsageError,
 )
@@ -51,6 +52,7 @@ from signkit.formats.pdf_appearance import (
     stamp_style,
 )
 from signkit.formats.pdf_presets import COPY_FORMS, get_preset
+from signkit.fsio import open_regular
 from signkit.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.model import SignatureScheme
 
@@ -59,6 +61,8 @@ EXTENSIONS = (".pdf",)
 TIMESTAMP_ALLOWANCE = 12 * 1024
 DOC_TIMESTAMP_RESERVE = 24 * 1024
 _CHUNK = 1 << 20
+# A new temp file only: never an existing file, never through a symlink.
+_CREATE_TEMP = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # Documents up to this size are laid out in memory (fewer system calls);
 # larger ones stream through the temp file so memory stays bounded.
 IN_MEMORY_LIMIT = 32 << 20
@@ -446,7 +450,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
     cfg = st.config
     opts = item.options
     try:
-        with open(item.input, "rb") as fh:
+        with os.fdopen(open_regular(item.input), "rb") as fh:
             before = sha256_file(fh)
             size_before = os.fstat(fh.fileno()).st_size
             writer = _open_writer(fh, item.input, cfg.password)
@@ -556,7 +560,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
                 validation_info=None, bytes_reserved=cfg.bytes_reserved
             )
             # 0o666: the umask decides, as for any file the user creates
-            fd = os.open(item.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(item.temp, _CREATE_TEMP, 0o666)
             with os.fdopen(fd, "w+b") as out:
                 if os.fstat(fh.fileno()).st_size <= IN_MEMORY_LIMIT:
                     # Small documents: lay out in memory, then one write.
@@ -569,6 +573,10 @@ def worker_prepare(item: PrepareItem) -> Prepared:
                 signed_length = out.tell()
     except SignkitError:
         raise
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the signed copy ({exc.strerror or exc})", subject=item.temp
+        ) from None
     except SigningError as exc:
         raise DocumentError(str(exc), subject=item.input) from None
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
@@ -841,6 +849,15 @@ def _free_field_name(writer: Any) -> str:
 
 def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
     """Stage 3 (worker): CMS (+ time-stamp), DSS, document time-stamp, fsync, check."""
+    try:
+        return _finish(prepared, signature)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the signed copy ({exc.strerror or exc})", subject=prepared.temp
+        ) from None
+
+
+def _finish(prepared: Prepared, signature: bytes) -> Finished:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
     from pyhanko.sign.validation.dss import DocumentSecurityStore
@@ -1016,7 +1033,8 @@ def verify_raw_signature(
 
 def signed_by(path: Path, signer_sha256: str, field: str | None = None) -> bool:
     """Resume check: the signature in ``field`` (default: the last one) of ``path``
-    is intact and made with this certificate.
+    is intact (its byte ranges hash to the signed digest and its value verifies
+    with the certificate) and made with this certificate.
 
     Per field, so that a second signature by the same certificate in another
     field (a clerk's number stamp, then the seal) is not taken as done."""
@@ -1031,13 +1049,36 @@ def signed_by(path: Path, signer_sha256: str, field: str | None = None) -> bool:
             if not sigs:
                 return False
             sig = sigs[-1]
-            if hashlib.sha256(sig.signer_cert.dump()).hexdigest() != signer_sha256:
+            cert_der = sig.signer_cert.dump()
+            if hashlib.sha256(cert_der).hexdigest() != signer_sha256:
                 return False
             signer_info = sig.signer_info
             expected = None
             for attr in signer_info["signed_attrs"]:
                 if attr["type"].native == "message_digest":
                     expected = attr["values"][0].native
-            return expected is not None and sig.compute_digest() == expected
+            if expected is None or sig.compute_digest() != expected:
+                return False
+            return _signer_info_verifies(signer_info, cert_der)
     except Exception:
         return False
+
+
+def _signer_info_verifies(signer_info: Any, cert_der: bytes) -> bool:
+    """The SignerInfo's signature value over its signed attributes verifies."""
+    from cryptography.exceptions import InvalidSignature
+
+    # Signed as a SET OF (RFC 5652 5.4), stored with the [0] IMPLICIT tag.
+    signed = b"\x31" + signer_info["signed_attrs"].dump()[1:]
+    algo = signer_info["signature_algorithm"]
+    name = algo.signature_algo
+    scheme = {"rsassa_pkcs1v15": "pkcs1v15", "rsassa_pss": "pss", "ecdsa": "ecdsa"}.get(name)
+    if scheme is None:
+        return False
+    digest = signer_info["digest_algorithm"]["algorithm"].native
+    value = signer_info["signature"].native
+    try:
+        verify_raw_signature(cert_der, signed, value, scheme, digest)
+    except (InvalidSignature, KeyError, ValueError):
+        return False
+    return True

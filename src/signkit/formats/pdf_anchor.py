@@ -63,9 +63,18 @@ def page_words(
             hint="install poppler-utils, or place the signature with --rect",
         )
     cmd = [tool, "-q", "-f", str(page), "-l", str(page), "-bbox", "-enc", "UTF-8"]
+    stdin = None
     if password is not None:
-        cmd += ["-upw", password]
-    proc = subprocess.run([*cmd, path, "-"], capture_output=True, check=False, timeout=120)  # noqa: S603
+        # Never on pdftotext's command line (any local user can read it): it
+        # reads a decrypted copy on its standard input instead.
+        stdin = _decrypted_copy(path, password)
+    proc = subprocess.run(  # noqa: S603 (fixed tool, our arguments)
+        [*cmd, "-" if stdin is not None else path, "-"],
+        input=stdin,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
     if proc.returncode != 0:
         raise InputFormatError("cannot read the page text (pdftotext failed)", subject=path)
     text = proc.stdout.decode("utf-8", "replace")
@@ -77,6 +86,27 @@ def page_words(
         for a, b, c, d, w in _WORD.findall(text)
     ]
     return float(size.group(1)), float(size.group(2)), words
+
+
+def _decrypted_copy(path: str, password: str) -> bytes:
+    """The PDF at ``path`` decrypted with ``password``, in memory."""
+    import io
+
+    from pyhanko.pdf_utils.crypt import AuthStatus
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.writer import copy_into_new_writer
+
+    try:
+        with open(path, "rb") as fh:
+            reader = PdfFileReader(fh, strict=False)
+            if reader.encrypted and reader.decrypt(password).status == AuthStatus.FAILED:
+                raise InputFormatError("wrong password for the encrypted PDF", subject=path)
+            buffer = io.BytesIO()
+            copy_into_new_writer(reader).write(buffer)
+    except (PdfError, ValueError, KeyError, TypeError) as exc:
+        raise InputFormatError(f"cannot read the page text ({exc})", subject=path) from None
+    return buffer.getvalue()
 
 
 def _lines(

@@ -27,9 +27,11 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 from zoneinfo import ZoneInfo
 
-from signkit.errors import DocumentError, InputFormatError, SignkitError, UsageError
+from signkit.errors import DocumentError, InputFormatError, OutputError, SignkitError, UsageError
 from signkit.formats import xml_parse
 from signkit.formats.finished import Finished
+from signkit.formats.plugin import OutputState
+from signkit.fsio import open_regular
 from signkit.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.model import SignatureScheme
 
@@ -70,6 +72,8 @@ SIGNATURE_URI: dict[tuple[str, str], str] = {
 SIGNATURE_BY_URI = {uri: pair for pair, uri in SIGNATURE_URI.items()}
 TRANSFORMS = ("enveloped", "c14n")
 KEY_INFO = ("subject-name", "certificate", "chain")
+# A new temp file only: never an existing file, never through a symlink.
+_CREATE_TEMP = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _NCNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
 _LOCAL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
 
@@ -744,7 +748,7 @@ def _canonical(target: Any, method: str) -> bytes:
 def worker_prepare(item: PrepareItem) -> Prepared:
     """Stage 1 (worker): lay out the Signature and compute what the token signs."""
     try:
-        with open(item.input, "rb") as fh:
+        with os.fdopen(open_regular(item.input), "rb") as fh:
             data = fh.read(xml_parse.MAX_BYTES + 1)
     except OSError as exc:
         raise InputFormatError(f"cannot read ({exc.strerror})", subject=item.input) from None
@@ -971,19 +975,24 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
             crls=cfg.ltv_crls if lt else (),
         )
     out = prepared.head + value + prepared.middle + unsigned + prepared.tail
-    # 0o666: the umask decides, as for any file the user creates
-    fd = os.open(prepared.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-    with os.fdopen(fd, "r+b") as fh:
-        fh.write(out)
-        fh.flush()
-        os.fsync(fh.fileno())
-        # What is on disk is what was laid out, and the token's signature holds.
-        # The layout itself was computed on the parse of these very bytes.
-        fh.seek(0)
-        if fh.read() != out:
-            raise DocumentError(
-                "the written file differs from the signed bytes", subject=prepared.temp
-            )
+    try:
+        # 0o666: the umask decides, as for any file the user creates; a new
+        # file only, never through a symlink.
+        fd = os.open(prepared.temp, _CREATE_TEMP, 0o666)
+        with os.fdopen(fd, "r+b") as fh:
+            fh.write(out)
+            fh.flush()
+            os.fsync(fh.fileno())
+            # What is on disk is what was laid out, and the token's signature holds.
+            # The layout itself was computed on the parse of these very bytes.
+            fh.seek(0)
+            written = fh.read()
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the signed copy ({exc.strerror or exc})", subject=prepared.temp
+        ) from None
+    if written != out:
+        raise DocumentError("the written file differs from the signed bytes", subject=prepared.temp)
     check_signature_value(prepared, signature)
     return Finished(
         index=prepared.index,
@@ -1018,6 +1027,15 @@ def _c14n_uri_of(prepared: Prepared) -> str:
 
 
 # ---------------------------------------------------------------- verification
+
+
+class ReferenceDigestError(DocumentError):
+    """A reference's data no longer hashes to its DigestValue (the signature
+    value itself verified, with the certificate named here)."""
+
+    def __init__(self, message: str, *, subject: str, certificate_sha256: str) -> None:
+        super().__init__(message, subject=subject)
+        self.certificate_sha256 = certificate_sha256
 
 
 @dataclass(frozen=True)
@@ -1106,8 +1124,10 @@ def verify_bytes(
             raise DocumentError(exc.message, subject=source) from None
         expected = base64.b64decode("".join((ref.findtext("d:DigestValue", "", ns)).split()))
         if _digest_reference(target, transforms, signature, ref_digest) != expected:
-            raise DocumentError(
-                f"reference {uri or '(document)'} does not match its digest", subject=source
+            raise ReferenceDigestError(
+                f"reference {uri or '(document)'} does not match its digest",
+                subject=source,
+                certificate_sha256=hashlib.sha256(cert_der).hexdigest(),
             )
     props = signature.find("d:Object/x:QualifyingProperties/x:SignedProperties", ns)
     stamps: list[bytes] = []
@@ -1189,15 +1209,72 @@ def _check_timestamp_imprint(token_der: bytes, message: bytes, source: str) -> N
         )
 
 
-def signed_by(path: Path, signer_sha256: str, *, id_attributes: Sequence[str] = ("Id",)) -> bool:
-    """Resume check: the last signature of ``path`` is intact and made with this certificate."""
+def output_state(
+    output: Path,
+    source: Path,
+    signer_sha256: str,
+    *,
+    form: str,
+    in_place: bool,
+    id_attributes: Sequence[str] = ("Id",),
+) -> OutputState:
+    """Resume: what the existing ``output`` of ``source`` is.
+
+    DONE when its last signature verifies completely (value and every
+    reference), is by this certificate, and is over the current input: the
+    output is the input with the Signature spliced in (enveloped), holds the
+    input's root element (enveloping), or references the input as it is now
+    (detached). STALE when the signature is ours but over an earlier input.
+    """
     try:
-        data = path.read_bytes()
+        with output.open("rb") as fh:
+            data = fh.read(xml_parse.MAX_BYTES + 1)
         check = verify_bytes(
-            data, str(path), id_attributes=id_attributes, base=path.resolve().parent
+            data, str(output), id_attributes=id_attributes, base=output.resolve().parent
         )
-    except (OSError, SignkitError):
-        return False
+    except ReferenceDigestError as exc:
+        # Only a detached signature's data lives outside the output.
+        if form == "detached" and exc.certificate_sha256 == signer_sha256:
+            return OutputState.STALE
+        return OutputState.FOREIGN
     except Exception:
+        return OutputState.FOREIGN
+    if check.certificate_sha256 != signer_sha256:
+        return OutputState.FOREIGN
+    if in_place or form == "detached":
+        return OutputState.DONE
+    try:
+        with source.open("rb") as fh:
+            original = fh.read(xml_parse.MAX_BYTES + 1)
+    except OSError:
+        return OutputState.STALE
+    if form == "enveloping":
+        try:
+            root = _root_bytes(original, xml_parse.parse(original, str(source)))
+        except SignkitError:
+            return OutputState.STALE
+        return OutputState.DONE if root in data else OutputState.STALE
+    return OutputState.DONE if _spliced_from(original, data) else OutputState.STALE
+
+
+def _spliced_from(original: bytes, output: bytes) -> bool:
+    """``output`` is ``original`` with one block inserted (an empty parent
+    element's ``/>`` opened into ``>…</name>`` counts as an insertion)."""
+    if len(output) < len(original):
         return False
-    return check.certificate_sha256 == signer_sha256
+    prefix = _common_length(original, output)
+    rest = len(original) - prefix
+    suffix = _common_length(original[::-1][:rest], output[::-1][: len(output) - prefix])
+    return original[prefix : len(original) - suffix] in (b"", b"/")
+
+
+def _common_length(a: bytes, b: bytes) -> int:
+    """Length of the common prefix of ``a`` and ``b`` (binary search on slices)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -14,8 +14,6 @@ import contextlib
 import functools
 import hashlib
 import queue as queue_module
-import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,26 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from signkit.audit.log import AuditLog
-from signkit.errors import OutputError, SignkitError, TokenError
-from signkit.formats.finished import Finished
-from signkit.jobs.outputs import InputLock, PlannedDoc, fsync_directory, publish, temp_path
+from signkit.errors import AuditWriteError, ExitCode, OutputError, SignkitError, TokenError
+from signkit.formats.plugin import FormatPlugin, OutputState, Stages
+from signkit.fsio import fsync_directory
+from signkit.jobs.outputs import InputLock, PlannedDoc, publish, temp_path
 from signkit.jobs.report import BatchReport, DocumentResult, Status
-
-
-@dataclass(frozen=True, kw_only=True)
-class Stages:
-    """How a format plugs into the engine (module-level functions: they cross processes)."""
-
-    name: str
-    """Format name for records ('pdf', 'xml')."""
-    prepare: Callable[[Any], Any]
-    """Worker: item -> prepared (has .index, .temp, .to_sign, .sha256_before, .size_before)."""
-    finish: Callable[[Any, bytes], Finished]
-    """Worker: (prepared, signature) -> the finished temp file."""
-    make_item: Callable[[int, PlannedDoc, Path], Any]
-    """Main: build the picklable work item for one document."""
-    already_done: Callable[[Path, str], bool]
-    """Main: does this existing output carry an intact signature by this certificate?"""
+from signkit.signals import Interrupted, catch_stop_signals
+from signkit.workers import Limits, limited_call
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +56,8 @@ class EngineSpec:
     """Seconds a finished document may wait for its group."""
     batch: int = 8
     """Worker calls sent to a worker process in one task at most."""
+    limits: Limits = field(default_factory=Limits)
+    """Memory and time budget of each document in a worker."""
 
 
 class Events(Protocol):
@@ -105,6 +92,8 @@ class _Run:
     oldest_pending: float = 0.0
     indices: dict[int, int] = field(default_factory=dict)
     """Position in the batch of each DocumentResult (by id), named in audit records."""
+    audit_error: AuditWriteError | None = None
+    """The audit log could not be written: nothing more is published."""
 
     def record(self, kind: str, doc: _Doc | DocumentResult, **extra: Any) -> None:
         if self.audit is None:
@@ -130,6 +119,7 @@ class _Run:
 def run_batch(
     *,
     docs: list[PlannedDoc],
+    plugin: FormatPlugin,
     stages: Stages,
     sign: SignFn,
     executor: Executor,
@@ -138,21 +128,24 @@ def run_batch(
     events: Events,
     spec: EngineSpec,
     signer_sha256: str,
-    level: str,
     workers: int = 2,
 ) -> None:
     """Sign every planned document; results land in ``report``.
 
-    A TokenError or Ctrl-C stops the batch: finished documents are still
-    published, in-flight temp files removed, the rest marked not attempted;
-    the error is re-raised for the caller's exit code.
+    A TokenError, an audit log that cannot be written, or a stop signal
+    (SIGINT, SIGTERM) ends the batch: finished documents are still published
+    when their records are durable, in-flight temp files removed, the rest
+    marked not attempted; the error is re-raised for the caller's exit code.
     """
-    run = _Run(report, audit, events, signer_sha256, stages.name)
-    pool = _Batches(executor, workers=workers, size=spec.batch)
+    run = _Run(report, audit, events, signer_sha256, plugin.name)
+    pool = _Batches(executor, workers=workers, size=spec.batch, limits=spec.limits)
     queue: deque[tuple[int, PlannedDoc]] = deque(enumerate(docs))
     results = [
         DocumentResult(
-            input=str(d.task.input), output=str(d.output), level=level, options=dict(d.task.options)
+            input=str(d.input),
+            output=str(d.output),
+            level=d.options.level,
+            options=dict(d.task.options),
         )
         for d in docs
     ]
@@ -177,7 +170,7 @@ def run_batch(
             return
         while queue and not stop and len(in_flight) < spec.lookahead:
             index, planned = queue.popleft()
-            doc = _admit(index, planned, results[index], stages, spec, run)
+            doc = _admit(planned, results[index], plugin, spec, run)
             if doc is None:
                 if results[index].status is Status.FAILED and spec.fail_fast:
                     stop = True
@@ -188,16 +181,13 @@ def run_batch(
     # The one token session lives on one thread, so the main thread does the
     # bookkeeping (results, audit commits, renames) while C_Sign runs.
     token_thread = ThreadPoolExecutor(1, thread_name_prefix="signkit-token")
-    # Ctrl-C becomes a flag checked between steps: a KeyboardInterrupt raised
-    # inside concurrent.futures' locking can leave a future's lock held and
-    # deadlock the pool's manager thread.
-    interrupted = threading.Event()
-    previous_handler = _catch_sigint(interrupted)
+    # SIGINT and SIGTERM become a flag checked between steps: an exception
+    # raised inside concurrent.futures' locking can leave a lock held.
+    stopping = catch_stop_signals()
     try:
         submit_next()
         while in_flight:
-            if interrupted.is_set():
-                raise KeyboardInterrupt
+            stopping.check()
             timeout = _POLL
             if run.pending_commit:
                 timeout = min(
@@ -243,56 +233,90 @@ def run_batch(
                 or not in_flight
             ):
                 _commit_group(run)
+            if run.audit_error is not None:
+                raise run.audit_error
             submit_next()
         _commit_group(run)
-    except (TokenError, KeyboardInterrupt) as exc:
+        if run.audit_error is not None:
+            raise run.audit_error
+    except (TokenError, AuditWriteError, KeyboardInterrupt) as exc:
         abort = exc
     finally:
         if abort is not None or in_flight:
-            # Drop what has not been signed; let signed documents finish so no
-            # signature the token made is thrown away; keep what is complete.
-            for future, (stage, _doc) in in_flight.items():
-                if stage != "finish":
-                    future.cancel()
-            with contextlib.suppress(Exception):
-                token_thread.shutdown(wait=True, cancel_futures=True)
-            for future, (stage, doc) in list(in_flight.items()):
-                if stage == "sign" and not future.cancelled() and future.exception() is None:
-                    del in_flight[future]
-                    with contextlib.suppress(Exception):
-                        finish = pool.submit(stages.finish, doc.prepared, future.result())
-                        in_flight[finish] = ("finish", doc)
-            pool.flush()
-            wait([f for f, (stage, _doc) in in_flight.items() if stage == "finish"])
-            with contextlib.suppress(Exception):
-                executor.shutdown(wait=True, cancel_futures=True)
-            for future, (stage, doc) in list(in_flight.items()):
-                error = None if future.cancelled() else future.exception()
-                if stage == "finish" and not future.cancelled() and error is None:
-                    doc.finished = future.result()
-                    _queue_commit(doc, run)
-                elif stage == "finish" and error is not None:
-                    _fail(doc, error, run)
-                else:
-                    _discard(doc)
-                    doc.result.status = Status.NOT_ATTEMPTED
-                    doc.result.reason = "batch stopped"
-                    run.record("document-result", doc, status="not-attempted")
-                    run.final(doc)
-            in_flight.clear()
-            _commit_group(run)
+            _wind_down(in_flight, token_thread, pool, executor, stages, run)
         for result in results:
             if result.status is Status.PLANNED:
                 result.status = Status.NOT_ATTEMPTED
                 result.reason = "batch stopped" if (abort or stop) else result.reason
         token_thread.shutdown(wait=True)
-        if audit is not None:
-            audit.commit()
-        _restore_sigint(previous_handler)
-    if abort is None and interrupted.is_set():
-        abort = KeyboardInterrupt()
+        if audit is not None and run.audit_error is None:
+            try:
+                audit.commit()
+            except AuditWriteError as exc:
+                run.audit_error = exc
+                abort = abort or exc
+        stopping.restore()
+    if abort is None and stopping.signum is not None:
+        abort = Interrupted(stopping.signum)
     if abort is not None:
         raise abort
+
+
+_WIND_DOWN = 1.5
+"""Seconds a stopped batch waits for signed documents to finish (the rest of
+the 2 s a person or a service manager waits for a stop)."""
+
+
+def _wind_down(
+    in_flight: dict[Future[Any], tuple[str, _Doc]],
+    token_thread: ThreadPoolExecutor,
+    pool: _Batches,
+    executor: Executor,
+    stages: Stages,
+    run: _Run,
+) -> None:
+    """Drop what has not been signed; let signed documents finish (within
+    ``_WIND_DOWN``) so no signature the token made is thrown away; keep and
+    publish what is complete; remove every other temp file."""
+    for future, (stage, _doc) in in_flight.items():
+        if stage != "finish":
+            future.cancel()
+    with contextlib.suppress(Exception):
+        token_thread.shutdown(wait=True, cancel_futures=True)
+    for future, (stage, doc) in list(in_flight.items()):
+        if stage == "sign" and not future.cancelled() and future.exception() is None:
+            del in_flight[future]
+            with contextlib.suppress(Exception):
+                finish = pool.submit(stages.finish, doc.prepared, future.result())
+                in_flight[finish] = ("finish", doc)
+    pool.flush()
+    finishing = [f for f, (stage, _doc) in in_flight.items() if stage == "finish"]
+    _done, late = wait(finishing, timeout=_WIND_DOWN)
+    if late:
+        # A worker stuck on a document (a hostile file, a hung read) would
+        # hold the stop for ever: end the workers instead.
+        kill = getattr(executor, "kill", None)
+        if kill is not None:
+            kill()
+        wait(finishing, timeout=_WIND_DOWN)
+    with contextlib.suppress(Exception):
+        executor.shutdown(wait=not late, cancel_futures=True)
+    for future, (stage, doc) in list(in_flight.items()):
+        done = future.done()
+        error = None if future.cancelled() or not done else future.exception()
+        if stage == "finish" and done and not future.cancelled() and error is None:
+            doc.finished = future.result()
+            _queue_commit(doc, run)
+        elif stage == "finish" and error is not None:
+            _fail(doc, error, run)
+        else:
+            _discard(doc)
+            doc.result.status = Status.NOT_ATTEMPTED
+            doc.result.reason = "batch stopped"
+            run.record("document-result", doc, status="not-attempted")
+            run.final(doc)
+    in_flight.clear()
+    _commit_group(run)
 
 
 _POLL = 0.2
@@ -324,8 +348,11 @@ class _Batches:
     or error.
     """
 
-    def __init__(self, executor: Executor, *, workers: int, size: int) -> None:
+    def __init__(
+        self, executor: Executor, *, workers: int, size: int, limits: Limits | None = None
+    ) -> None:
         self.executor = executor
+        self.limits = limits
         self.workers = max(1, workers)
         self.size = max(1, size)
         self.pending: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = []
@@ -359,7 +386,9 @@ class _Batches:
             for chunk in chunks:
                 futures = [f for _, f in chunk]
                 try:
-                    task = self.executor.submit(run_calls, fn, [a for a, _ in chunk])
+                    task = _submit(
+                        self.executor, self.limits, len(chunk), run_calls, fn, [a for a, _ in chunk]
+                    )
                 except Exception as exc:  # the pool is broken or shut down
                     for f in futures:
                         f.set_exception(exc)
@@ -367,12 +396,31 @@ class _Batches:
                 task.add_done_callback(functools.partial(_resolve, futures))
 
 
-def run_calls(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
-    """Worker: each call's (True, result) or (False, error)."""
+def _submit(
+    executor: Executor,
+    limits: Limits | None,
+    calls: int,
+    fn: Callable[..., Any],
+    *args: Any,
+) -> Future[Any]:
+    """Submit with the pool's watchdog when it has one (WorkerPool)."""
+    timed = getattr(executor, "submit_timed", None)
+    if timed is None or limits is None or limits.seconds is None:
+        return executor.submit(fn, *args, limits)
+    return timed(limits.seconds * calls, fn, *args, limits)  # type: ignore[no-any-return]
+
+
+def run_calls(
+    fn: Callable[..., Any], calls: list[tuple[Any, ...]], limits: Limits | None = None
+) -> list[tuple[bool, Any]]:
+    """Worker: each call's (True, result) or (False, error), each within ``limits``."""
     out: list[tuple[bool, Any]] = []
     for args in calls:
         try:
-            out.append((True, fn(*args)))
+            if limits is None:
+                out.append((True, fn(*args)))
+            else:
+                out.append((True, limited_call(limits, fn, *args)))
         except Exception as exc:
             out.append((False, exc))
     return out
@@ -395,53 +443,44 @@ def _resolve(futures: list[Future[Any]], task: Future[Any]) -> None:
             f.set_exception(value)
 
 
-def _catch_sigint(flag: threading.Event) -> Any:
-    """Route SIGINT to ``flag`` (main thread only); returns the handler to restore."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGINT, lambda _signum, _frame: flag.set())
-
-
-def _restore_sigint(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _admit(
-    index: int,
     planned: PlannedDoc,
     result: DocumentResult,
-    stages: Stages,
+    plugin: FormatPlugin,
     spec: EngineSpec,
     run: _Run,
 ) -> _Doc | None:
-    """Lock the input and decide: sign, skip (already done / locked) or fail (exists)."""
-    lock = InputLock(planned.task.input)
+    """Lock the input and decide: sign, skip (done), leave (locked by another
+    run) or fail (an output that is not ours is in the way)."""
+    lock = InputLock(planned.input)
     try:
-        if not lock.acquire():
-            result.status = Status.SKIPPED
-            result.reason = "locked by another signkit run"
-            run.record("document-result", result, status="skipped", reason=result.reason)
-            run.events.document_done(result)
-            return None
-    except OSError as exc:
-        result.fail(OutputError(f"cannot open ({exc.strerror})", subject=str(planned.task.input)))
+        holder = lock.acquire()
+    except SignkitError as exc:
+        result.fail(exc)
         _record_failure(run, result)
+        run.events.document_done(result)
+        return None
+    if holder is not None:
+        # Another run is signing it now: not done, so this run is no success
+        # either; a scheduler retries later (exit 75).
+        result.status = Status.NOT_ATTEMPTED
+        result.reason = "locked by another signkit run" + (f" (pid {holder})" if holder > 0 else "")
+        result.error_class = "InputLockedError"
+        result.error_code = int(ExitCode.TEMPFAIL)
+        run.record("document-result", result, status="not-attempted", reason=result.reason)
         run.events.document_done(result)
         return None
     doc = _Doc(planned=planned, result=result, lock=lock, temp=temp_path(planned.output))
     out = planned.output
-    if out.exists() and not spec.force:
-        done = stages.already_done(out, run.signer_sha256)
+    if not out.exists() or spec.force:
+        return doc
+    state = plugin.output_state(planned, run.signer_sha256)
+    if state is OutputState.DONE and not spec.resign:
+        result.status = Status.SKIPPED
         if planned.in_place:
-            if done and not spec.resign:
-                result.status = Status.SKIPPED
-                result.reason = "already signed by this signer"
-                run.record("document-result", result, status="skipped", reason=result.reason)
-                run.final(doc)
-                return None
-        elif done and not spec.resign:
-            result.status = Status.SKIPPED
+            result.reason = "already signed by this signer"
+            run.record("document-result", result, status="skipped", reason=result.reason)
+        else:
             result.reason = "output exists and carries this signer's intact signature"
             result.sha256_after = _sha256(out)
             run.record(
@@ -451,13 +490,15 @@ def _admit(
                 reason=result.reason,
                 sha256_after=result.sha256_after,
             )
-            run.final(doc)
-            return None
-        elif not done:
-            result.fail(OutputError("output exists (use --force to overwrite)", subject=str(out)))
-            _record_failure(run, result)
-            run.final(doc)
-            return None
+        run.final(doc)
+        return None
+    if state is OutputState.STALE:
+        result.reason = "the input changed since its output was signed: signed again"
+    elif state is OutputState.FOREIGN and not planned.in_place:
+        result.fail(OutputError("output exists (use --force to overwrite)", subject=str(out)))
+        _record_failure(run, result)
+        run.final(doc)
+        return None
     return doc
 
 
@@ -516,20 +557,30 @@ def _queue_commit(doc: _Doc, run: _Run) -> None:
 
 
 def _commit_group(run: _Run) -> None:
-    """Audit records durable first, then the outputs appear, then the directories sync."""
+    """Audit records durable first, then the outputs appear, then the directories
+    sync. When the records cannot be written, the group is not published."""
     if not run.pending_commit:
         return
     group, run.pending_commit = run.pending_commit, []
     if run.audit is not None:
-        run.audit.commit()
+        try:
+            if run.audit_error is not None:
+                raise run.audit_error
+            run.audit.commit()
+        except AuditWriteError as exc:
+            run.audit_error = exc
+            for doc in group:
+                _discard(doc)
+                doc.result.fail(exc)
+                doc.result.reason = "audit log not writable: not published"
+                run.final(doc)
+            return
     directories: set[Path] = set()
     published: list[int] = []
     for doc in group:
         planned = doc.planned
         try:
-            publish(
-                doc.temp, planned.output, replaces=planned.task.input if planned.in_place else None
-            )
+            publish(doc.temp, planned.output, replaces=planned.input if planned.in_place else None)
             doc.result.status = Status.SIGNED
             directories.add(planned.output.parent)
             published.append(run.indices[id(doc.result)])

@@ -27,11 +27,13 @@ class DocumentTask:
     root: Path | None = None
     """The directory argument it was found under (mirrored by --output-dir)."""
     output: Path | None = None
-    """Output named by a manifest row."""
+    """Output named by a manifest row, as written there (resolved when planned)."""
     options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Per-document option overrides from a manifest row (raw text)."""
     row: int | None = None
     """Manifest line number, for messages."""
+    manifest: Path | None = None
+    """The manifest the row comes from."""
 
 
 class Resolver:
@@ -178,9 +180,15 @@ def read_manifest(path: Path, *, allowed_columns: Iterable[str]) -> list[Documen
         if not doc.is_file():
             raise InputError(f"line {number}: no such file {name}", subject=str(path))
         out = row.pop("output", "")
-        output = (Path(out) if Path(out).is_absolute() else base / out) if out else None
+        output = Path(out) if out else None
         options = {k: v for k, v in row.items() if v != ""}
         tasks.append(
-            DocumentTask(input=doc, output=output, options=MappingProxyType(options), row=number)
+            DocumentTask(
+                input=doc,
+                output=output,
+                options=MappingProxyType(options),
+                row=number,
+                manifest=path,
+            )
         )
     return tasks

@@ -11,12 +11,13 @@ import errno
 import fcntl
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from signkit.errors import OutputError, UsageError
+from signkit.errors import InputError, OutputError, UsageError
+from signkit.formats.plugin import DocOptions
+from signkit.fsio import open_regular
 from signkit.jobs.inputs import TEMP_PREFIX, DocumentTask, Resolver
 
 
@@ -32,6 +33,8 @@ class OutputSpec:
     """Next to the input: a.pdf -> a_signed.pdf."""
     in_place: bool = False
     """Replace the input once the signed file is complete and verified."""
+    allow_absolute_outputs: bool = False
+    """Manifest outputs may be absolute or climb out of their base folder."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,10 +47,22 @@ class PlannedDoc:
     """Where the result goes."""
     in_place: bool
     """True when ``output`` is the input itself."""
+    options: DocOptions
+    """The document's options, resolved once (job defaults, then its manifest row)."""
+
+    @property
+    def input(self) -> Path:
+        """The input document."""
+        return self.task.input
 
 
-def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[PlannedDoc]:
-    """Decide every output first; refuse collisions before anything is signed."""
+def plan_outputs(
+    tasks: Sequence[DocumentTask],
+    spec: OutputSpec,
+    options_of: Callable[[Mapping[str, str]], DocOptions],
+) -> list[PlannedDoc]:
+    """Decide every output first; refuse collisions before anything is signed.
+    ``options_of`` turns a task's option overrides into its options (validating them)."""
     if spec.in_place and (spec.output or spec.output_dir):
         raise UsageError("--in-place cannot be combined with -o or --output-dir")
     if spec.output and spec.output_dir:
@@ -61,7 +76,7 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
     for task in tasks:
         src = task.input
         if task.output is not None:
-            out, in_place = task.output, False
+            out, in_place = _manifest_output(task, spec), False
         elif spec.in_place:
             out, in_place = src, True
         elif spec.output:
@@ -77,7 +92,8 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
             raise OutputError(
                 "the output would overwrite the input (use --in-place)", subject=str(src)
             )
-        planned.append((PlannedDoc(task=task, output=out, in_place=in_place), source, target))
+        doc = PlannedDoc(task=task, output=out, in_place=in_place, options=options_of(task.options))
+        planned.append((doc, source, target))
     seen: dict[str, Path] = {}
     for doc, _source, key in planned:
         if key in seen:
@@ -101,9 +117,34 @@ def plan_outputs(tasks: Sequence[DocumentTask], spec: OutputSpec) -> list[Planne
     return [doc for doc, _source, _target in planned]
 
 
+def _manifest_output(task: DocumentTask, spec: OutputSpec) -> Path:
+    """A manifest row's output, resolved against --output-dir or the manifest's
+    folder. A row could otherwise write anywhere the user can (an absolute
+    path elsewhere, ``../`` out of the folder, a symlinked folder leading
+    out): refused unless --allow-absolute-outputs."""
+    assert task.output is not None  # noqa: S101 - the caller checked
+    manifest = task.manifest or Path("manifest")
+    base = spec.output_dir or manifest.parent
+    out = base / task.output  # an absolute output stays as it is
+    if spec.allow_absolute_outputs:
+        return out
+    inside = os.path.normpath(out).startswith(os.path.join(os.path.normpath(base), ""))
+    real_inside = os.path.realpath(out).startswith(os.path.join(os.path.realpath(base), ""))
+    if not (inside and real_inside):
+        where = f"line {task.row}" if task.row else "a row"
+        raise UsageError(
+            f"{where}: the output {task.output} lies outside {base}",
+            subject=str(manifest),
+            hint="name outputs under the manifest's folder (or --output-dir), "
+            "or pass --allow-absolute-outputs",
+        )
+    return out
+
+
 def temp_path(final: Path) -> Path:
-    """A recognisable temp name in the target directory, tagged with our pid."""
-    return final.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{final.name}")
+    """An unpredictable temp name in the target directory, tagged with our pid
+    (so a later run can tell a dead run's leftovers from a live run's files)."""
+    return final.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(16)}-{final.name}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -149,13 +190,15 @@ def check_writable(directory: Path) -> None:
         raise OutputError("output directory is not writable", subject=str(directory))
 
 
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def check_report_path(path: Path) -> None:
+    """Refuse, before anything is signed, a report that could not be written."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError("the report path is a directory", subject=str(path))
+    if not directory.is_dir():
+        raise OutputError("the report's directory does not exist", subject=str(path))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputError("the report's directory is not writable", subject=str(path))
 
 
 def publish(temp: Path, final: Path, *, replaces: Path | None) -> None:
@@ -173,23 +216,42 @@ class InputLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[bytes] | None = None
+        self._fd: int | None = None
 
-    def acquire(self) -> bool:
-        """True if we hold the lock; False if another run does."""
-        fh = self.path.open("rb")
+    def acquire(self) -> int | None:
+        """Lock the input: None when we hold it, else the pid of the process that
+        does (0 when it cannot be told). Raises InputError when the input is no
+        longer a regular file (opened without blocking: a FIFO never hangs us)."""
+        fd = open_regular(self.path)
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            fh.close()
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return False
-            raise
-        self._fh = fh
-        return True
+                holder = _flock_holder(os.fstat(fd))
+                os.close(fd)
+                return holder
+            os.close(fd)
+            raise InputError(f"cannot lock ({exc.strerror})", subject=str(self.path)) from None
+        self._fd = fd
+        return None
 
     def release(self) -> None:
         """Drop the lock (idempotent)."""
-        fh, self._fh = self._fh, None
-        if fh is not None:
-            fh.close()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _flock_holder(st: os.stat_result) -> int:
+    """The pid holding a flock on the file of ``st``, from /proc/locks (0 if unknown)."""
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                parts = line.split()
+                # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+                if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == device:
+                    return int(parts[4]) if parts[4].isdigit() else 0
+    except OSError:
+        pass
+    return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -39,6 +38,7 @@ class DocumentResult:
     error_class: str | None = None
     error_code: int | None = None
     error_message: str | None = None
+    error_hint: str | None = None
     signer_sha256: str | None = None
     level: str | None = None
     signing_time: str | None = None
@@ -52,6 +52,7 @@ class DocumentResult:
         if isinstance(exc, SignkitError):
             self.error_code = int(exc.exit_code)
             self.error_message = str(exc)
+            self.error_hint = exc.hint
         else:
             self.error_code = int(ExitCode.INTERNAL)
             self.error_message = f"internal error ({type(exc).__name__}: {str(exc)[:200]})"
@@ -70,6 +71,8 @@ class BatchReport:
     warnings: list[str] = field(default_factory=list)
     run_error: SignkitError | None = None
     dry_run: bool = False
+    interrupted: int | None = None
+    """The signal that stopped the run, if one did."""
 
     def totals(self) -> dict[str, int]:
         """Count per status."""
@@ -80,12 +83,35 @@ class BatchReport:
         return counts
 
     def exit_code(self) -> int:
-        """Run-level errors (3-5) win; then 1 if any document failed."""
+        """A stop signal (128+N), then run-level errors (3-5, 75) win; then 1 if
+        any document failed; then 75 if one was left for another run to finish."""
+        if self.interrupted is not None:
+            return 128 + self.interrupted
         if self.run_error is not None:
             return int(self.run_error.exit_code)
-        if any(d.status is Status.FAILED for d in self.documents):
+        failed = [d for d in self.documents if d.status is Status.FAILED]
+        left = [
+            d
+            for d in self.documents
+            if d.status is Status.NOT_ATTEMPTED and d.error_code == ExitCode.TEMPFAIL
+        ]
+        if failed and all(d.error_code == ExitCode.TEMPFAIL for d in failed):
+            # Every failure passes by itself (a TSA outage): retry, not a person.
+            return int(ExitCode.TEMPFAIL)
+        if failed:
             return int(ExitCode.DOCUMENTS_FAILED)
+        if left:
+            return int(ExitCode.TEMPFAIL)
         return int(ExitCode.OK)
+
+    def status(self) -> str:
+        """One word for scripts: ok, failed (some documents), error (the run), interrupted."""
+        if self.interrupted is not None:
+            return "interrupted"
+        if self.run_error is not None:
+            return "error"
+        code = self.exit_code()
+        return "ok" if code == ExitCode.OK else ("retry" if code == ExitCode.TEMPFAIL else "failed")
 
     def to_json(self) -> dict[str, Any]:
         """The machine report."""
@@ -105,6 +131,7 @@ class BatchReport:
             "level": self.level,
             "signer": self.signer,
             "totals": self.totals(),
+            "status": self.status(),
             "exit_code": self.exit_code(),
             "run_error": None
             if self.run_error is None
@@ -119,11 +146,15 @@ class BatchReport:
         }
 
     def write(self, path: Path) -> None:
-        """Write the report atomically."""
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(self.to_json(), fh, ensure_ascii=False, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        """Write the report atomically (a planted symlink or temp name cannot
+        redirect it); OutputError when it cannot be written."""
+        from signkit.errors import OutputError
+        from signkit.fsio import atomic_write
+
+        data = json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n"
+        try:
+            atomic_write(path, data.encode("utf-8"))
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write the report ({exc.strerror or exc})", subject=str(path)
+            ) from None

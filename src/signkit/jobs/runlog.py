@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from signkit.audit.log import AuditLog, AuditSpec, run_identity
-from signkit.errors import SignkitError
+from signkit.errors import AuditWriteError, SignkitError
+from signkit.fsio import Writer
 from signkit.jobs.report import BatchReport
 from signkit.tokens.model import TokenInfo
 
@@ -36,8 +38,11 @@ class RunAudit:
         command: str,
         options: Sequence[str],
         warn: Callable[[str], None],
+        write: Writer | None = None,
     ) -> None:
-        self.log = AuditLog(path, spec, warn=warn) if path is not None else None
+        self.log = (
+            AuditLog(path, spec, warn=warn, write=write or os.write) if path is not None else None
+        )
         self.identity = {"command": command, "options": list(options), **run_identity()}
 
     def login_failed(self, token: TokenInfo, exc: SignkitError) -> None:
@@ -73,9 +78,13 @@ class RunAudit:
             self.log.commit()
 
     def run_end(self, report: BatchReport) -> None:
-        """Totals and outcome; closes (and seals) the log."""
+        """Totals and outcome; closes (and seals) the log. A log that could not be
+        written is only closed: the run already failed on it."""
         if self.log is not None:
             report.finished = datetime.now(UTC)
+            if self.log.broken is not None:
+                self.log.discard()
+                return
             self.log.add(
                 {
                     "type": "run-end",
@@ -87,4 +96,8 @@ class RunAudit:
                     "error": None if report.run_error is None else str(report.run_error),
                 }
             )
-            self.log.close()
+            try:
+                self.log.close()
+            except AuditWriteError as exc:
+                if report.run_error is None:
+                    report.run_error = exc

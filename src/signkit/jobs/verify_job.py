@@ -22,9 +22,10 @@ from signkit.errors import ExitCode, SignkitError, UsageError
 from signkit.jobs.engine import Events
 from signkit.jobs.inputs import DocumentTask, discover
 from signkit.jobs.report import BatchReport, DocumentResult, Status
+from signkit.signals import catch_stop_signals
 from signkit.verify.policy import VerifyPolicy
 from signkit.verify.verdict import DocumentVerdict, Indication
-from signkit.workers import WorkerPool, worker_init
+from signkit.workers import Limits, WorkerPool, limited_call, worker_init
 
 EXTENSIONS = (".pdf", ".xml")
 
@@ -51,6 +52,8 @@ class VerifyJobSpec:
     """Audit log (None = no audit)."""
     command_line: tuple[str, ...] = ()
     """Options, for the audit run record."""
+    limits: Limits = field(default_factory=Limits)
+    """Memory and time budget of each document (verified in a worker process)."""
 
 
 @dataclass(kw_only=True)
@@ -130,6 +133,8 @@ def verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | Signki
         return verify_pdf(Path(path), policy)
     except SignkitError as exc:
         return exc
+    except MemoryError:
+        raise  # the worker's budget: limited_call says so
     except Exception as exc:  # a bug or a library's surprise: report it, picklable
         # (a library exception may hold unpicklable state, e.g. lxml's error log)
         raise RuntimeError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
@@ -188,16 +193,12 @@ def verify_documents(
             }
         )
     _preload()
-    workers = min(spec.jobs or os.cpu_count() or 2, len(tasks))
+    # Always in worker processes, even for one document: a hostile file meets
+    # its memory and time budget there, never in this process.
+    workers = max(1, min(spec.jobs or os.cpu_count() or 2, len(tasks)))
     etsi: list[list[Any]] = [[] for _ in tasks]
     try:
-        if workers <= 1:
-            for index, task in enumerate(tasks):
-                value = verify_document(str(task.input), spec.policy)
-                if _record(results[index], value, audit, events, etsi[index]) and spec.fail_fast:
-                    break
-        else:
-            _run_pool(spec, tasks, results, workers, audit, events, etsi)
+        _run_pool(spec, tasks, results, workers, audit, events, etsi)
     except KeyboardInterrupt:
         for r in results:
             if r.status is Status.PLANNED:
@@ -233,38 +234,52 @@ def _run_pool(
     etsi: list[list[Any]],
 ) -> None:
     # fork: the workers inherit the imported validation stack (no warm-up).
-    lookahead = workers * 8
+    # --fail-fast: no more in flight than workers, so a stop leaves the rest untouched.
+    lookahead = workers if spec.fail_fast else workers * 8
     queue = list(enumerate(tasks))[::-1]
-    with WorkerPool(workers, initializer=worker_init) as pool:
-        in_flight: dict[Future[Any], int] = {}
-        stop = False
-        try:
-            while queue or in_flight:
-                while queue and not stop and len(in_flight) < lookahead:
-                    index, task = queue.pop()
-                    future = pool.submit(verify_document, str(task.input), spec.policy)
-                    in_flight[future] = index
-                if not in_flight:
-                    break
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                for future in done:
-                    index = in_flight.pop(future)
-                    try:
-                        value = future.result()
-                    except Exception as exc:  # a bug, or a worker that died
-                        results[index].fail(exc)
-                        events.document_done(results[index])
-                        stop = stop or spec.fail_fast
-                        continue
-                    if (
-                        _record(results[index], value, audit, events, etsi[index])
-                        and spec.fail_fast
-                    ):
-                        stop = True
-        except BaseException:
-            for future in in_flight:
-                future.cancel()
-            raise
+    pool = WorkerPool(workers, initializer=worker_init)
+    in_flight: dict[Future[Any], int] = {}
+    stop = False
+    # SIGINT/SIGTERM as a flag, checked between waits: a stop ends the run at
+    # once, whatever a worker is busy with.
+    stopping = catch_stop_signals()
+    try:
+        while queue or in_flight:
+            stopping.check()
+            while queue and not stop and len(in_flight) < lookahead:
+                index, task = queue.pop()
+                future = pool.submit_timed(
+                    spec.limits.seconds,
+                    limited_call,
+                    spec.limits,
+                    verify_document,
+                    str(task.input),
+                    spec.policy,
+                )
+                in_flight[future] = index
+            if not in_flight:
+                break
+            done, _ = wait(list(in_flight), timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = in_flight.pop(future)
+                try:
+                    value = future.result()
+                except Exception as exc:  # a bug, or a worker that died
+                    results[index].fail(exc)
+                    events.document_done(results[index])
+                    stop = stop or spec.fail_fast
+                    continue
+                if _record(results[index], value, audit, events, etsi[index]) and spec.fail_fast:
+                    stop = True
+        pool.shutdown(wait=True)
+    except BaseException:
+        for future in in_flight:
+            future.cancel()
+        pool.kill()
+        pool.shutdown(wait=False)
+        raise
+    finally:
+        stopping.restore()
 
 
 def _record(

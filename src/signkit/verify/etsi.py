@@ -9,7 +9,6 @@ status). XML signatures have no such report here.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,9 +71,12 @@ def write_report(parts: Sequence[tuple[Any, list[Any]]], path: Path) -> None:
         signature_validation_objects=ts_11910202.ValidationObjectListType(tuple(objects.values())),
     )
     text = XmlSerializer(config=SerializerConfig(indent="  ")).render(report, ns_map=NAMESPACES)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from signkit.errors import OutputError
+    from signkit.fsio import atomic_write
+
+    try:
+        atomic_write(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the report ({exc.strerror or exc})", subject=str(path)
+        ) from None

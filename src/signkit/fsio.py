@@ -1,0 +1,101 @@
+"""File handling every part of signkit shares: complete writes, atomic
+replacement through unpredictable temp files, and inputs that must be regular
+files.
+
+A short ``os.write`` (a full disk, a quota) is an error here, never silently
+a shorter file; temp files are created with ``O_EXCL|O_NOFOLLOW`` under a
+random name, so a planted symlink or a guessed name cannot redirect a write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from signkit.errors import InputError
+
+Writer = Callable[[int, bytes | memoryview], int]
+"""``os.write``'s shape: the seam through which tests inject full disks."""
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview, *, write: Writer = os.write) -> None:
+    """Write every byte of ``data`` or raise OSError (ENOSPC when nothing more fits)."""
+    view = memoryview(data)
+    while view:
+        written = write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
+def temp_name(final: Path, prefix: str = ".") -> Path:
+    """An unpredictable name next to ``final`` (same directory, so a rename is atomic)."""
+    return final.with_name(f"{prefix}{final.name}.{secrets.token_hex(16)}.tmp")
+
+
+def create_exclusive(path: Path, mode: int = 0o666) -> int:
+    """Open a new file for writing; fails if anything (a symlink included) is there."""
+    return os.open(path, _CREATE, mode)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o666) -> None:
+    """Replace ``path`` with ``data``: all of it or, on any error, nothing.
+
+    The temp file lives next to ``path`` under a random name; it is fsynced
+    before the rename and the directory after it. ``mode`` is masked by the
+    umask, as for any file the user creates.
+    """
+    tmp = temp_name(path)
+    fd = create_exclusive(tmp, mode)
+    try:
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        fsync_directory(path.parent)
+
+
+def open_regular(path: Path | str) -> int:
+    """A read-only descriptor on ``path``, which must be a regular file.
+
+    Opened without blocking, so a FIFO or a device put in a document's place
+    is refused instead of hanging the run; the descriptor is blocking again
+    once returned. Raises InputError naming the file and the reason.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError(f"cannot open ({exc.strerror})", subject=str(path)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError("not a regular file", subject=str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

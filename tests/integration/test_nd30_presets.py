@@ -350,7 +350,7 @@ def test_number_and_date_then_seal_all_signatures_stay_valid(
     sk, signkit, trust, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     from signkit.fontfiles import find_serif_font
-    from signkit.formats.pdf_anchor import find_slots, font_advance, page_words
+    from signkit.formats.pdf.anchor import find_slots, font_advance, page_words
 
     leader = leader_signed(sk, tmp_path)
     assert_all_passed(signkit, leader, trust, 1)

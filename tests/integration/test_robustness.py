@@ -61,7 +61,7 @@ def quiet_events():  # type: ignore[no-untyped-def]
 
 
 def job(softhsm: SoftHsm, src: Path, out: Path, **extra):  # type: ignore[no-untyped-def]
-    from signkit.formats.pdf_format import PdfFormat
+    from signkit.formats.pdf import PdfFormat
     from signkit.jobs.outputs import OutputSpec
     from signkit.jobs.signing import SignJobSpec
     from signkit.tokens.access import TokenSpec

@@ -436,7 +436,7 @@ def test_token_failure_mid_batch_keeps_finished_files(
 ) -> None:
     """The token 'disappears' after 5 signatures (fault injected at the token seam)."""
     from signkit.errors import TokenOperationError
-    from signkit.formats.pdf_format import PdfFormat
+    from signkit.formats.pdf import PdfFormat
     from signkit.jobs.engine import EngineSpec
     from signkit.jobs.outputs import OutputSpec
     from signkit.jobs.report import BatchReport

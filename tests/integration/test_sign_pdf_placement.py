@@ -39,7 +39,7 @@ def widget_rect(path: Path, page: int = 0) -> tuple[float, float, float, float]:
 
 
 def word_box(pdf: Path, text: str) -> tuple[float, float, float, float]:
-    from signkit.formats.pdf_anchor import find_on_page, page_words
+    from signkit.formats.pdf.anchor import find_on_page, page_words
 
     _w, height, words = page_words(str(pdf), 1, None)
     left, top, right, bottom = find_on_page(words, text)[-1]
@@ -136,7 +136,7 @@ def test_decomposed_anchor_matches_precomposed_text(sk, tmp_path: Path) -> None:
 
 
 def test_legacy_vietnamese_encoding_is_named() -> None:
-    from signkit.formats.pdf_anchor import looks_legacy
+    from signkit.formats.pdf.anchor import looks_legacy
 
     # "Cộng hòa xã hội chủ nghĩa Việt Nam" / "Quyết định" typed in TCVN3, read as Unicode
     tcvn3 = [

@@ -6,7 +6,7 @@ import pytest
 
 from signkit.errors import UsageError
 from signkit.formats.pdf import PdfDocOptions, resolve_options
-from signkit.formats.pdf_presets import PRESETS, get_preset
+from signkit.formats.pdf.presets import PRESETS, get_preset
 
 
 def test_attachment_fills_place_text_and_font() -> None:
@@ -70,9 +70,9 @@ def test_every_preset_names_its_own_field() -> None:
 )
 def test_dates_as_decree_30_writes_them(day: int, month: int, expected: tuple[str, str]) -> None:
     """Days under 10 and months 1 and 2 take a leading zero; other months do not."""
-    from signkit.formats.pdf import _day, _month
+    from signkit.formats.pdf.decree30 import day_text, month_text
 
-    assert (_day(day), _month(month)) == expected
+    assert (day_text(day), month_text(month)) == expected
 
 
 def test_composite_preset_needs_the_number() -> None:
@@ -82,7 +82,7 @@ def test_composite_preset_needs_the_number() -> None:
 
 @pytest.fixture
 def user_config(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    from signkit.formats import pdf_presets
+    from signkit.formats.pdf import presets as pdf_presets
 
     path = tmp_path / "config.toml"
     monkeypatch.setenv("SIGNKIT_CONFIG", str(path))

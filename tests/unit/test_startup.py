@@ -50,8 +50,8 @@ def test_worker_warmup_imports_the_pdf_stack() -> None:
     """Regression: an unused-import fix once emptied the warm-up, so every batch's
     first document waited for pyHanko to import."""
     code = (
-        "import sys; from signkit.formats import pdf; pdf.worker_warmup(); "
-        "print(all(m in sys.modules for m in pdf.WARMUP_MODULES))"
+        "import sys; from signkit.formats.pdf import prepare; prepare.worker_warmup(); "
+        "print(all(m in sys.modules for m in prepare.WARMUP_MODULES))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "True"

@@ -9,7 +9,7 @@ import sys
 
 # Commands whose workers import a heavy stack: started before anything else.
 _PRESTART = {
-    ("sign", "pdf"): ("signkit.formats.pdf", "worker_warmup"),
+    ("sign", "pdf"): ("signkit.formats.pdf.prepare", "worker_warmup"),
     ("sign", "xml"): ("signkit.formats.xml", "worker_warmup"),
 }
 

@@ -265,8 +265,7 @@ def sign_pdf(**options: Any) -> None:
     out = Output.from_options(options)
 
     def make_format(o: dict[str, Any]) -> Any:
-        from signkit.formats.pdf import PdfDocOptions
-        from signkit.formats.pdf_format import PdfFormat
+        from signkit.formats.pdf import PdfDocOptions, PdfFormat
 
         defaults = PdfDocOptions(
             level=o["level"],

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from signkit.errors import ConfigError
-from signkit.formats import pdf
 from signkit.formats.cms import CmsTemplate, signature_size
-from signkit.formats.pdf_presets import get_preset
+from signkit.formats.pdf import decree30, finish, prepare, resume
+from signkit.formats.pdf.options import EXTENSIONS, OVERRIDABLE, PdfDocOptions, resolve_options
+from signkit.formats.pdf.presets import get_preset
 from signkit.formats.plugin import OutputState, PlannedDocLike, SignerContext, Stages
 
 
@@ -18,21 +19,21 @@ from signkit.formats.plugin import OutputState, PlannedDocLike, SignerContext, S
 class PdfFormat:
     """PAdES signatures on PDFs."""
 
-    defaults: pdf.PdfDocOptions = field(default_factory=pdf.PdfDocOptions)
+    defaults: PdfDocOptions = field(default_factory=PdfDocOptions)
     """The job's signature options (manifest rows override them)."""
     password: str | None = field(default=None, repr=False)
     """Password of encrypted input PDFs."""
 
     name = "pdf"
-    extensions = pdf.EXTENSIONS
-    manifest_columns = pdf.OVERRIDABLE
+    extensions = EXTENSIONS
+    manifest_columns = OVERRIDABLE
     timestamped_levels = frozenset(("B-T", "B-LT", "B-LTA"))
     long_term_levels = frozenset(("B-LT", "B-LTA"))
-    warmup = ("signkit.formats.pdf", "worker_warmup")
+    warmup = ("signkit.formats.pdf.prepare", "worker_warmup")
 
-    def resolve(self, overrides: Mapping[str, str]) -> pdf.PdfDocOptions:
+    def resolve(self, overrides: Mapping[str, str]) -> PdfDocOptions:
         """The job's options with a manifest row's overrides, validated."""
-        return pdf.resolve_options(self.defaults, overrides)
+        return resolve_options(self.defaults, overrides)
 
     def check_plan(self, docs: Sequence[PlannedDocLike]) -> None:
         """Every PDF plan the options allow can be carried out."""
@@ -47,7 +48,7 @@ class PdfFormat:
         for d in docs:
             preset = _options(d).preset
             if preset is not None and get_preset(preset).scan_checks:
-                for problem in pdf.scan_warnings(d.input):
+                for problem in decree30.scan_warnings(d.input):
                     warn(f"{d.input}: {problem} (Decree 30/2020 asks of a scanned copy)")
 
     def passes(self, docs: Sequence[PlannedDocLike]) -> list[list[PlannedDocLike]]:
@@ -85,11 +86,11 @@ class PdfFormat:
             digest_algorithm=context.digest_algorithm,
             scheme=context.scheme,
         )
-        allowance = pdf.TIMESTAMP_ALLOWANCE if context.needs_tsa else 0
+        allowance = prepare.TIMESTAMP_ALLOWANCE if context.needs_tsa else 0
         reserved = 2 * template.size_bound(
             signature_size(context.key_type, context.key_size), allowance
         )
-        config = pdf.PdfBatchConfig(
+        config = prepare.PdfBatchConfig(
             signer_der=context.certificate_der,
             chain_der=context.chain_der[1:],
             digest_algorithm=context.digest_algorithm,
@@ -107,8 +108,8 @@ class PdfFormat:
             signer_serial=context.signer_serial,
         )
 
-        def make_item(index: int, planned: PlannedDocLike, temp: Path) -> pdf.PrepareItem:
-            return pdf.PrepareItem(
+        def make_item(index: int, planned: PlannedDocLike, temp: Path) -> prepare.PrepareItem:
+            return prepare.PrepareItem(
                 index=index,
                 input=str(planned.input),
                 temp=str(temp),
@@ -117,8 +118,8 @@ class PdfFormat:
             )
 
         return Stages(
-            prepare=pdf.worker_prepare,  # type: ignore[arg-type]
-            finish=pdf.worker_finish,  # type: ignore[arg-type]
+            prepare=prepare.worker_prepare,  # type: ignore[arg-type]
+            finish=finish.worker_finish,  # type: ignore[arg-type]
             make_item=make_item,
         )
 
@@ -126,16 +127,16 @@ class PdfFormat:
         """Ours and current when the signature in the document's field (default:
         the last) is intact, by this certificate, and the output begins with
         the input's bytes (signatures are incremental updates of the input)."""
-        if not pdf.signed_by(doc.output, signer_sha256, _options(doc).field):
+        if not resume.signed_by(doc.output, signer_sha256, _options(doc).field):
             return OutputState.FOREIGN
         if doc.in_place or _starts_with(doc.output, doc.input):
             return OutputState.DONE
         return OutputState.STALE
 
 
-def _options(doc: PlannedDocLike) -> pdf.PdfDocOptions:
+def _options(doc: PlannedDocLike) -> PdfDocOptions:
     opts = doc.options
-    assert isinstance(opts, pdf.PdfDocOptions)  # noqa: S101 - resolved by this format
+    assert isinstance(opts, PdfDocOptions)  # noqa: S101 - resolved by this format
     return opts
 
 

@@ -1,0 +1,453 @@
+"""Stage 1 (worker): the incremental update with a reserved /Contents written
+into a temp file next to the output, the /ByteRange digest and the signed
+attributes the token signs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from signkit.errors import (
+    DocumentError,
+    InputFormatError,
+    OutputError,
+    SignkitError,
+)
+from signkit.formats.cms import CmsTemplate
+from signkit.formats.pdf.anchor import (
+    box_for,
+    font_advance,
+    locate,
+    parse_pair,
+)
+from signkit.formats.pdf.appearance import (
+    DEFAULT_TEXT,
+    AppearanceValues,
+    parse_rect,
+    place_rect,
+    rotated_style,
+    slots_style,
+    stamp_style,
+)
+from signkit.formats.pdf.decree30 import fit_image, seal_box, slot_layout
+from signkit.formats.pdf.options import PdfDocOptions
+from signkit.fsio import open_regular
+from signkit.timestamps import TsaSpec
+from signkit.tokens.model import SignatureScheme
+
+TIMESTAMP_ALLOWANCE = 12 * 1024
+
+
+CHUNK = 1 << 20
+
+
+# A new temp file only: never an existing file, never through a symlink.
+_CREATE_TEMP = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+# Documents up to this size are laid out in memory (fewer system calls);
+# larger ones stream through the temp file so memory stays bounded.
+IN_MEMORY_LIMIT = 32 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class PdfBatchConfig:
+    """What every worker needs, the same for the whole batch (picklable, no secrets)."""
+
+    signer_der: bytes
+    chain_der: tuple[bytes, ...]
+    digest_algorithm: str
+    scheme: SignatureScheme
+    bytes_reserved: int
+    tsa: TsaSpec | None
+    ltv_certs: tuple[bytes, ...] = ()
+    ltv_ocsps: tuple[bytes, ...] = ()
+    ltv_crls: tuple[bytes, ...] = ()
+    timezone: str = "Asia/Ho_Chi_Minh"
+    password: str | None = field(default=None, repr=False)
+    font_path: str = ""
+    signer_name: str = ""
+    signer_org: str = ""
+    signer_serial: str = ""
+
+
+@dataclass(frozen=True)
+class PrepareItem:
+    """One document handed to a worker (with the batch config: a few KB)."""
+
+    index: int
+    input: str
+    temp: str
+    options: PdfDocOptions
+    config: PdfBatchConfig
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A document with its placeholder written and its digest computed."""
+
+    config: PdfBatchConfig
+    index: int
+    temp: str
+    to_sign: bytes
+    document_digest: bytes
+    reserved_start: int
+    reserved_end: int
+    signed_length: int
+    sha256_before: str
+    signing_time: str
+    level: str
+    size_before: int | None = None
+
+
+class WorkerState:
+    """Per-process state, built once by ``worker_init``."""
+
+    def __init__(self, config: PdfBatchConfig) -> None:
+        from asn1crypto import x509
+        from pyhanko.sign.signers.pdf_cms import ExternalSigner
+        from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+        self.config = config
+        self.template = CmsTemplate.create(
+            signer_der=config.signer_der,
+            chain_der=config.chain_der,
+            digest_algorithm=config.digest_algorithm,
+            scheme=config.scheme,
+        )
+        cert = x509.Certificate.load(config.signer_der)
+        store = SimpleCertificateStore.from_certs(
+            [x509.Certificate.load(d) for d in config.chain_der]
+        )
+        # pyHanko lays out the document; the CMS is ours, so its value is a placeholder.
+        self.ext_signer = ExternalSigner(cert, store, signature_value=b"\x00" * 8)
+        self.zone = ZoneInfo(config.timezone)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """One event loop per worker, for the few pyHanko calls that need one."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+
+_STATE: WorkerState | None = None
+
+
+# What a worker needs for its first document, imported ahead of it.
+WARMUP_MODULES = (
+    "pyhanko.pdf_utils.incremental_writer",
+    "pyhanko.sign.fields",
+    "pyhanko.sign.signers",
+    "pyhanko.sign.signers.pdf_byterange",
+    "pyhanko.sign.signers.pdf_cms",
+    "pyhanko.sign.validation.dss",
+    "pyhanko_certvalidator.registry",
+)
+
+
+def worker_warmup() -> None:
+    """Import the PDF stack ahead of the first document (a task, run early)."""
+    import importlib
+
+    from signkit.startup import imports_without_gc
+
+    with imports_without_gc():
+        for name in WARMUP_MODULES:
+            importlib.import_module(name)
+
+
+def worker_state(config: PdfBatchConfig) -> WorkerState:
+    """The worker state for this batch's config (built once per worker)."""
+    global _STATE
+    if _STATE is None or _STATE.config != config:
+        _STATE = WorkerState(config)
+    return _STATE
+
+
+def sha256_file(fh: IO[bytes]) -> str:
+    """Hash a file in chunks (large files never sit in memory)."""
+    h = hashlib.sha256()
+    fh.seek(0)
+    while chunk := fh.read(CHUNK):
+        h.update(chunk)
+    fh.seek(0)
+    return h.hexdigest()
+
+
+def _open_writer(fh: IO[bytes], source: str, password: str | None) -> Any:
+    from pyhanko.pdf_utils.crypt import AuthStatus
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.misc import PdfError
+
+    head = fh.read(1024)
+    fh.seek(0)
+    if b"%PDF-" not in head:
+        raise InputFormatError("not a PDF (no %PDF- header)", subject=source)
+    try:
+        writer = IncrementalPdfFileWriter(fh, strict=False)
+    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise InputFormatError(f"malformed PDF ({str(exc)[:160]})", subject=source) from None
+    if writer.prev.encrypted:
+        if password is None:
+            raise InputFormatError(
+                "the PDF is encrypted",
+                subject=source,
+                hint="give the password with --password-file or SIGNKIT_PDF_PASSWORD",
+            )
+        result = writer.encrypt(password)
+        if result.status == AuthStatus.FAILED:
+            raise InputFormatError("wrong password for the encrypted PDF", subject=source)
+    return writer
+
+
+def _page_count(writer: Any) -> int:
+    return int(writer.root["/Pages"]["/Count"])
+
+
+def _page_index(writer: Any, page: str | None, source: str) -> int:
+    count = _page_count(writer)
+    index = count - 1 if page == "last" else int(page or "1") - 1
+    if not 0 <= index < count:
+        raise InputFormatError(f"page {page} does not exist ({count} pages)", subject=source)
+    return index
+
+
+def _page_geometry(writer: Any, index: int) -> tuple[tuple[float, float, float, float], int]:
+    page = writer.find_page_for_modification(index)[0].get_object()
+
+    def inherited(key: str) -> Any:
+        node = page
+        while node is not None:
+            if key in node:
+                return node[key]
+            node = node.get("/Parent")
+            node = node.get_object() if node is not None else None
+        return None
+
+    box = inherited("/CropBox") or inherited("/MediaBox")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    rotate = int(inherited("/Rotate") or 0)
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), rotate
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where a visible signature goes: page, box (PDF units) and page rotation,
+    and for text written into printed blanks, the texts, size and baseline."""
+
+    index: int
+    box: tuple[int, int, int, int]
+    rotate: int
+    slots: list[tuple[float, str]] | None = None
+    size: float = 0.0
+    baseline: float = 0.0
+
+
+def worker_prepare(item: PrepareItem) -> Prepared:
+    """Stage 1 (worker): placeholder, digest and signed attributes."""
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.sign.general import SigningError
+
+    st = worker_state(item.config)
+    try:
+        with os.fdopen(open_regular(item.input), "rb") as fh:
+            before = sha256_file(fh)
+            size_before = os.fstat(fh.fileno()).st_size
+            writer = _open_writer(fh, item.input, st.config.password)
+            now = datetime.now(st.zone).replace(microsecond=0)
+            tbs = _signing_session(writer, item, st, now)
+            # 0o666: the umask decides, as for any file the user creates
+            fd = os.open(item.temp, _CREATE_TEMP, 0o666)
+            with os.fdopen(fd, "w+b") as out:
+                if size_before <= IN_MEMORY_LIMIT:
+                    # Small documents: lay out in memory, then one write.
+                    buffer = io.BytesIO()
+                    prepared, _ = tbs.digest_tbs_document(output=buffer)
+                    out.write(buffer.getbuffer())
+                else:
+                    prepared, _ = tbs.digest_tbs_document(output=out)
+                out.seek(0, os.SEEK_END)
+                signed_length = out.tell()
+    except SignkitError:
+        raise
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the signed copy ({exc.strerror or exc})", subject=item.temp
+        ) from None
+    except SigningError as exc:
+        raise DocumentError(str(exc), subject=item.input) from None
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        if not raised_by_a_library(exc):
+            raise  # a bug in signkit, not a bad file: it must look like one
+        raise InputFormatError(
+            f"cannot sign this PDF ({str(exc)[:160]})", subject=item.input
+        ) from None
+    return Prepared(
+        config=item.config,
+        index=item.index,
+        temp=item.temp,
+        to_sign=st.template.signed_attributes(prepared.document_digest),
+        document_digest=prepared.document_digest,
+        reserved_start=prepared.reserved_region_start,
+        reserved_end=prepared.reserved_region_end,
+        signed_length=signed_length,
+        sha256_before=before,
+        signing_time=now.isoformat(),
+        level=item.options.level,
+        size_before=size_before,
+    )
+
+
+def raised_by_a_library(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of a third-party package (pyHanko reading a
+    malformed file) rather than signkit's own code: the deepest frame in
+    either decides (the standard library's are passed over)."""
+    tb = exc.__traceback__
+    library = False
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(_PACKAGE_DIR):
+            library = False
+        elif "site-packages" in filename or "dist-packages" in filename:
+            library = True
+        tb = tb.tb_next
+    return library
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _signing_session(writer: Any, item: PrepareItem, st: WorkerState, now: datetime) -> Any:
+    """pyHanko's to-be-signed document: field, appearance and metadata."""
+    from pyhanko.sign import fields as sigfields
+    from pyhanko.sign import signers
+
+    cfg, opts = st.config, item.options
+    name = opts.field or _free_field_name(writer)
+    style = None
+    spec = None
+    if opts.visible:
+        place = _place(writer, item, cfg, now)
+        style = _style(place, opts, cfg, now)
+        spec = sigfields.SigFieldSpec(sig_field_name=name, on_page=place.index, box=place.box)
+    meta = signers.PdfSignatureMetadata(
+        field_name=name,
+        md_algorithm=cfg.digest_algorithm,
+        subfilter=sigfields.SigSeedSubFilter.PADES,
+        reason=opts.reason,
+        location=opts.location,
+        contact_info=opts.contact,
+        name=opts.name,
+        certify=opts.certify,
+        docmdp_permissions=sigfields.MDPPerm(opts.docmdp),
+    )
+    pdf_signer = signers.PdfSigner(
+        meta, signer=st.ext_signer, stamp_style=style, new_field_spec=spec
+    )
+    session = pdf_signer.init_signing_session(writer)
+    session.system_time = now
+    return session.prepare_tbs_document(validation_info=None, bytes_reserved=cfg.bytes_reserved)
+
+
+def _place(writer: Any, item: PrepareItem, cfg: PdfBatchConfig, now: datetime) -> _Placement:
+    """The page and box of a visible signature, by preset, text or --rect."""
+    opts, source = item.options, item.input
+    if opts.over_signature:
+        index, box = seal_box(writer.prev, opts, source)
+        return _Placement(index, box, 0)
+    if opts.placement in ("number-slot", "date-slots"):
+        index = _page_index(writer, opts.page, source)
+        cropbox, rotate = _page_geometry(writer, index)
+        rect_mm, slots, size, baseline = slot_layout(source, index, opts, cfg, now)
+        box = place_rect(rect_mm, corner="bottom-left", cropbox=cropbox, rotate=rotate)
+        return _Placement(index, box, rotate, slots, size, baseline)
+    if opts.anchor_text is not None:
+        pages = (
+            [_page_index(writer, opts.page, source) + 1]
+            if opts.page is not None
+            else list(range(_page_count(writer), 0, -1))
+        )
+        page_no, match = locate(
+            source,
+            opts.anchor_text,
+            pages=pages,
+            occurrence=opts.anchor_occurrence,
+            password=cfg.password,
+            advance=font_advance(cfg.font_path),
+        )
+        index = page_no - 1
+        rect_mm = box_for(
+            match,
+            position=opts.anchor_position,
+            size_mm=parse_pair(opts.box_size, "--box-size"),
+            offset_mm=parse_pair(opts.anchor_offset, "--anchor-offset"),
+        )
+        corner = "bottom-left"
+    else:
+        index = _page_index(writer, opts.page, source)
+        rect_mm = parse_rect(opts.rect or "")
+        corner = opts.corner
+    cropbox, rotate = _page_geometry(writer, index)
+    if opts.preset is not None and opts.image and opts.text == "":
+        # A preset's image alone (the leader's signature): the box takes the
+        # image's proportions, so the widget is the image and the seal's
+        # overlap is measured on it. A user's own box is kept.
+        rect_mm = fit_image(rect_mm, opts.image)
+    return _Placement(
+        index, place_rect(rect_mm, corner=corner, cropbox=cropbox, rotate=rotate), rotate
+    )
+
+
+def _style(place: _Placement, opts: PdfDocOptions, cfg: PdfBatchConfig, now: datetime) -> Any:
+    """The appearance: text in printed blanks, or the stamp (image and/or text)."""
+    if place.slots is not None:
+        inner = slots_style(
+            slots=place.slots,
+            font_path=cfg.font_path,
+            font_size=place.size,
+            baseline=place.baseline,
+        )
+        return rotated_style(inner, place.rotate)
+    values = AppearanceValues(
+        signer=opts.name or cfg.signer_name,
+        org=cfg.signer_org,
+        serial=cfg.signer_serial,
+        time=now,
+        reason=opts.reason or "",
+        location=opts.location or "",
+        doc_number=opts.doc_number or "",
+        copy_form=opts.copy_form or "",
+        copy_org=opts.copy_org or "",
+    )
+    text = (
+        None
+        if opts.image and opts.text == ""
+        else values.render(opts.text if opts.text is not None else DEFAULT_TEXT)
+    )
+    return stamp_style(
+        text=text,
+        image=opts.image,
+        layout_mode=opts.layout,
+        font_path=cfg.font_path,
+        font_size=opts.font_size,
+        box=place.box,
+        rotate=place.rotate,
+    )
+
+
+def _free_field_name(writer: Any) -> str:
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    taken = {name for name, _, _ in enumerate_sig_fields(writer, filled_status=None)}
+    n = 1
+    while f"Signature{n}" in taken:
+        n += 1
+    return f"Signature{n}"

@@ -543,14 +543,3 @@ def run_identity() -> dict[str, Any]:
         "pid": os.getpid(),
         "signkit_version": __version__,
     }
-
-
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    """Every record of a log file (lines that are not records are left out)."""
-    records = []
-    with path.open("rb") as fh:
-        for line in fh:
-            record = parse_record(line.rstrip(b"\n"))
-            if record is not None:
-                records.append(record)
-    return records

@@ -1,4 +1,4 @@
-"""Session fixtures: a private SoftHSM, the live PKI services, a signkit runner."""
+"""Session fixtures: SoftHSM and openCryptoki tokens, the live PKI services, a signkit runner."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import PkiServices, SoftHsm, build_softhsm
+from support.infra import (
+    OpenCryptoki,
+    PkiServices,
+    SoftHsm,
+    TokenImpl,
+    build_opencryptoki,
+    build_softhsm,
+)
 from support.runner import Runner
+
+IMPLEMENTATIONS = ("softhsm", "opencryptoki")
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +27,29 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
     hsm = build_softhsm(tmp_path_factory.mktemp("softhsm"))
     os.environ["SOFTHSM2_CONF"] = str(hsm.conf)
     return hsm
+
+
+@pytest.fixture(scope="session")
+def opencryptoki() -> Iterator[OpenCryptoki]:
+    """openCryptoki's soft tokens behind pkcsslotd, rebuilt and held for this session."""
+    ock = build_opencryptoki()
+    try:
+        yield ock
+    finally:
+        ock.close()
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def tokens(request: pytest.FixtureRequest) -> TokenImpl:
+    """The layout's tokens on each PKCS#11 implementation in turn (the token matrix)."""
+    impl: TokenImpl = request.getfixturevalue(request.param)
+    return impl
+
+
+@pytest.fixture
+def signkit_on(tokens: TokenImpl, state_dir: Path, softhsm: SoftHsm) -> Runner:
+    """Run `signkit …` against ``tokens`` (SoftHSM stays configured: modules coexist)."""
+    return Runner(tokens, state_dir)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +74,21 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def signkit(softhsm: SoftHsm, state_dir: Path) -> Runner:
     """Run `signkit …` against the test tokens with a private state directory."""
     return Runner(softhsm, state_dir)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked ``only(impl, why)`` must use that implementation's fixture, not the matrix."""
+    for item in items:
+        marker = item.get_closest_marker("only")
+        if marker is None:
+            continue
+        impl, why = marker.args
+        names = getattr(item, "fixturenames", ())
+        if impl not in IMPLEMENTATIONS or not why or impl not in names or "tokens" in names:
+            raise pytest.UsageError(
+                f"{item.nodeid}: only({impl!r}, why) needs the {impl!r} fixture, "
+                "a reason, and no 'tokens' fixture"
+            )
 
 
 _skipped: list[str] = []

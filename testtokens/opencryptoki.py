@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import grp
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -50,6 +51,15 @@ LOCKS = Path("/var/lock/opencryptoki")
 PIDFILE = Path("/var/run/pkcsslotd.pid")
 SOCKET = Path("/var/run/pkcsslotd.socket")
 DAEMON = "/usr/sbin/pkcsslotd"
+# openCryptoki 3.8's soft-token library keeps its objects in globals: a process
+# that uses two slots served by the same library file sees one token's objects
+# in the other. Each test slot therefore gets its own copy of the library.
+STDLL_DIRS = (
+    "/usr/lib/x86_64-linux-gnu/opencryptoki/stdll",
+    "/usr/lib/aarch64-linux-gnu/opencryptoki/stdll",
+    "/usr/lib/opencryptoki/stdll",
+)
+STDLL_COPIES = Path("/usr/local/lib/signkit-testtokens")
 GROUP = "pkcs11"
 MODULE_CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so",
@@ -82,9 +92,15 @@ class Slot:
         return self.label
 
     @property
+    def stdll(self) -> Path:
+        """This slot's own copy of the soft-token library."""
+        return STDLL_COPIES / f"libpkcs11_sw-slot{self.slot_id}.so"
+
+    @property
     def description(self) -> str:
-        """Slot description (also how `check` recognises the slot)."""
-        return f"signkit test slot {self.label}"
+        """Slot description; `check` recognises the slot, and the configuration it
+        was started with, by it."""
+        return f"signkit test slot {self.label} {_plan_digest()}"
 
 
 SLOTS: tuple[Slot, ...] = (
@@ -113,20 +129,47 @@ def find_module() -> str:
     )
 
 
+def _slot_lines(slot: Slot) -> list[str]:
+    return [f"slot {slot.slot_id}", "{", f"stdll = {slot.stdll}", f"tokname = {slot.tokname}"]
+
+
+def _plan_digest() -> str:
+    # A changed slot plan changes every description, so `daemon` sees that the
+    # running pkcsslotd was started with another configuration.
+    text = "\n".join(line for slot in SLOTS for line in _slot_lines(slot))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def conf_block() -> str:
     """The slot definitions this script owns in opencryptoki.conf."""
     lines = [BEGIN]
     for slot in SLOTS:
-        lines += [
-            f"slot {slot.slot_id}",
-            "{",
-            "stdll = libpkcs11_sw.so",
-            f"tokname = {slot.tokname}",
-            f'description = "{slot.description}"',
-            "}",
-        ]
+        lines += [*_slot_lines(slot), f'description = "{slot.description}"', "}"]
     lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+def soft_token_library() -> Path:
+    """openCryptoki's soft-token library (the real file)."""
+    for directory in STDLL_DIRS:
+        path = Path(directory) / "libpkcs11_sw.so"
+        if path.exists():
+            return path.resolve()
+    raise SetupError("libpkcs11_sw.so not found: install the Debian package opencryptoki")
+
+
+def copy_libraries() -> None:
+    """Give each test slot its own copy of the soft-token library (root)."""
+    original = soft_token_library().read_bytes()
+    STDLL_COPIES.mkdir(parents=True, exist_ok=True)
+    STDLL_COPIES.chmod(0o755)
+    for slot in SLOTS:
+        if slot.stdll.exists() and slot.stdll.read_bytes() == original:
+            continue
+        tmp = slot.stdll.with_name(f".{slot.stdll.name}.tmp")
+        tmp.write_bytes(original)
+        tmp.chmod(0o644)
+        os.replace(tmp, slot.stdll)
 
 
 def merged_conf(current: str) -> str:
@@ -151,9 +194,7 @@ def daemon_pid() -> int | None:
 def served_slots() -> dict[int, str]:
     """Slot number -> description, as the running daemon serves them (pkcsconf -s)."""
     pkcsconf = shutil.which("pkcsconf") or "/usr/sbin/pkcsconf"
-    proc = subprocess.run(
-        [pkcsconf, "-s"], capture_output=True, text=True, check=False, timeout=30
-    )
+    proc = subprocess.run([pkcsconf, "-s"], capture_output=True, text=True, check=False, timeout=30)
     slots: dict[int, str] = {}
     current: int | None = None
     for line in proc.stdout.splitlines():
@@ -260,6 +301,7 @@ def daemon(*, user: str | None) -> str:
             subprocess.run(["usermod", "-aG", GROUP, user], check=True)
             print(f"added {user} to the '{GROUP}' group: log in again before running the tests")
 
+    copy_libraries()
     current = CONF.read_text(encoding="utf-8") if CONF.exists() else ""
     wanted = merged_conf(current)
     if wanted != current:
@@ -326,7 +368,8 @@ def wipe_store(slot: Slot) -> None:
             entry.unlink()
     for entry in (store / "TOK_OBJ").iterdir():
         entry.unlink()
-    shm = Path("/dev/shm") / str(store).strip("/").replace("/", ".")
+    # openCryptoki names it after the store path; the name is fixed, not a temp file.
+    shm = Path("/dev/shm") / str(store).strip("/").replace("/", ".")  # noqa: S108
     shm.unlink(missing_ok=True)
 
 

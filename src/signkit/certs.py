@@ -73,16 +73,6 @@ def public_key_id(cert: x509.Certificate) -> str | None:
     return None
 
 
-def key_description(cert: x509.Certificate) -> tuple[str, int | None]:
-    """('RSA'|'EC'|name, size in bits)."""
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        return "RSA", key.key_size
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return "EC", key.curve.key_size
-    return type(key).__name__.removeprefix("_").replace("PublicKey", ""), None
-
-
 def describe_certificate(der: bytes, *, label: str = "", id: bytes = b"") -> CertInfo:
     """Facts about one certificate, for listings and selection."""
     cert = load_certificate(der, source=label or "certificate")
@@ -123,8 +113,3 @@ def describe_certificate(der: bytes, *, label: str = "", id: bytes = b"") -> Cer
         public_key_id=public_key_id(cert),
         der=der,
     )
-
-
-def normalise_fingerprint(value: str) -> str:
-    """Lower-case hex without ':' or spaces."""
-    return value.replace(":", "").replace(" ", "").strip().lower()

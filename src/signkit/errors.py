@@ -83,10 +83,6 @@ class ModuleLoadError(TokenError):
     """A PKCS#11 module cannot be found or loaded."""
 
 
-class ModuleProbeError(TokenError):
-    """A PKCS#11 module hung or crashed while being probed."""
-
-
 class TokenNotFoundError(TokenError):
     """No token matches the selection."""
 
@@ -121,6 +117,10 @@ class PinUnavailableError(PinError):
 
 class PinIncorrectError(PinError):
     """The token rejected the PIN (after exactly one C_Login)."""
+
+
+class PinLengthError(PinError):
+    """The PIN is shorter or longer than the token accepts: refused before C_Login."""
 
 
 class PinLockedError(PinError):

@@ -1,11 +1,12 @@
-"""Real test infrastructure: SoftHSM tokens and the certomancer PKI services.
+"""Real test infrastructure: SoftHSM and openCryptoki tokens, the certomancer PKI services.
 
-Nothing here skips: when SoftHSM or the PKI cannot be started the fixture
-fails with the reason, so CI can never pass on tests that did not run.
+Nothing here skips: when a token implementation or the PKI cannot be started
+the fixture fails with the reason, so CI can never pass on tests that did not run.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import importlib.util
 import os
@@ -18,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any, Protocol
 
 REPO = Path(__file__).resolve().parents[2]
 PKI_CONFIG = REPO / "fixtures" / "pki" / "certomancer.yml"
@@ -51,6 +52,25 @@ def load_init_tokens() -> ModuleType:
     return module
 
 
+class TokenImpl(Protocol):
+    """One PKCS#11 implementation holding the tokens of softhsm/layout.toml."""
+
+    @property
+    def name(self) -> str:
+        """'softhsm' or 'opencryptoki' (also the test id)."""
+
+    @property
+    def module(self) -> str:
+        """Path of its PKCS#11 module."""
+
+    @property
+    def user_pin(self) -> str:
+        """The user PIN of every token."""
+
+    def env(self, *, rawonly: bool = False) -> dict[str, str]:
+        """Environment a process needs to see these tokens."""
+
+
 @dataclass(frozen=True)
 class SoftHsm:
     """A private SoftHSM token directory built from softhsm/layout.toml."""
@@ -61,10 +81,98 @@ class SoftHsm:
     module: str
     user_pin: str
     so_pin: str
+    name: str = "softhsm"
 
     def env(self, *, rawonly: bool = False) -> dict[str, str]:
         """Environment variables that point SoftHSM at this directory."""
         return {"SOFTHSM2_CONF": str(self.rawonly_conf if rawonly else self.conf)}
+
+
+@dataclass(frozen=True)
+class OpenCryptoki:
+    """openCryptoki's soft tokens (testtokens/opencryptoki.py), behind pkcsslotd.
+
+    The tokens are machine-wide: a test session holds ``lock`` from building
+    them to its end, so concurrent sessions take turns instead of mixing.
+    """
+
+    module: str
+    user_pin: str
+    so_pin: str
+    lock: IO[bytes]
+    name: str = "opencryptoki"
+
+    def env(self, *, rawonly: bool = False) -> dict[str, str]:
+        """Nothing: openCryptoki's configuration is the machine's."""
+        if rawonly:
+            raise InfraError("the raw-only configuration exists for SoftHSM only")
+        return {}
+
+    def reset_pin(self, label: str) -> None:
+        """Unlock ``label``'s user PIN with the SO PIN and clear its failure count."""
+        _run_ock("reset-pin", label)
+
+    def close(self) -> None:
+        """Let the next test session have the tokens."""
+        self.lock.close()
+
+
+def load_ock_script() -> ModuleType:
+    """testtokens/opencryptoki.py as a module (its slot plan is the source of truth)."""
+    spec = importlib.util.spec_from_file_location(
+        "ock_testtokens", REPO / "testtokens" / "opencryptoki.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ock_testtokens"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_ock(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "testtokens" / "opencryptoki.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise InfraError(
+            f"testtokens/opencryptoki.py {args[0]} failed:\n{proc.stdout}{proc.stderr}"
+        )
+    return proc.stdout
+
+
+def build_opencryptoki() -> OpenCryptoki:
+    """Take the machine's openCryptoki test tokens for this session and rebuild them."""
+    ock = load_ock_script()
+    try:
+        ock.check()
+    except ock.SetupError as exc:
+        raise InfraError(f"openCryptoki is not ready: {exc}") from exc
+    lock = ock.SESSION_LOCK.open("ab")
+    try:
+        os.chmod(ock.SESSION_LOCK, 0o666)  # noqa: S103 - every test user takes turns on it
+    except OSError:
+        pass  # another user's file: it is already shared
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(
+            f"\nwaiting for another test session to release the openCryptoki test tokens "
+            f"({ock.SESSION_LOCK})",
+            file=sys.stderr,
+        )
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        _run_ock("tokens")
+    except BaseException:
+        lock.close()
+        raise
+    layout = load_init_tokens().load_layout()
+    return OpenCryptoki(
+        module=ock.find_module(), user_pin=layout.user_pin, so_pin=ock.DEFAULT_SO_PIN, lock=lock
+    )
 
 
 def build_softhsm(directory: Path) -> SoftHsm:

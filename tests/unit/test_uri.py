@@ -24,6 +24,28 @@ def test_rfc7512_examples() -> None:
     assert uri.selector.token_serial == ""
     assert uri.module_path == "/usr/lib/p11.so"
     assert uri.object_type == "cert"
+    # every attribute narrows the selection; none is parsed and then dropped
+    assert uri.selector.token_manufacturer == "Snake Oil, Inc."
+    assert uri.selector.token_model == "1.0"
+
+
+def test_slot_and_library_attributes_become_criteria() -> None:
+    sel = parse_pkcs11_uri(
+        "pkcs11:slot-description=Reader%201;slot-manufacturer=ACS;"
+        "library-manufacturer=IBM;library-description=Meta%20PKCS11%20LIBRARY;"
+        "library-version=3"
+    ).selector
+    assert (sel.slot_description, sel.slot_manufacturer) == ("Reader 1", "ACS")
+    assert sel.library_manufacturer == "IBM" and sel.library_version == "3"
+    library = {"manufacturer": "IBM", "description": "Meta PKCS11 LIBRARY"}
+    assert sel.library_mismatch({**library, "library_version": "3.0"}) is None
+    assert "library-version is '3.8'" in str(
+        sel.library_mismatch({**library, "library_version": "3.8"})
+    )
+    assert "library-manufacturer is 'SoftHSM'" in str(
+        sel.library_mismatch({**library, "manufacturer": "SoftHSM", "library_version": "3.0"})
+    )
+    assert "library-manufacturer='IBM'" in sel.describe()
 
 
 def test_utf8_label_and_slot() -> None:
@@ -41,6 +63,9 @@ def test_utf8_label_and_slot() -> None:
         ("pkcs11:token=a;token=b", "given twice"),
         ("pkcs11:slot-id=x", "not a number"),
         ("pkcs11:object=%FF", "not UTF-8"),
+        ("pkcs11:library-version=three", "not M or M.N"),
+        ("pkcs11:token=t;type=secret-key", "cannot sign"),
+        ("pkcs11:token=t?module-name=softhsm2", "module-name is not supported"),
     ],
 )
 def test_bad_uris(text: str, message: str) -> None:

@@ -90,7 +90,10 @@ class Output:
         if self.debug:
             import traceback
 
-            traceback.print_exc(file=sys.stderr)
+            # The error itself and its cause chain: fail() is also called
+            # outside the except block (a run error kept in the report), where
+            # print_exc() would print "NoneType: None".
+            traceback.print_exception(exc, file=sys.stderr)
         console = self.console()
         message = t(exc.message)
         text = f"{exc.subject}: {message}" if exc.subject else message

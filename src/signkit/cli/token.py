@@ -24,16 +24,15 @@ def group() -> None:
 
 @contextmanager
 def _public_session(spec: TokenSpec) -> Iterator[TokenSession]:
-    from signkit.tokens.access import resolve_module
-    from signkit.tokens.pkcs11 import Pkcs11Module
+    from signkit.tokens.access import open_token_session, resolve_module
 
-    path = resolve_module(spec)
-    with Pkcs11Module.load(path) as module, module.open_token(spec.selector) as session:
+    with open_token_session(resolve_module(spec), spec.selector) as session:
         yield session
 
 
 def _login(session: TokenSession, spec: TokenSpec, out: Output) -> LoginResult:
     """The one login of a token command, with every PIN-safety rule."""
+    from signkit.tokens.access import locked_login
     from signkit.tokens.guard import PinGuard, default_state_dir
     from signkit.tokens.pin import login
 
@@ -42,7 +41,7 @@ def _login(session: TokenSession, spec: TokenSpec, out: Output) -> LoginResult:
         spec=spec.pin,
         io=TerminalPinIO(),
         guard=PinGuard(default_state_dir()),
-        do_login=session.login,
+        do_login=locked_login(session),
         refresh_flags=session.refresh_flags,
         warn=out.warn,
         keep_pin=False,
@@ -50,7 +49,9 @@ def _login(session: TokenSession, spec: TokenSpec, out: Output) -> LoginResult:
 
 
 def _flags_text(flags: dict[str, bool]) -> str:
-    return ", ".join(k.replace("_", " ") for k, v in flags.items() if v) or "-"
+    from signkit.tokens.model import TokenFlags
+
+    return ", ".join(TokenFlags(**flags).describe()) or "-"
 
 
 def _spec(options: dict[str, Any], **extra: Any) -> TokenSpec:
@@ -93,7 +94,19 @@ def list_tokens(module: str | None, probe_timeout: float, **options: Any) -> Non
                 "name": r.candidate.name,
                 "error": r.error,
                 "library": r.library,
-                "tokens": [t.to_json() for t in r.tokens],
+                "tokens": [
+                    {
+                        **t.to_json(),
+                        "usable": t.flags.usable
+                        and (t.slot_id not in r.objects or bool(r.objects[t.slot_id].certificates)),
+                        "certificates": (
+                            len(r.objects[t.slot_id].certificates)
+                            if t.slot_id in r.objects
+                            else None
+                        ),
+                    }
+                    for t in r.tokens
+                ],
             }
             for r in scan.results
         ]
@@ -112,16 +125,21 @@ def list_tokens(module: str | None, probe_timeout: float, **options: Any) -> Non
                     console.print("  no token present", markup=False)
                     continue
                 table = Table(box=None, pad_edge=False)
-                for col in ("slot", "label", "manufacturer", "model", "serial", "flags"):
+                for col in ("slot", "label", "manufacturer", "model", "serial", "certs", "flags"):
                     table.add_column(col)
                 for t in entry["tokens"]:
+                    flags = _flags_text(t["flags"])
+                    if not t["usable"]:
+                        # What discovery skips when it picks a module.
+                        flags += " (cannot sign: skipped when choosing a module)"
                     table.add_row(
                         str(t["slot_id"]),
                         t["label"],
                         t["manufacturer"],
                         t["model"],
                         t["serial"],
-                        _flags_text(t["flags"]),
+                        "-" if t["certificates"] is None else str(t["certificates"]),
+                        flags,
                     )
                 console.print(table)
         if not any(r.tokens for r in scan.results):
@@ -148,7 +166,7 @@ def info(**options: Any) -> None:
         with _public_session(spec) as session:
             data: dict[str, Any] = session.info.to_json()
             data["library"] = session.module.library_info() if session.module else {}
-            data["mechanisms"] = session.mechanism_names()
+            data["mechanisms"] = session.signing_mechanism_names()
             data["certificates"] = len(session.certificates())
         if json:
             out.emit_json(data)
@@ -157,6 +175,9 @@ def info(**options: Any) -> None:
             for key in ("module", "manufacturer", "model", "serial", "slot_description"):
                 out.info(f"  {key.replace('_', ' ')}: {data[key]}")
             out.info(f"  flags: {_flags_text(data['flags'])}")
+            low, high = data["pin_min"] or "?", data["pin_max"] or "?"
+            if (low, high) != ("?", "?"):
+                out.info(f"  PIN length: {low} to {high}")
             out.info(f"  certificates: {data['certificates']}")
             out.info(f"  signing mechanisms: {', '.join(data['mechanisms']) or '-'}")
         return 0

@@ -15,15 +15,9 @@ from signkit.jobs.report import BatchReport
 from signkit.tokens.model import TokenInfo
 
 
-def token_record(token: TokenInfo) -> dict[str, str]:
+def token_record(token: TokenInfo) -> dict[str, Any]:
     """A token's identity for audit records (no secrets exist in it)."""
-    return {
-        "label": token.label,
-        "serial": token.serial,
-        "model": token.model,
-        "manufacturer": token.manufacturer,
-        "module": token.module,
-    }
+    return token.audit_record()
 
 
 class RunAudit:

@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 from signkit.audit.log import AuditSpec
 from signkit.errors import SignkitError, UsageError
@@ -38,9 +37,6 @@ from signkit.tokens.pin import PinIO
 from signkit.trust import TrustSpec, check_signer, ltv_material, require_anchors
 from signkit.trust import preload as trust_preload
 from signkit.workers import start_pool
-
-if TYPE_CHECKING:
-    from signkit.tokens.pkcs11 import TokenSigner
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,7 +250,7 @@ def _sign(
             spec.token, io=io, guard=guard, warn=warn, on_login_failure=run_audit.login_failed
         ) as key,
     ):
-        signer = cast("TokenSigner", key.signer)
+        signer = key.signer
         if signer.pinpad_per_signature:
             warn(
                 f"{key.token_name}: this key asks for the PIN before every signature; "

@@ -7,8 +7,9 @@ PIN-safety rules so no caller can skip one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from signkit.errors import ModuleLoadError, PinError, TokenAmbiguousError, TokenNotFoundError
 from signkit.tokens.discovery import (
@@ -20,8 +21,13 @@ from signkit.tokens.discovery import (
     probe_module,
 )
 from signkit.tokens.guard import PinGuard
+from signkit.tokens.lock import module_lock
 from signkit.tokens.model import KeyPair, KeySelector, TokenInfo
-from signkit.tokens.pin import LoginResult, PinIO, PinSourceKind, PinSpec, login
+from signkit.tokens.pin import LoginResult, Pin, PinIO, PinSourceKind, PinSpec, login
+from signkit.tokens.signer import Signer
+
+if TYPE_CHECKING:
+    from signkit.tokens.pkcs11 import TokenSession
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,17 +82,38 @@ def resolve_module(
     if spec.module:
         return explicit_module(spec.module).path
     scan = scan_modules(spec, discover=discover)
-    sel = spec.selector
+    return choose_module(scan, spec.selector)
+
+
+def choose_module(scan: ModuleScan, sel: KeySelector) -> str:
+    """The one module holding a token the user could sign with that fits ``sel``.
+
+    Only tokens that could sign count: initialised, with a user PIN and a
+    certificate (a blank slot of another module does not make the choice
+    ambiguous); the key criteria then narrow by the certificates and public
+    keys each token shows. ``signkit token list`` marks the tokens that do not
+    count.
+    """
+
+    def candidates(r: ProbeResult, *, by_key: bool) -> bool:
+        for t in r.tokens:
+            objects = r.objects.get(t.slot_id)
+            if not (t.flags.usable and sel.matches_token(t)):
+                continue
+            if objects is not None and not objects.certificates:
+                continue  # nothing on it to sign with
+            if by_key and objects is not None and not sel.matches_public(objects):
+                continue
+            return True
+        return False
+
     hits = [
         r
         for r in scan.results
-        if any(
-            (sel.token_label is None or t.label == sel.token_label)
-            and (sel.token_serial is None or t.serial == sel.token_serial)
-            and (sel.slot is None or t.slot_id == sel.slot)
-            for t in r.tokens
-        )
+        if sel.library_mismatch(r.library) is None and candidates(r, by_key=False)
     ]
+    if len(hits) > 1 and sel.has_key_criteria():
+        hits = [r for r in hits if candidates(r, by_key=True)] or hits
     if len(hits) == 1:
         return hits[0].candidate.path
     if not hits:
@@ -106,11 +133,38 @@ def resolve_module(
     )
 
 
+@contextmanager
+def open_token_session(path: str, selector: KeySelector) -> Iterator[TokenSession]:
+    """Load ``path`` and open a public session on the token ``selector`` names.
+
+    Loading and opening happen under the module's lock (see ``tokens.lock``);
+    the session then lives on without it. Log in with ``locked_login``.
+    """
+    from signkit.tokens.pkcs11 import Pkcs11Module
+
+    with ExitStack() as stack:
+        with module_lock(path):
+            module = stack.enter_context(Pkcs11Module.load(path))
+            session = stack.enter_context(module.open_token(selector))
+        yield session
+
+
+def locked_login(session: TokenSession) -> Callable[[Pin | None], None]:
+    """``session.login`` under the module's lock (the PIN prompt stays outside it)."""
+    path = session.module.path if session.module is not None else session.info.module
+
+    def do_login(pin: Pin | None) -> None:
+        with module_lock(path):
+            session.login(pin)
+
+    return do_login
+
+
 @dataclass(frozen=True, kw_only=True)
 class OpenedKey:
     """What a signing run holds for its whole duration."""
 
-    signer: object
+    signer: Signer
     """The Signer (a TokenSigner for PKCS#11)."""
     pair: KeyPair
     """The selected key and certificate."""
@@ -136,17 +190,17 @@ def open_signing_key(
 
     ``on_login_failure`` hears of a refused login (the audit log's record of
     it) before the error propagates; it is never given the PIN."""
-    from signkit.tokens.pkcs11 import Pkcs11Module, select_pair
+    from signkit.tokens.pkcs11 import select_pair
 
     path = module_path or resolve_module(spec)
-    with Pkcs11Module.load(path) as module, module.open_token(spec.selector) as session:
+    with open_token_session(path, spec.selector) as session:
         try:
             result = login(
                 token=session.info,
                 spec=spec.pin,
                 io=io,
                 guard=guard,
-                do_login=session.login,
+                do_login=locked_login(session),
                 refresh_flags=session.refresh_flags,
                 warn=warn,
                 keep_pin=True,
@@ -161,6 +215,7 @@ def open_signing_key(
             context_pin=result.pin,
             allow_sha1=spec.allow_sha1,
             pinpad=result.source is PinSourceKind.PINPAD,
+            warn=warn,
         )
         yield OpenedKey(
             signer=signer, pair=pair, login=result, token_name=session.name, token=session.info

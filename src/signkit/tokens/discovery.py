@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from signkit.errors import ModuleLoadError
-from signkit.tokens.model import TokenFlags, TokenInfo
+from signkit.tokens.model import PublicObjects, TokenFlags, TokenInfo
 
 # Where p11-kit looks for module registrations (pkcs11.conf(5)).
 P11KIT_CONFIG_DIRS: tuple[str, ...] = (
@@ -81,6 +81,8 @@ class ProbeResult:
     """Tokens present in its slots."""
     library: dict[str, str] = field(default_factory=dict)
     """Library manufacturer, description and version."""
+    objects: dict[int, PublicObjects] = field(default_factory=dict)
+    """Slot id -> the public objects of each token a user could sign with."""
     error: str | None = None
     """Why the probe failed (hang, crash, load error); None on success."""
 
@@ -252,7 +254,18 @@ def probe_module(
         )
     if data.get("error"):
         return ProbeResult(candidate=candidate, error=str(data["error"]))
-    tokens = tuple(
-        TokenInfo(**{**t, "flags": TokenFlags(**t["flags"])}) for t in data.get("tokens", [])
+    tokens = []
+    objects: dict[int, PublicObjects] = {}
+    for raw in data.get("tokens", []):
+        entry = dict(raw)
+        found = entry.pop("objects", None)
+        token = TokenInfo(**{**entry, "flags": TokenFlags(**entry["flags"])})
+        tokens.append(token)
+        if found is not None:
+            objects[token.slot_id] = PublicObjects.from_json(found)
+    return ProbeResult(
+        candidate=candidate,
+        tokens=tuple(tokens),
+        library=data.get("library", {}),
+        objects=objects,
     )
-    return ProbeResult(candidate=candidate, tokens=tokens, library=data.get("library", {}))

@@ -8,7 +8,6 @@ an explicit command) clears it. The PIN itself is never stored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -46,8 +45,9 @@ class PinGuard:
         self.directory = state_dir / "pin-guard"
 
     def _path(self, token: TokenInfo) -> Path:
-        ident = "\0".join((token.manufacturer, token.model, token.serial, token.label))
-        return self.directory / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
+        # Not the serial alone (openCryptoki's soft tokens all say "123"): see
+        # TokenInfo.identity.
+        return self.directory / (token.identity_key() + ".json")
 
     def check(self, token: TokenInfo) -> GuardRecord | None:
         """The block on ``token``, if any."""

@@ -18,6 +18,7 @@ from signkit.errors import (
     InputError,
     PinFinalTryError,
     PinIncorrectError,
+    PinLengthError,
     PinLockedError,
     PinUnavailableError,
     UnattendedGuardError,
@@ -115,6 +116,29 @@ def remaining_tries_note(flags: TokenFlags) -> str:
     return "the token reports no lock warning"
 
 
+def check_pin_length(pin: Pin, token: TokenInfo) -> None:
+    """Refuse a PIN outside the token's ulMinPinLen..ulMaxPinLen before C_Login:
+    tokens count such a PIN as a wrong try. (The message gives the token's
+    limits, never the PIN's own length.)"""
+    size = len(pin.reveal().encode("utf-8"))
+    low, high = token.pin_min, token.pin_max
+    hint = "check the PIN source (a stray character in the PIN file or variable?)"
+    if low is not None and size < low:
+        raise PinLengthError(
+            f"the PIN is shorter than the {low} characters the token needs: "
+            "not sent to the token (no try used)",
+            subject=token.display_name(),
+            hint=hint,
+        )
+    if high is not None and size > high:
+        raise PinLengthError(
+            f"the PIN is longer than the {high} characters the token accepts: "
+            "not sent to the token (no try used)",
+            subject=token.display_name(),
+            hint=hint,
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoginResult:
     """The outcome of the one login of a run."""
@@ -192,6 +216,8 @@ def login(
     else:
         pin = Pin(io.prompt_pin(f"PIN for {name}: "))
 
+    if pin is not None:
+        check_pin_length(pin, token)
     try:
         do_login(pin)
     except PinIncorrectError as exc:

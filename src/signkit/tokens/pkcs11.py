@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pkcs11
 import pkcs11.exceptions as p11e
-from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass, TokenFlag
 from pkcs11.types import PROTECTED_AUTH
 
 from signkit.certs import (
     describe_certificate,
-    normalise_fingerprint,
     public_key_id_from_ec_point,
     public_key_id_from_rsa,
 )
@@ -38,17 +38,23 @@ from signkit.errors import (
     TokenNotFoundError,
     TokenOperationError,
 )
+from signkit.tokens.ckr import ckr_of, describe_ckr, describe_exception
+from signkit.tokens.diagnose import start_failure_hint
 from signkit.tokens.model import (
     CertInfo,
     KeyInfo,
     KeyPair,
     KeySelector,
+    PublicObjects,
     SignatureScheme,
     TokenFlags,
     TokenInfo,
+    normalise_fingerprint,
 )
 from signkit.tokens.pin import Pin
 from signkit.tokens.signer import check_digest, digest, digest_info, ecdsa_raw_to_der
+
+T = TypeVar("T")
 
 _EC_CURVE_BITS = {
     # DER of the named-curve OIDs as found in CKA_EC_PARAMS.
@@ -95,19 +101,57 @@ class _Mechanism(ctypes.Structure):
     )
 
 
+class _Version(ctypes.Structure):
+    _fields_ = (("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte))
+
+
+class _TokenInfo(ctypes.Structure):
+    # CK_TOKEN_INFO (PKCS#11 2.40 §3.2), default alignment as on every Unix module.
+    _fields_ = (
+        ("label", ctypes.c_char * 32),
+        ("manufacturer", ctypes.c_char * 32),
+        ("model", ctypes.c_char * 16),
+        ("serial", ctypes.c_char * 16),
+        ("flags", ctypes.c_ulong),
+        ("max_sessions", ctypes.c_ulong),
+        ("sessions", ctypes.c_ulong),
+        ("max_rw_sessions", ctypes.c_ulong),
+        ("rw_sessions", ctypes.c_ulong),
+        ("max_pin_len", ctypes.c_ulong),
+        ("min_pin_len", ctypes.c_ulong),
+        ("total_public_memory", ctypes.c_ulong),
+        ("free_public_memory", ctypes.c_ulong),
+        ("total_private_memory", ctypes.c_ulong),
+        ("free_private_memory", ctypes.c_ulong),
+        ("hardware_version", _Version),
+        ("firmware_version", _Version),
+        ("utc_time", ctypes.c_char * 16),
+    )
+
+
 _CKU_CONTEXT_SPECIFIC = 2
 _CKR_PIN_INCORRECT = 0xA0
 _CKR_PIN_LOCKED = 0xA4
+CKR_USER_TYPE_INVALID = 0x103
+# CK_UNAVAILABLE_INFORMATION, and a bound past which a PIN length means "no limit".
+_UNAVAILABLE = ctypes.c_ulong(-1).value
+_NO_LIMIT = 4096
 # Positions in CK_FUNCTION_LIST (PKCS#11 2.x order, after the CK_VERSION header).
-_FN_LOGIN, _FN_SIGN_INIT, _FN_SIGN = 18, 42, 43
+_FN_GET_TOKEN_INFO, _FN_LOGIN, _FN_SIGN_INIT, _FN_SIGN = 6, 18, 42, 43
+# Transient failures worth another try while opening (never a PIN error).
+_TRANSIENT_AT_OPEN = frozenset({0x005, 0x006, 0x030, 0x0B1, 0x0E1})
+OPEN_ATTEMPTS = 4
+_OPEN_BACKOFF = 0.2
 
 
-class RawContextLogin:
-    """The one sequence python-pkcs11 cannot express: C_SignInit, a
-    context-specific C_Login with a NULL PIN (the reader's PIN pad), C_Sign.
+class RawCalls:
+    """What python-pkcs11 cannot express, called through the module's own
+    function list with ctypes: the PIN length limits of CK_TOKEN_INFO, and
+    C_SignInit + a context-specific C_Login with a NULL PIN (the reader's
+    PIN pad) + C_Sign.
 
-    Called through the module's own function list with ctypes; the library is
-    the one python-pkcs11 already loaded (dlopen returns the same handle).
+    The library is the one python-pkcs11 already loaded (dlopen returns the
+    same handle).
     """
 
     def __init__(self, module_path: str) -> None:
@@ -128,6 +172,7 @@ class RawContextLogin:
             return ctypes.CFUNCTYPE(ctypes.c_ulong, *argtypes)(address)
 
         ulong_p = ctypes.POINTER(ctypes.c_ulong)
+        self._token_info = fn(_FN_GET_TOKEN_INFO, ctypes.c_ulong, ctypes.POINTER(_TokenInfo))
         self._login = fn(_FN_LOGIN, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong)
         self._sign_init = fn(
             _FN_SIGN_INIT, ctypes.c_ulong, ctypes.POINTER(_Mechanism), ctypes.c_ulong
@@ -136,34 +181,55 @@ class RawContextLogin:
             _FN_SIGN, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ulong_p
         )
 
-    def sign(
+    def pin_lengths(self, slot_id: int) -> tuple[int | None, int | None]:
+        """(ulMinPinLen, ulMaxPinLen) of the token in ``slot_id``; None where it does not say."""
+        info = _TokenInfo()
+        if self._token_info(slot_id, ctypes.byref(info)) != 0:
+            return None, None
+        low: int | None = int(info.min_pin_len)
+        high: int | None = int(info.max_pin_len)
+        if low == _UNAVAILABLE or not low:
+            low = None
+        if high == _UNAVAILABLE or not high or high >= _NO_LIMIT or (low and high < low):
+            high = None
+        return low, high
+
+    def context_sign(
         self, session: int, key: int, mechanism: int, data: bytes, *, pin: bytes | None, name: str
-    ) -> bytes:
-        """C_SignInit, context-specific C_Login (NULL PIN = PIN pad), C_Sign."""
+    ) -> tuple[bytes, bool]:
+        """C_SignInit, context-specific C_Login (NULL PIN = PIN pad), C_Sign.
+
+        Returns the signature and whether the token refused the context-specific
+        login with CKR_USER_TYPE_INVALID (it then signs on the logged-in session).
+        """
         mech = _Mechanism(mechanism, None, 0)
         rv = self._sign_init(session, ctypes.byref(mech), key)
         if rv != 0:
-            raise TokenOperationError(f"C_SignInit failed (CKR 0x{rv:x})", subject=name)
+            raise TokenOperationError(f"C_SignInit failed: {describe_ckr(rv)}", subject=name)
         rv = self._login(session, _CKU_CONTEXT_SPECIFIC, pin, len(pin) if pin else 0)
         if rv == _CKR_PIN_INCORRECT:
             raise PinIncorrectError("PIN rejected for the signature", subject=name)
         if rv == _CKR_PIN_LOCKED:
             raise PinLockedError("the token's PIN is locked", subject=name)
-        if rv != 0:
-            raise TokenOperationError(f"context-specific login failed (CKR 0x{rv:x})", subject=name)
+        refused = rv == CKR_USER_TYPE_INVALID
+        if rv != 0 and not refused:
+            raise TokenOperationError(
+                f"context-specific login failed: {describe_ckr(rv)}", subject=name
+            )
         size = ctypes.c_ulong(0)
         rv = self._sign(session, data, len(data), None, ctypes.byref(size))
         if rv != 0:
-            raise TokenOperationError(f"C_Sign failed (CKR 0x{rv:x})", subject=name)
+            raise TokenOperationError(f"C_Sign failed: {describe_ckr(rv)}", subject=name)
         out = ctypes.create_string_buffer(size.value)
         rv = self._sign(session, data, len(data), out, ctypes.byref(size))
         if rv != 0:
-            raise TokenOperationError(f"C_Sign failed (CKR 0x{rv:x})", subject=name)
-        return out.raw[: size.value]
+            raise TokenOperationError(f"C_Sign failed: {describe_ckr(rv)}", subject=name)
+        return out.raw[: size.value], refused
 
 
 def wrap_pkcs11_error(exc: Exception, *, subject: str, action: str) -> TokenError:
-    """Turn a python-pkcs11 exception into a TokenError that says what failed."""
+    """Turn a python-pkcs11 exception into a TokenError that says what failed,
+    naming the PKCS#11 return value (CKR_*) and its meaning."""
     if isinstance(exc, p11e.PinIncorrect):
         return PinIncorrectError("PIN rejected by the token", subject=subject)
     if isinstance(exc, p11e.PinLocked):
@@ -178,10 +244,16 @@ def wrap_pkcs11_error(exc: Exception, *, subject: str, action: str) -> TokenErro
         return TokenOperationError(
             f"token removed while {action}", subject=subject, hint="plug the token in and re-run"
         )
+    what = describe_exception(exc)
     if isinstance(exc, p11e.MechanismInvalid):
-        return MechanismError(f"mechanism not supported while {action}", subject=subject)
-    name = type(exc).__name__
-    return TokenOperationError(f"PKCS#11 error {name} while {action}", subject=subject)
+        return MechanismError(f"{action} failed: {what}", subject=subject)
+    if isinstance(exc, p11e.UserPinNotInitialized):
+        return PinUnavailableError(
+            f"{action} failed: {what}",
+            subject=subject,
+            hint="set the user PIN with the SO PIN (the vendor's tool, or pkcs11-tool --init-pin)",
+        )
+    return TokenOperationError(f"{action} failed: {what}", subject=subject)
 
 
 def _text(value: Any) -> str:
@@ -200,6 +272,7 @@ def _flags(raw: int) -> TokenFlags:
         user_pin_to_be_changed=bool(raw & TokenFlag.USER_PIN_TO_BE_CHANGED),
         initialized=bool(raw & TokenFlag.TOKEN_INITIALIZED),
         write_protected=bool(raw & TokenFlag.WRITE_PROTECTED),
+        user_pin_initialized=bool(raw & TokenFlag.USER_PIN_INITIALIZED),
     )
 
 
@@ -217,25 +290,35 @@ def _attributes(obj: Any, keys: Sequence[Attribute]) -> dict[Attribute, Any]:
         return values
 
 
+def _retry_transient(call: Callable[[], T], *, subject: str, action: str) -> T:
+    """``call()``, tried again after a short, growing pause when the token answers
+    with a transient error (CKR_GENERAL_ERROR, CKR_FUNCTION_FAILED, CKR_DEVICE_ERROR,
+    CKR_SESSION_COUNT, CKR_TOKEN_NOT_RECOGNIZED); anything else, and above all a PIN
+    error, is raised at once. Used only while opening, never around C_Login."""
+    attempt = 1
+    while True:
+        try:
+            return call()
+        except p11e.PKCS11Error as exc:
+            if ckr_of(exc) not in _TRANSIENT_AT_OPEN or attempt >= OPEN_ATTEMPTS:
+                raise wrap_pkcs11_error(exc, subject=subject, action=action) from exc
+        time.sleep(_OPEN_BACKOFF * 2 ** (attempt - 1))
+        attempt += 1
+
+
 class Pkcs11Module:
     """A loaded PKCS#11 library. Use ``Pkcs11Module.load`` so it is always finalised."""
 
     def __init__(self, path: str, lib: Any) -> None:
         self.path = path
         self._lib = lib
+        self._raw: RawCalls | None = None
 
     @classmethod
     @contextmanager
     def load(cls, path: str) -> Iterator[Pkcs11Module]:
         """Load and initialise ``path``; C_Finalize on every exit path."""
-        try:
-            lib = pkcs11.lib(path)
-        except (RuntimeError, OSError, p11e.PKCS11Error) as exc:
-            raise ModuleLoadError(
-                f"cannot load PKCS#11 module ({type(exc).__name__}: {str(exc)[:160]})",
-                subject=path,
-                hint="check the path and that it is a PKCS#11 library for this architecture",
-            ) from exc
+        lib = cls._initialise(path)
         try:
             yield cls(path, lib)
         finally:
@@ -243,6 +326,38 @@ class Pkcs11Module:
                 lib.finalize()
             except Exception:  # noqa: S110 - finalising a dying module must not mask the cause
                 pass
+
+    @staticmethod
+    def _initialise(path: str) -> Any:
+        attempt = 1
+        while True:
+            try:
+                return pkcs11.lib(path)
+            except (RuntimeError, OSError, p11e.PKCS11Error) as exc:
+                code = ckr_of(exc)
+                if code is None:
+                    # dlopen or symbol lookup failed: not a module this process can load.
+                    raise ModuleLoadError(
+                        f"cannot load PKCS#11 module ({str(exc)[:200]})",
+                        subject=path,
+                        hint="check the path and that it is a PKCS#11 library for this "
+                        "architecture, with its dependencies installed",
+                    ) from exc
+                if code not in _TRANSIENT_AT_OPEN or attempt >= OPEN_ATTEMPTS:
+                    raise ModuleLoadError(
+                        f"the module failed to start: {describe_ckr(code)}",
+                        subject=path,
+                        hint=start_failure_hint(path),
+                    ) from exc
+            time.sleep(_OPEN_BACKOFF * 2 ** (attempt - 1))
+            attempt += 1
+
+    @property
+    def raw(self) -> RawCalls:
+        """The module's function list through ctypes (made on first use)."""
+        if self._raw is None:
+            self._raw = RawCalls(self.path)
+        return self._raw
 
     def library_info(self) -> dict[str, str]:
         """Manufacturer, description and versions of the library."""
@@ -255,10 +370,11 @@ class Pkcs11Module:
         }
 
     def _present(self) -> list[tuple[TokenInfo, Any]]:
-        try:
-            slots = self._lib.get_slots(token_present=True)
-        except p11e.PKCS11Error as exc:
-            raise wrap_pkcs11_error(exc, subject=self.path, action="listing slots") from exc
+        slots = _retry_transient(
+            lambda: self._lib.get_slots(token_present=True),
+            subject=self.path,
+            action="listing slots",
+        )
         found = []
         for slot in slots:
             try:
@@ -271,32 +387,59 @@ class Pkcs11Module:
         return found
 
     def _token_info(self, slot: Any, token: Any) -> TokenInfo:
+        slot_id = int(slot.slot_id)
+        try:
+            pin_min, pin_max = self.raw.pin_lengths(slot_id)
+        except TokenError:
+            pin_min = pin_max = None
         return TokenInfo(
             module=self.path,
-            slot_id=int(slot.slot_id),
+            slot_id=slot_id,
             slot_description=_text(slot.slot_description),
             label=_text(token.label),
             manufacturer=_text(token.manufacturer_id),
             model=_text(token.model),
             serial=_text(token.serial),
             flags=_flags(int(token.flags)),
+            pin_min=pin_min,
+            pin_max=pin_max,
+            slot_manufacturer=_text(slot.manufacturer_id),
         )
 
     def list_tokens(self) -> list[TokenInfo]:
         """Tokens present in the module's slots."""
         return [info for info, _ in self._present()]
 
+    def list_tokens_with_objects(self) -> list[tuple[TokenInfo, PublicObjects | None]]:
+        """Tokens present, with the public objects of each usable one (for discovery)."""
+        result: list[tuple[TokenInfo, PublicObjects | None]] = []
+        for info, token in self._present():
+            objects = None
+            if info.flags.usable:
+                try:
+                    with TokenSession.public(info, token) as ts:
+                        objects = ts.public_objects()
+                except TokenError:
+                    objects = None
+            result.append((info, objects))
+        return result
+
     def find_tokens(self, selector: KeySelector) -> list[tuple[TokenInfo, Any]]:
-        """Tokens matching the token criteria of ``selector``."""
-        return [
+        """Tokens matching the token criteria of ``selector``.
+
+        An uninitialised token (a free SoftHSM slot, a blank card) holds no keys
+        and is never a match. When several match, those a user could sign with
+        (user PIN set) win over those that cannot, as in discovery.
+        """
+        if selector.library_mismatch(self.library_info()) is not None:
+            return []
+        matches = [
             (info, tok)
             for info, tok in self._present()
-            # An uninitialised token (a free SoftHSM slot, a blank card) holds no keys.
-            if info.flags.initialized
-            and (selector.token_label is None or info.label == selector.token_label)
-            and (selector.token_serial is None or info.serial == selector.token_serial)
-            and (selector.slot is None or info.slot_id == selector.slot)
+            if info.flags.initialized and selector.matches_token(info)
         ]
+        usable = [(info, tok) for info, tok in matches if info.flags.usable]
+        return usable if len(matches) > 1 and usable else matches
 
     @contextmanager
     def open_token(self, selector: KeySelector) -> Iterator[TokenSession]:
@@ -305,6 +448,9 @@ class Pkcs11Module:
         matches = self.find_tokens(selector)
         if not matches:
             listing = "; ".join(t.display_name() for t in present) or "none"
+            why = selector.library_mismatch(self.library_info())
+            if why is not None:
+                listing += f"; {why}"
             raise TokenNotFoundError(
                 f"no token matches {selector.describe()} (present: {listing})",
                 subject=self.path,
@@ -332,30 +478,9 @@ def _has_public_match(info: TokenInfo, token: Any, selector: KeySelector) -> boo
     """Whether the token's public objects could satisfy the key criteria."""
     try:
         with TokenSession.public(info, token) as ts:
-            certs = ts.certificates()
-            pubs = ts.public_keys()
+            return selector.matches_public(ts.public_objects())
     except TokenError:
         return False
-    for cert in certs:
-        if _cert_matches(cert, selector):
-            return True
-    if selector.cert_fingerprint is not None:
-        return False
-    return any(_label_id_match(k.label, k.id, selector) for k in pubs)
-
-
-def _label_id_match(label: str, id_: bytes, selector: KeySelector) -> bool:
-    if selector.key_label is not None and label != selector.key_label:
-        return False
-    return not (selector.key_id is not None and id_ != selector.key_id)
-
-
-def _cert_matches(cert: CertInfo, selector: KeySelector) -> bool:
-    if selector.cert_fingerprint is not None and cert.sha256 != normalise_fingerprint(
-        selector.cert_fingerprint
-    ):
-        return False
-    return _label_id_match(cert.label, cert.id, selector)
 
 
 def pair_keys(
@@ -427,14 +552,10 @@ class TokenSession:
         self._session: Any = None
         self._logged_in = False
         self._mechanisms: frozenset[Mechanism] | None = None
-        self._raw: RawContextLogin | None = None
         self._certs: list[CertInfo] | None = None
-        try:
-            self._session = token.open()
-        except p11e.PKCS11Error as exc:
-            raise wrap_pkcs11_error(
-                exc, subject=info.display_name(), action="opening a session"
-            ) from exc
+        self._session = _retry_transient(
+            token.open, subject=info.display_name(), action="opening a session"
+        )
 
     @classmethod
     @contextmanager
@@ -450,11 +571,6 @@ class TokenSession:
     def name(self) -> str:
         """Human name of the token."""
         return self.info.display_name()
-
-    @property
-    def logged_in(self) -> bool:
-        """Whether the one login of this run happened."""
-        return self._logged_in
 
     def close(self) -> None:
         """Close the session (idempotent, never raises)."""
@@ -539,6 +655,13 @@ class TokenSession:
         """Private key objects (usually visible only after login)."""
         return [self._key_info(o, private=True) for o in self._objects(ObjectClass.PRIVATE_KEY)]
 
+    def public_objects(self) -> PublicObjects:
+        """Certificates and public keys, as discovery and selection see them before login."""
+        return PublicObjects(
+            certificates=tuple((c.label, c.id.hex(), c.sha256) for c in self.certificates()),
+            public_keys=tuple((k.label, k.id.hex()) for k in self.public_keys()),
+        )
+
     def pairs(self) -> list[KeyPair]:
         """Private keys paired with their certificates."""
         return pair_keys(self.private_keys(), self.certificates(), self.public_keys())
@@ -554,12 +677,23 @@ class TokenSession:
                 ) from exc
         return self._mechanisms
 
-    def mechanism_names(self) -> list[str]:
-        """Names of the signing mechanisms offered, for people."""
+    def signing_mechanism_names(self) -> list[str]:
+        """Public-key signature mechanisms the token can sign with (CKF_SIGN), for people.
+
+        By CKF_SIGN, not by name: a token lists RSA key generation and RSA
+        encryption mechanisms too. MACs (HMAC, SSL3) carry CKF_SIGN but make
+        no document signature, so only RSA, ECDSA and EdDSA ones are shown.
+        """
         names = []
         for mech in sorted(self.mechanisms(), key=int):
             name = getattr(mech, "name", None) or f"0x{int(mech):08x}"
-            if "RSA" in name or "ECDSA" in name or "EDDSA" in name:
+            if not any(kind in name for kind in ("RSA", "ECDSA", "EDDSA")):
+                continue
+            try:
+                flags = self._token.slot.get_mechanism_info(mech).flags
+            except p11e.PKCS11Error:
+                continue
+            if flags & MechanismFlag.SIGN:
                 names.append(name)
         return names
 
@@ -578,7 +712,7 @@ class TokenSession:
             user_pin: Any = PROTECTED_AUTH if pin is None else pin.reveal()
             session = self._token.open(user_pin=user_pin)
         except p11e.PKCS11Error as exc:
-            raise wrap_pkcs11_error(exc, subject=self.name, action="logging in") from None
+            raise wrap_pkcs11_error(exc, subject=self.name, action="logging in") from exc
         self.close()
         self._session = session
         self._logged_in = True
@@ -590,11 +724,13 @@ class TokenSession:
         context_pin: Pin | None = None,
         allow_sha1: bool = False,
         pinpad: bool = False,
+        warn: Callable[[str], None] | None = None,
     ) -> TokenSigner:
         """A Signer for ``pair`` on this (logged-in) session.
 
         A CKA_ALWAYS_AUTHENTICATE key logs in again before every signature:
         with the kept PIN, or, after a PIN-pad login, on the pad each time.
+        ``warn`` hears once if the token refuses those logins.
         """
         if pair.cert is None:
             raise KeyNotFoundError("the key has no certificate", subject=self.name)
@@ -618,15 +754,17 @@ class TokenSession:
             context_pin=context_pin if pair.key.always_authenticate else None,
             allow_sha1=allow_sha1,
             pinpad_per_signature=per_signature_pad,
+            warn=warn,
         )
 
-    def raw_context_sign(self, key: Any, mechanism: int, data: bytes, pin: bytes | None) -> bytes:
-        """Sign with a context-specific login made through ``RawContextLogin``."""
+    def raw_context_sign(
+        self, key: Any, mechanism: int, data: bytes, pin: bytes | None
+    ) -> tuple[bytes, bool]:
+        """Sign with a context-specific login made through ``RawCalls``; also says
+        whether the token refused that login (CKR_USER_TYPE_INVALID)."""
         if self.module is None:  # pragma: no cover - signing sessions always have a module
             raise TokenOperationError("no module for a raw call", subject=self.name)
-        if self._raw is None:
-            self._raw = RawContextLogin(self.module.path)
-        return self._raw.sign(
+        return self.module.raw.context_sign(
             int(self._session.handle), int(key.handle), mechanism, data, pin=pin, name=self.name
         )
 
@@ -660,6 +798,10 @@ class TokenSigner:
     allow_sha1: bool
     pinpad_per_signature: bool = False
     """Each signature asks for the PIN on the reader's pad (always-authenticate key)."""
+    warn: Callable[[str], None] | None = None
+    """Hears once when the token refuses the per-signature login."""
+    context_login_refused: bool = False
+    """The token answered the per-signature login with CKR_USER_TYPE_INVALID."""
 
     @property
     def key_type(self) -> str:
@@ -675,7 +817,7 @@ class TokenSigner:
         """PKCS#1 v1.5 for RSA (what real tokens and documents use), ECDSA for EC."""
         return "ecdsa" if self.info.key_type == "EC" else "pkcs1v15"
 
-    def plan(self, digest_algorithm: str, scheme: SignatureScheme) -> tuple[Mechanism, bool]:
+    def plan(self, digest_algorithm: str, scheme: SignatureScheme) -> tuple[int, bool]:
         """(mechanism, hash on host?) for this token; raises when it cannot sign so."""
         algo = check_digest(digest_algorithm, allow_sha1=self.allow_sha1)
         if (scheme == "ecdsa") != (self.info.key_type == "EC"):
@@ -696,6 +838,19 @@ class TokenSigner:
             hint="`signkit token info` lists the token's mechanisms",
         )
 
+    def _refused(self) -> None:
+        # The token keeps CKA_ALWAYS_AUTHENTICATE but will not take the login
+        # that attribute asks for; CKR_USER_TYPE_INVALID is checked before the
+        # PIN, so no try was used. It signs on the logged-in session instead.
+        if not self.context_login_refused and self.warn is not None:
+            self.warn(
+                f"{self.session.name}: the key asks for a login before each signature "
+                "(CKA_ALWAYS_AUTHENTICATE) but the token refuses that login "
+                f"({describe_ckr(CKR_USER_TYPE_INVALID)}; no PIN try used): "
+                "signing on the logged-in session, as the token allows"
+            )
+        self.context_login_refused = True
+
     def sign(self, data: bytes, *, digest_algorithm: str, scheme: SignatureScheme) -> bytes:
         """Sign ``data``; hash on the token when it can, else on the host."""
         algo = check_digest(digest_algorithm, allow_sha1=self.allow_sha1)
@@ -705,19 +860,31 @@ class TokenSigner:
         if host_hash:
             value = digest(data, algo)
             payload = digest_info(value, algo) if scheme == "pkcs1v15" else value
-        if self.pinpad_per_signature:
+        if self.pinpad_per_signature and not self.context_login_refused:
             if param is not None:
                 raise MechanismError(
                     "RSA-PSS with a PIN-pad login per signature is not supported",
                     subject=self.session.name,
                 )
-            sig = self.session.raw_context_sign(self.key, int(mech), payload, None)
+            sig, refused = self.session.raw_context_sign(self.key, int(mech), payload, None)
+            if refused:
+                self._refused()
             return ecdsa_raw_to_der(sig) if scheme == "ecdsa" else sig
-        pin = self.context_pin.reveal() if self.context_pin is not None else None
+        pin = None
+        if self.context_pin is not None and not self.context_login_refused:
+            pin = self.context_pin.reveal()
         try:
             sig = bytes(self.key.sign(payload, mechanism=mech, mechanism_param=param, pin=pin))
         except p11e.PKCS11Error as exc:
-            raise wrap_pkcs11_error(exc, subject=self.session.name, action="signing") from None
+            if pin is None or ckr_of(exc) != CKR_USER_TYPE_INVALID:
+                raise wrap_pkcs11_error(exc, subject=self.session.name, action="signing") from exc
+            self._refused()
+            try:
+                sig = bytes(self.key.sign(payload, mechanism=mech, mechanism_param=param))
+            except p11e.PKCS11Error as again:
+                raise wrap_pkcs11_error(
+                    again, subject=self.session.name, action="signing"
+                ) from again
         return ecdsa_raw_to_der(sig) if scheme == "ecdsa" else sig
 
     def fingerprint(self) -> str:

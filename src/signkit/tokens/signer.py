@@ -1,7 +1,9 @@
 """The signing protocol every format uses, and the host-side helpers behind it.
 
-Formats see only ``Signer``: a certificate, its chain and ``sign(data)``. A
-PKCS#11 key implements it today; a PEM key or a remote signer can slot in.
+Jobs and formats see only ``Signer``: a certificate, its chain, the key's
+type and size, ``plan`` and ``sign``. The token layer hands out a
+``TokenSigner`` (PKCS#11), which conforms to it; a PEM key or a remote
+signer can slot in.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ _DIGEST_ALIASES = {
 
 
 class Signer(Protocol):
-    """A key that signs, with its certificate."""
+    """A key that signs, with its certificate (what ``open_signing_key`` hands out)."""
 
     @property
     def certificate_der(self) -> bytes:
@@ -56,6 +58,14 @@ class Signer(Protocol):
     @property
     def key_size(self) -> int | None:
         """Key size in bits."""
+
+    @property
+    def pinpad_per_signature(self) -> bool:
+        """Each signature asks for the PIN on a reader's pad (tell the user how many)."""
+
+    def plan(self, digest_algorithm: str, scheme: SignatureScheme) -> tuple[int, bool]:
+        """(mechanism, hash on the host?) for this key: raises MechanismError before any
+        document is touched when the key cannot sign so."""
 
     def sign(self, data: bytes, *, digest_algorithm: str, scheme: SignatureScheme) -> bytes:
         """Sign ``data`` (hashing it with ``digest_algorithm``); ECDSA results are DER."""
@@ -91,27 +101,16 @@ def digest_info(digest_value: bytes, digest_algorithm: str) -> bytes:
     return prefix + digest_value
 
 
-def _der_integer(value: bytes) -> bytes:
-    value = value.lstrip(b"\x00") or b"\x00"
-    if value[0] & 0x80:
-        value = b"\x00" + value
-    return b"\x02" + _der_length(len(value)) + value
-
-
-def _der_length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
 def ecdsa_raw_to_der(raw: bytes) -> bytes:
     """PKCS#11 returns ECDSA as r||s; CMS and XML-DSig-with-DER need SEQUENCE{r, s}."""
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
     if not raw or len(raw) % 2:
         raise MechanismError(f"malformed ECDSA signature from token ({len(raw)} bytes)")
     half = len(raw) // 2
-    body = _der_integer(raw[:half]) + _der_integer(raw[half:])
-    return b"\x30" + _der_length(len(body)) + body
+    return encode_dss_signature(
+        int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+    )
 
 
 def ecdsa_der_to_raw(der: bytes, size_bytes: int) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -24,6 +25,9 @@ _PATH_ATTRS = {
     "library-version",
 }
 _QUERY_ATTRS = {"module-path", "module-name", "pin-source", "pin-value"}
+# The object types of a key+certificate pair (the private key, its certificate
+# or its public key all name the pair).
+_SIGNING_TYPES = frozenset({"private", "cert", "public"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,18 +93,42 @@ def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
         slot_id = int(slot) if slot is not None else None
     except ValueError as exc:
         raise UsageError(f"slot-id '{slot}' is not a number", subject=uri) from exc
+    if "module-name" in values:
+        raise UsageError(
+            "module-name is not supported: name the module with module-path or --module",
+            subject=uri,
+        )
+    object_type = text("type")
+    if object_type is not None and object_type not in _SIGNING_TYPES:
+        raise UsageError(
+            f"type={object_type} names an object that cannot sign "
+            f"(use {', '.join(sorted(_SIGNING_TYPES))})",
+            subject=uri,
+        )
+    version = text("library-version")
+    if version is not None and not re.fullmatch(r"\d+(\.\d+)?", version):
+        raise UsageError(f"library-version '{version}' is not M or M.N", subject=uri)
+    # Every attribute narrows the selection (RFC 7512 §2.3: a URI matches only
+    # what has all its attributes); none is accepted and then ignored.
     selector = KeySelector(
         token_label=text("token"),
         token_serial=text("serial"),
         slot=slot_id,
         key_label=text("object"),
         key_id=values.get("id"),
+        token_manufacturer=text("manufacturer"),
+        token_model=text("model"),
+        slot_description=text("slot-description"),
+        slot_manufacturer=text("slot-manufacturer"),
+        library_manufacturer=text("library-manufacturer"),
+        library_description=text("library-description"),
+        library_version=version,
     )
     return Pkcs11Uri(
         selector=selector,
         module_path=text("module-path"),
         pin_source=text("pin-source"),
-        object_type=text("type"),
+        object_type=object_type,
     )
 
 

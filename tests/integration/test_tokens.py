@@ -973,3 +973,68 @@ def test_four_runs_at_once_on_one_token(softhsm: SoftHsm, tmp_path: Path) -> Non
             if p.returncode != 0:
                 failures.append((round_, p.returncode, out.strip(), err.strip()[-300:]))
     assert failures == []
+
+
+def test_debug_shows_a_mid_batch_token_error_with_its_cause(
+    tokens: TokenImpl, pki: object, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (issue 19): a token error after the first documents printed
+    "NoneType: None" under --debug instead of the error. The token is pulled out
+    after one signature (a fault at the token seam: neither implementation can be
+    unplugged); the error keeps python-pkcs11's exception as its cause."""
+    import pkcs11.exceptions as p11e
+    from click.testing import CliRunner
+
+    from signkit.cli.app import build_app
+    from signkit.cli.context import AppState
+    from signkit.tokens import pkcs11 as p11
+
+    real = p11.TokenSigner.sign
+    calls = 0
+
+    def pulled_out(self, data, **kw):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            try:
+                raise p11e.DeviceRemoved()
+            except p11e.PKCS11Error as exc:
+                raise p11.wrap_pkcs11_error(
+                    exc, subject=self.session.name, action="signing"
+                ) from exc
+        return real(self, data, **kw)
+
+    monkeypatch.setattr(p11.TokenSigner, "sign", pulled_out)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
+    for key, value in tokens.env().items():
+        monkeypatch.setenv(key, value)
+    trust = tmp_path / "root.der"
+    trust.write_bytes(pki_certificate("root-ca"))
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        shutil.copy(REPO / "fixtures" / "samples" / "attachment.pdf", src / f"d{i}.pdf")
+    result = CliRunner().invoke(
+        build_app(),
+        [
+            "sign",
+            "pdf",
+            str(src),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--jobs",
+            "1",
+            "--module",
+            tokens.module,
+            "--token-label",
+            "signkit-demo",
+            "--trust",
+            str(trust),
+            "--debug",
+        ],
+        obj=AppState(env_pin=Pin(tokens.user_pin)),
+    )
+    assert result.exit_code == 4, result.output
+    assert "token removed while signing" in result.output
+    assert "pkcs11.exceptions.DeviceRemoved" in result.output and "direct cause" in result.output
+    assert "NoneType: None" not in result.output

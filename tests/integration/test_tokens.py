@@ -905,6 +905,61 @@ def test_user_outside_the_pkcs11_group_is_named(
     assert "usermod -aG pkcs11 nobody" in proc.stderr
 
 
+TWO_RUNS_SCRIPT = r"""
+import os, sys
+from pathlib import Path
+from signkit.tokens.access import TokenSpec, open_signing_key
+from signkit.tokens.guard import PinGuard
+from signkit.tokens.model import KeySelector
+from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
+
+class IO:
+    def interactive(self): return False
+
+module, pin, state = sys.argv[1:]
+spec = TokenSpec(module=module, selector=KeySelector(token_label="signkit-demo"),
+                 pin=PinSpec(kind=PinSourceKind.ENV, env_pin=Pin(pin)))
+files = []
+for run in range(3):  # as a program using signkit as a library would
+    with open_signing_key(spec, io=IO(), guard=PinGuard(Path(state)), warn=print) as k:
+        k.signer.sign(b"run %d" % run, digest_algorithm="sha256", scheme="pkcs1v15")
+        files.append(open(os.path.join(state, f"log{run}"), "w"))
+for fh in files:
+    fh.write("still mine")  # EBADF if the module closed it
+    fh.close()
+print("ok")
+"""
+
+
+@pytest.mark.only("opencryptoki", "openCryptoki 3.8 closes a stale descriptor at C_Finalize")
+@pytest.mark.opencryptoki
+def test_several_runs_in_one_process_keep_their_files(
+    opencryptoki: OpenCryptoki, tmp_path: Path
+) -> None:
+    """openCryptoki opens its API lock file at the first C_Initialize of a process and
+    closes that descriptor number at every C_Finalize; signkit finalises it once, at
+    exit, so a second run in one process does not lose an open file (an audit log)."""
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    env.pop("SIGNKIT_PIN", None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            TWO_RUNS_SCRIPT,
+            opencryptoki.module,
+            opencryptoki.user_pin,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
 # -------------------------------------------------------------- concurrency
 
 
@@ -975,48 +1030,49 @@ def test_four_runs_at_once_on_one_token(softhsm: SoftHsm, tmp_path: Path) -> Non
     assert failures == []
 
 
+PULLED_OUT_SCRIPT = r"""
+import sys
+import pkcs11.exceptions as p11e
+from signkit.tokens import pkcs11 as p11
+
+real = p11.TokenSigner.sign
+calls = 0
+
+def pulled_out(self, data, **kw):
+    global calls
+    calls += 1
+    if calls > 1:
+        try:
+            raise p11e.DeviceRemoved()
+        except p11e.PKCS11Error as exc:
+            raise p11.wrap_pkcs11_error(exc, subject=self.session.name, action="signing") from exc
+    return real(self, data, **kw)
+
+p11.TokenSigner.sign = pulled_out
+sys.argv = ["signkit", *sys.argv[1:]]
+from signkit.cli import main
+main()
+"""
+
+
 def test_debug_shows_a_mid_batch_token_error_with_its_cause(
-    tokens: TokenImpl, pki: object, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tokens: TokenImpl, signkit_on: Runner, pki: object, tmp_path: Path
 ) -> None:
     """Regression (issue 19): a token error after the first documents printed
     "NoneType: None" under --debug instead of the error. The token is pulled out
     after one signature (a fault at the token seam: neither implementation can be
     unplugged); the error keeps python-pkcs11's exception as its cause."""
-    import pkcs11.exceptions as p11e
-    from click.testing import CliRunner
-
-    from signkit.cli.app import build_app
-    from signkit.cli.context import AppState
-    from signkit.tokens import pkcs11 as p11
-
-    real = p11.TokenSigner.sign
-    calls = 0
-
-    def pulled_out(self, data, **kw):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            try:
-                raise p11e.DeviceRemoved()
-            except p11e.PKCS11Error as exc:
-                raise p11.wrap_pkcs11_error(
-                    exc, subject=self.session.name, action="signing"
-                ) from exc
-        return real(self, data, **kw)
-
-    monkeypatch.setattr(p11.TokenSigner, "sign", pulled_out)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
-    for key, value in tokens.env().items():
-        monkeypatch.setenv(key, value)
     trust = tmp_path / "root.der"
     trust.write_bytes(pki_certificate("root-ca"))
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
         shutil.copy(REPO / "fixtures" / "samples" / "attachment.pdf", src / f"d{i}.pdf")
-    result = CliRunner().invoke(
-        build_app(),
+    proc = subprocess.run(
         [
+            sys.executable,
+            "-c",
+            PULLED_OUT_SCRIPT,
             "sign",
             "pdf",
             str(src),
@@ -1032,9 +1088,15 @@ def test_debug_shows_a_mid_batch_token_error_with_its_cause(
             str(trust),
             "--debug",
         ],
-        obj=AppState(env_pin=Pin(tokens.user_pin)),
+        capture_output=True,
+        text=True,
+        env=signkit_on.env(
+            {"SIGNKIT_PIN": tokens.user_pin, "XDG_CONFIG_HOME": str(tmp_path / "no-config")}
+        ),
+        cwd=REPO,
+        check=False,
     )
-    assert result.exit_code == 4, result.output
-    assert "token removed while signing" in result.output
-    assert "pkcs11.exceptions.DeviceRemoved" in result.output and "direct cause" in result.output
-    assert "NoneType: None" not in result.output
+    assert proc.returncode == 4, proc.stderr
+    assert "token removed while signing" in proc.stderr
+    assert "pkcs11.exceptions.DeviceRemoved" in proc.stderr and "direct cause" in proc.stderr
+    assert "NoneType: None" not in proc.stderr

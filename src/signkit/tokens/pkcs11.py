@@ -7,8 +7,10 @@ Everything above sees ``TokenInfo``/``CertInfo``/``KeyInfo`` data and the
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,7 +41,7 @@ from signkit.errors import (
     TokenOperationError,
 )
 from signkit.tokens.ckr import ckr_of, describe_ckr, describe_exception
-from signkit.tokens.diagnose import start_failure_hint
+from signkit.tokens.diagnose import module_family, start_failure_hint
 from signkit.tokens.model import (
     CertInfo,
     KeyInfo,
@@ -290,6 +292,23 @@ def _attributes(obj: Any, keys: Sequence[Attribute]) -> dict[Attribute, Any]:
         return values
 
 
+# openCryptoki 3.8 opens its API lock file at the first C_Initialize of a
+# process and closes that descriptor number at every C_Finalize: from the second
+# C_Finalize on it closes whatever file now has the number (an audit log, a
+# lock). It is initialised once and finalised when the process exits.
+_FINALISE_AT_EXIT = frozenset({"opencryptoki"})
+_AT_EXIT: set[int] = set()
+
+
+def _finalise_quietly(lib: Any) -> None:
+    if not lib.initialized:
+        return
+    try:
+        lib.finalize()
+    except Exception:  # noqa: S110 - finalising a dying module must not mask the cause
+        pass
+
+
 def _retry_transient(call: Callable[[], T], *, subject: str, action: str) -> T:
     """``call()``, tried again after a short, growing pause when the token answers
     with a transient error (CKR_GENERAL_ERROR, CKR_FUNCTION_FAILED, CKR_DEVICE_ERROR,
@@ -322,17 +341,21 @@ class Pkcs11Module:
         try:
             yield cls(path, lib)
         finally:
-            try:
-                lib.finalize()
-            except Exception:  # noqa: S110 - finalising a dying module must not mask the cause
-                pass
+            if module_family(path) in _FINALISE_AT_EXIT:
+                if id(lib) not in _AT_EXIT:
+                    _AT_EXIT.add(id(lib))
+                    atexit.register(_finalise_quietly, lib)
+            else:
+                _finalise_quietly(lib)
 
     @staticmethod
     def _initialise(path: str) -> Any:
         attempt = 1
         while True:
             try:
-                return pkcs11.lib(path)
+                # One library object per file, however the path is spelt (python-pkcs11
+                # caches by the string; a second object would C_Initialize again).
+                return pkcs11.lib(os.path.realpath(path))
             except (RuntimeError, OSError, p11e.PKCS11Error) as exc:
                 code = ckr_of(exc)
                 if code is None:

@@ -336,7 +336,8 @@ class Pkcs11Module:
     @classmethod
     @contextmanager
     def load(cls, path: str) -> Iterator[Pkcs11Module]:
-        """Load and initialise ``path``; C_Finalize on every exit path."""
+        """Load and initialise ``path``; C_Finalize on every exit path (for
+        openCryptoki, once, at process exit: see ``_FINALISE_AT_EXIT``)."""
         lib = cls._initialise(path)
         try:
             yield cls(path, lib)

@@ -83,7 +83,7 @@ def list_tokens(module: str | None, probe_timeout: float, **options: Any) -> Non
     quiet = out.quiet
 
     def body() -> int:
-        from signkit.errors import TokenNotFoundError
+        from signkit.errors import TokenAbsentError
         from signkit.tokens.access import TokenSpec, scan_modules
 
         scan = scan_modules(TokenSpec(module=module, probe_timeout=probe_timeout))
@@ -143,7 +143,7 @@ def list_tokens(module: str | None, probe_timeout: float, **options: Any) -> Non
                     )
                 console.print(table)
         if not any(r.tokens for r in scan.results):
-            raise TokenNotFoundError(
+            raise TokenAbsentError(
                 "no token present in any module",
                 subject="token",
                 hint="plug the token in; for a vendor token pass --module /path/to/module.so",

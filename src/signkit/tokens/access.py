@@ -11,7 +11,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from signkit.errors import ModuleLoadError, PinError, TokenAmbiguousError, TokenNotFoundError
+from signkit.errors import (
+    ModuleLoadError,
+    PinError,
+    TokenAbsentError,
+    TokenAmbiguousError,
+    TokenNotFoundError,
+)
 from signkit.tokens.discovery import (
     DEFAULT_PROBE_TIMEOUT,
     ModuleCandidate,
@@ -120,6 +126,12 @@ def choose_module(scan: ModuleScan, sel: KeySelector) -> str:
         problems = "; ".join(
             f"{r.candidate.path}: {r.error or 'no matching token'}" for r in scan.results
         )
+        if not any(r.tokens for r in scan.results):
+            raise TokenAbsentError(
+                f"no token present in any module ({problems})",
+                subject="token",
+                hint="plug the token in; `signkit token list` shows what each module sees",
+            )
         raise TokenNotFoundError(
             f"no token matches {sel.describe()} in any module ({problems})",
             subject="token",

@@ -35,6 +35,7 @@ from signkit.errors import (
     PinIncorrectError,
     PinLockedError,
     PinUnavailableError,
+    TokenAbsentError,
     TokenAmbiguousError,
     TokenError,
     TokenNotFoundError,
@@ -243,7 +244,7 @@ def wrap_pkcs11_error(exc: Exception, *, subject: str, action: str) -> TokenErro
             "the PIN has expired", subject=subject, hint="change it with the vendor's tool"
         )
     if isinstance(exc, (p11e.TokenNotPresent, p11e.DeviceRemoved)):
-        return TokenOperationError(
+        return TokenAbsentError(
             f"token removed while {action}", subject=subject, hint="plug the token in and re-run"
         )
     what = describe_exception(exc)
@@ -470,6 +471,14 @@ class Pkcs11Module:
         """Open a public session on the one token the selector names."""
         present = self.list_tokens()
         matches = self.find_tokens(selector)
+        if not present:
+            # Nothing in any slot: unplugged, which passes (exit 75), unlike a
+            # token that is there but is not the one asked for.
+            raise TokenAbsentError(
+                f"no token present (looking for {selector.describe()})",
+                subject=self.path,
+                hint="plug the token in, or check `signkit token list`",
+            )
         if not matches:
             listing = "; ".join(t.display_name() for t in present) or "none"
             why = selector.library_mismatch(self.library_info())

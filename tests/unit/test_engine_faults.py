@@ -55,3 +55,85 @@ def test_a_malformed_pdf_is_a_bad_file(tmp_path: Path) -> None:
     with pytest.raises(InputFormatError) as err:
         pdf_prepare.worker_prepare(item(tmp_path, broken))
     assert err.value.exit_code == 3 and err.value.subject == str(broken)
+
+
+def _self_signed() -> tuple[bytes, object]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self-check")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER), key
+
+
+@pytest.mark.parametrize(
+    ("tamper", "intact"), [(None, True), (10, False), (120, True), (299, False), ("cut", False)]
+)
+def test_the_pdf_self_check_reads_every_signed_byte(
+    tmp_path: Path, tamper: object, intact: bool
+) -> None:
+    """The finish stage's re-read: one pass that hashes the signed byte ranges
+    (everything but the reserved /Contents) and the whole file."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from signkit.errors import DocumentError
+    from signkit.formats.pdf import finish
+
+    cert_der, key = _self_signed()
+    data = bytearray(bytes(range(256)) + bytes(range(44)))  # 300 bytes
+    start, end = 100, 140  # the reserved region
+    digest = hashlib.sha256(bytes(data[:start]) + bytes(data[end:])).digest()
+    to_sign = b"signed attributes"
+    signature = key.sign(to_sign, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[attr-defined]
+    if tamper == "cut":
+        data = data[:-1]
+    elif isinstance(tamper, int):
+        data[tamper] ^= 1
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(bytes(data))
+    config = pdf_prepare.PdfBatchConfig(
+        signer_der=cert_der,
+        chain_der=(),
+        digest_algorithm="sha256",
+        scheme="pkcs1v15",
+        bytes_reserved=40,
+        tsa=None,
+    )
+    prepared = pdf_prepare.Prepared(
+        config=config,
+        index=0,
+        temp=str(path),
+        to_sign=to_sign,
+        document_digest=digest,
+        reserved_start=start,
+        reserved_end=end,
+        signed_length=300,
+        sha256_before="",
+        signing_time="",
+        level="B-B",
+    )
+    with path.open("rb") as fh:
+        if intact:  # a changed byte inside the reserved region is not signed
+            whole = finish.check_signature(fh, prepared, signature, config)
+            assert whole == hashlib.sha256(data).hexdigest()
+        else:
+            with pytest.raises(DocumentError, match="does not hash to the signed digest"):
+                finish.check_signature(fh, prepared, signature, config)

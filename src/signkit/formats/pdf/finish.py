@@ -4,6 +4,7 @@ that the signature just made is intact before the engine publishes it."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from typing import IO, Any
@@ -19,7 +20,6 @@ from signkit.formats.pdf.prepare import (
     PdfBatchConfig,
     Prepared,
     WorkerState,
-    sha256_file,
     worker_state,
 )
 from signkit.timestamps import TsaSpec, request_timestamp
@@ -78,8 +78,7 @@ def _finish(prepared: Prepared, signature: bytes) -> Finished:
             _document_timestamp(out, st)
         out.flush()
         os.fsync(out.fileno())
-        check_signature(out, prepared, signature, cfg)
-        after = sha256_file(out)
+        after = check_signature(out, prepared, signature, cfg)
         size_after = os.fstat(out.fileno()).st_size
     return Finished(
         index=prepared.index,
@@ -144,29 +143,26 @@ def _document_timestamp(out: IO[bytes], st: WorkerState) -> None:
 
 def check_signature(
     out: IO[bytes], prepared: Prepared, signature: bytes, cfg: PdfBatchConfig
-) -> None:
+) -> str:
     """Re-read the written file: the signed byte ranges still hash to what we
-    signed, and the signature value verifies with the signer's public key."""
+    signed, and the signature value verifies with the signer's public key.
+    Returns the SHA-256 of the whole file, taken in the same pass."""
     from cryptography.exceptions import InvalidSignature
 
-    h = hashlib.new(cfg.digest_algorithm)
+    signed = hashlib.new(cfg.digest_algorithm)
+    whole = hashlib.sha256()
+    ranges = ((0, prepared.reserved_start), (prepared.reserved_end, prepared.signed_length))
     out.seek(0)
-    remaining = prepared.reserved_start
-    while remaining:
-        chunk = out.read(min(CHUNK, remaining))
-        if not chunk:
-            break
-        h.update(chunk)
-        remaining -= len(chunk)
-    out.seek(prepared.reserved_end)
-    remaining = prepared.signed_length - prepared.reserved_end
-    while remaining > 0:
-        chunk = out.read(min(CHUNK, remaining))
-        if not chunk:
-            break
-        h.update(chunk)
-        remaining -= len(chunk)
-    if h.digest() != prepared.document_digest:
+    offset = 0
+    while chunk := out.read(CHUNK):
+        whole.update(chunk)
+        end = offset + len(chunk)
+        for start, stop in ranges:
+            lo, hi = max(start, offset), min(stop, end)
+            if lo < hi:
+                signed.update(chunk[lo - offset : hi - offset])
+        offset = end
+    if offset < prepared.signed_length or signed.digest() != prepared.document_digest:
         raise DocumentError(
             "the written file does not hash to the signed digest", subject=prepared.temp
         )
@@ -179,13 +175,21 @@ def check_signature(
             "the token's signature does not verify with the signer certificate",
             subject=prepared.temp,
         ) from None
+    return whole.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _public_key(cert_der: bytes) -> Any:
+    """The public key of a certificate (a batch checks thousands with one)."""
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(cert_der).public_key()
 
 
 def verify_raw_signature(
     cert_der: bytes, data: bytes, signature: bytes, scheme: str, digest_algorithm: str
 ) -> None:
     """Verify ``signature`` over ``data``; raises cryptography's InvalidSignature."""
-    from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -197,7 +201,7 @@ def verify_raw_signature(
         "sha3_384": hashes.SHA3_384(),
         "sha3_512": hashes.SHA3_512(),
     }[digest_algorithm]
-    key = x509.load_der_x509_certificate(cert_der).public_key()
+    key = _public_key(cert_der)
     if isinstance(key, ec.EllipticCurvePublicKey):
         key.verify(signature, data, ec.ECDSA(algo))
     elif isinstance(key, rsa.RSAPublicKey):

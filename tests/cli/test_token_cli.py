@@ -185,10 +185,37 @@ def test_no_pin_option_in_argv(signkit: Runner, softhsm: SoftHsm) -> None:
         "--module",
         softhsm.module,
         "--key",
-        "pkcs11:token=signkit-demo?pin-value=1234",
+        f"pkcs11:token=signkit-demo?pin-value={WRONG_PIN}",
     )
     assert proc.returncode == 2 and "command line" in proc.stderr
-    assert "1234" not in proc.stderr.replace("pin-value=1234", "")
+    assert_no_pin(WRONG_PIN, proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        (f"pkcs11:token=a;token=b?pin-value={WRONG_PIN}", "would put the PIN on the command line"),
+        (f"pkcs11:pin-value={WRONG_PIN}", "would put the PIN on the command line"),
+        (f"pkcs11:token=a?pin-value={WRONG_PIN}&pin-value=1", "would put the PIN on the command"),
+        (f"pkcs11:token=a;token=b?pin-source=/run/{WRONG_PIN}", "attribute 'token' given twice"),
+        (f"pkcs11:object=%zz?pin-source=/run/{WRONG_PIN}", "bad percent-encoding in 'object'"),
+        (f"pkcs11:colour=red?pin-source=/run/{WRONG_PIN}", "misplaced attribute 'colour'"),
+        (f"pkcs11:token=a?module-path=/x.so&pin-source=/run/{WRONG_PIN}", "module-path differ"),
+    ],
+)
+def test_a_malformed_uri_never_shows_the_pin(
+    signkit: Runner, softhsm: SoftHsm, uri: str, message: str
+) -> None:
+    """Regression: the whole URI, pin-value included, was quoted in the error.
+    The raw output is searched, with --debug (tracebacks), --json and in Vietnamese."""
+    for extra, lang in (([], "C"), (["--debug"], "C"), (["--json"], "C"), ([], "vi_VN.UTF-8")):
+        proc = signkit(
+            "token", "login", "--module", softhsm.module, "--key", uri, *extra, env={"LANG": lang}
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert ("\nerror: " if lang == "C" else "\nlỗi: ") in "\n" + proc.stderr, proc.stderr
+        assert lang != "C" or message in proc.stderr, proc.stderr
+        assert_no_pin(WRONG_PIN, proc.stdout, proc.stderr)
 
 
 def test_missing_module_and_absent_token(signkit: Runner, softhsm: SoftHsm) -> None:

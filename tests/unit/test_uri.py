@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from signkit.errors import UsageError
@@ -59,7 +61,9 @@ def test_utf8_label_and_slot() -> None:
     [
         ("file:foo", "not a pkcs11: URI"),
         ("pkcs11:token", "has no value"),
-        ("pkcs11:colour=red", "unknown or misplaced"),
+        ("pkcs11:colour=red", "unknown or misplaced attribute 'colour'"),
+        ("pkcs11:object=a%zzb", "bad percent-encoding in 'object'"),
+        ("pkcs11:object=100%", "bad percent-encoding in 'object'"),
         ("pkcs11:token=a;token=b", "given twice"),
         ("pkcs11:slot-id=x", "not a number"),
         ("pkcs11:object=%FF", "not UTF-8"),
@@ -77,6 +81,75 @@ def test_pin_value_is_refused() -> None:
     with pytest.raises(UsageError) as err:
         parse_pkcs11_uri("pkcs11:token=t?pin-value=1234")
     assert "1234" not in str(err.value) and "command line" in str(err.value)
+
+
+PIN = "904417"
+SOURCE = "/run/user/pin-904417"
+
+
+def everything_said(err: BaseException) -> str:
+    """Every text an error can show: message, subject, hint, repr, its causes."""
+    texts = []
+    seen: BaseException | None = err
+    while seen is not None:
+        texts += [str(seen), repr(seen), str(getattr(seen, "hint", "")), str(seen.args)]
+        seen = seen.__cause__ or seen.__context__
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # pin-value anywhere, however malformed the rest: refused without a quote
+        (f"pkcs11:token=a;token=b?pin-value={PIN}", "would put the PIN on the command line"),
+        (f"pkcs11:token=a?pin-value={PIN}&pin-value={PIN}", "would put the PIN"),
+        (f"pkcs11:pin-value={PIN}", "would put the PIN"),
+        (f"pkcs11:token=a?PIN-VALUE={PIN}", "would put the PIN"),
+        (f"pkcs11:token=a?pin%2Dvalue={PIN}", "would put the PIN"),
+        (f"pkcs11:token=a?pin-value={PIN}%zz", "would put the PIN"),
+        (f"pkcs11:colour=red;slot-id=x?pin-value={PIN}", "would put the PIN"),
+        (f"pkcs11:object=%FF?module-path=/x.so&pin-value={PIN}", "would put the PIN"),
+        # pin-source (where the PIN is) on every other error path
+        (f"pkcs11:token=a;token=b?pin-source={SOURCE}", "attribute 'token' given twice"),
+        (f"pkcs11:token=a?pin-source={SOURCE}&pin-source={SOURCE}", "'pin-source' given twice"),
+        (f"pkcs11:pin-source={SOURCE}", "misplaced attribute 'pin-source'"),
+        (f"pkcs11:object=%zz?pin-source={SOURCE}", "bad percent-encoding in 'object'"),
+        (f"pkcs11:token=a?pin-source={SOURCE}%zz", "bad percent-encoding in 'pin-source'"),
+        (f"pkcs11:colour=red?pin-source={SOURCE}", "unknown or misplaced attribute 'colour'"),
+        (f"pkcs11:slot-id=x?pin-source={SOURCE}", "slot-id 'x' is not a number"),
+        (f"pkcs11:object=%FF?pin-source={SOURCE}", "attribute 'object' is not UTF-8"),
+        (f"pkcs11:token?pin-source={SOURCE}", "attribute 'token' has no value"),
+        (f"pkcs11:token=a?module-name=p11&pin-source={SOURCE}&{PIN}", "has no value"),
+        (f"pkcs11:token=a?pin-source={SOURCE}&{PIN}=1", "unknown or misplaced attribute"),
+        (f"pkcs11:token=a?pin-src={PIN}", "unknown or misplaced attribute"),
+        # a PIN pasted where the URI should be
+        (PIN, "not a pkcs11: URI"),
+        (f"file:{SOURCE}", "not a pkcs11: URI"),
+    ],
+)
+def test_no_error_quotes_a_pin_or_its_source(text: str, message: str) -> None:
+    """Regression: a malformed URI was quoted whole, pin-value included, in
+    its error ("attribute 'token' given twice")."""
+    with pytest.raises(UsageError, match=message) as err:
+        parse_pkcs11_uri(text)
+    said = everything_said(err.value)
+    assert PIN not in said and SOURCE not in said and "904417" not in said, said
+
+
+def test_redacted_uri_keeps_what_helps() -> None:
+    with pytest.raises(UsageError) as err:
+        parse_pkcs11_uri(f"pkcs11:token=VNPT;token=B?module-path=/x.so&pin-source={SOURCE}")
+    assert err.value.subject == "pkcs11:token=VNPT;token=B?module-path=/x.so&***"
+
+
+@given(st.text(), st.from_regex(r"[0-9]{6,8}", fullmatch=True))
+def test_no_uri_error_ever_shows_the_pin(rest: str, pin: str) -> None:
+    for text in (f"pkcs11:{rest}?pin-value={pin}", f"pkcs11:{rest}&pin-source={pin}"):
+        assume(pin not in unquote(rest))
+        try:
+            parse_pkcs11_uri(text)
+        except UsageError as exc:
+            assert pin not in everything_said(exc)
 
 
 def test_vendor_attributes_are_ignored() -> None:

@@ -8,7 +8,7 @@ from signkit.errors import UsageError
 from signkit.tokens.access import TokenSpec
 from signkit.tokens.model import KeySelector
 from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
-from signkit.tokens.uri import merge_selectors, parse_pkcs11_uri
+from signkit.tokens.uri import merge_selectors, parse_pkcs11_uri, redact_uri
 
 from .options import parse_key_id
 
@@ -43,7 +43,9 @@ def build_token_spec(
         selector = merge_selectors(selector, uri.selector, what="--key")
         if uri.module_path:
             if module and module != uri.module_path:
-                raise UsageError("--module and the URI's module-path differ", subject=key_uri)
+                raise UsageError(
+                    "--module and the URI's module-path differ", subject=redact_uri(key_uri)
+                )
             module = uri.module_path
         if uri.pin_source:
             if pin_file is not None:

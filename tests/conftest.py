@@ -16,6 +16,7 @@ from support.infra import (
     build_opencryptoki,
     build_softhsm,
 )
+from support.p11shim import Shim, build_shim
 from support.runner import Runner
 
 IMPLEMENTATIONS = ("softhsm", "opencryptoki")
@@ -50,6 +51,12 @@ def tokens(request: pytest.FixtureRequest) -> TokenImpl:
 def signkit_on(tokens: TokenImpl, state_dir: Path, softhsm: SoftHsm) -> Runner:
     """Run `signkit …` against ``tokens`` (SoftHSM stays configured: modules coexist)."""
     return Runner(tokens, state_dir)
+
+
+@pytest.fixture(scope="session")
+def p11shim(softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory) -> Shim:
+    """The test PKCS#11 module (tests/support/p11shim.c) in front of SoftHSM."""
+    return Shim(build_shim(tmp_path_factory.mktemp("p11shim")), softhsm.module)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 from support.infra import REPO, SoftHsm
@@ -32,9 +33,11 @@ class Runner:
         input: str | None = None,
         rawonly: bool = False,
         timeout: float = 120,
+        program: list[str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """``program`` replaces ``python -m signkit`` (a wrapper from ``wrapped``)."""
         return subprocess.run(
-            [sys.executable, "-m", "signkit", *args],
+            [*(program or [sys.executable, "-m", "signkit"]), *args],
             capture_output=True,
             text=True,
             env=self.env(env, rawonly=rawonly),
@@ -54,3 +57,11 @@ def cron_env(hsm: SoftHsm, state: Path) -> dict[str, str]:
         "SIGNKIT_PIN": hsm.user_pin,
         "XDG_STATE_HOME": str(state),
     }
+
+
+def wrapped(directory: Path, code: str, *, name: str = "signkit-wrapped") -> list[str]:
+    """argv that runs the real signkit entry point after ``code`` (a fault
+    injected at a named boundary) has run in the same process."""
+    script = directory / f"{name}.py"
+    script.write_text(textwrap.dedent(code) + "\nfrom signkit.cli import main\n\nmain()\n")
+    return [sys.executable, str(script)]

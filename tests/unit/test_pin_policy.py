@@ -1,7 +1,10 @@
-"""The login rules at the token-layer seam.
+"""The login rules for what SoftHSM cannot do, at the token-layer seam.
 
-SoftHSM never reports "final try" or "locked", so these tests hand the
-policy a TokenInfo with those flags set and count the C_Login calls.
+SoftHSM never reports "final try", "locked" or "count low" and has no PIN
+pad, so these tests hand the policy a TokenInfo with those flags set and a
+stand-in for C_Login that counts its calls. Everything SoftHSM can do (a
+wrong PIN, the guard, PIN files, stdin, the prompt on a terminal) is tested
+on SoftHSM itself in tests/cli/test_pin_sources.py.
 """
 
 from __future__ import annotations
@@ -17,11 +20,10 @@ from signkit.errors import (
     PinIncorrectError,
     PinLockedError,
     PinUnavailableError,
-    UnattendedGuardError,
 )
 from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import TokenFlags, TokenInfo
-from signkit.tokens.pin import Pin, PinSourceKind, PinSpec, login, read_pin_file, take_env_pin
+from signkit.tokens.pin import Pin, PinSourceKind, PinSpec, login, take_env_pin
 
 FLAGS = TokenFlags(
     login_required=True,
@@ -143,9 +145,8 @@ def test_count_low_warns(tmp_path: Path) -> None:
     assert any("few PIN tries" in w for w in warnings)
 
 
-def test_wrong_unattended_pin_logs_in_once_and_blocks_further_unattended_runs(
-    tmp_path: Path,
-) -> None:
+def test_the_tries_left_after_a_wrong_pin_are_said(tmp_path: Path) -> None:
+    """The token's flags read after the refusal (SoftHSM never sets "count low")."""
     guard = PinGuard(tmp_path)
     token = Token(after=replace(FLAGS, user_pin_count_low=True))
     with pytest.raises(PinIncorrectError) as err:
@@ -153,30 +154,6 @@ def test_wrong_unattended_pin_logs_in_once_and_blocks_further_unattended_runs(
     assert token.calls == ["000000"]
     assert "few tries left" in str(err.value) and "blocked" in str(err.value)
     assert "000000" not in str(err.value) and "000000" not in repr(err.value.__cause__)
-    assert guard.check(TOKEN) is not None
-    # the right PIN from cron is refused without touching the token
-    again = Token()
-    with pytest.raises(UnattendedGuardError) as blocked:
-        run(again, spec=env_spec(), io=IO(interactive=False), guard=guard)
-    assert again.calls == [] and "clear-guard" in (blocked.value.hint or "")
-    # a person logging in interactively clears it
-    run(again, spec=PinSpec(), io=IO(interactive=True), guard=guard)
-    assert again.calls == [SECRET] and guard.check(TOKEN) is None
-
-
-def test_wrong_interactive_pin_does_not_block(tmp_path: Path) -> None:
-    guard = PinGuard(tmp_path)
-    token = Token()
-    with pytest.raises(PinIncorrectError):
-        run(token, spec=PinSpec(), io=IO(interactive=True, typed="999999"), guard=guard)
-    assert token.calls == ["999999"] and guard.check(TOKEN) is None
-
-
-def test_no_source_without_terminal(tmp_path: Path) -> None:
-    token = Token()
-    with pytest.raises(PinUnavailableError) as err:
-        run(token, spec=PinSpec(), io=IO(interactive=False), guard=PinGuard(tmp_path))
-    assert "SIGNKIT_PIN" in (err.value.hint or "") and token.calls == []
 
 
 def test_pin_pad_passes_no_pin(tmp_path: Path) -> None:
@@ -193,31 +170,6 @@ def test_pin_pad_passes_no_pin(tmp_path: Path) -> None:
             io=IO(interactive=False),
             guard=PinGuard(tmp_path),
         )
-
-
-def test_pin_file_and_stdin(tmp_path: Path) -> None:
-    f = tmp_path / "pin"
-    f.write_text(SECRET + "\r\n")
-    f.chmod(0o600)
-    token = Token()
-    result, warnings = run(
-        token,
-        spec=PinSpec(kind=PinSourceKind.FILE, file=f),
-        io=IO(interactive=False),
-        guard=PinGuard(tmp_path),
-    )
-    assert token.calls == [SECRET] and warnings == []
-    f.chmod(0o644)
-    warns: list[str] = []
-    read_pin_file(f, warns.append)
-    assert "readable by other users" in warns[0]
-    result, _ = run(
-        Token(),
-        spec=PinSpec(kind=PinSourceKind.STDIN),
-        io=IO(interactive=False),
-        guard=PinGuard(tmp_path),
-    )
-    assert result.source is PinSourceKind.STDIN
 
 
 def test_pin_object_never_shows_its_value() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from support.infra import REPO
-from support.pdfcheck import assert_signed_ok, changed_pixels, validate
+from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig, validate
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
@@ -318,17 +318,21 @@ def test_resume_is_per_field(sk, tmp_path: Path) -> None:  # type: ignore[no-unt
     """A second signature by the same certificate in another field is not 'done'."""
     work = tmp_path / "doc.pdf"
     work.write_bytes((SAMPLES / "attachment.pdf").read_bytes())
-    first = sk(
-        str(work), *CLERK, "--in-place", "--preset", "nd30-attachment", "--doc-number", "1/QĐ"
-    )
+    attachment = ("--in-place", "--preset", "nd30-attachment", "--doc-number", "1/QĐ", "--json")
+    first = sk(str(work), *CLERK, *attachment)
     assert first.returncode == 0, first.stderr
-    again = sk(
-        str(work), *CLERK, "--in-place", "--preset", "nd30-attachment", "--doc-number", "1/QĐ"
-    )
-    assert again.returncode == 0 and "skipped" in again.stderr.lower(), again.stderr
+    assert json.loads(first.stdout)["totals"]["signed"] == 1
+    signed_once = work.read_bytes()
+    again = sk(str(work), *CLERK, *attachment)
+    assert again.returncode == 0, again.stderr
+    (doc,) = json.loads(again.stdout)["documents"]
+    assert doc["status"] == "skipped" and doc["reason"] == "already signed by this signer", doc
+    assert work.read_bytes() == signed_once  # nothing was added
+    assert pdfsig(work).count("Signature is Valid") == 1
     copy = sk(str(work), *CLERK, "--in-place", "--preset", "nd30-copy", "--copy-form", "SAO Y")
     assert copy.returncode == 0, copy.stderr
     assert set(widgets(work)) == {"ND30-Attachment", "ND30-Copy"}
+    assert pdfsig(work).count("Signature is Valid") == 2
 
 
 def test_manifest_listing_an_input_twice_is_refused(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -54,7 +54,24 @@ def test_a_profile_supplies_the_settings(
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["signer"]["chain_anchor"]  # the profile's trust anchor was used
+    assert report["signer"]["chain_anchor"] == "configured"  # the profile's anchor
+    # the control: without the profile the chain ends at the token's own root
+    bare = signkit(
+        "sign",
+        "pdf",
+        str(SAMPLE),
+        "-o",
+        str(tmp_path / "bare.pdf"),
+        "--token-label",
+        "signkit-test-a",
+        "--key-label",
+        "signer-rsa2048",
+        "--no-audit",
+        "--json",
+        env=env,
+    )
+    assert bare.returncode == 0, bare.stderr
+    assert json.loads(bare.stdout)["signer"]["chain_anchor"] == "token"
     assert audit.exists()  # the audit log where the profile puts it
     # an option on the command line wins over the profile
     other = tmp_path / "other-audit.jsonl"

@@ -34,7 +34,7 @@ def test_named_bundle_from_the_user_config(sk, tmp_path: Path) -> None:  # type:
     )
     assert proc.returncode == 0, proc.stderr
     signer = json.loads(proc.stdout)["signer"]
-    assert signer["chain_anchor"], signer  # the chain ended at the bundle's root
+    assert signer["chain_anchor"] == "configured", signer  # at the bundle's root
 
 
 def test_missing_bundle_names_where_to_put_it(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -77,4 +77,4 @@ def test_sign_xml_takes_a_bundle_name_too(signkit, softhsm, pki, tmp_path: Path)
         },
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["signer"]["chain_anchor"]
+    assert json.loads(proc.stdout)["signer"]["chain_anchor"] == "configured"

@@ -5,12 +5,23 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from support.infra import REPO
-from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig, validate
+from support.pdfcheck import (
+    assert_signed_ok,
+    changed_pixels,
+    ink_runs,
+    new_words,
+    pdfsig,
+    poppler_word,
+    render,
+    validate,
+)
+from support.runner import wrapped
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
@@ -219,6 +230,29 @@ def test_leader_preset_refuses_to_certify(sk, tmp_path: Path) -> None:  # type: 
     assert "does not allow --certify" in proc.stderr
 
 
+DATE_LINE = "Số:      /QĐ-UBND                    Nam Định, ngày      tháng      năm 2026"
+VN = timezone(timedelta(hours=7))
+
+
+def date_line_blanks(tmp_path: Path) -> list[tuple[float, float]]:
+    """The three printed blanks of the sample's number/date line (after "Số:",
+    after "ngày", after "tháng"), from poppler's line box and the rendered ink."""
+    line = poppler_word(SAMPLES / "decision.pdf", DATE_LINE)
+    runs = ink_runs(render(SAMPLES / "decision.pdf", tmp_path / "blank"), line.y0, line.y1, gap=6)
+    # "Số:" | "/QĐ-UBND" | "Nam Định, ngày" | "tháng" | "năm 2026"
+    assert len(runs) == 5, runs
+    return [(runs[0][1], runs[1][0]), (runs[2][1], runs[3][0]), (runs[3][1], runs[4][0])]
+
+
+def dates_between(start: datetime, end: datetime) -> list[tuple[str, str]]:
+    """(day, month) in Decree 30 form for each calendar day from ``start`` to ``end``."""
+    out = []
+    for moment in (start, end):
+        d, m = moment.day, moment.month
+        out.append((f"{d:02d}", f"{m:02d}" if m < 3 else str(m)))
+    return out
+
+
 def pdftotext(path: Path) -> str:
     return subprocess.run(
         ["pdftotext", "-f", "1", "-l", "1", str(path), "-"],
@@ -353,12 +387,10 @@ def test_manifest_listing_an_input_twice_is_refused(sk, tmp_path: Path) -> None:
 def test_number_and_date_then_seal_all_signatures_stay_valid(
     sk, signkit, trust, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    from signkit.fontfiles import find_serif_font
-    from signkit.formats.pdf.anchor import find_slots, font_advance, page_words
-
     leader = leader_signed(sk, tmp_path)
     assert_all_passed(signkit, leader, trust, 1)
     stamped = tmp_path / "stamped.pdf"
+    signed_from = datetime.now(VN)
     proc = sk(
         str(leader),
         *CLERK,
@@ -369,6 +401,7 @@ def test_number_and_date_then_seal_all_signatures_stay_valid(
         "--doc-number",
         "12/QĐ-UBND",
     )
+    signed_until = datetime.now(VN)
     assert proc.returncode == 0, proc.stderr
     assert_signed_ok(stamped, signatures=3)
     assert_all_passed(signkit, stamped, trust, 3)
@@ -390,29 +423,31 @@ def test_number_and_date_then_seal_all_signatures_stay_valid(
     boxes = widgets(stamped)
     assert set(boxes) == {"ND30-Person", "ND30-Number", "ND30-Date", "ND30-Org"}
 
-    # the stamped text sits in the printed blanks: "Số: 12 /QĐ-UBND", "ngày DD tháng M"
-    advance = font_advance(find_serif_font()[1])
-    _w, height, before = page_words(str(SAMPLES / "decision.pdf"), 1, None)
-    found = find_slots(before, ["ngày", "tháng", "năm"], advance)
-    number_slot = find_slots(before, ["Số:"], advance)
-    assert found is not None and number_slot is not None
-    (day, month, _year), top, bottom = found
-    _w, _h, after = page_words(str(stamped), 1, None)
-    new = [w for w in after if w[4] not in {x[4] for x in before}]
-
-    def inside(word: tuple[float, float, float, float, str], left: float, right: float) -> bool:
-        return left - 1 <= word[0] and word[2] <= right + 1 and top - 3 <= word[1] <= bottom
-
-    assert any(
-        w[4] == "12" and inside(w, number_slot[0][0].left, number_slot[0][0].right or 0)
-        for w in new
-    ), new
-    assert any(w[4].isdigit() and inside(w, day.left, day.right or 0) for w in new), new
-    assert any(w[4].isdigit() and inside(w, month.left, month.right or 0) for w in new), new
-    # widgets are where the text is (display y from the top: page height - pdf y)
+    # the stamped text sits in the printed blanks: "Số: 12 /QĐ-UBND", "ngày DD tháng M",
+    # the blanks as poppler and the rendered page show them (not as signkit finds them)
+    blanks = date_line_blanks(tmp_path)
+    line = poppler_word(SAMPLES / "decision.pdf", DATE_LINE)
+    drawn = ink_runs(
+        render(stamped, tmp_path / "stamped"),
+        line.y0,
+        line.y1,
+        gap=6,
+        than=render(SAMPLES / "decision.pdf", tmp_path / "original"),
+    )
+    assert len(drawn) == 3, drawn  # the number, the day, the month: nothing else
+    for (left, right), (blank_left, blank_right) in zip(drawn, blanks, strict=True):
+        assert blank_left - 0.5 <= left and right <= blank_right + 0.5, (drawn, blanks)
+    # the text a reader's tool extracts: "12" and today's date in Decree 30 form
+    words = sorted(new_words(SAMPLES / "decision.pdf", stamped), key=lambda w: w.x0)
+    texts = [w.text for w in words]
+    assert any(texts == ["12", d, m] for d, m in dates_between(signed_from, signed_until)), texts
+    for w, blank in zip(words, blanks, strict=True):
+        assert blank[0] - 1 <= w.x0 and w.x1 <= blank[1] + 1, (w, blank)
+        assert line.y0 - 2 <= w.y0 and w.y1 <= line.y1 + 2, (w, line)
+    # the widgets are where the text is (display y from the top: page height - pdf y)
     number_box = boxes["ND30-Number"]
-    assert number_box[0] >= number_slot[0][0].left - 1
-    assert height - number_box[3] <= top and height - number_box[1] >= bottom
+    assert number_box[0] <= words[0].x0 and words[0].x1 <= number_box[2]
+    assert 842 - number_box[3] <= line.y0 + 1 and 842 - number_box[1] >= line.y1 - 1
 
     # a re-run finds both text signatures done (per field) and signs nothing
     again = sk(
@@ -428,6 +463,56 @@ def test_number_and_date_then_seal_all_signatures_stay_valid(
     assert again.returncode == 0, again.stderr
     statuses = [d["status"] for d in json.loads(again.stdout)["documents"]]
     assert statuses == ["skipped", "skipped"], statuses
+
+
+FIXED_CLOCK = """
+from datetime import datetime
+
+import signkit.formats.pdf as pdf
+
+
+class Clock(datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.fromisoformat("{moment}").astimezone(tz)
+
+
+pdf.datetime = Clock
+"""
+
+
+@pytest.mark.parametrize(
+    ("moment", "day", "month"),
+    [
+        ("2026-02-05T09:41:07+07:00", "05", "02"),  # day under 10, month 1-2: zeros
+        ("2026-03-09T08:00:00+07:00", "09", "3"),  # no zero for months from March
+        ("2026-11-23T16:30:00+07:00", "23", "11"),
+        ("2026-01-31T23:30:00+00:00", "01", "02"),  # the date in Vietnam, not UTC
+    ],
+)
+def test_the_date_reads_back_in_decree_30_form(  # type: ignore[no-untyped-def]
+    sk, tmp_path: Path, moment: str, day: str, month: str
+) -> None:
+    """The signing clock is set (in a wrapper around the real command) so that
+    the leading-zero rules are exercised whatever today is; pdftotext reads the
+    stamped date back and the rendered page shows it in the blanks."""
+    out = tmp_path / "dated.pdf"
+    proc = sk(
+        str(SAMPLES / "decision.pdf"),
+        *CLERK,
+        "-o",
+        str(out),
+        "--preset",
+        "nd30-date",
+        program=wrapped(tmp_path, FIXED_CLOCK.format(moment=moment)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_signed_ok(out)
+    words = sorted(new_words(SAMPLES / "decision.pdf", out), key=lambda w: w.x0)
+    assert [w.text for w in words] == [day, month], words
+    _number, day_blank, month_blank = date_line_blanks(tmp_path)
+    for word, (left, right) in zip(words, (day_blank, month_blank), strict=True):
+        assert left - 1 <= word.x0 and word.x1 <= right + 1, (word, left, right)
 
 
 def test_number_refused_when_the_blank_is_missing(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

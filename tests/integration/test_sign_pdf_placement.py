@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from support.infra import REPO, SoftHsm, batch_of
-from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig
+from support.p11shim import Shim, sign_log
+from support.pdfcheck import (
+    assert_signed_ok,
+    changed_pixels,
+    ink_box,
+    new_words,
+    pdfsig,
+    poppler_word,
+    render,
+)
 from support.runner import cron_env
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
@@ -38,18 +47,26 @@ def widget_rect(path: Path, page: int = 0) -> tuple[float, float, float, float]:
     raise AssertionError("no signature widget")
 
 
-def word_box(pdf: Path, text: str) -> tuple[float, float, float, float]:
-    from signkit.formats.pdf.anchor import find_on_page, page_words
+MM = 72 / 25.4
 
-    _w, height, words = page_words(str(pdf), 1, None)
-    left, top, right, bottom = find_on_page(words, text)[-1]
-    return left, height - bottom, right, height - top  # PDF coordinates
+
+def blue(pixel: tuple[int, int, int]) -> bool:
+    """The ink of the sample's handwritten signature (signature.png is blue)."""
+    r, _g, b = pixel
+    return b > 120 and b - r > 60
+
+
+def dark(pixel: tuple[int, int, int]) -> bool:
+    return sum(pixel) < 300
 
 
 def test_anchor_places_the_box_above_the_printed_name(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Where the name and the title are comes from poppler and from the rendered
+    page, never from signkit's own text search."""
+    src = SAMPLES / "decision.pdf"
     out = tmp_path / "leader.pdf"
     proc = sk(
-        str(SAMPLES / "decision.pdf"),
+        str(src),
         *LEADER,
         "-o",
         str(out),
@@ -64,13 +81,26 @@ def test_anchor_places_the_box_above_the_printed_name(sk, tmp_path: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr
     assert_signed_ok(out)
+    name = poppler_word(src, "Trần Thị Bình")
+    title = poppler_word(src, "PHÓ CHỦ TỊCH")
+    # expected: 50 x 18 mm, centred on the name, its bottom on the name's top
+    centre = (name.x0 + name.x1) / 2
+    expected = (centre - 25 * MM, name.y0 - 18 * MM, centre + 25 * MM, name.y0)
+    assert expected[1] >= title.y1  # between the title line and the name line
     x1, y1, x2, y2 = widget_rect(out)
-    nx1, _ny1, nx2, ny2 = word_box(SAMPLES / "decision.pdf", "Trần Thị Bình")
-    _tx1, ty1, _tx2, _ty2 = word_box(SAMPLES / "decision.pdf", "PHÓ CHỦ TỊCH")
-    mm = 72 / 25.4
-    assert abs((x2 - x1) - 50 * mm) <= 1 and abs((y2 - y1) - 18 * mm) <= 1
-    assert abs((x1 + x2) / 2 - (nx1 + nx2) / 2) <= 1  # centred on the name
-    assert abs(y1 - ny2) <= 1 and y2 <= ty1  # between the title line and the name line
+    widget = (x1, 842 - y2, x2, 842 - y1)  # display coordinates, as poppler's
+    assert all(abs(a - b) <= 1 for a, b in zip(widget, expected, strict=True)), (widget, expected)
+    # the rendered page: the blue signature is drawn inside that box, below the
+    # title's ink and above the name's
+    before = render(src, tmp_path / "before")
+    ink = ink_box(render(out, tmp_path / "after"), blue, than=before, region=(300, 400, 595, 600))
+    assert ink is not None
+    assert expected[0] - 1 <= ink[0] and ink[2] <= expected[2] + 1, (ink, expected)
+    assert expected[1] - 1 <= ink[1] and ink[3] <= expected[3] + 1, (ink, expected)
+    name_ink = ink_box(before, dark, region=(name.x0, name.y0, name.x1, name.y1))
+    title_ink = ink_box(before, dark, region=(title.x0, title.y0, title.x1, title.y1))
+    assert name_ink is not None and title_ink is not None
+    assert title_ink[3] <= ink[1] and ink[3] <= name_ink[1] + 0.5, (title_ink, ink, name_ink)
 
 
 def test_anchor_on_a_given_page_and_occurrence(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -147,11 +177,21 @@ def test_legacy_vietnamese_encoding_is_named() -> None:
     assert looks_legacy(tcvn3) and not looks_legacy(unicode_vi) and not looks_legacy([])
 
 
+def red(pixel: tuple[int, int, int]) -> bool:
+    """The ink of the sample seal (seal.png is red)."""
+    r, g, b = pixel
+    return r > 150 and g < 110 and b < 110
+
+
 @pytest.mark.parametrize("layout", ["side", "stacked"])
 def test_image_and_text_appearance(sk, tmp_path: Path, layout: str) -> None:  # type: ignore[no-untyped-def]
+    """side: the image in the left half of the box, the text in the right half;
+    stacked: the image in the top half, the text below. Positions from the
+    rendered page (the seal's red ink) and from pdftotext (the words)."""
+    src = SAMPLES / "attachment.pdf"
     out = tmp_path / "img.pdf"
     proc = sk(
-        str(SAMPLES / "attachment.pdf"),
+        str(src),
         *RSA,
         "-o",
         str(out),
@@ -161,20 +201,34 @@ def test_image_and_text_appearance(sk, tmp_path: Path, layout: str) -> None:  # 
         str(SAMPLES / "seal.png"),
         "--layout",
         layout,
+        "--text",
+        "Ký số\n{signer}",
     )
     assert proc.returncode == 0, proc.stderr
     assert_signed_ok(out)
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
-    with out.open("rb") as fh:
-        reader = PdfFileReader(fh)
-        sig = reader.embedded_regular_signatures[0]
-        ap = sig.sig_field["/AP"]["/N"] if "/AP" in sig.sig_field else None
-        assert ap is not None
-        resources = ap["/Resources"]
-        # the image is drawn in a nested form XObject; look one level down
-        names = list(resources.get("/XObject", {}).keys())
-        assert names
+    box = (100 * MM, 842 - 50 * MM, 180 * MM, 842 - 20 * MM)  # display coordinates
+    mid_x, mid_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    image = ink_box(render(out, tmp_path / "after"), red, than=render(src, tmp_path / "before"))
+    words = new_words(src, out)
+    assert image is not None
+    assert {w.text for w in words} == {"Ký số", "signkit Test Signer RSA-2048"}, words
+    text = (
+        min(w.x0 for w in words),
+        min(w.y0 for w in words),
+        max(w.x1 for w in words),
+        max(w.y1 for w in words),
+    )
+    for part in (image, text):  # both inside the box
+        assert box[0] - 1 <= part[0] and part[2] <= box[2] + 1, (part, box)
+        assert box[1] - 1 <= part[1] and part[3] <= box[3] + 1, (part, box)
+    if layout == "side":
+        assert image[2] <= mid_x + 1 <= text[0] + 2, (image, text, mid_x)
+    else:
+        assert image[3] <= mid_y + 1 <= text[1] + 2, (image, text, mid_y)
+    # each takes a real share of its half, not a speck
+    assert (image[2] - image[0]) * (image[3] - image[1]) > 0.15 * (box[2] - box[0]) * (
+        box[3] - box[1]
+    ) / 2, image
 
 
 def test_certify_with_docmdp_and_existing_field(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -275,43 +329,78 @@ def test_ctrl_c_keeps_finished_files(softhsm: SoftHsm, tmp_path: Path) -> None:
         assert "Signature is Valid" in pdfsig(path)
 
 
-def test_two_runs_never_sign_one_document_twice(softhsm: SoftHsm, tmp_path: Path) -> None:
-    src = batch_of(tmp_path / "in", 60)
-    env = cron_env(softhsm, tmp_path / "state")
+def test_two_runs_never_sign_one_document_twice(
+    softhsm: SoftHsm, p11shim: Shim, tmp_path: Path
+) -> None:
+    """Two runs on one inbox, made to overlap: the test PKCS#11 module holds
+    each run's first signature until both runs are at theirs (a barrier), so
+    both are signing at once, each holding the documents it admitted. The
+    token's own count of signatures and pdfsig on every output show each
+    document signed exactly once."""
+    docs = 60
+    src = batch_of(tmp_path / "in", docs)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    tokenlog = tmp_path / "token.log"
+    env = {
+        **cron_env(softhsm, tmp_path / "state"),
+        **p11shim.env(barrier_dir=barrier, barrier_parties=2, sign_log=tokenlog),
+    }
     cmd = [
-        sys.executable,
-        "-m",
-        "signkit",
-        "sign",
-        "pdf",
-        str(src),
-        "--output-dir",
-        str(tmp_path / "out"),
-        *RSA,
-        "--revocation",
-        "off",
-        "--json",
-        "--audit-log",
-        str(tmp_path / "audit.jsonl"),
+        *(sys.executable, "-m", "signkit", "sign", "pdf", str(src)),
+        *("--output-dir", str(tmp_path / "out"), "--module", str(p11shim.path), *RSA),
+        *("--revocation", "off", "--json", "--audit-log", str(tmp_path / "audit.jsonl")),
     ]
-    procs = [
-        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    first = start()
+    # the second run starts once the first is logged in and waits at the token
+    deadline = time.monotonic() + 120
+    while not list(barrier.iterdir()):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.01)
+    second = start()
     reports = []
-    for p in procs:
+    for p in (first, second):
         out, err = p.communicate(timeout=300)
-        # 75: it left documents the other run held (that run signed them)
-        assert p.returncode in (0, 75), err
-        reports.append(json.loads(out))
+        report = json.loads(out)
+        # 75 when it left documents the other run held (that run signed them)
+        assert p.returncode == report["exit_code"] and p.returncode in (0, 75), err
+        reports.append(report)
     for r in reports:
         for d in r["documents"]:
             if d["status"] == "not-attempted":
                 assert d["reason"].startswith("locked by another signkit run (pid "), d
+    # both runs passed the barrier with both present: they overlapped
+    log = sign_log(tokenlog)
+    pids = {first.pid, second.pid}
+    assert {(pid, seen) for kind, pid, seen in log if kind == "barrier"} == {
+        (pid, 2) for pid in pids
+    }
+    # the token signed exactly once per document, and both runs signed some
+    per_run = {pid: sum(1 for kind, p, _ in log if kind == "sign" and p == pid) for pid in pids}
+    assert sum(per_run.values()) == docs and min(per_run.values()) > 0, per_run
+    statuses = [d["status"] for r in reports for d in r["documents"]]
+    assert "failed" not in statuses, statuses
     signed = [d["input"] for r in reports for d in r["documents"] if d["status"] == "signed"]
-    assert len(signed) == len(set(signed)) == 60  # each exactly once, between the two runs
+    assert len(signed) == len(set(signed)) == docs  # each exactly once, between the two runs
+    for r, pid in zip(reports, (first.pid, second.pid), strict=True):
+        assert r["totals"]["signed"] == per_run[pid]
+    outputs = sorted((tmp_path / "out").glob("d*.pdf"))
+    assert len(outputs) == docs
+    for path in outputs:
+        report = pdfsig(path)
+        assert report.count("Signature #") == 1 and "Signature is Valid" in report, path
     records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))  # one chain, no fork
+    done = [
+        r["input"] for r in records if r["type"] == "document-result" and r["status"] == "signed"
+    ]
+    assert sorted(done) == sorted(signed)
 
 
 def test_rect_honours_page_rotation(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import re
 import subprocess
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +93,136 @@ def changed_pixels(
             else:
                 outside += 1
     return inside, outside
+
+
+# ------------------------------------------------------------ positions on the page
+# Expected positions come from poppler (pdftotext -bbox) and from pixels
+# (pdftoppm), never from signkit's own text search.
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word as poppler reads it, in points from the top-left of the page as shown."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+_WORD = re.compile(
+    r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>'
+)
+
+
+def poppler_words(pdf: Path, page: int = 1) -> list[Word]:
+    """Every word pdftotext -bbox finds on ``page`` (NFC text)."""
+    proc = subprocess.run(
+        ["pdftotext", "-bbox", "-f", str(page), "-l", str(page), str(pdf), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [
+        Word(unicodedata.normalize("NFC", html.unescape(t)), *(float(v) for v in (a, b, c, d)))
+        for a, b, c, d, t in _WORD.findall(proc.stdout)
+    ]
+
+
+def poppler_word(pdf: Path, text: str, page: int = 1) -> Word:
+    """The one word (poppler's word: often a whole line) that is exactly ``text``."""
+    hits = [w for w in poppler_words(pdf, page) if w.text == text]
+    assert len(hits) == 1, (text, [w.text for w in poppler_words(pdf, page)])
+    return hits[0]
+
+
+def new_words(before: Path, after: Path, page: int = 1) -> list[Word]:
+    """Words on ``after``'s page that ``before``'s page does not have."""
+    old = {(w.text, round(w.x0), round(w.y0)) for w in poppler_words(before, page)}
+    return [w for w in poppler_words(after, page) if (w.text, round(w.x0), round(w.y0)) not in old]
+
+
+@dataclass(frozen=True)
+class Raster:
+    """A page rendered by pdftoppm: ``dpi / 72`` pixels per point, RGB."""
+
+    width: int
+    height: int
+    pixels: bytes
+    scale: float
+
+    def rgb(self, x: int, y: int) -> tuple[int, int, int]:
+        i = 3 * (y * self.width + x)
+        return self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]
+
+
+def render(pdf: Path, stem: Path, *, page: int = 1, dpi: int = 144) -> Raster:
+    """Page ``page`` of ``pdf`` as poppler draws it (annotations included)."""
+    subprocess.run(
+        [
+            *("pdftoppm", "-r", str(dpi), "-f", str(page), "-l", str(page), "-singlefile"),
+            *(str(pdf), str(stem)),
+        ],
+        check=True,
+    )
+    data = stem.with_suffix(".ppm").read_bytes()
+    magic, size, depth, rest = data.split(b"\n", 3)
+    assert magic == b"P6" and depth == b"255", magic
+    width, height = (int(v) for v in size.split())
+    return Raster(width, height, rest, dpi / 72)
+
+
+def ink_box(
+    raster: Raster,
+    is_ink: Callable[[tuple[int, int, int]], bool],
+    *,
+    than: Raster | None = None,
+    region: tuple[float, float, float, float] | None = None,
+) -> tuple[float, float, float, float] | None:
+    """Bounding box (points, top-left origin) of the pixels that are ink, or,
+    with ``than``, of the ink that differs from ``than`` (what was drawn since);
+    only within ``region`` (points) when given."""
+    s = raster.scale
+    x0, y0, x1, y1 = region or (0, 0, raster.width / s, raster.height / s)
+    xs: list[int] = []
+    ys: list[int] = []
+    for y in range(max(0, int(y0 * s)), min(raster.height, int(y1 * s) + 1)):
+        for x in range(max(0, int(x0 * s)), min(raster.width, int(x1 * s) + 1)):
+            pixel = raster.rgb(x, y)
+            if is_ink(pixel) and (than is None or than.rgb(x, y) != pixel):
+                xs.append(x)
+                ys.append(y)
+    if not xs:
+        return None
+    return min(xs) / s, min(ys) / s, (max(xs) + 1) / s, (max(ys) + 1) / s
+
+
+def ink_runs(
+    raster: Raster,
+    top: float,
+    bottom: float,
+    *,
+    gap: float,
+    than: Raster | None = None,
+) -> list[tuple[float, float]]:
+    """Horizontal extents (points) of the ink between ``top`` and ``bottom``,
+    columns less than ``gap`` points apart merged: the words of a line and the
+    blanks between them, as a reader sees them. With ``than``: only the ink
+    that differs from that rendering."""
+    s = raster.scale
+    rows = range(int(top * s), min(raster.height, int(bottom * s) + 1))
+    columns = []
+    for x in range(raster.width):
+        for y in rows:
+            pixel = raster.rgb(x, y)
+            if sum(pixel) < 3 * 160 and (than is None or than.rgb(x, y) != pixel):
+                columns.append(x)
+                break
+    runs: list[list[int]] = []
+    for x in columns:
+        if runs and x - runs[-1][1] <= gap * s:
+            runs[-1][1] = x
+        else:
+            runs.append([x, x])
+    return [(a / s, (b + 1) / s) for a, b in runs]

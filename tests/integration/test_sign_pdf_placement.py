@@ -123,8 +123,13 @@ def test_anchor_on_a_given_page_and_occurrence(sk, tmp_path: Path) -> None:  # t
     )
     assert proc.returncode == 0, proc.stderr
     assert_signed_ok(out)
-    x1, _y1, _x2, _y2 = widget_rect(out, page=0)
-    assert x1 > 100
+    # 40 x 10 mm right of the title (poppler's box), centred on it vertically
+    word = poppler_word(SAMPLES / "two-pages.pdf", "QUYẾT ĐỊNH", page=1)
+    centre = (word.y0 + word.y1) / 2
+    expected = (word.x1, centre - 5 * MM, word.x1 + 40 * MM, centre + 5 * MM)
+    x1, y1, x2, y2 = widget_rect(out, page=0)
+    widget = (x1, 842 - y2, x2, 842 - y1)
+    assert all(abs(a - b) <= 1 for a, b in zip(widget, expected, strict=True)), (widget, expected)
     proc = sk(
         str(SAMPLES / "two-pages.pdf"),
         *RSA,

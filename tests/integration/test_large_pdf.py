@@ -2,8 +2,14 @@
 
 A pyHanko user reported PDFs over 100 MB coming out corrupt while the tool
 said success; offsets past 2**31 break 32-bit arithmetic. Both sizes are
-signed here and checked by pdfsig, qpdf and pyHanko; the whole run (main
-process and workers) must stay under 128 MiB resident.
+signed here and checked by pdfsig, qpdf and pyHanko; the whole run (the main
+process, its workers and any program they start) must stay under 128 MiB.
+
+The whole run is measured from outside: a watcher samples /proc for the
+process tree every few milliseconds and adds up the proportional set size
+(PSS: a page shared by the forked workers counts once in total, as the
+machine pays for it). The kernel's own peak (ru_maxrss) of the largest
+single process is checked as well, since a sample can miss a short peak.
 """
 
 from __future__ import annotations
@@ -21,11 +27,45 @@ from support.runner import cron_env
 
 pytestmark = pytest.mark.softhsm
 
-MEASURE = """
-import resource, subprocess, sys
-proc = subprocess.run(sys.argv[1:])
-peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(peak_kib, proc.returncode)
+MEASURE = r"""
+import json, os, resource, subprocess, sys, time
+
+def tree(root):
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except OSError:
+            pass  # it ended between two reads
+    return pids
+
+def kib(pid, field):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)
+peak = {"pss_kib": 0, "rss_kib": 0, "processes": 0, "samples": 0}
+while proc.poll() is None:
+    pids = tree(proc.pid)
+    peak["pss_kib"] = max(peak["pss_kib"], sum(kib(p, "Pss") for p in pids))
+    peak["rss_kib"] = max(peak["rss_kib"], sum(kib(p, "Rss") for p in pids))
+    peak["processes"] = max(peak["processes"], len(pids))
+    peak["samples"] += 1
+    time.sleep(0.005)
+out = proc.stdout.read()
+peak["largest_maxrss_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+peak["returncode"] = proc.returncode
+sys.stdout.write(out.decode() + "\n" + json.dumps(peak) + "\n")
 """
 
 
@@ -62,11 +102,16 @@ def test_large_pdf_signs_intact_in_bounded_memory(
     proc = subprocess.run(
         [sys.executable, "-c", MEASURE, *cmd], env=env, capture_output=True, text=True, check=False
     )
-    peak_kib, code = (int(v) for v in proc.stdout.strip().splitlines()[-1].split())
-    assert code == 0, proc.stderr
-    report = json.loads("\n".join(proc.stdout.strip().splitlines()[:-1]))
+    *lines, last = proc.stdout.strip().splitlines()
+    peak = json.loads(last)
+    assert peak["returncode"] == 0, proc.stderr
+    report = json.loads("\n".join(lines))
     assert report["totals"]["signed"] == 1
-    assert peak_kib <= 128 * 1024, f"peak RSS {peak_kib} KiB"
+    print(f"memory of the whole run, {size} bytes: {peak}")
+    # the watcher saw the workers (one per CPU) and took many samples
+    assert peak["processes"] >= 2 and peak["samples"] >= 20, peak
+    assert peak["pss_kib"] <= 128 * 1024, f"whole run: {peak}"
+    assert peak["largest_maxrss_kib"] <= 128 * 1024, f"largest process: {peak}"
     assert out.stat().st_size > size
     src.unlink()  # room on disk for the referees' work
     assert_signed_ok(out)

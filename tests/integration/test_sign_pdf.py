@@ -8,12 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, batch_of, pki_certificate
+from support.events import wait_for
+from support.infra import REPO, TSA_URL, SoftHsm, batch_of, pki_certificate
+from support.p11shim import Shim, sign_log
 from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig
 from support.runner import cron_env
 
@@ -431,110 +432,52 @@ def test_revocation_policy_without_answers(tmp_path: Path, trust: Path) -> None:
     assert off.revocation == "not-checked"
 
 
-def test_token_failure_mid_batch_keeps_finished_files(
-    softhsm: SoftHsm, pki: PkiServices, tmp_path: Path
+def test_kill_9_then_rerun_completes(  # type: ignore[no-untyped-def]
+    sk, softhsm: SoftHsm, p11shim: Shim, tmp_path: Path
 ) -> None:
-    """The token 'disappears' after 5 signatures (fault injected at the token seam)."""
-    from signkit.errors import TokenOperationError
-    from signkit.formats.pdf import PdfFormat
-    from signkit.jobs.engine import EngineSpec
-    from signkit.jobs.outputs import OutputSpec
-    from signkit.jobs.report import BatchReport
-    from signkit.jobs.signing import SignJobSpec, sign_documents
-    from signkit.tokens.access import TokenSpec
-    from signkit.tokens.guard import PinGuard
-    from signkit.tokens.model import KeySelector
-    from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
-
-    src = batch_of(tmp_path / "in", 20)
-
-    def flaky(sign):  # type: ignore[no-untyped-def]
-        count = 0
-
-        def wrapped(data: bytes) -> bytes:
-            nonlocal count
-            count += 1
-            if count > 5:
-                raise TokenOperationError("token removed while signing", subject="token 'x'")
-            return sign(data)
-
-        return wrapped
-
-    class Quiet:
-        def document_done(self, result) -> None:  # type: ignore[no-untyped-def]
-            pass
-
-    spec = SignJobSpec(
-        format=PdfFormat(),
-        inputs=(str(src),),
-        outputs=OutputSpec(output_dir=tmp_path / "out"),
-        token=TokenSpec(
-            module=softhsm.module,
-            selector=KeySelector(token_label="signkit-test-a", key_label="signer-rsa2048"),
-            pin=PinSpec(kind=PinSourceKind.ENV, env_pin=Pin(softhsm.user_pin)),
-        ),
-        audit_path=tmp_path / "audit.jsonl",
-        sign_hook=flaky,
-        engine=EngineSpec(lookahead=8),
-    )
-    report = BatchReport(command="sign pdf")
-    with pytest.raises(TokenOperationError):
-        sign_documents(
-            spec,
-            io=None,
-            guard=PinGuard(tmp_path),
-            warn=lambda s: None,  # type: ignore[arg-type]
-            events=Quiet(),
-            report=report,
-        )
-    assert report.exit_code() == 4
-    outputs = sorted((tmp_path / "out").glob("*.pdf"))
-    assert len(outputs) == 5 == report.totals()["signed"]
-    for out in outputs:
-        assert_signed_ok(out)
-    assert not list((tmp_path / "out").glob(".signkit-tmp-*"))
-    assert report.totals()["not-attempted"] + report.totals()["failed"] == 15
-
-
-def test_kill_9_then_rerun_completes(sk, softhsm: SoftHsm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """kill -9 at a known point: the test PKCS#11 module holds the 11th
+    signature (it never returns), so ten documents are signed and at least
+    three of them published (finishes go to the workers in groups of at most
+    eight); then the whole run, workers included, is killed. The token's own
+    count shows the rerun signs exactly the documents without an output."""
     src = batch_of(tmp_path / "in", 120)
     out = tmp_path / "out"
-    env = cron_env(softhsm, tmp_path / "state")
+    held = tmp_path / "held"
+    tokenlog = tmp_path / "token.log"
+    env = {
+        **cron_env(softhsm, tmp_path / "state"),
+        **p11shim.env(hold_at=11, hold_file=held, sign_log=tokenlog),
+    }
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "signkit",
-            "sign",
-            "pdf",
-            str(src),
-            "--output-dir",
-            str(out),
-            *KEY,
-            "--revocation",
-            "off",
-            "--audit-log",
-            str(tmp_path / "audit.jsonl"),
+            *(sys.executable, "-m", "signkit", "sign", "pdf", str(src), "--output-dir", str(out)),
+            *("--module", str(p11shim.path), *KEY, "--revocation", "off"),
+            *("--audit-log", str(tmp_path / "audit.jsonl")),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if out.exists() and len(list(out.glob("d*.pdf"))) >= 10:
-            break
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole run, workers included
-    proc.wait()
-    done_before = len(list(out.glob("d*.pdf")))
-    assert 0 < done_before < 120
-    for path in out.glob("d*.pdf"):  # whatever is visible is complete
+    try:
+        wait_for(held.exists, what="the 11th signature to reach the token")
+        wait_for(lambda: len(list(out.glob("d*.pdf"))) >= 3, what="three outputs")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole run, workers included
+        proc.wait()
+    outputs = sorted(out.glob("d*.pdf"))
+    assert 3 <= len(outputs) <= 10
+    for path in outputs:  # whatever is visible is complete
         assert "Signature is Valid" in pdfsig(path)
-    rerun = sk(str(src), "--output-dir", str(out), *KEY, "--json", "--revocation", "off")
+    assert [kind for kind, pid, _n in sign_log(tokenlog) if pid == proc.pid] == ["sign"] * 10
+    rerun = sk(
+        *(str(src), "--output-dir", str(out), "--module", str(p11shim.path), *KEY),
+        *("--json", "--revocation", "off"),
+        env=p11shim.env(sign_log=tokenlog),
+    )
     assert rerun.returncode == 0, rerun.stderr
     totals = json.loads(rerun.stdout)["totals"]
-    assert totals["signed"] + totals["skipped"] == 120 and totals["skipped"] >= done_before
+    assert totals["skipped"] == len(outputs) and totals["signed"] == 120 - len(outputs)
+    assert len(sign_log(tokenlog)) == 10 + 120 - len(outputs)  # by the token's own count
     assert len(list(out.glob("d*.pdf"))) == 120
     assert not list(out.glob(".signkit-tmp-*"))  # the dead run's temp files are gone

@@ -8,11 +8,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from support.events import wait_for
 from support.infra import REPO, SoftHsm, batch_of
 from support.p11shim import Shim, sign_log
 from support.pdfcheck import (
@@ -294,41 +294,40 @@ def test_key_kinds(sk, tmp_path: Path, key: list[str], extra: list[str]) -> None
                 assert sig.signer_info["signature_algorithm"]["algorithm"].native == "rsassa_pss"
 
 
-def test_ctrl_c_keeps_finished_files(softhsm: SoftHsm, tmp_path: Path) -> None:
+def test_ctrl_c_keeps_finished_files(softhsm: SoftHsm, p11shim: Shim, tmp_path: Path) -> None:
+    """Ctrl-C in the middle of a batch, for certain: the test PKCS#11 module holds
+    the 20th signature until the test has sent SIGINT, then lets it finish."""
     src = batch_of(tmp_path / "in", 150)
     out = tmp_path / "out"
-    env = cron_env(softhsm, tmp_path / "state")
+    held, release = tmp_path / "held", tmp_path / "release"
+    env = {
+        **cron_env(softhsm, tmp_path / "state"),
+        **p11shim.env(hold_at=20, hold_file=held, release_file=release),
+    }
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "signkit",
-            "sign",
-            "pdf",
-            str(src),
-            "--output-dir",
-            str(out),
-            *RSA,
-            "--revocation",
-            "off",
-            "--json",
+            *(sys.executable, "-m", "signkit", "sign", "pdf", str(src), "--output-dir", str(out)),
+            *("--module", str(p11shim.path), *RSA, "--revocation", "off", "--json"),
         ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("d*.pdf"))) < 5:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
-    stdout, stderr = proc.communicate(timeout=60)
+    try:
+        wait_for(held.exists, what="the 20th signature to reach the token")
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+    finally:
+        release.touch()
+    stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     report = json.loads(stdout)
     signed = [d for d in report["documents"] if d["status"] == "signed"]
     outputs = sorted(out.glob("d*.pdf"))
-    assert len(outputs) == len(signed) >= 5
+    assert len(outputs) == len(signed) >= 20  # the held signature was kept too
+    assert len(outputs) < 150
+    assert report["totals"]["not-attempted"] == 150 - len(signed)
     assert not list(out.glob(".signkit-tmp-*"))
     for path in outputs[:3] + outputs[-3:]:
         assert "Signature is Valid" in pdfsig(path)
@@ -364,10 +363,7 @@ def test_two_runs_never_sign_one_document_twice(
 
     first = start()
     # the second run starts once the first is logged in and waits at the token
-    deadline = time.monotonic() + 120
-    while not list(barrier.iterdir()):
-        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
-        time.sleep(0.01)
+    wait_for(lambda: list(barrier.iterdir()), what="the first run at the token")
     second = start()
     reports = []
     for p in (first, second):

@@ -16,8 +16,9 @@
  *   SHIM_BARRIER_DIR       at its first C_SignInit, each process waits until
  *   SHIM_BARRIER_PARTIES   that many processes are at theirs (two runs signing
  *                          at the same moment, proved rather than hoped for)
- *   SHIM_HOLD_AT           the Nth C_SignInit of the process never returns,
- *   SHIM_HOLD_FILE         after creating this file (a kill -9 at a known point)
+ *   SHIM_HOLD_AT           the Nth C_SignInit of the process waits, after
+ *   SHIM_HOLD_FILE         creating this file, until SHIM_RELEASE_FILE exists
+ *   SHIM_RELEASE_FILE      (for ever without it): a signal at a known point
  *
  * No PKCS#11 header is needed: CK_FUNCTION_LIST is a CK_VERSION followed by
  * 68 function pointers in the order of the standard (v2.40).
@@ -118,7 +119,14 @@ static CK_RV shim_sign_init(CK_ULONG session, void *mechanism, CK_ULONG key) {
             int fd = open(flag, O_WRONLY | O_CREAT, 0600);
             if (fd >= 0) close(fd);
         }
-        for (;;) pause();
+        const char *release = getenv("SHIM_RELEASE_FILE");
+        struct timespec step = {0, 5 * 1000 * 1000};
+        while (!(release && *release && access(release, F_OK) == 0)) {
+            if (release && *release)
+                nanosleep(&step, NULL);
+            else
+                pause();
+        }
     }
     if (fail_now("C_SignInit")) return (CK_RV)env_long("SHIM_FAIL_CKR", CKR_GENERAL_ERROR);
     return ((sign_init_fn)real->fn[I_SIGN_INIT])(session, mechanism, key);

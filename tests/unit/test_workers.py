@@ -1,17 +1,40 @@
-"""The batch's worker pool: real forked processes, one pipe each."""
+"""The batch's worker pool: real forked processes, one pipe each.
+
+Tasks that must be "busy" wait on events the workers share with this process
+(made before the workers fork), never for a guessed time.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import wait
 
 import pytest
 
 from signkit.errors import InputFormatError
 from signkit.workers import Limits, WorkerLostError, WorkerPool, limited_call
+
+_FORK = multiprocessing.get_context("fork")
+GATE = _FORK.Event()
+"""Held tasks return when the test sets it."""
+STARTED = _FORK.Event()
+"""Set by a held task once it runs in a worker."""
+WARMED = _FORK.Value("i", 0)
+"""How many workers finished a counted warm-up."""
+
+
+@pytest.fixture(autouse=True)
+def _events() -> Iterator[None]:
+    GATE.clear()
+    STARTED.clear()
+    WARMED.value = 0
+    yield
+    GATE.set()  # nothing a test left behind waits on
 
 
 def pid_and_square(n: int) -> tuple[int, int]:
@@ -20,9 +43,28 @@ def pid_and_square(n: int) -> tuple[int, int]:
     return os.getpid(), n * n
 
 
-def nap(seconds: float) -> int:
-    time.sleep(seconds)
+def pid() -> int:
     return os.getpid()
+
+
+def held() -> int:
+    """Runs until the test opens the gate."""
+    STARTED.set()
+    assert GATE.wait(timeout=120), "the test never opened the gate"
+    return os.getpid()
+
+
+def counted_warm_up() -> int:
+    with WARMED.get_lock():
+        WARMED.value += 1
+    return os.getpid()
+
+
+def wait_until(condition: object, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)
 
 
 def die() -> None:
@@ -47,22 +89,31 @@ def test_results_errors_and_both_workers() -> None:
 
 def test_queued_tasks_can_be_cancelled_and_never_run() -> None:
     with WorkerPool(1, depth=1) as pool:
-        busy = pool.submit(nap, 0.3)
-        queued = [pool.submit(nap, 0) for _ in range(3)]
+        busy = pool.submit(held)
+        assert STARTED.wait(timeout=60)  # with the worker, which takes no more
+        queued = [pool.submit(pid) for _ in range(3)]
         assert all(f.cancel() for f in queued)  # still here, not sent
         assert not busy.cancel()  # already with the worker
-        assert busy.result() != os.getpid()
+        GATE.set()
+        assert busy.result(timeout=60) != os.getpid()
     assert all(f.cancelled() for f in queued)
 
 
 def test_shutdown_cancel_futures_drops_what_waits() -> None:
     pool = WorkerPool(1, depth=1)
-    busy = pool.submit(nap, 0.2)
-    queued = pool.submit(nap, 0)
-    pool.shutdown(wait=True, cancel_futures=True)
+    busy = pool.submit(held)
+    queued = pool.submit(pid)
+    assert STARTED.wait(timeout=60)
+    stopping = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True})
+    stopping.start()
+    wait_until(queued.cancelled, "the queued task to be cancelled")
+    assert not busy.done()  # shutdown waits for the running task
+    GATE.set()
+    stopping.join(timeout=60)
+    assert not stopping.is_alive()
     assert busy.result() and queued.cancelled()
     with pytest.raises(RuntimeError, match="after shutdown"):
-        pool.submit(nap, 0)
+        pool.submit(pid)
 
 
 def test_an_answer_that_cannot_cross_is_an_error_of_its_own_task() -> None:
@@ -86,9 +137,9 @@ def test_a_killed_worker_fails_only_its_task_and_is_replaced() -> None:
     budget) fails its own task; queued work goes to a fresh worker."""
     pool = WorkerPool(1, depth=2)  # the second task is already in the dying worker's pipe
     try:
-        first = pool.submit(nap, 0).result(timeout=10)
+        first = pool.submit(pid).result(timeout=10)
         dead = pool.submit(die)
-        waiting = pool.submit(nap, 0)
+        waiting = pool.submit(pid)
         assert isinstance(dead.exception(timeout=10), WorkerLostError)
         replacement = waiting.result(timeout=10)
         assert replacement not in (first, os.getpid())
@@ -118,7 +169,7 @@ def test_a_call_over_its_memory_budget_fails_as_malformed() -> None:
     limits = Limits(memory_bytes=64 << 20, seconds=30)
     pool = WorkerPool(1, depth=2)
     try:
-        before = pool.submit(nap, 0).result(timeout=10)
+        before = pool.submit(pid).result(timeout=10)
         hog = pool.submit(limited_call, limits, allocate, 512 << 20)
         after = pool.submit(limited_call, limits, allocate_and_pid, 1 << 20)
         error = hog.exception(timeout=30)
@@ -146,41 +197,56 @@ def allocate_and_pid(size: int) -> tuple[int, int]:
 
 def test_workers_exit_at_shutdown() -> None:
     pool = WorkerPool(2)
-    pids = {pool.submit(nap, 0.05).result(timeout=10) for _ in range(4)}
+    first, second = pool.submit(held), pool.submit(held)  # one on each worker
+    GATE.set()
+    pids = {first.result(timeout=60), second.result(timeout=60)}
+    assert len(pids) == 2
     pool.shutdown(wait=True)
-    for pid in pids:
+    for worker in pids:
         with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+            os.kill(worker, 0)
 
 
 def test_tasks_go_to_the_worker_given_its_warm_up_not_to_a_cold_one() -> None:
     with WorkerPool(2) as pool:
-        warming = pool.warm_up(nap, 0.3)
-        first = pool.submit(nap, 0)  # the other worker is idle, but cold
-        assert first.result(timeout=10) == warming.result(timeout=10)
+        warming = pool.warm_up(held)
+        assert STARTED.wait(timeout=60)  # the first worker is warming
+        first = pool.submit(pid)  # the other worker is idle, but cold
+        assert not first.done()  # it waits for the warm one
+        GATE.set()
+        assert first.result(timeout=60) == warming.result(timeout=60)
 
 
 def test_the_others_warm_after_the_first_and_then_take_tasks() -> None:
     with WorkerPool(2) as pool:
-        first = pool.warm_up(nap, 0.1).result(timeout=10)
-        time.sleep(0.5)  # the second worker's warm-up (0.1 s) is done by now
-        busy = [pool.submit(nap, 0.2) for _ in range(4)]
-        pids = {f.result(timeout=10) for f in busy}
+        first = pool.warm_up(counted_warm_up).result(timeout=60)
+        wait_until(lambda: WARMED.value == 2, "the second worker's warm-up")
+        busy = [pool.submit(held) for _ in range(4)]  # the least busy worker each time
+        GATE.set()
+        pids = {f.result(timeout=60) for f in busy}
     assert first in pids and len(pids) == 2
 
 
-def slow_on_the_second(first_pid: int) -> int:
-    """0.05 s on the worker forked first, 60 s on the others."""
-    time.sleep(0.05 if os.getpid() == first_pid else 60)
+WARMING = _FORK.Event()
+"""Set by the second worker once its (endless) warm-up has started."""
+
+
+def endless_on_the_second(first_pid: int) -> int:
+    """Returns at once on the worker forked first; on the others it runs until
+    the process is stopped (a warm-up still importing when the batch ends)."""
+    if os.getpid() != first_pid:
+        WARMING.set()
+        threading.Event().wait()
     return os.getpid()
 
 
 def test_a_worker_still_warming_when_the_batch_ends_is_stopped() -> None:
+    WARMING.clear()
     pool = WorkerPool(2)
-    first = pool.warm_up(slow_on_the_second, pool._slots[0].process.pid)
-    first.result(timeout=10)
-    time.sleep(0.2)  # the second worker is now "importing" for 60 s
+    first = pool.warm_up(endless_on_the_second, pool._slots[0].process.pid)
+    first.result(timeout=60)
+    assert WARMING.wait(timeout=60)  # the second worker is in its warm-up now
     started = time.monotonic()
-    pool.shutdown(wait=True)
-    assert time.monotonic() - started < 30  # not the 60 s of the warm-up
+    pool.shutdown(wait=True)  # would never return if it waited for that warm-up
+    assert time.monotonic() - started < 30
     assert not any(slot.process.is_alive() for slot in pool._slots)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from support.fonts import LIBERATION, font_root
 from support.infra import (
     OpenCryptoki,
     PkiServices,
@@ -20,6 +21,20 @@ from support.p11shim import Shim, build_shim
 from support.runner import Runner
 
 IMPLEMENTATIONS = ("softhsm", "opencryptoki")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def only_liberation_serif(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every signkit the tests start finds Liberation Serif and no other serif
+    font, whatever the host has installed (SIGNKIT_FONT_ROOT)."""
+    root = font_root(tmp_path_factory.mktemp("fonts"), {LIBERATION: LIBERATION})
+    before = os.environ.get("SIGNKIT_FONT_ROOT")
+    os.environ["SIGNKIT_FONT_ROOT"] = str(root)
+    yield root
+    if before is None:
+        del os.environ["SIGNKIT_FONT_ROOT"]
+    else:
+        os.environ["SIGNKIT_FONT_ROOT"] = before
 
 
 @pytest.fixture(scope="session")

@@ -26,10 +26,19 @@ SERIF_FONTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+FONT_ROOT_ENV = "SIGNKIT_FONT_ROOT"
+"""A directory that stands for / when the font paths above are looked up. The
+test suite points it at a directory of its own so that which fonts are
+"installed" is the test's choice, not the host's; unset, the paths are used
+as they are."""
+
+
 def find_serif_font() -> tuple[str, str]:
     """(family, path) of the best available serif font."""
+    root = os.environ.get(FONT_ROOT_ENV, "")
     for family, paths in SERIF_FONTS:
         for path in paths:
-            if os.path.exists(path):
-                return family, path
+            found = root + path if root else path
+            if os.path.exists(found):
+                return family, found
     raise FileNotFoundError("no serif TrueType font found (install fonts-liberation2)")

@@ -276,7 +276,8 @@ def test_attachment_top_right_with_number_and_time(sk, tmp_path: Path) -> None: 
     )
     assert proc.returncode == 0, proc.stderr
     assert_signed_ok(out)
-    assert "Times New Roman not found" in proc.stderr  # Liberation Serif stands in
+    # the suite's font root holds Liberation Serif only (tests/support/fonts.py)
+    assert "Times New Roman not found; visible signatures use Liberation Serif" in proc.stderr
     text = pdftotext(out)
     assert "12/QĐ-UBND" in text
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", text), text

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from support.events import wait_for
+from support.fonts import DEJAVU, LIBERATION, TIMES, font_root
 from support.infra import REPO, TSA_URL, SoftHsm, batch_of, pki_certificate
 from support.p11shim import Shim, sign_log
 from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig
@@ -218,7 +219,8 @@ def test_visible_vietnamese_signature_in_its_box(sk, tmp_path: Path, corner: str
         "Ký bởi: {signer}\n{org}\n{time}",
     )
     assert proc.returncode == 0, proc.stderr
-    assert "Liberation Serif" in proc.stderr  # Times New Roman is not installable here
+    # the suite's font root holds Liberation Serif only (tests/support/fonts.py)
+    assert "Times New Roman not found; visible signatures use Liberation Serif" in proc.stderr
     assert_signed_ok(out)
     text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
     assert "Ký bởi: Nguyễn Văn An" in text and "Ủy ban nhân dân tỉnh Nam Định" in text
@@ -248,6 +250,34 @@ def test_visible_vietnamese_signature_in_its_box(sk, tmp_path: Path, corner: str
     )
     assert inside > 200, inside
     assert outside == 0, outside
+
+
+def test_times_new_roman_is_used_when_installed(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Times New Roman "installed" in a font root of this test's own (the file at
+    its path is DejaVu Serif, so pdffonts can tell which file was embedded)."""
+    root = font_root(tmp_path / "fonts", {TIMES: DEJAVU, LIBERATION: LIBERATION})
+    (src,) = copy_samples(tmp_path, ("attachment.pdf",))
+    out = tmp_path / "tnr.pdf"
+    proc = sk(
+        str(src),
+        *KEY,
+        "-o",
+        str(out),
+        "--rect",
+        "20,30,80,25",
+        "--text",
+        "Ký bởi: {signer}",
+        env={"SIGNKIT_FONT_ROOT": str(root)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Times New Roman not found" not in proc.stderr
+    assert_signed_ok(out)
+    fonts = subprocess.run(["pdffonts", str(out)], capture_output=True, text=True).stdout
+    assert any("DejaVuSerif" in line and " yes yes yes " in line for line in fonts.splitlines())
+    assert (
+        "Ký bởi: signkit Test Signer RSA-2048"
+        in subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+    )
 
 
 def test_manifest_rows_override_options(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -69,6 +69,7 @@ sys.stdout.write(out.decode() + "\n" + json.dumps(peak) + "\n")
 """
 
 
+@pytest.mark.timeout(1800)  # writing, signing and checking 2 GiB on a slow disk
 @pytest.mark.parametrize("size", [100_000_001, 2**31 + 50_000_000])
 def test_large_pdf_signs_intact_in_bounded_memory(
     softhsm: SoftHsm, tmp_path: Path, size: int

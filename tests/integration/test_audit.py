@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -160,6 +162,9 @@ def test_a_signing_run_leaves_sealed_time_stamped_records(  # type: ignore[no-un
         check=False,
     )
     assert reply.returncode == 0 and "Verification: OK" in reply.stdout, reply.stderr
+    # outside referees for the log itself: every `prev` is the SHA-256 of the line
+    # before (hashlib), and every seal verifies with the public key (openssl)
+    assert_chain_and_seals(log, tmp_path / "state/signkit/audit-seal.key.pub", tmp_path)
     # neither the PIN nor any document text is in the log, the anchor, the report
     texts = _document_lines(src / "d002.pdf")
     assert len(texts) >= 10
@@ -168,6 +173,53 @@ def test_a_signing_run_leaves_sealed_time_stamped_records(  # type: ignore[no-un
         assert softhsm.user_pin not in data
         for word in texts:
             assert word not in data, word
+
+
+SEAL_SIG = re.compile(rb',"sig":"([A-Za-z0-9+/=]+)"')
+
+
+def assert_chain_and_seals(log: Path, public_key: Path, tmp: Path) -> None:
+    """The log judged without signkit: each line's `prev` is the SHA-256 of the
+    line before; each seal's Ed25519 signature, checked by openssl, covers the
+    domain string and the seal line as written, less its `sig` member."""
+    lines = log.read_bytes().splitlines()
+    for before, line in itertools.pairwise(lines):
+        assert json.loads(line)["prev"] == hashlib.sha256(before).hexdigest()
+    seals = [line for line in lines if json.loads(line)["type"] == "seal"]
+    assert seals
+    for n, line in enumerate(seals):
+        found = SEAL_SIG.search(line)
+        assert found is not None, line
+        message = tmp / f"seal-{n}.msg"
+        signature = tmp / f"seal-{n}.sig"
+        message.write_bytes(
+            b"signkit-audit-seal-v1\n" + line[: found.start()] + line[found.end() :]
+        )
+        signature.write_bytes(base64.b64decode(found.group(1)))
+        proc = subprocess.run(
+            [
+                *("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(public_key)),
+                *("-rawin", "-in", str(message), "-sigfile", str(signature)),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0 and "Signature Verified Successfully" in proc.stdout, (
+            proc.stdout + proc.stderr
+        )
+    # the control: one changed byte under a seal, and openssl refuses it
+    message = tmp / "seal-0.msg"
+    message.write_bytes(message.read_bytes().replace(b'"seq":', b'"seq": ', 1))
+    bad = subprocess.run(
+        [
+            *("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(public_key)),
+            *("-rawin", "-in", str(message), "-sigfile", str(tmp / "seal-0.sig")),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert bad.returncode != 0
 
 
 def _pem(der: bytes) -> str:

@@ -16,7 +16,12 @@ from support.events import wait_for
 from support.fonts import DEJAVU, LIBERATION, TIMES, font_root
 from support.infra import REPO, TSA_URL, SoftHsm, batch_of, pki_certificate
 from support.p11shim import Shim, sign_log
-from support.pdfcheck import assert_signed_ok, changed_pixels, pdfsig
+from support.pdfcheck import (
+    assert_signed_ok,
+    changed_pixels,
+    openssl_document_timestamp,
+    pdfsig,
+)
 from support.runner import cron_env
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
@@ -112,6 +117,17 @@ def test_levels(sk, tmp_path: Path, trust: Path, level: str) -> None:  # type: i
     )
     assert proc.returncode == 0, proc.stderr
     statuses = assert_signed_ok(out, offline_dss=level != "B-T")
+    # the B-LTA document time-stamp, which pdfsig cannot validate, checked by openssl
+    assert pdfsig(out).count("Signature #") == (2 if level == "B-LTA" else 1)
+    if level == "B-LTA":
+        doc_ts = openssl_document_timestamp(out, tmp_path)
+        assert "Verification: OK" in doc_ts.stdout, doc_ts.stdout + doc_ts.stderr
+        # the control: one byte changed under it, and openssl refuses the time-stamp
+        changed = bytearray(out.read_bytes())
+        changed[changed.index(b"%", 1) + 1] ^= 0x01
+        (tmp_path / "changed.pdf").write_bytes(bytes(changed))
+        bad = openssl_document_timestamp(tmp_path / "changed.pdf", tmp_path)
+        assert "Verification: OK" not in bad.stdout and bad.returncode != 0
     assert statuses[0].timestamp_validity is not None and statuses[0].timestamp_validity.valid
     with out.open("rb") as fh:
         reader = PdfFileReader(fh)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from support.infra import TSA_URL, PkiServices, SoftHsm, pki_certificate
-from support.pdfcheck import pdfsig
+from support.pdfcheck import openssl_document_timestamp, pdfsig, qpdf_ok
 from support.runner import Runner
 from support.verifydocs import (
     add_annotation,
@@ -57,6 +57,14 @@ def signed(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out["certified"] = certified
+    # what signkit verify must PASS, the referees accept: pdfsig (signature
+    # maths), openssl (the B-LTA document time-stamp) and qpdf (structure)
+    for name, path in out.items():
+        report = pdfsig(path)
+        assert "Signature #1:" in report and report.count("Signature is Valid") == 1, report
+        assert qpdf_ok(path), name
+    doc_ts = openssl_document_timestamp(out["B-LTA"], base)
+    assert "Verification: OK" in doc_ts.stdout, doc_ts.stdout + doc_ts.stderr
     return out
 
 

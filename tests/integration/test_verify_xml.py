@@ -4,6 +4,7 @@ referee; the chain and revocation are checked against the live test PKI."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from support.xmldocs import (
     duplicate_id,
     hide_in_object,
     move_to_wrapper,
+    pem,
     with_doctype,
     xades_sign,
     xmlsec_sign,
@@ -26,6 +28,7 @@ from support.xmldocs import (
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
 Verify = Callable[..., tuple[Any, dict[str, Any]]]
+XADES = "http://uri.etsi.org/01903/v1.3.2#"
 
 
 @pytest.fixture
@@ -149,8 +152,26 @@ def test_sha1_is_weak_unless_allowed(verify: Verify, tmp_path: Path) -> None:
     assert any("--insecure-allow-weak" in w for w in sig0(data)["warnings"])
 
 
+def xmlsec1_xades(path: Path, directory: Path) -> subprocess.CompletedProcess[str]:
+    """xmlsec1 on a XAdES document: the SignedProperties reference resolved too."""
+    return subprocess.run(
+        [
+            *("xmlsec1", "--verify", "--trusted-pem", str(pem("root-ca", directory))),
+            *("--untrusted-pem", str(pem("interm-ca", directory))),
+            *("--id-attr:Id", "DLHDon", "--id-attr:Id", f"{XADES}:SignedProperties"),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_xades_signed_properties(verify: Verify, tmp_path: Path) -> None:
     doc = xades_sign(tmp_path, "signer-rsa2048")
+    # the referee: xmlsec1 checks both references (the invoice, the signed properties)
+    referee = xmlsec1_xades(doc, tmp_path)
+    assert referee.returncode == 0 and "SignedProperties" in doc.read_text(), referee.stderr
     proc, data = verify(str(doc))
     assert proc.returncode == 0, proc.stderr
     s = sig0(data)
@@ -161,6 +182,9 @@ def test_xades_signed_properties(verify: Verify, tmp_path: Path) -> None:
 def test_xades_signing_certificate_must_be_the_signer(verify: Verify, tmp_path: Path) -> None:
     """Signed properties name another certificate than the one whose key verifies."""
     doc = xades_sign(tmp_path, "signer-rsa2048", cert_label="signer-rsa3072")
+    # the premise, by xmlsec1: the signature itself is sound; only the signed
+    # properties name another certificate
+    assert xmlsec1_xades(doc, tmp_path).returncode == 0
     proc, data = verify(str(doc))
     assert proc.returncode == 6, proc.stderr
     s = sig0(data)
@@ -189,6 +213,7 @@ def test_xades_signature_timestamp(verify: Verify, tmp_path: Path) -> None:
 
     base = xades_sign(tmp_path, "signer-rsa2048")
     stamped = add_signature_timestamp(base, tmp_path / "b-t.xml")
+    assert xmlsec1_xades(stamped, tmp_path).returncode == 0  # unsigned properties only
     proc, data = verify(str(stamped))
     assert proc.returncode == 0, proc.stderr
     s = sig0(data)

@@ -226,3 +226,41 @@ def ink_runs(
         else:
             runs.append([x, x])
     return [(a / s, (b + 1) / s) for a, b in runs]
+
+
+def openssl_document_timestamp(path: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """`openssl ts -verify` of the last signature of ``path``, a document
+    time-stamp (poppler 22 cannot validate those): its token, from the bytes
+    between the signed ranges pdfsig reports, over the bytes of those ranges."""
+    blocks = pdfsig(path).split("Signature #")[1:]
+    found = re.search(r"Signed Ranges: \[(\d+) - (\d+)\], \[(\d+) - (\d+)\]", blocks[-1])
+    assert found is not None, blocks[-1]
+    a, b, c, d = (int(v) for v in found.groups())
+    data = path.read_bytes()
+    hex_token = data[b:c].strip(b"<>").decode()
+    token = bytes.fromhex(hex_token)
+    assert token[0] == 0x30 and token[1] & 0x80, "the token is a DER SEQUENCE"
+    size_bytes = token[1] & 0x7F
+    length = 2 + size_bytes + int.from_bytes(token[2 : 2 + size_bytes], "big")
+    (tmp / "doc-ts.der").write_bytes(token[:length])  # the rest is the zero padding
+    (tmp / "doc-ts.data").write_bytes(data[a:b] + data[c:d])
+    chain = tmp / "doc-ts-chain.pem"
+    chain.write_text("".join(_pem(pki_certificate(n)) for n in ("root-ca", "interm-ca")))
+    return subprocess.run(
+        [
+            *("openssl", "ts", "-verify", "-data", str(tmp / "doc-ts.data")),
+            *("-in", str(tmp / "doc-ts.der"), "-token_in"),
+            *("-CAfile", str(chain), "-untrusted", str(chain)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _pem(der: bytes) -> str:
+    import base64
+    import textwrap
+
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"

@@ -11,13 +11,14 @@ command in a subprocess, SoftHSM, the audit log, and pdfsig as the referee.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.infra import SoftHsm, batch_of
+from support.infra import REPO, SoftHsm, batch_of, pki_certificate
 from support.p11shim import (
     CKR_DEVICE_REMOVED,
     CKR_SESSION_HANDLE_INVALID,
@@ -27,6 +28,7 @@ from support.p11shim import (
 )
 from support.pdfcheck import pdfsig, qpdf_ok
 from support.runner import Runner, wrapped
+from support.xmlcheck import assert_xmlsec_ok
 
 pytestmark = [pytest.mark.softhsm]
 
@@ -145,6 +147,49 @@ def test_a_pulled_out_token_stops_the_batch_and_keeps_what_was_signed(
     assert totals["signed"] == DOCS - GOOD and totals["skipped"] == GOOD
     assert len(sign_log(tokenlog)) == DOCS
     assert len(list(out.glob("d*.pdf"))) == DOCS
+
+
+def test_a_pulled_out_token_in_an_xml_batch(
+    signkit: Runner, softhsm: SoftHsm, p11shim: Shim, pki: object, tmp_path: Path
+) -> None:
+    """The same for `sign xml`: e-invoices, CKR_DEVICE_REMOVED after four; xmlsec1
+    checks what was kept."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(DOCS):
+        shutil.copy(REPO / "fixtures" / "xml" / "einvoice.xml", src / f"hd{i:03d}.xml")
+    trust = tmp_path / "root.der"
+    trust.write_bytes(pki_certificate("root-ca"))
+    tokenlog = tmp_path / "token.log"
+    proc = signkit(
+        *("sign", "xml", str(src), "--output-dir", str(tmp_path / "out")),
+        *("--module", str(p11shim.path), *KEY, "--trust", str(trust), "--json"),
+        *("--audit-log", str(tmp_path / "audit.jsonl")),
+        env={
+            "SIGNKIT_PIN": softhsm.user_pin,
+            **p11shim.env(
+                fail_after=GOOD,
+                fail_call="C_SignInit",
+                fail_ckr=CKR_DEVICE_REMOVED,
+                sign_log=tokenlog,
+            ),
+        },
+    )
+    assert proc.returncode == 4, proc.stderr
+    assert "token removed while signing" in proc.stderr and "Traceback" not in proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["totals"]["signed"] == GOOD and report["totals"]["failed"] == 1
+    assert report["totals"]["not-attempted"] == DOCS - GOOD - 1
+    assert len(sign_log(tokenlog)) == GOOD
+    outputs = sorted((tmp_path / "out").glob("hd*.xml"))
+    assert len(outputs) == GOOD and not list((tmp_path / "out").glob(".signkit-tmp-*"))
+    for path in outputs:
+        assert_xmlsec_ok(path, tmp_path)
+    recs = records(tmp_path / "audit.jsonl")
+    signed = {
+        r["output"] for r in recs if r["type"] == "document-result" and r["status"] == "signed"
+    }
+    assert signed == {str(p) for p in outputs}
 
 
 BUG = """

@@ -469,7 +469,7 @@ def test_number_and_date_then_seal_all_signatures_stay_valid(
 FIXED_CLOCK = """
 from datetime import datetime
 
-import signkit.formats.pdf as pdf
+import signkit.formats.pdf.prepare as prepare
 
 
 class Clock(datetime):
@@ -478,7 +478,7 @@ class Clock(datetime):
         return datetime.fromisoformat("{moment}").astimezone(tz)
 
 
-pdf.datetime = Clock
+prepare.datetime = Clock
 """
 
 

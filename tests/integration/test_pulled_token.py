@@ -233,8 +233,8 @@ INTERNAL = "error: internal error (TypeError); run again with --debug for a trac
 @pytest.mark.parametrize(
     "where",
     [
-        "signkit.jobs.pdf_job.plan_outputs",  # before the token is opened
-        "signkit.jobs.pdf_job._name_parts",  # logged in, signer checked, nothing written
+        "signkit.jobs.signing.plan_outputs",  # before the token is opened
+        "signkit.jobs.signing._signer_identity",  # logged in, signer checked, nothing written
     ],
 )
 @pytest.mark.parametrize("debug", [False, True])

@@ -174,8 +174,8 @@ def test_a_call_over_its_memory_budget_fails_as_malformed() -> None:
         after = pool.submit(limited_call, limits, allocate_and_pid, 1 << 20)
         error = hog.exception(timeout=30)
         assert isinstance(error, InputFormatError) and "memory budget of 64 MiB" in str(error)
-        size, pid = after.result(timeout=30)
-        assert size == 1 << 20 and pid != before
+        size, worker = after.result(timeout=30)
+        assert size == 1 << 20 and worker != before
     finally:
         pool.shutdown(wait=True)
 

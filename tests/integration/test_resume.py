@@ -77,6 +77,7 @@ def test_a_pdf_signed_by_another_certificate_is_not_taken_for_done(sign, tmp_pat
     before = sha256(out)
     again = sign("pdf", str(src), "-o", str(out), *RSA)
     assert again.returncode == 1, again.stderr
+    assert f"error: {out}: output exists (use --force" in again.stderr
     (doc,) = json.loads(again.stdout)["documents"]
     assert doc["status"] == "failed" and "output exists (use --force" in doc["error_message"]
     assert sha256(out) == before  # untouched
@@ -143,8 +144,10 @@ def test_an_xml_output_that_is_not_ours_and_intact_is_not_taken_for_done(  # typ
     again = sign("xml", str(src), "-o", str(out), *RSA)
     (doc,) = json.loads(again.stdout)["documents"]
     assert doc["status"] == "failed" and "output exists (use --force" in doc["error_message"]
-    # README: a batch of one XML document that fails exits with that document's code
-    assert again.returncode == doc["error_code"] == 3, again.stderr
+    # README: one rule for every format: exit 1, one error line, the document's
+    # own code (3) in the report
+    assert again.returncode == 1 and doc["error_code"] == 3, again.stderr
+    assert f"error: {out}: output exists (use --force" in again.stderr
     assert sha256(out) == before
     forced = sign("xml", str(src), "-o", str(out), *RSA, "--force")
     assert forced.returncode == 0, forced.stderr

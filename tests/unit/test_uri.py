@@ -119,9 +119,12 @@ def everything_said(err: BaseException) -> str:
         (f"pkcs11:slot-id=x?pin-source={SOURCE}", "slot-id 'x' is not a number"),
         (f"pkcs11:object=%FF?pin-source={SOURCE}", "attribute 'object' is not UTF-8"),
         (f"pkcs11:token?pin-source={SOURCE}", "attribute 'token' has no value"),
-        (f"pkcs11:token=a?module-name=p11&pin-source={SOURCE}&{PIN}", "has no value"),
+        (f"pkcs11:token=a?module-path=/p11.so&pin-source={SOURCE}&{PIN}", "has no value"),
         (f"pkcs11:token=a?pin-source={SOURCE}&{PIN}=1", "unknown or misplaced attribute"),
         (f"pkcs11:token=a?pin-src={PIN}", "unknown or misplaced attribute"),
+        (f"pkcs11:token=a?module-name=p11&pin-source={SOURCE}", "module-name is not supported"),
+        (f"pkcs11:type=secret-key?pin-source={SOURCE}", "names an object that cannot sign"),
+        (f"pkcs11:library-version=x?pin-source={SOURCE}", "library-version 'x' is not M"),
         # a PIN pasted where the URI should be
         (PIN, "not a pkcs11: URI"),
         (f"file:{SOURCE}", "not a pkcs11: URI"),

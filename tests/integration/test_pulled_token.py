@@ -269,11 +269,6 @@ def test_an_internal_error_exits_70_and_writes_nothing(
     assert sorted(p.name for p in src.iterdir()) == [f"d{i:03d}.pdf" for i in range(6)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a bug raised while publishing leaves the group's temp files behind "
-    "and run-end records the documents' exit code, not 70 (jobs/engine.py, jobs/runlog.py)",
-)
 def test_an_internal_error_after_signing_leaves_no_temp_file(
     signkit: Runner, softhsm: SoftHsm, tmp_path: Path
 ) -> None:

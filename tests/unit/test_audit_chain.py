@@ -328,6 +328,60 @@ def test_torn_last_line_is_reported_then_marked_and_chained_over(tmp_path: Path)
     assert records[13]["prev"] == line_hash(raw[13])
 
 
+class CutAfter:
+    """os.write that stops for good after ``budget`` bytes: a kill -9 in a long write."""
+
+    def __init__(self, budget: int) -> None:
+        self.left = budget
+
+    def __call__(self, fd: int, data: bytes | memoryview) -> int:
+        if self.left <= 0:
+            raise SystemExit("killed")  # the process is gone: nothing after this runs
+        n = min(len(data), self.left)
+        self.left -= n
+        return os.write(fd, data[:n])
+
+
+@pytest.mark.parametrize("cut", ["inside-a-line", "between-lines"])
+def test_a_commit_cut_by_a_crash_then_marked(tmp_path: Path, cut: str) -> None:
+    """A crash can cut one commit's write (several lines) anywhere. Cut inside a
+    line, its complete lines end in the torn one: a note (regression: that was
+    "unsealed", tampering). Cut exactly between lines, nothing tells it from
+    records added without the seal key: "unsealed". Either way the next run
+    marks or seals over it and the log verifies."""
+    log, anchor, key = write_log(tmp_path, runs=1)
+    keys = load_public_keys([key])
+    size = log.stat().st_size
+    records = [{"type": "document-intent", "doc": i, "input": f"in/x{i}.pdf"} for i in range(6)]
+    # The same commit on a copy of the log gives the exact line lengths.
+    twin = tmp_path / "twin.jsonl"
+    twin.write_bytes(log.read_bytes())
+    probe = AuditLog(twin, AuditSpec(seal_key=key, anchor=tmp_path / "twin.anchor"))
+    for r in records:
+        probe.add(r)
+    probe.commit()
+    probe.discard()
+    lengths = [len(x) + 1 for x in twin.read_bytes()[size:].splitlines()]
+    budget = sum(lengths[:3]) + (17 if cut == "inside-a-line" else 0)
+    audit = AuditLog(log, AuditSpec(seal_key=key, anchor=anchor), write=CutAfter(budget))
+    for r in records:
+        audit.add(r)
+    with pytest.raises(SystemExit):
+        audit.commit()
+    assert log.stat().st_size == size + budget
+    report = verify_log(log, seal_keys=keys, anchor=anchor)
+    if cut == "inside-a-line":
+        assert report.problem is None and report.exit_code == ExitCode.OK, report.problem
+        assert any("a commit cut by a crash" in n for n in report.notes), report.notes
+    else:
+        assert report.problem is not None and report.problem.kind == "unsealed"
+    again = AuditLog(log, AuditSpec(seal_key=key, anchor=anchor))
+    again.add({"type": "run-start"})
+    again.close()
+    report = verify_log(log, seal_keys=keys, anchor=anchor)
+    assert report.problem is None and report.exit_code == ExitCode.OK, report.problem
+
+
 def test_rotation_keeps_one_chain_across_files(tmp_path: Path) -> None:
     key, anchor = tmp_path / "seal.key", tmp_path / "anchor"
     log = tmp_path / "audit.jsonl"

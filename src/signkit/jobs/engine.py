@@ -241,6 +241,8 @@ def run_batch(
             raise run.audit_error
     except (TokenError, AuditWriteError, KeyboardInterrupt) as exc:
         abort = exc
+    except Exception as exc:  # a bug in signkit: wind down as for any abort
+        abort = exc
     finally:
         if abort is not None or in_flight:
             _wind_down(in_flight, token_thread, pool, executor, stages, run)
@@ -577,20 +579,34 @@ def _commit_group(run: _Run) -> None:
             return
     directories: set[Path] = set()
     published: list[int] = []
-    for doc in group:
-        planned = doc.planned
-        try:
-            publish(doc.temp, planned.output, replaces=planned.input if planned.in_place else None)
-            doc.result.status = Status.SIGNED
-            directories.add(planned.output.parent)
-            published.append(run.indices[id(doc.result)])
-        except OSError as exc:
+    done = 0
+    try:
+        for doc in group:
+            planned = doc.planned
+            try:
+                publish(
+                    doc.temp, planned.output, replaces=planned.input if planned.in_place else None
+                )
+                doc.result.status = Status.SIGNED
+                directories.add(planned.output.parent)
+                published.append(run.indices[id(doc.result)])
+            except OSError as exc:
+                _discard(doc)
+                doc.result.fail(
+                    OutputError(f"cannot write ({exc.strerror})", subject=str(planned.output))
+                )
+                # Supersedes the `signed` result committed just before.
+                _record_failure(run, doc.result)
+            done += 1
+    except BaseException as exc:
+        # Whatever stopped the publication here (a bug), the rest of the group
+        # is not published: its temp files go, its documents say why.
+        for doc in group[done:]:
             _discard(doc)
-            doc.result.fail(
-                OutputError(f"cannot write ({exc.strerror})", subject=str(planned.output))
-            )
-            # Supersedes the `signed` result committed just before.
+            doc.result.fail(exc)
             _record_failure(run, doc.result)
+            run.final(doc)
+        raise
     for directory in directories:
         with contextlib.suppress(OSError):
             fsync_directory(directory)

@@ -73,6 +73,8 @@ class BatchReport:
     dry_run: bool = False
     interrupted: int | None = None
     """The signal that stopped the run, if one did."""
+    internal_error: str | None = None
+    """The class of a bug in signkit that ended the run (exit 70)."""
 
     def totals(self) -> dict[str, int]:
         """Count per status."""
@@ -87,6 +89,8 @@ class BatchReport:
         any document failed; then 75 if one was left for another run to finish."""
         if self.interrupted is not None:
             return 128 + self.interrupted
+        if self.internal_error is not None:
+            return int(ExitCode.INTERNAL)
         if self.run_error is not None:
             return int(self.run_error.exit_code)
         failed = [d for d in self.documents if d.status is Status.FAILED]
@@ -108,7 +112,7 @@ class BatchReport:
         """One word for scripts: ok, failed (some documents), error (the run), interrupted."""
         if self.interrupted is not None:
             return "interrupted"
-        if self.run_error is not None:
+        if self.run_error is not None or self.internal_error is not None:
             return "error"
         code = self.exit_code()
         return "ok" if code == ExitCode.OK else ("retry" if code == ExitCode.TEMPFAIL else "failed")

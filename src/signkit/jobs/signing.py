@@ -209,8 +209,13 @@ def sign_documents(
         report.run_error = exc
         _not_attempted(report, docs, f"run stopped: {exc.message}")
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        report.interrupted = int(getattr(exc, "signum", 2))
         _not_attempted(report, docs, "interrupted")
+        raise
+    except Exception as exc:  # a bug in signkit: the records say so (exit 70)
+        report.internal_error = type(exc).__name__
+        _not_attempted(report, docs, f"internal error ({type(exc).__name__})")
         raise
     finally:
         if run_audit is not None:

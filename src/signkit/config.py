@@ -1,10 +1,14 @@
-"""The user's TOML configuration file (one table per kind of setting).
+"""The TOML configuration file (one table per kind of setting).
 
-Default path ``$XDG_CONFIG_HOME/signkit/config.toml`` (``~/.config`` when
-unset); ``--config PATH`` names another. Each top-level table holds named
-entries, e.g. ``[xml-presets.my-layout]``; profiles can be added the same way.
-A missing default file is an empty configuration; a missing explicit one is
-an error.
+One lookup serves profiles and every kind of preset: ``--config PATH``, else
+``$SIGNKIT_CONFIG``, else ``$XDG_CONFIG_HOME/signkit/config.toml``
+(``~/.config`` when unset), else ``/etc/signkit/config.toml``. The first one
+found is the configuration; files are not merged. A file named by
+``--config`` or ``$SIGNKIT_CONFIG`` must exist; without either and without
+the two default files the configuration is empty.
+
+Each top-level table holds named entries, e.g. ``[xml-presets.my-layout]``,
+``[pdf-presets.NAME]``, ``[profiles.NAME]``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,32 @@ from typing import Any
 
 from signkit.errors import ConfigError
 
+SYSTEM_CONFIG = Path("/etc/signkit/config.toml")
+"""The system-wide configuration, the last place looked at."""
 
-def default_config_path() -> Path:
-    """``$XDG_CONFIG_HOME/signkit/config.toml``."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+
+def default_config_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_CONFIG_HOME/signkit/config.toml``: the user's configuration."""
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "signkit" / "config.toml"
+
+
+def find_config(
+    explicit: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+    system: Path = SYSTEM_CONFIG,
+) -> tuple[Path | None, bool]:
+    """The configuration file to read (None: none), and whether it was named
+    (``--config``, ``$SIGNKIT_CONFIG``) and so must exist."""
+    if explicit is not None:
+        return explicit, True
+    named = environ.get("SIGNKIT_CONFIG")
+    if named:
+        return Path(named), True
+    for candidate in (default_config_path(environ), system):
+        if os.path.lexists(candidate):
+            return candidate, False
+    return None, False
 
 
 @dataclass(frozen=True)
@@ -47,14 +72,20 @@ class Config:
         return table
 
 
-def load_config(path: Path | None) -> Config:
-    """Read ``path`` (or the default file, if it exists)."""
-    explicit = path is not None
-    target = path if path is not None else default_config_path()
+def load_config(
+    path: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+    system: Path = SYSTEM_CONFIG,
+) -> Config:
+    """The configuration: ``path`` (from ``--config``) or the first file the
+    lookup finds (see the module's docstring)."""
+    target, named = find_config(path, environ, system)
+    if target is None:
+        return Config(path=None)
     try:
         raw = target.read_bytes()
     except FileNotFoundError:
-        if explicit:
+        if named:
             raise ConfigError("configuration file not found", subject=str(target)) from None
         return Config(path=None)
     except OSError as exc:

@@ -2,30 +2,40 @@
 
 The core raises and records its messages in English: JSON reports, audit
 records and logs stay in one stable language that scripts can match. The
-CLI translates what a person reads, through a gettext catalogue
-(``signkit/locale/<lang>.po``) whose msgids are the English messages as
-written in the code, with their ``{placeholders}``:
+CLI translates what a person reads, through a gettext catalogue whose
+msgids are the English messages as written in the code, with their
+``{placeholders}``:
 
     msgid "page {page} does not exist ({count} pages)"
     msgstr "trang {page} không tồn tại (tài liệu có {count} trang)"
 
-A message matches a msgid when the fixed parts are equal; the placeholders'
-values are carried into the msgstr (and translated too when they are
-themselves catalogue messages, e.g. a reason in parentheses).
+Translators edit ``signkit/locale/<lang>.po``; the build compiles it to
+``signkit/locale/<lang>/LC_MESSAGES/signkit.mo`` (see setup.py), which the
+standard ``gettext`` module reads here. The same catalogue also serves the
+messages of the command-line framework (usage errors, help headings), which
+look their text up through ``gettext.gettext``.
+
+A message whose values are already filled in matches a msgid when the fixed
+parts are equal; the placeholders' values are carried into the msgstr (and
+translated too when they are themselves catalogue messages, e.g. a reason in
+parentheses).
 """
 
 from __future__ import annotations
 
 import functools
+import gettext
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 LANGUAGES = ("en", "vi")
-_LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "signkit"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 _current = "en"
@@ -54,23 +64,36 @@ def language() -> str:
 
 
 @dataclass(frozen=True)
-class _Entry:
+class _Template:
     pattern: re.Pattern[str]
     keys: tuple[str, ...]
     msgstr: str
 
 
-@dataclass(frozen=True)
 class Catalogue:
-    """One language's messages: exact ones, then templates with placeholders."""
+    """One language's messages: exact lookups, then templates with placeholders."""
 
-    exact: dict[str, str]
-    templates: tuple[_Entry, ...]
+    def __init__(self, entries: Mapping[str, str]) -> None:
+        # Every msgid is also looked up as is: code that formats after
+        # translating (t("{n} signed").format(n=...)) asks for the template.
+        self.exact = dict(entries)
+        templates: list[tuple[int, _Template]] = []
+        for msgid, msgstr in entries.items():
+            keys = tuple(_PLACEHOLDER.findall(msgid))
+            parts = _PLACEHOLDER.split(msgid)
+            if not keys or not any(p.strip() for p in parts):
+                continue  # nothing fixed to match on: it would match every message
+            pattern = "(.+?)".join(re.escape(p) for p in parts)
+            fixed = sum(len(p) for p in parts)
+            templates.append((fixed, _Template(re.compile(pattern, re.DOTALL), keys, msgstr)))
+        templates.sort(key=lambda item: -item[0])
+        self.templates = tuple(template for _, template in templates)
 
     def translate(self, text: str, depth: int = 0) -> str:
         """The translation of ``text``, or ``text`` itself when none is known."""
-        if text in self.exact:
-            return self.exact[text]
+        found = self.exact.get(text)
+        if found is not None:
+            return found
         if depth > 2:
             return text
         for entry in self.templates:
@@ -82,7 +105,7 @@ class Catalogue:
             for key, value in zip(entry.keys, values, strict=True):
                 out = out.replace(key, value)
             return out
-        # "subject: message" and "message (reason)" shapes
+        # "subject: message" shapes
         head, sep, tail = text.rpartition(": ")
         if sep and tail and self._known(tail):
             return f"{head}: {self.translate(tail, depth + 1)}"
@@ -92,84 +115,49 @@ class Catalogue:
         return text in self.exact or any(e.pattern.fullmatch(text) for e in self.templates)
 
 
-def parse_po(text: str) -> dict[str, str]:
-    """msgid -> msgstr of a .po file (untranslated and fuzzy entries left out)."""
-    entries: dict[str, str] = {}
-    msgid: list[str] | None = None
-    msgstr: list[str] | None = None
-    current: list[str] | None = None
-    fuzzy = False
+class _CompiledCatalogue(gettext.GNUTranslations):
+    """A .mo file as the standard library reads it, keeping its msgids: the
+    templates are built from them. ``_parse`` is the documented hook for
+    reading a catalogue; ``_catalog`` is what the standard one fills."""
 
-    def flush() -> None:
-        nonlocal msgid, msgstr, fuzzy
-        if msgid is not None and msgstr is not None:
-            key, value = "".join(msgid), "".join(msgstr)
-            if key and value and not fuzzy:
-                entries[key] = value
-        msgid = msgstr = None
-        fuzzy = False
+    entries: dict[str, str]
 
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            flush()
-            continue
-        if line.startswith("#,") and "fuzzy" in line:
-            flush()
-            fuzzy = True
-            continue
-        if line.startswith("#"):
-            continue
-        if line.startswith("msgid "):
-            if msgid is not None:
-                flush()
-            msgid = [_unquote(line[6:])]
-            current = msgid
-        elif line.startswith("msgstr "):
-            msgstr = [_unquote(line[7:])]
-            current = msgstr
-        elif line.startswith('"') and current is not None:
-            current.append(_unquote(line))
-    flush()
-    return entries
+    def _parse(self, fp: Any) -> None:
+        super()._parse(fp)
+        catalog: dict[object, str] = self._catalog  # type: ignore[attr-defined]
+        self.entries = {k: v for k, v in catalog.items() if isinstance(k, str) and k and v}
 
 
-def _unquote(s: str) -> str:
-    s = s.strip()
-    if len(s) < 2 or s[0] != '"' or s[-1] != '"':
-        raise ValueError(f"bad .po string: {s[:40]}")
-    body = s[1:-1]
-    return re.sub(
-        r'\\(["\\nt])', lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body
+def compiled_path(lang: str) -> Path:
+    """Where the build puts the compiled catalogue of ``lang``."""
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
+
+
+def load_catalogue(lang: str) -> Catalogue:
+    """The compiled catalogue of ``lang``; FileNotFoundError when the build
+    did not make it (a source tree nobody installed)."""
+    compiled = gettext.translation(
+        DOMAIN, str(LOCALE_DIR), languages=[lang], class_=_CompiledCatalogue
     )
-
-
-def compile_catalogue(entries: Mapping[str, str]) -> Catalogue:
-    """Split entries into exact messages and placeholder templates (longest first)."""
-    exact: dict[str, str] = {}
-    templates: list[tuple[int, _Entry]] = []
-    for msgid, msgstr in entries.items():
-        # Every msgid is also looked up as is: code that formats after
-        # translating (t("{n} signed").format(n=...)) asks for the template.
-        exact[msgid] = msgstr
-        keys = tuple(_PLACEHOLDER.findall(msgid))
-        parts = _PLACEHOLDER.split(msgid)
-        if not keys or not any(p.strip() for p in parts):
-            continue  # nothing fixed to match on: it would match every message
-        pattern = "(.+?)".join(re.escape(p) for p in parts)
-        fixed = sum(len(p) for p in parts)
-        templates.append((fixed, _Entry(re.compile(pattern, re.DOTALL), keys, msgstr)))
-    templates.sort(key=lambda t: -t[0])
-    return Catalogue(exact, tuple(e for _, e in templates))
+    assert isinstance(compiled, _CompiledCatalogue)  # noqa: S101 (class_ above)
+    return Catalogue(compiled.entries)
 
 
 @functools.cache
 def catalogue(lang: str) -> Catalogue | None:
-    """The catalogue of ``lang`` (None for English, the language of the code)."""
+    """The catalogue of ``lang`` (None for English, the language of the code,
+    and for a language whose catalogue is not installed)."""
     if lang == "en":
         return None
-    path = _LOCALE_DIR / f"{lang}.po"
-    return compile_catalogue(parse_po(path.read_text(encoding="utf-8")))
+    try:
+        return load_catalogue(lang)
+    except FileNotFoundError:
+        return None
+
+
+def missing_catalogues(languages: Iterable[str] = LANGUAGES) -> list[str]:
+    """The languages whose compiled catalogue is not installed."""
+    return [lang for lang in languages if lang != "en" and not compiled_path(lang).is_file()]
 
 
 def t(text: str) -> str:

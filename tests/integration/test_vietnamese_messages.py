@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from signkit.i18n import compile_catalogue, parse_po
+from signkit.i18n import Catalogue
 from support.infra import REPO
-from support.messages import SRC
+from support.messages import catalogue_entries
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
 SAMPLES = REPO / "fixtures" / "samples"
 RSA = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
 VI = {"LANG": "vi_VN.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""}
-CATALOGUE = compile_catalogue(parse_po((SRC / "locale" / "vi.po").read_text(encoding="utf-8")))
+CATALOGUE = Catalogue(catalogue_entries("vi"))
 
 
 def vi(text: str) -> str:

@@ -64,11 +64,22 @@ def messages(root: Path = SRC) -> dict[str, str]:
     return found
 
 
-def main() -> int:
-    sys.path.insert(0, str(SRC.parent))
-    from signkit.i18n import parse_po
+def catalogue_entries(lang: str = "vi") -> dict[str, str]:
+    """msgid -> msgstr of the translators' ``locale/<lang>.po``, read with Babel
+    (untranslated and fuzzy entries left out, as the build leaves them out)."""
+    from babel.messages.pofile import read_po
 
-    known = parse_po((SRC / "locale" / "vi.po").read_text(encoding="utf-8"))
+    with (SRC / "locale" / f"{lang}.po").open("rb") as fh:
+        catalog = read_po(fh, locale=lang)
+    return {
+        str(m.id): str(m.string)
+        for m in catalog
+        if m.id and isinstance(m.id, str) and m.string and not m.fuzzy
+    }
+
+
+def main() -> int:
+    known = catalogue_entries()
     missing = {m: where for m, where in messages().items() if m not in known}
     for text, where in missing.items():
         escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,21 +1,24 @@
-"""The message catalogue: matching, placeholders, language choice, completeness."""
+"""The message catalogue: matching, placeholders, language choice, completeness,
+and the compiled catalogue the build makes from the translators' .po file."""
 
 from __future__ import annotations
 
+import gettext
 import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from babel.messages.pofile import PoFileParser, read_po
 
 from signkit import i18n
-from signkit.i18n import choose_language, compile_catalogue, parse_po
-from support.messages import SRC, messages
+from signkit.i18n import Catalogue, choose_language
+from support.messages import SRC, catalogue_entries, messages
 
-PO = (SRC / "locale" / "vi.po").read_text(encoding="utf-8")
+PO = SRC / "locale" / "vi.po"
 
 
 def test_templates_carry_their_values() -> None:
-    cat = compile_catalogue(
+    cat = Catalogue(
         {
             "page {page} does not exist ({count} pages)": "trang {page} không có ({count} trang)",
             "cannot open ({exc.strerror})": "không mở được ({exc.strerror})",
@@ -30,16 +33,6 @@ def test_templates_carry_their_values() -> None:
     assert cat.translate("/tmp/a.pdf: plain") == "/tmp/a.pdf: thường"
     # unknown text comes back unchanged
     assert cat.translate("something else") == "something else"
-
-
-def test_po_parsing_handles_continuations_escapes_and_fuzzy() -> None:
-    po = (
-        'msgid ""\nmsgstr "Language: vi\\n"\n\n'
-        'msgid "a \\"b\\""\nmsgstr ""\n"x "\n"y"\n\n'
-        '#, fuzzy\nmsgid "c"\nmsgstr "not yet"\n\n'
-        'msgid "d"\nmsgstr ""\n'
-    )
-    assert parse_po(po) == {'a "b"': "x y"}
 
 
 @pytest.mark.parametrize(
@@ -60,15 +53,44 @@ def test_language_choice(option: str | None, env: dict[str, str], expected: str)
 def test_every_message_in_the_code_has_a_vietnamese_translation() -> None:
     """A new message without a translation fails here: run
     `python tests/support/messages.py` for the stubs to fill in vi.po."""
-    known = parse_po(PO)
+    known = catalogue_entries()
     missing = [m for m in messages() if m not in known]
     assert not missing, missing[:20]
 
 
 def test_translations_keep_their_placeholders() -> None:
-    for msgid, msgstr in parse_po(PO).items():
+    for msgid, msgstr in catalogue_entries().items():
         wanted = set(re.findall(r"\{[^{}]*\}", msgid))
         assert set(re.findall(r"\{[^{}]*\}", msgstr)) == wanted, (msgid, msgstr)
+
+
+def test_no_message_is_translated_twice() -> None:
+    """Translators append to vi.po: a msgid appended twice would keep only one
+    of its translations, silently."""
+    from babel.messages.catalog import Catalog
+
+    catalog = Catalog(locale="vi")
+    parser = PoFileParser(catalog, abort_invalid=True)
+    with PO.open("rb") as fh:
+        parser.parse(fh)
+    assert catalog.mime_headers, "vi.po lost its header"
+    assert parser.counter == len(catalog) + 1  # every entry, and the header
+
+
+def test_the_compiled_catalogue_is_the_translators_file() -> None:
+    """What gettext reads at run time (built by setup.py from vi.po) says what
+    vi.po says: a stale build fails here (run ./dev setup)."""
+    compiled = i18n.compiled_path("vi")
+    assert compiled.is_file(), f"{compiled} missing: run ./dev setup (pip install -e .)"
+    with compiled.open("rb") as fh:
+        mo = gettext.GNUTranslations(fh)
+    with PO.open("rb") as fh:
+        po = read_po(fh, locale="vi")
+    for message in po:
+        if message.id and message.string and not message.fuzzy:
+            assert mo.gettext(str(message.id)) == message.string, message.id
+    assert i18n.catalogue("vi") is not None
+    assert i18n.missing_catalogues() == []
 
 
 def test_dates_follow_the_language() -> None:

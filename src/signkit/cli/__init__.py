@@ -38,7 +38,7 @@ def main() -> None:
     os._exit(code)
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, state: object | None = None) -> int:
     """Run the CLI on argv (default: sys.argv) and return the exit code."""
     # Take the secrets out of the environment before anything else runs, so no
     # child process (module probes, pdftotext, hooks) can inherit them.
@@ -55,31 +55,72 @@ def run(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(f"signkit {__version__}\n")
         return 0
-    # Start-up allocates many long-lived objects (click, the command tree):
-    # collecting them repeatedly is wasted time; freeze them once built.
+    # Start-up allocates many long-lived objects (the framework, the command
+    # tree): collecting them repeatedly is wasted time; freeze them once built.
     gc.disable()
-    from signkit.cli.app import build_app
+    from signkit.cli.app import build_app, use_language
     from signkit.cli.context import AppState
+    from signkit.i18n import choose_language
 
-    app = build_app()
+    # Until the root's --lang is read, usage errors follow the locale.
+    use_language(choose_language(None))
+    if "_SIGNKIT_COMPLETE" in os.environ:
+        # A shell asks for completions (see `signkit completion`): Typer answers
+        # once its completion classes are registered.
+        from typer.completion import completion_init  # type: ignore[attr-defined]
+
+        completion_init()
+    command = build_app()
     gc.freeze()
     gc.enable()
     try:
-        app.main(args=args, obj=AppState(env_pin=env_pin), prog_name="signkit")
+        # Not standalone: the errors of the command line are shown below, in
+        # the user's language, instead of by the framework in English.
+        code = command.main(
+            args=args,
+            obj=state or AppState(env_pin=env_pin),
+            prog_name="signkit",
+            standalone_mode=False,
+        )
     except SystemExit as exc:
         return _exit_code(exc.code)
-    return 0
+    except Exception as exc:  # raised outside a command's own handler
+        return _outside_command(exc, debug="--debug" in args)
+    return code if isinstance(code, int) else 0
+
+
+def _outside_command(exc: Exception, *, debug: bool) -> int:
+    """An error raised while the options were read (a profile, a --config
+    file) is said in one line, with its exit code; anything else is a bug."""
+    import typer
+
+    from signkit.cli.context import Output, show_usage_error
+    from signkit.errors import SignkitError
+    from signkit.i18n import t
+
+    out = Output(debug=debug)
+    if isinstance(exc, SignkitError):
+        return out.show_error(exc)
+    if isinstance(exc, typer.TyperException):  # click's usage errors
+        return show_usage_error(exc)
+    if isinstance(exc, typer.Abort):
+        sys.stderr.write(t("Aborted!") + "\n")
+        return 1
+    return out.show_bug(exc)
 
 
 def _prestart_workers(args: list[str]) -> None:
     """For a signing run, fork its workers now (see signkit.workers.prestart).
-    Only for a plain batch: not for help, a dry run or a chosen worker count."""
+    Only for a plain batch: not for help, a dry run, a chosen worker count or
+    a configuration file named on the command line."""
     words = [a for a in args if not a.startswith("-")][:2]
     warm_first = _PRESTART.get((words[0], words[1])) if len(words) == 2 else None
     if warm_first is None or args[:2] != list(words):
         return
-    skip = ("--help", "-h", "--dry-run", "--jobs")
-    if any(a in skip or a.startswith("--jobs=") for a in args):
+    # --config is read by the workers too (user presets): they must start
+    # after the CLI has put it in their environment.
+    skip = ("--help", "-h", "--dry-run", "--jobs", "--config")
+    if any(a in skip or a.startswith(("--jobs=", "--config=")) for a in args):
         return
     from signkit.workers import prestart
 

@@ -1,138 +1,134 @@
-"""The click application: root options and command groups.
+"""The root of the CLI: its options and the table of command groups.
 
-Built on click directly (Typer's import alone took ~140-170 ms here, over
-the 150 ms start-up budget for `signkit --help`; click takes ~85-105 ms).
 Command groups are imported only when used: `signkit --help` lists them
-from the table below without building their (many) options.
+from the table below, without importing their modules or building their
+(many) options; `signkit sign pdf …` imports `signkit.cli.sign` alone.
 """
 
 from __future__ import annotations
 
+import gettext
 import importlib
-from typing import Any
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-import click
+import typer
 
 from signkit import __version__
-from signkit.errors import EXIT_CODE_TABLE, SignkitError
-from signkit.i18n import LANGUAGES, choose_language, set_language
+from signkit.errors import EXIT_CODE_TABLE
+from signkit.i18n import DOMAIN, LOCALE_DIR, choose_language, set_language, t
 
-EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
-    f"  {code:>2}  {text}" for code, text in EXIT_CODE_TABLE
-)
+from .framework import Group, new_app
+from .profiles import ROOT_META, config_option, profile_option
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-# name -> (module, attribute, one-line help)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "token": ("signkit.cli.token", "group", "Find tokens, keys and certificates; check the PIN."),
-    "sign": ("signkit.cli.sign", "group", "Sign documents in bulk with a token key."),
-    "verify": ("signkit.cli.verify", "command", "Verify signed PDFs and XML in bulk."),
-    "cert": ("signkit.cli.cert", "group", "Check certificates: expiry, chain, revocation."),
-    "completion": ("signkit.cli.completion", "command", "Print the completion script for SHELL."),
-    "audit": ("signkit.cli.audit", "group", "Check, read and rotate the tamper-evident audit log."),
+
+# name -> (module holding `app`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "token": ("signkit.cli.token", "Find tokens, keys and certificates; check the PIN."),
+    "sign": ("signkit.cli.sign", "Sign documents in bulk with a token key."),
+    "verify": ("signkit.cli.verify", "Verify signed PDFs and XML in bulk."),
+    "cert": ("signkit.cli.cert", "Check certificates: expiry, chain, revocation."),
+    "completion": ("signkit.cli.completion", "Print the completion script for SHELL."),
+    "audit": ("signkit.cli.audit", "Check, read and rotate the tamper-evident audit log."),
 }
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+def use_language(lang: str) -> None:
+    """Messages in ``lang``: signkit's, and those of the command-line
+    framework, which asks ``gettext.gettext`` (the process-wide domain and
+    the LANGUAGE variable choose its catalogue)."""
+    set_language(lang)
+    os.environ["LANGUAGE"] = lang
+    gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
+    gettext.textdomain(DOMAIN)
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+
+class RootGroup(Group):
+    """`signkit`: command groups imported on first use."""
+
+    _loaded: dict[str, Any]
+
+    def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         entry = COMMANDS.get(cmd_name)
         if entry is None:
             return None
-        module, attribute, _help = entry
-        command: click.Command = getattr(importlib.import_module(module), attribute)
-        return command
+        loaded = self.__dict__.setdefault("_loaded", {})
+        if cmd_name not in loaded:
+            sub_app = importlib.import_module(entry[0]).app
+            loaded[cmd_name] = typer.main.get_command(sub_app)
+        return loaded[cmd_name]
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_text) for name, (_m, _a, help_text) in COMMANDS.items()]
-        with formatter.section("Commands"):
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, t(help_text)) for name, (_module, help_text) in COMMANDS.items()]
+        with formatter.section(t("Commands")):
             formatter.write_dl(rows)
 
-
-def build_app() -> click.Group:
-    """Assemble the CLI."""
-
-    @click.group(
-        name="signkit",
-        cls=LazyGroup,
-        context_settings=CONTEXT,
-        epilog=EXIT_CODES_HELP,
-        no_args_is_help=True,
-    )
-    @click.version_option(
-        __version__, "--version", prog_name="signkit", message="%(prog)s %(version)s"
-    )
-    @click.option(
-        "--lang",
-        type=click.Choice(LANGUAGES),
-        help="Language of messages and reports (default: from LC_ALL, LC_MESSAGES, LANG). "
-        "JSON output stays in English.",
-    )
-    @click.option(
-        "--profile",
-        metavar="NAME",
-        envvar="SIGNKIT_PROFILE",
-        help="Saved settings from [profiles.NAME] in the config file "
-        "($SIGNKIT_CONFIG, default ~/.config/signkit/config.toml); options given win.",
-    )
-    def app(lang: str | None, profile: str | None, **_: Any) -> None:
-        """Sign and verify PDFs and XML with keys on PKCS#11 tokens, in bulk.
-
-        PIN sources: the prompt (on a terminal), SIGNKIT_PIN (removed from the
-        environment at start-up), --pin-file, --pin-stdin, or the reader's PIN pad.
-        """
-        set_language(choose_language(lang))
-        if profile is not None:
-            ctx = click.get_current_context()
-            try:
-                ctx.default_map = profile_defaults(ctx, profile)
-            except SignkitError as exc:
-                from signkit.cli.context import Output
-
-                Output().fail(exc)
-
-    return app
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        formatter.write_paragraph()
+        formatter.write_text(t("Exit codes:"))
+        with formatter.indentation():
+            formatter.write_dl([(str(code), t(text)) for code, text in EXIT_CODE_TABLE])
 
 
-def profile_defaults(ctx: click.Context, name: str) -> dict[str, Any]:
-    """click's default_map for the invoked command from ``[profiles.NAME]``: a
-    profile's keys are long option names (token_label, level, tsa, trust,
-    audit_log, …); what the command line gives still wins."""
-    import os
-    from pathlib import Path
+def _language(value: str | None) -> str | None:
+    # Set while the root's options are read: a mistyped command, found
+    # before the root's callback runs, is already reported in this language.
+    use_language(choose_language(value))
+    return value
 
-    from signkit.config import load_config
-    from signkit.errors import ConfigError
 
-    env = os.environ.get("SIGNKIT_CONFIG")
-    config = load_config(Path(env) if env else None)
-    profiles = config.section("profiles")
-    if name not in profiles:
-        known = ", ".join(sorted(profiles)) or "none"
-        raise ConfigError(
-            f"no profile of that name in {config.path or 'the configuration'} (profiles: {known})",
-            subject=name,
-        )
-    values = {key.replace("-", "_"): value for key, value in profiles[name].items()}
-    group = ctx.command
-    sub = ctx.invoked_subcommand
-    command = group.get_command(ctx, sub) if isinstance(group, click.Group) and sub else None
-    if command is None or sub is None:
-        return {}
-    leaves = (
-        {n: command.get_command(ctx, n) for n in command.list_commands(ctx)}
-        if isinstance(command, click.Group)
-        else {sub: command}
-    )
-    accepted = {p.name for c in leaves.values() if c is not None for p in c.params}
-    unknown = sorted(set(values) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"profile keys not known to `signkit {sub}`: {', '.join(unknown)}", subject=name
-        )
-    if isinstance(command, click.Group):
-        return {sub: {n: values for n in leaves}}
-    return {sub: values}
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"signkit {__version__}")
+        raise typer.Exit(0)
+
+
+app = new_app(
+    "signkit",
+    "Sign and verify PDFs and XML with keys on PKCS#11 tokens, in bulk.",
+    cls=RootGroup,
+    no_args_is_help=True,
+    context_settings=CONTEXT,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    lang: Annotated[
+        Literal["en", "vi"] | None,
+        typer.Option(
+            "--lang",
+            callback=_language,
+            is_eager=True,
+            help="Language of messages and reports (default: from LC_ALL, LC_MESSAGES, LANG). "
+            "JSON output stays in English.",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None, profile_option(envvar="SIGNKIT_PROFILE", show_envvar=False)
+    ] = None,
+    config_path: Annotated[Path | None, config_option()] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Sign and verify PDFs and XML with keys on PKCS#11 tokens, in bulk.
+
+    PIN sources: the prompt (on a terminal), SIGNKIT_PIN (removed from the
+    environment at start-up), --pin-file, --pin-stdin, or the reader's PIN pad.
+    """
+    ctx.meta[ROOT_META] = {"config_path": config_path, "profile": profile}
+
+
+def build_app() -> Any:
+    """The CLI as a click command (what `signkit` runs)."""
+    return typer.main.get_command(app)

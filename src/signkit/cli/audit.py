@@ -3,86 +3,61 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import click
+import typer
 
 from signkit.i18n import t
 
 from .context import Output, run_command
-from .options import output_options
+from .framework import command, grouped, new_app
+from .options import AuditSealOptions, ConfigOptions, OutputOptions
 
 if TYPE_CHECKING:
     from signkit.audit.log import AuditSpec
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-def audit_options(f: F) -> F:
-    """Seal, time-stamp, anchor, syslog and rotation options of commands that write the log."""
-    options = [
-        click.option(
-            "--audit-seal-key",
-            type=click.Path(path_type=Path, dir_okay=False),
-            metavar="FILE",
-            help="Ed25519 key that seals the audit log (default: "
-            "$XDG_STATE_HOME/signkit/audit-seal.key, created on first use).",
-        ),
-        click.option(
-            "--audit-tsa",
-            metavar="URL",
-            help="Also time-stamp each run's last audit record (RFC 3161).",
-        ),
-        click.option(
-            "--audit-anchor",
-            type=click.Path(path_type=Path, dir_okay=False),
-            metavar="FILE",
-            help="Copy every seal to this file, kept where the log's writers cannot "
-            "rewrite it (default: <log>.anchor).",
-        ),
-        click.option(
-            "--audit-syslog",
-            is_flag=True,
-            help="Forward every audit record to syslog/journald "
-            "(socket: $SIGNKIT_SYSLOG_SOCKET, else /dev/log).",
-        ),
-        click.option(
-            "--audit-max-bytes",
-            type=click.IntRange(min=1),
-            metavar="N",
-            help="Rotate the audit log once it is larger than N bytes.",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def audit_spec(options: dict[str, Any]) -> AuditSpec:
-    """The AuditSpec from ``audit_options`` values (removed from ``options``)."""
+def audit_spec(options: AuditSealOptions) -> AuditSpec:
+    """The AuditSpec of a signing run's audit options."""
     from signkit.audit.log import AuditSpec
     from signkit.timestamps import TsaSpec
 
-    tsa = options.pop("audit_tsa", None)
     return AuditSpec(
-        seal_key=options.pop("audit_seal_key", None),
-        tsa=TsaSpec(url=tsa) if tsa else None,
-        anchor=options.pop("audit_anchor", None),
-        syslog=bool(options.pop("audit_syslog", False)),
-        max_bytes=options.pop("audit_max_bytes", None),
+        seal_key=options.audit_seal_key,
+        tsa=TsaSpec(url=options.audit_tsa) if options.audit_tsa else None,
+        anchor=options.audit_anchor,
+        syslog=options.audit_syslog,
+        max_bytes=options.audit_max_bytes,
     )
 
 
-@click.group("audit", no_args_is_help=True)
+app = new_app("audit", "Check, read and rotate the tamper-evident audit log.", no_args_is_help=True)
+
+
+@app.callback()
 def group() -> None:
     """Check, read and rotate the tamper-evident audit log."""
 
 
-_PATH = click.argument(
-    "path", required=False, type=click.Path(path_type=Path, dir_okay=False), metavar="[PATH]"
-)
+LogPath = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="PATH",
+        dir_okay=False,
+        show_default=False,
+        help="The audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
+    ),
+]
+SealKey = Annotated[
+    Path | None,
+    typer.Option(
+        "--audit-seal-key",
+        metavar="FILE",
+        dir_okay=False,
+        help="Seal key (default: $XDG_STATE_HOME/signkit/audit-seal.key).",
+    ),
+]
 
 
 def _log_path(path: Path | None) -> Path:
@@ -91,39 +66,50 @@ def _log_path(path: Path | None) -> Path:
     return path or default_audit_path()
 
 
-@group.command("verify")
-@_PATH
-@click.option(
-    "--seal-key",
-    "seal_keys",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Trusted seal key (PEM public key, or the private key); repeatable. "
-    "Default: $XDG_STATE_HOME/signkit/audit-seal.key.pub.",
-)
-@click.option(
-    "--anchor",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Seal copies kept outside the log (written by --audit-anchor, or lines "
-    "from syslog): detects runs removed from the end. Default: <log>.anchor if present.",
-)
-@click.option(
-    "--tsa-trust",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    metavar="PATH",
-    help="Trust anchors the seal time-stamps' TSA must chain to; repeatable "
-    "(without it only the token's signature and imprint are checked).",
-)
-@click.option(
-    "--chain-only",
-    is_flag=True,
-    help="Check the hash chain only, not the seals (weaker: anyone can rebuild a chain).",
-)
-@output_options
-def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> None:
+@command(app, "verify")
+@grouped
+def verify(
+    path: LogPath = None,
+    *,
+    seal_keys: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--seal-key",
+            metavar="FILE",
+            dir_okay=False,
+            help="Trusted seal key (PEM public key, or the private key); repeatable. "
+            "Default: $XDG_STATE_HOME/signkit/audit-seal.key.pub.",
+        ),
+    ] = None,
+    anchor: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchor",
+            metavar="FILE",
+            dir_okay=False,
+            help="Seal copies kept outside the log (written by --audit-anchor, or lines "
+            "from syslog): detects runs removed from the end. Default: <log>.anchor if present.",
+        ),
+    ] = None,
+    tsa_trust: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tsa-trust",
+            metavar="PATH",
+            help="Trust anchors the seal time-stamps' TSA must chain to; repeatable "
+            "(without it only the token's signature and imprint are checked).",
+        ),
+    ] = None,
+    chain_only: Annotated[
+        bool,
+        typer.Option(
+            "--chain-only",
+            help="Check the hash chain only, not the seals (weaker: anyone can rebuild a chain).",
+        ),
+    ] = False,
+    config: ConfigOptions,
+    output: OutputOptions,
+) -> None:
     """Check the chain, the seals and the anchor; report the first bad line.
 
     \b
@@ -133,10 +119,8 @@ def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> No
     cannot be checked (no trusted seal key for it), a time-stamp's TSA is not
     trusted (--tsa-trust), or a key/anchor is unusable.
     """
-    out = Output.from_options(options)
-    anchor: Path | None = options.pop("anchor")
-    chain_only: bool = options.pop("chain_only")
-    tsa_trust: tuple[Path, ...] = options.pop("tsa_trust")
+    out = Output.of(output)
+    tsa_anchors = tuple(tsa_trust or ())
 
     def body() -> int:
         from signkit.audit.log import default_anchor_path
@@ -146,7 +130,7 @@ def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> No
         from signkit.trust import TrustSpec, require_anchors
 
         log = _log_path(path)
-        keys_from = list(seal_keys)
+        keys_from = list(seal_keys or ())
         if not keys_from and not chain_only:
             default = default_seal_key_path()
             pub = default.with_name(default.name + ".pub")
@@ -158,9 +142,9 @@ def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> No
             out.info(f"anchor: {chosen} (next to the log; keep a copy elsewhere to rely on it)")
         if anchor is not None and not anchor.is_file():
             raise InputError("anchor file not found", subject=str(anchor))
-        require_anchors(TrustSpec(anchors=tsa_trust))
+        require_anchors(TrustSpec(anchors=tsa_anchors))
         report = verify_log(
-            log, seal_keys=keys, anchor=chosen, check_seals=not chain_only, tsa_anchors=tsa_trust
+            log, seal_keys=keys, anchor=chosen, check_seals=not chain_only, tsa_anchors=tsa_anchors
         )
         if report.seals == 0 and report.key_problem is not None and not keys:
             raise ConfigError(
@@ -200,42 +184,63 @@ def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> No
     run_command(out, body)
 
 
-@group.command("show")
-@_PATH
-@click.option("--since", metavar="TIME", help="From this date/time (ISO 8601; local if no offset).")
-@click.option("--until", metavar="TIME", help="Before this date/time.")
-@click.option("--user", metavar="NAME", help="OS user who ran signkit.")
-@click.option("--file", "file_pattern", metavar="PATTERN", help="Input/output path: text or glob.")
-@click.option("--cert", metavar="SHA256|TEXT", help="Signer: fingerprint prefix or subject text.")
-@click.option(
-    "--outcome",
-    type=click.Choice(["signed", "failed", "skipped", "not-attempted", "login-failed"]),
-    help="Only this outcome.",
-)
-@click.option("--all-records", is_flag=True, help="Every record, not only document outcomes.")
-@click.option("--csv", "csv_output", is_flag=True, help="CSV on stdout.")
-@output_options
-def show(path: Path | None, **options: Any) -> None:
+@command(app, "show")
+@grouped
+def show(
+    path: LogPath = None,
+    *,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", metavar="TIME", help="From this date/time (ISO 8601; local if no offset)."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", metavar="TIME", help="Before this date/time.")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", metavar="NAME", help="OS user who ran signkit.")
+    ] = None,
+    file_pattern: Annotated[
+        str | None,
+        typer.Option("--file", metavar="PATTERN", help="Input/output path: text or glob."),
+    ] = None,
+    cert: Annotated[
+        str | None,
+        typer.Option(
+            "--cert", metavar="SHA256|TEXT", help="Signer: fingerprint prefix or subject text."
+        ),
+    ] = None,
+    outcome: Annotated[
+        Literal["signed", "failed", "skipped", "not-attempted", "login-failed"] | None,
+        typer.Option("--outcome", help="Only this outcome."),
+    ] = None,
+    all_records: Annotated[
+        bool, typer.Option("--all-records", help="Every record, not only document outcomes.")
+    ] = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+    config: ConfigOptions,
+    output: OutputOptions,
+) -> None:
     """Who signed what, when, with which certificate: filtered, as a table, JSON or CSV."""
-    out = Output.from_options(options)
+    out = Output.of(output)
 
     def body() -> int:
         from signkit.audit.query import COLUMNS, ShowFilter, parse_time, show_rows
 
-        o = options
         flt = ShowFilter(
-            since=parse_time(o["since"], "--since") if o["since"] else None,
-            until=parse_time(o["until"], "--until") if o["until"] else None,
-            user=o["user"],
-            file=o["file_pattern"],
-            cert=o["cert"],
-            outcome=o["outcome"],
-            all_records=o["all_records"],
+            since=parse_time(since, "--since") if since else None,
+            until=parse_time(until, "--until") if until else None,
+            user=user,
+            file=file_pattern,
+            cert=cert,
+            outcome=outcome,
+            all_records=all_records,
         )
         rows = show_rows(_log_path(path), flt)
         if out.json:
             out.emit_json(rows)
-        elif o["csv_output"]:
+        elif csv_output:
             import csv
 
             writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
@@ -264,18 +269,17 @@ def show(path: Path | None, **options: Any) -> None:
     run_command(out, body)
 
 
-@group.command("rotate")
-@_PATH
-@click.option(
-    "--audit-seal-key",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Seal key (default: $XDG_STATE_HOME/signkit/audit-seal.key).",
-)
-@output_options
-def rotate(path: Path | None, audit_seal_key: Path | None, **options: Any) -> None:
+@command(app, "rotate")
+@grouped
+def rotate(
+    path: LogPath = None,
+    *,
+    audit_seal_key: SealKey = None,
+    config: ConfigOptions,
+    output: OutputOptions,
+) -> None:
     """Start a new log file chained to the old one (the old file keeps its name plus a time)."""
-    out = Output.from_options(options)
+    out = Output.of(output)
 
     def body() -> int:
         from signkit.audit.log import AuditLog, AuditSpec
@@ -297,17 +301,16 @@ def rotate(path: Path | None, audit_seal_key: Path | None, **options: Any) -> No
     run_command(out, body)
 
 
-@group.command("key")
-@click.option(
-    "--audit-seal-key",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Seal key (default: $XDG_STATE_HOME/signkit/audit-seal.key).",
-)
-@output_options
-def key(audit_seal_key: Path | None, **options: Any) -> None:
+@command(app, "key")
+@grouped
+def key(
+    *,
+    audit_seal_key: SealKey = None,
+    config: ConfigOptions,
+    output: OutputOptions,
+) -> None:
     """Print the seal key's public half and fingerprint (create the key if missing)."""
-    out = Output.from_options(options)
+    out = Output.of(output)
 
     def body() -> int:
         from signkit.audit.seal import default_seal_key_path, load_or_create_seal_key

@@ -4,69 +4,72 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
-import click
+import typer
 
 from .context import Output, run_command
-from .options import key_options, output_options, token_options
+from .framework import command, grouped, new_app
+from .options import (
+    AuditOptions,
+    ConfigOptions,
+    KeyOptions,
+    OutputOptions,
+    TokenOptions,
+    TrustOptions,
+    ValidationOptions,
+)
+
+app = new_app("cert", "Check certificates: expiry, chain, revocation.", no_args_is_help=True)
 
 
-@click.group("cert", no_args_is_help=True)
+@app.callback()
 def group() -> None:
     """Check certificates: expiry, chain, revocation."""
 
 
-@group.command("check")
-@click.option(
-    "--file",
-    "files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Certificate file (PEM/DER/PKCS#7 bundle); repeatable.",
-)
-@click.option(
-    "--document",
-    "documents",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Signed PDF: check its signers' certificates; repeatable.",
-)
-@click.option(
-    "--trust",
-    multiple=True,
-    metavar="PATH|NAME",
-    help="Trust anchors: a PEM/DER/PKCS#7 file or directory, or an installed bundle by name "
-    "(vn-gov, vn-public); repeatable.",
-)
-@click.option("--trust-system", is_flag=True, help="Also trust the operating system's CA store.")
-@click.option(
-    "--revocation",
-    type=click.Choice(["hard", "soft", "off"]),
-    default="soft",
-    show_default=True,
-    help="OCSP, then CRL; hard: unknown status is a problem.",
-)
-@click.option("--offline", is_flag=True, help="No network (no OCSP, CRL or AIA fetching).")
-@click.option("--at", "at", metavar="TIME", help="Check as of this ISO 8601 time.")
-@click.option(
-    "--warn-days",
-    type=click.IntRange(min=0),
-    default=30,
-    show_default=True,
-    help="Exit 7 (Nagios WARNING) when a certificate expires within N days.",
-)
-@click.option("--nagios", is_flag=True, help="Print one monitoring status line; exit 0-3.")
-@click.option(
-    "--audit-log",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
-)
-@click.option("--no-audit", is_flag=True, help="Do not write the audit log.")
-@token_options
-@key_options
-@output_options
-def check(**options: Any) -> None:
+@command(app, "check")
+@grouped
+def check(
+    *,
+    files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file",
+            metavar="FILE",
+            dir_okay=False,
+            help="Certificate file (PEM/DER/PKCS#7 bundle); repeatable.",
+        ),
+    ] = None,
+    documents: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--document",
+            metavar="FILE",
+            dir_okay=False,
+            help="Signed PDF: check its signers' certificates; repeatable.",
+        ),
+    ] = None,
+    trust: TrustOptions,
+    validation: ValidationOptions,
+    warn_days: Annotated[
+        int,
+        typer.Option(
+            "--warn-days",
+            min=0,
+            metavar="N",
+            help="Exit 7 (Nagios WARNING) when a certificate expires within N days.",
+        ),
+    ] = 30,
+    nagios: Annotated[
+        bool, typer.Option("--nagios", help="Print one monitoring status line; exit 0-3.")
+    ] = False,
+    audit: AuditOptions,
+    token: TokenOptions,
+    key: KeyOptions,
+    config: ConfigOptions,
+    output: OutputOptions,
+) -> None:
     """Check token certificates (no login), certificate files, or a document's signers.
 
     \b
@@ -80,9 +83,10 @@ def check(**options: Any) -> None:
       signkit cert check --file staff.pem --warn-days 60 --nagios
       signkit cert check --document received.pdf --trust roots.pem --json
     """
-    out = Output.from_options(options)
+    out = Output.of(output)
     argv = tuple(sys.argv[1:])
-    o = options
+    file_list = list(files or ())
+    document_list = list(documents or ())
 
     def body() -> int:
         from signkit import __version__
@@ -94,53 +98,30 @@ def check(**options: Any) -> None:
         from .tokenspec import build_token_spec
         from .verify import parse_time
 
-        trust_paths = tuple(resolve_anchor(v) for v in o["trust"])
+        trust_paths = tuple(resolve_anchor(v) for v in trust.trust or ())
         require_anchors(TrustSpec(anchors=trust_paths))
         policy = VerifyPolicy(
-            anchors=anchors_from(trust_paths, system=o["trust_system"]),
-            revocation=o["revocation"],
-            offline=o["offline"],
-            at=parse_time(o["at"]) if o["at"] else None,
+            anchors=anchors_from(trust_paths, system=validation.trust_system),
+            revocation=trust.revocation,
+            offline=validation.offline,
+            at=parse_time(validation.at) if validation.at else None,
         )
         # --module alone (often from SIGNKIT_MODULE) does not make the token a source.
-        token_chosen = any(
-            o[k] is not None
-            for k in (
-                "token_label",
-                "token_serial",
-                "slot",
-                "key_uri",
-                "key_label",
-                "key_id",
-                "cert_fingerprint",
-            )
-        )
         sources: list[tuple[str, bytes, list[bytes]]] = []
-        sources += certcheck.certificates_from_files(list(o["files"]))
-        sources += certcheck.certificates_from_documents(list(o["documents"]))
-        if token_chosen or not (o["files"] or o["documents"]):
-            spec = build_token_spec(
-                module=o["module"],
-                token_label=o["token_label"],
-                token_serial=o["token_serial"],
-                slot=o["slot"],
-                key_label=o["key_label"],
-                key_id=o["key_id"],
-                cert_fingerprint=o["cert_fingerprint"],
-                key_uri=o["key_uri"],
-            )
+        sources += certcheck.certificates_from_files(file_list)
+        sources += certcheck.certificates_from_documents(document_list)
+        if token.chosen() or key.chosen() or not (file_list or document_list):
+            spec = build_token_spec(token=token, key=key)
             sources += certcheck.certificates_from_token(spec)
         if not policy.anchors:
             out.warn("no trust anchors (--trust): every chain is reported untrusted")
         statuses = [
-            certcheck.check_certificate(
-                der, others, policy, source=source, warn_days=o["warn_days"]
-            )
+            certcheck.check_certificate(der, others, policy, source=source, warn_days=warn_days)
             for source, der, others in sources
         ]
-        if not o["no_audit"]:
-            audit = AuditLog(o["audit_log"] or default_audit_path())
-            audit.add(
+        if not audit.no_audit:
+            log = AuditLog(audit.audit_log or default_audit_path())
+            log.add(
                 {
                     "type": "cert-check",
                     "version": __version__,
@@ -152,21 +133,21 @@ def check(**options: Any) -> None:
                     ],
                 }
             )
-            audit.close()
+            log.close()
         if out.json:
             out.emit_json(
                 {
                     "schema_version": 1,
                     "command": "cert check",
-                    "warn_days": o["warn_days"],
+                    "warn_days": warn_days,
                     "worst": certcheck.worst_state(statuses),
                     "exit_code": certcheck.exit_code(statuses),
                     "certificates": [s.to_json() for s in statuses],
                 }
             )
-        if o["nagios"]:
+        if nagios:
             code, line = certcheck.nagios(statuses)
-            click.echo(line)
+            typer.echo(line)
             return code
         for s in statuses:
             out.info(s.line())

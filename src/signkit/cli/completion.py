@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import click
+from typing import Annotated, Literal
+
+import typer
+
+from .framework import command, grouped, new_app
+from .options import ConfigOptions
+
+app = new_app("completion", "Print the completion script for SHELL.")
 
 
-@click.command("completion")
-@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def command(shell: str) -> None:
+@command(app, "completion")
+@grouped
+def completion(
+    shell: Annotated[Literal["bash", "zsh", "fish"], typer.Argument(metavar="SHELL")],
+    config: ConfigOptions,
+) -> None:
     """Print the completion script for SHELL.
 
     \b
@@ -15,10 +25,10 @@ def command(shell: str) -> None:
     zsh:  signkit completion zsh > "${fpath[1]}/_signkit"
     fish: signkit completion fish > ~/.config/fish/completions/signkit.fish
     """
-    from click.shell_completion import get_completion_class
+    # The scripts Typer's own completion answers (see framework: main() of
+    # its commands handles $_SIGNKIT_COMPLETE); typer.completion re-exports it.
+    from typer.completion import get_completion_script  # type: ignore[attr-defined]
 
-    root = click.get_current_context().find_root().command
-    cls = get_completion_class(shell)
-    if cls is None:  # click.Choice already limits SHELL; kept for type narrowing
-        raise click.UsageError(f"unsupported shell {shell}")
-    click.echo(cls(root, {}, "signkit", "_SIGNKIT_COMPLETE").source())
+    typer.echo(
+        get_completion_script(prog_name="signkit", complete_var="_SIGNKIT_COMPLETE", shell=shell)
+    )

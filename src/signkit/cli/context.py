@@ -6,13 +6,16 @@ import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
+import typer
 
 from signkit.errors import ExitCode, SignkitError
 from signkit.i18n import t
 from signkit.tokens.secret import Pin
+
+if TYPE_CHECKING:
+    from .options import OutputOptions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,13 +59,13 @@ class Output:
     """Tracebacks on errors."""
 
     @classmethod
-    def from_options(cls, options: dict[str, Any]) -> Output:
-        """Take the output options out of a command's keyword arguments."""
+    def of(cls, options: OutputOptions) -> Output:
+        """The output a command's --json, -v, -q and --debug ask for."""
         return cls(
-            json=options.pop("json_output", False),
-            verbose=options.pop("verbose", False),
-            quiet=options.pop("quiet", False),
-            debug=options.pop("debug", False),
+            json=options.json_output,
+            verbose=options.verbose,
+            quiet=options.quiet,
+            debug=options.debug,
         )
 
     def console(self) -> Any:
@@ -85,8 +88,8 @@ class Output:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
         sys.stdout.flush()
 
-    def fail(self, exc: SignkitError) -> NoReturn:
-        """Print ``error: <subject>: <reason>`` (+ hint) and exit with the error's code."""
+    def show_error(self, exc: SignkitError) -> int:
+        """Print ``error: <subject>: <reason>`` (+ hint); the error's exit code."""
         if self.debug:
             import traceback
 
@@ -100,12 +103,48 @@ class Output:
         console.print(f"{t('error')}: {text}", style="bold red", markup=False)
         if exc.hint:
             console.print(f"{t('hint')}: {t(exc.hint)}", markup=False)
-        raise click.exceptions.Exit(int(exc.exit_code))
+        return int(exc.exit_code)
+
+    def show_bug(self, exc: BaseException) -> int:
+        """An exception signkit did not mean to raise: one line (the traceback
+        only with --debug, and never the values of local variables); exit 70."""
+        if self.debug:
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        message = t("internal error ({name}); run again with --debug for a traceback and report it")
+        self.console().print(
+            f"{t('error')}: {message.replace('{name}', type(exc).__name__)}",
+            style="bold red",
+            markup=False,
+        )
+        return int(ExitCode.INTERNAL)
+
+    def fail(self, exc: SignkitError) -> NoReturn:
+        """Print the error (see show_error) and exit with its code."""
+        raise typer.Exit(self.show_error(exc))
 
 
-def get_state() -> AppState:
+def show_usage_error(exc: typer.TyperException) -> int:
+    """A usage error found while the command line was read, as click shows
+    it (usage line, where to find help, the error), in the user's language."""
+    ctx: Any = getattr(exc, "ctx", None)
+    lines = []
+    if ctx is not None:
+        lines.append(ctx.get_usage())
+        if ctx.command.get_help_option(ctx) is not None:
+            hint = t("Try '{command} {option}' for help.")
+            lines.append(hint.format(command=ctx.command_path, option=ctx.help_option_names[0]))
+        lines.append("")
+    lines.append(f"{t('Error')}: {t(exc.format_message())}")
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+    return int(getattr(exc, "exit_code", 1))
+
+
+def get_state(ctx: typer.Context) -> AppState:
     """The AppState of this run (an empty one under test runners)."""
-    obj = click.get_current_context().find_root().obj
+    obj = ctx.find_root().obj
     return obj if isinstance(obj, AppState) else AppState()
 
 
@@ -117,22 +156,12 @@ def run_command(out: Output, body: Callable[[], int]) -> NoReturn:
         out.fail(exc)
     except KeyboardInterrupt as exc:
         out.console().print(f"{t('error')}: {t('interrupted')}", style="bold red", markup=False)
-        raise click.exceptions.Exit(int(getattr(exc, "exit_code", 130))) from None
-    except click.exceptions.Exit:
+        raise typer.Exit(int(getattr(exc, "exit_code", 130))) from None
+    except typer.Exit:
         raise
     except Exception as exc:
-        if out.debug:
-            import traceback
-
-            traceback.print_exc(file=sys.stderr)
-        message = t("internal error ({name}); run again with --debug for a traceback and report it")
-        out.console().print(
-            f"{t('error')}: {message.replace('{name}', type(exc).__name__)}",
-            style="bold red",
-            markup=False,
-        )
-        raise click.exceptions.Exit(int(ExitCode.INTERNAL)) from None
-    raise click.exceptions.Exit(code)
+        raise typer.Exit(out.show_bug(exc)) from None
+    raise typer.Exit(code)
 
 
 class TerminalPinIO:

@@ -1,111 +1,152 @@
-"""Options shared by every command, defined once as decorators."""
+"""The option groups commands share, each declared once.
 
-from __future__ import annotations
+A command takes a group as one typed parameter (``token: TokenOptions``);
+``framework.grouped`` spreads its fields into the command's options. The
+field name is the option's parameter name (and a profile key); the help is
+the option's documentation.
+"""
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import click
+import typer
 
 from signkit.errors import UsageError
 
-F = TypeVar("F", bound=Callable[..., Any])
+from .profiles import apply_config_option, config_option, profile_option
 
+if TYPE_CHECKING:
+    from signkit.workers import Limits
 
-def _apply(f: F, options: list[Callable[[F], F]]) -> F:
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def output_options(f: F) -> F:
-    """--json, -v/--verbose, -q/--quiet, --debug: accepted by every subcommand."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--json",
-                "json_output",
-                is_flag=True,
-                help="Print a machine-readable report on stdout.",
-            ),
-            click.option("-v", "--verbose", is_flag=True, help="More detail on stderr."),
-            click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings."),
-            click.option(
-                "--debug", is_flag=True, help="Show a traceback on errors (never shows a PIN)."
-            ),
-        ],
-    )
-
-
-def module_option(f: F) -> F:
-    """--module (or SIGNKIT_MODULE)."""
-    return click.option(
+Revocation = Literal["hard", "soft", "off"]
+Digest = Literal["sha256", "sha384", "sha512"]
+Module = Annotated[
+    str | None,
+    typer.Option(
         "--module",
         envvar="SIGNKIT_MODULE",
         metavar="PATH",
+        show_envvar=False,
         help="PKCS#11 module (.so) of the token [env SIGNKIT_MODULE]; "
         "default: discover (p11-kit registrations, known install paths).",
-    )(f)
+    ),
+]
 
 
-def token_options(f: F) -> F:
-    """Options that choose the token (and --key URIs)."""
-    return _apply(
-        f,
-        [
-            module_option,
-            click.option("--token-label", metavar="LABEL", help="Token label."),
-            click.option("--token-serial", metavar="SERIAL", help="Token serial."),
-            click.option("--slot", type=int, metavar="ID", help="PKCS#11 slot id."),
-            click.option(
-                "--key",
-                "key_uri",
-                metavar="URI",
-                help="RFC 7512 URI, e.g. 'pkcs11:token=MyToken;object=MyKey'.",
-            ),
-        ],
+@dataclass(frozen=True, kw_only=True)
+class OutputOptions:
+    """--json, -v/--verbose, -q/--quiet, --debug: taken by every command."""
+
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print a machine-readable report on stdout.")
+    ] = False
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="More detail on stderr.")] = False
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and warnings.")] = False
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show a traceback on errors (never shows a PIN).")
+    ] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigOptions:
+    """--config and --profile: taken by every command."""
+
+    config_path: Annotated[
+        Path | None, config_option(is_eager=True, callback=apply_config_option)
+    ] = None
+    profile: Annotated[str | None, profile_option(is_eager=True, callback=apply_config_option)] = (
+        None
     )
 
 
-def key_options(f: F) -> F:
-    """Options that choose the key on the token."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--key-label", metavar="LABEL", help="Label of the key or of its certificate."
-            ),
-            click.option("--key-id", metavar="HEX", help="CKA_ID of the key, in hex."),
-            click.option(
-                "--cert-fingerprint",
-                metavar="SHA256",
-                help="SHA-256 fingerprint of the signer certificate (hex).",
-            ),
-        ],
+@dataclass(frozen=True, kw_only=True)
+class TokenOptions:
+    """Which token (and, through a PKCS#11 URI, which key)."""
+
+    module: Module = None
+    token_label: Annotated[
+        str | None, typer.Option("--token-label", metavar="LABEL", help="Token label.")
+    ] = None
+    token_serial: Annotated[
+        str | None, typer.Option("--token-serial", metavar="SERIAL", help="Token serial.")
+    ] = None
+    slot: Annotated[int | None, typer.Option("--slot", metavar="ID", help="PKCS#11 slot id.")] = (
+        None
     )
+    key_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            metavar="URI",
+            help="RFC 7512 URI, e.g. 'pkcs11:token=MyToken;object=MyKey'.",
+        ),
+    ] = None
+
+    def chosen(self) -> bool:
+        """Whether a token was chosen (--module alone, often from SIGNKIT_MODULE, is not)."""
+        return any(
+            v is not None for v in (self.token_label, self.token_serial, self.slot, self.key_uri)
+        )
 
 
-def pin_options(f: F) -> F:
+@dataclass(frozen=True, kw_only=True)
+class ModuleOptions:
+    """Only the module (commands that look at every token)."""
+
+    module: Module = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyOptions:
+    """Which key on the token."""
+
+    key_label: Annotated[
+        str | None,
+        typer.Option(
+            "--key-label", metavar="LABEL", help="Label of the key or of its certificate."
+        ),
+    ] = None
+    key_id: Annotated[
+        str | None, typer.Option("--key-id", metavar="HEX", help="CKA_ID of the key, in hex.")
+    ] = None
+    cert_fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--cert-fingerprint",
+            metavar="SHA256",
+            help="SHA-256 fingerprint of the signer certificate (hex).",
+        ),
+    ] = None
+
+    def chosen(self) -> bool:
+        """Whether any key option was given."""
+        return any(v is not None for v in (self.key_label, self.key_id, self.cert_fingerprint))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PinOptions:
     """Where the PIN comes from (besides SIGNKIT_PIN and the prompt)."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--pin-file",
-                type=click.Path(path_type=Path, dir_okay=False),
-                metavar="FILE",
-                help="Read the PIN from this file (first line).",
-            ),
-            click.option("--pin-stdin", is_flag=True, help="Read the PIN from standard input."),
-            click.option(
-                "--pin-pad",
-                is_flag=True,
-                help="Enter the PIN on the reader's PIN pad (protected authentication path).",
-            ),
-        ],
-    )
+
+    pin_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--pin-file",
+            metavar="FILE",
+            dir_okay=False,
+            help="Read the PIN from this file (first line).",
+        ),
+    ] = None
+    pin_stdin: Annotated[
+        bool, typer.Option("--pin-stdin", help="Read the PIN from standard input.")
+    ] = False
+    pin_pad: Annotated[
+        bool,
+        typer.Option(
+            "--pin-pad",
+            help="Enter the PIN on the reader's PIN pad (protected authentication path).",
+        ),
+    ] = False
 
 
 def parse_key_id(value: str | None) -> bytes | None:
@@ -121,164 +162,274 @@ def parse_key_id(value: str | None) -> bytes | None:
         raise UsageError("--key-id must be hexadecimal", subject=value) from exc
 
 
-def batch_options(f: F) -> F:
-    """Inputs, outputs and batch behaviour of the bulk signing commands."""
-    return _apply(
-        f,
-        [
-            click.argument("inputs", nargs=-1, metavar="INPUT..."),
-            click.option("-r", "--recursive", is_flag=True, help="Descend into directories."),
-            click.option(
-                "--manifest",
-                type=click.Path(path_type=Path, dir_okay=False),
-                help="CSV or JSON Lines, one row per document; columns named after the "
-                "long options (input, output, reason, level, preset, ...).",
-            ),
-            click.option(
-                "-o",
-                "--output",
-                type=click.Path(path_type=Path, dir_okay=False),
-                help="Output file (single input).",
-            ),
-            click.option(
-                "--output-dir",
-                type=click.Path(path_type=Path, file_okay=False),
-                help="Write outputs here, mirroring the input tree.",
-            ),
-            click.option(
-                "--suffix",
-                default="_signed",
-                show_default=True,
-                help="Output next to the input: a.pdf -> a_signed.pdf.",
-            ),
-            click.option(
-                "--in-place",
-                is_flag=True,
-                help="Replace the input once the signed file is complete and checked.",
-            ),
-            click.option(
-                "--allow-absolute-outputs",
-                is_flag=True,
-                help="Let manifest rows name outputs anywhere (absolute, or climbing "
-                "out with ../); by default they stay under the manifest's folder "
-                "(or --output-dir).",
-            ),
-            click.option("--force", is_flag=True, help="Overwrite existing outputs."),
-            click.option(
-                "--resign",
-                is_flag=True,
-                help="Sign again documents whose output already carries this signer's signature.",
-            ),
-            click.option("--dry-run", is_flag=True, help="Print the plan; sign nothing."),
-            click.option("--fail-fast", is_flag=True, help="Stop at the first failed document."),
-            click.option(
-                "--jobs",
-                type=click.IntRange(min=1),
-                default=None,
-                help="Worker processes preparing documents (default: one per CPU).",
-            ),
-        ],
+@dataclass(frozen=True, kw_only=True)
+class InputOptions:
+    """The documents of a bulk command: files, directories, a manifest."""
+
+    inputs: Annotated[list[str] | None, typer.Argument(metavar="INPUT", show_default=False)] = None
+    recursive: Annotated[
+        bool, typer.Option("-r", "--recursive", help="Descend into directories.")
+    ] = False
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            metavar="FILE",
+            dir_okay=False,
+            help="CSV or JSON Lines, one row per document; columns named after the "
+            "long options (input; for signing also output, reason, level, preset, ...).",
+        ),
+    ] = None
+
+    def given(self) -> bool:
+        """Whether any input or a manifest was given."""
+        return bool(self.inputs) or self.manifest is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchOptions:
+    """Outputs and batch behaviour of the bulk signing commands."""
+
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", metavar="FILE", dir_okay=False, help="Output file (single input)."
+        ),
+    ] = None
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            metavar="DIRECTORY",
+            file_okay=False,
+            help="Write outputs here, mirroring the input tree.",
+        ),
+    ] = None
+    suffix: Annotated[
+        str, typer.Option("--suffix", help="Output next to the input: a.pdf -> a_signed.pdf.")
+    ] = "_signed"
+    in_place: Annotated[
+        bool,
+        typer.Option(
+            "--in-place",
+            help="Replace the input once the signed file is complete and checked.",
+        ),
+    ] = False
+    allow_absolute_outputs: Annotated[
+        bool,
+        typer.Option(
+            "--allow-absolute-outputs",
+            help="Let manifest rows name outputs anywhere (absolute, or climbing "
+            "out with ../); by default they stay under the manifest's folder "
+            "(or --output-dir).",
+        ),
+    ] = False
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False
+    resign: Annotated[
+        bool,
+        typer.Option(
+            "--resign",
+            help="Sign again documents whose output already carries this signer's signature.",
+        ),
+    ] = False
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; sign nothing.")] = (
+        False
     )
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop at the first failed document.")
+    ] = False
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            min=1,
+            metavar="N",
+            help="Worker processes preparing documents (default: one per CPU).",
+        ),
+    ] = None
 
 
-def limits_options(f: F) -> F:
-    """The per-document budget in worker processes (hostile files)."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--doc-memory",
-                type=click.IntRange(min=16),
-                default=1024,
-                show_default=True,
-                metavar="MiB",
-                help="Memory a document may take while processed; over it, it fails as "
-                "malformed and the batch goes on.",
-            ),
-            click.option(
-                "--doc-timeout",
-                type=click.FloatRange(min=1),
-                default=120,
-                show_default=True,
-                metavar="SECONDS",
-                help="Time a document may take while processed; over it, it fails as "
-                "malformed and the batch goes on.",
-            ),
-        ],
-    )
+@dataclass(frozen=True, kw_only=True)
+class LimitsOptions:
+    """Each document's budget in its worker process (hostile files)."""
+
+    doc_memory: Annotated[
+        int,
+        typer.Option(
+            "--doc-memory",
+            min=16,
+            metavar="MiB",
+            help="Memory a document may take while processed; over it, it fails as "
+            "malformed and the batch goes on.",
+        ),
+    ] = 1024
+    doc_timeout: Annotated[
+        float,
+        typer.Option(
+            "--doc-timeout",
+            min=1,
+            metavar="SECONDS",
+            help="Time a document may take while processed; over it, it fails as "
+            "malformed and the batch goes on.",
+        ),
+    ] = 120
+
+    def limits(self) -> "Limits":
+        """The worker pool's Limits."""
+        from signkit.workers import Limits
+
+        return Limits(memory_bytes=int(self.doc_memory) << 20, seconds=float(self.doc_timeout))
 
 
-def limits_from(options: dict[str, Any]) -> Any:
-    """The Limits of --doc-memory and --doc-timeout."""
-    from signkit.workers import Limits
-
-    return Limits(
-        memory_bytes=int(options["doc_memory"]) << 20, seconds=float(options["doc_timeout"])
-    )
-
-
-def tsa_options(f: F) -> F:
+@dataclass(frozen=True, kw_only=True)
+class TsaOptions:
     """The RFC 3161 time-stamping authority."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--tsa", "tsa_url", metavar="URL", help="RFC 3161 time-stamping authority."
-            ),
-            click.option("--tsa-policy", metavar="OID", help="Requested TSA policy."),
-            click.option("--tsa-no-nonce", is_flag=True, help="Do not send a nonce to the TSA."),
-            click.option("--tsa-user", metavar="USER", help="HTTP basic-auth user for the TSA."),
-            click.option(
-                "--tsa-password-file",
-                type=click.Path(path_type=Path, dir_okay=False),
-                help="TSA password file [or env SIGNKIT_TSA_PASSWORD].",
-            ),
-        ],
-    )
+
+    tsa_url: Annotated[
+        str | None, typer.Option("--tsa", metavar="URL", help="RFC 3161 time-stamping authority.")
+    ] = None
+    tsa_policy: Annotated[
+        str | None, typer.Option("--tsa-policy", metavar="OID", help="Requested TSA policy.")
+    ] = None
+    tsa_no_nonce: Annotated[
+        bool, typer.Option("--tsa-no-nonce", help="Do not send a nonce to the TSA.")
+    ] = False
+    tsa_user: Annotated[
+        str | None,
+        typer.Option("--tsa-user", metavar="USER", help="HTTP basic-auth user for the TSA."),
+    ] = None
+    tsa_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--tsa-password-file",
+            metavar="FILE",
+            dir_okay=False,
+            help="TSA password file [or env SIGNKIT_TSA_PASSWORD].",
+        ),
+    ] = None
 
 
-def trust_options(f: F) -> F:
-    """Trust anchors and the pre-signing revocation check."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--trust",
-                "trust",
-                multiple=True,
-                metavar="PATH|NAME",
-                help="Trust anchors: a PEM/DER/PKCS#7 file or directory, or an installed "
-                "bundle by name (vn-gov, vn-public: ~/.config/signkit/trust/NAME/); repeatable.",
-            ),
-            click.option(
-                "--revocation",
-                type=click.Choice(["hard", "soft", "off"]),
-                default="soft",
-                show_default=True,
-                help="Signer revocation check before signing.",
-            ),
-        ],
-    )
+@dataclass(frozen=True, kw_only=True)
+class TrustOptions:
+    """Trust anchors and how strictly revocation is checked."""
+
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust",
+            metavar="PATH|NAME",
+            help="Trust anchors: a PEM/DER/PKCS#7 file or directory, or an installed "
+            "bundle by name (vn-gov, vn-public: ~/.config/signkit/trust/NAME/); repeatable. "
+            "Nothing else is trusted.",
+        ),
+    ] = None
+    revocation: Annotated[
+        Revocation,
+        typer.Option(
+            "--revocation",
+            help="Revocation of the certificates (OCSP, then CRL). hard: an unknown status "
+            "is a failure; soft: an unknown status is reported; off: not checked.",
+        ),
+    ] = "soft"
 
 
-def report_options(f: F) -> F:
-    """The JSON report file and the audit log."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--report",
-                "report_path",
-                type=click.Path(path_type=Path, dir_okay=False),
-                help="Write the JSON report here too.",
-            ),
-            click.option(
-                "--audit-log",
-                type=click.Path(path_type=Path, dir_okay=False),
-                help="Audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
-            ),
-            click.option(
-                "--no-audit", is_flag=True, help="Do not write the audit log (noted on stderr)."
-            ),
-        ],
-    )
+@dataclass(frozen=True, kw_only=True)
+class ValidationOptions:
+    """How certificates and signatures found on documents are validated."""
+
+    trust_system: Annotated[
+        bool, typer.Option("--trust-system", help="Also trust the operating system's CA store.")
+    ] = False
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="No network (no AIA, OCSP, CRL): only what documents embed (LTV data).",
+        ),
+    ] = False
+    at: Annotated[
+        str | None,
+        typer.Option("--at", metavar="TIME", help="Validate as of this ISO 8601 time."),
+    ] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportOptions:
+    """The JSON report file."""
+
+    report_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", metavar="FILE", dir_okay=False, help="Write the JSON report here too."
+        ),
+    ] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditOptions:
+    """The audit log a run appends to."""
+
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(
+            "--audit-log",
+            metavar="FILE",
+            dir_okay=False,
+            help="Audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
+        ),
+    ] = None
+    no_audit: Annotated[
+        bool,
+        typer.Option("--no-audit", help="Do not write the audit log (noted on stderr)."),
+    ] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditSealOptions:
+    """Seal, time-stamp, anchor, syslog and rotation of the audit log (signing runs)."""
+
+    audit_seal_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--audit-seal-key",
+            metavar="FILE",
+            dir_okay=False,
+            help="Ed25519 key that seals the audit log (default: "
+            "$XDG_STATE_HOME/signkit/audit-seal.key, created on first use).",
+        ),
+    ] = None
+    audit_tsa: Annotated[
+        str | None,
+        typer.Option(
+            "--audit-tsa",
+            metavar="URL",
+            help="Also time-stamp each run's last audit record (RFC 3161).",
+        ),
+    ] = None
+    audit_anchor: Annotated[
+        Path | None,
+        typer.Option(
+            "--audit-anchor",
+            metavar="FILE",
+            dir_okay=False,
+            help="Copy every seal to this file, kept where the log's writers cannot "
+            "rewrite it (default: <log>.anchor).",
+        ),
+    ] = None
+    audit_syslog: Annotated[
+        bool,
+        typer.Option(
+            "--audit-syslog",
+            help="Forward every audit record to syslog/journald "
+            "(socket: $SIGNKIT_SYSLOG_SOCKET, else /dev/log).",
+        ),
+    ] = False
+    audit_max_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--audit-max-bytes",
+            min=1,
+            metavar="N",
+            help="Rotate the audit log once it is larger than N bytes.",
+        ),
+    ] = None

@@ -1,36 +1,82 @@
-"""`signkit sign pdf`: many documents, one token session, one PIN entry."""
+"""`signkit sign pdf|xml`: many documents, one token session, one PIN entry."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import click
+import typer
 
-from .audit import audit_options, audit_spec
+from .audit import audit_spec
 from .context import Output, TerminalPinIO, get_state, run_command
+from .framework import command, grouped, new_app
 from .options import (
-    batch_options,
-    key_options,
-    limits_from,
-    limits_options,
-    output_options,
-    pin_options,
-    report_options,
-    token_options,
-    trust_options,
-    tsa_options,
+    AuditOptions,
+    AuditSealOptions,
+    BatchOptions,
+    ConfigOptions,
+    Digest,
+    InputOptions,
+    KeyOptions,
+    LimitsOptions,
+    OutputOptions,
+    PinOptions,
+    ReportOptions,
+    TokenOptions,
+    TrustOptions,
+    TsaOptions,
 )
 
-LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
+app = new_app("sign", "Sign documents in bulk with a token key.", no_args_is_help=True)
 
 
-@click.group("sign", no_args_is_help=True)
+@app.callback()
 def group() -> None:
     """Sign documents in bulk with a token key."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SigningOptions:
+    """How every format signs: digest, padding, the zone of the signing time."""
+
+    digest: Annotated[
+        Digest, typer.Option("--digest", help="Message digest (of the references, for XML).")
+    ] = "sha256"
+    pss: Annotated[
+        bool, typer.Option("--pss", help="RSASSA-PSS instead of PKCS#1 v1.5 (RSA keys).")
+    ] = False
+    timezone: Annotated[
+        str,
+        typer.Option(
+            "--timezone",
+            metavar="ZONE",
+            help="Zone of the signing time shown to people (PDF appearances, XML).",
+        ),
+    ] = "Asia/Ho_Chi_Minh"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignRun:
+    """The groups every `signkit sign FORMAT` takes, handed to the shared body."""
+
+    inputs: InputOptions
+    batch: BatchOptions
+    tsa: TsaOptions
+    trust: TrustOptions
+    signing: SigningOptions
+    report: ReportOptions
+    audit: AuditOptions
+    seal: AuditSealOptions
+    limits: LimitsOptions
+    token: TokenOptions
+    key: KeyOptions
+    pin: PinOptions
+    output: OutputOptions
 
 
 class _Progress:
@@ -118,142 +164,200 @@ def _summary(out: Output, report: Any) -> None:
     out.info(line.format(**{k.replace("-", "_"): v for k, v in totals.items()}))
 
 
-@group.command("pdf")
-@batch_options
-@click.option(
-    "--level",
-    type=click.Choice(LEVELS),
-    default="B-B",
-    show_default=True,
-    help="PAdES baseline level.",
-)
-@tsa_options
-@trust_options
-@click.option(
-    "--digest",
-    type=click.Choice(["sha256", "sha384", "sha512"]),
-    default="sha256",
-    show_default=True,
-    help="Message digest.",
-)
-@click.option("--pss", is_flag=True, help="RSASSA-PSS instead of PKCS#1 v1.5 (RSA keys).")
-@click.option("--reason", help="Reason for signing.")
-@click.option("--location", help="Where the document was signed.")
-@click.option("--contact", help="Signer contact information.")
-@click.option("--name", help="Signer name shown by readers (default: certificate CN).")
-@click.option("--field", help="Signature field to fill, or to create.")
-@click.option(
-    "--page",
-    help="Page of a visible signature: N or 'last' (default 1; --anchor-text searches "
-    "from the last page back unless given).",
-)
-@click.option("--rect", metavar="X,Y,W,H", help="Visible signature box in mm from --corner.")
-@click.option(
-    "--corner",
-    type=click.Choice(["bottom-left", "top-left", "top-right", "bottom-right"]),
-    default="bottom-left",
-    show_default=True,
-    help="Corner --rect is measured from.",
-)
-@click.option(
-    "--text",
-    help="Appearance text; placeholders {signer} {org} {serial} {time} "
-    "{reason} {location}; '' for image only.",
-)
-@click.option(
-    "--image",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="PNG (with alpha) shown in the appearance.",
-)
-@click.option(
-    "--layout",
-    type=click.Choice(["side", "stacked"]),
-    default="side",
-    show_default=True,
-    help="Image and text side by side, or stacked.",
-)
-@click.option(
-    "--font-size", type=float, default=9.0, show_default=True, help="Appearance text size."
-)
-@click.option(
-    "--anchor-text",
-    metavar="TEXT",
-    help="Place the signature by this text on the page (e.g. the signer's printed name).",
-)
-@click.option(
-    "--anchor-occurrence",
-    type=click.IntRange(min=1),
-    help="Which occurrence of the anchor text on its page (default: the last).",
-)
-@click.option(
-    "--anchor-position",
-    type=click.Choice(["above", "below", "left", "right", "over"]),
-    default="above",
-    show_default=True,
-    help="Where the box goes relative to the text.",
-)
-@click.option(
-    "--anchor-offset",
-    default="0,0",
-    show_default=True,
-    metavar="DX,DY",
-    help="Shift of the anchored box in mm (right, up).",
-)
-@click.option(
-    "--box-size",
-    default="60,20",
-    show_default=True,
-    metavar="W,H",
-    help="Size in mm of an anchored box.",
-)
-@click.option("--certify", is_flag=True, help="Certification signature (DocMDP).")
-@click.option(
-    "--docmdp",
-    type=click.IntRange(1, 3),
-    default=2,
-    show_default=True,
-    help="With --certify: 1 no changes, 2 form filling, 3 + annotations.",
-)
-@click.option(
-    "--preset",
-    metavar="NAME",
-    help="Document layout filling the options left at their defaults: nd30-person, "
-    "nd30-org, nd30-attachment, nd30-copy (Decree 30/2020).",
-)
-@click.option("--seal-mm", type=float, metavar="MM", help="nd30-org: the seal's real diameter.")
-@click.option(
-    "--over-field",
-    metavar="NAME",
-    help="nd30-org: the signature the seal overlaps (default: the last one with an image).",
-)
-@click.option(
-    "--doc-number", metavar="TEXT", help="Number and symbol, e.g. 12/QĐ-UBND ({doc_number})."
-)
-@click.option(
-    "--copy-form", metavar="FORM", help="nd30-copy: SAO Y, SAO LỤC or TRÍCH SAO ({copy_form})."
-)
-@click.option(
-    "--copy-org", metavar="TEXT", help="nd30-copy: the copying organisation ({copy_org})."
-)
-@click.option(
-    "--password-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Password of encrypted PDFs [or env SIGNKIT_PDF_PASSWORD].",
-)
-@click.option(
-    "--timezone",
-    default="Asia/Ho_Chi_Minh",
-    show_default=True,
-    help="Zone of the signing time shown in appearances.",
-)
-@report_options
-@audit_options
-@limits_options
-@token_options
-@key_options
-@pin_options
-@output_options
-def sign_pdf(**options: Any) -> None:
+@dataclass(frozen=True, kw_only=True)
+class PdfOptions:
+    """The signature of `sign pdf`: its dictionary, its place and its look
+    (the fields of formats.pdf.PdfDocOptions, by the same names)."""
+
+    level: Annotated[
+        Literal["B-B", "B-T", "B-LT", "B-LTA"],
+        typer.Option("--level", help="PAdES baseline level."),
+    ] = "B-B"
+    reason: Annotated[
+        str | None, typer.Option("--reason", metavar="TEXT", help="Reason for signing.")
+    ] = None
+    location: Annotated[
+        str | None,
+        typer.Option("--location", metavar="TEXT", help="Where the document was signed."),
+    ] = None
+    contact: Annotated[
+        str | None,
+        typer.Option("--contact", metavar="TEXT", help="Signer contact information."),
+    ] = None
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", metavar="TEXT", help="Signer name shown by readers (default: certificate CN)."
+        ),
+    ] = None
+    field: Annotated[
+        str | None,
+        typer.Option("--field", metavar="NAME", help="Signature field to fill, or to create."),
+    ] = None
+    page: Annotated[
+        str | None,
+        typer.Option(
+            "--page",
+            metavar="N|last",
+            help="Page of a visible signature: N or 'last' (default 1; --anchor-text searches "
+            "from the last page back unless given).",
+        ),
+    ] = None
+    rect: Annotated[
+        str | None,
+        typer.Option(
+            "--rect", metavar="X,Y,W,H", help="Visible signature box in mm from --corner."
+        ),
+    ] = None
+    corner: Annotated[
+        Literal["bottom-left", "top-left", "top-right", "bottom-right"],
+        typer.Option("--corner", help="Corner --rect is measured from."),
+    ] = "bottom-left"
+    text: Annotated[
+        str | None,
+        typer.Option(
+            "--text",
+            metavar="TEXT",
+            help="Appearance text; placeholders {signer} {org} {serial} {time} "
+            "{reason} {location}; '' for image only.",
+        ),
+    ] = None
+    image: Annotated[
+        Path | None,
+        typer.Option(
+            "--image",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="PNG (with alpha) shown in the appearance.",
+        ),
+    ] = None
+    layout: Annotated[
+        Literal["side", "stacked"],
+        typer.Option("--layout", help="Image and text side by side, or stacked."),
+    ] = "side"
+    font_size: Annotated[
+        float, typer.Option("--font-size", metavar="PT", help="Appearance text size.")
+    ] = 9.0
+    anchor_text: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor-text",
+            metavar="TEXT",
+            help="Place the signature by this text on the page (e.g. the signer's printed name).",
+        ),
+    ] = None
+    anchor_occurrence: Annotated[
+        int | None,
+        typer.Option(
+            "--anchor-occurrence",
+            min=1,
+            metavar="N",
+            help="Which occurrence of the anchor text on its page (default: the last).",
+        ),
+    ] = None
+    anchor_position: Annotated[
+        Literal["above", "below", "left", "right", "over"],
+        typer.Option("--anchor-position", help="Where the box goes relative to the text."),
+    ] = "above"
+    anchor_offset: Annotated[
+        str,
+        typer.Option(
+            "--anchor-offset", metavar="DX,DY", help="Shift of the anchored box in mm (right, up)."
+        ),
+    ] = "0,0"
+    box_size: Annotated[
+        str, typer.Option("--box-size", metavar="W,H", help="Size in mm of an anchored box.")
+    ] = "60,20"
+    certify: Annotated[
+        bool, typer.Option("--certify", help="Certification signature (DocMDP).")
+    ] = False
+    docmdp: Annotated[
+        int,
+        typer.Option(
+            "--docmdp",
+            min=1,
+            max=3,
+            metavar="1-3",
+            help="With --certify: 1 no changes, 2 form filling, 3 + annotations.",
+        ),
+    ] = 2
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            metavar="NAME",
+            help="Document layout filling the options left at their defaults: nd30-person, "
+            "nd30-org, nd30-number-date, nd30-number, nd30-date, nd30-attachment, nd30-copy "
+            "(Decree 30/2020), or a [pdf-presets.NAME] table of the configuration.",
+        ),
+    ] = None
+    seal_mm: Annotated[
+        float | None,
+        typer.Option("--seal-mm", metavar="MM", help="nd30-org: the seal's real diameter."),
+    ] = None
+    over_field: Annotated[
+        str | None,
+        typer.Option(
+            "--over-field",
+            metavar="NAME",
+            help="nd30-org: the signature the seal overlaps (default: the last one with an image).",
+        ),
+    ] = None
+    doc_number: Annotated[
+        str | None,
+        typer.Option(
+            "--doc-number",
+            metavar="TEXT",
+            help="Number and symbol, e.g. 12/QĐ-UBND ({doc_number}).",
+        ),
+    ] = None
+    copy_form: Annotated[
+        str | None,
+        typer.Option(
+            "--copy-form",
+            metavar="FORM",
+            help="nd30-copy: SAO Y, SAO LỤC or TRÍCH SAO ({copy_form}).",
+        ),
+    ] = None
+    copy_org: Annotated[
+        str | None,
+        typer.Option(
+            "--copy-org", metavar="TEXT", help="nd30-copy: the copying organisation ({copy_org})."
+        ),
+    ] = None
+
+
+@command(app, "pdf")
+@grouped
+def sign_pdf(
+    ctx: typer.Context,
+    *,
+    inputs: InputOptions,
+    batch: BatchOptions,
+    pdf: PdfOptions,
+    tsa: TsaOptions,
+    trust: TrustOptions,
+    signing: SigningOptions,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--password-file",
+            metavar="FILE",
+            dir_okay=False,
+            help="Password of encrypted PDFs [or env SIGNKIT_PDF_PASSWORD].",
+        ),
+    ] = None,
+    report: ReportOptions,
+    audit: AuditOptions,
+    seal: AuditSealOptions,
+    limits: LimitsOptions,
+    token: TokenOptions,
+    key: KeyOptions,
+    pin: PinOptions,
+    config: ConfigOptions,
+    output: OutputOptions,
+) -> None:
     """Sign PDFs (PAdES B-B, B-T, B-LT, B-LTA), one token session for the whole batch.
 
     \b
@@ -262,54 +366,45 @@ def sign_pdf(**options: Any) -> None:
       signkit sign pdf -r inbox --output-dir signed --level B-LT --tsa http://tsa.example
       signkit sign pdf --manifest batch.csv --report report.json
     """
-    out = Output.from_options(options)
+    run = SignRun(
+        inputs=inputs,
+        batch=batch,
+        tsa=tsa,
+        trust=trust,
+        signing=signing,
+        report=report,
+        audit=audit,
+        seal=seal,
+        limits=limits,
+        token=token,
+        key=key,
+        pin=pin,
+        output=output,
+    )
 
-    def make_format(o: dict[str, Any]) -> Any:
+    def make_format() -> Any:
         from signkit.formats.pdf import PdfDocOptions, PdfFormat
 
-        defaults = PdfDocOptions(
-            level=o["level"],
-            reason=o["reason"],
-            location=o["location"],
-            contact=o["contact"],
-            name=o["name"],
-            field=o["field"],
-            page=o["page"],
-            rect=o["rect"],
-            corner=o["corner"],
-            text=o["text"],
-            image=str(o["image"]) if o["image"] else None,
-            layout=o["layout"],
-            font_size=o["font_size"],
-            anchor_text=o["anchor_text"],
-            anchor_occurrence=o["anchor_occurrence"],
-            anchor_position=o["anchor_position"],
-            anchor_offset=o["anchor_offset"],
-            box_size=o["box_size"],
-            certify=o["certify"],
-            docmdp=o["docmdp"],
-            preset=o["preset"],
-            seal_mm=o["seal_mm"],
-            over_field=o["over_field"],
-            doc_number=o["doc_number"],
-            copy_form=o["copy_form"],
-            copy_org=o["copy_org"],
+        values = {f.name: getattr(pdf, f.name) for f in dataclasses.fields(pdf)}
+        values["image"] = str(pdf.image) if pdf.image else None
+        password = _read_secret_file(password_file, "password")
+        return PdfFormat(
+            defaults=PdfDocOptions(**values),
+            password=password or secret_env("SIGNKIT_PDF_PASSWORD"),
         )
-        password = _read_secret_file(o["password_file"], "password")
-        return PdfFormat(defaults=defaults, password=password or secret_env("SIGNKIT_PDF_PASSWORD"))
 
-    _sign_command(out, options, "sign pdf", make_format)
+    _sign_command(ctx, run, "sign pdf", make_format)
 
 
 def _sign_command(
-    out: Output, options: dict[str, Any], command: str, make_format: Callable[..., Any]
+    ctx: typer.Context, run: SignRun, command: str, make_format: Callable[[], Any]
 ) -> None:
     """The body every `signkit sign FORMAT` shares: build the job, plan, sign
     with a progress bar, then report (summary, --json, --report) whatever
     happened, and exit with the one exit-code rule of every format."""
-    state = get_state()
+    out = Output.of(run.output)
+    state = get_state(ctx)
     argv = tuple(sys.argv[1:])
-    audit = audit_spec(options)
     env_tsa_password = secret_env("SIGNKIT_TSA_PASSWORD")
 
     def body() -> int:
@@ -321,25 +416,25 @@ def _sign_command(
         from signkit.jobs.report import BatchReport
         from signkit.jobs.signing import SignJobSpec, plan, sign_documents
 
-        o = options
-        if not o["inputs"] and not o["manifest"]:
+        if not run.inputs.given():
             raise UsageError(
                 "give INPUT files or directories, or --manifest FILE",
                 hint=f"signkit {command} --help",
             )
         report = BatchReport(command=command)
+        report_path = run.report.report_path
         try:
             spec = SignJobSpec(
-                format=make_format(o),
-                **_batch_fields(o, out, state.env_pin, env_tsa_password, audit, argv),
+                format=make_format(),
+                **_batch_fields(run, out, state.env_pin, env_tsa_password, argv),
             )
         except BaseException as exc:
-            _finish_failed(out, report, o["report_path"], exc)
+            _finish_failed(out, report, report_path, exc)
             raise
         _run_batch(
             out,
             report,
-            o["report_path"],
+            report_path,
             lambda: plan(spec),
             functools.partial(sign_documents, spec),
             dry_run=spec.dry_run,
@@ -350,11 +445,10 @@ def _sign_command(
 
 
 def _batch_fields(
-    o: dict[str, Any],
+    run: SignRun,
     out: Output,
     env_pin: Any,
     env_tsa_password: str | None,
-    audit: Any,
     argv: tuple[str, ...],
 ) -> dict[str, Any]:
     """The job-spec fields every bulk signing command shares (PDF, XML)."""
@@ -366,62 +460,54 @@ def _batch_fields(
 
     from .tokenspec import build_token_spec
 
-    token = build_token_spec(
-        module=o["module"],
-        token_label=o["token_label"],
-        token_serial=o["token_serial"],
-        slot=o["slot"],
-        key_label=o["key_label"],
-        key_id=o["key_id"],
-        cert_fingerprint=o["cert_fingerprint"],
-        key_uri=o["key_uri"],
-        pin_file=o["pin_file"],
-        pin_stdin=o["pin_stdin"],
-        pin_pad=o["pin_pad"],
-        env_pin=env_pin,
-    )
+    token = build_token_spec(token=run.token, key=run.key, pin=run.pin, env_pin=env_pin)
     tsa = None
-    if o["tsa_url"]:
+    if run.tsa.tsa_url:
+        password = _read_secret_file(run.tsa.tsa_password_file, "TSA password")
         tsa = TsaSpec(
-            url=o["tsa_url"],
-            policy=o["tsa_policy"],
-            nonce=not o["tsa_no_nonce"],
-            username=o["tsa_user"],
-            password=_read_secret_file(o["tsa_password_file"], "TSA password") or env_tsa_password,
+            url=run.tsa.tsa_url,
+            policy=run.tsa.tsa_policy,
+            nonce=not run.tsa.tsa_no_nonce,
+            username=run.tsa.tsa_user,
+            password=password or env_tsa_password,
         )
-    if o["no_audit"]:
+    if run.audit.no_audit:
         out.warn("audit log disabled (--no-audit): this run leaves no audit record")
         audit_path = None
     else:
-        audit_path = o["audit_log"] or default_audit_path()
+        audit_path = run.audit.audit_log or default_audit_path()
+    batch = run.batch
     return {
-        "inputs": tuple(o["inputs"]),
-        "recursive": o["recursive"],
-        "manifest": o["manifest"],
+        "inputs": tuple(run.inputs.inputs or ()),
+        "recursive": run.inputs.recursive,
+        "manifest": run.inputs.manifest,
         "outputs": OutputSpec(
-            output=o["output"],
-            output_dir=o["output_dir"],
-            suffix=o["suffix"],
-            in_place=o["in_place"],
-            allow_absolute_outputs=o["allow_absolute_outputs"],
+            output=batch.output,
+            output_dir=batch.output_dir,
+            suffix=batch.suffix,
+            in_place=batch.in_place,
+            allow_absolute_outputs=batch.allow_absolute_outputs,
         ),
         "engine": EngineSpec(
-            fail_fast=o["fail_fast"], force=o["force"], resign=o["resign"], limits=limits_from(o)
+            fail_fast=batch.fail_fast,
+            force=batch.force,
+            resign=batch.resign,
+            limits=run.limits.limits(),
         ),
         "token": token,
         "trust": TrustSpec(
-            anchors=tuple(resolve_anchor(str(v)) for v in o["trust"]),
-            revocation=o["revocation"],
+            anchors=tuple(resolve_anchor(str(v)) for v in run.trust.trust or ()),
+            revocation=run.trust.revocation,
         ),
         "tsa": tsa,
-        "digest_algorithm": o["digest"],
-        "pss": o["pss"],
-        "timezone": o["timezone"],
-        "jobs": o["jobs"] or 0,
-        "dry_run": o["dry_run"],
-        "report_path": o["report_path"],
+        "digest_algorithm": run.signing.digest,
+        "pss": run.signing.pss,
+        "timezone": run.signing.timezone,
+        "jobs": batch.jobs or 0,
+        "dry_run": batch.dry_run,
+        "report_path": run.report.report_path,
         "audit_path": audit_path,
-        "audit": audit,
+        "audit": audit_spec(run.seal),
         "command_line": argv,
     }
 
@@ -500,84 +586,102 @@ def _finish(out: Output, report: Any, report_path: Path | None) -> None:
         _summary(out, report)
 
 
-@group.command("xml")
-@audit_options
-@batch_options
-@click.option(
-    "--level",
-    type=click.Choice(("plain", "B-B", "B-T", "B-LT")),
-    default=None,
-    help="plain XMLDSig, or XAdES B-B / B-T / B-LT [default: the preset's, else plain].",
-)
-@tsa_options
-@trust_options
-@click.option(
-    "--digest",
-    type=click.Choice(["sha256", "sha384", "sha512"]),
-    default="sha256",
-    show_default=True,
-    help="Digest of the references and of the signature.",
-)
-@click.option("--pss", is_flag=True, help="RSASSA-PSS instead of PKCS#1 v1.5 (RSA keys).")
-@click.option(
-    "--preset",
-    metavar="NAME",
-    help="Document layout: vn-einvoice, vn-tax-declaration, "
-    "or a [xml-presets.NAME] table of the config file.",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Configuration file (default: $XDG_CONFIG_HOME/signkit/config.toml).",
-)
-@click.option(
-    "--form",
-    type=click.Choice(("enveloped", "enveloping", "detached")),
-    default=None,
-    help="Signature inside the document (default), the document inside the signature, "
-    "or the signature in a file of its own (over the whole data file, or with "
-    "--reference over one element of it).",
-)
-@click.option(
-    "--reference", metavar="ID", help="Sign the element with this Id (default: the whole document)."
-)
-@click.option(
-    "--id-attribute",
-    "id_attributes",
-    metavar="NAME",
-    multiple=True,
-    help="Another attribute that carries Ids (e.g. lower-case 'id'); repeatable.",
-)
-@click.option(
-    "--signature-parent",
-    metavar="XPATH",
-    help="Element the Signature is appended to (default: the root element).",
-)
-@click.option("--signature-id", metavar="ID", help="Id of the Signature element.")
-@click.option(
-    "--c14n",
-    type=click.Choice(("inclusive", "exclusive")),
-    default=None,
-    help="Canonicalisation (default: inclusive C14N 1.0).",
-)
-@click.option("--signer-role", metavar="TEXT", help="XAdES claimed signer role.")
-@click.option(
-    "--data-object-format", metavar="MIME", help="XAdES DataObjectFormat of the signed data."
-)
-@click.option(
-    "--timezone",
-    default="Asia/Ho_Chi_Minh",
-    show_default=True,
-    help="Zone of the signing time.",
-)
-@report_options
-@limits_options
-@token_options
-@key_options
-@pin_options
-@output_options
-def sign_xml(**options: Any) -> None:
+@dataclass(frozen=True, kw_only=True)
+class XmlOptions:
+    """The signature of `sign xml` (None: the preset's, else the default)."""
+
+    level: Annotated[
+        Literal["plain", "B-B", "B-T", "B-LT"] | None,
+        typer.Option(
+            "--level",
+            help="plain XMLDSig, or XAdES B-B / B-T / B-LT [default: the preset's, else plain].",
+        ),
+    ] = None
+    form: Annotated[
+        Literal["enveloped", "enveloping", "detached"] | None,
+        typer.Option(
+            "--form",
+            help="Signature inside the document (default), the document inside the signature, "
+            "or the signature in a file of its own (over the whole data file, or with "
+            "--reference over one element of it).",
+        ),
+    ] = None
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            metavar="ID",
+            help="Sign the element with this Id (default: the whole document).",
+        ),
+    ] = None
+    id_attributes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--id-attribute",
+            metavar="NAME",
+            help="Another attribute that carries Ids (e.g. lower-case 'id'); repeatable.",
+        ),
+    ] = None
+    signature_parent: Annotated[
+        str | None,
+        typer.Option(
+            "--signature-parent",
+            metavar="XPATH",
+            help="Element the Signature is appended to (default: the root element).",
+        ),
+    ] = None
+    signature_id: Annotated[
+        str | None,
+        typer.Option("--signature-id", metavar="ID", help="Id of the Signature element."),
+    ] = None
+    c14n: Annotated[
+        Literal["inclusive", "exclusive"] | None,
+        typer.Option("--c14n", help="Canonicalisation (default: inclusive C14N 1.0)."),
+    ] = None
+    signer_role: Annotated[
+        str | None,
+        typer.Option("--signer-role", metavar="TEXT", help="XAdES claimed signer role."),
+    ] = None
+    data_object_format: Annotated[
+        str | None,
+        typer.Option(
+            "--data-object-format",
+            metavar="MIME",
+            help="XAdES DataObjectFormat of the signed data.",
+        ),
+    ] = None
+
+
+@command(app, "xml")
+@grouped
+def sign_xml(
+    ctx: typer.Context,
+    *,
+    inputs: InputOptions,
+    batch: BatchOptions,
+    xml: XmlOptions,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            metavar="NAME",
+            help="Document layout: vn-einvoice, vn-tax-declaration, "
+            "or a [xml-presets.NAME] table of the configuration.",
+        ),
+    ] = None,
+    tsa: TsaOptions,
+    trust: TrustOptions,
+    signing: SigningOptions,
+    report: ReportOptions,
+    audit: AuditOptions,
+    seal: AuditSealOptions,
+    limits: LimitsOptions,
+    token: TokenOptions,
+    key: KeyOptions,
+    pin: PinOptions,
+    config: ConfigOptions,
+    output: OutputOptions,
+) -> None:
     """Sign XML documents (XMLDSig, XAdES B-B/B-T/B-LT), one token session for the whole batch.
 
     The document's bytes are kept as they are: the Signature is inserted,
@@ -589,29 +693,32 @@ def sign_xml(**options: Any) -> None:
       signkit sign xml -r invoices --preset vn-einvoice --output-dir signed
       signkit sign xml data.xml --level B-T --tsa http://tsa.example --signer-role "Kế toán"
     """
-    out = Output.from_options(options)
+    run = SignRun(
+        inputs=inputs,
+        batch=batch,
+        tsa=tsa,
+        trust=trust,
+        signing=signing,
+        report=report,
+        audit=audit,
+        seal=seal,
+        limits=limits,
+        token=token,
+        key=key,
+        pin=pin,
+        output=output,
+    )
 
-    def make_format(o: dict[str, Any]) -> Any:
+    def make_format() -> Any:
         from signkit.config import load_config
         from signkit.formats.xml_format import XmlFormat, build_options
 
-        config = load_config(o["config_path"])
+        given = {f.name: getattr(xml, f.name) for f in dataclasses.fields(xml)}
+        given["id_attributes"] = ("Id", *xml.id_attributes) if xml.id_attributes else None
         return XmlFormat(
             defaults=build_options(
-                preset=o["preset"],
-                config=config,
-                given={
-                    "level": o["level"],
-                    "form": o["form"],
-                    "reference": o["reference"],
-                    "id_attributes": ("Id", *o["id_attributes"]) if o["id_attributes"] else None,
-                    "signature_parent": o["signature_parent"],
-                    "signature_id": o["signature_id"],
-                    "c14n": o["c14n"],
-                    "signer_role": o["signer_role"],
-                    "data_object_format": o["data_object_format"],
-                },
+                preset=preset, config=load_config(config.config_path), given=given
             )
         )
 
-    _sign_command(out, options, "sign xml", make_format)
+    _sign_command(ctx, run, "sign xml", make_format)

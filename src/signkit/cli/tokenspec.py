@@ -10,41 +10,37 @@ from signkit.tokens.model import KeySelector
 from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
 from signkit.tokens.uri import merge_selectors, parse_pkcs11_uri, redact_uri
 
-from .options import parse_key_id
+from .options import KeyOptions, PinOptions, TokenOptions, parse_key_id
 
 
 def build_token_spec(
     *,
-    module: str | None,
-    token_label: str | None,
-    token_serial: str | None,
-    slot: int | None,
-    key_label: str | None,
-    key_id: str | None,
-    cert_fingerprint: str | None,
-    key_uri: str | None,
-    pin_file: Path | None = None,
-    pin_stdin: bool = False,
-    pin_pad: bool = False,
+    token: TokenOptions,
+    key: KeyOptions | None = None,
+    pin: PinOptions | None = None,
     env_pin: Pin | None = None,
     allow_sha1: bool = False,
 ) -> TokenSpec:
     """One frozen TokenSpec from the options; contradictions are usage errors."""
+    key = key or KeyOptions()
+    pin = pin or PinOptions()
+    module = token.module
+    pin_file = pin.pin_file
     selector = KeySelector(
-        token_label=token_label,
-        token_serial=token_serial,
-        slot=slot,
-        key_label=key_label,
-        key_id=parse_key_id(key_id),
-        cert_fingerprint=cert_fingerprint,
+        token_label=token.token_label,
+        token_serial=token.token_serial,
+        slot=token.slot,
+        key_label=key.key_label,
+        key_id=parse_key_id(key.key_id),
+        cert_fingerprint=key.cert_fingerprint,
     )
-    if key_uri:
-        uri = parse_pkcs11_uri(key_uri)
+    if token.key_uri:
+        uri = parse_pkcs11_uri(token.key_uri)
         selector = merge_selectors(selector, uri.selector, what="--key")
         if uri.module_path:
             if module and module != uri.module_path:
                 raise UsageError(
-                    "--module and the URI's module-path differ", subject=redact_uri(key_uri)
+                    "--module and the URI's module-path differ", subject=redact_uri(token.key_uri)
                 )
             module = uri.module_path
         if uri.pin_source:
@@ -55,12 +51,12 @@ def build_token_spec(
         kind
         for kind, on in (
             (PinSourceKind.FILE, pin_file is not None),
-            (PinSourceKind.STDIN, pin_stdin),
-            (PinSourceKind.PINPAD, pin_pad),
+            (PinSourceKind.STDIN, pin.pin_stdin),
+            (PinSourceKind.PINPAD, pin.pin_pad),
         )
         if on
     ]
     if len(chosen) > 1:
         raise UsageError("choose one of --pin-file, --pin-stdin, --pin-pad")
-    pin = PinSpec(kind=chosen[0] if chosen else None, file=pin_file, env_pin=env_pin)
-    return TokenSpec(module=module, selector=selector, pin=pin, allow_sha1=allow_sha1)
+    spec = PinSpec(kind=chosen[0] if chosen else None, file=pin_file, env_pin=env_pin)
+    return TokenSpec(module=module, selector=selector, pin=spec, allow_sha1=allow_sha1)

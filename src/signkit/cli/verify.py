@@ -5,12 +5,22 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import click
+import typer
 
 from .context import Output, run_command
-from .options import limits_from, limits_options, output_options
+from .framework import command, grouped, new_app
+from .options import (
+    AuditOptions,
+    ConfigOptions,
+    InputOptions,
+    LimitsOptions,
+    OutputOptions,
+    ReportOptions,
+    TrustOptions,
+    ValidationOptions,
+)
 
 
 def parse_time(value: str) -> datetime:
@@ -87,81 +97,62 @@ def _summary(out: Output, report: Any) -> None:
     )
 
 
-@click.command("verify")
-@click.argument("inputs", nargs=-1, metavar="INPUT...")
-@click.option("-r", "--recursive", is_flag=True, help="Descend into directories.")
-@click.option(
-    "--manifest",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="CSV or JSON Lines with an 'input' column.",
-)
-@click.option(
-    "--trust",
-    "trust",
-    multiple=True,
-    metavar="PATH|NAME",
-    help="Trust anchors: a PEM/DER/PKCS#7 file or directory, or an installed bundle by name "
-    "(vn-gov, vn-public); repeatable. Nothing else is trusted.",
-)
-@click.option("--trust-system", is_flag=True, help="Also trust the operating system's CA store.")
-@click.option(
-    "--revocation",
-    type=click.Choice(["hard", "soft", "off"]),
-    default="soft",
-    show_default=True,
-    help="hard: unknown status is INDETERMINATE; soft: reported, verdict unchanged; off.",
-)
-@click.option(
-    "--offline",
-    is_flag=True,
-    help="No network (no AIA, OCSP, CRL): only what the document embeds (LTV data).",
-)
-@click.option("--at", "at", metavar="TIME", help="Validate as of this ISO 8601 time.")
-@click.option(
-    "--insecure-allow-weak",
-    is_flag=True,
-    help="Accept SHA-1 and RSA keys under 2048 bits (still reported).",
-)
-@click.option(
-    "--extract-revision",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Write the revision signature N covers (what was signed) to -o FILE.",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Output of --extract-revision.",
-)
-@click.option(
-    "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPUs)."
-)
-@click.option("--fail-fast", is_flag=True, help="Stop at the first document not PASSED.")
-@click.option("--dry-run", is_flag=True, help="List the documents; verify nothing.")
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the JSON report here too.",
-)
-@click.option(
-    "--report-format",
-    type=click.Choice(["json", "etsi"]),
-    default="json",
-    show_default=True,
-    help="--report as signkit's JSON, or as an ETSI TS 119 102-2 XML validation report "
-    "(PDF signatures).",
-)
-@click.option(
-    "--audit-log",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Audit log (default: $XDG_STATE_HOME/signkit/audit.jsonl).",
-)
-@click.option("--no-audit", is_flag=True, help="Do not write the audit log (noted on stderr).")
-@limits_options
-@output_options
-def command(**options: Any) -> None:
+app = new_app("verify", "Verify signed PDFs and XML in bulk.")
+
+
+@command(app, "verify")
+@grouped
+def verify(
+    *,
+    inputs: InputOptions,
+    trust: TrustOptions,
+    validation: ValidationOptions,
+    insecure_allow_weak: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-allow-weak",
+            help="Accept SHA-1 and RSA keys under 2048 bits (still reported).",
+        ),
+    ] = False,
+    extract_revision: Annotated[
+        int | None,
+        typer.Option(
+            "--extract-revision",
+            min=1,
+            metavar="N",
+            help="Write the revision signature N covers (what was signed) to -o FILE.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", metavar="FILE", dir_okay=False, help="Output of --extract-revision."
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", min=1, metavar="N", help="Worker processes (default: CPUs)."),
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop at the first document not PASSED.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the documents; verify nothing.")
+    ] = False,
+    report: ReportOptions,
+    report_format: Annotated[
+        Literal["json", "etsi"],
+        typer.Option(
+            "--report-format",
+            help="--report as signkit's JSON, or as an ETSI TS 119 102-2 XML validation report "
+            "(PDF signatures).",
+        ),
+    ] = "json",
+    audit: AuditOptions,
+    limits: LimitsOptions,
+    config: ConfigOptions,
+    output_options: OutputOptions,
+) -> None:
     """Verify signed PDFs and XML in bulk.
 
     Each signature and each document gets an ETSI EN 319 102-1 verdict.
@@ -177,7 +168,7 @@ def command(**options: Any) -> None:
       signkit verify old.pdf --trust roots.pem --at 2024-05-01T00:00:00+07:00
       signkit verify signed.pdf --extract-revision 1 -o as-signed.pdf
     """
-    out = Output.from_options(options)
+    out = Output.of(output_options)
     argv = tuple(sys.argv[1:])
 
     def body() -> int:
@@ -187,85 +178,86 @@ def command(**options: Any) -> None:
         from signkit.trust import TrustSpec, require_anchors, resolve_anchor
         from signkit.verify.policy import VerifyPolicy, anchors_from
 
-        o = options
-        if not o["inputs"] and not o["manifest"]:
+        if not inputs.given():
             raise UsageError(
                 "give INPUT files or directories, or --manifest FILE", hint="signkit verify --help"
             )
-        if o["extract_revision"] is not None:
-            return _extract(out, o)
-        if o["output"] is not None:
+        if extract_revision is not None:
+            return _extract(out, inputs, extract_revision, output)
+        if output is not None:
             raise UsageError("-o/--output goes with --extract-revision")
-        etsi = o["report_format"] == "etsi"
+        etsi = report_format == "etsi"
         if etsi:
             from signkit.verify.etsi import available
 
-            if o["report_path"] is None:
+            if report.report_path is None:
                 raise UsageError("--report-format etsi writes the --report FILE: give one")
             available()
-        trust_paths = tuple(resolve_anchor(v) for v in o["trust"])
+        trust_paths = tuple(resolve_anchor(v) for v in trust.trust or ())
         require_anchors(TrustSpec(anchors=trust_paths))
-        anchors = anchors_from(trust_paths, system=o["trust_system"])
-        if o["trust_system"] and len(anchors) == len(anchors_from(trust_paths, system=False)):
+        anchors = anchors_from(trust_paths, system=validation.trust_system)
+        system = validation.trust_system
+        if system and len(anchors) == len(anchors_from(trust_paths, system=False)):
             raise ConfigError("--trust-system: no operating-system CA store found")
         policy = VerifyPolicy(
             anchors=anchors,
-            revocation=o["revocation"],
-            offline=o["offline"],
-            at=parse_time(o["at"]) if o["at"] else None,
-            allow_weak=o["insecure_allow_weak"],
+            revocation=trust.revocation,
+            offline=validation.offline,
+            at=parse_time(validation.at) if validation.at else None,
+            allow_weak=insecure_allow_weak,
             etsi=etsi,
         )
-        if o["no_audit"]:
+        if audit.no_audit:
             out.warn("audit log disabled (--no-audit): this run leaves no audit record")
             audit_path = None
         else:
-            audit_path = o["audit_log"] or default_audit_path()
+            audit_path = audit.audit_log or default_audit_path()
         spec = VerifyJobSpec(
-            inputs=tuple(o["inputs"]),
-            recursive=o["recursive"],
-            manifest=o["manifest"],
+            inputs=tuple(inputs.inputs or ()),
+            recursive=inputs.recursive,
+            manifest=inputs.manifest,
             policy=policy,
-            jobs=o["jobs"] or 0,
-            fail_fast=o["fail_fast"],
-            dry_run=o["dry_run"],
+            jobs=jobs or 0,
+            fail_fast=fail_fast,
+            dry_run=dry_run,
             audit_path=audit_path,
             command_line=argv,
-            limits=limits_from(o),
+            limits=limits.limits(),
         )
-        if o["report_path"] is not None:
+        report_path = report.report_path
+        if report_path is not None:
             from signkit.jobs.outputs import check_report_path
 
-            check_report_path(o["report_path"])
+            check_report_path(report_path)
         tasks = plan(spec)
-        report = VerifyReport(command="verify")
+        results = VerifyReport(command="verify")
         progress = _Progress(out, 0 if spec.dry_run else len(tasks))
         try:
-            verify_documents(spec, events=progress, report=report, tasks=tasks, warn=out.warn)
+            verify_documents(spec, events=progress, report=results, tasks=tasks, warn=out.warn)
         except KeyboardInterrupt as exc:
             # Stopped (Ctrl-C, SIGTERM): what was judged is still reported.
             progress.close()
-            report.interrupted = int(getattr(exc, "signum", 2))
-            if o["report_path"] is not None and not etsi:
-                report.write(o["report_path"])
+            results.interrupted = int(getattr(exc, "signum", 2))
+            if report_path is not None and not etsi:
+                results.write(report_path)
             if out.json:
-                out.emit_json(report.to_json())
-            _summary(out, report)
+                out.emit_json(results.to_json())
+            _summary(out, results)
             raise
         finally:
             progress.close()
-        if o["report_path"] is not None and etsi:
+        if report_path is not None and etsi:
             from signkit.verify.etsi import write_report
 
-            write_report(report.etsi, o["report_path"])
-            if any(d.verdict and d.verdict["format"] == "xml" for d in report.documents):
+            write_report(results.etsi, report_path)
+            if any(d.verdict and d.verdict["format"] == "xml" for d in results.documents):
                 out.warn("the ETSI report covers PDF signatures only; XML verdicts are in --json")
-        elif o["report_path"] is not None:
-            report.write(o["report_path"])
+        elif report_path is not None:
+            results.write(report_path)
         if out.json:
-            out.emit_json(report.to_json())
-        _summary(out, report)
-        return report.exit_code()
+            out.emit_json(results.to_json())
+        _summary(out, results)
+        return results.exit_code()
 
     run_command(out, body)
 
@@ -285,24 +277,24 @@ class _Progress:
         self.bar.close()
 
 
-def _extract(out: Output, o: dict[str, Any]) -> int:
+def _extract(out: Output, inputs: InputOptions, revision: int, target: Path | None) -> int:
     from signkit.errors import InputError, OutputError, UsageError
     from signkit.fsio import atomic_write
     from signkit.verify.pdf import extract_revision
 
-    if len(o["inputs"]) != 1 or o["output"] is None:
+    if not inputs.inputs or len(inputs.inputs) != 1 or target is None:
         raise UsageError("--extract-revision N takes one PDF and -o FILE")
-    source, target = Path(o["inputs"][0]), o["output"]
+    source = Path(inputs.inputs[0])
     if not source.is_file():
         raise InputError("no such file", subject=str(source))
     if target.exists():
         raise OutputError("output exists; choose another -o", subject=str(target))
-    data = extract_revision(source, o["extract_revision"])
+    data = extract_revision(source, revision)
     try:
         atomic_write(target, data)
     except OSError as exc:
         raise OutputError(f"cannot write ({exc.strerror or exc})", subject=str(target)) from None
-    out.info(f"{target}: the revision signature {o['extract_revision']} covers ({len(data)} bytes)")
+    out.info(f"{target}: the revision signature {revision} covers ({len(data)} bytes)")
     if out.json:
         out.emit_json({"input": str(source), "output": str(target), "bytes": len(data)})
     return 0

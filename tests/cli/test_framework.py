@@ -173,3 +173,12 @@ def test_bash_completes_commands_options_and_choices(words: str, expected: set[s
     assert proc.returncode == 0, proc.stderr
     assert set(proc.stdout.split()) == expected
 
+
+def test_library_warnings_reach_only_debug_runs() -> None:
+    """Regression: pyHanko's import printed cryptography's DSA deprecation
+    warning (two lines of Python) above the verdicts and errors of every run
+    that loaded the PDF stack, in the clerk's terminal and in cron mail."""
+    sample = REPO / "fixtures" / "samples" / "attachment.pdf"
+    proc = signkit("verify", str(sample), "--no-audit", "--revocation", "off", "--jobs", "1")
+    assert proc.returncode == 1, proc.stderr  # a PDF without signatures: FAILED
+    assert "Warning" not in proc.stderr and "warnings.warn" not in proc.stderr

@@ -23,6 +23,7 @@ def main() -> None:
 
     capture()
     install_stop_handlers()
+    _library_warnings(sys.argv[1:])
     _prestart_workers(sys.argv[1:])
     code = run()
     # Everything is done: outputs renamed and synced, the audit log and the
@@ -47,6 +48,7 @@ def run(argv: list[str] | None = None, state: object | None = None) -> int:
 
     capture()
     args = sys.argv[1:] if argv is None else argv
+    _library_warnings(args)
     pin_text = take("SIGNKIT_PIN")
     env_pin = Pin(pin_text) if pin_text else None
     if args == ["--version"]:
@@ -107,6 +109,16 @@ def _outside_command(exc: Exception, *, debug: bool) -> int:
         sys.stderr.write(t("Aborted!") + "\n")
         return 1
     return out.show_bug(exc)
+
+
+def _library_warnings(args: list[str]) -> None:
+    """Python warnings come from the libraries signkit uses (a deprecation in
+    cryptography seen from pyHanko) and speak to their developers, not to the
+    clerk: shown only with --debug. Set before the workers fork, which keep it."""
+    if "--debug" not in args:
+        import warnings
+
+        warnings.simplefilter("ignore")
 
 
 def _prestart_workers(args: list[str]) -> None:

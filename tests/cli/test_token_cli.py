@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from typer.testing import CliRunner
 
 from signkit import __version__
 from support.infra import SoftHsm, spy_calls, spy_module
@@ -240,7 +240,7 @@ def test_locked_token_flag_stops_before_c_login(
 ) -> None:
     """SoftHSM never locks: the flag is injected where the token layer reads it."""
     import signkit.tokens.pkcs11 as p11
-    from signkit.cli.app import build_app
+    from signkit.cli.app import app
     from signkit.cli.context import AppState
     from signkit.tokens.pin import Pin
 
@@ -254,7 +254,7 @@ def test_locked_token_flag_stops_before_c_login(
     ):
         monkeypatch.setattr(p11, "_flags", lambda raw, f=flag: real(raw | f))
         result = CliRunner().invoke(
-            build_app(),
+            app,
             ["token", "login", "--module", spy_module(), "--token-label", "signkit-demo"],
             obj=AppState(env_pin=Pin(softhsm.user_pin)),
         )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
+import typer
 
 from .context import Output, TerminalPinIO, get_state, run_command
-from .options import module_option, output_options, pin_options, token_options
+from .framework import command, grouped, new_app
+from .options import ConfigOptions, ModuleOptions, OutputOptions, PinOptions, TokenOptions
 
 if TYPE_CHECKING:
     from signkit.tokens.access import TokenSpec
@@ -17,7 +18,10 @@ if TYPE_CHECKING:
     from signkit.tokens.pkcs11 import TokenSession
 
 
-@click.group("token", no_args_is_help=True)
+app = new_app("token", "Find tokens, keys and certificates; check the PIN.", no_args_is_help=True)
+
+
+@app.callback()
 def group() -> None:
     """Find tokens, keys and certificates; check the PIN."""
 
@@ -54,31 +58,31 @@ def _flags_text(flags: dict[str, bool]) -> str:
     return ", ".join(TokenFlags(**flags).describe()) or "-"
 
 
-def _spec(options: dict[str, Any], **extra: Any) -> TokenSpec:
+def _spec(token: TokenOptions, pin: PinOptions | None = None, **extra: Any) -> TokenSpec:
     from .tokenspec import build_token_spec
 
-    return build_token_spec(
-        key_label=options.pop("key_label", None),
-        key_id=options.pop("key_id", None),
-        cert_fingerprint=options.pop("cert_fingerprint", None),
-        **options,
-        **extra,
-    )
+    return build_token_spec(token=token, pin=pin, **extra)
 
 
-@group.command("list")
-@module_option
-@click.option(
-    "--probe-timeout",
-    type=click.FloatRange(min=0.5),
-    default=15.0,
-    show_default=True,
-    help="Seconds a module may take to answer before it is reported as hung.",
-)
-@output_options
-def list_tokens(module: str | None, probe_timeout: float, **options: Any) -> None:
+@command(app, "list")
+@grouped
+def list_tokens(
+    *,
+    module: ModuleOptions,
+    probe_timeout: Annotated[
+        float,
+        typer.Option(
+            "--probe-timeout",
+            min=0.5,
+            metavar="SECONDS",
+            help="Seconds a module may take to answer before it is reported as hung.",
+        ),
+    ] = 15.0,
+    config: ConfigOptions,
+    output: OutputOptions,
+) -> None:
     """List PKCS#11 modules and the tokens in their slots (no login)."""
-    out = Output.from_options(options)
+    out = Output.of(output)
     json = out.json
     quiet = out.quiet
 
@@ -86,7 +90,7 @@ def list_tokens(module: str | None, probe_timeout: float, **options: Any) -> Non
         from signkit.errors import TokenAbsentError
         from signkit.tokens.access import TokenSpec, scan_modules
 
-        scan = scan_modules(TokenSpec(module=module, probe_timeout=probe_timeout))
+        scan = scan_modules(TokenSpec(module=module.module, probe_timeout=probe_timeout))
         report: list[dict[str, Any]] = [
             {
                 "module": r.candidate.path,
@@ -153,16 +157,15 @@ def list_tokens(module: str | None, probe_timeout: float, **options: Any) -> Non
     run_command(out, body)
 
 
-@group.command("info")
-@token_options
-@output_options
-def info(**options: Any) -> None:
+@command(app, "info")
+@grouped
+def info(*, token: TokenOptions, config: ConfigOptions, output: OutputOptions) -> None:
     """Show one token: identity, PIN state flags, signing mechanisms (no login)."""
-    out = Output.from_options(options)
+    out = Output.of(output)
     json = out.json
 
     def body() -> int:
-        spec = _spec(options)
+        spec = _spec(token)
         with _public_session(spec) as session:
             data: dict[str, Any] = session.info.to_json()
             data["library"] = session.module.library_info() if session.module else {}
@@ -185,19 +188,26 @@ def info(**options: Any) -> None:
     run_command(out, body)
 
 
-@group.command("objects")
-@token_options
-@click.option("--login", is_flag=True, help="Log in to also list private keys and pairs.")
-@pin_options
-@output_options
-def objects(login: bool, **options: Any) -> None:
+@command(app, "objects")
+@grouped
+def objects(
+    ctx: typer.Context,
+    *,
+    token: TokenOptions,
+    login: Annotated[
+        bool, typer.Option("--login", help="Log in to also list private keys and pairs.")
+    ] = False,
+    pin: PinOptions,
+    config: ConfigOptions,
+    output: OutputOptions,
+) -> None:
     """List certificates and keys on a token (certificates need no login)."""
-    out = Output.from_options(options)
+    out = Output.of(output)
     json = out.json
-    state = get_state()
+    state = get_state(ctx)
 
     def body() -> int:
-        spec = _spec(options, env_pin=state.env_pin)
+        spec = _spec(token, pin, env_pin=state.env_pin)
         with _public_session(spec) as session:
             if login:
                 _login(session, spec, out)
@@ -253,21 +263,26 @@ def objects(login: bool, **options: Any) -> None:
     run_command(out, body)
 
 
-@group.command("login")
-@token_options
-@pin_options
-@output_options
-def login_cmd(**options: Any) -> None:
+@command(app, "login")
+@grouped
+def login_cmd(
+    ctx: typer.Context,
+    *,
+    token: TokenOptions,
+    pin: PinOptions,
+    config: ConfigOptions,
+    output: OutputOptions,
+) -> None:
     """Check the PIN with exactly one login (exit 0 or 4).
 
     Run interactively, a successful login also clears the unattended-login guard.
     """
-    out = Output.from_options(options)
+    out = Output.of(output)
     json = out.json
-    state = get_state()
+    state = get_state(ctx)
 
     def body() -> int:
-        spec = _spec(options, env_pin=state.env_pin)
+        spec = _spec(token, pin, env_pin=state.env_pin)
         with _public_session(spec) as session:
             result = _login(session, spec, out)
             name = session.name
@@ -280,18 +295,17 @@ def login_cmd(**options: Any) -> None:
     run_command(out, body)
 
 
-@group.command("clear-guard")
-@token_options
-@output_options
-def clear_guard(**options: Any) -> None:
+@command(app, "clear-guard")
+@grouped
+def clear_guard(*, token: TokenOptions, config: ConfigOptions, output: OutputOptions) -> None:
     """Allow unattended logins again on a token after a rejected PIN (no login)."""
-    out = Output.from_options(options)
+    out = Output.of(output)
     json = out.json
 
     def body() -> int:
         from signkit.tokens.guard import PinGuard, default_state_dir
 
-        spec = _spec(options)
+        spec = _spec(token)
         with _public_session(spec) as session:
             cleared = PinGuard(default_state_dir()).clear(session.info)
             name = session.name

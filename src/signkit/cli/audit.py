@@ -1,10 +1,10 @@
-"""`signkit audit verify|show|rotate|key`, and the audit options of signing commands."""
+"""`signkit audit verify|show|rotate|key`."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import typer
 
@@ -12,25 +12,7 @@ from signkit.i18n import t
 
 from .context import Output, run_command
 from .framework import command, grouped, new_app
-from .options import AuditSealOptions, ConfigOptions, OutputOptions
-
-if TYPE_CHECKING:
-    from signkit.audit.log import AuditSpec
-
-
-def audit_spec(options: AuditSealOptions) -> AuditSpec:
-    """The AuditSpec of a signing run's audit options."""
-    from signkit.audit.log import AuditSpec
-    from signkit.timestamps import TsaSpec
-
-    return AuditSpec(
-        seal_key=options.audit_seal_key,
-        tsa=TsaSpec(url=options.audit_tsa) if options.audit_tsa else None,
-        anchor=options.audit_anchor,
-        syslog=options.audit_syslog,
-        max_bytes=options.audit_max_bytes,
-    )
-
+from .options import ConfigOptions, OutputOptions
 
 app = new_app("audit", "Check, read and rotate the tamper-evident audit log.", no_args_is_help=True)
 

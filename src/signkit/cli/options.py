@@ -17,6 +17,7 @@ from signkit.errors import UsageError
 from .profiles import apply_config_option, config_option, profile_option
 
 if TYPE_CHECKING:
+    from signkit.audit.log import AuditSpec
     from signkit.workers import Limits
 
 Revocation = Literal["hard", "soft", "off"]
@@ -433,3 +434,16 @@ class AuditSealOptions:
             help="Rotate the audit log once it is larger than N bytes.",
         ),
     ] = None
+
+    def spec(self) -> "AuditSpec":
+        """The audit log's AuditSpec."""
+        from signkit.audit.log import AuditSpec
+        from signkit.timestamps import TsaSpec
+
+        return AuditSpec(
+            seal_key=self.audit_seal_key,
+            tsa=TsaSpec(url=self.audit_tsa) if self.audit_tsa else None,
+            anchor=self.audit_anchor,
+            syslog=self.audit_syslog,
+            max_bytes=self.audit_max_bytes,
+        )

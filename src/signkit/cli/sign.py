@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from .audit import audit_spec
 from .context import Output, TerminalPinIO, get_state, run_command
 from .framework import command, grouped, new_app
 from .options import (
@@ -507,7 +506,7 @@ def _batch_fields(
         "dry_run": batch.dry_run,
         "report_path": run.report.report_path,
         "audit_path": audit_path,
-        "audit": audit_spec(run.seal),
+        "audit": run.seal.spec(),
         "command_line": argv,
     }
 

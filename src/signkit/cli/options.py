@@ -3,7 +3,9 @@
 A command takes a group as one typed parameter (``token: TokenOptions``);
 ``framework.grouped`` spreads its fields into the command's options. The
 field name is the option's parameter name (and a profile key); the help is
-the option's documentation.
+the option's documentation. Groups are built once per run and never
+compared or printed: their dataclasses generate no __eq__ or __repr__, each
+of which would cost every command's start-up a little.
 """
 
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ Module = Annotated[
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class OutputOptions:
     """--json, -v/--verbose, -q/--quiet, --debug: taken by every command."""
 
@@ -49,7 +51,7 @@ class OutputOptions:
     ] = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ConfigOptions:
     """--config and --profile: taken by every command."""
 
@@ -61,7 +63,7 @@ class ConfigOptions:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class TokenOptions:
     """Which token (and, through a PKCS#11 URI, which key)."""
 
@@ -91,14 +93,14 @@ class TokenOptions:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ModuleOptions:
     """Only the module (commands that look at every token)."""
 
     module: Module = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class KeyOptions:
     """Which key on the token."""
 
@@ -125,7 +127,7 @@ class KeyOptions:
         return any(v is not None for v in (self.key_label, self.key_id, self.cert_fingerprint))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class PinOptions:
     """Where the PIN comes from (besides SIGNKIT_PIN and the prompt)."""
 
@@ -163,7 +165,7 @@ def parse_key_id(value: str | None) -> bytes | None:
         raise UsageError("--key-id must be hexadecimal", subject=value) from exc
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class InputOptions:
     """The documents of a bulk command: files, directories, a manifest."""
 
@@ -187,7 +189,7 @@ class InputOptions:
         return bool(self.inputs) or self.manifest is not None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class BatchOptions:
     """Outputs and batch behaviour of the bulk signing commands."""
 
@@ -250,7 +252,7 @@ class BatchOptions:
     ] = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class LimitsOptions:
     """Each document's budget in its worker process (hostile files)."""
 
@@ -282,7 +284,7 @@ class LimitsOptions:
         return Limits(memory_bytes=int(self.doc_memory) << 20, seconds=float(self.doc_timeout))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class TsaOptions:
     """The RFC 3161 time-stamping authority."""
 
@@ -310,7 +312,7 @@ class TsaOptions:
     ] = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class TrustOptions:
     """Trust anchors and how strictly revocation is checked."""
 
@@ -334,7 +336,7 @@ class TrustOptions:
     ] = "soft"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ValidationOptions:
     """How certificates and signatures found on documents are validated."""
 
@@ -354,7 +356,7 @@ class ValidationOptions:
     ] = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ReportOptions:
     """The JSON report file."""
 
@@ -366,7 +368,7 @@ class ReportOptions:
     ] = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class AuditOptions:
     """The audit log a run appends to."""
 
@@ -385,7 +387,7 @@ class AuditOptions:
     ] = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class AuditSealOptions:
     """Seal, time-stamp, anchor, syslog and rotation of the audit log (signing runs)."""
 

@@ -39,7 +39,7 @@ def group() -> None:
     """Sign documents in bulk with a token key."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class SigningOptions:
     """How every format signs: digest, padding, the zone of the signing time."""
 
@@ -59,7 +59,7 @@ class SigningOptions:
     ] = "Asia/Ho_Chi_Minh"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class SignRun:
     """The groups every `signkit sign FORMAT` takes, handed to the shared body."""
 
@@ -163,7 +163,7 @@ def _summary(out: Output, report: Any) -> None:
     out.info(line.format(**{k.replace("-", "_"): v for k, v in totals.items()}))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class PdfOptions:
     """The signature of `sign pdf`: its dictionary, its place and its look
     (the fields of formats.pdf.PdfDocOptions, by the same names)."""
@@ -585,7 +585,7 @@ def _finish(out: Output, report: Any, report_path: Path | None) -> None:
         _summary(out, report)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class XmlOptions:
     """The signature of `sign xml` (None: the preset's, else the default)."""
 

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from signkit.errors import UsageError
-
 from .profiles import apply_config_option, config_option, profile_option
 
 if TYPE_CHECKING:
@@ -150,19 +148,6 @@ class PinOptions:
             help="Enter the PIN on the reader's PIN pad (protected authentication path).",
         ),
     ] = False
-
-
-def parse_key_id(value: str | None) -> bytes | None:
-    """Hex (optionally with ':' separators or 0x) to bytes."""
-    if value is None:
-        return None
-    cleaned = value.replace(":", "").replace(" ", "")
-    if cleaned.lower().startswith("0x"):
-        cleaned = cleaned[2:]
-    try:
-        return bytes.fromhex(cleaned)
-    except ValueError as exc:
-        raise UsageError("--key-id must be hexadecimal", subject=value) from exc
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)

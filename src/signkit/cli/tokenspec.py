@@ -1,16 +1,12 @@
-"""Build a TokenSpec from the shared command-line options."""
+"""A TokenSpec from the shared command-line option groups (see tokens/selection.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from signkit.errors import UsageError
 from signkit.tokens.access import TokenSpec
-from signkit.tokens.model import KeySelector
-from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
-from signkit.tokens.uri import merge_selectors, parse_pkcs11_uri, redact_uri
+from signkit.tokens.pin import Pin
+from signkit.tokens.selection import token_spec
 
-from .options import KeyOptions, PinOptions, TokenOptions, parse_key_id
+from .options import KeyOptions, PinOptions, TokenOptions
 
 
 def build_token_spec(
@@ -24,39 +20,18 @@ def build_token_spec(
     """One frozen TokenSpec from the options; contradictions are usage errors."""
     key = key or KeyOptions()
     pin = pin or PinOptions()
-    module = token.module
-    pin_file = pin.pin_file
-    selector = KeySelector(
+    return token_spec(
+        module=token.module,
         token_label=token.token_label,
         token_serial=token.token_serial,
         slot=token.slot,
         key_label=key.key_label,
-        key_id=parse_key_id(key.key_id),
+        key_id=key.key_id,
         cert_fingerprint=key.cert_fingerprint,
+        key_uri=token.key_uri,
+        pin_file=pin.pin_file,
+        pin_stdin=pin.pin_stdin,
+        pin_pad=pin.pin_pad,
+        env_pin=env_pin,
+        allow_sha1=allow_sha1,
     )
-    if token.key_uri:
-        uri = parse_pkcs11_uri(token.key_uri)
-        selector = merge_selectors(selector, uri.selector, what="--key")
-        if uri.module_path:
-            if module and module != uri.module_path:
-                raise UsageError(
-                    "--module and the URI's module-path differ", subject=redact_uri(token.key_uri)
-                )
-            module = uri.module_path
-        if uri.pin_source:
-            if pin_file is not None:
-                raise UsageError("--pin-file and the URI's pin-source both given")
-            pin_file = Path(uri.pin_source.removeprefix("file:"))
-    chosen = [
-        kind
-        for kind, on in (
-            (PinSourceKind.FILE, pin_file is not None),
-            (PinSourceKind.STDIN, pin.pin_stdin),
-            (PinSourceKind.PINPAD, pin.pin_pad),
-        )
-        if on
-    ]
-    if len(chosen) > 1:
-        raise UsageError("choose one of --pin-file, --pin-stdin, --pin-pad")
-    spec = PinSpec(kind=chosen[0] if chosen else None, file=pin_file, env_pin=env_pin)
-    return TokenSpec(module=module, selector=selector, pin=spec, allow_sha1=allow_sha1)

@@ -63,7 +63,7 @@ def audit_options(f: F) -> F:
 def audit_spec(options: dict[str, Any]) -> AuditSpec:
     """The AuditSpec from ``audit_options`` values (removed from ``options``)."""
     from signkit.audit.log import AuditSpec
-    from signkit.timestamps import TsaSpec
+    from signkit.pki.timestamps import TsaSpec
 
     tsa = options.pop("audit_tsa", None)
     return AuditSpec(
@@ -143,7 +143,7 @@ def verify(path: Path | None, seal_keys: tuple[Path, ...], **options: Any) -> No
         from signkit.audit.seal import default_seal_key_path, load_public_keys
         from signkit.audit.verify import verify_log
         from signkit.errors import ConfigError, InputError
-        from signkit.trust import TrustSpec, require_anchors
+        from signkit.pki.anchors import TrustSpec, require_anchors
 
         log = _log_path(path)
         keys_from = list(seal_keys)

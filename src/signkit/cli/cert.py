@@ -87,9 +87,9 @@ def check(**options: Any) -> None:
     def body() -> int:
         from signkit import __version__
         from signkit.audit.log import AuditLog, default_audit_path, run_identity
-        from signkit.trust import TrustSpec, require_anchors, resolve_anchor
+        from signkit.pki.anchors import TrustSpec, anchors_from, require_anchors, resolve_anchor
         from signkit.verify import certcheck
-        from signkit.verify.policy import VerifyPolicy, anchors_from
+        from signkit.verify.policy import VerifyPolicy
 
         from .tokenspec import build_token_spec
         from .verify import parse_time

@@ -184,8 +184,8 @@ def command(**options: Any) -> None:
         from signkit.audit.log import default_audit_path
         from signkit.errors import ConfigError, UsageError
         from signkit.jobs.verify_job import VerifyJobSpec, VerifyReport, plan, verify_documents
-        from signkit.trust import TrustSpec, require_anchors, resolve_anchor
-        from signkit.verify.policy import VerifyPolicy, anchors_from
+        from signkit.pki.anchors import TrustSpec, anchors_from, require_anchors, resolve_anchor
+        from signkit.verify.policy import VerifyPolicy
 
         o = options
         if not o["inputs"] and not o["manifest"]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from signkit.errors import ExitCode, InputError
-from signkit.verify.chain import validate_chain
+from signkit.pki.chain import validate_chain
 from signkit.verify.policy import VerifyPolicy
 
 # Worst first: what the one-line summary and the exit code follow.
@@ -245,7 +245,7 @@ def nagios(statuses: Sequence[CertStatus]) -> tuple[int, str]:
 
 def certificates_from_files(paths: Sequence[Path]) -> list[tuple[str, bytes, list[bytes]]]:
     """(source, leaf, the other certificates of the same file) for every certificate."""
-    from signkit.trust import load_certificates
+    from signkit.pki.anchors import load_certificates
 
     found = []
     for path in paths:

@@ -122,19 +122,41 @@ def validate_chain(
     usage: frozenset[str] = frozenset(),
     embedded_ocsps: Sequence[bytes] = (),
     embedded_crls: Sequence[bytes] = (),
+    soft_fallback: bool = True,
 ) -> ChainResult:
     """Validate ``cert_der`` to the policy's anchors at ``moment`` (default: --at, else now).
 
     ``others_der`` and the policy's intermediates serve for path building
     only; AIA fetches the missing ones unless offline. Revocation: hard
     requires an answer wherever the certificate declares where to ask; soft
-    accepts a certificate whose status nobody could give, and says so.
+    accepts a certificate whose status nobody could give, and says so; with
+    ``soft_fallback`` also one whose answers cannot be used (stale, or from
+    an issuer that cannot be validated): unknown, reported, verdict unchanged.
     """
     when = moment or policy.at or policy.now or datetime.now(UTC)
     others = list(dict.fromkeys([*others_der, *policy.intermediates]))
-    return _attempt(
-        cert_der, others, policy, when, usage, list(embedded_ocsps), list(embedded_crls)
-    )
+    ocsps, crls = list(embedded_ocsps), list(embedded_crls)
+    result = _attempt(cert_der, others, policy, when, usage, ocsps, crls)
+    if (
+        soft_fallback
+        and policy.revocation == "soft"
+        and result.sub_indication is SubIndication.TRY_LATER
+    ):
+        unchecked = Settings(
+            anchors=policy.anchors,
+            revocation="off",
+            offline=policy.offline,
+            allow_weak=policy.allow_weak,
+        )
+        retry = _attempt(cert_der, others, unchecked, when, usage, ocsps, crls)
+        if retry.indication is Indication.PASSED:
+            retry.revocation = "unknown"
+            retry.warnings = [
+                "revocation status could not be established "
+                f"({(result.detail or '')[:200]}); accepted under --revocation soft"
+            ]
+            return retry
+    return result
 
 
 def _attempt(
@@ -393,12 +415,17 @@ def check_signer(
     if spec.revocation == "off" and roots and not spec.offline:
         # Nothing to fetch when the chain is already at hand: skip the network stack.
         result = validate_chain(
-            cert_der, chain_der, Settings(anchors=roots, revocation="off", offline=True), moment=now
+            cert_der,
+            chain_der,
+            Settings(anchors=roots, revocation="off", offline=True),
+            moment=now,
+            soft_fallback=False,
         )
         if result.sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND:
             result = None
     if result is None:
-        result = validate_chain(cert_der, chain_der, settings, moment=now)
+        # Before signing, an answer that cannot be used is an error, not an unknown.
+        result = validate_chain(cert_der, chain_der, settings, moment=now, soft_fallback=False)
     chain: tuple[bytes, ...] = result.path or (cert_der,)
     sub = result.sub_indication
     detail = result.detail or ""

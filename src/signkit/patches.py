@@ -1,7 +1,8 @@
 """Every run-time change signkit makes to its dependencies, in one place.
 
-Each patch is a speed-up with the same results as the code it replaces, and
-each touches private names of a dependency. A patch is installed only when
+Each patch is a speed-up with the same results as the code it replaces, or
+teaches a dependency an algorithm identifier it lacks; each touches private
+names of a dependency. A patch is installed only when
 the installed version is one it was checked against (``Patch.versions``);
 any other version runs the dependency's own code, slower but right. The
 tests in tests/unit/test_patches.py fail when a touched private name is gone
@@ -211,6 +212,48 @@ def _install_path_cache() -> None:
     pyhanko_certvalidator.async_validate_path = cached_path_validation(current)  # type: ignore[attr-defined]
 
 
+# ------------------------------------------------------------ asn1crypto RSA-SHA3
+
+# RSA PKCS#1 v1.5 with SHA-3 (NIST CSOR sigAlgs 13-16): cryptography verifies
+# them; asn1crypto does not know their identifiers, so pyHanko would call a
+# signature made with them unverifiable rather than check it.
+RSA_SHA3 = {
+    "2.16.840.1.101.3.4.3.13": "sha3_224_rsa",
+    "2.16.840.1.101.3.4.3.14": "sha3_256_rsa",
+    "2.16.840.1.101.3.4.3.15": "sha3_384_rsa",
+    "2.16.840.1.101.3.4.3.16": "sha3_512_rsa",
+}
+
+
+def _install_rsa_sha3() -> None:
+    from asn1crypto import algos
+
+    if getattr(algos.SignedDigestAlgorithm, "signkit_sha3", False):
+        return
+    names = set(RSA_SHA3.values())
+    ids = algos.SignedDigestAlgorithmId
+    for oid, name in RSA_SHA3.items():
+        ids._map.setdefault(oid, name)
+        ids._reverse_map.setdefault(name, oid)
+    signature_algo = algos.SignedDigestAlgorithm.signature_algo
+    hash_algo = algos.SignedDigestAlgorithm.hash_algo
+
+    def signature(self: Any) -> str:
+        if self["algorithm"].native in names:
+            return "rsassa_pkcs1v15"
+        return str(signature_algo.fget(self))
+
+    def digest(self: Any) -> str:
+        name = self["algorithm"].native
+        if name in names:
+            return str(name).removesuffix("_rsa")
+        return str(hash_algo.fget(self))
+
+    algos.SignedDigestAlgorithm.signature_algo = property(signature)
+    algos.SignedDigestAlgorithm.hash_algo = property(digest)
+    algos.SignedDigestAlgorithm.signkit_sha3 = True
+
+
 PATCHES = (
     Patch(
         name="fast-hex-reader",
@@ -249,6 +292,18 @@ PATCHES = (
             ("pyhanko_certvalidator.context", "ValidationContext.crls"),
         ),
         install=_install_path_cache,
+    ),
+    Patch(
+        name="rsa-sha3-identifiers",
+        distribution="asn1crypto",
+        versions=((1, 5), (1, 6)),
+        touches=(
+            ("asn1crypto.algos", "SignedDigestAlgorithmId._map"),
+            ("asn1crypto.algos", "SignedDigestAlgorithmId._reverse_map"),
+            ("asn1crypto.algos", "SignedDigestAlgorithm.signature_algo"),
+            ("asn1crypto.algos", "SignedDigestAlgorithm.hash_algo"),
+        ),
+        install=_install_rsa_sha3,
     ),
 )
 

@@ -327,6 +327,17 @@ def _algorithm_problem(sig: Any) -> tuple[Indication, SubIndication, str] | None
             SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
             f"digest algorithm {oid.native} is not supported",
         )
+    mechanism = sig.signer_info["signature_algorithm"]
+    try:
+        mechanism.signature_algo  # noqa: B018 - raises for an algorithm nobody here knows
+    except ValueError:
+        oid = mechanism["algorithm"]
+        return (
+            Indication.INDETERMINATE,
+            SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+            f"unknown signature algorithm {oid.dotted}"
+            + ("" if oid.native == oid.dotted else f" ({oid.native})"),
+        )
     subfilter = sig.sig_object.get("/SubFilter")
     if subfilter not in ("/adbe.pkcs7.detached", "/ETSI.CAdES.detached"):
         return (
@@ -489,7 +500,9 @@ def signed_state(sig: Any) -> tuple[str, int | None]:
         startxref = process_data_at_eof(stream)
     except PdfReadError:
         return "partial", None
-    for revision in range(sig.signed_revision, xrefs.total_revisions):
+    # Searched from the first revision: a signature dictionary rewritten after
+    # signing was written later than the bytes its signature covers.
+    for revision in range(xrefs.total_revisions):
         if xrefs.get_startxref_for_revision(revision) != startxref:
             continue
         if all(

@@ -105,6 +105,13 @@ def _summary(out: Output, report: Any) -> None:
 )
 @click.option("--trust-system", is_flag=True, help="Also trust the operating system's CA store.")
 @click.option(
+    "--intermediates",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE|DIR",
+    help="Untrusted CA certificates for building chains (PEM/DER/PKCS#7); repeatable.",
+)
+@click.option(
     "--revocation",
     type=click.Choice(["hard", "soft", "off"]),
     default="soft",
@@ -184,7 +191,13 @@ def command(**options: Any) -> None:
         from signkit.audit.log import default_audit_path
         from signkit.errors import ConfigError, UsageError
         from signkit.jobs.verify_job import VerifyJobSpec, VerifyReport, plan, verify_documents
-        from signkit.pki.anchors import TrustSpec, anchors_from, require_anchors, resolve_anchor
+        from signkit.pki.anchors import (
+            TrustSpec,
+            anchors_from,
+            load_certificates,
+            require_anchors,
+            resolve_anchor,
+        )
         from signkit.verify.policy import VerifyPolicy
 
         o = options
@@ -210,6 +223,7 @@ def command(**options: Any) -> None:
             raise ConfigError("--trust-system: no operating-system CA store found")
         policy = VerifyPolicy(
             anchors=anchors,
+            intermediates=tuple(dict.fromkeys(load_certificates(o["intermediates"]))),
             revocation=o["revocation"],
             offline=o["offline"],
             at=parse_time(o["at"]) if o["at"] else None,

@@ -150,7 +150,9 @@ def check_certificate(
     elif now > not_after:
         state = "expired"
         problems.append(f"expired on {not_after:%Y-%m-%d}")
-    chain = validate_chain(der, others, policy, moment=now)
+    # A monitoring check says "unknown" for an answer it cannot use, rather
+    # than accept it as verification's soft policy does.
+    chain = validate_chain(der, others, policy, moment=now, soft_fallback=False)
     chain_text = "trusted" if chain.trusted else "untrusted"
     if not chain.trusted and chain.revocation != "revoked" and state == "ok":
         if chain.sub_indication.value == "TRY_LATER":

@@ -113,7 +113,8 @@ class _Review:
         xrefs = reader.xrefs
         last = xrefs.total_revisions - 1
         self.old = reader.get_historical_resolver(revision)
-        self.new = reader.get_historical_resolver(last)
+        # The document as it is now: the reader itself (its objects, uncopied).
+        self.new = reader
         changed: set[int] = set()
         for rev in range(revision + 1, last + 1):
             changed |= {r.idnum for r in xrefs.explicit_refs_in_revision(rev)}

@@ -110,9 +110,9 @@ def _sign(
     from signkit.jobs.engine import EngineSpec
     from signkit.jobs.outputs import OutputSpec
     from signkit.jobs.signing import SignJobSpec, sign_documents
-    from signkit.timestamps import TsaSpec
+    from signkit.pki.anchors import TrustSpec, resolve_anchor
+    from signkit.pki.timestamps import TsaSpec
     from signkit.tokens.guard import PinGuard, default_state_dir
-    from signkit.trust import TrustSpec, resolve_anchor
 
     audit_path = None
     if audit_log is True:
@@ -358,8 +358,8 @@ def verify(
     documents carry each verdict (``doc.verdict``), ``exit_code()`` the CLI's."""
     from signkit.audit.log import default_audit_path
     from signkit.jobs.verify_job import VerifyJobSpec, VerifyReport, verify_documents
-    from signkit.trust import resolve_anchor
-    from signkit.verify.policy import VerifyPolicy, anchors_from
+    from signkit.pki.anchors import anchors_from, resolve_anchor
+    from signkit.verify.policy import VerifyPolicy
 
     anchors = anchors_from(tuple(resolve_anchor(str(t)) for t in trust), system=trust_system)
     audit_path = None
@@ -405,10 +405,10 @@ def check_certificates(
     """Check certificates as `signkit cert check` does: certificate files,
     the signers of documents, or (given a token) the token's certificates,
     read without a login. One CertStatus each (``state``, ``days_left``, …)."""
+    from signkit.pki.anchors import anchors_from, resolve_anchor
     from signkit.tokens.selection import token_spec
-    from signkit.trust import resolve_anchor
     from signkit.verify import certcheck
-    from signkit.verify.policy import VerifyPolicy, anchors_from
+    from signkit.verify.policy import VerifyPolicy
 
     policy = VerifyPolicy(
         anchors=anchors_from(tuple(resolve_anchor(str(t)) for t in trust), system=trust_system),

@@ -64,10 +64,10 @@ def job(softhsm: SoftHsm, src: Path, out: Path, **extra):  # type: ignore[no-unt
     from signkit.formats.pdf import PdfFormat
     from signkit.jobs.outputs import OutputSpec
     from signkit.jobs.signing import SignJobSpec
+    from signkit.pki.anchors import TrustSpec
     from signkit.tokens.access import TokenSpec
     from signkit.tokens.model import KeySelector
     from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
-    from signkit.trust import TrustSpec
 
     return SignJobSpec(
         format=PdfFormat(),

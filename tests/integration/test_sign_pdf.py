@@ -466,7 +466,8 @@ def test_unusable_signer_is_refused_before_any_file(
 def test_revocation_policy_without_answers(tmp_path: Path, trust: Path) -> None:
     """No OCSP/CRL reachable: hard refuses (exit 5), soft warns, off says so."""
     from signkit.errors import RevocationError
-    from signkit.trust import TrustSpec, check_signer
+    from signkit.pki.anchors import TrustSpec
+    from signkit.pki.chain import check_signer
 
     leaf, chain = pki_certificate("signer-rsa2048"), [pki_certificate("interm-ca")]
     with pytest.raises(RevocationError) as err:

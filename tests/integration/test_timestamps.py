@@ -12,7 +12,7 @@ from typing import ClassVar
 import pytest
 
 from signkit.errors import TimestampError
-from signkit.timestamps import TsaSpec, request_timestamp, tsa_certificates
+from signkit.pki.timestamps import TsaSpec, request_timestamp, tsa_certificates
 from support.infra import TSA_URL, PkiServices, pki_certificate
 
 pytestmark = pytest.mark.pki

@@ -29,8 +29,10 @@ def pyhanko_sign(
     timestamp: bool = False,
     field: str = "Sig1",
     certify: int | None = None,
+    lock_fields: tuple[str, ...] | None = None,
 ) -> Path:
-    """Sign ``src`` with the test PKI key ``label`` (PAdES B-B, or B-T with the test TSA)."""
+    """Sign ``src`` with the test PKI key ``label`` (PAdES B-B, or B-T with the test TSA);
+    ``lock_fields`` adds a FieldMDP lock on those fields (Include)."""
     from asn1crypto import x509
     from pyhanko.keys import load_private_key_from_pemder
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -52,10 +54,20 @@ def pyhanko_sign(
         certify=certify is not None,
         docmdp_permissions=fields.MDPPerm(certify) if certify else fields.MDPPerm.FILL_FORMS,
     )
+    field_spec = (
+        fields.SigFieldSpec(
+            field,
+            field_mdp_spec=fields.FieldMDPSpec(fields.FieldMDPAction.INCLUDE, list(lock_fields)),
+        )
+        if lock_fields
+        else None
+    )
     stamper = timestamps.HTTPTimeStamper(TSA_URL) if timestamp else None
     with src.open("rb") as fh:
         writer = IncrementalPdfFileWriter(fh, strict=False)
-        out = signers.PdfSigner(meta, signer=signer, timestamper=stamper).sign_pdf(writer)
+        out = signers.PdfSigner(
+            meta, signer=signer, timestamper=stamper, new_field_spec=field_spec
+        ).sign_pdf(writer)
         dst.write_bytes(out.getvalue())
     return dst
 
@@ -270,15 +282,22 @@ def throwaway_pki(directory: Path, *, leaf_bits: int) -> tuple[Path, Path, Path]
     return paths
 
 
-def sign_with_files(src: Path, dst: Path, key: Path, cert: Path, ca: Path) -> Path:
-    """PAdES B-B with a key and certificate from files."""
+def sign_with_files(
+    src: Path, dst: Path, key: Path, cert: Path, ca: Path, *, pss: bool = False
+) -> Path:
+    """PAdES B-B with a key and certificate from files (RSA-PSS when ``pss``; the
+    digest pyHanko pairs with the key: SHA-512 for Ed25519, SHAKE256 for Ed448)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
-    signer = signers.SimpleSigner.load(str(key), str(cert), ca_chain_files=(str(ca),))
+    signer = signers.SimpleSigner.load(
+        str(key), str(cert), ca_chain_files=(str(ca),), prefer_pss=pss
+    )
     assert signer is not None
+    algorithm = signer.signing_cert.public_key.algorithm
+    md = {"ed25519": "sha512", "ed448": "shake256"}.get(algorithm, "sha256")
     meta = signers.PdfSignatureMetadata(
-        field_name="Sig1", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES
+        field_name="Sig1", md_algorithm=md, subfilter=fields.SigSeedSubFilter.PADES
     )
     with src.open("rb") as fh:
         out = signers.PdfSigner(meta, signer=signer).sign_pdf(
@@ -286,3 +305,385 @@ def sign_with_files(src: Path, dst: Path, key: Path, cert: Path, ca: Path) -> Pa
         )
         dst.write_bytes(out.getvalue())
     return dst
+
+
+def add_dss_as_of(src: Path, dst: Path, label: str, when: str) -> Path:
+    """A DSS with the chain, the OCSP response and the CRLs the test PKI would have
+    given at ``when`` (ISO 8601, UTC), made by certomancer's API (no network)."""
+    from datetime import datetime
+
+    from asn1crypto import algos, ocsp
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    from support.infra import _pki_arch
+
+    moment = datetime.fromisoformat(when)
+    arch = _pki_arch()
+    spec = arch.get_cert_spec(label)
+    issuer = arch.get_cert("interm-ca")
+    cert_id = ocsp.CertId(
+        {
+            "hash_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+            "issuer_name_hash": arch.entities.get_name_hash(spec.issuer, "sha256"),
+            "issuer_key_hash": issuer.public_key.sha256,
+            "serial_number": spec.serial,
+        }
+    )
+    responder = arch.service_registry.summon_responder(label="interm-ca", at_time=moment)
+    answer = responder.assemble_simple_ocsp_responses(
+        responses=[responder.format_single_ocsp_response(cid=cert_id, issuer_cert=issuer)]
+    )
+    crls = [
+        arch.service_registry.get_crl(repo_label=repo, at_time=moment)
+        for repo in ("interm-ca", "root-ca")
+    ]
+    certs = [arch.get_cert(c) for c in (label, "interm-ca", "ocsp-interm", "root-ca")]
+    data = src.read_bytes()
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    contents = reader.embedded_signatures[0].pkcs7_content
+    out = io.BytesIO(data)
+    DocumentSecurityStore.add_dss(out, contents, certs=certs, ocsps=[answer], crls=crls)
+    dst.write_bytes(out.getvalue())
+    return dst
+
+
+def _text_appearance(w: Any, value: str) -> Any:
+    from pyhanko.pdf_utils import generic
+
+    escaped = value.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    return w.add_object(
+        generic.StreamObject(
+            {
+                generic.NameObject("/Type"): generic.NameObject("/XObject"),
+                generic.NameObject("/Subtype"): generic.NameObject("/Form"),
+                generic.NameObject("/BBox"): generic.ArrayObject(
+                    [generic.NumberObject(v) for v in (0, 0, 200, 20)]
+                ),
+                generic.NameObject("/Resources"): generic.DictionaryObject(
+                    {
+                        generic.NameObject("/Font"): generic.DictionaryObject(
+                            {
+                                generic.NameObject("/Helv"): generic.DictionaryObject(
+                                    {
+                                        generic.NameObject("/Type"): generic.NameObject("/Font"),
+                                        generic.NameObject("/Subtype"): generic.NameObject(
+                                            "/Type1"
+                                        ),
+                                        generic.NameObject("/BaseFont"): generic.NameObject(
+                                            "/Helvetica"
+                                        ),
+                                    }
+                                )
+                            }
+                        )
+                    }
+                ),
+            },
+            stream_data=f"/Tx BMC BT /Helv 10 Tf 2 6 Td ({escaped}) Tj ET EMC".encode(),
+        )
+    )
+
+
+def add_text_fields(src: Path, dst: Path, names: tuple[str, ...]) -> Path:
+    """A form: empty text fields (field and widget in one dictionary) on page 1,
+    as a form designer saves them, before anyone signs."""
+    from pyhanko.pdf_utils import generic
+
+    w = _writer(src)
+    page_ref = w.root["/Pages"]["/Kids"][0]
+    page = page_ref.get_object()
+    created = []
+    for n, name in enumerate(names):
+        created.append(
+            w.add_object(
+                generic.DictionaryObject(
+                    {
+                        generic.NameObject("/Type"): generic.NameObject("/Annot"),
+                        generic.NameObject("/Subtype"): generic.NameObject("/Widget"),
+                        generic.NameObject("/FT"): generic.NameObject("/Tx"),
+                        generic.NameObject("/T"): generic.TextStringObject(name),
+                        generic.NameObject("/F"): generic.NumberObject(4),
+                        generic.NameObject("/DA"): generic.TextStringObject("/Helv 10 Tf 0 g"),
+                        generic.NameObject("/Rect"): generic.ArrayObject(
+                            [
+                                generic.NumberObject(v)
+                                for v in (300, 100 + 30 * n, 500, 120 + 30 * n)
+                            ]
+                        ),
+                        generic.NameObject("/P"): page_ref,
+                        generic.NameObject("/AP"): generic.DictionaryObject(
+                            {generic.NameObject("/N"): _text_appearance(w, "")}
+                        ),
+                    }
+                )
+            )
+        )
+    annots = page.get("/Annots")
+    if annots is None:
+        page[generic.NameObject("/Annots")] = generic.ArrayObject(created)
+    else:
+        annots.get_object().extend(created)
+    w.update_container(page)
+    form = generic.DictionaryObject(
+        {
+            generic.NameObject("/Fields"): generic.ArrayObject(created),
+            generic.NameObject("/DA"): generic.TextStringObject("/Helv 0 Tf 0 g"),
+        }
+    )
+    w.root[generic.NameObject("/AcroForm")] = w.add_object(form)
+    w.update_root()
+    return _finish(w, dst)
+
+
+def fill_field(src: Path, dst: Path, name: str, value: str) -> Path:
+    """Incremental update filling a text field: a new value and a new appearance stream."""
+    from pyhanko.pdf_utils import generic
+
+    w = _writer(src)
+    for ref in w.root["/AcroForm"]["/Fields"]:
+        field = ref.get_object()
+        if field.get("/T") == name:
+            field[generic.NameObject("/V")] = generic.TextStringObject(value)
+            field[generic.NameObject("/AP")] = generic.DictionaryObject(
+                {generic.NameObject("/N"): _text_appearance(w, value)}
+            )
+            w.update_container(field)
+            return _finish(w, dst)
+    raise KeyError(name)
+
+
+def add_document_timestamp(src: Path, dst: Path, field: str | None = None) -> Path:
+    """A document time-stamp from the test TSA (pyHanko's PdfTimeStamper)."""
+    from pyhanko.sign import signers, timestamps
+
+    w = _writer(src)
+    stamper = signers.PdfTimeStamper(timestamps.HTTPTimeStamper(TSA_URL), field_name=field)
+    out = stamper.timestamp_pdf(w, md_algorithm="sha256")
+    dst.write_bytes(out.getvalue())
+    return dst
+
+
+def _der_only(padded: bytes) -> bytes:
+    """The DER value at the start of a zero-padded /Contents (by its own length)."""
+    first = padded[1]
+    if first < 0x80:
+        return padded[: 2 + first]
+    count = first & 0x7F
+    length = int.from_bytes(padded[2 : 2 + count], "big")
+    return padded[: 2 + count + length]
+
+
+def _cms_location(data: bytes, which: int = -1) -> tuple[int, int, Any]:
+    from asn1crypto import cms
+
+    match = list(re.finditer(rb"/Contents\s*<([0-9a-fA-F]+)>", data))[which]
+    der = _der_only(bytes.fromhex(match.group(1).decode()))
+    return match.start(1), match.end(1), cms.ContentInfo.load(der)
+
+
+def _put_cms(data: bytearray, start: int, end: int, info: Any) -> None:
+    new = info.dump(force=True).hex().encode()
+    assert len(new) <= end - start
+    data[start:end] = new + b"0" * (end - start - len(new))
+
+
+def copy_signature_timestamp(source: Path, target: Path, dst: Path) -> Path:
+    """``target``'s signature with the signature time-stamp of ``source``'s
+    (both B-T): a time-stamp over another signature value."""
+    from asn1crypto import cms
+
+    _, _, donor = _cms_location(source.read_bytes())
+    token = next(
+        a["values"][0]
+        for a in donor["content"]["signer_infos"][0]["unsigned_attrs"]
+        if a["type"].native == "signature_time_stamp_token"
+    )
+    data = bytearray(target.read_bytes())
+    start, end, info = _cms_location(bytes(data))
+    signer = info["content"]["signer_infos"][0]
+    signer["unsigned_attrs"] = cms.CMSAttributes(
+        [cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [token]})]
+    )
+    _put_cms(data, start, end, info)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def swap_document_timestamp(source: Path, target: Path, dst: Path) -> Path:
+    """``target``'s (last) document time-stamp replaced by ``source``'s token, which
+    was made over other bytes."""
+    data = bytearray(target.read_bytes())
+    start, end, _ = _cms_location(bytes(data))
+    _, _, token = _cms_location(source.read_bytes())
+    _put_cms(data, start, end, token)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def algorithm_pki(directory: Path, kind: str) -> tuple[Path, Path, Path]:
+    """A CA (RSA-2048) and a leaf whose key is ``kind``: ed25519, ed448, rsa-pss,
+    ec-p384, ec-p521. Returns (ca.pem, leaf.pem, leaf-key.pem)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("Algorithm Test CA"))
+        .issuer_name(name("Algorithm Test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    keys: dict[str, Any] = {
+        "ed25519": ed25519.Ed25519PrivateKey.generate,
+        "ed448": ed448.Ed448PrivateKey.generate,
+        "rsa-pss": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ec-p384": lambda: ec.generate_private_key(ec.SECP384R1()),
+        "ec-p521": lambda: ec.generate_private_key(ec.SECP521R1()),
+    }
+    leaf_key = keys[kind]()
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name(f"Algorithm Test Signer {kind}"))
+        .issuer_name(ca.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (directory / "ca.pem", directory / "leaf.pem", directory / "leaf-key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+def _signed_bytes(data: bytes, which: int) -> bytes:
+    match = list(re.finditer(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", data))[which]
+    a, b, c, d = (int(v) for v in match.groups())
+    return data[a : a + b] + data[c : c + d]
+
+
+def openssl_ts_verifies(path: Path, which: int, workdir: Path) -> bool:
+    """openssl ts's judgement of a document time-stamp (the ``which``-th signature
+    dictionary): imprint over the ByteRange bytes, TSA signature, chain to the
+    test root: an independent referee."""
+    import subprocess
+
+    data = path.read_bytes()
+    _, _, token = _cms_location(data, which)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "content.bin").write_bytes(_signed_bytes(data, which))
+    (workdir / "token.der").write_bytes(token.dump())
+    (workdir / "root.pem").write_bytes(_pem(pki_certificate("root-ca")))
+    (workdir / "interm.pem").write_bytes(_pem(pki_certificate("interm-ca")))
+    proc = subprocess.run(
+        [
+            "openssl", "ts", "-verify", "-data", str(workdir / "content.bin"),
+            "-in", str(workdir / "token.der"), "-token_in",
+            "-CAfile", str(workdir / "root.pem"), "-untrusted", str(workdir / "interm.pem"),
+        ],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    return proc.returncode == 0
+
+
+def _pem(der: bytes) -> bytes:
+    import base64
+    import textwrap
+
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n".encode()
+
+
+def openssl_cms_verifies(path: Path, workdir: Path) -> bool:
+    """openssl's judgement of the last signature's maths (message digest and signature
+    value over the ByteRange bytes, no chain): an independent referee. OpenSSL 3.0's
+    CMS code cannot verify EdDSA ("invalid digest"), so for those the two checks
+    are made with its primitives: dgst over the signed bytes, pkeyutl over the
+    signed attributes."""
+    import subprocess
+
+    data = path.read_bytes()
+    _, _, info = _cms_location(data)
+    workdir.mkdir(parents=True, exist_ok=True)
+    content = workdir / "content.bin"
+    content.write_bytes(_signed_bytes(data, -1))
+    (workdir / "sig.der").write_bytes(info.dump())
+    signer = info["content"]["signer_infos"][0]
+    mechanism = signer["signature_algorithm"]["algorithm"].native
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["openssl", *args], capture_output=True, check=False)
+
+    if mechanism not in ("ed25519", "ed448"):
+        return (
+            run(
+                "cms", "-verify", "-binary", "-inform", "DER", "-noverify",
+                "-in", str(workdir / "sig.der"), "-content", str(content), "-out", "/dev/null",
+            ).returncode
+            == 0
+        )  # fmt: skip
+    digest = {"ed25519": ["-sha512"], "ed448": ["-shake256", "-xoflen", "64"]}[mechanism]
+    computed = run("dgst", *digest, "-binary", str(content)).stdout
+    claimed = next(
+        a["values"][0].native
+        for a in signer["signed_attrs"]
+        if a["type"].native == "message_digest"
+    )
+    (workdir / "attrs.der").write_bytes(signer["signed_attrs"].untag().dump())
+    (workdir / "value.bin").write_bytes(signer["signature"].native)
+    cert = next(
+        c.chosen
+        for c in info["content"]["certificates"]
+        if c.chosen.serial_number == signer["sid"].chosen["serial_number"].native
+    )
+    (workdir / "key.pem").write_bytes(
+        b"-----BEGIN PUBLIC KEY-----\n"
+        + _b64_lines(cert.public_key.dump())
+        + b"-----END PUBLIC KEY-----\n"
+    )
+    verified = run(
+        "pkeyutl", "-verify", "-pubin", "-inkey", str(workdir / "key.pem"), "-rawin",
+        "-in", str(workdir / "attrs.der"), "-sigfile", str(workdir / "value.bin"),
+    )  # fmt: skip
+    return computed == claimed and verified.returncode == 0
+
+
+def _b64_lines(der: bytes) -> bytes:
+    import base64
+    import textwrap
+
+    return ("\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64)) + "\n").encode()

@@ -193,7 +193,7 @@ def xades_sign(directory: Path, label: str, *, cert_label: str | None = None) ->
 def add_signature_timestamp(src: Path, dst: Path, *, over: bytes | None = None) -> Path:
     """XAdES B-T: a SignatureTimeStamp from the test TSA over the canonical SignatureValue
     (or over ``over``, for a token that covers something else)."""
-    from signkit.timestamps import TsaSpec, request_timestamp
+    from signkit.pki.timestamps import TsaSpec, request_timestamp
     from support.infra import TSA_URL
 
     xades = "http://uri.etsi.org/01903/v1.3.2#"

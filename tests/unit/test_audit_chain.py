@@ -448,7 +448,7 @@ def test_two_writers_at_once_never_fork_or_interleave(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_tsa_is_recorded_and_warned_not_fatal(tmp_path: Path) -> None:
-    from signkit.timestamps import TsaSpec
+    from signkit.pki.timestamps import TsaSpec
 
     warnings: list[str] = []
     key, log = tmp_path / "seal.key", tmp_path / "audit.jsonl"

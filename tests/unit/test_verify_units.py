@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from signkit.errors import InputFormatError, UsageError
 from signkit.verify import certcheck
@@ -18,72 +15,6 @@ from signkit.verify.verdict import (
     make_verdict,
     sentence,
 )
-
-HEX = "0123456789abcdefABCDEF"
-WS = " \n\r\t\f\x00"
-
-
-def _original(data: bytes):  # type: ignore[no-untyped-def]
-    from pyhanko.pdf_utils import generic
-
-    stream = io.BytesIO(data)
-    # the untouched reader, even if a test in this process installed the fast one
-    current = generic.read_hex_string_from_stream
-    reader = getattr(current, "__wrapped_original__", current)
-    value = reader(stream)
-    return value, stream.tell()
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    body=st.lists(st.sampled_from(list(HEX + WS)), max_size=300).map("".join),
-    tail=st.binary(max_size=20),
-)
-def test_fast_hex_reader_matches_pyhanko(body: str, tail: bytes) -> None:
-    from signkit.verify.pdf import read_hex_string
-
-    data = b"<" + body.encode() + b">" + tail
-    expected, position = _original(data)
-    stream = io.BytesIO(data)
-    got = read_hex_string(stream, original=None)
-    assert got == expected and type(got) is type(expected)
-    assert stream.tell() == position  # the parser goes on from the same byte
-
-
-def test_fast_hex_reader_errors_and_comments() -> None:
-    from pyhanko.pdf_utils.misc import PdfStreamError
-
-    from signkit.verify.pdf import read_hex_string
-
-    with pytest.raises(PdfStreamError, match="Unexpected token"):
-        read_hex_string(io.BytesIO(b"<0A1G>"), original=None)
-    with pytest.raises(PdfStreamError, match="ended prematurely"):
-        read_hex_string(io.BytesIO(b"<0A1B"), original=None)
-    calls = []
-
-    def original(stream: io.BytesIO) -> bytes:
-        calls.append(stream.tell())
-        return b"from pyhanko"
-
-    assert read_hex_string(io.BytesIO(b"<0A % note\n1B>"), original=original) == b"from pyhanko"
-    assert calls == [0]  # handed back at the '<'
-
-
-@given(st.text(alphabet="Nguyễn Văn An ỦY BAN nhân dân  tỉnh\u00a0Nam Định", max_size=40))
-def test_name_cache_keeps_rfc5280_comparison(text: str) -> None:
-    from asn1crypto import x509
-
-    from signkit.verify.pdf import install_name_cache
-
-    a = x509.Name.build({"common_name": text or "x", "country_name": "VN"})
-    b = x509.Name.build({"common_name": (text or "x").upper(), "country_name": "VN"})
-    before = (a == b, a.hashable, b.hashable)
-    fresh_a, fresh_b = x509.Name.load(a.dump()), x509.Name.load(b.dump())
-    install_name_cache()
-    assert (fresh_a == fresh_b, fresh_a.hashable, fresh_b.hashable) == before
-    # and again from the cache
-    again_a, again_b = x509.Name.load(a.dump()), x509.Name.load(b.dump())
-    assert (again_a == again_b, again_a.hashable, again_b.hashable) == before
 
 
 def test_document_verdict_is_the_worst_signature() -> None:

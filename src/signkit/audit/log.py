@@ -482,7 +482,7 @@ class AuditLog:
             self._syslog.close()
 
     def _timestamp(self, last: tuple[int, str]) -> dict[str, Any]:
-        from signkit.timestamps import request_timestamp
+        from signkit.pki.timestamps import request_timestamp
 
         seq, digest = last
         record: dict[str, Any] = {

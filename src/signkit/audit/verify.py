@@ -465,8 +465,9 @@ def _check_tsa_trust(rec: Mapping[str, Any], anchors: tuple[Path, ...]) -> str |
     from asn1crypto import cms
 
     from signkit.errors import SignkitError
-    from signkit.timestamps import tsa_certificates
-    from signkit.trust import TrustSpec, check_signer
+    from signkit.pki.anchors import TrustSpec
+    from signkit.pki.chain import check_signer
+    from signkit.pki.timestamps import tsa_certificates
 
     token = cms.ContentInfo.load(base64.b64decode(str(rec["token"])))
     cert, others = tsa_certificates(token)

@@ -109,7 +109,7 @@ def verify(
         from signkit.audit.seal import default_seal_key_path, load_public_keys
         from signkit.audit.verify import verify_log
         from signkit.errors import ConfigError, InputError
-        from signkit.trust import TrustSpec, require_anchors
+        from signkit.pki.anchors import TrustSpec, require_anchors
 
         log = _log_path(path)
         keys_from = list(seal_keys or ())

@@ -91,9 +91,9 @@ def check(
     def body() -> int:
         from signkit import __version__
         from signkit.audit.log import AuditLog, default_audit_path, run_identity
-        from signkit.trust import TrustSpec, require_anchors, resolve_anchor
+        from signkit.pki.anchors import TrustSpec, anchors_from, require_anchors, resolve_anchor
         from signkit.verify import certcheck
-        from signkit.verify.policy import VerifyPolicy, anchors_from
+        from signkit.verify.policy import VerifyPolicy
 
         from .tokenspec import build_token_spec
         from .verify import parse_time
@@ -102,6 +102,7 @@ def check(
         require_anchors(TrustSpec(anchors=trust_paths))
         policy = VerifyPolicy(
             anchors=anchors_from(trust_paths, system=validation.trust_system),
+            intermediates=validation.intermediate_certificates(),
             revocation=trust.revocation,
             offline=validation.offline,
             at=parse_time(validation.at) if validation.at else None,

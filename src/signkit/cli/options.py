@@ -339,6 +339,20 @@ class ValidationOptions:
         str | None,
         typer.Option("--at", metavar="TIME", help="Validate as of this ISO 8601 time."),
     ] = None
+    intermediates: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--intermediates",
+            metavar="FILE|DIR",
+            help="Untrusted CA certificates for building chains (PEM/DER/PKCS#7); repeatable.",
+        ),
+    ] = None
+
+    def intermediate_certificates(self) -> tuple[bytes, ...]:
+        """The --intermediates certificates (DER), each once."""
+        from signkit.pki.anchors import load_certificates
+
+        return tuple(dict.fromkeys(load_certificates(self.intermediates or ())))
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)
@@ -425,7 +439,7 @@ class AuditSealOptions:
     def spec(self) -> "AuditSpec":
         """The audit log's AuditSpec."""
         from signkit.audit.log import AuditSpec
-        from signkit.timestamps import TsaSpec
+        from signkit.pki.timestamps import TsaSpec
 
         return AuditSpec(
             seal_key=self.audit_seal_key,

@@ -454,8 +454,8 @@ def _batch_fields(
     from signkit.audit.log import default_audit_path
     from signkit.jobs.engine import EngineSpec
     from signkit.jobs.outputs import OutputSpec
-    from signkit.timestamps import TsaSpec
-    from signkit.trust import TrustSpec, resolve_anchor
+    from signkit.pki.anchors import TrustSpec, resolve_anchor
+    from signkit.pki.timestamps import TsaSpec
 
     from .tokenspec import build_token_spec
 

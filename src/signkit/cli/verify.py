@@ -175,8 +175,8 @@ def verify(
         from signkit.audit.log import default_audit_path
         from signkit.errors import ConfigError, UsageError
         from signkit.jobs.verify_job import VerifyJobSpec, VerifyReport, plan, verify_documents
-        from signkit.trust import TrustSpec, require_anchors, resolve_anchor
-        from signkit.verify.policy import VerifyPolicy, anchors_from
+        from signkit.pki.anchors import TrustSpec, anchors_from, require_anchors, resolve_anchor
+        from signkit.verify.policy import VerifyPolicy
 
         if not inputs.given():
             raise UsageError(
@@ -201,6 +201,7 @@ def verify(
             raise ConfigError("--trust-system: no operating-system CA store found")
         policy = VerifyPolicy(
             anchors=anchors,
+            intermediates=validation.intermediate_certificates(),
             revocation=trust.revocation,
             offline=validation.offline,
             at=parse_time(validation.at) if validation.at else None,

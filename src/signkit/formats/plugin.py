@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from signkit.formats.finished import Finished
-from signkit.timestamps import TsaSpec
+from signkit.pki.timestamps import TsaSpec
 from signkit.tokens.model import SignatureScheme
 
 

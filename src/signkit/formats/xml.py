@@ -32,7 +32,7 @@ from signkit.formats import xml_parse
 from signkit.formats.finished import Finished
 from signkit.formats.plugin import OutputState
 from signkit.fsio import open_regular
-from signkit.timestamps import TsaSpec, request_timestamp
+from signkit.pki.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.model import SignatureScheme
 
 EXTENSIONS = (".xml",)

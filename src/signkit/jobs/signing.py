@@ -29,13 +29,15 @@ from signkit.jobs.outputs import (
 )
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 from signkit.jobs.runlog import RunAudit
-from signkit.timestamps import TsaSpec, request_timestamp
+from signkit.pki.anchors import TrustSpec, require_anchors
+from signkit.pki.chain import check_signer
+from signkit.pki.chain import preload as trust_preload
+from signkit.pki.revocation import ltv_material
+from signkit.pki.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.access import TokenSpec, open_signing_key
 from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import SignatureScheme
 from signkit.tokens.pin import PinIO
-from signkit.trust import TrustSpec, check_signer, ltv_material, require_anchors
-from signkit.trust import preload as trust_preload
 from signkit.workers import start_pool
 
 

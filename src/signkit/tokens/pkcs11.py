@@ -22,11 +22,6 @@ import pkcs11.exceptions as p11e
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass, TokenFlag
 from pkcs11.types import PROTECTED_AUTH
 
-from signkit.certs import (
-    describe_certificate,
-    public_key_id_from_ec_point,
-    public_key_id_from_rsa,
-)
 from signkit.errors import (
     KeyAmbiguousError,
     KeyNotFoundError,
@@ -40,6 +35,11 @@ from signkit.errors import (
     TokenError,
     TokenNotFoundError,
     TokenOperationError,
+)
+from signkit.pki.certs import (
+    describe_certificate,
+    public_key_id_from_ec_point,
+    public_key_id_from_rsa,
 )
 from signkit.tokens.ckr import ckr_of, describe_ckr, describe_exception
 from signkit.tokens.diagnose import module_family, start_failure_hint

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from signkit.errors import ExitCode, InputError
-from signkit.verify.chain import validate_chain
+from signkit.pki.chain import validate_chain
 from signkit.verify.policy import VerifyPolicy
 
 # Worst first: what the one-line summary and the exit code follow.
@@ -150,7 +150,9 @@ def check_certificate(
     elif now > not_after:
         state = "expired"
         problems.append(f"expired on {not_after:%Y-%m-%d}")
-    chain = validate_chain(der, others, policy, moment=now)
+    # A monitoring check says "unknown" for an answer it cannot use, rather
+    # than accept it as verification's soft policy does.
+    chain = validate_chain(der, others, policy, moment=now, soft_fallback=False)
     chain_text = "trusted" if chain.trusted else "untrusted"
     if not chain.trusted and chain.revocation != "revoked" and state == "ok":
         if chain.sub_indication.value == "TRY_LATER":
@@ -245,7 +247,7 @@ def nagios(statuses: Sequence[CertStatus]) -> tuple[int, str]:
 
 def certificates_from_files(paths: Sequence[Path]) -> list[tuple[str, bytes, list[bytes]]]:
     """(source, leaf, the other certificates of the same file) for every certificate."""
-    from signkit.trust import load_certificates
+    from signkit.pki.anchors import load_certificates
 
     found = []
     for path in paths:

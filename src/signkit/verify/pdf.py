@@ -3,25 +3,29 @@
 Per signature the process matches what the signature offers: basic
 validation (B-B), validation with time (a signature time-stamp: B-T, B-LT),
 or long-term validation (document time-stamps after it: B-LTA). pyHanko's
-AdES status and sub-indication are kept; on top, difference analysis turns
-a forbidden change after signing into FAILED, which AdES leaves to policy.
+AdES status and sub-indication are kept; on top, signkit judges what AdES
+leaves to policy or to the PDF layer: changes after signing
+(``pdf_changes``), the signature time-stamp's own integrity, and document
+time-stamps, which are judged as time-stamps (``pdf_timestamps``). A failed
+digest, signature value or forbidden change is FAILED whatever the chain.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from dataclasses import dataclass, replace
-from datetime import datetime
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from signkit import patches
 from signkit.errors import InputError, InputFormatError
+from signkit.verify.faults import describe, library_fault
+from signkit.verify.pdf_ades import integrity, sub_indication, validate
+from signkit.verify.pdf_changes import ChangeReport, review_changes
 from signkit.verify.policy import (
-    RevocationRule,
     VerifyPolicy,
-    timing,
-    validation_spec,
     weak_algorithms,
 )
 from signkit.verify.policy import moment as validation_moment
@@ -35,244 +39,154 @@ from signkit.verify.verdict import (
 
 EXTENSIONS = (".pdf",)
 
-# Sub-indications that may only mean "revocation status unknown": with
-# --revocation soft they are re-checked without requiring it.
-_REVOCATION_UNKNOWN = frozenset(
-    {
-        SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE,
-        SubIndication.TRY_LATER,
-        SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE,
-    }
-)
-
-_MODIFICATION = {
-    0: "none",
-    1: "lta-updates",
-    2: "form-filling",
-    3: "annotations",
-    4: "other",
-}
-
-
-@dataclass
-class _Cache:
-    key: str
-    specs: dict[str, Any]
-
-
-_CACHE: _Cache | None = None
-
-
-def _spec(policy: VerifyPolicy, rule: RevocationRule) -> Any:
-    """Specs are built once per process and policy (trust manager, algorithm policy)."""
-    global _CACHE
-    if _CACHE is None or _CACHE.key != policy.key:
-        _CACHE = _Cache(policy.key, {})
-    if rule not in _CACHE.specs:
-        _CACHE.specs[rule] = validation_spec(policy, rule)
-    return _CACHE.specs[rule]
-
-
-_HEX = b"0123456789abcdefABCDEF"
-_PDF_WHITESPACE = b" \n\r\t\f\x00"
-
-
-def read_hex_string(stream: Any, *, original: Any) -> Any:
-    """pyHanko's hex-string reader, in bulk instead of one byte per call.
-
-    A signature's /Contents is tens of kilobytes of hex; pyHanko reads it a
-    token at a time (about a third of a B-LT verification). Same result and
-    errors; a string with a comment in it (legal, never seen) goes to pyHanko's.
-    """
-    import binascii
-
-    from pyhanko.pdf_utils.generic import pdf_string
-    from pyhanko.pdf_utils.misc import PdfStreamError
-
-    start = stream.tell()
-    stream.read(1)  # '<'
-    chunks = []
-    while True:
-        block = stream.read(1 << 16)
-        if not block:
-            raise PdfStreamError("Stream ended prematurely")
-        end = block.find(b">")
-        if end >= 0:
-            chunks.append(block[:end])
-            stream.seek(end + 1 - len(block), 1)
-            break
-        chunks.append(block)
-    digits = b"".join(chunks).translate(None, _PDF_WHITESPACE)
-    if b"%" in digits:
-        stream.seek(start)
-        return original(stream)
-    bad = digits.translate(None, _HEX)
-    if bad:
-        raise PdfStreamError("Unexpected token in hex string: " + repr(bad[:1]))
-    if len(digits) % 2:
-        digits += b"0"
-    return pdf_string(binascii.unhexlify(digits))
-
-
-_PREPPED: dict[bytes, str] = {}
-
-
-def install_name_cache() -> None:
-    """Remember RFC 5280 name preparation (stringprep) per encoded attribute.
-
-    Certificate names are compared dozens of times per signature (path
-    building, OCSP, CMS signer lookup) and asn1crypto redoes the stringprep
-    for every parsed copy; the result depends on the DER alone, and the same
-    issuers recur across a batch.
-    """
-    from asn1crypto import x509
-
-    if getattr(x509.NameTypeAndValue, "signkit_cached", False):
-        return
-
-    def prepped_value(self: Any) -> str:
-        if self._prepped is None:
-            der = self.dump()
-            value = _PREPPED.get(der)
-            if value is None:
-                value = self._ldap_string_prep(self["value"].native)
-                if len(_PREPPED) < 100_000:
-                    _PREPPED[der] = value
-            self._prepped = value
-        return str(self._prepped)
-
-    x509.NameTypeAndValue.prepped_value = property(prepped_value)
-    x509.NameTypeAndValue.signkit_cached = True
-
-
-_PATHS: set[tuple[Any, ...]] = set()
-_PATH_CACHE_ON = False
-
-
-def install_path_cache() -> None:
-    """Remember certification paths already validated in this run (offline only).
-
-    A path's validation depends on its certificates, the trust and algorithm
-    policy, the validation instant (one per run), and the revocation data at
-    hand; offline, that data is what the documents embed, so documents signed
-    by the same certificate with the same DSS contents give the same answer.
-    Only successes are remembered; validations that fetch from the network,
-    and the long-term (B-LTA) process, whose proofs of existence are gathered
-    along the way, always run in full.
-    """
-    import pyhanko_certvalidator
-
-    current = pyhanko_certvalidator.async_validate_path  # type: ignore[attr-defined]
-    if getattr(current, "signkit_cached", False):
-        return
-
-    async def cached(validation_context: Any, path: Any, parameters: Any = None) -> Any:
-        params = validation_context.timing_params
-        policy_key = _CACHE.key if _CACHE is not None else None
-        if policy_key is None or not _PATH_CACHE_ON or validation_context.fetching_allowed:
-            return await current(validation_context, path, parameters)
-        key = (
-            policy_key,
-            params.point_in_time_validation,
-            tuple(c.dump() for c in path.iter_certs(include_root=True)),
-            params.validation_time,
-            params.best_signature_time,
-            params.time_tolerance,
-            repr(validation_context.revinfo_policy),
-            repr(parameters),
-            frozenset(hashlib.sha256(o.dump()).digest() for o in validation_context.ocsps),
-            frozenset(hashlib.sha256(c.dump()).digest() for c in validation_context.crls),
-        )
-        if key in _PATHS:
-            validation_context.record_validation(path.leaf, path)
-            return path.leaf
-        result = await current(validation_context, path, parameters)
-        if len(_PATHS) < 10_000:
-            _PATHS.add(key)
-        return result
-
-    cached.signkit_cached = True  # type: ignore[attr-defined]
-    pyhanko_certvalidator.async_validate_path = cached  # type: ignore[attr-defined]
-
-
-def install_fast_hex_reader() -> None:
-    """Route pyHanko's PDF parser to read_hex_string (verification processes only)."""
-    from pyhanko.pdf_utils import generic
-
-    current = generic.read_hex_string_from_stream
-    if getattr(current, "signkit_fast", False):
-        return
-
-    def fast(stream: Any) -> Any:
-        return read_hex_string(stream, original=current)
-
-    fast.signkit_fast = True  # type: ignore[attr-defined]
-    fast.__wrapped_original__ = current  # type: ignore[attr-defined]
-    generic.read_hex_string_from_stream = fast
-
 
 def preload() -> None:
     """Import the PDF validation stack (before worker processes fork, so they share it)."""
-    import pyhanko.sign.diff_analysis
     import pyhanko.sign.validation.ades
     import pyhanko.sign.validation.pdf_embedded  # noqa: F401
     from pyhanko.pdf_utils.reader import PdfFileReader  # noqa: F401
 
-    install_fast_hex_reader()
-    install_name_cache()
-    install_path_cache()
+    patches.install()
 
 
 def verify_pdf(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
-    """Verify every signature of one PDF; unreadable files raise InputError."""
-    from pyhanko.pdf_utils.misc import PdfError
+    """Verify every signature and document time-stamp of one PDF.
+
+    Unreadable files raise InputError; a signature that cannot be read or
+    checked gets its own verdict and does not hide the others.
+    """
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    install_fast_hex_reader()
-    install_name_cache()
-    install_path_cache()
+    from signkit.verify.pdf_timestamps import is_document_timestamp, verify_document_timestamp
+
+    patches.install()
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
     if not data.lstrip()[:5] == b"%PDF-":
         raise InputFormatError("not a PDF (no %PDF- header)", subject=str(path))
-    import io
-
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         if reader.encrypted:
             raise InputFormatError("the PDF is encrypted", subject=str(path))
-        sigs = list(reader.embedded_regular_signatures)
-        context = _DocContext.read(reader)
-    except PdfError as exc:
-        raise InputFormatError(f"malformed PDF ({exc})", subject=str(path)) from None
+        found = _signatures(reader)
+        context = _DocContext.read(reader, policy)
+    except InputFormatError:
+        raise
+    except Exception as exc:
+        if not library_fault(exc):
+            raise
+        raise InputFormatError(f"malformed PDF ({_reason(exc)})", subject=str(path)) from None
+    timestamps = [s for _, s in found if not isinstance(s, str) and is_document_timestamp(s)]
+    context = replace(context, timestamps=tuple(timestamps))
     parts: list[Any] = []
-    verdicts = [_verify_one(i, sig, policy, context, parts) for i, sig in enumerate(sigs)]
+    verdicts: list[SignatureVerdict] = []
+    for index, (name, sig) in enumerate(found):
+        if isinstance(sig, str):
+            verdicts.append(_unreadable(index, name, sig))
+        elif is_document_timestamp(sig):
+            verdicts.append(_guarded(index, sig, policy, context, verify_document_timestamp))
+        else:
+            verdicts.append(
+                _guarded(
+                    index,
+                    sig,
+                    policy,
+                    context,
+                    lambda i, s, p, d: _verify_one(i, s, p, d, parts),
+                )
+            )
     verdict = DocumentVerdict.of(str(path), "pdf", verdicts, hashlib.sha256(data).hexdigest())
     verdict.etsi = parts
     return verdict
+
+
+def _reason(exc: BaseException) -> str:
+    from pyhanko.pdf_utils.misc import PdfError
+
+    return str(exc) if isinstance(exc, PdfError) and str(exc) else describe(exc)
+
+
+def _signatures(reader: Any) -> list[tuple[str, Any]]:
+    """(field name, EmbeddedPdfSignature or why it cannot be read), in signing order.
+
+    pyHanko's own list stops at the first unreadable signature and skips
+    unknown SubFilters; here each filled signature field counts.
+    """
+    from pyhanko.sign.fields import enumerate_sig_fields
+    from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+
+    found: list[tuple[int, str, Any]] = []
+    for position, (name, _value, field_ref) in enumerate(
+        enumerate_sig_fields(reader, filled_status=True)
+    ):
+        try:
+            sig = EmbeddedPdfSignature(reader, field_ref.get_object(), name)
+            found.append((sig.signed_revision, str(name), sig))
+        except Exception as exc:
+            if not library_fault(exc):
+                raise
+            found.append(((1 << 30) + position, str(name), f"cannot be read ({_reason(exc)})"))
+    found.sort(key=lambda item: item[0])
+    return [(name, sig) for _, name, sig in found]
+
+
+def _unreadable(index: int, name: str, why: str) -> SignatureVerdict:
+    return make_verdict(
+        index,
+        Indication.FAILED,
+        SubIndication.FORMAT_FAILURE,
+        name=name,
+        detail=f"the signature {why}",
+    )
 
 
 @dataclass(frozen=True)
 class _DocContext:
     """What the whole document offers every signature: DSS data, document time-stamps."""
 
+    reader: Any
     knowledge: Any
     has_revinfo: bool
-    doc_ts_revisions: tuple[int, ...]
+    timestamps: tuple[Any, ...] = ()
+    checks: dict[int, Any] = field(default_factory=dict)
+    """Time-stamp token checks, by signature object (which live as long as the document)."""
 
     @classmethod
-    def read(cls, reader: Any) -> _DocContext:
+    def read(cls, reader: Any, policy: VerifyPolicy) -> _DocContext:
+        from asn1crypto import x509
         from pyhanko.sign.validation.ades import _dss_to_local_knowledge
+        from pyhanko.sign.validation.policy_decl import LocalKnowledge
 
-        knowledge = _dss_to_local_knowledge(reader=reader)
-        revisions = tuple(ts.signed_revision for ts in reader.embedded_timestamp_signatures)
+        try:
+            knowledge = _dss_to_local_knowledge(reader=reader)
+        except Exception as exc:  # a DSS that cannot be read offers nothing
+            if not library_fault(exc):
+                raise
+            knowledge = LocalKnowledge()
+        extra = [x509.Certificate.load(der) for der in policy.intermediates]
+        if extra:
+            knowledge = LocalKnowledge(
+                known_ocsps=list(knowledge.known_ocsps),
+                known_crls=list(knowledge.known_crls),
+                known_certs=[*knowledge.known_certs, *extra],
+            )
         return cls(
+            reader=reader,
             knowledge=knowledge,
             has_revinfo=bool(knowledge.known_ocsps or knowledge.known_crls),
-            doc_ts_revisions=revisions,
         )
+
+    def later_timestamps(self, revision: int) -> list[Any]:
+        """Document time-stamps added after ``revision`` whose imprint holds."""
+        from signkit.verify.pdf_timestamps import imprint_holds
+
+        return [
+            ts
+            for ts in self.timestamps
+            if ts.signed_revision > revision and imprint_holds(ts, self.checks)
+        ]
 
 
 _SHORT = {
@@ -289,7 +203,7 @@ _SHORT = {
 }
 
 
-def _rfc4514(name: Any) -> str:
+def rfc4514(name: Any) -> str:
     """CN=…,O=…,C=VN with Unicode kept, the form the cert check and openssl print."""
     parts = []
     for rdn in reversed(name.chosen):
@@ -300,6 +214,16 @@ def _rfc4514(name: Any) -> str:
     return ",".join(parts)
 
 
+def certificate_facts(cert: Any) -> dict[str, Any]:
+    """Subject, issuer, serial and fingerprint of a certificate, for a verdict."""
+    return {
+        "signer_subject": rfc4514(cert.subject),
+        "signer_issuer": rfc4514(cert.issuer),
+        "signer_serial": format(cert.serial_number, "X"),
+        "signer_sha256": hashlib.sha256(cert.dump()).hexdigest(),
+    }
+
+
 def _claimed_signer(sig: Any) -> dict[str, Any]:
     """The certificate the signer identifier names, when pyHanko refused to pick it."""
     try:
@@ -307,29 +231,100 @@ def _claimed_signer(sig: Any) -> dict[str, Any]:
         for choice in sig.signed_data["certificates"]:
             cert = choice.chosen
             if cert.serial_number == sid["serial_number"].native and cert.issuer == sid["issuer"]:
-                return {
-                    "signer_subject": _rfc4514(cert.subject),
-                    "signer_issuer": _rfc4514(cert.issuer),
-                    "signer_serial": _hex_serial(cert),
-                    "signer_sha256": hashlib.sha256(cert.dump()).hexdigest(),
-                }
+                return certificate_facts(cert)
     except (KeyError, ValueError, TypeError):
         pass
     return {}
 
 
-def _hex_serial(cert: Any) -> str:
-    return format(cert.serial_number, "X")
+def _guarded(
+    index: int,
+    sig: Any,
+    policy: VerifyPolicy,
+    doc: _DocContext,
+    judge: Callable[[int, Any, VerifyPolicy, _DocContext], SignatureVerdict],
+) -> SignatureVerdict:
+    """One signature's verdict; what the libraries cannot make sense of is FAILED."""
+    name = None
+    try:
+        name = str(sig.field_name)
+        return judge(index, sig, policy, doc)
+    except Exception as exc:  # a malformed signature must not hide the others
+        if not library_fault(exc):
+            raise
+        return make_verdict(
+            index,
+            Indication.FAILED,
+            SubIndication.FORMAT_FAILURE,
+            name=name,
+            detail=f"the signature cannot be checked ({describe(exc)})",
+            **_claimed_signer(sig),
+        )
+
+
+def _algorithm_problem(sig: Any) -> tuple[Indication, SubIndication, str] | None:
+    """A digest algorithm that is not one (FAILED) or that nobody here knows
+    (INDETERMINATE), before anything tries to compute with it."""
+    from asn1crypto import algos
+    from pyhanko_certvalidator.util import get_pyca_cryptography_hash
+
+    oid = sig.signer_info["digest_algorithm"]["algorithm"]
+    if oid.native == oid.dotted:
+        as_signature = algos.SignedDigestAlgorithmId(oid.dotted).native
+        if as_signature != oid.dotted:
+            return (
+                Indication.FAILED,
+                SubIndication.FORMAT_FAILURE,
+                f"the signature names a signature algorithm ({as_signature}) where its "
+                "digest algorithm belongs",
+            )
+        return (
+            Indication.INDETERMINATE,
+            SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+            f"unknown digest algorithm {oid.dotted}",
+        )
+    try:
+        get_pyca_cryptography_hash(oid.native)
+    except (AttributeError, ValueError):
+        return (
+            Indication.INDETERMINATE,
+            SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+            f"digest algorithm {oid.native} is not supported",
+        )
+    mechanism = sig.signer_info["signature_algorithm"]
+    try:
+        mechanism.signature_algo  # noqa: B018 - raises for an algorithm nobody here knows
+    except ValueError:
+        oid = mechanism["algorithm"]
+        return (
+            Indication.INDETERMINATE,
+            SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+            f"unknown signature algorithm {oid.dotted}"
+            + ("" if oid.native == oid.dotted else f" ({oid.native})"),
+        )
+    subfilter = sig.sig_object.get("/SubFilter")
+    if subfilter not in ("/adbe.pkcs7.detached", "/ETSI.CAdES.detached"):
+        return (
+            Indication.INDETERMINATE,
+            SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+            f"signatures of the {subfilter} kind are not checked",
+        )
+    return None
 
 
 def _verify_one(
     index: int, sig: Any, policy: VerifyPolicy, doc: _DocContext, etsi_parts: list[Any]
 ) -> SignatureVerdict:
+    """A signature's verdict (``etsi_parts`` collects its ETSI report part)."""
     from pyhanko.sign.validation.errors import SignatureValidationError
 
-    name = None
+    name = str(sig.field_name)
+    problem = _algorithm_problem(sig)
+    if problem is not None:
+        return make_verdict(
+            index, problem[0], problem[1], name=name, detail=problem[2], **_claimed_signer(sig)
+        )
     try:
-        name = str(sig.field_name)
         details = _describe(sig, doc)
     except SignatureValidationError as exc:
         # e.g. a signer certificate that is not the one the signed attributes name
@@ -337,95 +332,47 @@ def _verify_one(
         return make_verdict(
             index,
             Indication(ades.status.name) if ades is not None else Indication.FAILED,
-            _sub(ades) if ades is not None else SubIndication.FORMAT_FAILURE,
+            sub_indication(ades) if ades is not None else SubIndication.FORMAT_FAILURE,
             name=name,
             signature_valid=False,
             detail=str(exc)[:300],
             **_claimed_signer(sig),
         )
-    except Exception as exc:  # a malformed signature must not hide the others
-        return make_verdict(
-            index,
-            Indication.FAILED,
-            SubIndication.FORMAT_FAILURE,
-            name=name,
-            detail=f"{type(exc).__name__}: {str(exc)[:200]}",
-        )
     try:
-        sig.compute_integrity_info(diff_policy=None, skip_diff=not policy.diff_analysis)
+        sig.compute_integrity_info(diff_policy=None, skip_diff=True)
     except (SignatureValidationError, ValueError, KeyError) as exc:
         return make_verdict(
             index, Indication.FAILED, SubIndication.FORMAT_FAILURE, detail=str(exc), **details
         )
-    rule: RevocationRule = "off" if policy.revocation == "off" else "required"
-    result = _run_process(sig, policy, rule, doc, details["level"])
-    sub = _sub(result.ades_subindic)
-    indication = Indication(result.ades_subindic.status.name)
+    changes = _changes(sig, policy, details)
     warnings: list[str] = []
-    revocation = "not-checked" if rule == "off" else "good"
-    ts_moment = details.get("timestamp_time")
-    if (
-        indication is Indication.INDETERMINATE
-        and sub in _REVOCATION_UNKNOWN
-        and details["level"] in ("B-LT", "B-LTA")
-        and policy.at is None
-        and ts_moment is not None
-    ):
-        # The embedded OCSP/CRL answers were fresh when the signature was
-        # time-stamped, not today: judge the signature as of that time-stamp
-        # with them (what B-LT exists for). pyHanko's own past validation
-        # wants a proof of existence for that data, i.e. a later document
-        # time-stamp, which B-LT does not have.
-        moment = datetime.fromisoformat(ts_moment)
-        past = _run_process(sig, policy, rule, doc, "B-LT", moment=moment)
-        if Indication(past.ades_subindic.status.name) is Indication.PASSED:
-            result, sub, indication = past, SubIndication.OK, Indication.PASSED
-            warnings.append(
-                f"validated as of the signature time-stamp ({ts_moment}) with the embedded "
-                "revocation data, which is no longer current"
-            )
-    if (
-        indication is Indication.INDETERMINATE
-        and sub in _REVOCATION_UNKNOWN
-        and policy.revocation == "soft"
-    ):
-        retry = _run_process(sig, policy, "soft", doc, details["level"])
-        if Indication(retry.ades_subindic.status.name) is Indication.PASSED:
-            result, sub, indication = retry, SubIndication.OK, Indication.PASSED
-            revocation = "unknown"
-            warnings.append(
-                "revocation status unknown (no OCSP or CRL answer); accepted under "
-                "--revocation soft"
-            )
+    result, indication, sub, revocation = validate(sig, policy, doc.knowledge, details, warnings)
     status = result.api_status
-    if status is not None and status.revocation_details is not None:
-        revocation = "revoked"
-    elif indication is not Indication.PASSED and sub in _REVOCATION_UNKNOWN:
-        revocation = "unknown"
-    if rule == "off":
-        warnings.append("revocation not checked (--revocation off)")
     intact = bool(status.intact) if status is not None else None
     valid = bool(status.valid) if status is not None else None
     trusted = status is not None and status.validation_path is not None
-    integrity = sig.summarise_integrity_info()
-    modification = None
-    if integrity["diff_result"] is not None:
-        level = getattr(integrity["diff_result"], "modification_level", None)
-        modification = _MODIFICATION.get(level.value if level is not None else 4, "other")
+    if intact is None or valid is None:
+        intact, valid = integrity(sig)
+    detail = result.failure_msg
     # Never PASSED for altered bytes or a forbidden change, whatever the AdES process said.
-    if intact is False and indication is not Indication.FAILED:
+    if intact is False:
         indication, sub = Indication.FAILED, SubIndication.HASH_FAILURE
-    elif valid is False and indication is not Indication.FAILED:
+    elif valid is False:
         indication, sub = Indication.FAILED, SubIndication.SIG_CRYPTO_FAILURE
-    if integrity["docmdp_ok"] is False and indication is not Indication.FAILED:
+    elif changes is not None and changes.forbidden is not None:
         indication, sub = Indication.FAILED, SubIndication.MODIFIED_AFTER_SIGNING
-    if (
-        not policy.diff_analysis
-        and details["coverage"] != "entire-file"
-        and indication is Indication.PASSED
-    ):
-        indication, sub = Indication.INDETERMINATE, SubIndication.SIG_CONSTRAINTS_FAILURE
+        detail = f"changed after signing: {changes.forbidden}"
+    elif details["timestamp_problem"] is not None:
+        indication, sub = Indication.FAILED, SubIndication.HASH_FAILURE
+        detail = details["timestamp_problem"]
+    elif changes is None and details["coverage"] != "entire-file":
+        if indication is Indication.PASSED:
+            indication, sub = Indication.INDETERMINATE, SubIndication.SIG_CONSTRAINTS_FAILURE
         warnings.append("updated after signing, and the changes were not analysed")
+    if changes is not None and changes.forbidden is None:
+        warnings.extend(
+            f"changed after signing, as the signature allows: {text}" for text in changes.notable
+        )
     if details["weak_algorithms"] and policy.allow_weak:
         warnings.append(
             "weak algorithm accepted (--insecure-allow-weak): "
@@ -445,7 +392,8 @@ def _verify_one(
         from signkit.verify.etsi import signature_part
 
         etsi_parts.append(signature_part(sig, result, indication, sub))
-    verdict = make_verdict(
+    details.pop("timestamp_problem")
+    return make_verdict(
         index,
         indication,
         sub,
@@ -454,79 +402,101 @@ def _verify_one(
         trusted=trusted,
         timestamp_time=ts_time or details.pop("timestamp_time"),
         best_signature_time=best.isoformat() if best is not None else None,
-        modification_level=modification,
+        modification_level=changes.level_name if changes is not None else None,
+        changes=list(changes.changes) if changes is not None else [],
         revocation=revocation,
         warnings=warnings,
-        detail=result.failure_msg,
+        detail=detail,
         **{k: v for k, v in details.items() if k != "timestamp_time"},
     )
-    return verdict
 
 
-def _run_process(
-    sig: Any,
-    policy: VerifyPolicy,
-    rule: RevocationRule,
-    doc: _DocContext,
-    level: str,
-    *,
-    moment: datetime | None = None,
-) -> Any:
-    from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY
-    from pyhanko.sign.validation.ades import (
-        ades_basic_validation,
-        ades_lta_validation,
-        ades_with_time_validation,
-    )
-    from pyhanko.sign.validation.policy_decl import LocalKnowledge, PdfSignatureValidationSpec
-    from pyhanko.sign.validation.status import PdfSignatureStatus
+def _changes(sig: Any, policy: VerifyPolicy, details: dict[str, Any]) -> ChangeReport | None:
+    """What changed after the signature; None when nobody looked."""
+    from signkit.verify.pdf_changes import NONE, OTHER
 
-    spec = _spec(policy, rule)
-    known = doc.knowledge
-    spec = replace(
-        spec,
-        local_knowledge=LocalKnowledge(
-            known_ocsps=list(known.known_ocsps),
-            known_crls=list(known.known_crls),
-            known_certs=list(known.known_certs),
-        ),
-    )
-    when = timing(replace(policy, at=moment) if moment is not None else policy)
-    if level == "B-LTA":
-        return asyncio.run(
-            ades_lta_validation(
-                sig, PdfSignatureValidationSpec(spec, diff_policy=DEFAULT_DIFF_POLICY), when
-            )
+    coverage, revision = signed_state(sig)
+    details["coverage"] = coverage
+    if coverage == "entire-file":
+        return ChangeReport(NONE)
+    if revision is None:
+        return ChangeReport(
+            OTHER,
+            forbidden="the signature does not cover the whole revision it belongs to",
         )
-    kwargs = {
-        "timing_info": when,
-        "raw_digest": sig.compute_digest(),
-        "extra_status_kwargs": sig.summarise_integrity_info(),
-        "status_cls": PdfSignatureStatus,
-    }
-    global _PATH_CACHE_ON
-    _PATH_CACHE_ON = True
-    try:
-        if level == "B-B":
-            # pyHanko's basic process builds a plain CMS status whatever status_cls
-            # says: the PDF integrity facts are read from the signature instead.
-            del kwargs["extra_status_kwargs"], kwargs["status_cls"]
-            return asyncio.run(ades_basic_validation(sig.signed_data, spec, **kwargs))
-        return asyncio.run(ades_with_time_validation(sig.signed_data, spec, **kwargs))
-    finally:
-        _PATH_CACHE_ON = False
+    if not policy.diff_analysis:
+        return None
+    docmdp = sig.docmdp_level
+    fieldmdp = sig.fieldmdp
+    return review_changes(
+        sig.reader,
+        revision,
+        docmdp=docmdp.value if docmdp is not None else None,
+        locked=fieldmdp.is_locked if fieldmdp is not None else None,
+    )
 
 
-def _sub(value: Any) -> SubIndication:
+def signed_state(sig: Any) -> tuple[str, int | None]:
+    """(coverage, the revision the signed bytes end with).
+
+    The revision is found by where the signed bytes end (their last
+    startxref), not only by where the signature dictionary was written: a
+    linearized file signed as a whole ends its signed bytes one section
+    later than the one holding the dictionary.
+    """
+    from pyhanko.pdf_utils.misc import PdfReadError
+    from pyhanko.pdf_utils.reader import process_data_at_eof
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+
+    level = sig.evaluate_signature_coverage()
+    if level == SignatureCoverageLevel.ENTIRE_FILE:
+        return "entire-file", None
+    if level == SignatureCoverageLevel.ENTIRE_REVISION:
+        return "entire-revision", sig.signed_revision
+    if level != SignatureCoverageLevel.CONTIGUOUS_BLOCK_FROM_START:
+        return "partial", None
+    _, len1, _, len2 = (int(v) for v in sig.byte_range)
+    signed_len = len1 + len2 + len(sig.pkcs7_content) * 2 + 2
+    xrefs = sig.reader.xrefs
+    stream = sig.reader.stream
+    stream.seek(signed_len)
     try:
-        return SubIndication(value.standard_name)
-    except ValueError:
-        return SubIndication.GENERIC
+        startxref = process_data_at_eof(stream)
+    except PdfReadError:
+        return "partial", None
+    # Searched from the first revision: a signature dictionary rewritten after
+    # signing was written later than the bytes its signature covers.
+    for revision in range(xrefs.total_revisions):
+        if xrefs.get_startxref_for_revision(revision) != startxref:
+            continue
+        if all(
+            xrefs.get_xref_container_info(r).end_location <= signed_len for r in range(revision + 1)
+        ):
+            return "entire-revision", revision
+    return "partial", None
+
+
+def key_facts(cert: Any) -> tuple[str, int]:
+    """(algorithm, size in bits) of a certificate's public key; EdDSA keys have
+    their curve's size."""
+    public_key = cert.public_key
+    algorithm = str(public_key.algorithm)
+    fixed = {"ed25519": 256, "ed448": 456}
+    if algorithm in fixed:
+        return algorithm, fixed[algorithm]
+    try:
+        return algorithm, int(public_key.bit_size)
+    except Exception as exc:
+        if not library_fault(exc):
+            raise
+        return algorithm, 0
 
 
 def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
     """What the signature says about itself (no validation yet)."""
     from pyhanko.sign.validation import generic_cms
+
+    from signkit.verify.pdf_timestamps import signature_timestamp_problem
 
     cert = sig.signer_cert
     signer_info = sig.signer_info
@@ -544,33 +514,36 @@ def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
     level = "B-B"
     if tst is not None:
         level = "B-T"
-        if doc.has_revinfo:
+        if doc.has_revinfo or _archived_revinfo(signer_info):
             level = "B-LT"
-            if any(rev > sig.signed_revision for rev in doc.doc_ts_revisions):
+            if doc.later_timestamps(sig.signed_revision):
                 level = "B-LTA"
-    coverage = sig.evaluate_signature_coverage()
     docmdp = sig.docmdp_level
     digest = signer_info["digest_algorithm"]["algorithm"].native
     try:
         sig_algo = signer_info["signature_algorithm"].signature_algo
     except ValueError:
         sig_algo = signer_info["signature_algorithm"]["algorithm"].native
-    public_key = cert.public_key
+    key_algorithm, key_bits = key_facts(cert)
     return {
         "name": str(sig.field_name),
-        "signer_subject": _rfc4514(cert.subject),
-        "signer_issuer": _rfc4514(cert.issuer),
-        "signer_serial": _hex_serial(cert),
-        "signer_sha256": hashlib.sha256(cert.dump()).hexdigest(),
+        **certificate_facts(cert),
         "claimed_signing_time": claimed,
         "timestamp_time": ts_time,
-        "coverage": {3: "entire-file", 2: "entire-revision"}.get(coverage.value, "partial"),
+        "timestamp_problem": signature_timestamp_problem(sig),
+        "coverage": None,
         "certification_level": docmdp.value if docmdp is not None else None,
         "level": level,
-        "weak_algorithms": weak_algorithms(
-            digest, str(sig_algo), public_key.algorithm, int(public_key.bit_size)
-        ),
+        "weak_algorithms": weak_algorithms(digest, str(sig_algo), key_algorithm, key_bits),
     }
+
+
+def _archived_revinfo(signer_info: Any) -> bool:
+    """Adobe's revocationInfoArchival signed attribute (PKCS7-LT)."""
+    return any(
+        attr["type"].native == "adobe_revocation_info_archival"
+        for attr in signer_info["signed_attrs"]
+    )
 
 
 def extract_revision(path: Path, number: int) -> bytes:
@@ -578,11 +551,22 @@ def extract_revision(path: Path, number: int) -> bytes:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     data = path.read_bytes()
-    import io
-
-    reader = PdfFileReader(io.BytesIO(data), strict=False)
-    sigs = list(reader.embedded_regular_signatures)
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        sigs = [
+            s for _, s in _signatures(reader) if not isinstance(s, str) and not _is_timestamp(s)
+        ]
+    except Exception as exc:
+        if not library_fault(exc):
+            raise
+        raise InputFormatError(f"malformed PDF ({_reason(exc)})", subject=str(path)) from None
     if not 1 <= number <= len(sigs):
         raise InputError(f"no signature {number} (the document has {len(sigs)})", subject=str(path))
     _, _, start2, len2 = (int(v) for v in sigs[number - 1].byte_range)
     return data[: start2 + len2]
+
+
+def _is_timestamp(sig: Any) -> bool:
+    from signkit.verify.pdf_timestamps import is_document_timestamp
+
+    return is_document_timestamp(sig)

@@ -5,17 +5,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
-from signkit.trust import RevocationMode, load_certificates
-
-# Where Debian, Ubuntu, Fedora and Alpine keep the OS trust store.
-SYSTEM_BUNDLES = (
-    Path("/etc/ssl/certs/ca-certificates.crt"),
-    Path("/etc/pki/tls/certs/ca-bundle.crt"),
-    Path("/etc/ssl/cert.pem"),
-)
+from signkit.pki.anchors import RevocationMode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +16,8 @@ class VerifyPolicy:
 
     anchors: tuple[bytes, ...] = ()
     """Trusted certificates (DER); nothing else is trusted."""
+    intermediates: tuple[bytes, ...] = ()
+    """Untrusted certificates (DER) offered for path building (--intermediates)."""
     revocation: RevocationMode = "soft"
     """hard: unknown status is INDETERMINATE; soft: reported only; off: not checked."""
     offline: bool = False
@@ -46,18 +40,11 @@ class VerifyPolicy:
         h = hashlib.sha256()
         for der in self.anchors:
             h.update(der)
+        h.update(b"intermediates")
+        for der in self.intermediates:
+            h.update(der)
         h.update(repr((self.revocation, self.offline, self.at, self.allow_weak, self.now)).encode())
         return h.hexdigest()
-
-
-def anchors_from(paths: tuple[Path, ...], *, system: bool) -> tuple[bytes, ...]:
-    """DER anchors from --trust files/directories, plus the OS store with --trust-system."""
-    found = load_certificates(paths)
-    if system:
-        bundle = next((p for p in SYSTEM_BUNDLES if p.is_file()), None)
-        if bundle is not None:
-            found += load_certificates([bundle])
-    return tuple(dict.fromkeys(found))
 
 
 RevocationRule = Literal["required", "soft", "off"]

@@ -143,6 +143,8 @@ class SignatureVerdict:
     """One sentence for a person."""
     name: str | None = None
     """Signature field name (PDF) or Id (XML)."""
+    kind: str = "signature"
+    """signature, or document-timestamp (a PDF document time-stamp, judged as a time-stamp)."""
     intact: bool | None = None
     """The signed bytes / elements match their digests."""
     signature_valid: bool | None = None
@@ -167,6 +169,8 @@ class SignatureVerdict:
     """entire-file, entire-revision, partial, element:<what>."""
     modification_level: str | None = None
     """Changes after signing: none, lta-updates, form-filling, annotations, other."""
+    changes: list[str] = field(default_factory=list)
+    """Each kind of change after signing, one phrase each (PDF)."""
     certification_level: int | None = None
     """DocMDP level of a certification signature (1-3), else None."""
     level: str | None = None
@@ -186,15 +190,45 @@ class SignatureVerdict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["weak_algorithms"] = list(self.weak_algorithms)
         data["warnings"] = list(self.warnings)
+        data["changes"] = list(self.changes)
         data["indication"] = self.indication.value
         data["sub_indication"] = self.sub_indication.value
         return data
 
 
+# What these establish is proof that the signature is bad: never less than FAILED.
+_PROVEN_BAD = frozenset(
+    {
+        SubIndication.HASH_FAILURE,
+        SubIndication.SIG_CRYPTO_FAILURE,
+        SubIndication.MODIFIED_AFTER_SIGNING,
+        SubIndication.WRAPPED_SIGNED_ELEMENT,
+    }
+)
+
+
 def make_verdict(
     index: int, indication: Indication, sub: SubIndication, **details: Any
 ) -> SignatureVerdict:
-    """A verdict with its standard sentence."""
+    """A verdict with its standard sentence.
+
+    FAILED dominates (EN 319 102-1): altered content (``intact=False``), a
+    signature value that does not verify with the identified signer's key
+    (``signature_valid=False``) or a failure sub-indication make the verdict
+    FAILED whatever the chain said. A value that does not verify with a
+    certificate that is not the signer's (NO_SIGNING_CERTIFICATE_FOUND)
+    proves nothing about the signature, and stays INDETERMINATE.
+    """
+    if details.get("intact") is False and indication is not Indication.FAILED:
+        indication, sub = Indication.FAILED, SubIndication.HASH_FAILURE
+    elif (
+        details.get("signature_valid") is False
+        and indication is not Indication.FAILED
+        and sub is not SubIndication.NO_SIGNING_CERTIFICATE_FOUND
+    ):
+        indication, sub = Indication.FAILED, SubIndication.SIG_CRYPTO_FAILURE
+    elif sub in _PROVEN_BAD:
+        indication = Indication.FAILED
     skew = local_time_skew(details.get("claimed_signing_time"), details.get("timestamp_time"))
     if skew is not None:
         details["warnings"] = [*details.get("warnings", []), skew]
@@ -253,7 +287,13 @@ class DocumentVerdict:
     def of(
         cls, input: str, fmt: str, signatures: list[SignatureVerdict], sha256: str | None
     ) -> DocumentVerdict:
-        """Summarise the signatures; a document without any is FAILED."""
+        """Summarise the signatures; a document without any is FAILED.
+
+        The worst verdict wins, FAILED before INDETERMINATE. A document
+        time-stamp that is not FAILED counts only when the document has no
+        signature: a TSA nobody configured to trust makes that time-stamp
+        INDETERMINATE, not the signatures it protects.
+        """
         if not signatures:
             return cls(
                 input=input,
@@ -263,7 +303,10 @@ class DocumentVerdict:
                 sentence="The document carries no signature.",
                 sha256=sha256,
             )
-        bad = max(signatures, key=lambda s: s.indication.rank)
+        counted = [
+            s for s in signatures if s.kind == "signature" or s.indication is Indication.FAILED
+        ] or signatures
+        bad = max(counted, key=lambda s: s.indication.rank)
         text = bad.sentence
         if len(signatures) > 1:
             text = f"signature {bad.index + 1} of {len(signatures)}: {text}"

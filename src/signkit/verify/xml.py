@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from signkit.errors import InputError, InputFormatError
-from signkit.verify.chain import validate_chain
+from signkit.pki.chain import validate_chain
 from signkit.verify.policy import VerifyPolicy, weak_algorithms
 from signkit.verify.verdict import (
     DocumentVerdict,

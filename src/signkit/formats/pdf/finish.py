@@ -22,7 +22,7 @@ from signkit.formats.pdf.prepare import (
     WorkerState,
     worker_state,
 )
-from signkit.timestamps import TsaSpec, request_timestamp
+from signkit.pki.timestamps import TsaSpec, request_timestamp
 
 DOC_TIMESTAMP_RESERVE = 24 * 1024
 
@@ -116,7 +116,7 @@ class _TimeStamper:
         from asn1crypto import tsp
         from pyhanko.sign.timestamps.api import TimeStamper
 
-        from signkit.timestamps import post_timestamp_query
+        from signkit.pki.timestamps import post_timestamp_query
 
         class Stamper(TimeStamper):
             async def async_request_tsa_response(self, req: Any) -> Any:

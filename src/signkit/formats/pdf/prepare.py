@@ -38,7 +38,7 @@ from signkit.formats.pdf.appearance import (
 from signkit.formats.pdf.decree30 import fit_image, seal_box, slot_layout
 from signkit.formats.pdf.options import PdfDocOptions
 from signkit.fsio import open_regular
-from signkit.timestamps import TsaSpec
+from signkit.pki.timestamps import TsaSpec
 from signkit.tokens.model import SignatureScheme
 
 TIMESTAMP_ALLOWANCE = 12 * 1024

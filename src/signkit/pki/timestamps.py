@@ -1,12 +1,20 @@
-"""RFC 3161 time-stamp client (synchronous, one HTTP POST per token)."""
+"""RFC 3161 time-stamps: the client (one HTTP POST per token) and the checks of a token.
+
+Asking: ``request_timestamp``. Checking a token found in a document (a PAdES
+signature or document time-stamp): ``check_token`` establishes what needs
+no trust (the imprint, the TSA's signature over the token); the TSA's chain
+is judged by ``signkit.pki.chain``.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from signkit.errors import TimestampError, TsaUnreachableError
 
@@ -122,3 +130,72 @@ def tsa_certificates(token: cms.ContentInfo) -> tuple[bytes | None, tuple[bytes,
         else:
             others.append(cert.dump())
     return signer, tuple(others)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenCheck:
+    """What a time-stamp token establishes without trusting anyone."""
+
+    time: datetime | None
+    """genTime of the token."""
+    imprint_ok: bool | None
+    """The message imprint is the digest of what the token claims to cover."""
+    signature_ok: bool | None
+    """The TSA's signature over the token verifies with the certificate it names."""
+    tsa_certificate: bytes | None
+    """The TSA's certificate (DER), when the token carries it."""
+    other_certificates: tuple[bytes, ...] = ()
+    """The token's other certificates (DER)."""
+    problem: str | None = None
+    """Why a check could not be made, or what failed, in one phrase."""
+
+
+def check_token(signed_data: Any, expected_imprint: Callable[[str], bytes]) -> TokenCheck:
+    """Check a token's imprint against ``expected_imprint(hash name)`` and its signature.
+
+    ``signed_data`` is the token's CMS SignedData. A token that cannot be
+    parsed or names an unknown algorithm raises ValueError (or whatever the
+    parser raises); callers turn that into a verdict.
+    """
+    from asn1crypto import core, tsp
+    from cryptography.hazmat.primitives import hashes
+    from pyhanko.sign.general import extract_signer_info
+    from pyhanko.sign.validation.generic_cms import (
+        extract_certs_for_validation,
+        validate_sig_integrity,
+    )
+    from pyhanko_certvalidator.util import get_pyca_cryptography_hash
+
+    content = signed_data["encap_content_info"]["content"]
+    info = content.parsed if isinstance(content, core.ParsableOctetString) else None
+    if not isinstance(info, tsp.TSTInfo):
+        raise ValueError("the time-stamp token does not hold a TSTInfo")
+    moment = info["gen_time"].native
+    algorithm = info["message_imprint"]["hash_algorithm"]["algorithm"].native
+    imprint_ok = info["message_imprint"]["hashed_message"].native == expected_imprint(algorithm)
+    certs = [c.chosen.dump() for c in signed_data["certificates"] or [] if c.name == "certificate"]
+    try:
+        found = extract_certs_for_validation(signed_data)
+    except Exception as exc:  # the TSA's certificate is not in the token
+        return TokenCheck(
+            time=moment,
+            imprint_ok=imprint_ok,
+            signature_ok=None,
+            tsa_certificate=None,
+            other_certificates=tuple(certs),
+            problem=f"the TSA's certificate is not in the token ({str(exc)[:120]})",
+        )
+    signer_info = extract_signer_info(signed_data)
+    digest_name = signer_info["digest_algorithm"]["algorithm"].native
+    md = hashes.Hash(get_pyca_cryptography_hash(digest_name))
+    md.update(bytes(content))
+    digest = md.finalize()
+    intact, valid = validate_sig_integrity(signer_info, found.signer_cert, "tst_info", digest)
+    tsa = found.signer_cert.dump()
+    return TokenCheck(
+        time=moment,
+        imprint_ok=imprint_ok,
+        signature_ok=bool(intact and valid),
+        tsa_certificate=tsa,
+        other_certificates=tuple(c for c in certs if c != tsa),
+    )

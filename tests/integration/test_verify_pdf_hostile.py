@@ -1,0 +1,78 @@
+"""The hostile-PDF corpus (fixtures/make_hostile_pdfs.py): every file gets a verdict
+or an input error, never exit 70 or a traceback, and the verdict its class calls for.
+
+Regression: a shadow "hide" attack, a CMS with an invalid digest algorithm OID, a
+signed PDF with ``startxref 0`` appended, corrupt Flate data, deep nesting and
+dictionaries missing what a reader looks up ended in exit 70.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.infra import REPO, PkiServices
+from support.pdfcheck import pdfsig, qpdf_ok
+from support.runner import Runner
+
+sys.path.insert(0, str(REPO / "fixtures"))
+from make_hostile_pdfs import CASES, write_corpus
+
+pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_corpus(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_hostile_pdf_gets_a_verdict_or_an_input_error(
+    signkit: Runner, pki: PkiServices, trust: Path, corpus: dict[str, Path], name: str
+) -> None:
+    expect = CASES[name]
+    path = corpus[name]
+    proc = signkit(
+        "verify", str(path), "--trust", str(trust), "--offline", "--revocation", "soft",
+        "--json", "--no-audit",
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode in (0, 1, 3, 6), (proc.returncode, proc.stderr)
+    doc = json.loads(proc.stdout)["documents"][0]
+    assert "internal error" not in (doc["error_message"] or ""), doc
+    if doc["verdict"] is None:
+        assert "INPUT" in expect.verdicts, (name, doc["error_message"])
+        assert doc["status"] == "failed" and doc["error_message"].startswith(str(path))
+        return
+    verdict = doc["verdict"]
+    assert verdict["indication"] in expect.verdicts, (name, verdict)
+    if expect.sub is not None:
+        assert verdict["sub_indication"] == expect.sub, (name, verdict)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "shadow-hide-contents.pdf",
+        "shadow-replace-xobject.pdf",
+        "signature-dictionary-changed.pdf",
+    ],
+)
+def test_shadow_attacks_that_fool_a_maths_only_check_are_failed(
+    signkit: Runner, pki: PkiServices, trust: Path, corpus: dict[str, Path], name: str
+) -> None:
+    """The referees agree the file is a well-formed PDF (qpdf) whose signature maths
+    holds (pdfsig: the bytes it covers are intact); only what changed after
+    signing betrays the attack, and signkit says FAILED for it."""
+    path = corpus[name]
+    assert qpdf_ok(path)
+    assert "Signature is Valid" in pdfsig(path)
+    proc = signkit("verify", str(path), "--trust", str(trust), "--json", "--no-audit")
+    assert proc.returncode == 1, proc.stderr
+    (s,) = json.loads(proc.stdout)["documents"][0]["verdict"]["signatures"]
+    assert (s["indication"], s["sub_indication"]) == ("FAILED", "MODIFIED_AFTER_SIGNING")
+    assert s["intact"] is True and s["signature_valid"] is True
+    assert s["detail"].startswith("changed after signing: ")

@@ -1,0 +1,185 @@
+"""The run-time patches of dependencies (src/signkit/patches.py): each touches
+names that exist in the installed versions, stays within its version guard,
+gives the same results as the code it replaces, and is skipped outside it.
+
+These tests are meant to fail on a dependency upgrade that renames or
+removes a private name a patch relies on, or moves past a guard: re-check
+the patch against the new version, then move the guard.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signkit import patches
+
+HEX = "0123456789abcdefABCDEF"
+WS = " \n\r\t\f\x00"
+
+
+def _instance(cls: type) -> Any:
+    from pyhanko_certvalidator import ValidationContext
+
+    return ValidationContext(trust_roots=[]) if cls is ValidationContext else cls()
+
+
+def _resolve(module: str, dotted: str) -> Any:
+    value: Any = importlib.import_module(module)
+    parts = dotted.split(".")
+    for n, part in enumerate(parts):
+        if hasattr(value, part):
+            value = getattr(value, part)
+        elif n > 0 and isinstance(value, type):
+            # an instance attribute: set by the class's __init__
+            value = getattr(_instance(value), part)
+        else:
+            raise AttributeError(f"{module}.{'.'.join(parts[: n + 1])}")
+    return value
+
+
+@pytest.mark.parametrize("patch", patches.PATCHES, ids=lambda p: p.name)
+def test_every_touched_name_exists(patch: patches.Patch) -> None:
+    for module, dotted in patch.touches:
+        _resolve(module, dotted)
+
+
+@pytest.mark.parametrize(("module", "dotted"), patches.PRIVATE_USES)
+def test_every_private_name_signkit_calls_exists(module: str, dotted: str) -> None:
+    assert callable(_resolve(module, dotted))
+
+
+@pytest.mark.parametrize("patch", patches.PATCHES, ids=lambda p: p.name)
+def test_installed_versions_are_within_the_guards(patch: patches.Patch) -> None:
+    assert patches.applicable(patch), (
+        f"{patch.distribution} is outside the version {patch.name} was checked against"
+    )
+
+
+def test_a_version_outside_the_guard_leaves_the_dependency_alone() -> None:
+    patch = patches.PATCHES[0]
+    low, high = patch.versions
+    assert patches.applicable(patch, low)
+    assert not patches.applicable(patch, high)
+    assert not patches.applicable(patch, (0, 1))
+
+
+def test_install_puts_every_patch_in_place() -> None:
+    import pyhanko_certvalidator
+    from asn1crypto import x509
+    from pyhanko.pdf_utils import generic
+
+    assert set(patches.install()) == {p.name for p in patches.PATCHES}
+    assert getattr(generic.read_hex_string_from_stream, "signkit_fast", False)
+    assert getattr(x509.NameTypeAndValue, "signkit_cached", False)
+    assert getattr(pyhanko_certvalidator.async_validate_path, "signkit_cached", False)
+
+
+def _original(data: bytes):  # type: ignore[no-untyped-def]
+    from pyhanko.pdf_utils import generic
+
+    stream = io.BytesIO(data)
+    # the untouched reader, even if a test in this process installed the fast one
+    current = generic.read_hex_string_from_stream
+    reader = getattr(current, "__wrapped_original__", current)
+    value = reader(stream)
+    return value, stream.tell()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.lists(st.sampled_from(list(HEX + WS)), max_size=300).map("".join),
+    tail=st.binary(max_size=20),
+)
+def test_fast_hex_reader_matches_pyhanko(body: str, tail: bytes) -> None:
+    data = b"<" + body.encode() + b">" + tail
+    expected, position = _original(data)
+    stream = io.BytesIO(data)
+    got = patches.read_hex_string(stream, original=None)
+    assert got == expected and type(got) is type(expected)
+    assert stream.tell() == position  # the parser goes on from the same byte
+
+
+def test_fast_hex_reader_errors_and_comments() -> None:
+    from pyhanko.pdf_utils.misc import PdfStreamError
+
+    with pytest.raises(PdfStreamError, match="Unexpected token"):
+        patches.read_hex_string(io.BytesIO(b"<0A1G>"), original=None)
+    with pytest.raises(PdfStreamError, match="ended prematurely"):
+        patches.read_hex_string(io.BytesIO(b"<0A1B"), original=None)
+    calls = []
+
+    def original(stream: io.BytesIO) -> bytes:
+        calls.append(stream.tell())
+        return b"from pyhanko"
+
+    assert patches.read_hex_string(io.BytesIO(b"<0A % note\n1B>"), original=original) == (
+        b"from pyhanko"
+    )
+    assert calls == [0]  # handed back at the '<'
+
+
+@given(st.text(alphabet="Nguyễn Văn An ỦY BAN nhân dân  tỉnh\u00a0Nam Định", max_size=40))
+def test_name_cache_keeps_rfc5280_comparison(text: str) -> None:
+    from asn1crypto import x509
+
+    a = x509.Name.build({"common_name": text or "x", "country_name": "VN"})
+    b = x509.Name.build({"common_name": (text or "x").upper(), "country_name": "VN"})
+    before = (a == b, a.hashable, b.hashable)
+    fresh_a, fresh_b = x509.Name.load(a.dump()), x509.Name.load(b.dump())
+    patches.install()
+    assert (fresh_a == fresh_b, fresh_a.hashable, fresh_b.hashable) == before
+    # and again from the cache
+    again_a, again_b = x509.Name.load(a.dump()), x509.Name.load(b.dump())
+    assert (again_a == again_b, again_a.hashable, again_b.hashable) == before
+
+
+def test_path_cache_only_within_its_block() -> None:
+    """Outside ``remembered_paths`` every validation runs; inside, an offline
+    success is remembered for the same path, instant and revocation data, and
+    a validation that may fetch is never remembered."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from asn1crypto import x509
+    from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.authority import CertTrustAnchor
+    from pyhanko_certvalidator.path import ValidationPath
+
+    from support.infra import pki_certificate
+
+    root = x509.Certificate.load(pki_certificate("root-ca"))
+    interm = x509.Certificate.load(pki_certificate("interm-ca"))
+    path = ValidationPath(trust_anchor=CertTrustAnchor(root), interm=[], leaf=interm)
+    calls: list[datetime] = []
+
+    async def validate(vc: Any, p: Any, params: Any = None) -> Any:
+        calls.append(vc.timing_params.validation_time)
+        return p.leaf
+
+    cached = patches.cached_path_validation(validate)
+
+    def run(moment: datetime, *, fetch: bool = False) -> None:
+        vc = ValidationContext(
+            trust_roots=[root], moment=moment, allow_fetching=fetch, revocation_mode="soft-fail"
+        )
+        assert asyncio.run(cached(vc, path)) == interm
+
+    first, second = datetime(2030, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)
+    run(first)
+    run(first)
+    assert len(calls) == 2  # outside a block: never remembered
+    with patches.remembered_paths("test-policy"):
+        run(first)
+        run(first)
+        assert len(calls) == 3  # the second one was remembered
+        run(second)
+        assert len(calls) == 4  # another instant is another question
+    with patches.remembered_paths("another-policy"):
+        run(first)
+        assert len(calls) == 5  # another trust policy too

@@ -1,0 +1,143 @@
+"""The difference analysis after a signature (verify/pdf_changes.py), on hand-made
+revisions: no token, no network. What a reader renders is compared by value;
+identical rewrites are not changes; a change behind an unchanged reference is.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signkit.verify.pdf_changes import ANNOT, FORM, LTA, NONE, OTHER, review_changes
+from support.infra import REPO
+
+sys.path.insert(0, str(REPO / "fixtures"))
+from make_hostile_pdfs import _append, _stream, overlay_document
+
+
+def _review(data: bytes, *, revision: int = 0, docmdp: int | None = None, locked: Any = None):  # type: ignore[no-untyped-def]
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    return review_changes(reader, revision, docmdp=docmdp, locked=locked)
+
+
+PAGE = (
+    b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents [4 0 R 5 0 R 8 0 R]"
+    b" /Resources << /Font << /F1 6 0 R >> /XObject << /Fm0 7 0 R >> >> %s>>"
+)
+
+
+def test_nothing_after_the_revision_is_no_change() -> None:
+    report = _review(overlay_document())
+    assert (report.level, report.changes, report.forbidden) == (NONE, (), None)
+
+
+def test_identical_rewrites_and_orphans_are_not_changes() -> None:
+    """Writers re-serialise objects they did not change, and leave objects nothing
+    refers to: neither changes what is shown."""
+    data = _append(overlay_document(), {3: PAGE % b"", 6: b"<< /Type /Font /Subtype /Type1 "
+                                                          b"/BaseFont /Helvetica >>",
+                                        40: _stream(b"orphan")})  # fmt: skip
+    assert _review(data).level == NONE
+
+
+def test_a_change_behind_an_unchanged_reference_is_found() -> None:
+    """Regression (found while writing the analysis): the page object is not
+    rewritten, but a stream it draws is; comparing references alone misses it."""
+    data = _append(overlay_document(), {4: _stream(b"BT /F1 18 Tf 72 700 Td (Khac) Tj ET")})
+    report = _review(data)
+    assert report.level == OTHER and report.forbidden == "page 1 changed (content)"
+
+
+def test_an_annotation_added_is_permitted_and_listed_unless_docmdp_forbids() -> None:
+    annot = b"<< /Type /Annot /Subtype /Text /Rect [0 0 10 10] /Contents (Da xem) >>"
+    data = _append(overlay_document(), {3: PAGE % b"/Annots [20 0 R] ", 20: annot})
+    report = _review(data)
+    assert report.level == ANNOT and report.forbidden is None
+    assert report.changes == ("annotation added on page 1 (/Text)",)
+    assert report.notable == report.changes
+    for level in (1, 2):
+        forbidden = _review(data, docmdp=level).forbidden
+        assert forbidden is not None and f"DocMDP level {level}" in forbidden
+    assert _review(data, docmdp=3).forbidden is None
+
+
+def test_validation_data_is_routine() -> None:
+    dss = b"<< /Type /DSS /Certs [] >>"
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /DSS 20 0 R >>"
+    report = _review(_append(overlay_document(), {1: catalog, 20: dss}), docmdp=1)
+    assert report.level == LTA and report.forbidden is None
+    assert report.changes == ("validation data (DSS) added or updated",)
+    assert report.notable == ()
+
+
+@pytest.mark.parametrize(
+    ("objects", "reason"),
+    [
+        ({3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 800] /Contents [4 0 R 5 0 R 8 0 R]"
+             b" /Resources << /Font << /F1 6 0 R >> /XObject << /Fm0 7 0 R >> >> >>"},
+         "page 1 changed (/MediaBox)"),
+        ({2: b"<< /Type /Pages /Kids [3 0 R 12 0 R] /Count 2 >>"},
+         "pages were added or removed (1 signed, 2 now)"),
+        ({1: b"<< /Type /Catalog /Pages 2 0 R /OpenAction 30 0 R >>",
+          30: b"<< /S /JavaScript /JS (app.alert(1)) >>"},
+         "the document catalog's /OpenAction entry changed"),
+        ({2: b"<< /Type /Pages /Kids [3 0 R 2 0 R] /Count 2 >>"}, "the page tree is cyclic"),
+    ],
+)  # fmt: skip
+def test_forbidden_changes(objects: dict[int, bytes], reason: str) -> None:
+    report = _review(_append(overlay_document(), objects))
+    assert (report.level, report.forbidden) == (OTHER, reason)
+
+
+def _form(value: bytes | None, *, appearance: int = 21) -> bytes:
+    v = b"/V (%s) " % value if value is not None else b""
+    return (
+        b"<< /Type /Annot /Subtype /Widget /FT /Tx /T (SoHoSo) /Rect [300 100 500 120]"
+        b" /P 3 0 R /AP << /N %d 0 R >> %s>>" % (appearance, v)
+    )
+
+
+def _with_form() -> bytes:
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [20 0 R] >> >>"
+    return _append(
+        overlay_document(),
+        {1: catalog, 3: PAGE % b"/Annots [20 0 R] ", 20: _form(None), 21: _stream(b"")},
+    )
+
+
+def test_a_field_filled_in_is_form_filling_unless_locked() -> None:
+    signed = _with_form()
+    filled = _append(signed, {20: _form(b"12", appearance=22), 22: _stream(b"BT (12) Tj ET")})
+    report = _review(filled, revision=1)
+    assert report.level == FORM and report.changes == ("form field 'SoHoSo' filled in",)
+    assert _review(filled, revision=1, docmdp=2).forbidden is None
+    locked = _review(filled, revision=1, locked=lambda name: name == "SoHoSo").forbidden
+    assert locked is not None and "FieldMDP" in locked
+
+
+def test_an_appearance_changed_without_its_value_is_forbidden() -> None:
+    """A field's look is tied to its value: a new appearance for an unchanged value
+    is how a shadow attack shows other content."""
+    signed = _with_form()
+    sneaky = _append(signed, {21: _stream(b"BT (1.000.000) Tj ET")})
+    report = _review(sneaky, revision=1)
+    assert report.level == OTHER and report.forbidden == "form field 'SoHoSo' changed (/AP)"
+
+
+@settings(max_examples=60, deadline=None)
+@given(content=st.binary(min_size=1, max_size=40))
+def test_any_other_content_on_the_page_is_forbidden(content: bytes) -> None:
+    original = b"BT /F1 18 Tf 72 700 Td (So tien: 1.000.000.000 VND) Tj ET"
+    data = _append(overlay_document(), {4: _stream(content)})
+    report = _review(data)
+    if content == original:
+        assert report.level == NONE
+    else:
+        assert report.forbidden == "page 1 changed (content)"

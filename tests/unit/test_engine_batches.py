@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import pytest
 
 from signkit.errors import InputFormatError
-from signkit.jobs.engine import _Batches
+from signkit.jobs.batches import Batches
 
 
 def square(n: int) -> int:
@@ -22,7 +22,7 @@ def twice(n: int) -> int:
 
 def test_each_call_keeps_its_result_or_error() -> None:
     with ThreadPoolExecutor(2) as pool:
-        batches = _Batches(pool, workers=2, size=4)
+        batches = Batches(pool, workers=2, size=4)
         futures = [batches.submit(square, n) for n in range(10)]
         batches.flush()
         wait(futures)
@@ -35,7 +35,7 @@ def test_each_call_keeps_its_result_or_error() -> None:
 
 def test_held_calls_wait_for_a_full_batch_then_go() -> None:
     with ThreadPoolExecutor(2) as pool:
-        batches = _Batches(pool, workers=2, size=4)
+        batches = Batches(pool, workers=2, size=4)
         first = [batches.submit(twice, n) for n in range(3)]
         batches.flush(hold=twice)
         assert not any(f.done() for f in first) and len(batches.pending) == 3
@@ -53,7 +53,7 @@ def test_a_call_cancelled_while_queued_never_runs() -> None:
         return n
 
     with ThreadPoolExecutor(1) as pool:
-        batches = _Batches(pool, workers=1, size=8)
+        batches = Batches(pool, workers=1, size=8)
         keep, drop = batches.submit(record, 1), batches.submit(record, 2)
         assert drop.cancel()
         batches.flush()
@@ -64,7 +64,7 @@ def test_a_call_cancelled_while_queued_never_runs() -> None:
 def test_a_broken_pool_fails_every_call() -> None:
     pool = ThreadPoolExecutor(1)
     pool.shutdown()
-    batches = _Batches(pool, workers=1, size=8)
+    batches = Batches(pool, workers=1, size=8)
     futures = [batches.submit(twice, n) for n in range(3)]
     batches.flush()
     for f in futures:

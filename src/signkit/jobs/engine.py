@@ -11,14 +11,11 @@ directories). So no output is ever visible without its durable record.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import queue as queue_module
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import (
-    CancelledError,
     Executor,
     Future,
     ThreadPoolExecutor,
@@ -32,10 +29,11 @@ from signkit.audit.log import AuditLog
 from signkit.errors import AuditWriteError, ExitCode, OutputError, SignkitError, TokenError
 from signkit.formats.plugin import FormatPlugin, OutputState, Stages
 from signkit.fsio import fsync_directory
+from signkit.jobs.batches import Batches, completed_futures
 from signkit.jobs.outputs import InputLock, PlannedDoc, publish, temp_path
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 from signkit.signals import Interrupted, catch_stop_signals
-from signkit.workers import Limits, limited_call
+from signkit.workers import Limits
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,7 +136,7 @@ def run_batch(
     marked not attempted; the error is re-raised for the caller's exit code.
     """
     run = _Run(report, audit, events, signer_sha256, plugin.name)
-    pool = _Batches(executor, workers=workers, size=spec.batch, limits=spec.limits)
+    pool = Batches(executor, workers=workers, size=spec.batch, limits=spec.limits)
     queue: deque[tuple[int, PlannedDoc]] = deque(enumerate(docs))
     results = [
         DocumentResult(
@@ -195,7 +193,7 @@ def run_batch(
                 )
             signing = any(stage == "sign" for stage, _doc in in_flight.values())
             pool.flush(hold=stages.finish if signing else None)
-            for future in _completed(completed, timeout):
+            for future in completed_futures(completed, timeout):
                 stage, doc = in_flight.pop(future)
                 try:
                     value = future.result()
@@ -272,7 +270,7 @@ the 2 s a person or a service manager waits for a stop)."""
 def _wind_down(
     in_flight: dict[Future[Any], tuple[str, _Doc]],
     token_thread: ThreadPoolExecutor,
-    pool: _Batches,
+    pool: Batches,
     executor: Executor,
     stages: Stages,
     run: _Run,
@@ -322,127 +320,6 @@ def _wind_down(
 
 
 _POLL = 0.2
-
-
-def _completed(
-    completed: queue_module.SimpleQueue[Future[Any]], timeout: float
-) -> list[Future[Any]]:
-    """Futures done since the last turn: waits up to ``timeout`` for the first."""
-    try:
-        done = [completed.get(timeout=timeout)]
-    except queue_module.Empty:
-        return []
-    while True:
-        try:
-            done.append(completed.get_nowait())
-        except queue_module.Empty:
-            return done
-
-
-class _Batches:
-    """Sends the engine's per-document worker calls in a few tasks per loop turn.
-
-    Each task that crosses to a worker process costs this process a pickling
-    round, a pipe write and a future; for small documents that was more than
-    the work itself. Calls queue until ``flush``
-    (before the engine waits), then go out split across the workers, at most
-    ``size`` per task; each call still gets its own future and its own result
-    or error.
-    """
-
-    def __init__(
-        self, executor: Executor, *, workers: int, size: int, limits: Limits | None = None
-    ) -> None:
-        self.executor = executor
-        self.limits = limits
-        self.workers = max(1, workers)
-        self.size = max(1, size)
-        self.pending: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = []
-        self.first = True
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        self.pending.append((fn, args, future))
-        return future
-
-    def flush(self, *, hold: Callable[..., Any] | None = None) -> None:
-        """Send what is queued; calls of ``hold`` stay queued while fewer than
-        ``size`` (more are about to come: the token is still signing)."""
-        pending, self.pending = self.pending, []
-        if hold is not None:
-            held = [c for c in pending if c[0] is hold]
-            if 0 < len(held) < self.size:
-                self.pending = held
-                pending = [c for c in pending if c[0] is not hold]
-        by_fn: dict[Callable[..., Any], list[tuple[tuple[Any, ...], Future[Any]]]] = {}
-        for fn, args, future in pending:
-            if future.set_running_or_notify_cancel():  # False: cancelled while queued
-                by_fn.setdefault(fn, []).append((args, future))
-        for fn, calls in by_fn.items():
-            step = max(1, min(self.size, -(-len(calls) // self.workers)))
-            chunks = [calls[i : i + step] for i in range(0, len(calls), step)]
-            if self.first and chunks and len(chunks[0]) > 1:
-                # The very first document alone: the token should not wait for a batch.
-                chunks = [chunks[0][:1], chunks[0][1:], *chunks[1:]]
-            self.first = False
-            for chunk in chunks:
-                futures = [f for _, f in chunk]
-                try:
-                    task = _submit(
-                        self.executor, self.limits, len(chunk), run_calls, fn, [a for a, _ in chunk]
-                    )
-                except Exception as exc:  # the pool is broken or shut down
-                    for f in futures:
-                        f.set_exception(exc)
-                    continue
-                task.add_done_callback(functools.partial(_resolve, futures))
-
-
-def _submit(
-    executor: Executor,
-    limits: Limits | None,
-    calls: int,
-    fn: Callable[..., Any],
-    *args: Any,
-) -> Future[Any]:
-    """Submit with the pool's watchdog when it has one (WorkerPool)."""
-    timed = getattr(executor, "submit_timed", None)
-    if timed is None or limits is None or limits.seconds is None:
-        return executor.submit(fn, *args, limits)
-    return timed(limits.seconds * calls, fn, *args, limits)  # type: ignore[no-any-return]
-
-
-def run_calls(
-    fn: Callable[..., Any], calls: list[tuple[Any, ...]], limits: Limits | None = None
-) -> list[tuple[bool, Any]]:
-    """Worker: each call's (True, result) or (False, error), each within ``limits``."""
-    out: list[tuple[bool, Any]] = []
-    for args in calls:
-        try:
-            if limits is None:
-                out.append((True, fn(*args)))
-            else:
-                out.append((True, limited_call(limits, fn, *args)))
-        except Exception as exc:
-            out.append((False, exc))
-    return out
-
-
-def _resolve(futures: list[Future[Any]], task: Future[Any]) -> None:
-    if task.cancelled():
-        for f in futures:
-            f.set_exception(CancelledError())
-        return
-    error = task.exception()
-    if error is not None:
-        for f in futures:
-            f.set_exception(error)
-        return
-    for f, (ok, value) in zip(futures, task.result(), strict=True):
-        if ok:
-            f.set_result(value)
-        else:
-            f.set_exception(value)
 
 
 def _admit(

@@ -202,7 +202,7 @@ def open_signing_key(
 
     ``on_login_failure`` hears of a refused login (the audit log's record of
     it) before the error propagates; it is never given the PIN."""
-    from signkit.tokens.pkcs11 import select_pair
+    from signkit.tokens.pairing import select_pair
 
     path = module_path or resolve_module(spec)
     with open_token_session(path, spec.selector) as session:

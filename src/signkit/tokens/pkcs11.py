@@ -8,27 +8,20 @@ Everything above sees ``TokenInfo``/``CertInfo``/``KeyInfo`` data and the
 from __future__ import annotations
 
 import atexit
-import ctypes
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pkcs11
 import pkcs11.exceptions as p11e
-from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass, TokenFlag
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass, TokenFlag
 from pkcs11.types import PROTECTED_AUTH
 
 from signkit.errors import (
-    KeyAmbiguousError,
     KeyNotFoundError,
-    MechanismError,
     ModuleLoadError,
-    PinIncorrectError,
-    PinLockedError,
     PinUnavailableError,
     TokenAbsentError,
     TokenAmbiguousError,
@@ -41,7 +34,7 @@ from signkit.pki.certs import (
     public_key_id_from_ec_point,
     public_key_id_from_rsa,
 )
-from signkit.tokens.ckr import ckr_of, describe_ckr, describe_exception
+from signkit.tokens.ckr import ckr_of, describe_ckr
 from signkit.tokens.diagnose import module_family, start_failure_hint
 from signkit.tokens.model import (
     CertInfo,
@@ -49,15 +42,17 @@ from signkit.tokens.model import (
     KeyPair,
     KeySelector,
     PublicObjects,
-    SignatureScheme,
     TokenFlags,
     TokenInfo,
-    normalise_fingerprint,
 )
+from signkit.tokens.p11errors import wrap_pkcs11_error
+from signkit.tokens.pairing import pair_keys
 from signkit.tokens.pin import Pin
-from signkit.tokens.signer import check_digest, digest, digest_info, ecdsa_raw_to_der
+from signkit.tokens.rawcalls import RawCalls
+from signkit.tokens.token_signer import TokenSigner
 
 T = TypeVar("T")
+
 
 _EC_CURVE_BITS = {
     # DER of the named-curve OIDs as found in CKA_EC_PARAMS.
@@ -67,196 +62,15 @@ _EC_CURVE_BITS = {
     bytes.fromhex("06052b8104000a"): 256,  # secp256k1
 }
 
-# Hash-on-token mechanisms per (scheme, digest).
-_HASH_MECHS: dict[tuple[str, str], Mechanism] = {
-    ("pkcs1v15", "sha1"): Mechanism.SHA1_RSA_PKCS,
-    ("pkcs1v15", "sha256"): Mechanism.SHA256_RSA_PKCS,
-    ("pkcs1v15", "sha384"): Mechanism.SHA384_RSA_PKCS,
-    ("pkcs1v15", "sha512"): Mechanism.SHA512_RSA_PKCS,
-    ("pkcs1v15", "sha3_256"): Mechanism.SHA3_256_RSA_PKCS,
-    ("pkcs1v15", "sha3_384"): Mechanism.SHA3_384_RSA_PKCS,
-    ("pkcs1v15", "sha3_512"): Mechanism.SHA3_512_RSA_PKCS,
-    ("pss", "sha256"): Mechanism.SHA256_RSA_PKCS_PSS,
-    ("pss", "sha384"): Mechanism.SHA384_RSA_PKCS_PSS,
-    ("pss", "sha512"): Mechanism.SHA512_RSA_PKCS_PSS,
-    ("ecdsa", "sha1"): Mechanism.ECDSA_SHA1,
-    ("ecdsa", "sha256"): Mechanism.ECDSA_SHA256,
-    ("ecdsa", "sha384"): Mechanism.ECDSA_SHA384,
-    ("ecdsa", "sha512"): Mechanism.ECDSA_SHA512,
-}
-_RAW_MECHS: dict[str, Mechanism] = {
-    "pkcs1v15": Mechanism.RSA_PKCS,
-    "pss": Mechanism.RSA_PKCS_PSS,
-    "ecdsa": Mechanism.ECDSA,
-}
-_PSS_PARAMS: dict[str, tuple[Mechanism, MGF, int]] = {
-    "sha256": (Mechanism.SHA256, MGF.SHA256, 32),
-    "sha384": (Mechanism.SHA384, MGF.SHA384, 48),
-    "sha512": (Mechanism.SHA512, MGF.SHA512, 64),
-}
 
-
-class _Mechanism(ctypes.Structure):
-    _fields_ = (
-        ("mechanism", ctypes.c_ulong),
-        ("parameter", ctypes.c_void_p),
-        ("parameter_len", ctypes.c_ulong),
-    )
-
-
-class _Version(ctypes.Structure):
-    _fields_ = (("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte))
-
-
-class _TokenInfo(ctypes.Structure):
-    # CK_TOKEN_INFO (PKCS#11 2.40 §3.2), default alignment as on every Unix module.
-    _fields_ = (
-        ("label", ctypes.c_char * 32),
-        ("manufacturer", ctypes.c_char * 32),
-        ("model", ctypes.c_char * 16),
-        ("serial", ctypes.c_char * 16),
-        ("flags", ctypes.c_ulong),
-        ("max_sessions", ctypes.c_ulong),
-        ("sessions", ctypes.c_ulong),
-        ("max_rw_sessions", ctypes.c_ulong),
-        ("rw_sessions", ctypes.c_ulong),
-        ("max_pin_len", ctypes.c_ulong),
-        ("min_pin_len", ctypes.c_ulong),
-        ("total_public_memory", ctypes.c_ulong),
-        ("free_public_memory", ctypes.c_ulong),
-        ("total_private_memory", ctypes.c_ulong),
-        ("free_private_memory", ctypes.c_ulong),
-        ("hardware_version", _Version),
-        ("firmware_version", _Version),
-        ("utc_time", ctypes.c_char * 16),
-    )
-
-
-_CKU_CONTEXT_SPECIFIC = 2
-_CKR_PIN_INCORRECT = 0xA0
-_CKR_PIN_LOCKED = 0xA4
-CKR_USER_TYPE_INVALID = 0x103
-# CK_UNAVAILABLE_INFORMATION, and a bound past which a PIN length means "no limit".
-_UNAVAILABLE = ctypes.c_ulong(-1).value
-_NO_LIMIT = 4096
-# Positions in CK_FUNCTION_LIST (PKCS#11 2.x order, after the CK_VERSION header).
-_FN_GET_TOKEN_INFO, _FN_LOGIN, _FN_SIGN_INIT, _FN_SIGN = 6, 18, 42, 43
 # Transient failures worth another try while opening (never a PIN error).
 _TRANSIENT_AT_OPEN = frozenset({0x005, 0x006, 0x030, 0x0B1, 0x0E1})
+
+
 OPEN_ATTEMPTS = 4
+
+
 _OPEN_BACKOFF = 0.2
-
-
-class RawCalls:
-    """What python-pkcs11 cannot express, called through the module's own
-    function list with ctypes: the PIN length limits of CK_TOKEN_INFO, and
-    C_SignInit + a context-specific C_Login with a NULL PIN (the reader's
-    PIN pad) + C_Sign.
-
-    The library is the one python-pkcs11 already loaded (dlopen returns the
-    same handle).
-    """
-
-    def __init__(self, module_path: str) -> None:
-        lib = ctypes.CDLL(module_path)
-        get = lib.C_GetFunctionList
-        get.restype = ctypes.c_ulong
-        get.argtypes = (ctypes.POINTER(ctypes.c_void_p),)
-        table = ctypes.c_void_p()
-        if get(ctypes.byref(table)) != 0 or not table.value:
-            raise TokenOperationError("C_GetFunctionList failed", subject=module_path)
-        ptr = ctypes.sizeof(ctypes.c_void_p)
-        base = table.value + ptr  # CK_VERSION, padded to pointer alignment
-
-        def fn(index: int, *argtypes: Any) -> Any:
-            address = ctypes.c_void_p.from_address(base + index * ptr).value
-            if not address:
-                raise TokenOperationError("a PKCS#11 function is missing", subject=module_path)
-            return ctypes.CFUNCTYPE(ctypes.c_ulong, *argtypes)(address)
-
-        ulong_p = ctypes.POINTER(ctypes.c_ulong)
-        self._token_info = fn(_FN_GET_TOKEN_INFO, ctypes.c_ulong, ctypes.POINTER(_TokenInfo))
-        self._login = fn(_FN_LOGIN, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong)
-        self._sign_init = fn(
-            _FN_SIGN_INIT, ctypes.c_ulong, ctypes.POINTER(_Mechanism), ctypes.c_ulong
-        )
-        self._sign = fn(
-            _FN_SIGN, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ulong_p
-        )
-
-    def pin_lengths(self, slot_id: int) -> tuple[int | None, int | None]:
-        """(ulMinPinLen, ulMaxPinLen) of the token in ``slot_id``; None where it does not say."""
-        info = _TokenInfo()
-        if self._token_info(slot_id, ctypes.byref(info)) != 0:
-            return None, None
-        low: int | None = int(info.min_pin_len)
-        high: int | None = int(info.max_pin_len)
-        if low == _UNAVAILABLE or not low:
-            low = None
-        if high == _UNAVAILABLE or not high or high >= _NO_LIMIT or (low and high < low):
-            high = None
-        return low, high
-
-    def context_sign(
-        self, session: int, key: int, mechanism: int, data: bytes, *, pin: bytes | None, name: str
-    ) -> tuple[bytes, bool]:
-        """C_SignInit, context-specific C_Login (NULL PIN = PIN pad), C_Sign.
-
-        Returns the signature and whether the token refused the context-specific
-        login with CKR_USER_TYPE_INVALID (it then signs on the logged-in session).
-        """
-        mech = _Mechanism(mechanism, None, 0)
-        rv = self._sign_init(session, ctypes.byref(mech), key)
-        if rv != 0:
-            raise TokenOperationError(f"C_SignInit failed: {describe_ckr(rv)}", subject=name)
-        rv = self._login(session, _CKU_CONTEXT_SPECIFIC, pin, len(pin) if pin else 0)
-        if rv == _CKR_PIN_INCORRECT:
-            raise PinIncorrectError("PIN rejected for the signature", subject=name)
-        if rv == _CKR_PIN_LOCKED:
-            raise PinLockedError("the token's PIN is locked", subject=name)
-        refused = rv == CKR_USER_TYPE_INVALID
-        if rv != 0 and not refused:
-            raise TokenOperationError(
-                f"context-specific login failed: {describe_ckr(rv)}", subject=name
-            )
-        size = ctypes.c_ulong(0)
-        rv = self._sign(session, data, len(data), None, ctypes.byref(size))
-        if rv != 0:
-            raise TokenOperationError(f"C_Sign failed: {describe_ckr(rv)}", subject=name)
-        out = ctypes.create_string_buffer(size.value)
-        rv = self._sign(session, data, len(data), out, ctypes.byref(size))
-        if rv != 0:
-            raise TokenOperationError(f"C_Sign failed: {describe_ckr(rv)}", subject=name)
-        return out.raw[: size.value], refused
-
-
-def wrap_pkcs11_error(exc: Exception, *, subject: str, action: str) -> TokenError:
-    """Turn a python-pkcs11 exception into a TokenError that says what failed,
-    naming the PKCS#11 return value (CKR_*) and its meaning."""
-    if isinstance(exc, p11e.PinIncorrect):
-        return PinIncorrectError("PIN rejected by the token", subject=subject)
-    if isinstance(exc, p11e.PinLocked):
-        return PinLockedError("the token's PIN is locked", subject=subject)
-    if isinstance(exc, p11e.PinLenRange):
-        return PinIncorrectError("PIN length out of the token's range", subject=subject)
-    if isinstance(exc, p11e.PinExpired):
-        return PinUnavailableError(
-            "the PIN has expired", subject=subject, hint="change it with the vendor's tool"
-        )
-    if isinstance(exc, (p11e.TokenNotPresent, p11e.DeviceRemoved)):
-        return TokenAbsentError(
-            f"token removed while {action}", subject=subject, hint="plug the token in and re-run"
-        )
-    what = describe_exception(exc)
-    if isinstance(exc, p11e.MechanismInvalid):
-        return MechanismError(f"{action} failed: {what}", subject=subject)
-    if isinstance(exc, p11e.UserPinNotInitialized):
-        return PinUnavailableError(
-            f"{action} failed: {what}",
-            subject=subject,
-            hint="set the user PIN with the SO PIN (the vendor's tool, or pkcs11-tool --init-pin)",
-        )
-    return TokenOperationError(f"{action} failed: {what}", subject=subject)
 
 
 def _text(value: Any) -> str:
@@ -298,6 +112,8 @@ def _attributes(obj: Any, keys: Sequence[Attribute]) -> dict[Attribute, Any]:
 # C_Finalize on it closes whatever file now has the number (an audit log, a
 # lock). It is initialised once and finalised when the process exits.
 _FINALISE_AT_EXIT = frozenset({"opencryptoki"})
+
+
 _AT_EXIT: set[int] = set()
 
 
@@ -324,6 +140,25 @@ def _retry_transient(call: Callable[[], T], *, subject: str, action: str) -> T:
                 raise wrap_pkcs11_error(exc, subject=subject, action=action) from exc
         time.sleep(_OPEN_BACKOFF * 2 ** (attempt - 1))
         attempt += 1
+
+
+def _has_public_match(info: TokenInfo, token: Any, selector: KeySelector) -> bool:
+    """Whether the token's public objects could satisfy the key criteria."""
+    try:
+        with TokenSession.public(info, token) as ts:
+            return selector.matches_public(ts.public_objects())
+    except TokenError:
+        return False
+
+
+def _unwrap_octet_string(point: bytes) -> bytes:
+    # CKA_EC_POINT is DER OCTET STRING wrapping the point; some tokens omit the wrapper.
+    if len(point) > 2 and point[0] == 0x04 and point[1] in (0x41, 0x61, 0x81):
+        if point[1] == 0x81 and len(point) == point[2] + 3:
+            return point[3:]
+        if point[1] != 0x81 and len(point) == point[1] + 2:
+            return point[2:]
+    return point
 
 
 class Pkcs11Module:
@@ -505,74 +340,6 @@ class Pkcs11Module:
             yield session
         finally:
             session.close()
-
-
-def _has_public_match(info: TokenInfo, token: Any, selector: KeySelector) -> bool:
-    """Whether the token's public objects could satisfy the key criteria."""
-    try:
-        with TokenSession.public(info, token) as ts:
-            return selector.matches_public(ts.public_objects())
-    except TokenError:
-        return False
-
-
-def pair_keys(
-    private: Sequence[KeyInfo], certs: Sequence[CertInfo], public: Sequence[KeyInfo]
-) -> list[KeyPair]:
-    """Pair each private key with its certificate: by CKA_ID, then by public key."""
-    by_id: dict[bytes, list[CertInfo]] = {}
-    for cert in certs:
-        if cert.id:
-            by_id.setdefault(cert.id, []).append(cert)
-    by_pub = {c.public_key_id: c for c in certs if c.public_key_id}
-    pub_by_id = {k.id: k.public_key_id for k in public if k.id and k.public_key_id}
-    pairs = []
-    for key in private:
-        same_id = [c for c in by_id.get(key.id, []) if not c.is_ca] if key.id else []
-        pkid = key.public_key_id or pub_by_id.get(key.id)
-        if len(same_id) == 1 and (pkid is None or same_id[0].public_key_id in (None, pkid)):
-            pairs.append(KeyPair(key=key, cert=same_id[0], paired_by="id"))
-        elif pkid is not None and pkid in by_pub:
-            pairs.append(KeyPair(key=key, cert=by_pub[pkid], paired_by="public-key"))
-        else:
-            pairs.append(KeyPair(key=key, cert=None, paired_by="none"))
-    return pairs
-
-
-def select_pair(pairs: Sequence[KeyPair], selector: KeySelector, *, token: str) -> KeyPair:
-    """The one key+certificate pair the selector names (or the only one)."""
-
-    def matches(pair: KeyPair) -> bool:
-        if selector.cert_fingerprint is not None and (
-            pair.cert is None
-            or pair.cert.sha256 != normalise_fingerprint(selector.cert_fingerprint)
-        ):
-            return False
-        labels = {pair.key.label} | ({pair.cert.label} if pair.cert else set())
-        ids = {pair.key.id} | ({pair.cert.id} if pair.cert else set())
-        if selector.key_label is not None and selector.key_label not in labels:
-            return False
-        return not (selector.key_id is not None and selector.key_id not in ids)
-
-    usable = [p for p in pairs if p.cert is not None]
-    candidates = [p for p in usable if matches(p)]
-    if len(candidates) == 1:
-        return candidates[0]
-    listing = "; ".join(p.describe() for p in (candidates or pairs)) or "none"
-    if not candidates:
-        orphans = [p for p in pairs if p.cert is None and matches(p)]
-        extra = " (a matching key has no certificate on the token)" if orphans else ""
-        raise KeyNotFoundError(
-            f"no key with a certificate matches {selector.describe()}{extra}; "
-            f"keys on the token: {listing}",
-            subject=token,
-            hint="`signkit token objects --login` lists keys and certificates",
-        )
-    raise KeyAmbiguousError(
-        f"{len(candidates)} keys match {selector.describe()}: {listing}",
-        subject=token,
-        hint="choose one with --key-label, --key-id, --cert-fingerprint or --key pkcs11:...",
-    )
 
 
 class TokenSession:
@@ -806,120 +573,3 @@ class TokenSession:
             if self._key_info(obj, private=True) == key:
                 return obj
         raise KeyNotFoundError("the selected key vanished from the token", subject=self.name)
-
-
-def _unwrap_octet_string(point: bytes) -> bytes:
-    # CKA_EC_POINT is DER OCTET STRING wrapping the point; some tokens omit the wrapper.
-    if len(point) > 2 and point[0] == 0x04 and point[1] in (0x41, 0x61, 0x81):
-        if point[1] == 0x81 and len(point) == point[2] + 3:
-            return point[3:]
-        if point[1] != 0x81 and len(point) == point[1] + 2:
-            return point[2:]
-    return point
-
-
-@dataclass(kw_only=True)
-class TokenSigner:
-    """Signs with one private key on a logged-in token session (implements Signer)."""
-
-    session: TokenSession
-    key: Any
-    info: KeyInfo
-    certificate_der: bytes
-    chain_der: tuple[bytes, ...]
-    context_pin: Pin | None
-    allow_sha1: bool
-    pinpad_per_signature: bool = False
-    """Each signature asks for the PIN on the reader's pad (always-authenticate key)."""
-    warn: Callable[[str], None] | None = None
-    """Hears once when the token refuses the per-signature login."""
-    context_login_refused: bool = False
-    """The token answered the per-signature login with CKR_USER_TYPE_INVALID."""
-
-    @property
-    def key_type(self) -> str:
-        """'RSA' or 'EC'."""
-        return self.info.key_type
-
-    @property
-    def key_size(self) -> int | None:
-        """Key size in bits."""
-        return self.info.key_size
-
-    def default_scheme(self) -> SignatureScheme:
-        """PKCS#1 v1.5 for RSA (what real tokens and documents use), ECDSA for EC."""
-        return "ecdsa" if self.info.key_type == "EC" else "pkcs1v15"
-
-    def plan(self, digest_algorithm: str, scheme: SignatureScheme) -> tuple[int, bool]:
-        """(mechanism, hash on host?) for this token; raises when it cannot sign so."""
-        algo = check_digest(digest_algorithm, allow_sha1=self.allow_sha1)
-        if (scheme == "ecdsa") != (self.info.key_type == "EC"):
-            raise MechanismError(
-                f"a {self.info.key_type} key cannot make {scheme} signatures",
-                subject=self.session.name,
-            )
-        offered = self.session.mechanisms()
-        combined = _HASH_MECHS.get((scheme, algo))
-        if combined is not None and combined in offered:
-            return combined, False
-        raw = _RAW_MECHS[scheme]
-        if raw in offered and (scheme != "pss" or algo in _PSS_PARAMS):
-            return raw, True
-        raise MechanismError(
-            f"the token offers no mechanism for {scheme} with {algo}",
-            subject=self.session.name,
-            hint="`signkit token info` lists the token's mechanisms",
-        )
-
-    def _refused(self) -> None:
-        # The token keeps CKA_ALWAYS_AUTHENTICATE but will not take the login
-        # that attribute asks for; CKR_USER_TYPE_INVALID is checked before the
-        # PIN, so no try was used. It signs on the logged-in session instead.
-        if not self.context_login_refused and self.warn is not None:
-            self.warn(
-                f"{self.session.name}: the key asks for a login before each signature "
-                "(CKA_ALWAYS_AUTHENTICATE) but the token refuses that login "
-                f"({describe_ckr(CKR_USER_TYPE_INVALID)}; no PIN try used): "
-                "signing on the logged-in session, as the token allows"
-            )
-        self.context_login_refused = True
-
-    def sign(self, data: bytes, *, digest_algorithm: str, scheme: SignatureScheme) -> bytes:
-        """Sign ``data``; hash on the token when it can, else on the host."""
-        algo = check_digest(digest_algorithm, allow_sha1=self.allow_sha1)
-        mech, host_hash = self.plan(algo, scheme)
-        param: Any = _PSS_PARAMS[algo] if scheme == "pss" else None
-        payload = data
-        if host_hash:
-            value = digest(data, algo)
-            payload = digest_info(value, algo) if scheme == "pkcs1v15" else value
-        if self.pinpad_per_signature and not self.context_login_refused:
-            if param is not None:
-                raise MechanismError(
-                    "RSA-PSS with a PIN-pad login per signature is not supported",
-                    subject=self.session.name,
-                )
-            sig, refused = self.session.raw_context_sign(self.key, int(mech), payload, None)
-            if refused:
-                self._refused()
-            return ecdsa_raw_to_der(sig) if scheme == "ecdsa" else sig
-        pin = None
-        if self.context_pin is not None and not self.context_login_refused:
-            pin = self.context_pin.reveal()
-        try:
-            sig = bytes(self.key.sign(payload, mechanism=mech, mechanism_param=param, pin=pin))
-        except p11e.PKCS11Error as exc:
-            if pin is None or ckr_of(exc) != CKR_USER_TYPE_INVALID:
-                raise wrap_pkcs11_error(exc, subject=self.session.name, action="signing") from exc
-            self._refused()
-            try:
-                sig = bytes(self.key.sign(payload, mechanism=mech, mechanism_param=param))
-            except p11e.PKCS11Error as again:
-                raise wrap_pkcs11_error(
-                    again, subject=self.session.name, action="signing"
-                ) from again
-        return ecdsa_raw_to_der(sig) if scheme == "ecdsa" else sig
-
-    def fingerprint(self) -> str:
-        """SHA-256 of the signer certificate."""
-        return hashlib.sha256(self.certificate_der).hexdigest()

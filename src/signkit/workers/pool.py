@@ -1,13 +1,5 @@
-"""The worker processes of a batch: forked (fast; nothing PKCS#11 is loaded
-yet, so no token state is ever duplicated), dying with the main process, and
-warmed up ahead of their first document. A light module on purpose.
-
-Every document gets a budget (``Limits``): address space and time per call,
-enforced inside the worker (a call over it fails as malformed, the batch
-goes on) and, as a backstop, by the pool, which ends a worker that stops
-answering. A worker that ended or was ended is replaced by one forked from a
-zygote process started with the pool, so a replacement never carries what
-the main process holds by then (the token session, the PIN)."""
+"""WorkerPool: forked workers fed through a pipe each, a watchdog for tasks
+that outlive their budget, and a zygote that forks replacements."""
 
 from __future__ import annotations
 
@@ -31,160 +23,12 @@ from multiprocessing.connection import wait as wait_readable
 from multiprocessing.reduction import recv_handle, send_handle
 from typing import Any
 
-from signkit.errors import InputFormatError
-
-
-def worker_init() -> None:
-    """Process-pool initializer: Ctrl-C is the main process's; die with it."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
-
-
-def die_with_parent() -> None:
-    """Linux: end this worker if the main process dies (kill -9 included),
-    instead of lingering and holding the run's pipes open."""
-    import ctypes
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-
-
-def warm(module: str, function: str) -> None:
-    """Worker task: import ``module`` and run its warm-up ``function``."""
-    import importlib
-
-    getattr(importlib.import_module(module), function)()
-
-
-@dataclass(frozen=True, kw_only=True)
-class Limits:
-    """The budget of one document in a worker (None: no limit)."""
-
-    memory_bytes: int | None = 1 << 30
-    """Address space a call may add to the worker's."""
-    seconds: float | None = 120.0
-    """Wall-clock time of a call."""
-
-
-def limited_call(limits: Limits, fn: Callable[..., Any], *args: Any) -> Any:
-    """Worker: ``fn(*args)`` within ``limits``; over budget it raises an
-    InputFormatError (the document is treated as malformed). Limits apply to
-    a whole process: off a process's main thread the call runs unlimited."""
-    import resource
-
-    if threading.current_thread() is not threading.main_thread():
-        return fn(*args)
-
-    old_as = resource.getrlimit(resource.RLIMIT_AS)
-    if limits.memory_bytes is not None:
-        ceiling = _address_space() + limits.memory_bytes
-        if old_as[1] != resource.RLIM_INFINITY:
-            ceiling = min(ceiling, old_as[1])
-        resource.setrlimit(resource.RLIMIT_AS, (ceiling, old_as[1]))
-    previous_alarm = None
-    if limits.seconds is not None:
-        previous_alarm = signal.signal(signal.SIGALRM, _out_of_time)
-        signal.setitimer(signal.ITIMER_REAL, limits.seconds)
-    over: str | None = None
-    try:
-        return fn(*args)
-    except MemoryError:
-        over = "memory"
-    except _OutOfTime:
-        over = "time"
-    finally:
-        if limits.seconds is not None:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous_alarm)
-        resource.setrlimit(resource.RLIMIT_AS, old_as)
-    # Out of the handler: the failed call's frames (and what they held) are
-    # released before anything new is built.
-    if over == "memory":
-        global _RETIRE
-        _RETIRE = True  # its heap may be in pieces: a fresh worker takes over
-        budget = _mib(limits.memory_bytes)
-        raise InputFormatError(
-            f"needs more than the memory budget of {budget} (malformed or hostile?)",
-            hint="raise it with --doc-memory MiB if the document is genuine",
-        )
-    seconds = f"{limits.seconds:g}"
-    raise InputFormatError(
-        f"took longer than the time budget of {seconds} s (malformed or hostile?)",
-        hint="raise it with --doc-timeout SECONDS if the document is genuine",
-    )
-
-
-class _OutOfTime(BaseException):
-    """Raised by SIGALRM in a worker (a BaseException: no library swallows it)."""
-
-
-def _out_of_time(_signum: int, _frame: Any) -> None:
-    raise _OutOfTime
-
-
-def _address_space() -> int:
-    """This process's virtual memory size in bytes."""
-    with open("/proc/self/statm", encoding="ascii") as fh:
-        return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _mib(value: int | None) -> str:
-    return "no limit" if value is None else f"{value >> 20} MiB"
-
-
-_RETIRE = False
-"""Set in a worker whose call ran out of memory: it leaves after answering."""
-
-
-class WorkerLostError(InputFormatError):
-    """The worker running a task ended (it outlived its budget, or crashed on
-    the document): the document is treated as malformed."""
-
-
-_PRESTARTED: WorkerPool | None = None
-
-
-def prestart(warm_first: tuple[str, str]) -> None:
-    """Fork one worker per CPU at once and start one importing ``warm_first``
-    (module, function): the entry point calls this first thing for a command
-    that will sign, so the worker's imports (the PDF stack, ~0.6 s) run while
-    this process builds the CLI, plans, opens the token and checks the signer.
-    ``start_pool`` adopts the pool; nothing PKCS#11 exists yet, so no token
-    state is ever duplicated."""
-    global _PRESTARTED
-    if _PRESTARTED is None:
-        _PRESTARTED = WorkerPool(os.cpu_count() or 2, initializer=worker_init)
-        _PRESTARTED.warm_up(warm, *warm_first)
-
-
-def start_pool(jobs: int, *, warm_first: tuple[str, str] | None = None) -> WorkerPool:
-    """The batch's workers: ``jobs`` (0 = one per CPU), the pre-started pool if
-    it has that many, else forked now and warmed with ``warm_first`` (module,
-    function): see ``WorkerPool.warm_up``."""
-    global _PRESTARTED
-    workers = jobs or os.cpu_count() or 2
-    pool, _PRESTARTED = _PRESTARTED, None
-    if pool is not None and pool.workers == workers:
-        return pool
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
-    pool = WorkerPool(workers, initializer=worker_init)
-    if warm_first is not None:
-        pool.warm_up(warm, *warm_first)
-    return pool
-
+from signkit.workers import limits
+from signkit.workers.limits import WorkerLostError
 
 _PIPE_BUFFER = 1 << 20
 """Socket buffer of each worker's pipe: queued tasks fit without blocking the sender."""
+
 
 _KILL_GRACE = 10.0
 """Seconds past a task's own budget before the pool ends a worker that stays silent."""
@@ -613,6 +457,21 @@ def _widen(conn: Connection) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _PIPE_BUFFER)
 
 
+def die_with_parent() -> None:
+    """Linux: end this worker if the main process dies (kill -9 included),
+    instead of lingering and holding the run's pipes open."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
 def _zygote(
     control: Connection, inherited: list[Connection], initializer: Callable[[], None] | None
 ) -> None:
@@ -680,7 +539,7 @@ def _serve(
             error = RuntimeError(f"a worker's answer cannot cross processes ({exc!r})")
             data = pickle.dumps((False, error), protocol=pickle.HIGHEST_PROTOCOL)
         conn.send_bytes(head + data)
-        if _RETIRE:
+        if limits.retiring():
             # Answered; the tasks not read yet go to a fresh worker.
             conn.send_bytes(pickle.dumps(_RETIRING))
             return

@@ -1,0 +1,76 @@
+"""The worker processes of a batch: forked (fast; nothing PKCS#11 is loaded
+yet, so no token state is ever duplicated), dying with the main process, and
+warmed up ahead of their first document. A light module on purpose.
+
+Every document gets a budget (``Limits``): address space and time per call,
+enforced inside the worker (a call over it fails as malformed, the batch
+goes on) and, as a backstop, by the pool, which ends a worker that stops
+answering. A worker that ended or was ended is replaced by one forked from a
+zygote process started with the pool, so a replacement never carries what
+the main process holds by then (the token session, the PIN)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from signkit.workers.limits import Limits, WorkerLostError, limited_call
+from signkit.workers.pool import WorkerPool, die_with_parent
+
+
+def worker_init() -> None:
+    """Process-pool initializer: Ctrl-C is the main process's; die with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+
+
+def warm(module: str, function: str) -> None:
+    """Worker task: import ``module`` and run its warm-up ``function``."""
+    import importlib
+
+    getattr(importlib.import_module(module), function)()
+
+
+_PRESTARTED: WorkerPool | None = None
+
+
+def prestart(warm_first: tuple[str, str]) -> None:
+    """Fork one worker per CPU at once and start one importing ``warm_first``
+    (module, function): the entry point calls this first thing for a command
+    that will sign, so the worker's imports (the PDF stack, ~0.6 s) run while
+    this process builds the CLI, plans, opens the token and checks the signer.
+    ``start_pool`` adopts the pool; nothing PKCS#11 exists yet, so no token
+    state is ever duplicated."""
+    global _PRESTARTED
+    if _PRESTARTED is None:
+        _PRESTARTED = WorkerPool(os.cpu_count() or 2, initializer=worker_init)
+        _PRESTARTED.warm_up(warm, *warm_first)
+
+
+def start_pool(jobs: int, *, warm_first: tuple[str, str] | None = None) -> WorkerPool:
+    """The batch's workers: ``jobs`` (0 = one per CPU), the pre-started pool if
+    it has that many, else forked now and warmed with ``warm_first`` (module,
+    function): see ``WorkerPool.warm_up``."""
+    global _PRESTARTED
+    workers = jobs or os.cpu_count() or 2
+    pool, _PRESTARTED = _PRESTARTED, None
+    if pool is not None and pool.workers == workers:
+        return pool
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+    pool = WorkerPool(workers, initializer=worker_init)
+    if warm_first is not None:
+        pool.warm_up(warm, *warm_first)
+    return pool
+
+
+__all__ = [
+    "Limits",
+    "WorkerLostError",
+    "WorkerPool",
+    "limited_call",
+    "prestart",
+    "start_pool",
+    "warm",
+    "worker_init",
+]

@@ -4,7 +4,8 @@ A preset is data: a table of option values that ``sign xml`` would otherwise
 take from the command line. Paths are tuples of element local names from the
 root (namespace-agnostic, so a layout fits documents with or without a
 default namespace). Users add their own in the config file's
-``[xml-presets.NAME]`` tables with the same keys.
+``[xml-presets.NAME]`` tables with the same keys; ``build_options`` lays
+the command line over the chosen preset.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
+
+from signkit.config import Config
+from signkit.errors import ConfigError, UsageError
+from signkit.formats.xml.options import XmlDocOptions, apply_settings
 
 BUILTIN: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
@@ -69,3 +74,51 @@ PRESET_KEYS: Mapping[str, type] = MappingProxyType(
         "data_object_format": str,
     }
 )
+
+
+def preset_settings(name: str, config: Config) -> Mapping[str, Any]:
+    """The settings of a built-in preset or of a ``[xml-presets.NAME]`` config table."""
+    user = config.section("xml-presets")
+    if name in user:
+        if name in BUILTIN:
+            raise ConfigError(
+                f"[xml-presets.{name}] would redefine a built-in preset; choose another name",
+                subject=str(config.path),
+            )
+        table = user[name]
+        unknown = sorted(set(k.replace("-", "_") for k in table) - set(PRESET_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"[xml-presets.{name}]: unknown key(s) {', '.join(unknown)}",
+                subject=str(config.path),
+                hint="keys: " + ", ".join(sorted(PRESET_KEYS)),
+            )
+        return table
+    if name in BUILTIN:
+        return BUILTIN[name]
+    known = sorted(set(BUILTIN) | set(user))
+    raise UsageError(f"unknown preset '{name}'", hint="presets: " + ", ".join(known))
+
+
+def build_options(*, preset: str | None, config: Config, given: Mapping[str, Any]) -> XmlDocOptions:
+    """Preset first, then the options given on the command line (None = not given)."""
+    opts = XmlDocOptions()
+    if preset is not None:
+        settings = preset_settings(preset, config)
+        try:
+            opts = apply_settings(opts, settings, f"preset {preset}")
+        except UsageError as exc:
+            raise ConfigError(exc.message, subject=exc.subject, hint=exc.hint) from None
+    chosen = {k: v for k, v in given.items() if v is not None and v != ()}
+    if "signature_parent" in chosen:
+        # An explicit XPath replaces the preset's path (and is never created).
+        chosen["parent_path"] = ()
+        chosen["create_parent"] = False
+    if "reference" in chosen:
+        chosen["reference_path"] = ()
+    if "id_attributes" in chosen:
+        # Registered on top of the preset's (a preset's lower-case 'id' stays).
+        chosen["id_attributes"] = tuple(
+            dict.fromkeys((*opts.id_attributes, *chosen["id_attributes"]))
+        )
+    return apply_settings(opts, chosen, "options")

@@ -83,6 +83,9 @@ def label(ref: ReferenceCheck, signature: _Element, doc: XmlDocument) -> str | N
         return "entire-document" + (" (XPath-filtered)" if filtered else "")
     if ref.type in xades.SIGNED_PROPERTIES_TYPES or xades.is_xades(el, "SignedProperties"):
         return None
+    if el.tag == ds("SignatureValue") and _inside_signature(el) and not _own(signature, el):
+        parent = next(a for a in el.iterancestors() if a.tag == ds("Signature"))
+        return f"the SignatureValue of signature #{parent.get('Id') or '?'} (counter-signature)"
     if _is_own_part(signature, el):
         return f"signature's own {_local(el)}"
     if _own(signature, el):

@@ -161,36 +161,59 @@ def canonicalize_element(element: _Element, method: Method) -> bytes:
 
 
 def _whole_document(nodes: NodeSet, method: Method) -> bytes:
-    """libxml2 on the whole document; enveloped signatures are removed from a
-    copy (taking an element out of the parsed tree and putting it back lets
-    lxml rebind its prefixes when two prefixes name one namespace).
+    """libxml2 on the whole document. Enveloped signatures are removed from a
+    copy of the root element (taking an element out of the parsed tree and
+    putting it back lets lxml rebind its prefixes when two prefixes name one
+    namespace; and a copy of the whole tree reverses the PIs and comments after
+    the root), the nodes outside the root are written from the original.
 
     A document has no orphan element, so C14N 1.1 and 1.0 agree on it."""
     import copy
 
     from lxml import etree
 
-    tree = nodes.tree
-    if nodes.excluded:
-        paths = [_index_path(e) for e in nodes.excluded]
-        tree = copy.deepcopy(tree)
-        for path in paths:
-            if path is None:
-                return b""  # the root itself is excluded: nothing is left
-            _remove_keeping_tail(_follow(tree.getroot(), path))
+    comments = method.comments and nodes.comments
     try:
-        return bytes(
-            etree.tostring(
-                tree,
-                method="c14n",
-                exclusive=method.exclusive,
-                with_comments=method.comments and nodes.comments,
-                inclusive_ns_prefixes=list(method.prefixes) or None,
-            )
-        )
+        if not nodes.excluded:
+            return _libxml2(nodes.tree, method, comments)
+        paths = [_index_path(e) for e in nodes.excluded]
+        if any(path is None for path in paths):
+            return b""  # the root itself is excluded: nothing is left
+        root = copy.deepcopy(nodes.tree.getroot())
+        for path in paths:
+            assert path is not None  # noqa: S101 - checked above
+            _remove_keeping_tail(_follow(root, path))
+        body = _libxml2(etree.ElementTree(root), method, comments)
     except etree.C14NError:
         # libxml2 refuses relative namespace URIs; the walk renders them as written.
         return _Walker(nodes, method).run()
+    walker = _Walker(NodeSet(tree=nodes.tree, comments=nodes.comments), method)
+    original = nodes.tree.getroot()
+    for before in reversed(list(original.itersiblings(preceding=True))):
+        if walker._other(before):
+            walker.out.append("\n")
+    head = "".join(walker.out).encode("utf-8")
+    walker.out.clear()
+    for after in original.itersiblings():
+        mark = len(walker.out)
+        walker.out.append("\n")
+        if not walker._other(after):
+            del walker.out[mark:]
+    return head + body + "".join(walker.out).encode("utf-8")
+
+
+def _libxml2(tree: _ElementTree, method: Method, comments: bool) -> bytes:
+    from lxml import etree
+
+    return bytes(
+        etree.tostring(
+            tree,
+            method="c14n",
+            exclusive=method.exclusive,
+            with_comments=comments,
+            inclusive_ns_prefixes=list(method.prefixes) or None,
+        )
+    )
 
 
 def _index_path(element: _Element) -> list[int] | None:

@@ -252,9 +252,9 @@ def c14n_documents(draw: st.DrawFn, depth: int = 0) -> str:
     c14n_documents(), st.sampled_from([c14n.C14N10, c14n.EXC_C14N, c14n.C14N10 + "#WithComments"])
 )
 def test_the_walk_agrees_with_libxml2_on_whole_documents(body: str, uri: str) -> None:
-    """The node-set walk (element references, XPath transforms) and libxml2 (whole
-    documents) canonicalise a document alike (subtrees are refereed by xmlsec1 in
-    tests/integration/test_xml_properties.py)."""
+    """The node-set walk (XPath transforms; the reference implementation of the
+    rules) and libxml2 (whole documents, and subtrees copied with their context)
+    canonicalise alike; xmlsec1 referees both in test_xml_properties.py."""
     data = (
         '<?pi before?><!--c--><root xmlns:p="urn:p" xmlns:q="urn:q">'
         + body
@@ -272,6 +272,11 @@ def test_the_walk_agrees_with_libxml2_on_whole_documents(body: str, uri: str) ->
     for child in doc.root:
         enveloped = c14n.NodeSet(tree=doc.tree, comments=True, excluded=(child,))
         assert c14n.canonicalize(enveloped, method) == c14n._Walker(enveloped, method).run()
+    # every element where it stands (libxml2 on a copy carrying its context, or
+    # the walk where two prefixes name one namespace)
+    for element in doc.root.iter(tag=etree.Element):
+        subtree = c14n.NodeSet(tree=doc.tree, apex=element, comments=True)
+        assert c14n.canonicalize(subtree, method) == c14n._Walker(subtree, method).run()
 
 
 def test_presets_are_data_and_validated() -> None:

@@ -16,6 +16,7 @@ on random documents by the tests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -148,8 +149,12 @@ def subtree_keys(
 
 def canonicalize(nodes: NodeSet, method: Method) -> bytes:
     """The canonical form of ``nodes`` under ``method``."""
-    if nodes.apex is None and nodes.members is None:
-        return _whole_document(nodes, method)
+    if nodes.members is None:
+        if nodes.apex is None:
+            return _whole_document(nodes, method)
+        fast = _subtree(nodes, method)
+        if fast is not None:
+            return fast
     return _Walker(nodes, method).run()
 
 
@@ -161,40 +166,37 @@ def canonicalize_element(element: _Element, method: Method) -> bytes:
 
 
 def _whole_document(nodes: NodeSet, method: Method) -> bytes:
-    """libxml2 on the whole document. Enveloped signatures are removed from a
-    copy of the root element (taking an element out of the parsed tree and
-    putting it back lets lxml rebind its prefixes when two prefixes name one
-    namespace; and a copy of the whole tree reverses the PIs and comments after
-    the root), the nodes outside the root are written from the original.
+    """libxml2 on the whole document. Enveloped signatures are left out of a copy
+    of the root element (taking an element out of the parsed tree and putting it
+    back lets lxml rebind its prefixes when two prefixes name one namespace; and
+    lxml's copy of a whole tree reverses the nodes after the root), the PIs and
+    comments around the root are written from the original.
 
     A document has no orphan element, so C14N 1.1 and 1.0 agree on it."""
-    import copy
-
     from lxml import etree
 
-    comments = method.comments and nodes.comments
-    try:
-        if not nodes.excluded:
-            return _libxml2(nodes.tree, method, comments)
-        paths = [_index_path(e) for e in nodes.excluded]
-        if any(path is None for path in paths):
-            return b""  # the root itself is excluded: nothing is left
-        root = copy.deepcopy(nodes.tree.getroot())
-        for path in paths:
-            assert path is not None  # noqa: S101 - checked above
-            _remove_keeping_tail(_follow(root, path))
-        body = _libxml2(etree.ElementTree(root), method, comments)
-    except etree.C14NError:
-        # libxml2 refuses relative namespace URIs; the walk renders them as written.
+    if not nodes.excluded:
+        try:
+            return _libxml2(nodes.tree, method, method.comments and nodes.comments)
+        except etree.C14NError:
+            # libxml2 refuses relative namespace URIs; the walk renders them as written.
+            return _Walker(nodes, method).run()
+    root = nodes.tree.getroot()
+    if any(e is root for e in nodes.excluded):
+        return b""  # the root itself is excluded: nothing is left
+    body = _subtree(
+        NodeSet(tree=nodes.tree, apex=root, comments=nodes.comments, excluded=nodes.excluded),
+        method,
+    )
+    if body is None:
         return _Walker(nodes, method).run()
     walker = _Walker(NodeSet(tree=nodes.tree, comments=nodes.comments), method)
-    original = nodes.tree.getroot()
-    for before in reversed(list(original.itersiblings(preceding=True))):
+    for before in reversed(list(root.itersiblings(preceding=True))):
         if walker._other(before):
             walker.out.append("\n")
     head = "".join(walker.out).encode("utf-8")
     walker.out.clear()
-    for after in original.itersiblings():
+    for after in root.itersiblings():
         mark = len(walker.out)
         walker.out.append("\n")
         if not walker._other(after):
@@ -202,25 +204,76 @@ def _whole_document(nodes: NodeSet, method: Method) -> bytes:
     return head + body + "".join(walker.out).encode("utf-8")
 
 
-def _libxml2(tree: _ElementTree, method: Method, comments: bool) -> bytes:
+def _subtree(nodes: NodeSet, method: Method) -> bytes | None:
+    """libxml2 on a copy of an element's subtree made the root of a document of
+    its own, carrying what the walk would render from the ancestors: every
+    namespace in scope and (inclusive C14N) the inherited xml:* attributes.
+    Excluded children are not copied; deeper excluded elements are removed from
+    the copy. None when the copy could not be exact (two prefixes bound to one
+    namespace somewhere in the subtree: lxml reconciles namespaces by URI), or
+    libxml2 refuses it."""
+    import copy
+
     from lxml import etree
 
-    return bytes(
-        etree.tostring(
-            tree,
-            method="c14n",
-            exclusive=method.exclusive,
-            with_comments=comments,
-            inclusive_ns_prefixes=list(method.prefixes) or None,
-        )
-    )
+    apex = nodes.apex
+    assert apex is not None  # noqa: S101 - callers check
+    scope = {p: u for p, u in apex.nsmap.items() if u or p is not None}
+    if not _one_prefix_per_namespace(apex):
+        return None
+    attrib = dict(apex.attrib)
+    if not method.exclusive:
+        attrib.update(_Walker(nodes, method)._inherited_xml_attributes(apex))
+    excluded = {id(e) for e in nodes.excluded}
+    try:
+        root = etree.Element(apex.tag, nsmap=scope)
+        for name, value in attrib.items():
+            root.set(name, value)
+        root.text = apex.text
+        for child in apex:
+            if id(child) not in excluded:
+                root.append(copy.deepcopy(child))
+            elif child.tail:
+                # The text after an excluded element stays where it was.
+                last = root[-1] if len(root) else None
+                if last is not None:
+                    last.tail = (last.tail or "") + child.tail
+                else:
+                    root.text = (root.text or "") + child.tail
+        for element in nodes.excluded:
+            path = _index_path_below(apex, element)
+            if path is not None and len(path) > 1:
+                _remove_keeping_tail(_follow(root, _shifted(apex, path, excluded)))
+        return _libxml2(etree.ElementTree(root), method, method.comments and nodes.comments)
+    except (etree.C14NError, ValueError):
+        return None
 
 
-def _index_path(element: _Element) -> list[int] | None:
-    """Child positions from the root down to ``element`` (None for the root)."""
+def _one_prefix_per_namespace(apex: _Element) -> bool:
+    """No element of the subtree has two prefixes for one namespace in scope
+    (lxml drops such a declaration as redundant when the copy is attached)."""
+    for el in apex.iter():
+        if isinstance(el.tag, str):
+            uris = [u for u in el.nsmap.values() if u]
+            if len(set(uris)) != len(uris):
+                return False
+    return True
+
+
+def _shifted(apex: _Element, path: list[int], excluded: set[int]) -> list[int]:
+    """``path`` in the copy, where excluded children of the apex are missing."""
+    first = path[0] - sum(1 for c in apex[: path[0]] if id(c) in excluded)
+    return [first, *path[1:]]
+
+
+def _index_path_below(top: _Element, element: _Element) -> list[int] | None:
+    """Child positions from ``top`` down to ``element`` (None: not below it)."""
     path = []
     node = element
-    while (parent := node.getparent()) is not None:
+    while node is not top:
+        parent = node.getparent()
+        if parent is None:
+            return None
         path.append(parent.index(node))
         node = parent
     return list(reversed(path)) if path else None
@@ -231,6 +284,11 @@ def _follow(root: _Element, path: list[int]) -> _Element:
     for i in path:
         node = node[i]
     return node
+
+
+def detach(element: _Element) -> None:
+    """Take ``element`` out of its (disposable) tree, the text after it left in place."""
+    _remove_keeping_tail(element)
 
 
 def _remove_keeping_tail(element: _Element) -> None:
@@ -247,13 +305,37 @@ def _remove_keeping_tail(element: _Element) -> None:
     parent.remove(element)
 
 
-def _text(value: str) -> str:
+def _libxml2(tree: _ElementTree, method: Method, comments: bool) -> bytes:
+    from lxml import etree
+
+    return bytes(
+        etree.tostring(
+            tree,
+            method="c14n",
+            exclusive=method.exclusive,
+            with_comments=comments,
+            inclusive_ns_prefixes=list(method.prefixes) or None,
+        )
+    )
+
+
+_TEXT_SPECIAL = re.compile("[&<>\r]")
+_ATTR_SPECIAL = re.compile('[&<"\t\n\r]')
+
+
+def escape_text(value: str) -> str:
+    """Character data as C14N writes it (also valid XML text anywhere)."""
+    if not _TEXT_SPECIAL.search(value):
+        return value
     return (
         value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#xD;")
     )
 
 
-def _attr(value: str) -> str:
+def escape_attribute(value: str) -> str:
+    """An attribute value as C14N writes it, to go between double quotes."""
+    if not _ATTR_SPECIAL.search(value):
+        return value
     return (
         value.replace("&", "&amp;")
         .replace("<", "&lt;")
@@ -262,6 +344,11 @@ def _attr(value: str) -> str:
         .replace("\n", "&#xA;")
         .replace("\r", "&#xD;")
     )
+
+
+def quote_attribute(value: str) -> str:
+    """``value`` as a double-quoted attribute value (what signkit writes)."""
+    return f'"{escape_attribute(value)}"'
 
 
 @dataclass
@@ -325,63 +412,73 @@ class _Walker:
     def _element(
         self, el: _Element, rendered: dict[str | None, str], *, parent_in: bool, skip: set[int]
     ) -> None:
-        inside = self.element_in(el)
+        subset = self.nodes.members is not None
+        inside = not subset or self.element_in(el)
+        out = self.out
         if inside:
-            rendered, head = self._start_tag(el, rendered, parent_in=parent_in)
-            self.out.append(head)
-        if el.text is not None and self.key_in((el, 0)):
-            self.out.append(_text(el.text))
+            qname = _qname(el)
+            rendered = self._start_tag(el, qname, rendered, parent_in=parent_in)
+        text = el.text
+        if text is not None and (not subset or self.key_in((el, 0))):
+            out.append(escape_text(text))
         for child in el:
             if id(child) not in skip:
                 if isinstance(child.tag, str):
                     self._element(child, rendered, parent_in=inside, skip=skip)
                 else:
                     self._other(child)
-            if child.tail is not None and self.key_in((child, 1)):
-                self.out.append(_text(child.tail))
+            tail = child.tail
+            if tail is not None and (not subset or self.key_in((child, 1))):
+                out.append(escape_text(tail))
         if inside:
-            self.out.append(f"</{_qname(el)}>")
+            out.append(f"</{qname}>")
 
     def _start_tag(
-        self, el: _Element, rendered: dict[str | None, str], *, parent_in: bool
-    ) -> tuple[dict[str | None, str], str]:
+        self, el: _Element, qname: str, rendered: dict[str | None, str], *, parent_in: bool
+    ) -> dict[str | None, str]:
+        """Write the start tag of ``el``; the namespaces rendered in scope after it."""
         scope = el.nsmap
-        attrs = [(name, value) for name, value in el.attrib.items() if self.key_in((el, name))]
-        if not self.method.exclusive and not parent_in:
+        method = self.method
+        attrs = list(el.attrib.items())
+        if self.nodes.members is not None:
+            attrs = [(name, value) for name, value in attrs if self.key_in((el, name))]
+        if not method.exclusive and not parent_in:
             inherited = self._inherited_xml_attributes(el)
             attrs = [(n, v) for n, v in attrs if n not in inherited] + list(inherited.items())
-        if self.method.exclusive:
+        if method.exclusive:
             used: set[str | None] = {el.prefix}
-            used.update(_prefix_of(el, name) for name, _ in attrs if name.startswith("{"))
+            used.update(_prefix_of(el, name) for name, _ in attrs if name[0] == "{")
             used.discard("xml")
-            for p in self.method.prefixes:
+            for p in method.prefixes:
                 used.add(None if p == "#default" else p)
             wanted = {p: scope.get(p, "") for p in used if p in scope or p is None}
         else:
-            wanted = dict(scope)
-            wanted.setdefault(None, "")
+            wanted = scope
+            if None not in wanted:
+                wanted = {**scope, None: ""}
         declare: dict[str | None, str] = {}
         for prefix, uri in wanted.items():
-            if prefix is None and uri == "":
-                if rendered.get(None, ""):
-                    declare[None] = ""
-            elif rendered.get(prefix) != uri:
+            if rendered.get(prefix, "" if prefix is None else None) != uri:
                 declare[prefix] = uri
+        parts = [f"<{qname}"]
         if declare:
             rendered = {**rendered, **declare}
-        parts = [f"<{_qname(el)}"]
-        for prefix in sorted(declare, key=lambda p: "" if p is None else p):
-            name = "xmlns" if prefix is None else f"xmlns:{prefix}"
-            parts.append(f' {name}="{_attr(declare[prefix])}"')
-        keyed = []
-        for name, value in attrs:
-            ns, _, local = name[1:].partition("}") if name.startswith("{") else ("", "", name)
-            keyed.append(((ns, local), name, value))
-        for (ns, local), name, value in sorted(keyed):
-            qname = f"{_prefix_of(el, name)}:{local}" if ns else local
-            parts.append(f' {qname}="{_attr(value)}"')
+            for prefix in sorted(declare, key=lambda p: "" if p is None else p):
+                name = "xmlns" if prefix is None else f"xmlns:{prefix}"
+                parts.append(f' {name}="{escape_attribute(declare[prefix])}"')
+        if attrs:
+            keyed = []
+            for name, value in attrs:
+                if name[0] == "{":
+                    ns, _, local = name[1:].partition("}")
+                    keyed.append((ns, local, f"{_prefix_of(el, name)}:{local}", value))
+                else:
+                    keyed.append(("", name, name, value))
+            keyed.sort()
+            parts += [f' {qname_}="{escape_attribute(value)}"' for _, _, qname_, value in keyed]
         parts.append(">")
-        return rendered, "".join(parts)
+        self.out.append("".join(parts))
+        return rendered
 
     def _inherited_xml_attributes(self, el: _Element) -> dict[str, str]:
         """xml:* attributes that inclusive C14N carries onto ``el`` when its parent

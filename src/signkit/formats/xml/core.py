@@ -32,6 +32,7 @@ from signkit.formats.xml.algorithms import (
 )
 from signkit.formats.xml.parse import XmlDocument
 from signkit.formats.xml.references import (
+    ENVELOPED,
     AmbiguousReferenceError,
     Context,
     SignatureFormatError,
@@ -150,12 +151,17 @@ def check_signature(
     base: Path | None,
     id_attributes: Sequence[str] = (),
     extra_certificates: Sequence[bytes] = (),
+    disposable: bool = False,
 ) -> CoreResult:
     """Core validation of ``signature`` (see the module docstring).
 
     Raises SignatureFormatError when the signature is malformed and
     UnsupportedAlgorithmError for a canonicalisation or signature method
     signkit does not implement; a failing value or digest is reported, not raised.
+
+    ``disposable``: the caller reads nothing of ``doc`` afterwards, so an
+    enveloped whole-document reference is processed last, with the signature
+    taken out of the tree itself instead of a copy of the document.
     """
     from signkit.formats.xml.references import VERIFY_ID_ATTRIBUTES
 
@@ -196,14 +202,20 @@ def check_signature(
         if der not in known
     ]
     signer = _find_signer(candidates, algorithm, value, canonical, pss)
-    references = tuple(_check_reference(r, ctx) for r in refs)
+    last = [i for i, r in enumerate(refs) if disposable and _enveloped_document(r)]
+    checks = {i: _check_reference(r, ctx) for i, r in enumerate(refs) if i not in last}
     manifests = tuple(
         check
-        for r in references
+        for r in checks.values()
         if r.target is not None and r.target.element is not None
         for m in _manifests(r.target.element, r.type)
         for check in (_check_reference(x, ctx) for x in m.iterchildren(ds("Reference")))
     )
+    if last:
+        if signature.getparent() is not None:
+            c14n.detach(signature)
+        checks.update((i, _check_reference(refs[i], ctx)) for i in last)
+    references = tuple(checks[i] for i in range(len(refs)))
     return CoreResult(
         signature=signature,
         signed_info=canonical,
@@ -218,6 +230,14 @@ def check_signature(
             for r in refs
             if (dm := r.find(ds("DigestMethod"))) is not None
         ),
+    )
+
+
+def _enveloped_document(ref: _Element) -> bool:
+    """The reference is the whole document with the enveloped-signature transform."""
+    return ref.get("URI") in ("", "#xpointer(/)") and any(
+        t.get("Algorithm") == ENVELOPED
+        for t in ref.iterfind(f"{ds('Transforms')}/{ds('Transform')}")
     )
 
 

@@ -9,10 +9,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import escape, quoteattr
 
 from signkit.errors import InputFormatError
 from signkit.formats.xml.algorithms import DIGEST_URI, DS, SIGNATURE_URI
+from signkit.formats.xml.c14n import escape_text, quote_attribute
 from signkit.formats.xml.options import C14N, XmlDocOptions
 from signkit.formats.xml.parse import XmlDocument
 from signkit.formats.xml.references import ENVELOPED
@@ -222,7 +222,7 @@ def signature_template(spec: SignatureSpec) -> str:
     sig_id = spec.signature_id
     c14n_uri = C14N[opts.c14n]
     ns_decl = f' xmlns:{p}="{DS}"' if p else f' xmlns="{DS}"'
-    parts = [f"<{_q(p, 'Signature')}{ns_decl} Id={quoteattr(sig_id)}>"]
+    parts = [f"<{_q(p, 'Signature')}{ns_decl} Id={quote_attribute(sig_id)}>"]
     parts.append(f"<{_q(p, 'SignedInfo')}>")
     parts.append(f'<{_q(p, "CanonicalizationMethod")} Algorithm="{c14n_uri}"/>')
     parts.append(
@@ -232,10 +232,10 @@ def signature_template(spec: SignatureSpec) -> str:
     for i, ref in enumerate(spec.references):
         attrs = ""
         if ref.id is not None:
-            attrs += f" Id={quoteattr(ref.id)}"
+            attrs += f" Id={quote_attribute(ref.id)}"
         if ref.type is not None:
-            attrs += f" Type={quoteattr(ref.type)}"
-        parts.append(f"<{_q(p, 'Reference')}{attrs} URI={quoteattr(ref.uri)}>")
+            attrs += f" Type={quote_attribute(ref.type)}"
+        parts.append(f"<{_q(p, 'Reference')}{attrs} URI={quote_attribute(ref.uri)}>")
         if ref.transforms:
             parts.append(f"<{_q(p, 'Transforms')}>")
             for t in ref.transforms:
@@ -249,15 +249,15 @@ def signature_template(spec: SignatureSpec) -> str:
         )
     parts.append(f"</{_q(p, 'SignedInfo')}>")
     parts.append(
-        f"<{_q(p, 'SignatureValue')} Id={quoteattr(sig_id + '-value')}>"
+        f"<{_q(p, 'SignatureValue')} Id={quote_attribute(sig_id + '-value')}>"
         f"signkit-{spec.nonce}-value</{_q(p, 'SignatureValue')}>"
     )
     parts.append(_key_info(spec))
     if opts.signing_time_object:
         parts.append(
-            f"<{_q(p, 'Object')} Id={quoteattr('SigningTime-' + sig_id)}>"
+            f"<{_q(p, 'Object')} Id={quote_attribute('SigningTime-' + sig_id)}>"
             f"<{_q(p, 'SignatureProperties')}>"
-            f"<{_q(p, 'SignatureProperty')} Target={quoteattr('#' + sig_id)}>"
+            f"<{_q(p, 'SignatureProperty')} Target={quote_attribute('#' + sig_id)}>"
             f"<{_q(p, 'SigningTime')}>{spec.signing_time_local}</{_q(p, 'SigningTime')}>"
             f"</{_q(p, 'SignatureProperty')}></{_q(p, 'SignatureProperties')}></{_q(p, 'Object')}>"
         )
@@ -279,7 +279,7 @@ def signature_template(spec: SignatureSpec) -> str:
         parts.append(f"</{_q(p, 'Object')}>")
     if spec.enveloping_marker is not None:
         parts.append(
-            f"<{_q(p, 'Object')} Id={quoteattr(sig_id + '-object')}>{spec.enveloping_marker}"
+            f"<{_q(p, 'Object')} Id={quote_attribute(sig_id + '-object')}>{spec.enveloping_marker}"
             f"</{_q(p, 'Object')}>"
         )
     parts.append(f"</{_q(p, 'Signature')}>")
@@ -293,7 +293,9 @@ def _key_info(spec: SignatureSpec) -> str:
     parts = [f"<{_q(p, 'KeyInfo')}><{_q(p, 'X509Data')}>"]
     if "subject-name" in spec.opts.key_info:
         subject = x509.load_der_x509_certificate(spec.certificate_der).subject.rfc4514_string()
-        parts.append(f"<{_q(p, 'X509SubjectName')}>{escape(subject)}</{_q(p, 'X509SubjectName')}>")
+        parts.append(
+            f"<{_q(p, 'X509SubjectName')}>{escape_text(subject)}</{_q(p, 'X509SubjectName')}>"
+        )
     if "certificate" in spec.opts.key_info or "chain" in spec.opts.key_info:
         certs = [spec.certificate_der] + (
             list(spec.chain_der) if "chain" in spec.opts.key_info else []

@@ -32,7 +32,7 @@ from signkit.formats.xml.c14n import Key, NodeSet
 from signkit.formats.xml.parse import MAX_BYTES, XmlDocument, parse
 
 if TYPE_CHECKING:
-    from lxml.etree import _Element
+    from lxml.etree import _Element, _ElementTree
 
 ENVELOPED = DS + "enveloped-signature"
 BASE64 = DS + "base64"
@@ -185,7 +185,7 @@ def transform(data: Data, transform_el: _Element, ctx: Context) -> Data:
     algorithm = transform_el.get("Algorithm")
     if algorithm == ENVELOPED:
         nodes = _as_nodes(data, ctx)
-        if nodes.tree is not ctx.doc.tree:
+        if not _within(ctx.signature, nodes.tree):
             return nodes  # the signature is not in that document
         if nodes.members is None:
             return NodeSet(
@@ -214,6 +214,14 @@ def transform(data: Data, transform_el: _Element, ctx: Context) -> Data:
     if algorithm == XSLT:
         raise UnsupportedAlgorithmError("XSLT transforms are not supported")
     raise UnsupportedAlgorithmError(f"unsupported transform {algorithm}")
+
+
+def _within(element: _Element, tree: _ElementTree) -> bool:
+    """``element`` is part of ``tree`` (an element taken out keeps its document)."""
+    top = element
+    while (parent := top.getparent()) is not None:
+        top = parent
+    return top is tree.getroot()
 
 
 def to_octets(data: Data, method: c14n.Method = c14n.INCLUSIVE) -> bytes:

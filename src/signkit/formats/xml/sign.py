@@ -16,6 +16,7 @@ Signature (and the wrappers a preset creates for it) stays as it was.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
@@ -30,6 +31,7 @@ from signkit.errors import DocumentError, InputFormatError, OutputError, Signkit
 from signkit.formats.finished import Finished
 from signkit.formats.plugin import OutputState
 from signkit.formats.xml import c14n, xades
+from signkit.formats.xml.c14n import quote_attribute
 from signkit.formats.xml.core import check_signature, ds, signatures_of
 from signkit.formats.xml.layout import (
     ReferenceSpec,
@@ -40,7 +42,7 @@ from signkit.formats.xml.layout import (
     tax_code_warning,
 )
 from signkit.formats.xml.options import C14N, TIMESTAMPED, XmlDocOptions
-from signkit.formats.xml.parse import MAX_BYTES, XmlDocument, parse, require_utf8
+from signkit.formats.xml.parse import MAX_BYTES, XML_NS, XmlDocument, parse, require_utf8
 from signkit.formats.xml.references import Context, processed, to_octets
 from signkit.formats.xml.splice import root_bytes, splice
 from signkit.fsio import open_regular
@@ -50,6 +52,7 @@ from signkit.tokens.model import SignatureScheme
 if TYPE_CHECKING:
     from lxml.etree import _Element
 
+_XML = "{" + XML_NS + "}"
 # A new temp file only: never an existing file, never through a symlink.
 _CREATE_TEMP = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -149,8 +152,14 @@ def worker_prepare(item: PrepareItem) -> Prepared:
     return prepare_bytes(item, data)
 
 
+@functools.lru_cache(maxsize=8)
+def _directory(name: str) -> Path:
+    return Path(name)
+
+
 def _base(output: str) -> Path:
-    return Path(os.path.abspath(output)).parent
+    """The directory of ``output`` (one Path per directory: a batch shares a few)."""
+    return _directory(os.path.dirname(os.path.abspath(output)))
 
 
 def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
@@ -174,7 +183,8 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
     now = datetime.now(ZoneInfo(cfg.timezone)).replace(microsecond=0)
     nonce = secrets.token_hex(8)
     sig_id = opts.signature_id or f"sig-{nonce}"
-    ids = doc.ids((*opts.id_attributes, "Id"))
+    id_names = tuple(dict.fromkeys((*opts.id_attributes, "Id")))
+    ids = doc.ids(id_names) if opts.signature_id or nonce.encode() in data else {}
     for own in (sig_id, sig_id + "-value", sig_id + "-signedprops", "SigningTime-" + sig_id):
         if own in ids:
             raise InputFormatError(
@@ -182,6 +192,7 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
                 subject=source,
                 hint="choose another --signature-id",
             )
+    ids = doc.ids(id_names) if opts.reference or opts.reference_path else ids
     xades_level = opts.level != "plain"
     data_ref_id = sig_id + "-ref0" if xades_level else None
     references: list[ReferenceSpec] = []
@@ -223,6 +234,7 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
             enveloping_marker=enveloping_marker,
         )
     ).encode("utf-8")
+    missing: list[str] = []
     if opts.form == "enveloped":
         parent, missing = find_parent(doc, opts)
         out = splice(doc, data, parent, missing, template)
@@ -232,22 +244,32 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
             if enveloping_marker is not None
             else template
         )
-    # Everything below works on the parse of the output itself, with the
-    # reference processing verify uses: the digests and the canonical
-    # SignedInfo are those any verifier computes.
-    out_doc = parse(out, source)
-    signature = _find_signature(out_doc, sig_id)
+    # Below, the reference processing and canonicaliser verify uses: the digests
+    # and the canonical SignedInfo are those any verifier computes, on the parse
+    # of the output; finish checks them again on the bytes written. An
+    # enveloped signature that created no wrapper element leaves the rest of
+    # the document as it was: its data reference is processed on the input's
+    # parse (the same node-set, without the signature to take out), and the
+    # Signature is parsed alone under an element that carries what its place
+    # gives it (the namespaces in scope, the ancestors' xml:* attributes).
+    base = _base(item.output)
+    if opts.form == "enveloped" and not missing:
+        sig_doc = parse(_in_place(parent, template), source)
+        data_doc = doc
+    else:
+        sig_doc = parse(out, source)
+        data_doc = sig_doc
+    signature = _find_signature(sig_doc, sig_id)
     signed_info = signature.find(ds("SignedInfo"))
-    ctx = Context(
-        doc=out_doc,
-        signature=signature,
-        base=_base(item.output),
-        id_attributes=tuple(dict.fromkeys((*opts.id_attributes, "Id"))),
-    )
+    ctx = Context(doc=sig_doc, signature=signature, base=base, id_attributes=id_names)
     if detached is not None:
         ctx.provide(detached, data)
+    data_ctx = ctx
+    if data_doc is not sig_doc:
+        data_ctx = Context(doc=data_doc, signature=signature, base=base, id_attributes=id_names)
     for i, ref in enumerate(signed_info.iterchildren(ds("Reference"))):
-        value = _b64(hashlib.new(cfg.digest_algorithm, to_octets(processed(ref, ctx))).digest())
+        octets = to_octets(processed(ref, data_ctx if i == 0 else ctx))
+        value = _b64(hashlib.new(cfg.digest_algorithm, octets).digest())
         ref.find(ds("DigestValue")).text = value
         marker = f">signkit-{nonce}-d{i}<".encode()
         if out.count(marker) != 1:
@@ -257,8 +279,10 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
     assert method is not None  # noqa: S101 - the options allow only known methods
     to_sign = c14n.canonicalize_element(signed_info, method)
     value_marker = f"signkit-{nonce}-value".encode()
-    sv = c14n.canonicalize_element(signature.find(ds("SignatureValue")), method)
-    sv_head, _, sv_tail = sv.partition(value_marker)
+    sv_head = sv_tail = b""
+    if opts.level in TIMESTAMPED:
+        sv = c14n.canonicalize_element(signature.find(ds("SignatureValue")), method)
+        sv_head, _, sv_tail = sv.partition(value_marker)
     head, found, rest = out.partition(b">" + value_marker + b"<")
     if not found or value_marker in rest:
         raise DocumentError("the document contains signkit's placeholder text", subject=source)
@@ -287,6 +311,24 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
         warnings=(warning,) if warning else (),
         size_before=len(data),
     )
+
+
+def _in_place(parent: _Element, template: bytes) -> bytes:
+    """``template`` inside an element that gives it what ``parent`` gives it in
+    the document: every namespace in scope and the nearest xml:* attributes."""
+    attrs = [
+        f" xmlns={quote_attribute(uri)}"
+        if prefix is None
+        else f" xmlns:{prefix}={quote_attribute(uri)}"
+        for prefix, uri in parent.nsmap.items()
+    ]
+    inherited: dict[str, str] = {}
+    for element in (parent, *parent.iterancestors()):
+        for name, value in element.attrib.items():
+            if name.startswith(_XML) and name not in inherited:
+                inherited[name] = value
+    attrs += [f" xml:{name[len(_XML) :]}={quote_attribute(v)}" for name, v in inherited.items()]
+    return f"<signkit-context{''.join(attrs)}>".encode() + template + b"</signkit-context>"
 
 
 def _b64(data: bytes) -> str:
@@ -405,7 +447,10 @@ def check_output(
     for signature in signatures_of(doc):
         if signature_id is not None and signature.get("Id") != signature_id:
             continue
-        problem, detached_only = _check_one(doc, signature, base, id_attributes, signer_sha256)
+        # One named signature: the parse is ours alone, checked once.
+        problem, detached_only = _check_one(
+            doc, signature, base, id_attributes, signer_sha256, disposable=signature_id is not None
+        )
         if problem is None:
             return OutputCheck(None)
         problems.append(problem)
@@ -421,10 +466,25 @@ def _check_one(
     base: Path,
     id_attributes: Sequence[str],
     signer_sha256: str,
+    *,
+    disposable: bool = False,
 ) -> tuple[str | None, bool]:
-    """(why the signature does not hold, or None; whether only detached data changed)."""
+    """(why the signature does not hold, or None; whether only detached data changed).
+
+    With ``disposable``, nothing of ``doc`` is read after: the time-stamps are
+    checked first, the core validation may take the signature out of the tree."""
+    props = xades.signed_properties(signature)
+    if props is not None:
+        ctx = Context(doc=doc, signature=signature, base=base, id_attributes=tuple(id_attributes))
+        for stamp in xades.stamps(signature, ctx):
+            if stamp.message is None or not all(
+                xades.covers(t, stamp.message) for t in stamp.tokens
+            ):
+                return f"the XAdES {stamp.kind} does not cover the signature", False
     try:
-        core = check_signature(doc, signature, base=base, id_attributes=id_attributes)
+        core = check_signature(
+            doc, signature, base=base, id_attributes=id_attributes, disposable=disposable
+        )
     except SignkitError as exc:
         return exc.message, False
     cert = core.signer.certificate if core.signer is not None else None
@@ -439,17 +499,10 @@ def _check_one(
         first = bad[0]
         reason = first.problem.message if first.problem else "does not match its digest"
         return f"reference {first.uri or '(document)'}: {reason}", external
-    props = xades.signed_properties(signature)
     if props is not None:
         digests = xades.signing_certificates(props)
         if not digests or not xades.names_certificate(digests, cert):
             return "the XAdES SigningCertificateV2 does not name the signer", False
-        ctx = Context(doc=doc, signature=signature, base=base, id_attributes=tuple(id_attributes))
-        for stamp in xades.stamps(signature, ctx):
-            if stamp.message is None or not all(
-                xades.covers(t, stamp.message) for t in stamp.tokens
-            ):
-                return f"the XAdES {stamp.kind} does not cover the signature", False
     return None, False
 
 

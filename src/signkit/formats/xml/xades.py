@@ -17,11 +17,11 @@ import binascii
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import escape, quoteattr
 
 from signkit.errors import DocumentError
 from signkit.formats.xml import c14n
 from signkit.formats.xml.algorithms import DIGEST_URI, digest, digest_name
+from signkit.formats.xml.c14n import escape_text, quote_attribute
 from signkit.formats.xml.core import ds
 from signkit.formats.xml.references import (
     Context,
@@ -403,8 +403,8 @@ def signed_properties_xml(spec: SignedPropertiesSpec) -> str:
     ).dump()
     cert_digest = digest(spec.digest_algorithm, spec.certificate_der)
     out = [
-        f'<xades:QualifyingProperties xmlns:xades="{XADES}" Target={quoteattr("#" + sid)}>',
-        f"<xades:SignedProperties Id={quoteattr(sid + '-signedprops')}>",
+        f'<xades:QualifyingProperties xmlns:xades="{XADES}" Target={quote_attribute("#" + sid)}>',
+        f"<xades:SignedProperties Id={quote_attribute(sid + '-signedprops')}>",
         "<xades:SignedSignatureProperties>",
         f"<xades:SigningTime>{spec.signing_time}</xades:SigningTime>",
         "<xades:SigningCertificateV2><xades:Cert><xades:CertDigest>",
@@ -417,15 +417,15 @@ def signed_properties_xml(spec: SignedPropertiesSpec) -> str:
     if spec.signer_role:
         out.append(
             "<xades:SignerRoleV2><xades:ClaimedRoles><xades:ClaimedRole>"
-            f"{escape(spec.signer_role)}"
+            f"{escape_text(spec.signer_role)}"
             "</xades:ClaimedRole></xades:ClaimedRoles></xades:SignerRoleV2>"
         )
     out.append("</xades:SignedSignatureProperties>")
     if spec.data_object_format:
         out.append(
             "<xades:SignedDataObjectProperties>"
-            f"<xades:DataObjectFormat ObjectReference={quoteattr('#' + sid + '-ref0')}>"
-            f"<xades:MimeType>{escape(spec.data_object_format)}</xades:MimeType>"
+            f"<xades:DataObjectFormat ObjectReference={quote_attribute('#' + sid + '-ref0')}>"
+            f"<xades:MimeType>{escape_text(spec.data_object_format)}</xades:MimeType>"
             "</xades:DataObjectFormat></xades:SignedDataObjectProperties>"
         )
     out.append("</xades:SignedProperties></xades:QualifyingProperties>")
@@ -447,21 +447,21 @@ def unsigned_properties_xml(
     p = ds_prefix
     sid = signature_id
     parts = [
-        f"<xades:SignatureTimeStamp Id={quoteattr(f'{sid}-ts{i}')}>"
+        f"<xades:SignatureTimeStamp Id={quote_attribute(f'{sid}-ts{i}')}>"
         f'<{_q(p, "CanonicalizationMethod")} Algorithm="{c14n_uri}"/>'
         f"<xades:EncapsulatedTimeStamp>{_b64(t)}</xades:EncapsulatedTimeStamp>"
         "</xades:SignatureTimeStamp>"
         for i, t in enumerate(tokens)
     ]
     if certs:
-        parts.append(f"<xades:CertificateValues Id={quoteattr(sid + '-certs')}>")
+        parts.append(f"<xades:CertificateValues Id={quote_attribute(sid + '-certs')}>")
         parts += [
             f"<xades:EncapsulatedX509Certificate>{_b64(c)}</xades:EncapsulatedX509Certificate>"
             for c in certs
         ]
         parts.append("</xades:CertificateValues>")
     if ocsps or crls:
-        parts.append(f"<xades:RevocationValues Id={quoteattr(sid + '-revocation')}>")
+        parts.append(f"<xades:RevocationValues Id={quote_attribute(sid + '-revocation')}>")
         if crls:
             parts.append("<xades:CRLValues>")
             parts += [

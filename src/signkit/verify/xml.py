@@ -22,15 +22,17 @@ two cannot disagree. This module turns what the core established into EN
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from signkit.errors import InputError
 from signkit.formats.xml import coverage, xades
 from signkit.formats.xml.algorithms import DIGESTS, SIGNATURES
 from signkit.formats.xml.core import (
     CoreResult,
+    KeyCandidate,
     ReferenceCheck,
     check_signature,
     signatures_of,
@@ -54,7 +56,20 @@ from signkit.verify.verdict import (
 )
 
 if TYPE_CHECKING:
+    from asn1crypto import cms
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
     from lxml.etree import _Element
+    from pyhanko_certvalidator import ValidationContext
+
+
+class _Details(TypedDict):
+    """The signer's part of a verdict."""
+
+    signer_subject: NotRequired[str]
+    signer_issuer: NotRequired[str]
+    signer_serial: NotRequired[str]
+    signer_sha256: NotRequired[str]
+    weak_algorithms: list[str]
 
 
 def preload() -> None:
@@ -135,7 +150,7 @@ def _verify_one(
             intact=None,
             signature_valid=False,
             detail="the signature value does not verify with any key the signature carries",
-            **(_signer_details(first, core) if first else {}),
+            **(_signer_details(first, core) if first else _Details(weak_algorithms=[])),
         )
     found = _Findings()
     ctx = Context(doc=doc, signature=signature, base=base)
@@ -338,7 +353,7 @@ def _signing_certificate(
     return None
 
 
-def _same_key(candidate: Any, core: CoreResult) -> bool:
+def _same_key(candidate: KeyCandidate, core: CoreResult) -> bool:
     from cryptography.hazmat.primitives import serialization
 
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -428,7 +443,12 @@ def _token_time(token: bytes, message: bytes, policy: VerifyPolicy, found: _Find
     return None
 
 
-async def _validate_token(signed: Any, context: Any, imprint: Any, backend: Any) -> Any:
+async def _validate_token(
+    signed: cms.SignedData,
+    context: ValidationContext,
+    imprint: Callable[[str], bytes],
+    backend: Any,  # pyHanko's fetcher backend (its close() is untyped)
+) -> Any:  # pyHanko's status dictionary
     from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 
     try:
@@ -471,7 +491,7 @@ def _readable(der: bytes) -> bool:
     return True
 
 
-def _signer_details(der: bytes, core: CoreResult) -> dict[str, Any]:
+def _signer_details(der: bytes, core: CoreResult) -> _Details:
     from cryptography import x509
 
     cert = x509.load_der_x509_certificate(der)
@@ -484,12 +504,12 @@ def _signer_details(der: bytes, core: CoreResult) -> dict[str, Any]:
     }
 
 
-def _key_details(core: CoreResult) -> dict[str, Any]:
+def _key_details(core: CoreResult) -> _Details:
     assert core.signer is not None  # noqa: S101 - callers check
     return {"weak_algorithms": _weak(core, core.signer.key)}
 
 
-def _weak(core: CoreResult, key: Any) -> list[str]:
+def _weak(core: CoreResult, key: PublicKeyTypes) -> list[str]:
     from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
     algo = SIGNATURES[core.method_uri]

@@ -7,6 +7,7 @@ By stage:
 - ``references``: dereferencing and transforms of a Reference;
 - ``algorithms``: algorithm identifiers, digests, signature values;
 - ``core``: core validation of one ds:Signature (value, references, manifests);
+- ``coverage``: what a signature covers, by position and namespace, and wrapping;
 - ``xades``: XAdES properties, written and read, and time-stamp inputs;
 - ``options``, ``presets``: what ``sign xml`` is told, and the built-in layouts;
 - ``layout``, ``splice``: where a signature goes and how it enters the bytes;

@@ -71,7 +71,7 @@ _TUPLE_FIELDS = frozenset(
 )
 
 
-def apply_settings(base: XmlDocOptions, values: Mapping[str, Any], source: str) -> XmlDocOptions:
+def apply_settings(base: XmlDocOptions, values: Mapping[str, object], source: str) -> XmlDocOptions:
     """``base`` with ``values`` (a preset table or manifest row) applied and checked."""
     known = {f.name for f in fields(XmlDocOptions)}
     changes: dict[str, Any] = {}

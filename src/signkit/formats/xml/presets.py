@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
 from signkit.config import Config
 from signkit.errors import ConfigError, UsageError
 from signkit.formats.xml.options import XmlDocOptions, apply_settings
 
-BUILTIN: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+BUILTIN: Mapping[str, Mapping[str, object]] = MappingProxyType(
     {
         # Decree 123/2020, Circular 78/2021: the seller signs DLHDon; the
         # signature and a SigningTime object sit in HDon/DSCKS/NBan.
@@ -76,7 +75,7 @@ PRESET_KEYS: Mapping[str, type] = MappingProxyType(
 )
 
 
-def preset_settings(name: str, config: Config) -> Mapping[str, Any]:
+def preset_settings(name: str, config: Config) -> Mapping[str, object]:
     """The settings of a built-in preset or of a ``[xml-presets.NAME]`` config table."""
     user = config.section("xml-presets")
     if name in user:
@@ -100,7 +99,9 @@ def preset_settings(name: str, config: Config) -> Mapping[str, Any]:
     raise UsageError(f"unknown preset '{name}'", hint="presets: " + ", ".join(known))
 
 
-def build_options(*, preset: str | None, config: Config, given: Mapping[str, Any]) -> XmlDocOptions:
+def build_options(
+    *, preset: str | None, config: Config, given: Mapping[str, object]
+) -> XmlDocOptions:
     """Preset first, then the options given on the command line (None = not given)."""
     opts = XmlDocOptions()
     if preset is not None:
@@ -116,9 +117,8 @@ def build_options(*, preset: str | None, config: Config, given: Mapping[str, Any
         chosen["create_parent"] = False
     if "reference" in chosen:
         chosen["reference_path"] = ()
-    if "id_attributes" in chosen:
+    given_ids = chosen.get("id_attributes")
+    if isinstance(given_ids, (tuple, list)):
         # Registered on top of the preset's (a preset's lower-case 'id' stays).
-        chosen["id_attributes"] = tuple(
-            dict.fromkeys((*opts.id_attributes, *chosen["id_attributes"]))
-        )
+        chosen["id_attributes"] = tuple(dict.fromkeys((*opts.id_attributes, *given_ids)))
     return apply_settings(opts, chosen, "options")

@@ -354,12 +354,16 @@ def _signing_certificate(
 
 
 def _same_key(candidate: KeyCandidate, core: CoreResult) -> bool:
+    try:
+        key = candidate.key
+    except SignatureFormatError:
+        return False  # an unreadable certificate names no key
     from cryptography.hazmat.primitives import serialization
 
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     der = serialization.Encoding.DER
     assert core.signer is not None  # noqa: S101 - callers check
-    return bool(candidate.key.public_bytes(der, spki) == core.signer.key.public_bytes(der, spki))
+    return bool(key.public_bytes(der, spki) == core.signer.key.public_bytes(der, spki))
 
 
 def _stamps(

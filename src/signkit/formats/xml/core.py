@@ -88,16 +88,30 @@ class ReferenceCheck:
     """Why the digest could not be computed (not found, ambiguous, malformed, unsupported)."""
 
 
-@dataclass(frozen=True, eq=False)
 class KeyCandidate:
-    """A public key the signature may have been made with."""
+    """A public key the signature may have been made with (a certificate's key
+    is read when first asked for: most signatures verify with the first one)."""
 
-    key: PublicKeyTypes
-    """The key."""
-    certificate: bytes | None
-    """Its certificate (DER), when one is known."""
-    source: str
-    """Where it came from (X509Data, KeyValue, DEREncodedKeyValue, CertificateValues)."""
+    def __init__(self, key: PublicKeyTypes | None, certificate: bytes | None, source: str) -> None:
+        self._key = key
+        self.certificate = certificate
+        """Its certificate (DER), when one is known."""
+        self.source = source
+        """Where it came from (X509Data, KeyValue, DEREncodedKeyValue, CertificateValues)."""
+
+    @property
+    def key(self) -> PublicKeyTypes:
+        """The key (SignatureFormatError for an unreadable certificate)."""
+        if self._key is None:
+            from cryptography import x509
+
+            assert self.certificate is not None  # noqa: S101 - a key or a certificate
+            try:
+                self._key = x509.load_der_x509_certificate(self.certificate).public_key()
+            except ValueError:
+                source = self.source
+                raise SignatureFormatError(f"an unreadable certificate in {source}") from None
+        return self._key
 
 
 @dataclass(frozen=True, eq=False)
@@ -305,12 +319,7 @@ def _same_key(a: PublicKeyTypes, b: PublicKeyTypes) -> bool:
 
 
 def _certificate_candidate(der: bytes, source: str) -> KeyCandidate:
-    from cryptography import x509
-
-    try:
-        return KeyCandidate(x509.load_der_x509_certificate(der).public_key(), der, source)
-    except ValueError:
-        raise SignatureFormatError(f"an unreadable certificate in {source}") from None
+    return KeyCandidate(None, der, source)
 
 
 def _keys(

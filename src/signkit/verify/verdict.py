@@ -64,6 +64,9 @@ class SubIndication(StrEnum):
     GENERIC = "GENERIC"
     MODIFIED_AFTER_SIGNING = "MODIFIED_AFTER_SIGNING"
     WRAPPED_SIGNED_ELEMENT = "WRAPPED_SIGNED_ELEMENT"
+    TIMESTAMP_MISMATCH = "TIMESTAMP_MISMATCH"
+    """signkit's name for a time-stamp inside a signature that does not cover what
+    it claims to (copied from another signature, or forged): FAILED."""
 
 
 # pyHanko names one sub-indication NOT_YET_VALID under both FAILED and
@@ -120,6 +123,9 @@ _SENTENCES: dict[SubIndication, str] = {
     ),
     SubIndication.WRAPPED_SIGNED_ELEMENT: (
         "The signed element is not the one the document presents (signature wrapping)."
+    ),
+    SubIndication.TIMESTAMP_MISMATCH: (
+        "A time-stamp in the signature does not cover it (copied from elsewhere or forged)."
     ),
 }
 

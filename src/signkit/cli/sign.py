@@ -684,7 +684,8 @@ def sign_xml(
     """Sign XML documents (XMLDSig, XAdES B-B/B-T/B-LT), one token session for the whole batch.
 
     The document's bytes are kept as they are: the Signature is inserted,
-    nothing is reformatted. DTDs are refused; entities are never expanded.
+    nothing is reformatted. A DTD may only declare ID attributes; entities
+    are never expanded, nothing is fetched.
 
     \b
     Examples:

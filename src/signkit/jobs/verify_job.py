@@ -144,7 +144,7 @@ def quiet_libraries() -> None:
     """pyHanko logs validation failures with tracebacks; the verdicts already say it."""
     import logging
 
-    for name in ("pyhanko", "pyhanko_certvalidator", "signxml"):
+    for name in ("pyhanko", "pyhanko_certvalidator"):
         logger = logging.getLogger(name)
         logger.addHandler(logging.NullHandler())
         logger.propagate = False

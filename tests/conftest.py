@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support.fonts import LIBERATION, font_root
+from support.fonts import LIBERATION, LIBERATION_ITALIC, font_root
 from support.infra import (
     OpenCryptoki,
     PkiServices,
@@ -25,9 +25,12 @@ IMPLEMENTATIONS = ("softhsm", "opencryptoki")
 
 @pytest.fixture(scope="session", autouse=True)
 def only_liberation_serif(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Every signkit the tests start finds Liberation Serif and no other serif
-    font, whatever the host has installed (SIGNKIT_FONT_ROOT)."""
-    root = font_root(tmp_path_factory.mktemp("fonts"), {LIBERATION: LIBERATION})
+    """Every signkit the tests start finds Liberation Serif (and its italic) and
+    no other serif font, whatever the host has installed (SIGNKIT_FONT_ROOT)."""
+    root = font_root(
+        tmp_path_factory.mktemp("fonts"),
+        {LIBERATION: LIBERATION, LIBERATION_ITALIC: LIBERATION_ITALIC},
+    )
     before = os.environ.get("SIGNKIT_FONT_ROOT")
     os.environ["SIGNKIT_FONT_ROOT"] = str(root)
     yield root

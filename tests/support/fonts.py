@@ -13,6 +13,7 @@ from pathlib import Path
 from support.infra import InfraError
 
 LIBERATION = "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf"
+LIBERATION_ITALIC = "/usr/share/fonts/truetype/liberation2/LiberationSerif-Italic.ttf"
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
 TIMES = "/usr/share/fonts/truetype/msttcorefonts/Times_New_Roman.ttf"
 

@@ -16,3 +16,15 @@ def test_sample_documents_regenerate_byte_for_byte() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_decree30_documents_regenerate_byte_for_byte() -> None:
+    """The reportlab and fpdf2 decisions in fixtures/nd30/ (the LibreOffice ones
+    and the scan are made at test time: see fixtures/make_nd30_docs.py)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "fixtures" / "make_nd30_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr

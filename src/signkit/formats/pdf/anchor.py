@@ -150,38 +150,61 @@ def _even(_ch: str) -> float:
     return 1.0
 
 
-def _line_text(
+def _line_chars(
     line: list[tuple[float, float, float, float, str]], advance: Advance
-) -> tuple[str, list[tuple[float, float]]]:
-    """The line's text and each character's (x start, x end): pdftotext gives
-    word boxes only, so a word's width is shared out by the glyphs' advances."""
+) -> tuple[str, list[tuple[float, float]], list[int]]:
+    """The line's text, each character's (x start, x end) and the index (in
+    the line, left to right) of the word it belongs to (-1 for the space put
+    between words): pdftotext gives word boxes only, so a word's width is
+    shared out by the glyphs' advances."""
     text = ""
     xs: list[tuple[float, float]] = []
-    for x0, _y0, x1, _y1, w in sorted(line, key=lambda w: w[0]):
+    owners: list[int] = []
+    for n, (x0, _y0, x1, _y1, w) in enumerate(sorted(line, key=lambda w: w[0])):
         if text:
             text += " "
             xs.append((x0, x0))
+            owners.append(-1)
         widths = [advance(ch) for ch in w]
         total = sum(widths) or 1.0
         x = x0
         for width in widths:
             step = (x1 - x0) * width / total
             xs.append((x, x + step))
+            owners.append(n)
             x += step
         text += w
+    return text, xs, owners
+
+
+def _line_text(
+    line: list[tuple[float, float, float, float, str]], advance: Advance
+) -> tuple[str, list[tuple[float, float]]]:
+    text, xs, _owners = _line_chars(line, advance)
     return text, xs
+
+
+def _fold(text: str) -> str:
+    """Lower case, character for character (so positions still line up)."""
+    return "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
 
 
 def find_on_page(
     words: list[tuple[float, float, float, float, str]],
     anchor: str,
     advance: Advance = _even,
+    *,
+    ignore_case: bool = False,
 ) -> list[tuple[float, float, float, float]]:
     """Boxes (left, top, right, bottom) of every occurrence, in reading order."""
     found = []
     needle = _nfc(anchor).strip()
+    if ignore_case:
+        needle = _fold(needle)
     for line in _lines(words):
         text, xs = _line_text(line, advance)
+        if ignore_case:
+            text = _fold(text)
         top = min(w[1] for w in line)
         bottom = max(w[3] for w in line)
         start = text.find(needle)
@@ -192,29 +215,53 @@ def find_on_page(
     return found
 
 
+# What a printed blank is drawn with, besides white space: dot leaders,
+# underscores, ellipses.
+BLANK_MARKS = frozenset(".…_·")
+
+
 @dataclass(frozen=True)
 class Slot:
     """The blank after a label on a line ("Số: ____"), in display points."""
 
     label: str
     left: float
+    """Where the label ends."""
     right: float | None
-    """None when the label ends the line."""
+    """Where the text after the blank begins; None when the blank ends the line."""
     filled: bool
-    """Something other than a blank follows (e.g. a printed year)."""
+    """A number already stands in the blank (e.g. a printed year)."""
+
+
+@dataclass(frozen=True)
+class SlotLine:
+    """A printed line holding every label, with its blanks."""
+
+    slots: list[Slot]
+    top: float
+    bottom: float
+    words: list[tuple[float, float, float, float, str]]
+    """The words the labels and the text after each blank belong to (the
+    line's font and size are judged on these)."""
 
 
 def find_slots(
     words: list[tuple[float, float, float, float, str]],
     labels: list[str],
     advance: Advance = _even,
-) -> tuple[list[Slot], float, float] | None:
-    """The blanks after each label on the first line holding all labels in order,
-    with the line's top and bottom."""
+) -> SlotLine | None:
+    """The blanks after each label on the first line holding all labels in
+    order with none of the blanks filled in (else the first such line, filled).
+
+    A blank is the white space, dots, underscores or tab gap after a label, up
+    to the next printed character; it is filled when that character is a digit."""
     wanted = [_nfc(label) for label in labels]
+    first_filled: SlotLine | None = None
     for line in _lines(words):
-        text, xs = _line_text(line, advance)
+        ordered = sorted(line, key=lambda w: w[0])
+        text, xs, owners = _line_chars(line, advance)
         slots: list[Slot] = []
+        touched: set[int] = set()
         pos = 0
         for label in wanted:
             start = text.find(label, pos)
@@ -222,15 +269,29 @@ def find_slots(
                 break
             end = start + len(label)
             nxt = end
-            while nxt < len(text) and text[nxt].isspace():
+            while nxt < len(text) and (text[nxt].isspace() or text[nxt] in BLANK_MARKS):
                 nxt += 1
             right = xs[nxt][0] if nxt < len(text) else None
-            filled = nxt < len(text) and nxt - end <= 1 and text[nxt].isalnum()
+            filled = nxt < len(text) and text[nxt].isdigit()
             slots.append(Slot(label, xs[end - 1][1], right, filled))
+            touched.update(o for o in owners[start:end] if o >= 0)
+            if nxt < len(text) and owners[nxt] >= 0:
+                touched.add(owners[nxt])
             pos = nxt
-        if len(slots) == len(wanted):
-            return slots, min(w[1] for w in line), max(w[3] for w in line)
-    return None
+        if len(slots) != len(wanted):
+            continue
+        found = SlotLine(
+            slots=slots,
+            top=min(w[1] for w in line),
+            bottom=max(w[3] for w in line),
+            words=[ordered[i] for i in sorted(touched)],
+        )
+        # a line whose last blank holds a printed year ("năm 2026") is not filled in
+        if not any(s.filled for s in slots[: max(1, len(slots) - 1)]):
+            return found
+        if first_filled is None:
+            first_filled = found
+    return first_filled
 
 
 def looks_legacy(words: list[tuple[float, float, float, float, str]]) -> bool:
@@ -251,12 +312,16 @@ def locate(
     occurrence: int | None,
     password: str | None,
     advance: Advance = _even,
+    ignore_case: bool = False,
 ) -> tuple[int, Match]:
     """(1-based page, match) of the anchor: the last occurrence unless told which."""
     legacy_pages = []
+    blank_pages = []
     for page in pages:
         width, height, words = page_words(path, page, password)
-        boxes = find_on_page(words, anchor, advance)
+        if not words:
+            blank_pages.append(page)
+        boxes = find_on_page(words, anchor, advance, ignore_case=ignore_case)
         if boxes:
             if occurrence is None:
                 box = boxes[-1]
@@ -279,8 +344,19 @@ def locate(
             subject=path,
             hint="place the signature with --rect, or convert the document to Unicode",
         )
+    if blank_pages == pages:
+        raise InputFormatError(
+            f"anchor text {anchor!r} not found: {_no_text(pages)}",
+            subject=path,
+            hint="place the signature with --rect",
+        )
     where = f"page {pages[0]}" if len(pages) == 1 else "any page"
     raise InputFormatError(f"anchor text {anchor!r} not found on {where}", subject=path)
+
+
+def _no_text(pages: list[int]) -> str:
+    which = f"page {pages[0]}" if len(pages) == 1 else f"pages {min(pages)}-{max(pages)}"
+    return f"{which} has no text to search (a scanned image?)"
 
 
 def box_for(

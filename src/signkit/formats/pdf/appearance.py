@@ -225,8 +225,8 @@ class _RotatedStyle:
 def slots_style(
     *, slots: list[tuple[float, str]], font_path: str, font_size: float, baseline: float
 ) -> Any:
-    """A stamp that writes short texts centred at given x positions of its box,
-    on the printed line's baseline (``baseline`` points above the box's bottom):
+    """A stamp that writes short texts from given x positions of its box, on
+    the printed line's baseline (``baseline`` points above the box's bottom):
     the number after "Số:", the day and month in "ngày … tháng … năm"."""
     from dataclasses import dataclass as _dataclass
 
@@ -236,7 +236,10 @@ def slots_style(
 
     from signkit.fonts import ScaledGlyphAccumulatorFactory
 
-    size = round(font_size)
+    # pyHanko writes whole-point sizes (%d Tf): a printed line of 13.5 pt gets
+    # 14 pt text scaled by 13.5/14
+    size = max(1, round(font_size))
+    scale = font_size / size
     box_style = TextBoxStyle(
         font=ScaledGlyphAccumulatorFactory(font_path, font_size=size),
         font_size=size,
@@ -252,7 +255,7 @@ def slots_style(
     class SlotsStamp(BaseStamp):
         def _render_inner_content(self) -> list[bytes]:
             commands: list[bytes] = []
-            for n, (centre, text) in enumerate(slots):
+            for n, (x, text) in enumerate(slots):
                 # one font resource per text box: a shared name would let the
                 # second subset replace the first one's glyphs
                 box = TextBox(
@@ -265,8 +268,9 @@ def slots_style(
                 box.content = text
                 ops = box.render()
                 # pyHanko puts a one-line box's baseline at its bottom
-                x = centre - box.box.width / 2
-                commands.append(b"q 1 0 0 1 %g %g cm " % (x, baseline) + ops + b" Q")
+                commands.append(
+                    b"q %g 0 0 %g %g %g cm " % (scale, scale, x, baseline) + ops + b" Q"
+                )
             return commands
 
     @_dataclass(frozen=True)

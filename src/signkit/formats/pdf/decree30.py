@@ -10,14 +10,18 @@ if TYPE_CHECKING:
     from signkit.formats.pdf.options import PdfDocOptions
     from signkit.formats.pdf.prepare import PdfBatchConfig
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from signkit.errors import (
     DocumentError,
 )
 from signkit.formats.pdf.anchor import (
+    BLANK_MARKS,
+    Advance,
     find_slots,
     font_advance,
     page_words,
@@ -28,54 +32,206 @@ from signkit.formats.pdf.appearance import (
 from signkit.formats.pdf.presets import get_preset
 
 
+@dataclass(frozen=True)
+class SlotLayout:
+    """Text written into printed blanks: the box (mm from the page's
+    bottom-left), each text at its x offset in the box, the font and size of
+    the printed line, and the baseline (points above the box's bottom)."""
+
+    rect_mm: tuple[float, float, float, float]
+    texts: list[tuple[float, str]]
+    font_path: str
+    size: float
+    baseline: float
+
+
 def slot_layout(
-    source: str, index: int, opts: PdfDocOptions, cfg: PdfBatchConfig, now: datetime
-) -> tuple[tuple[float, float, float, float], list[tuple[float, str]], float, float]:
-    """Box (mm from the page's bottom-left), texts at x offsets, font size and
-    baseline for text written into the blanks after printed labels ("Số:", "ngày")."""
+    source: str,
+    index: int,
+    opts: PdfDocOptions,
+    cfg: PdfBatchConfig,
+    now: datetime,
+    reader: Any = None,
+) -> SlotLayout:
+    """Where the number ("Số: ___/QĐ-UBND") or the date ("ngày ___ tháng ___
+    năm") goes: in the printed blanks, in the line's own font (upright or
+    italic) and size, on its baseline; the number right-aligned against what
+    follows its blank (so it reads "101/QĐ-UBND"), the day and month centred
+    in theirs. Refused when a blank is filled in or too narrow for the text."""
     preset = get_preset(opts.preset or "")
-    advance = font_advance(cfg.font_path)
+    regular = font_advance(cfg.font_path)
     _width, height, words = page_words(source, index + 1, cfg.password)
-    found = find_slots(words, list(preset.slot_labels), advance)
     labels = " … ".join(preset.slot_labels)
+    if not words:
+        raise DocumentError(
+            f"'{labels}' not found: page {index + 1} has no text (a scanned image?)",
+            subject=source,
+        )
+    found = find_slots(words, list(preset.slot_labels), regular)
     if found is None:
         raise DocumentError(f"'{labels}' not found on page {index + 1}", subject=source)
-    slots, top, bottom = found
-    # The size of the line's own text (word boxes span about 1.04 em here).
-    size = min(16.0, max(9.0, round((bottom - top) / 1.04 * 2) / 2))
-    default_width = 12 * MM
+    italic = font_advance(cfg.italic_font_path) if cfg.italic_font_path else None
+    size, is_italic = line_style(found.words, regular, italic)
+    advance = italic if is_italic and italic is not None else regular
+    font_path = cfg.italic_font_path if is_italic and italic is not None else cfg.font_path
+    if is_italic and italic is not None:
+        # the characters' positions are shared out by the line's own font
+        found = find_slots(words, list(preset.slot_labels), italic) or found
+    slots = found.slots
     if preset.placement == "number-slot":
-        slot = slots[0]
+        number = (opts.doc_number or "").split("/")[0].strip()
+        wanted = [(slots[0], number, "right")]
+    else:
+        wanted = [
+            (slots[0], day_text(now.day), "centre"),
+            (slots[1], month_text(now.month), "centre"),
+        ]
+        if not slots[2].filled:
+            wanted.append((slots[2], str(now.year), "centre"))
+    placed: list[tuple[float, str]] = []
+    space = advance(" ") * size
+    for slot, text, align in wanted:
         if slot.filled:
             raise DocumentError(
                 f"the blank after '{slot.label}' is already filled in", subject=source
             )
-        number = (opts.doc_number or "").split("/")[0].strip()
-        texts = [(slot, number)]
-    else:
-        texts = [(slots[0], day_text(now.day)), (slots[1], month_text(now.month))]
-        if not slots[2].filled:
-            texts.append((slots[2], str(now.year)))
-        for slot, _ in texts:
-            if slot.filled:
-                raise DocumentError(
-                    f"the blank after '{slot.label}' is already filled in", subject=source
-                )
-    left = texts[0][0].left
-    right = max((s.right or s.left + default_width) for s, _ in texts)
-    centres = [
-        (((s.left + (s.right or s.left + default_width)) / 2) - left, text) for s, text in texts
-    ]
+        width = sum(advance(ch) for ch in text) * size
+        if slot.right is None:
+            x = slot.left + space  # the blank runs to the end of the line
+        elif slot.right - slot.left < width + space / 2:
+            # never over the label nor over what follows the blank
+            raise DocumentError(
+                f"the blank after '{slot.label}' is too narrow for {text!r} "
+                f"({(slot.right - slot.left) / MM:.1f} mm)",
+                subject=source,
+            )
+        elif align == "right":
+            x = slot.right - width  # "101/QĐ-UBND", as if typed
+        else:
+            x = (slot.left + slot.right - width) / 2
+        placed.append((x, text))
+    base, descent = baseline_of(found.words, size, reader, index)
     pad = 2.0
-    rect_mm = (
-        left / MM,
-        (height - bottom - pad) / MM,
-        (right - left) / MM,
-        (bottom - top + 2 * pad) / MM,
+    top = base - size - pad
+    bottom = base + descent + pad
+    left = min(x for x, _ in placed) - pad
+    right = max(x + sum(advance(ch) for ch in t) * size for x, t in placed) + pad
+    rect_mm = (left / MM, (height - bottom) / MM, (right - left) / MM, (bottom - top) / MM)
+    return SlotLayout(
+        rect_mm=rect_mm,
+        texts=[(x - left, t) for x, t in placed],
+        font_path=font_path,
+        size=size,
+        baseline=bottom - base,
     )
-    # Times New Roman / Liberation Serif: descent 0.216 of ascent + descent 1.107
-    baseline = pad + (bottom - top) * 0.216 / 1.107
-    return rect_mm, centres, size, baseline
+
+
+def line_style(
+    words: list[tuple[float, float, float, float, str]],
+    regular: Advance,
+    italic: Advance | None,
+) -> tuple[float, bool]:
+    """(font size, italic) of printed words: each word's width over its
+    characters' advances gives a size; the face whose sizes agree best is the
+    one the line is set in (upright and italic Times differ in width)."""
+
+    def sizes(advance: Advance) -> list[float]:
+        out = []
+        for x0, _y0, x1, _y1, text in words:
+            core = text.strip()
+            if len(core) < 2 or set(core) <= BLANK_MARKS | {" "}:
+                continue
+            units = sum(advance(ch) for ch in text)
+            if units > 0:
+                out.append((x1 - x0) / units)
+        return out
+
+    def spread(values: list[float]) -> float:
+        return (max(values) - min(values)) / median(values) if values else 1.0
+
+    upright = sizes(regular)
+    slanted = sizes(italic) if italic is not None else []
+    is_italic = bool(slanted) and spread(slanted) < spread(upright) - 0.005
+    chosen = slanted if is_italic else upright
+    if not chosen:
+        # only blanks and one-letter words: the box height, as poppler draws it
+        chosen = [(w[3] - w[1]) / 1.107 for w in words] or [13.0]
+    size = round(median(chosen) * 2) / 2
+    return min(28.0, max(6.0, size)), is_italic
+
+
+def baseline_of(
+    words: list[tuple[float, float, float, float, str]],
+    size: float,
+    reader: Any,
+    index: int,
+) -> tuple[float, float]:
+    """(baseline, descent) of printed words, in display points. poppler's word
+    box runs from the baseline minus the font's ascent to the baseline minus
+    its descent, as the font descriptor gives them (0.95 and -0.35 em when it
+    gives none): the page's fonts whose ascent + descent match the box say
+    where the baseline is."""
+    bottom = median([w[3] for w in words])
+    ratio = median([(w[3] - w[1]) for w in words]) / size
+    best: tuple[float, float] | None = None
+    for ascent, descent in _page_font_metrics(reader, index):
+        miss = abs(ascent + descent - ratio)
+        if miss < 0.04 and (best is None or miss < best[0]):
+            best = (miss, descent)
+    # Times New Roman's own descent when no font of the page explains the box
+    descent = best[1] if best is not None else 0.216 * ratio / 1.107
+    return bottom - descent * size, 0.216 * size
+
+
+def _page_font_metrics(reader: Any, index: int) -> set[tuple[float, float]]:
+    """(ascent, descent) in em of each font on the page (and its forms), as
+    poppler reads them from the font descriptor."""
+    out: set[tuple[float, float]] = {(0.95, 0.35)}
+    if reader is None:
+        return out
+    try:
+        page = reader.find_page_for_modification(index)[0].get_object()
+        resources = _inherited(page, "/Resources")
+        pending = [resources.get_object()] if resources is not None else []
+        seen = 0
+        while pending and seen < 64:
+            res = pending.pop()
+            seen += 1
+            for ref in (res.get("/Font") or {}).values():
+                out.add(_descriptor_metrics(ref.get_object()))
+            for ref in (res.get("/XObject") or {}).values():
+                xobj = ref.get_object()
+                if xobj.get("/Subtype") == "/Form" and "/Resources" in xobj:
+                    pending.append(xobj["/Resources"].get_object())
+    except (KeyError, TypeError, AttributeError, ValueError):
+        pass
+    return out
+
+
+def _inherited(node: Any, key: str) -> Any:
+    while node is not None:
+        if key in node:
+            return node[key]
+        parent = node.get("/Parent")
+        node = parent.get_object() if parent is not None else None
+    return None
+
+
+def _descriptor_metrics(font: Any) -> tuple[float, float]:
+    if font.get("/Subtype") == "/Type0":
+        font = font["/DescendantFonts"][0].get_object()
+    ascent, descent = 0.95, 0.35
+    descriptor = font.get("/FontDescriptor")
+    if descriptor is None:
+        return ascent, descent
+    descriptor = descriptor.get_object()
+    a = abs(float(descriptor.get("/Ascent", 0))) / 1000
+    d = abs(float(descriptor.get("/Descent", 0))) / 1000
+    if 0 < a < 3:
+        ascent = a
+    if 0 < d < 3:
+        descent = d
+    return ascent, descent
 
 
 def day_text(day: int) -> str:

@@ -103,6 +103,7 @@ class PdfFormat:
             timezone=context.timezone,
             password=self.password,
             font_path=_font_path(),
+            italic_font_path=_font_path(italic=True),
             signer_name=context.signer_name,
             signer_org=context.signer_org,
             signer_serial=context.signer_serial,
@@ -153,9 +154,17 @@ def _serif_font() -> tuple[str, str]:
         ) from None
 
 
-def _font_path() -> str:
-    """The appearance font; '' when the host has none (only visible signatures
-    need one, and preflight refused those already)."""
+def _font_path(*, italic: bool = False) -> str:
+    """The appearance font (or its italic); '' when the host has none (only
+    visible signatures need one, and preflight refused those already; without
+    the italic, an italic line gets upright text)."""
+    if italic:
+        from signkit.fontfiles import find_serif_font
+
+        try:
+            return find_serif_font(italic=True)[1]
+        except FileNotFoundError:
+            return ""
     try:
         return _serif_font()[1]
     except ConfigError:

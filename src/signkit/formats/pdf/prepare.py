@@ -72,6 +72,7 @@ class PdfBatchConfig:
     timezone: str = "Asia/Ho_Chi_Minh"
     password: str | None = field(default=None, repr=False)
     font_path: str = ""
+    italic_font_path: str = ""
     signer_name: str = ""
     signer_org: str = ""
     signer_serial: str = ""
@@ -249,6 +250,7 @@ class _Placement:
     slots: list[tuple[float, str]] | None = None
     size: float = 0.0
     baseline: float = 0.0
+    font_path: str = ""
 
 
 def worker_prepare(item: PrepareItem) -> Prepared:
@@ -366,9 +368,11 @@ def _place(writer: Any, item: PrepareItem, cfg: PdfBatchConfig, now: datetime) -
     if opts.placement in ("number-slot", "date-slots"):
         index = _page_index(writer, opts.page, source)
         cropbox, rotate = _page_geometry(writer, index)
-        rect_mm, slots, size, baseline = slot_layout(source, index, opts, cfg, now)
-        box = place_rect(rect_mm, corner="bottom-left", cropbox=cropbox, rotate=rotate)
-        return _Placement(index, box, rotate, slots, size, baseline)
+        layout = slot_layout(source, index, opts, cfg, now, writer.prev)
+        box = place_rect(layout.rect_mm, corner="bottom-left", cropbox=cropbox, rotate=rotate)
+        return _Placement(
+            index, box, rotate, layout.texts, layout.size, layout.baseline, layout.font_path
+        )
     if opts.anchor_text is not None:
         pages = (
             [_page_index(writer, opts.page, source) + 1]
@@ -411,7 +415,7 @@ def _style(place: _Placement, opts: PdfDocOptions, cfg: PdfBatchConfig, now: dat
     if place.slots is not None:
         inner = slots_style(
             slots=place.slots,
-            font_path=cfg.font_path,
+            font_path=place.font_path,
             font_size=place.size,
             baseline=place.baseline,
         )

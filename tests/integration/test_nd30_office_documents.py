@@ -282,9 +282,10 @@ def test_leader_image_fits_between_title_and_name(sk, document: Path, tmp_path: 
     name = word(document, facts.signer.split()[-1], page)  # poppler: "Bình"
     name_line = [w for w in poppler_words(document, page) if abs(w.y0 - name.y0) < 2]
     name_left, name_right = min(w.x0 for w in name_line), max(w.x1 for w in name_line)
-    title = word(document, "TỊCH", page)
-    title_line = [w for w in poppler_words(document, page) if abs(w.y0 - title.y0) < 2]
-    title_bottom = max(w.y1 for w in title_line)
+    # the title's last line ("PHÓ CHỦ TỊCH"): the lowest "TỊCH" above the name
+    title_bottom = max(
+        w.y1 for w in poppler_words(document, page) if w.text == "TỊCH" and w.y1 <= name.y0
+    )
     image = ink_box(render(out, tmp_path / "p", page=page, dpi=DPI), blue)
     assert image is not None, "no signature image drawn"
     # below the title, above the name, centred on the name

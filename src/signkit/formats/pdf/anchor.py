@@ -359,6 +359,22 @@ def _no_text(pages: list[int]) -> str:
     return f"{which} has no text to search (a scanned image?)"
 
 
+def line_above(
+    path: str, page: int, match: Match, password: str | None, *, reach: float
+) -> float | None:
+    """Bottom (display points) of the nearest printed line above ``match`` that
+    has words within ``reach`` points of its centre (the signer's title above
+    the name), or None when nothing is printed above it in that column."""
+    _width, _height, words = page_words(path, page, password)
+    centre = (match.left + match.right) / 2
+    above = [
+        w[3]
+        for w in words
+        if w[3] <= match.top + 0.5 and w[2] >= centre - reach and w[0] <= centre + reach
+    ]
+    return max(above, default=None)
+
+
 def box_for(
     match: Match, *, position: str, size_mm: tuple[float, float], offset_mm: tuple[float, float]
 ) -> tuple[float, float, float, float]:

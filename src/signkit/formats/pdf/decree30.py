@@ -22,6 +22,7 @@ from signkit.errors import (
 from signkit.formats.pdf.anchor import (
     BLANK_MARKS,
     Advance,
+    Match,
     find_slots,
     font_advance,
     page_words,
@@ -255,6 +256,65 @@ def fit_image(
     x, y, w, h = rect_mm
     fitted = h * width / height
     return x + (w - fitted) / 2, y, fitted, h
+
+
+# Under this height a handwritten signature is hard to make out on paper.
+READABLE_MM = 10.0
+
+
+def fit_between(
+    source: str,
+    page: int,
+    match: Match,
+    password: str | None,
+    size_mm: tuple[float, float],
+    image: str,
+    opts: PdfDocOptions,
+) -> tuple[tuple[float, float, float, float], tuple[str, ...]]:
+    """The leader's signature image between the title ("KT. CHỦ TỊCH / PHÓ CHỦ
+    TỊCH") and the printed name (``match``): the image's proportions within
+    the preset's box, shrunk to the space there is, centred on the name.
+    Returns the box (mm from the page's bottom-left) and a warning when the
+    image had to shrink below a readable size."""
+    from PIL import Image
+
+    from signkit.formats.pdf.anchor import line_above, parse_pair
+
+    with Image.open(image) as img:
+        iw, ih = img.size
+    aspect = iw / ih
+    w, h = size_mm[0] * MM, size_mm[1] * MM
+    bw, bh = (h * aspect, h) if w / h > aspect else (w, w / aspect)
+    margin = 1 * MM
+    dx, dy = (v * MM for v in parse_pair(opts.anchor_offset, "--anchor-offset"))
+    title = line_above(source, page, match, password, reach=bw / 2)
+    warnings: tuple[str, ...] = ()
+    if title is None:
+        bottom = match.top - margin
+    else:
+        room = match.top - title - 2 * margin
+        if room < 3 * MM:
+            raise DocumentError(
+                f"no room for the signature image between the title and the name "
+                f"on page {page} ({max(0.0, room) / MM:.1f} mm)",
+                subject=source,
+                hint="place it with --rect",
+            )
+        if bh > room:
+            bh, bw = room, room * aspect
+        bottom = (title + match.top) / 2 + bh / 2
+        if bh < READABLE_MM * MM:
+            warnings = (
+                f"{source}: the signature image was made {bh / MM:.0f} mm high to fit "
+                f"between the title and the name on page {page}, small for a signature "
+                f"(under {READABLE_MM:.0f} mm)",
+            )
+    centre = (match.left + match.right) / 2 + dx
+    bottom -= dy
+    return (
+        ((centre - bw / 2) / MM, (match.page_height - bottom) / MM, bw / MM, bh / MM),
+        warnings,
+    )
 
 
 def seal_box(

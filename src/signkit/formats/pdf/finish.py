@@ -86,6 +86,7 @@ def _finish(prepared: Prepared, signature: bytes) -> Finished:
         sha256_after=after,
         signing_time=prepared.signing_time,
         level=level,
+        warnings=prepared.warnings,
         size_after=size_after,
     )
 

@@ -35,7 +35,7 @@ from signkit.formats.pdf.appearance import (
     slots_style,
     stamp_style,
 )
-from signkit.formats.pdf.decree30 import fit_image, seal_box, slot_layout
+from signkit.formats.pdf.decree30 import fit_between, fit_image, seal_box, slot_layout
 from signkit.formats.pdf.options import PdfDocOptions
 from signkit.fsio import open_regular
 from signkit.pki.timestamps import TsaSpec
@@ -105,6 +105,8 @@ class Prepared:
     signing_time: str
     level: str
     size_before: int | None = None
+    warnings: tuple[str, ...] = ()
+    """What a person should see about this document (a shrunk signature image)."""
 
 
 class WorkerState:
@@ -251,6 +253,7 @@ class _Placement:
     size: float = 0.0
     baseline: float = 0.0
     font_path: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 def worker_prepare(item: PrepareItem) -> Prepared:
@@ -265,7 +268,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
             size_before = os.fstat(fh.fileno()).st_size
             writer = _open_writer(fh, item.input, st.config.password)
             now = datetime.now(st.zone).replace(microsecond=0)
-            tbs = _signing_session(writer, item, st, now)
+            tbs, warnings = _signing_session(writer, item, st, now)
             # 0o666: the umask decides, as for any file the user creates
             fd = os.open(item.temp, _CREATE_TEMP, 0o666)
             with os.fdopen(fd, "w+b") as out:
@@ -305,6 +308,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
         signing_time=now.isoformat(),
         level=item.options.level,
         size_before=size_before,
+        warnings=warnings,
     )
 
 
@@ -327,8 +331,11 @@ def raised_by_a_library(exc: BaseException) -> bool:
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _signing_session(writer: Any, item: PrepareItem, st: WorkerState, now: datetime) -> Any:
-    """pyHanko's to-be-signed document: field, appearance and metadata."""
+def _signing_session(
+    writer: Any, item: PrepareItem, st: WorkerState, now: datetime
+) -> tuple[Any, tuple[str, ...]]:
+    """pyHanko's to-be-signed document (field, appearance and metadata), and
+    what a person should be told about its placement."""
     from pyhanko.sign import fields as sigfields
     from pyhanko.sign import signers
 
@@ -336,8 +343,10 @@ def _signing_session(writer: Any, item: PrepareItem, st: WorkerState, now: datet
     name = opts.field or _free_field_name(writer)
     style = None
     spec = None
+    warnings: tuple[str, ...] = ()
     if opts.visible:
         place = _place(writer, item, cfg, now)
+        warnings = place.warnings
         style = _style(place, opts, cfg, now)
         spec = sigfields.SigFieldSpec(sig_field_name=name, on_page=place.index, box=place.box)
     meta = signers.PdfSignatureMetadata(
@@ -356,7 +365,8 @@ def _signing_session(writer: Any, item: PrepareItem, st: WorkerState, now: datet
     )
     session = pdf_signer.init_signing_session(writer)
     session.system_time = now
-    return session.prepare_tbs_document(validation_info=None, bytes_reserved=cfg.bytes_reserved)
+    tbs = session.prepare_tbs_document(validation_info=None, bytes_reserved=cfg.bytes_reserved)
+    return tbs, warnings
 
 
 def _place(writer: Any, item: PrepareItem, cfg: PdfBatchConfig, now: datetime) -> _Placement:
@@ -388,26 +398,40 @@ def _place(writer: Any, item: PrepareItem, cfg: PdfBatchConfig, now: datetime) -
             advance=font_advance(cfg.font_path),
         )
         index = page_no - 1
+        size_mm = parse_pair(opts.box_size, "--box-size")
         rect_mm = box_for(
             match,
             position=opts.anchor_position,
-            size_mm=parse_pair(opts.box_size, "--box-size"),
+            size_mm=size_mm,
             offset_mm=parse_pair(opts.anchor_offset, "--anchor-offset"),
         )
         corner = "bottom-left"
+        if _image_only(opts) and opts.anchor_position == "above":
+            # the leader's signature: between the title and the printed name
+            rect_mm, warnings = fit_between(
+                source, page_no, match, cfg.password, size_mm, opts.image or "", opts
+            )
+            cropbox, rotate = _page_geometry(writer, index)
+            box = place_rect(rect_mm, corner=corner, cropbox=cropbox, rotate=rotate)
+            return _Placement(index, box, rotate, warnings=warnings)
     else:
         index = _page_index(writer, opts.page, source)
         rect_mm = parse_rect(opts.rect or "")
         corner = opts.corner
     cropbox, rotate = _page_geometry(writer, index)
-    if opts.preset is not None and opts.image and opts.text == "":
+    if _image_only(opts):
         # A preset's image alone (the leader's signature): the box takes the
         # image's proportions, so the widget is the image and the seal's
         # overlap is measured on it. A user's own box is kept.
-        rect_mm = fit_image(rect_mm, opts.image)
+        rect_mm = fit_image(rect_mm, opts.image or "")
     return _Placement(
         index, place_rect(rect_mm, corner=corner, cropbox=cropbox, rotate=rotate), rotate
     )
+
+
+def _image_only(opts: PdfDocOptions) -> bool:
+    """A preset's image without text (the leader's handwritten signature)."""
+    return opts.preset is not None and bool(opts.image) and opts.text == ""
 
 
 def _style(place: _Placement, opts: PdfDocOptions, cfg: PdfBatchConfig, now: datetime) -> Any:

@@ -382,3 +382,109 @@ def test_scan_refuses_text_presets_with_a_reason(
     assert proc.returncode == 1, proc.stderr
     assert "no text" in proc.stderr and "--rect" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ all or nothing, dry run
+
+
+def number_only_decision(path: Path) -> Path:
+    """A decision whose date line was left out: 'Số:' has its blank, 'ngày' has none."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfgen import canvas
+
+    from support.fonts import LIBERATION
+
+    if "LS-test" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("LS-test", LIBERATION))
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.setFont("LS-test", 13)
+    c.drawString(30 * MM, 260 * MM, "Số:            /QĐ-UBND")
+    c.drawString(30 * MM, 240 * MM, "QUYẾT ĐỊNH về việc phê duyệt kế hoạch")
+    c.showPage()
+    c.save()
+    return path
+
+
+def test_number_and_date_is_all_or_nothing(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Regression: a manifest run left half-stamped outputs (the number, no date)
+    where the date could not be placed; now such a document gets neither."""
+    good = [ND30 / "rl-spaces-13.pdf", ND30 / "fpdf-dots-13-tight.pdf"]
+    bad = number_only_decision(tmp_path / "no-date.pdf")
+    rows = ["input,output,preset,doc_number"]
+    for k, source in enumerate([good[0], bad, good[1]]):
+        rows.append(f"{source},{tmp_path / f'out{k}.pdf'},nd30-number-date,{k + 1}/QĐ-UBND")
+    manifest = tmp_path / "batch.csv"
+    manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    proc = sk("--manifest", str(manifest), *CLERK, "--json")
+    assert proc.returncode == 1, proc.stderr
+    assert "'ngày … tháng … năm' not found on page 1" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out1.pdf").exists()  # nothing half-done
+    for k in (0, 2):
+        assert_signed_ok(tmp_path / f"out{k}.pdf", signatures=2)
+    documents = json.loads(proc.stdout)["documents"]
+    failed = [d for d in documents if d["status"] == "failed"]
+    assert [d["input"] for d in failed] == [str(bad)], documents
+
+
+def test_a_rerun_completes_a_half_stamped_output(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An output left with the number only (by an earlier signkit) gets its date
+    on the next run of nd30-number-date; the number is not stamped twice."""
+    source = ND30 / "rl-dots-14.pdf"
+    out = tmp_path / "out.pdf"
+    half = sk(
+        str(source), *CLERK, "-o", str(out), "--preset", "nd30-number", "--doc-number", "5/QĐ"
+    )
+    assert half.returncode == 0, half.stderr
+    proc = sk(
+        str(source), *CLERK, "-o", str(out), "--preset", "nd30-number-date",
+        "--doc-number", "5/QĐ", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    statuses = [d["status"] for d in json.loads(proc.stdout)["documents"]]
+    assert statuses == ["skipped", "signed"], statuses
+    assert_signed_ok(out, signatures=2)
+
+
+def test_dry_run_finds_the_anchor_text_and_checks_the_preset(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Regression: --dry-run planned a misspelt name; it now looks for it."""
+    doc = ND30 / "fpdf-spaces-14-2p.pdf"
+    person = ("--preset", "nd30-person", "--image", str(SAMPLES / "signature.png"))
+    proc = sk(str(doc), *LEADER, "--output-dir", str(tmp_path), "--dry-run", *person,
+              "--anchor-text", "Trần Thị Bìnhh")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "anchor text 'Trần Thị Bìnhh' not found on any page" in proc.stderr, proc.stderr
+    assert list(tmp_path.glob("*.pdf")) == []
+    # case-insensitive matching is asked for, and then found
+    upper = ("--anchor-text", "TRẦN THỊ BÌNH")
+    proc = sk(str(doc), *LEADER, "--output-dir", str(tmp_path), "--dry-run", *person, *upper)
+    assert proc.returncode == 1, proc.stderr
+    proc = sk(str(doc), *LEADER, "--output-dir", str(tmp_path), "--dry-run", *person, *upper,
+              "--anchor-ignore-case")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "1 planned" in proc.stderr, proc.stderr
+    # the clerk's stamps: a document without the date line is refused by the dry run
+    bad = number_only_decision(tmp_path / "no-date.pdf")
+    proc = sk(str(bad), *CLERK, "-o", str(tmp_path / "o.pdf"), "--dry-run",
+              "--preset", "nd30-number-date", "--doc-number", "3/QĐ")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "'ngày … tháng … năm' not found" in proc.stderr, proc.stderr
+    # and in Vietnamese, without the jargon "chuỗi neo"
+    proc = sk(str(doc), *LEADER, "--output-dir", str(tmp_path), "--dry-run", *person,
+              "--anchor-text", "Trần Thị Bìnhh", env={"LANG": "vi_VN.UTF-8"})  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "dòng chữ dùng để định vị" in proc.stderr and "chuỗi neo" not in proc.stderr
+
+
+def test_anchor_ignore_case_places_the_signature(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "o.pdf"
+    proc = sk(
+        str(ND30 / "rl-spaces-13.pdf"), *LEADER, "-o", str(out), "--preset", "nd30-person",
+        "--image", str(SAMPLES / "signature.png"), "--anchor-text", "trần thị bình",
+        "--anchor-ignore-case",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    name = word(ND30 / "rl-spaces-13.pdf", "Bình")
+    image = ink_box(render(out, tmp_path / "p", dpi=DPI), blue)
+    assert image is not None and image[3] <= name.y0 + 0.5

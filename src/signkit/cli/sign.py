@@ -255,6 +255,13 @@ class PdfOptions:
             help="Which occurrence of the anchor text on its page (default: the last).",
         ),
     ] = None
+    anchor_ignore_case: Annotated[
+        bool,
+        typer.Option(
+            "--anchor-ignore-case",
+            help="Match the anchor text whatever its case ('TRẦN THỊ BÌNH' finds 'Trần Thị Bình').",
+        ),
+    ] = False
     anchor_position: Annotated[
         Literal["above", "below", "left", "right", "over"],
         typer.Option("--anchor-position", help="Where the box goes relative to the text."),

@@ -171,6 +171,11 @@ class FormatPlugin(Protocol):
         """Refuse a plan this format cannot carry out (before the token opens)."""
         ...
 
+    def check_document(self, doc: PlannedDocLike) -> None:
+        """--dry-run: raise a SignkitError when ``doc`` cannot be signed as planned
+        (what can be told without the token)."""
+        ...
+
     def preflight(self, docs: Sequence[PlannedDocLike], warn: Callable[[str], None]) -> None:
         """Warnings about the batch a person should read before it is signed."""
         ...

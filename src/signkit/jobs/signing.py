@@ -168,16 +168,21 @@ def sign_documents(
     if spec.dry_run:
         report.dry_run = True
         for d in docs:
-            report.documents.append(
-                DocumentResult(
-                    input=str(d.input),
-                    output=str(d.output),
-                    status=Status.PLANNED,
-                    level=d.options.level,
-                    reason="output exists" if d.output.exists() else None,
-                    options=dict(d.task.options),
-                )
+            result = DocumentResult(
+                input=str(d.input),
+                output=str(d.output),
+                status=Status.PLANNED,
+                level=d.options.level,
+                reason="output exists" if d.output.exists() else None,
+                options=dict(d.task.options),
             )
+            try:
+                # what can be told without the token: the anchor text is on
+                # the page, the preset's blanks and earlier signature are there
+                fmt.check_document(d)
+            except SignkitError as exc:
+                result.fail(exc)
+            report.documents.append(result)
         return report
     run_audit: RunAudit | None = None
     try:

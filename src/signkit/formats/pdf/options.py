@@ -62,6 +62,8 @@ class PdfDocOptions:
     """Place the box by this text on the page (makes the signature visible)."""
     anchor_occurrence: int | None = None
     """Which occurrence on the page (1-based); default the last."""
+    anchor_ignore_case: bool = False
+    """Match the anchor text whatever its case."""
     anchor_position: str = "above"
     """Box above, below, left or right of the text, or over it."""
     anchor_offset: str = "0,0"
@@ -84,6 +86,9 @@ class PdfDocOptions:
     """Form of copy: SAO Y, SAO LỤC or TRÍCH SAO ({copy_form})."""
     copy_org: str | None = None
     """Copying organisation ({copy_org}; default the certificate's organisation)."""
+    then: tuple[PdfDocOptions, ...] = ()
+    """A preset of several signatures (nd30-number-date): the later ones, whose
+    placement is checked before the first is made (not a manifest column)."""
 
     @property
     def visible(self) -> bool:
@@ -106,9 +111,8 @@ class PdfDocOptions:
 
 
 # Manifest columns: the long option names (anchor-text) or the field names (anchor_text).
-OVERRIDABLE = frozenset(f.name for f in fields(PdfDocOptions)) | frozenset(
-    f.name.replace("_", "-") for f in fields(PdfDocOptions)
-)
+_COLUMNS = [f.name for f in fields(PdfDocOptions) if f.name != "then"]
+OVERRIDABLE = frozenset(_COLUMNS) | frozenset(name.replace("_", "-") for name in _COLUMNS)
 
 
 def _as_bool(value: str, column: str) -> bool:
@@ -125,7 +129,7 @@ def resolve_options(defaults: PdfDocOptions, overrides: Mapping[str, str]) -> Pd
     changes: dict[str, Any] = {}
     for key, raw in overrides.items():
         name = key.replace("-", "_")
-        if name in ("certify",):
+        if name in ("certify", "anchor_ignore_case"):
             changes[name] = _as_bool(raw, key)
         elif name in ("docmdp", "anchor_occurrence"):
             try:

@@ -38,6 +38,26 @@ class PdfFormat:
     def check_plan(self, docs: Sequence[PlannedDocLike]) -> None:
         """Every PDF plan the options allow can be carried out."""
 
+    def check_document(self, doc: PlannedDocLike) -> None:
+        """What --dry-run checks without the token: the document opens, and each
+        visible signature of its preset finds its place (anchor text, printed
+        blanks, an earlier signature to seal over); a SignkitError says why not."""
+        from signkit.jobs.outputs import PlannedDoc
+
+        assert isinstance(doc, PlannedDoc)  # noqa: S101 - the pipeline plans these
+        opts = _options(doc)
+        steps = get_preset(opts.preset).passes if opts.preset is not None else ()
+        if steps:
+            each = [self.resolve({**doc.task.options, "preset": name}) for name in steps]
+            opts = replace(each[0], then=tuple(each[1:]))
+        prepare.check_placement(
+            str(doc.input),
+            opts,
+            password=self.password,
+            font_path=_font_path(),
+            italic_font_path=_font_path(italic=True),
+        )
+
     def preflight(self, docs: Sequence[PlannedDocLike], warn: Callable[[str], None]) -> None:
         """The font of visible signatures, and what a scanned copy lacks (Decree 30)."""
         every = [d for pass_docs in self.passes(docs) for d in pass_docs]
@@ -65,11 +85,15 @@ class PdfFormat:
             if not steps:
                 first.append(d)
                 continue
+            each = [self.resolve({**d.task.options, "preset": name}) for name in steps]
             for k, name in enumerate(steps):
                 overrides = {**d.task.options, "preset": name}
                 task = replace(d.task, options=overrides)
-                resolved = self.resolve(overrides)
+                resolved = each[k]
                 if k == 0:
+                    # all or nothing: the first signature is made only when the
+                    # later ones can be placed too
+                    resolved = replace(resolved, then=tuple(each[1:]))
                     first.append(replace(d, task=task, options=resolved))
                 else:
                     task = replace(task, input=d.output, root=None, output=d.output)

@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -344,6 +344,11 @@ def _signing_session(
     style = None
     spec = None
     warnings: tuple[str, ...] = ()
+    for later in opts.then:
+        # a preset of several signatures is all or nothing: the later ones
+        # must find their place before the first is made
+        if later.visible:
+            _place(writer, replace(item, options=later), cfg, now)
     if opts.visible:
         place = _place(writer, item, cfg, now)
         warnings = place.warnings
@@ -396,6 +401,7 @@ def _place(writer: Any, item: PrepareItem, cfg: PdfBatchConfig, now: datetime) -
             occurrence=opts.anchor_occurrence,
             password=cfg.password,
             advance=font_advance(cfg.font_path),
+            ignore_case=opts.anchor_ignore_case,
         )
         index = page_no - 1
         size_mm = parse_pair(opts.box_size, "--box-size")
@@ -469,6 +475,48 @@ def _style(place: _Placement, opts: PdfDocOptions, cfg: PdfBatchConfig, now: dat
         box=place.box,
         rotate=place.rotate,
     )
+
+
+def check_placement(
+    source: str,
+    opts: PdfDocOptions,
+    *,
+    password: str | None,
+    font_path: str,
+    italic_font_path: str,
+) -> None:
+    """--dry-run: open ``source`` and find the place of each visible signature
+    ``opts`` asks for (and of the later ones of its preset), as signing would;
+    a SignkitError says why one cannot be placed. Nothing is written."""
+    from pyhanko.pdf_utils.misc import PdfError
+
+    config = PdfBatchConfig(
+        signer_der=b"",
+        chain_der=(),
+        digest_algorithm="sha256",
+        scheme="pkcs1v15",
+        bytes_reserved=0,
+        tsa=None,
+        password=password,
+        font_path=font_path,
+        italic_font_path=italic_font_path,
+    )
+    now = datetime.now(ZoneInfo(config.timezone)).replace(microsecond=0)
+    try:
+        with os.fdopen(open_regular(source), "rb") as fh:
+            writer = _open_writer(fh, source, password)
+            item = PrepareItem(index=0, input=source, temp="", options=opts, config=config)
+            for step in (opts, *opts.then):
+                if step.visible:
+                    _place(writer, replace(item, options=step), config, now)
+    except SignkitError:
+        raise
+    except OSError as exc:
+        raise InputFormatError(f"cannot read ({exc.strerror or exc})", subject=source) from None
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        if not raised_by_a_library(exc):
+            raise
+        raise InputFormatError(f"cannot sign this PDF ({str(exc)[:160]})", subject=source) from None
 
 
 def _free_field_name(writer: Any) -> str:

@@ -43,6 +43,9 @@ class XmlFormat:
                 "--in-place cannot hold a detached signature (it is a file of its own)"
             )
 
+    def check_document(self, doc: PlannedDocLike) -> None:
+        """--dry-run: XML placement needs the parsed document; nothing more is told here."""
+
     def preflight(self, docs: Sequence[PlannedDocLike], warn: Callable[[str], None]) -> None:
         """Nothing to check before the token opens."""
 

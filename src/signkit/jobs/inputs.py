@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import glob
+import io
 import json
 import os
 import stat
@@ -133,16 +135,21 @@ def _dedupe(tasks: list[DocumentTask]) -> list[DocumentTask]:
 
 
 def read_manifest(path: Path, *, allowed_columns: Iterable[str]) -> list[DocumentTask]:
-    """CSV (with a header) or JSON Lines; columns are named after the long options."""
+    """CSV (with a header) or JSON Lines; columns are named after the long options.
+
+    CSV as spreadsheets save it: separated by ``,``, ``;`` (Excel under a
+    Vietnamese or European locale) or tabs ("Unicode text"), in UTF-8 with or
+    without a byte order mark, or UTF-16."""
     allowed = set(allowed_columns) | {"input", "output"}
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError("manifest not found", subject=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InputError(
             f"cannot read manifest ({type(exc).__name__})", subject=str(path)
         ) from None
+    text = _decode_manifest(raw, path)
     rows: list[tuple[int, dict[str, str]]] = []
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip().startswith("{"):
         for number, line in enumerate(text.splitlines(), start=1):
@@ -158,21 +165,10 @@ def read_manifest(path: Path, *, allowed_columns: Iterable[str]) -> list[Documen
                 raise InputError(f"line {number}: not a JSON object", subject=str(path))
             rows.append((number, {str(k): "" if v is None else str(v) for k, v in obj.items()}))
     else:
-        reader = csv.DictReader(text.splitlines())
-        for number, row in enumerate(reader, start=2):
-            if None in row:
-                raise InputError(f"line {number}: more fields than columns", subject=str(path))
-            rows.append((number, {k.strip(): (v or "").strip() for k, v in row.items() if k}))
+        rows = _csv_rows(text, path, allowed)
     tasks = []
     base = path.parent
     for number, row in rows:
-        unknown = sorted(set(row) - allowed)
-        if unknown:
-            raise UsageError(
-                f"line {number}: unknown column(s) {', '.join(unknown)}",
-                subject=str(path),
-                hint="columns are named after the long options: " + ", ".join(sorted(allowed)),
-            )
         name = row.pop("input", "")
         if not name:
             raise InputError(f"line {number}: no input", subject=str(path))
@@ -192,3 +188,74 @@ def read_manifest(path: Path, *, allowed_columns: Iterable[str]) -> list[Documen
             )
         )
     return tasks
+
+
+_DELIMITERS = (",", ";", "\t")
+
+
+def _decode_manifest(raw: bytes, path: Path) -> str:
+    """UTF-16 by its byte order mark, else UTF-8 (a BOM is dropped)."""
+    try:
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return raw.decode("utf-16")
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(
+            "the manifest is neither UTF-8 nor UTF-16 text",
+            subject=str(path),
+            hint="save it from the spreadsheet as 'CSV UTF-8' or 'Unicode text'",
+        ) from None
+
+
+def _csv_rows(text: str, path: Path, allowed: set[str]) -> list[tuple[int, dict[str, str]]]:
+    """Rows of a CSV manifest with the line each starts on; the separator is the
+    one that splits the header into the most known column names."""
+    lines = text.splitlines()
+    header_at = next((n for n, line in enumerate(lines) if line.strip()), None)
+    if header_at is None:
+        return []
+    header_line = lines[header_at]
+
+    def known(delimiter: str) -> tuple[int, int]:
+        names = next(csv.reader([header_line], delimiter=delimiter))
+        return sum(n.strip() in allowed for n in names), header_line.count(delimiter)
+
+    delimiter = max(_DELIMITERS, key=known)
+    reader = csv.reader(io.StringIO("\n".join(lines[header_at:])), delimiter=delimiter)
+    header = [name.strip() for name in next(reader)]
+    offset = header_at  # lines before the header (blank ones)
+    unknown = [name for name in header if name and name not in allowed]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        names = ", ".join(sorted(allowed))
+        if close:
+            raise UsageError(
+                f"line {offset + 1}: unknown column(s) {', '.join(unknown)}",
+                subject=str(path),
+                hint=f"did you mean {close[0]}? columns are named after the long options: {names}",
+            )
+        raise UsageError(
+            f"line {offset + 1}: unknown column(s) {', '.join(unknown)}",
+            subject=str(path),
+            hint=f"columns are named after the long options: {names}",
+        )
+    rows: list[tuple[int, dict[str, str]]] = []
+    start = reader.line_num + 1
+    for fields in reader:
+        number = offset + start
+        start = reader.line_num + 1
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) > len(header):
+            raise InputError(
+                f"line {number}: {len(fields)} fields for {len(header)} columns",
+                subject=str(path),
+                hint=f"the columns are separated by {_SEPARATOR_NAMES[delimiter]}; "
+                "a value holding one must be in double quotes",
+            )
+        values = {name: (value or "").strip() for name, value in zip(header, fields, strict=False)}
+        rows.append((number, {k: v for k, v in values.items() if k}))
+    return rows
+
+
+_SEPARATOR_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}

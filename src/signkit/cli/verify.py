@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,47 +37,167 @@ def parse_time(value: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _table(out: Output, report: Any) -> None:
-    from rich.table import Table
+# What each Decree 30 preset's field is, for people reading a verdict.
+ROLES = {
+    "ND30-Person": "leader's signature",
+    "ND30-Org": "seal",
+    "ND30-Number": "document number",
+    "ND30-Date": "issue date",
+    "ND30-Attachment": "attachment",
+    "ND30-Copy": "electronic copy",
+}
+
+
+def verdict_label(indication: str) -> str:
+    """PASSED / FAILED / INDETERMINATE; in Vietnamese HỢP LỆ / KHÔNG HỢP LỆ /
+    CHƯA XÁC ĐỊNH with the ETSI code beside it (the catalogue says so)."""
+    from signkit.i18n import t
+
+    return t(indication)
+
+
+def signer_of(subject: str | None) -> str:
+    """'name, organisation' from an RFC 4514 subject (the full DN is for -v and JSON)."""
+    if not subject:
+        return ""
+    values: dict[str, str] = {}
+    for part in _rdns(subject):
+        key, sep, value = part.partition("=")
+        if sep:
+            values.setdefault(key.strip().upper(), value.strip())
+    name, org = values.get("CN", ""), values.get("O", "")
+    if name == org:
+        org = ""  # an organisation's own certificate
+    return ", ".join(p for p in (name, org) if p) or subject
+
+
+def _rdns(subject: str) -> list[str]:
+    """The attributes of an RFC 4514 string, split on unescaped commas and unescaped."""
+    parts, current, escaped = [], "", False
+    for ch in subject:
+        if escaped:
+            current += ch
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in ",+":
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return parts
+
+
+class _Screen:
+    """Lines for a person: wrapped to the terminal's width with a hanging
+    indent; piped, one line per item with no padding (for grep and cut)."""
+
+    def __init__(self) -> None:
+        import os
+        import shutil
+
+        self.tty = sys.stderr.isatty()
+        width = os.environ.get("COLUMNS", "")
+        if width.isdigit():
+            self.width = int(width)
+        else:
+            self.width = shutil.get_terminal_size((100, 24)).columns
+        if self.tty:
+            try:
+                self.width = os.get_terminal_size(sys.stderr.fileno()).columns
+            except OSError:
+                pass
+
+    def line(self, text: str, indent: int = 0) -> None:
+        """``text`` (parts joined by two spaces keep their own spaces: a name
+        and its organisation are not split over two lines)."""
+        import textwrap
+
+        if not self.tty:
+            sys.stderr.write(" " * indent + text.replace(_KEEP, " ") + "\n")
+            return
+        for part in textwrap.wrap(
+            text,
+            width=max(40, self.width),
+            initial_indent=" " * indent,
+            subsequent_indent=" " * (indent + 4),
+            break_on_hyphens=False,
+            break_long_words=True,
+        ) or [""]:
+            sys.stderr.write(part.replace(_KEEP, " ") + "\n")
+
+
+# Where a line of the verdict must not be broken (textwrap breaks at ASCII
+# white space only).
+_KEEP = "\u00a0"
+
+
+def _whole(text: str) -> str:
+    return text.replace(" ", _KEEP)
+
+
+def _table(out: Output, report: Any, *, zone: str, roots: dict[str, str]) -> None:
+    """One line per document (verdict, file), one per signature (field, role,
+    signer, level, time), and why when it did not pass."""
+    from zoneinfo import ZoneInfo
 
     from signkit.i18n import format_datetime, t
 
-    def when(value: str | None) -> str:
-        return format_datetime(datetime.fromisoformat(value)) if value else ""
+    tz = ZoneInfo(zone)
+    screen = _Screen()
 
-    console = out.console()
-    table = Table(box=None, pad_edge=False, show_header=True)
-    for col in ("verdict", "input", "signer", "level", "time", "why"):
-        table.add_column(t(col), overflow="fold")
+    def when(value: str | None) -> str:
+        return format_datetime(datetime.fromisoformat(value).astimezone(tz)) if value else ""
+
+    heading = None
     for d in report.documents:
+        root = roots.get(d.input)
+        name = os.path.relpath(d.input, root) if root else d.input
+        if root is not None and root != heading:
+            screen.line(f"{root.rstrip(os.sep)}{os.sep}")
+            heading = root
+        indent = 2 if root is not None else 0
         if d.verdict is None:
-            table.add_row(d.status.value.upper(), d.input, "", "", "", t(d.error_message or ""))
+            unreadable = d.status.value == "failed"
+            label = t("UNREADABLE") if unreadable else t(d.status.value)
+            screen.line(f"{label}  {name}", indent)
+            if d.error_message:
+                reason = d.error_message
+                if reason.startswith(f"{d.input}: "):
+                    reason = reason[len(d.input) + 2 :]  # the file is on the line above
+                screen.line(t(reason), indent + 4)
             continue
         v = d.verdict
-        sigs = v["signatures"] or [None]
+        screen.line(f"{verdict_label(v['indication'])}  {name}", indent)
+        sigs = v["signatures"]
+        if not sigs:
+            screen.line(t(v["sentence"]), indent + 4)
         for n, s in enumerate(sigs):
-            head = v["indication"] if n == 0 else ""
-            if s is None:
-                table.add_row(head, d.input, "", "", "", t(v["sentence"]))
-                continue
-            sub = "" if s["sub_indication"] == "OK" else f"{s['sub_indication']}: "
-            why = sub + t(s["sentence"]) + "".join(f" ({t(w)})" for w in s["warnings"])
-            if s["indication"] == "PASSED" and not out.verbose:
-                why = "; ".join(t(w) for w in s["warnings"])
-            table.add_row(
-                head
-                if len(sigs) == 1
-                else f"{head}{' ' if head else ''}#{n + 1} {s['indication']}",
-                d.input if n == 0 else "",
-                s["signer_subject"] or "",
-                s["level"] or "",
-                when(s["timestamp_time"] or s["claimed_signing_time"]),
-                why,
-            )
-    console.print(table)
+            field = s["name"] or ""
+            role = ROLES.get(field)
+            what = f"#{n + 1} {field}" + (f" ({t(role)})" if role else "")
+            parts = [what + ":"]
+            if len(sigs) > 1:
+                parts.append(verdict_label(s["indication"]))
+            parts.append(signer_of(s["signer_subject"]) or t("unknown signer"))
+            moment = when(s["timestamp_time"] or s["claimed_signing_time"])
+            parts.append("  ".join(p for p in (s["level"] or "", moment) if p))
+            screen.line("  ".join(_whole(p) for p in parts if p), indent + 2)
+            notes = []
+            if s["indication"] != "PASSED" or out.verbose:
+                sub = "" if s["sub_indication"] == "OK" else f"{s['sub_indication']}: "
+                notes.append(sub + t(s["sentence"]))
+            notes += [t(w) for w in s["warnings"]]
+            for note in notes:
+                screen.line(note, indent + 6)
+            if out.verbose and s["signer_subject"]:
+                screen.line(s["signer_subject"], indent + 6)
 
 
-def _summary(out: Output, report: Any) -> None:
+def _summary(
+    out: Output, report: Any, *, zone: str = "Asia/Ho_Chi_Minh", roots: dict[str, str] | None = None
+) -> None:
     if out.quiet:
         return
     if report.dry_run:
@@ -84,7 +205,7 @@ def _summary(out: Output, report: Any) -> None:
         for d in report.documents:
             out.info(f"  {d.input}")
         return
-    _table(out, report)
+    _table(out, report, zone=zone, roots=roots or {})
     counts = report.verdicts()
     unreadable = sum(1 for d in report.documents if d.status.value == "failed")
     skipped = sum(1 for d in report.documents if d.status.value == "not-attempted")
@@ -139,6 +260,14 @@ def verify(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the documents; verify nothing.")
     ] = False,
+    timezone: Annotated[
+        str,
+        typer.Option(
+            "--timezone",
+            metavar="ZONE",
+            help="Zone every time is shown in (signing and time-stamp times).",
+        ),
+    ] = "Asia/Ho_Chi_Minh",
     report: ReportOptions,
     report_format: Annotated[
         Literal["json", "etsi"],
@@ -182,6 +311,7 @@ def verify(
             raise UsageError(
                 "give INPUT files or directories, or --manifest FILE", hint="signkit verify --help"
             )
+        _check_zone(timezone)
         if extract_revision is not None:
             return _extract(out, inputs, extract_revision, output)
         if output is not None:
@@ -230,7 +360,12 @@ def verify(
             from signkit.jobs.outputs import check_report_path
 
             check_report_path(report_path)
-        tasks = plan(spec)
+        skipped: list[Path] = []
+        tasks = plan(spec, skipped=skipped)
+        if out.verbose:
+            for path in skipped:
+                out.info(f"skipped (not a PDF or XML file): {path}")
+        roots = {str(task.input): str(task.root) for task in tasks if task.root is not None}
         results = VerifyReport(command="verify")
         progress = _Progress(out, 0 if spec.dry_run else len(tasks))
         try:
@@ -243,7 +378,7 @@ def verify(
                 results.write(report_path)
             if out.json:
                 out.emit_json(results.to_json())
-            _summary(out, results)
+            _summary(out, results, zone=timezone, roots=roots)
             raise
         finally:
             progress.close()
@@ -257,10 +392,23 @@ def verify(
             results.write(report_path)
         if out.json:
             out.emit_json(results.to_json())
-        _summary(out, results)
+        _summary(out, results, zone=timezone, roots=roots)
         return results.exit_code()
 
     run_command(out, body)
+
+
+def _check_zone(zone: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from signkit.errors import UsageError
+
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            "unknown time zone", subject=zone, hint="e.g. Asia/Ho_Chi_Minh or UTC"
+        ) from None
 
 
 class _Progress:

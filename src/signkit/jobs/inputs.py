@@ -70,7 +70,12 @@ def is_own_file(path: Path, suffix: str) -> bool:
 
 
 def _from_directory(
-    directory: Path, *, recursive: bool, extensions: tuple[str, ...], suffix: str
+    directory: Path,
+    *,
+    recursive: bool,
+    extensions: tuple[str, ...],
+    suffix: str,
+    skipped: list[Path] | None = None,
 ) -> list[DocumentTask]:
     if recursive:
         candidates = [p for p in sorted(directory.glob("**/*")) if p.is_file()]
@@ -79,6 +84,12 @@ def _from_directory(
         with os.scandir(directory) as entries:
             names = sorted(e.name for e in entries if e.is_file())
         candidates = [directory / name for name in names]
+    if skipped is not None:
+        skipped.extend(
+            p
+            for p in candidates
+            if p.suffix.lower() not in extensions and not is_own_file(p, suffix)
+        )
     return [
         DocumentTask(input=path, root=directory)
         for path in candidates
@@ -94,13 +105,18 @@ def discover(
     suffix: str,
     manifest: Path | None = None,
     allowed_columns: Iterable[str] = (),
+    skipped: list[Path] | None = None,
 ) -> list[DocumentTask]:
-    """Expand the command line (and manifest) into document tasks, in a stable order."""
+    """Expand the command line (and manifest) into document tasks, in a stable
+    order; the files of a directory without a document's extension go into
+    ``skipped`` when given."""
     tasks: list[DocumentTask] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            found = _from_directory(path, recursive=recursive, extensions=extensions, suffix=suffix)
+            found = _from_directory(
+                path, recursive=recursive, extensions=extensions, suffix=suffix, skipped=skipped
+            )
             if not found:
                 raise InputError(
                     f"no {'/'.join(extensions)} files found"

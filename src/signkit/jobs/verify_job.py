@@ -91,14 +91,16 @@ class VerifyReport(BatchReport):
         return data
 
 
-def plan(spec: VerifyJobSpec) -> list[DocumentTask]:
-    """Discover the documents to verify."""
+def plan(spec: VerifyJobSpec, *, skipped: list[Path] | None = None) -> list[DocumentTask]:
+    """Discover the documents to verify (the other files of a directory go
+    into ``skipped``, for -v)."""
     tasks = discover(
         spec.inputs,
         recursive=spec.recursive,
         extensions=EXTENSIONS,
         suffix="",
         manifest=spec.manifest,
+        skipped=skipped,
     )
     if not tasks:
         raise UsageError("no input documents", hint="name files, directories or --manifest")

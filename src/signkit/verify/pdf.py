@@ -97,9 +97,34 @@ def verify_pdf(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
                     lambda i, s, p, d: _verify_one(i, s, p, d, parts),
                 )
             )
+    _note_appended_bytes(data, found, verdicts)
     verdict = DocumentVerdict.of(str(path), "pdf", verdicts, hashlib.sha256(data).hexdigest())
     verdict.etsi = parts
     return verdict
+
+
+def _note_appended_bytes(data: bytes, found: list[Any], verdicts: list[SignatureVerdict]) -> None:
+    """Bytes after the last signed revision that are no revision of their own
+    (no cross-reference section: nothing a reader shows) change no verdict,
+    but a person should know they are there and that no signature covers them."""
+    ends = []
+    for index, (_name, sig) in enumerate(found):
+        if isinstance(sig, str):
+            continue
+        try:
+            _a, _b, start, length = (int(v) for v in sig.byte_range)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            continue
+        ends.append((start + length, index))
+    if not ends:
+        return
+    end, index = max(ends)
+    tail = data[end:]
+    if tail.strip() and b"startxref" not in tail:
+        verdicts[index].warnings.append(
+            f"{len(tail)} bytes were appended after the last signed revision; "
+            "no signature covers them"
+        )
 
 
 def _reason(exc: BaseException) -> str:

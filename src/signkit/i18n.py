@@ -39,6 +39,14 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 _current = "en"
+_details = False
+
+# Words that mark a value as English prose: a library's own message carried
+# into one of ours ("malformed PDF (Could not read malformed PDF file)").
+_ENGLISH = frozenset(
+    "a an and are at be by cannot could does during error failed for found from has in "
+    "invalid is not no of on or skipping the to unable unexpected was while with".split()
+)
 
 
 def choose_language(option: str | None, environ: Mapping[str, str] = os.environ) -> str:
@@ -61,6 +69,36 @@ def set_language(lang: str) -> None:
 def language() -> str:
     """The selected language."""
     return _current
+
+
+def show_details(on: bool) -> None:
+    """Keep the libraries' own English messages inside translated ones (-v)."""
+    global _details
+    _details = on
+
+
+def foreign(text: str) -> bool:
+    """Whether ``text`` is English prose (a library's message), not a name,
+    a path, a number or a code."""
+    if not text.isascii() or text[:1] in "'\"":
+        return False
+    words = text.split()
+    return len(words) >= 3 and any(w.strip(".,;:()").lower() in _ENGLISH for w in words)
+
+
+def _balanced(value: str) -> bool:
+    depth = 0
+    for ch in value:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+_EMPTY_BRACKETS = re.compile(r"\s*\(\s*\)")
 
 
 @dataclass(frozen=True)
@@ -98,18 +136,35 @@ class Catalogue:
             return text
         for entry in self.templates:
             match = entry.pattern.fullmatch(text)
-            if match is None:
+            if match is None or not all(_balanced(v) for v in match.groups()):
+                # a value never holds half a bracket: "token 'x' (serial …, slot 7):
+                # PIN accepted (prompt)" is not one token name
                 continue
-            values = [self.translate(v, depth + 1) for v in match.groups()]
+            values = [self._value(v, depth) for v in match.groups()]
             out = entry.msgstr
             for key, value in zip(entry.keys, values, strict=True):
                 out = out.replace(key, value)
-            return out
+            # a library's English left out (shown with -v): no empty brackets
+            return _EMPTY_BRACKETS.sub("", out).rstrip(": ")
+        # a list of phrases ("expires in 41 days (on …); revocation not checked")
+        if "; " in text:
+            parts = text.split("; ")
+            done = [self.translate(p, depth + 1) for p in parts]
+            if done != parts:
+                return "; ".join(done)
         # "subject: message" shapes
         head, sep, tail = text.rpartition(": ")
         if sep and tail and self._known(tail):
             return f"{head}: {self.translate(tail, depth + 1)}"
         return text
+
+    def _value(self, value: str, depth: int) -> str:
+        """A placeholder's value: translated when it is a message of ours; a
+        library's English message is left out unless details are asked for."""
+        translated = self.translate(value, depth + 1)
+        if translated == value and not _details and foreign(value):
+            return ""
+        return translated
 
     def _known(self, text: str) -> bool:
         return text in self.exact or any(e.pattern.fullmatch(text) for e in self.templates)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from signkit.errors import ExitCode, SignkitError
-from signkit.i18n import t
+from signkit.i18n import show_details, t
 from signkit.tokens.secret import Pin
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ class Output:
     @classmethod
     def of(cls, options: OutputOptions) -> Output:
         """The output a command's --json, -v, -q and --debug ask for."""
+        # a library's own English message inside ours: only when asked for
+        show_details(options.verbose or options.debug)
         return cls(
             json=options.json_output,
             verbose=options.verbose,
@@ -175,13 +177,14 @@ class TerminalPinIO:
         """Ask for the PIN without echo."""
         import getpass
 
-        return getpass.getpass(prompt, stream=sys.stderr)
+        return getpass.getpass(t(prompt), stream=sys.stderr)
 
     def confirm(self, question: str) -> bool:
         """Yes/no on stderr; anything but yes is no."""
-        sys.stderr.write(f"{question} [y/N] ")
+        sys.stderr.write(f"{t(question)} {t('[y/N]')} ")
         sys.stderr.flush()
-        return sys.stdin.readline().strip().lower() in ("y", "yes")
+        # "có" (yes) is what a Vietnamese clerk types
+        return sys.stdin.readline().strip().lower() in ("y", "yes", "c", "có")
 
     def read_stdin_pin(self) -> str:
         """One line from stdin, line ending removed."""

@@ -81,11 +81,13 @@ class SignRun:
 class _Progress:
     """A rich progress bar on stderr (only on a terminal, and not with --quiet)."""
 
-    def __init__(self, out: Output, total: int) -> None:
+    def __init__(self, out: Output, total: int, what: str = "signing") -> None:
         self.bar: Any = None
         self.task: Any = None
         if total and sys.stderr.isatty() and not out.quiet:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            from signkit.i18n import t
 
             self.bar = Progress(
                 "[progress.description]{task.description}",
@@ -96,7 +98,7 @@ class _Progress:
                 transient=True,
             )
             self.bar.start()
-            self.task = self.bar.add_task("signing", total=total)
+            self.task = self.bar.add_task(t(what), total=total)
 
     def document_done(self, result: Any) -> None:
         if self.bar is not None:

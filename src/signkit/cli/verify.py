@@ -417,7 +417,7 @@ class _Progress:
     def __init__(self, out: Output, total: int) -> None:
         from .sign import _Progress as Bar
 
-        self.bar = Bar(out, total if total > 1 else 0)
+        self.bar = Bar(out, total if total > 1 else 0, "verifying")
 
     def document_done(self, result: Any) -> None:
         self.bar.document_done(result)

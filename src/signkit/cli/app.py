@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sign": ("signkit.cli.sign", "Sign documents in bulk with a token key."),
     "verify": ("signkit.cli.verify", "Verify signed PDFs and XML in bulk."),
     "cert": ("signkit.cli.cert", "Check certificates: expiry, chain, revocation."),
+    "trust": ("signkit.cli.trust", "Install and list the roots --trust NAME trusts (bundles)."),
     "completion": ("signkit.cli.completion", "Print the completion script for SHELL."),
     "audit": ("signkit.cli.audit", "Check, read and rotate the tamper-evident audit log."),
 }

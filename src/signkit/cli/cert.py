@@ -114,12 +114,12 @@ def check(
         if token.chosen() or key.chosen() or not (file_list or document_list):
             spec = build_token_spec(token=token, key=key)
             sources += certcheck.certificates_from_token(spec)
-        if not policy.anchors:
-            out.warn("no trust anchors (--trust): every chain is reported untrusted")
         statuses = [
             certcheck.check_certificate(der, others, policy, source=source, warn_days=warn_days)
             for source, der, others in sources
         ]
+        for note in dict.fromkeys(n for s in statuses for n in s.notes):
+            out.warn(note)
         if not audit.no_audit:
             log = AuditLog(audit.audit_log or default_audit_path())
             log.add(

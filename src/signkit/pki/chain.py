@@ -113,6 +113,20 @@ def preload(spec: TrustSpec) -> None:
         from pyhanko_certvalidator.fetchers import aiohttp_fetchers  # noqa: F401
 
 
+def no_anchors_note(has_root: bool, where: str) -> str:
+    """The one rule when no trust anchor is configured, said the same way by
+    `sign` and `cert check`: the chain is built to the root that came with the
+    certificate (``where``: the token, the file, the document), everything else
+    is checked, and the person is told the root was not checked against a
+    trusted list."""
+    if has_root:
+        return (
+            f"no trust anchors configured (--trust): the chain ends at a root supplied by "
+            f"{where} and was not checked against a trusted list"
+        )
+    return f"no trust anchors configured (--trust) and no root supplied by {where}"
+
+
 def validate_chain(
     cert_der: bytes,
     others_der: Sequence[bytes],
@@ -404,12 +418,7 @@ def check_signer(
             d for d in chain_der if x509.Certificate.load(d).self_signed in ("maybe", "yes")
         )
         anchored = "token" if roots else "none"
-        warnings.append(
-            "no trust anchors configured (--trust): the chain ends at a root supplied by the "
-            "token and was not checked against a trusted list"
-            if roots
-            else "no trust anchors configured (--trust) and no root on the token"
-        )
+        warnings.append(no_anchors_note(bool(roots), "the token"))
     settings = Settings(anchors=roots, revocation=spec.revocation, offline=spec.offline)
     result = None
     if spec.revocation == "off" and roots and not spec.offline:

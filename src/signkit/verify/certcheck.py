@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from signkit.errors import ExitCode, InputError
-from signkit.pki.chain import validate_chain
+from signkit.pki.chain import no_anchors_note, validate_chain
 from signkit.verify.policy import VerifyPolicy
 
 # Worst first: what the one-line summary and the exit code follow.
@@ -74,6 +74,8 @@ class CertStatus:
     """When revoked."""
     sources: dict[str, str] = field(default_factory=dict)
     """Which source each fact rests on."""
+    notes: list[str] = field(default_factory=list)
+    """What a person should know besides the state (no trust anchor configured)."""
     problems: list[str] = field(default_factory=list)
     """What is wrong, one phrase each."""
 
@@ -152,16 +154,29 @@ def check_certificate(
         problems.append(f"expired on {not_after:%Y-%m-%d}")
     # A monitoring check says "unknown" for an answer it cannot use, rather
     # than accept it as verification's soft policy does.
+    notes: list[str] = []
+    if not policy.anchors:
+        # the one rule without --trust, as `sign` applies it: the root that
+        # came with the certificate closes the chain, and the person is told
+        roots = tuple(d for d in others if _self_signed(d))
+        policy = replace(policy, anchors=roots)
+        notes.append(no_anchors_note(bool(roots), _supplier(source)))
     chain = validate_chain(der, others, policy, moment=now, soft_fallback=False)
     chain_text = "trusted" if chain.trusted else "untrusted"
+    if notes and chain.trusted:
+        chain_text = "not checked against a trusted list (no --trust)"
     if not chain.trusted and chain.revocation != "revoked" and state == "ok":
-        if chain.sub_indication.value == "TRY_LATER":
+        if notes and chain.sub_indication.value != "TRY_LATER":
+            # nothing configured to trust: not validated, as `sign` says it
+            chain_text = "not validated (no --trust)"
+            problems.append(f"chain not validated ({(chain.detail or '')[:120]})")
+        elif chain.sub_indication.value == "TRY_LATER":
             state = "unknown"
             problems.append("revocation status could not be established")
         else:
             state = "untrusted"
             problems.append(f"chain: {chain.sub_indication.value} ({(chain.detail or '')[:120]})")
-    if not chain.trusted:
+    if not chain.trusted and not notes:
         chain_text = f"untrusted: {chain.sub_indication.value}"
     if chain.revocation == "revoked":
         state = "revoked"
@@ -202,7 +217,26 @@ def check_certificate(
         revoked_at=chain.revoked_at,
         sources=sources,
         problems=problems + chain.warnings,
+        notes=notes,
     )
+
+
+def _self_signed(der: bytes) -> bool:
+    from asn1crypto import x509
+
+    try:
+        return x509.Certificate.load(der).self_signed in ("maybe", "yes")
+    except (ValueError, TypeError):
+        return False
+
+
+def _supplier(source: str) -> str:
+    """Who supplied a certificate's chain, in the words of the no-trust rule."""
+    if source.startswith("token "):
+        return "the token"
+    if " signature " in source:
+        return "the document"
+    return "the file"
 
 
 def worst_state(statuses: Sequence[CertStatus]) -> str:

@@ -109,6 +109,23 @@ ALLOWED = frozenset(
         "viettel",
         "bkav",
         "neac",
+        # option values, manifest columns, commands and programs named in help
+        "hard",
+        "soft",
+        "off",
+        "inclusive",
+        "input",
+        "output",
+        "reason",
+        "level",
+        "preset",
+        "lines",
+        "cron",
+        "cert",
+        "check",
+        "bash",
+        "zsh",
+        "fish",
         # Vietnamese words spelt like English ones
         "in",
         "do",
@@ -177,3 +194,39 @@ def test_the_check_finds_an_english_word() -> None:
     assert english_left("không tìm thấy file {path}", vocabulary) == ["file"]
     assert english_left("chữ ký not found", vocabulary) == ["not", "found"]
     assert english_left("tệp danh sách (file) HASH_FAILURE --file", vocabulary) == []
+
+
+def help_texts() -> dict[str, str]:
+    """Every help text `--help` shows (commands' and options'), with where it is."""
+    import importlib
+
+    import typer.main
+
+    from signkit.cli.app import COMMANDS
+
+    found: dict[str, str] = {}
+
+    def walk(cmd: object, path: str) -> None:
+        for attr in ("help", "short_help"):
+            text = getattr(cmd, attr, None)
+            if text:
+                found.setdefault(text, path)
+        for param in getattr(cmd, "params", []):
+            if getattr(param, "help", None):
+                found.setdefault(
+                    param.help, f"{path} {param.opts[0] if param.opts else param.name}"
+                )
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    for name, (module, short) in COMMANDS.items():
+        found.setdefault(short, name)
+        walk(typer.main.get_command(importlib.import_module(module).app), name)
+    return found
+
+
+def test_help_is_vietnamese_too() -> None:
+    """Regression: `--help` had Vietnamese headings around English help texts."""
+    known = catalogue_entries()
+    missing = {where: text for text, where in help_texts().items() if text not in known}
+    assert not missing, missing

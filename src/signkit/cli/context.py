@@ -45,6 +45,25 @@ def _line(text: str, *, style: str | None = None) -> None:
         sys.stderr.flush()
 
 
+def _library_logs(*, shown: bool) -> None:
+    """The libraries' own log lines (pyHanko's "Error during certificate fetch
+    job, skipping..."): English, for developers; shown with -v or --debug,
+    else dropped (Python would print their warnings on stderr by itself).
+    Set before any worker is forked, so the workers do the same."""
+    import logging
+
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    if shown:
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+    else:
+        root.addHandler(logging.NullHandler())
+
+
 @dataclass(frozen=True, kw_only=True)
 class Output:
     """How a command reports: human text on stderr, JSON on stdout."""
@@ -61,6 +80,7 @@ class Output:
     @classmethod
     def of(cls, options: OutputOptions) -> Output:
         """The output a command's --json, -v, -q and --debug ask for."""
+        _library_logs(shown=options.verbose or options.debug)
         # a library's own English message inside ours: only when asked for
         show_details(options.verbose or options.debug)
         return cls(

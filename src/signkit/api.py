@@ -78,35 +78,33 @@ def _token(token: Mapping[str, Any], pin: str | None, pin_file: PathLike | None)
     )
 
 
-def _sign(
-    fmt: Any,
-    inputs: Iterable[PathLike],
-    *,
-    command: str,
-    output: PathLike | None,
-    output_dir: PathLike | None,
-    suffix: str,
-    in_place: bool,
-    recursive: bool,
-    manifest: PathLike | None,
-    token: Mapping[str, Any],
-    pin: str | None,
-    pin_file: PathLike | None,
-    tsa: str | None,
-    trust: Sequence[PathLike],
-    revocation: str,
-    digest: str,
-    pss: bool,
-    timezone: str,
-    jobs: int,
-    force: bool,
-    resign: bool,
-    fail_fast: bool,
-    audit_log: PathLike | bool,
-    report_path: PathLike | None,
-    on_document: Callable[[DocumentResult], None] | None,
-) -> BatchReport:
+_TOKEN_KEYS = (
+    "module",
+    "token_label",
+    "token_serial",
+    "slot",
+    "key_label",
+    "key_id",
+    "cert_fingerprint",
+    "key_uri",
+)
+
+
+def _audit_path(audit_log: PathLike | bool) -> Path | None:
     from signkit.audit.log import default_audit_path
+
+    if audit_log is True:
+        return default_audit_path()
+    return None if audit_log is False else Path(audit_log)
+
+
+def _path(value: PathLike | None) -> Path | None:
+    return Path(value) if value is not None else None
+
+
+def _sign(fmt: Any, command: str, given: Mapping[str, Any]) -> BatchReport:
+    """Run the signing job; ``given`` holds the public function's parameters
+    (sign_pdfs and sign_xml share them but for the format's own)."""
     from signkit.jobs.engine import EngineSpec
     from signkit.jobs.outputs import OutputSpec
     from signkit.jobs.signing import SignJobSpec, sign_documents
@@ -114,35 +112,33 @@ def _sign(
     from signkit.pki.timestamps import TsaSpec
     from signkit.tokens.guard import PinGuard, default_state_dir
 
-    audit_path = None
-    if audit_log is True:
-        audit_path = default_audit_path()
-    elif audit_log is not False:
-        audit_path = Path(audit_log)
+    report_path = _path(given["report"])
     spec = SignJobSpec(
         format=fmt,
-        inputs=tuple(str(i) for i in inputs),
-        recursive=recursive,
-        manifest=Path(manifest) if manifest is not None else None,
+        inputs=tuple(str(i) for i in given["inputs"]),
+        recursive=given["recursive"],
+        manifest=_path(given["manifest"]),
         outputs=OutputSpec(
-            output=Path(output) if output is not None else None,
-            output_dir=Path(output_dir) if output_dir is not None else None,
-            suffix=suffix,
-            in_place=in_place,
+            output=_path(given["output"]),
+            output_dir=_path(given["output_dir"]),
+            suffix=given["suffix"],
+            in_place=given["in_place"],
         ),
-        engine=EngineSpec(fail_fast=fail_fast, force=force, resign=resign),
-        token=_token(token, pin, pin_file),
+        engine=EngineSpec(
+            fail_fast=given["fail_fast"], force=given["force"], resign=given["resign"]
+        ),
+        token=_token({k: given[k] for k in _TOKEN_KEYS}, given["pin"], given["pin_file"]),
         trust=TrustSpec(
-            anchors=tuple(resolve_anchor(str(t)) for t in trust),
-            revocation=revocation,  # type: ignore[arg-type]
+            anchors=tuple(resolve_anchor(str(t)) for t in given["trust"]),
+            revocation=given["revocation"],
         ),
-        tsa=TsaSpec(url=tsa) if tsa else None,
-        digest_algorithm=digest,
-        pss=pss,
-        timezone=timezone,
-        jobs=jobs,
-        report_path=Path(report_path) if report_path is not None else None,
-        audit_path=audit_path,
+        tsa=TsaSpec(url=given["tsa"]) if given["tsa"] else None,
+        digest_algorithm=given["digest"],
+        pss=given["pss"],
+        timezone=given["timezone"],
+        jobs=given["jobs"],
+        report_path=report_path,
+        audit_path=_audit_path(given["audit_log"]),
         command_line=("api", command),
     )
     report = BatchReport(command=command)
@@ -152,12 +148,12 @@ def _sign(
             io=_NoPerson(),
             guard=PinGuard(default_state_dir()),
             warn=report.warnings.append,
-            events=_Callback(on_document),
+            events=_Callback(given["on_document"]),
             report=report,
         )
     finally:
         if report_path is not None and report.documents:
-            report.write(Path(report_path))
+            report.write(report_path)
     return report
 
 
@@ -207,42 +203,7 @@ def sign_pdfs(
     from signkit.formats.pdf import PdfDocOptions, PdfFormat
 
     fmt = PdfFormat(defaults=PdfDocOptions(level=level, **signature), password=password)
-    return _sign(
-        fmt,
-        inputs,
-        command="sign pdf",
-        output=output,
-        output_dir=output_dir,
-        suffix=suffix,
-        in_place=in_place,
-        recursive=recursive,
-        manifest=manifest,
-        token={
-            "module": module,
-            "token_label": token_label,
-            "token_serial": token_serial,
-            "slot": slot,
-            "key_label": key_label,
-            "key_id": key_id,
-            "cert_fingerprint": cert_fingerprint,
-            "key_uri": key_uri,
-        },
-        pin=pin,
-        pin_file=pin_file,
-        tsa=tsa,
-        trust=trust,
-        revocation=revocation,
-        digest=digest,
-        pss=pss,
-        timezone=timezone,
-        jobs=jobs,
-        force=force,
-        resign=resign,
-        fail_fast=fail_fast,
-        audit_log=audit_log,
-        report_path=report,
-        on_document=on_document,
-    )
+    return _sign(fmt, "sign pdf", locals())
 
 
 def sign_xml(
@@ -302,42 +263,7 @@ def sign_xml(
             given=given,
         )
     )
-    return _sign(
-        fmt,
-        inputs,
-        command="sign xml",
-        output=output,
-        output_dir=output_dir,
-        suffix=suffix,
-        in_place=in_place,
-        recursive=recursive,
-        manifest=manifest,
-        token={
-            "module": module,
-            "token_label": token_label,
-            "token_serial": token_serial,
-            "slot": slot,
-            "key_label": key_label,
-            "key_id": key_id,
-            "cert_fingerprint": cert_fingerprint,
-            "key_uri": key_uri,
-        },
-        pin=pin,
-        pin_file=pin_file,
-        tsa=tsa,
-        trust=trust,
-        revocation=revocation,
-        digest=digest,
-        pss=pss,
-        timezone=timezone,
-        jobs=jobs,
-        force=force,
-        resign=resign,
-        fail_fast=fail_fast,
-        audit_log=audit_log,
-        report_path=report,
-        on_document=on_document,
-    )
+    return _sign(fmt, "sign xml", locals())
 
 
 def verify(
@@ -356,17 +282,11 @@ def verify(
 ) -> Any:
     """Verify signed documents, as `signkit verify` does; the VerifyReport's
     documents carry each verdict (``doc.verdict``), ``exit_code()`` the CLI's."""
-    from signkit.audit.log import default_audit_path
     from signkit.jobs.verify_job import VerifyJobSpec, VerifyReport, verify_documents
     from signkit.pki.anchors import anchors_from, resolve_anchor
     from signkit.verify.policy import VerifyPolicy
 
     anchors = anchors_from(tuple(resolve_anchor(str(t)) for t in trust), system=trust_system)
-    audit_path = None
-    if audit_log is True:
-        audit_path = default_audit_path()
-    elif audit_log is not False:
-        audit_path = Path(audit_log)
     spec = VerifyJobSpec(
         inputs=tuple(str(i) for i in inputs),
         recursive=recursive,
@@ -378,7 +298,7 @@ def verify(
             allow_weak=allow_weak,
         ),
         jobs=jobs,
-        audit_path=audit_path,
+        audit_path=_audit_path(audit_log),
         command_line=("api", "verify"),
     )
     report = VerifyReport(command="verify")

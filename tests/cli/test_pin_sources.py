@@ -80,7 +80,7 @@ def test_a_wrong_unattended_pin_is_tried_once_then_guarded_until_a_person_logs_i
     first = unattended(signkit, softhsm, tmp_path, source, WRONG, tmp_path / "1.log", *sign)
     assert first.returncode == 4, first.stderr
     assert "PIN rejected" in first.stderr and "never retries" in first.stderr
-    assert "unattended logins on this token are blocked" in first.stderr
+    assert "unattended logins on this token are now blocked" in first.stderr
     assert user_logins(tmp_path / "1.log") == 1
     (guard,) = guard_files(state_dir)
     assert json.loads(guard.read_text())["source"] == source

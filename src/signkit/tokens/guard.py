@@ -38,11 +38,32 @@ def default_state_dir() -> Path:
     return Path(base) / "signkit"
 
 
+def os_user() -> str:
+    """The name of the account this process runs as."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry (a container's arbitrary uid)
+        return f"uid {os.getuid()}"
+
+
 class PinGuard:
-    """File-backed record of tokens on which unattended logins are blocked."""
+    """File-backed record of tokens on which unattended logins are blocked.
+
+    It lives in the state directory of the account that runs signkit: a
+    block set by one user's scheduled job stops that user's unattended runs,
+    not another account's (each has its own guard)."""
 
     def __init__(self, state_dir: Path) -> None:
         self.directory = state_dir / "pin-guard"
+
+    @staticmethod
+    def selection(token: TokenInfo) -> str:
+        """The option that names ``token`` in the commands that lift a block."""
+        import shlex
+
+        return f"--token-label {shlex.quote(token.label)}"
 
     def _path(self, token: TokenInfo) -> Path:
         # Not the serial alone (openCryptoki's soft tokens all say "123"): see

@@ -23,7 +23,7 @@ from signkit.errors import (
     PinUnavailableError,
     UnattendedGuardError,
 )
-from signkit.tokens.guard import PinGuard
+from signkit.tokens.guard import PinGuard, os_user
 from signkit.tokens.model import TokenFlags, TokenInfo
 from signkit.tokens.secret import PIN_ENV, Pin, take_env_pin
 
@@ -177,12 +177,14 @@ def login(
     if source.unattended:
         blocked = guard.check(token)
         if blocked is not None:
+            user, select, where = os_user(), guard.selection(token), guard.directory
             raise UnattendedGuardError(
-                f"unattended logins are blocked since {blocked.blocked_at} "
-                f"after a rejected PIN ({blocked.source})",
+                f"unattended logins on this token are blocked since {blocked.blocked_at} "
+                f"for user {user}, after a rejected PIN ({blocked.source})",
                 subject=name,
-                hint="log in once interactively (`signkit token login`) or run "
-                "`signkit token clear-guard` after fixing the PIN source",
+                hint=f"after fixing the PIN source, as user {user} log in once at a terminal "
+                f"(`signkit token login {select}`) or run `signkit token clear-guard {select}` "
+                f"(the block is kept in {where})",
             )
     if flags.user_pin_final_try:
         if source.unattended or not io.interactive():
@@ -226,8 +228,17 @@ def login(
         except Exception:  # the flags are advisory; never mask the real error
             note = "the token's remaining tries are unknown"
         if source.unattended:
+            # Said the first time, not only when the next scheduled run is refused.
             guard.block(token, source=source.value)
-            note += "; further unattended logins on this token are blocked"
+            user, select, where = os_user(), guard.selection(token), guard.directory
+            raise PinIncorrectError(
+                f"PIN rejected by the token ({note}); unattended logins on this token are now "
+                f"blocked for user {user}, so that scheduled runs cannot use up its tries",
+                subject=name,
+                hint=f"signkit never retries a PIN: check the PIN source, then as user {user} "
+                f"log in once at a terminal (`signkit token login {select}`) or run "
+                f"`signkit token clear-guard {select}` (the block is kept in {where})",
+            ) from exc
         raise PinIncorrectError(
             f"PIN rejected by the token ({note})",
             subject=name,

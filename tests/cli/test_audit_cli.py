@@ -128,8 +128,12 @@ def test_verify_ok_and_each_failure_exit_code(logged: tuple[Path, Path], tmp_pat
 def test_show_filters_and_exports(logged: tuple[Path, Path]) -> None:
     state, log = logged
     table = run(state, "audit", "show")
-    assert table.returncode == 0 and table.stdout == ""
-    assert "qd-01.pdf" in table.stderr and "4 record(s)" in table.stderr
+    # the table is what was asked for (stdout, without trailing padding); the count on stderr
+    assert table.returncode == 0 and table.stderr == "4 record(s)\n"
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == "time user outcome input output / error signer".split()
+    assert len(lines) == 5 and "/inbox/qd-01.pdf" in lines[1]
+    assert all(line == line.rstrip() for line in lines)
 
     def rows(*args: str) -> list[dict[str, str]]:
         proc = run(state, "audit", "show", str(log), "--json", *args)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -39,9 +43,11 @@ def test_version_and_help_show_exit_codes(signkit: Runner) -> None:
 def test_list_human_and_json(signkit: Runner, softhsm: SoftHsm) -> None:
     proc = signkit("token", "list", "--module", softhsm.module)
     assert proc.returncode == 0, proc.stderr
-    assert "signkit-test-a" in proc.stderr and "login required" in proc.stderr
-    assert proc.stdout == ""  # human output goes to stderr only
+    # the listing is what was asked for: stdout (`token list 2>/dev/null` keeps it)
+    assert "signkit-test-a" in proc.stdout and "login required" in proc.stdout
+    assert proc.stderr == ""
     proc = signkit("token", "list", "--module", softhsm.module, "--json")
+    assert "signkit-test-a" not in proc.stderr  # --json replaces the table
     data = json.loads(proc.stdout)
     labels = {t["label"] for m in data["modules"] for t in m["tokens"]}
     assert {"signkit-demo", "signkit-test-a", "signkit-test-b", "signkit-test-c"} <= labels
@@ -82,9 +88,9 @@ def test_objects_lists_vietnamese_labels_without_login(signkit: Runner, softhsm:
         "token", "objects", "--module", softhsm.module, "--token-label", "signkit-test-a"
     )
     assert proc.returncode == 0
-    assert "Nguyễn Văn An's Test-CA SHA2 Certificate" in proc.stderr
-    assert "UID=MST:0100000000-999" in proc.stderr
-    assert "private keys are listed with --login" in proc.stderr
+    assert "Nguyễn Văn An's Test-CA SHA2 Certificate" in proc.stdout
+    assert "UID=MST:0100000000-999" in proc.stdout
+    assert proc.stderr == "(private keys are listed with --login)\n"
 
 
 def test_objects_with_login_pairs_keys(signkit: Runner, softhsm: SoftHsm) -> None:
@@ -120,7 +126,7 @@ def test_wrong_pin_means_exactly_one_login_and_no_pin_leak(
     )
     assert proc.returncode == 4
     assert "error: token 'signkit-test-b'" in proc.stderr and "PIN rejected" in proc.stderr
-    assert "never retries" in proc.stderr
+    assert "hint: signkit never retries a PIN" in proc.stderr
     assert len(logins(log)) == 1
     assert_no_pin(WRONG_PIN, proc.stdout, proc.stderr)
     for name, block in spy_calls(log):
@@ -130,24 +136,33 @@ def test_wrong_pin_means_exactly_one_login_and_no_pin_leak(
 
 
 def test_unattended_guard_blocks_cron_after_a_wrong_pin(
-    signkit: Runner, softhsm: SoftHsm, tmp_path: Path
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path, state_dir: Path
 ) -> None:
     base = ["--module", spy_module(), "--token-label", "signkit-test-c"]
     log1, log2, log3 = tmp_path / "1.log", tmp_path / "2.log", tmp_path / "3.log"
     first = signkit(
         "token", "login", *base, env={"SIGNKIT_PIN": WRONG_PIN, **spy_env(softhsm, log1)}
     )
-    assert first.returncode == 4 and "unattended logins on this token are blocked" in first.stderr
+    # The first rejection already says that the token is now blocked for
+    # unattended runs, for which account, and how to lift it.
+    assert first.returncode == 4
+    text = " ".join(first.stderr.split())
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert f"unattended logins on this token are now blocked for user {user}," in text
+    assert f"hint: signkit never retries a PIN: check the PIN source, then as user {user}" in text
+    assert "`signkit token login --token-label signkit-test-c`" in text
+    assert f"(the block is kept in {state_dir / 'signkit' / 'pin-guard'})" in text
+    (clear_command,) = re.findall(r"`(signkit token clear-guard [^`]+)`", text)
     second = signkit(
         "token", "login", *base, env={"SIGNKIT_PIN": softhsm.user_pin, **spy_env(softhsm, log2)}
     )
     assert second.returncode == 4 and "blocked since" in second.stderr
+    assert f"for user {user}, after a rejected PIN (env)" in second.stderr
     assert "clear-guard" in second.stderr
     assert logins(log2) == []  # the token was not touched
-    cleared = signkit(
-        "token", "clear-guard", "--module", softhsm.module, "--token-label", "signkit-test-c"
-    )
-    assert cleared.returncode == 0 and "allowed again" in cleared.stderr
+    # the command the message gave, as a person would paste it
+    cleared = signkit(*shlex.split(clear_command)[1:], "--module", softhsm.module)
+    assert cleared.returncode == 0 and "allowed again" in cleared.stderr  # a summary
     third = signkit(
         "token", "login", *base, env={"SIGNKIT_PIN": softhsm.user_pin, **spy_env(softhsm, log3)}
     )
@@ -267,3 +282,46 @@ def test_locked_token_flag_stops_before_c_login(
 def test_shell_completion_script(signkit: Runner, shell: str) -> None:
     proc = signkit("completion", shell)
     assert proc.returncode == 0 and "_SIGNKIT_COMPLETE" in proc.stdout
+
+
+def test_objects_print_rfc7512_uris_ready_for_key(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    """Each object's pkcs11: URI, pasted into --key, selects that object's key:
+    here the certificate whose label is Vietnamese with an apostrophe and
+    spaces, and whose key has another label (key-vn)."""
+    from support.pdfcheck import pdfsig
+    from support.verifydocs import sample
+
+    sel = ["--module", softhsm.module, "--token-label", "signkit-test-a"]
+    proc = signkit("token", "objects", *sel)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    label = "Nguyễn Văn An's Test-CA SHA2 Certificate"
+    at = next(n for n, line in enumerate(lines) if f"label={label!r}" in line)
+    uri_line = lines[at + 1].split()
+    assert uri_line[0] == "uri:"
+    uri = uri_line[1]
+    assert uri.startswith("pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;serial=")
+    assert uri.endswith(
+        ";token=signkit-test-a;id=%02;object=Nguy%E1%BB%85n%20V%C4%83n%20An%27s%20Test-CA"
+        "%20SHA2%20Certificate;type=cert"
+    )
+    data = json.loads(signkit("token", "objects", *sel, "--json").stdout)
+    assert uri in {c["uri"] for c in data["certificates"]}
+    with_keys = signkit(
+        "token", "objects", *sel, "--login", "--json", env={"SIGNKIT_PIN": softhsm.user_pin}
+    )
+    private = {k["label"]: k["uri"] for k in json.loads(with_keys.stdout)["private_keys"]}
+    assert private["key-vn"].endswith(";token=signkit-test-a;id=%02;object=key-vn;type=private")
+
+    for chosen in (uri, private["key-vn"]):
+        out = tmp_path / f"{len(chosen)}.pdf"
+        signed = signkit(
+            "sign", "pdf", str(sample(tmp_path / "in")), "-o", str(out), "--key", chosen,
+            "--module", softhsm.module, "--revocation", "off", "--no-audit",
+            env={"SIGNKIT_PIN": softhsm.user_pin},
+        )  # fmt: skip
+        assert signed.returncode == 0, signed.stderr
+        report = pdfsig(out)
+        assert "Signature is Valid" in report and "Nguyễn Văn An" in report, report

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "signkit"
-CALLS = ("warn", "info", "t")
+CALLS = ("warn", "info", "t", "summary", "result", "error")
 
 
 def _template(node: ast.expr, source: str) -> str | None:

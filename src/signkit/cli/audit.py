@@ -139,24 +139,19 @@ def verify(
         for note in report.notes:
             out.warn(note)
         if report.problem is not None:
-            out.console().print(
-                f"{t('error')}: {t(str(report.problem))}", style="bold red", markup=False
-            )
+            out.error(str(report.problem))
         elif report.key_problem is not None:
-            out.console().print(
-                f"{t('error')}: {t(str(report.key_problem))}", style="bold red", markup=False
-            )
             hint = (
                 "pass the TSA's root with --tsa-trust"
                 if report.key_problem.kind == "untrusted-tsa"
                 else "pass the sealer's public key with --seal-key FILE"
             )
-            out.console().print(f"{t('hint')}: {t(hint)}", markup=False)
+            out.error(str(report.key_problem), hint)
         else:
             stamps = f", {len(report.timestamps)} time-stamp(s)" if report.timestamps else ""
             anchored = f", {report.anchor_checked} anchor line(s) matched" if chosen else ""
             mode = " (chain only: seals not checked)" if chain_only else ""
-            out.info(
+            out.summary(
                 f"ok: {report.records} records in {len(report.files)} file(s), "
                 f"{report.seals} seal(s) verified (sealed through seq {report.sealed_through})"
                 f"{stamps}{anchored}{mode}"
@@ -244,8 +239,8 @@ def show(
                     str(r["error"] or r["output"] or ""),
                     str(r["signer_subject"] or ""),
                 )
-            out.console().print(table)
-            out.info(f"{len(rows)} record(s)")
+            out.table(table)
+            out.summary(f"{len(rows)} record(s)")
         return 0
 
     run_command(out, body)
@@ -277,7 +272,7 @@ def rotate(
             audit.close()
         if out.json:
             out.emit_json({"rotated_to": str(archive), "log": str(log)})
-        out.info(f"{log}: old records now in {archive}; the new file continues the chain")
+        out.summary(f"{log}: old records now in {archive}; the new file continues the chain")
         return 0
 
     run_command(out, body)

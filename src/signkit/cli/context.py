@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import io
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,18 +29,42 @@ class AppState:
 
 
 @functools.cache
-def _console() -> Any:
+def _console(stdout: bool = False) -> Any:
     from rich.console import Console
 
-    # Off a terminal (logs, cron mail) do not wrap tables at 80 columns.
-    width = None if sys.stderr.isatty() else 1000
-    return Console(stderr=True, highlight=False, soft_wrap=True, width=width)
+    stream = sys.stdout if stdout else sys.stderr
+    # Off a terminal (logs, cron mail, a pipe) do not wrap tables at 80 columns.
+    width = None if stream.isatty() else 1000
+    return Console(stderr=not stdout, highlight=False, soft_wrap=True, width=width)
 
 
-def _line(text: str, *, style: str | None = None) -> None:
-    """One line of text on stderr: through rich on a terminal (colour), plain
-    otherwise (a script's log needs no styling, nor rich's ~50 ms import)."""
-    if sys.stderr.isatty():
+# Syslog priorities (RFC 5424) of what signkit writes on stderr.
+ERROR, WARNING, INFO = 3, 4, 6
+
+
+@functools.cache
+def journal_stderr() -> bool:
+    """Whether stderr is the systemd journal's stream: $JOURNAL_STREAM names
+    it (device:inode), as systemd documents, so a file or pipe that merely
+    inherited the variable is not taken for the journal."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+        return (st.st_dev, st.st_ino) == (int(device), int(inode))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
+
+
+def _line(text: str, *, priority: int = INFO, style: str | None = None) -> None:
+    """Text on stderr: prefixed with its syslog priority (``<3>``) when stderr is
+    the journal, so that ``journalctl -p warning`` selects it; through rich on a
+    terminal (colour); plain otherwise (a script's log needs no styling, nor
+    rich's ~50 ms import)."""
+    if journal_stderr():
+        sys.stderr.write("".join(f"<{priority}>{line}\n" for line in text.splitlines() or [""]))
+        sys.stderr.flush()
+    elif sys.stderr.isatty():
         _console().print(text, style=style, markup=False)
     else:
         sys.stderr.write(text + "\n")
@@ -64,16 +90,27 @@ def _library_logs(*, shown: bool) -> None:
         root.addHandler(logging.NullHandler())
 
 
+def render(renderable: Any, *, stdout: bool = False) -> str:
+    """A rich table as plain text, as wide as its stream allows."""
+    console = _console(stdout)
+    with console.capture() as capture:
+        console.print(renderable)
+    text: str = capture.get()
+    return "\n".join(line.rstrip() for line in text.rstrip("\n").splitlines())
+
+
 @dataclass(frozen=True, kw_only=True)
 class Output:
-    """How a command reports: human text on stderr, JSON on stdout."""
+    """How a command reports. What the user asked for (listings, tables,
+    verdicts) goes to stdout, or ``--json`` instead; warnings, progress,
+    errors and the run's summary go to stderr."""
 
     json: bool = False
-    """Machine output on stdout."""
+    """Machine output on stdout (instead of the tables)."""
     verbose: bool = False
-    """More detail on stderr."""
+    """More detail."""
     quiet: bool = False
-    """Only errors on stderr."""
+    """On stderr, only errors and the summary."""
     debug: bool = False
     """Tracebacks on errors."""
 
@@ -91,17 +128,45 @@ class Output:
         )
 
     def console(self) -> Any:
-        """The one rich Console (stderr)."""
+        """The rich Console of stderr (progress bars)."""
         return _console()
 
     def info(self, text: str) -> None:
-        """A human line on stderr (suppressed by --quiet)."""
+        """A line of information on stderr (suppressed by --quiet)."""
         if not self.quiet:
             _line(t(text))
 
     def warn(self, text: str) -> None:
-        """A warning on stderr (shown even with --quiet)."""
-        _line(f"{t('warning')}: {t(text)}", style="yellow")
+        """A warning on stderr (suppressed by --quiet)."""
+        if not self.quiet:
+            _line(f"{t('warning')}: {t(text)}", priority=WARNING, style="yellow")
+
+    def summary(self, text: str) -> None:
+        """The run's summary line on stderr (kept with --quiet)."""
+        _line(t(text))
+
+    def failures(self, table: Any) -> None:
+        """A table of what failed, on stderr at error priority (kept with --quiet)."""
+        if sys.stderr.isatty() and not journal_stderr():
+            _console().print(table)
+        else:
+            _line(render(table), priority=ERROR)
+
+    def result(self, text: str) -> None:
+        """A line of what the user asked for, on stdout."""
+        if sys.stdout.isatty():
+            _console(stdout=True).print(t(text), markup=False)
+        else:
+            sys.stdout.write(t(text) + "\n")
+
+    def table(self, table: Any) -> None:
+        """A table of what the user asked for, on stdout (off a terminal without
+        the padding after the last column, for the tools that read it)."""
+        if sys.stdout.isatty():
+            _console(stdout=True).print(table)
+        else:
+            text = render(table, stdout=True)
+            sys.stdout.write("".join(line.rstrip() + "\n" for line in text.splitlines()))
 
     def emit_json(self, data: Any) -> None:
         """The machine report on stdout."""
@@ -109,6 +174,12 @@ class Output:
 
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
         sys.stdout.flush()
+
+    def error(self, text: str, hint: str | None = None) -> None:
+        """``error: <text>`` (and the hint) on stderr, at error priority."""
+        _line(f"{t('error')}: {t(text)}", priority=ERROR, style="bold red")
+        if hint:
+            _line(f"{t('hint')}: {t(hint)}", priority=ERROR)
 
     def show_error(self, exc: SignkitError) -> int:
         """Print ``error: <subject>: <reason>`` (+ hint); the error's exit code."""
@@ -119,12 +190,8 @@ class Output:
             # outside the except block (a run error kept in the report), where
             # print_exc() would print "NoneType: None".
             traceback.print_exception(exc, file=sys.stderr)
-        console = self.console()
         message = t(exc.message)
-        text = f"{exc.subject}: {message}" if exc.subject else message
-        console.print(f"{t('error')}: {text}", style="bold red", markup=False)
-        if exc.hint:
-            console.print(f"{t('hint')}: {t(exc.hint)}", markup=False)
+        self.error(f"{exc.subject}: {message}" if exc.subject else message, exc.hint)
         return int(exc.exit_code)
 
     def show_bug(self, exc: BaseException) -> int:
@@ -135,11 +202,7 @@ class Output:
 
             traceback.print_exception(exc, file=sys.stderr)
         message = t("internal error ({name}); run again with --debug for a traceback and report it")
-        self.console().print(
-            f"{t('error')}: {message.replace('{name}', type(exc).__name__)}",
-            style="bold red",
-            markup=False,
-        )
+        self.error(message.replace("{name}", type(exc).__name__))
         return int(ExitCode.INTERNAL)
 
     def fail(self, exc: SignkitError) -> NoReturn:
@@ -159,8 +222,7 @@ def show_usage_error(exc: typer.TyperException) -> int:
             lines.append(hint.format(command=ctx.command_path, option=ctx.help_option_names[0]))
         lines.append("")
     lines.append(f"{t('Error')}: {t(exc.format_message())}")
-    sys.stderr.write("\n".join(lines) + "\n")
-    sys.stderr.flush()
+    _line("\n".join(lines), priority=ERROR)
     return int(getattr(exc, "exit_code", 1))
 
 
@@ -177,7 +239,7 @@ def run_command(out: Output, body: Callable[[], int]) -> NoReturn:
     except SignkitError as exc:
         out.fail(exc)
     except KeyboardInterrupt as exc:
-        out.console().print(f"{t('error')}: {t('interrupted')}", style="bold red", markup=False)
+        out.error("interrupted")
         raise typer.Exit(int(getattr(exc, "exit_code", 130))) from None
     except typer.Exit:
         raise

@@ -131,30 +131,34 @@ def _read_secret_file(path: Path | None, what: str) -> str | None:
 
 
 def _summary(out: Output, report: Any) -> None:
+    """What the run did: the documents that failed on stderr (with -v or
+    --dry-run, every document, on stdout, unless --json stands in for them),
+    then the counts on stderr (kept with -q)."""
     from rich.table import Table
 
     from signkit.i18n import t
 
     totals = report.totals()
-    console = out.console()
     failed = [d for d in report.documents if d.status.value == "failed"]
-    if len(report.documents) == 1 and failed and not out.verbose:
+    listed = out.verbose or report.dry_run
+    if len(report.documents) == 1 and failed and not listed:
         # One document: its error on one line, as for any other bad input.
         doc = failed[0]
-        console.print(f"{t('error')}: {t(doc.error_message or '')}", style="bold red", markup=False)
-        if doc.error_hint:
-            console.print(f"{t('hint')}: {t(doc.error_hint)}", markup=False)
+        out.error(doc.error_message or "", doc.error_hint)
         return
-    if out.verbose or failed:
+    if (listed and not out.json) or failed:
         table = Table(box=None, pad_edge=False, show_header=True)
         for col in ("status", "input", "output / reason"):
             table.add_column(t(col))
         for d in report.documents:
-            if not out.verbose and d.status.value != "failed":
+            if not (listed and not out.json) and d.status.value != "failed":
                 continue
             detail = t(d.error_message or d.reason or "") or d.output or ""
             table.add_row(t(d.status.value), d.input, detail)
-        console.print(table)
+        if listed and not out.json:
+            out.table(table)
+        else:
+            out.failures(table)
     if report.dry_run:
         line = t("dry run: {planned} planned, {skipped} skipped (of {total})")
     else:
@@ -162,7 +166,7 @@ def _summary(out: Output, report: Any) -> None:
             "{signed} signed, {skipped} skipped, {failed} failed, "
             "{not_attempted} not attempted (of {total})"
         )
-    out.info(line.format(**{k.replace("-", "_"): v for k, v in totals.items()}))
+    out.summary(line.format(**{k.replace("-", "_"): v for k, v in totals.items()}))
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)

@@ -84,7 +84,6 @@ def list_tokens(
     """List PKCS#11 modules and the tokens in their slots (no login)."""
     out = Output.of(output)
     json = out.json
-    quiet = out.quiet
 
     def body() -> int:
         from signkit.errors import TokenAbsentError
@@ -116,17 +115,16 @@ def list_tokens(
         ]
         if json:
             out.emit_json({"modules": report})
-        if not quiet and not json:
+        else:
             from rich.table import Table
 
-            console = out.console()
             for entry in report:
-                console.print(f"module {entry['module']} ({entry['source']})", markup=False)
+                out.result(f"module {entry['module']} ({entry['source']})")
                 if entry["error"]:
-                    console.print(f"  problem: {entry['error']}", style="yellow", markup=False)
+                    out.result(f"  problem: {entry['error']}")
                     continue
                 if not entry["tokens"]:
-                    console.print("  no token present", markup=False)
+                    out.result("  no token present")
                     continue
                 table = Table(box=None, pad_edge=False)
                 for col in ("slot", "label", "manufacturer", "model", "serial", "certs", "flags"):
@@ -145,7 +143,7 @@ def list_tokens(
                         "-" if t["certificates"] is None else str(t["certificates"]),
                         flags,
                     )
-                console.print(table)
+                out.table(table)
         if not any(r.tokens for r in scan.results):
             raise TokenAbsentError(
                 "no token present in any module",
@@ -174,15 +172,15 @@ def info(*, token: TokenOptions, config: ConfigOptions, output: OutputOptions) -
         if json:
             out.emit_json(data)
         else:
-            out.info(session.info.display_name())
+            out.result(session.info.display_name())
             for key in ("module", "manufacturer", "model", "serial", "slot_description"):
-                out.info(f"  {key.replace('_', ' ')}: {data[key]}")
-            out.info(f"  flags: {_flags_text(data['flags'])}")
+                out.result(f"  {key.replace('_', ' ')}: {data[key]}")
+            out.result(f"  flags: {_flags_text(data['flags'])}")
             low, high = data["pin_min"] or "?", data["pin_max"] or "?"
             if (low, high) != ("?", "?"):
-                out.info(f"  PIN length: {low} to {high}")
-            out.info(f"  certificates: {data['certificates']}")
-            out.info(f"  signing mechanisms: {', '.join(data['mechanisms']) or '-'}")
+                out.result(f"  PIN length: {low} to {high}")
+            out.result(f"  certificates: {data['certificates']}")
+            out.result(f"  signing mechanisms: {', '.join(data['mechanisms']) or '-'}")
         return 0
 
     run_command(out, body)
@@ -207,6 +205,8 @@ def objects(
     state = get_state(ctx)
 
     def body() -> int:
+        from signkit.tokens.uri import object_uri
+
         spec = _spec(token, pin, env_pin=state.env_pin)
         with _public_session(spec) as session:
             if login:
@@ -215,11 +215,20 @@ def objects(
             publics = session.public_keys()
             pairs = session.pairs() if login else []
             token_name = session.name
+            info = session.info
+
+        def uri(label: str, key_id: bytes, kind: str) -> str:
+            return object_uri(info, label=label, key_id=key_id, object_type=kind)
+
         data = {
             "token": token_name,
-            "certificates": [c.to_json() for c in certs],
-            "public_keys": [k.to_json() for k in publics],
-            "private_keys": [p.key.to_json() for p in pairs] if login else None,
+            "certificates": [{**c.to_json(), "uri": uri(c.label, c.id, "cert")} for c in certs],
+            "public_keys": [{**k.to_json(), "uri": uri(k.label, k.id, "public")} for k in publics],
+            "private_keys": [
+                {**p.key.to_json(), "uri": uri(p.key.label, p.key.id, "private")} for p in pairs
+            ]
+            if login
+            else None,
             "pairs": [
                 {
                     "key_label": p.key.label,
@@ -233,31 +242,34 @@ def objects(
         if json:
             out.emit_json(data)
             return 0
-        out.info(token_name)
+        out.result(token_name)
         for c in certs:
             role = "CA certificate" if c.is_ca else "certificate"
-            out.info(f"  {role} label={c.label!r} id={c.id.hex() or '-'}")
-            out.info(f"    subject: {c.subject}")
-            out.info(f"    issuer:  {c.issuer}")
-            out.info(f"    serial:  {c.serial:x}")
-            out.info(f"    valid:   {c.not_before:%Y-%m-%d} .. {c.not_after:%Y-%m-%d}")
-            out.info(f"    sha256:  {c.sha256}")
-            out.info(f"    usage:   {', '.join(c.key_usage + c.extended_key_usage) or '-'}")
+            out.result(f"  {role} label={c.label!r} id={c.id.hex() or '-'}")
+            out.result(f"    uri:     {uri(c.label, c.id, 'cert')}")
+            out.result(f"    subject: {c.subject}")
+            out.result(f"    issuer:  {c.issuer}")
+            out.result(f"    serial:  {c.serial:x}")
+            out.result(f"    valid:   {c.not_before:%Y-%m-%d} .. {c.not_after:%Y-%m-%d}")
+            out.result(f"    sha256:  {c.sha256}")
+            out.result(f"    usage:   {', '.join(c.key_usage + c.extended_key_usage) or '-'}")
         for k in publics:
-            out.info(
+            out.result(
                 f"  public key label={k.label!r} id={k.id.hex() or '-'} "
                 f"{k.key_type} {k.key_size or '?'}"
             )
+            out.result(f"    uri:     {uri(k.label, k.id, 'public')}")
         for p in pairs:
             k = p.key
             extra = ", always authenticate" if k.always_authenticate else ""
             cert = f"→ {p.cert.subject} (by {p.paired_by})" if p.cert else "→ no certificate"
-            out.info(
+            out.result(
                 f"  private key label={k.label!r} id={k.id.hex() or '-'} "
                 f"{k.key_type} {k.key_size or '?'}{extra} {cert}"
             )
+            out.result(f"    uri:     {uri(k.label, k.id, 'private')}")
         if not login:
-            out.info("  (private keys are listed with --login)")
+            out.info("(private keys are listed with --login)")
         return 0
 
     run_command(out, body)
@@ -289,7 +301,7 @@ def login_cmd(
         if json:
             out.emit_json({"token": name, "login": "ok", "pin_source": result.source.value})
         else:
-            out.info(f"{name}: PIN accepted ({result.source.value})")
+            out.summary(f"{name}: PIN accepted ({result.source.value})")
         return 0
 
     run_command(out, body)
@@ -312,7 +324,9 @@ def clear_guard(*, token: TokenOptions, config: ConfigOptions, output: OutputOpt
         if json:
             out.emit_json({"token": name, "cleared": cleared})
         else:
-            out.info(f"{name}: " + ("unattended logins allowed again" if cleared else "no block"))
+            out.summary(
+                f"{name}: " + ("unattended logins allowed again" if cleared else "no block")
+            )
         return 0
 
     run_command(out, body)

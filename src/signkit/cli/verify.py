@@ -90,14 +90,15 @@ def _rdns(subject: str) -> list[str]:
 
 
 class _Screen:
-    """Lines for a person: wrapped to the terminal's width with a hanging
-    indent; piped, one line per item with no padding (for grep and cut)."""
+    """Lines for a person, on stdout (they are what was asked for): wrapped to
+    the terminal's width with a hanging indent; piped, one line per item with
+    no padding (for grep and cut)."""
 
     def __init__(self) -> None:
         import os
         import shutil
 
-        self.tty = sys.stderr.isatty()
+        self.tty = sys.stdout.isatty()
         width = os.environ.get("COLUMNS", "")
         if width.isdigit():
             self.width = int(width)
@@ -105,7 +106,7 @@ class _Screen:
             self.width = shutil.get_terminal_size((100, 24)).columns
         if self.tty:
             try:
-                self.width = os.get_terminal_size(sys.stderr.fileno()).columns
+                self.width = os.get_terminal_size(sys.stdout.fileno()).columns
             except OSError:
                 pass
 
@@ -115,7 +116,7 @@ class _Screen:
         import textwrap
 
         if not self.tty:
-            sys.stderr.write(" " * indent + text.replace(_KEEP, " ") + "\n")
+            sys.stdout.write(" " * indent + text.replace(_KEEP, " ") + "\n")
             return
         for part in textwrap.wrap(
             text,
@@ -125,7 +126,7 @@ class _Screen:
             break_on_hyphens=False,
             break_long_words=True,
         ) or [""]:
-            sys.stderr.write(part.replace(_KEEP, " ") + "\n")
+            sys.stdout.write(part.replace(_KEEP, " ") + "\n")
 
 
 # Where a line of the verdict must not be broken (textwrap breaks at ASCII
@@ -198,18 +199,20 @@ def _table(out: Output, report: Any, *, zone: str, roots: dict[str, str]) -> Non
 def _summary(
     out: Output, report: Any, *, zone: str = "Asia/Ho_Chi_Minh", roots: dict[str, str] | None = None
 ) -> None:
-    if out.quiet:
-        return
+    """The verdicts on stdout (unless --json stands in for them), and the
+    counts: on stdout after the verdicts, on stderr beside --json."""
     if report.dry_run:
-        out.info(f"dry run: {len(report.documents)} document(s) would be verified")
-        for d in report.documents:
-            out.info(f"  {d.input}")
+        if not out.json:
+            out.result(f"dry run: {len(report.documents)} document(s) would be verified")
+            for d in report.documents:
+                out.result(f"  {d.input}")
         return
-    _table(out, report, zone=zone, roots=roots or {})
+    if not out.json:
+        _table(out, report, zone=zone, roots=roots or {})
     counts = report.verdicts()
     unreadable = sum(1 for d in report.documents if d.status.value == "failed")
     skipped = sum(1 for d in report.documents if d.status.value == "not-attempted")
-    out.info(
+    (out.summary if out.json else out.result)(
         f"{counts['PASSED']} passed, {counts['INDETERMINATE']} indeterminate, "
         f"{counts['FAILED']} failed"
         + (f", {unreadable} unreadable" if unreadable else "")
@@ -443,7 +446,7 @@ def _extract(out: Output, inputs: InputOptions, revision: int, target: Path | No
         atomic_write(target, data)
     except OSError as exc:
         raise OutputError(f"cannot write ({exc.strerror or exc})", subject=str(target)) from None
-    out.info(f"{target}: the revision signature {revision} covers ({len(data)} bytes)")
+    out.summary(f"{target}: the revision signature {revision} covers ({len(data)} bytes)")
     if out.json:
         out.emit_json({"input": str(source), "output": str(target), "bytes": len(data)})
     return 0

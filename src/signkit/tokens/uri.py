@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, unquote_to_bytes
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 from signkit.errors import UsageError
-from signkit.tokens.model import KeySelector
+from signkit.tokens.model import KeySelector, TokenInfo
 
 _PATH_ATTRS = {
     "token",
@@ -188,3 +188,23 @@ def merge_selectors(base: KeySelector, extra: KeySelector, *, what: str) -> KeyS
             raise UsageError(f"'{name}' given twice with different values", subject=what)
         merged[name] = a if a is not None else b
     return KeySelector(**merged)  # type: ignore[arg-type]
+
+
+def object_uri(token: TokenInfo, *, label: str, key_id: bytes, object_type: str) -> str:
+    """The RFC 7512 URI of one object on ``token``, ready for ``--key``: the
+    token by its identity (model, manufacturer, serial, label), the object by
+    CKA_ID and label (each only when it has one), and its type. Every value
+    is percent-encoded but the unreserved characters, as RFC 7512 allows."""
+    items = [
+        ("model", token.model),
+        ("manufacturer", token.manufacturer),
+        ("serial", token.serial),
+        ("token", token.label),
+    ]
+    path = [f"{name}={quote(value, safe='')}" for name, value in items if value]
+    if key_id:
+        path.append("id=" + "".join(f"%{byte:02X}" for byte in key_id))
+    if label:
+        path.append(f"object={quote(label, safe='')}")
+    path.append(f"type={object_type}")
+    return "pkcs11:" + ";".join(path)

@@ -14,15 +14,17 @@ pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
 
 def check(signkit: Runner, softhsm: SoftHsm, *args: str):  # type: ignore[no-untyped-def]
-    return signkit("cert", "check", *args, "--no-audit", env={"SIGNKIT_MODULE": softhsm.module})
+    """`signkit cert check` in Hanoi's time zone (times are shown in the local zone)."""
+    env = {"SIGNKIT_MODULE": softhsm.module, "TZ": "Asia/Ho_Chi_Minh"}
+    return signkit("cert", "check", *args, "--no-audit", env=env)
 
 
 @pytest.mark.parametrize(
     ("label", "state", "code", "nagios", "text"),
     [
         ("signer-rsa2048", "ok", 0, 0, "SIGNKIT CERT OK - 1 certificate(s) ok"),
-        ("signer-expired", "expired", 5, 2, "expired on 2023-01-01"),
-        ("signer-notyet", "not-yet-valid", 5, 2, "not valid before 2040-01-01"),
+        ("signer-expired", "expired", 5, 2, "expired on 2023-01-01T07:00:00+07:00"),
+        ("signer-notyet", "not-yet-valid", 5, 2, "not valid before 2040-01-01T07:00:00+07:00"),
         ("signer-revoked", "revoked", 5, 2, "revoked since"),
         ("signer-nousage", "no-signing-usage", 5, 2, "does not allow signing"),
     ],
@@ -46,10 +48,12 @@ def test_each_certificate_state(
     (cert,) = data["certificates"]
     assert cert["state"] == state and data["exit_code"] == code
     assert cert["source"].startswith(f"token '{token}'")
-    line = [x for x in proc.stderr.splitlines() if x.startswith(state.upper())]
-    assert len(line) == 1
+    human = check(signkit, softhsm, *sel)
+    assert human.returncode == code, human.stderr
+    (line,) = human.stdout.splitlines()  # the result on stdout, one line (cron mail)
+    assert line.startswith(state.upper() + ":")
     if state != "ok":
-        assert text in line[0]
+        assert text in line
     if state == "revoked":
         assert cert["revocation"] == "revoked" and cert["revocation_source"].startswith("OCSP")
     if state == "ok":
@@ -60,7 +64,8 @@ def test_each_certificate_state(
     plugin = check(signkit, softhsm, *sel, "--nagios")
     assert plugin.returncode == nagios, plugin.stderr
     (status,) = plugin.stdout.splitlines()
-    assert status.startswith("SIGNKIT CERT ") and "|certs=1 " in status
+    assert status.startswith("SIGNKIT CERT ") and " |certs=1 min_days_left=" in status
+    assert status.endswith(";30:;7:")  # the warn and crit thresholds as alert-below ranges
     assert text in status
 
 
@@ -72,11 +77,11 @@ def test_vietnamese_subject_and_warn_days(
     assert proc.returncode == 0, proc.stderr
     assert (
         "OK: UID=MST:0100000000-999,CN=Nguyễn Văn An,O=Ủy ban nhân dân tỉnh Nam Định,"
-        "L=Nam Định,C=VN" in proc.stderr
+        "L=Nam Định,C=VN" in proc.stdout
     )
     # the certificate runs to 2035: a horizon beyond that makes it "expiring" (exit 7)
     proc = check(signkit, softhsm, *sel, "--warn-days", "5000")
-    assert proc.returncode == 7 and proc.stderr.startswith("EXPIRING: UID=MST:")
+    assert proc.returncode == 7 and proc.stdout.startswith("EXPIRING: UID=MST:")
     plugin = check(signkit, softhsm, *sel, "--warn-days", "5000", "--nagios")
     assert plugin.returncode == 1
     assert plugin.stdout.startswith(
@@ -89,8 +94,8 @@ def test_whole_token_one_line_per_certificate(
 ) -> None:
     proc = check(signkit, softhsm, "--token-label", "signkit-test-c", "--trust", str(trust))
     assert proc.returncode == 5
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 5  # five end-entity certificates, nothing else (cron mail)
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 5 and proc.stderr == ""  # five certificates, nothing else (cron mail)
     assert sorted(x.split(":")[0] for x in lines) == [
         "EXPIRED", "NO-SIGNING-USAGE", "NOT-YET-VALID", "OK", "REVOKED",
     ]  # fmt: skip
@@ -117,7 +122,7 @@ def test_files_untrusted_and_offline(
     assert "no trust anchors configured (--trust) and no root supplied by the file" in proc.stderr
     proc = check(signkit, softhsm, "--file", str(pem), "--trust", str(trust), "--offline")
     # offline the intermediate cannot be fetched (not in the file): untrusted again
-    assert proc.returncode == 5 and proc.stderr.startswith("UNTRUSTED")
+    assert proc.returncode == 5 and proc.stdout.startswith("UNTRUSTED")
     missing = check(signkit, softhsm, "--file", str(tmp_path / "nope.pem"))
     assert missing.returncode == 3 and "nope.pem: no such file" in missing.stderr
 

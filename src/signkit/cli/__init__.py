@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 import sys
 
@@ -87,7 +88,8 @@ def run(argv: list[str] | None = None, state: object | None = None) -> int:
     except SystemExit as exc:
         return _exit_code(exc.code)
     except Exception as exc:  # raised outside a command's own handler
-        return _outside_command(exc, debug="--debug" in args)
+        code = _outside_command(exc, debug="--debug" in args)
+        return _nagios_answer(args, exc, code)
     return code if isinstance(code, int) else 0
 
 
@@ -109,6 +111,21 @@ def _outside_command(exc: Exception, *, debug: bool) -> int:
         sys.stderr.write(t("Aborted!") + "\n")
         return 1
     return out.show_bug(exc)
+
+
+def _nagios_answer(args: list[str], exc: Exception, code: int) -> int:
+    """A monitoring check whose command line could not be read still answers
+    with one status line, UNKNOWN (exit 3), as the plugin guidelines ask."""
+    pairs = list(itertools.pairwise(args))
+    nagios = "--nagios" in args or "--format=nagios" in args or ("--format", "nagios") in pairs
+    if ("cert", "check") not in pairs or not nagios:
+        return code
+    from signkit.verify.certcheck import nagios_unknown
+
+    reason = getattr(exc, "format_message", lambda: str(exc))()
+    status, line = nagios_unknown(f"usage: {reason}" if code == 2 else str(reason))
+    sys.stdout.write(line + "\n")
+    return status
 
 
 def _library_warnings(args: list[str]) -> None:

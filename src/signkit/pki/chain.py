@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from signkit.errors import CertificateError, RevocationError, RevocationUnreachableError
 from signkit.pki.anchors import RevocationMode, TrustSpec, load_certificates
+from signkit.texts import shorten
 from signkit.verify.verdict import Indication, SubIndication
 
 
@@ -231,7 +232,7 @@ def _attempt(
             sub_indication=sub,
             trusted=False,
             revocation=kw.pop("revocation", "unknown"),
-            detail=str(exc)[:300],
+            detail=shorten(str(exc), 300),
             ocsp_responses=_dumps(vc.ocsps),
             crls=_dumps(vc.crls),
             **kw,

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from signkit.errors import ExitCode, InputError
+from signkit.i18n import format_datetime
 from signkit.pki.chain import no_anchors_note, validate_chain
+from signkit.texts import shorten
 from signkit.verify.policy import VerifyPolicy
 
 # Worst first: what the one-line summary and the exit code follow.
@@ -53,7 +55,11 @@ class CertStatus:
     not_after: str
     """End of validity (UTC)."""
     days_left: int
-    """Whole days until not_after (negative once expired)."""
+    """Days until not_after as people count them: calendar days in the local
+    time zone (0 on the last day, negative once expired)."""
+    severity: str = "ok"
+    """ok, warning (expiring within --warn-days), critical (expired, revoked,
+    untrusted, …, or expiring within --crit-days) or unknown."""
     key_usage: list[str]
     """keyUsage bits."""
     extended_key_usage: list[str]
@@ -66,6 +72,8 @@ class CertStatus:
     """trusted, untrusted (with why) or not-checked."""
     chain_subjects: list[str] = field(default_factory=list)
     """The validated path, leaf first."""
+    chain_detail: str | None = None
+    """The path validator's message, when the chain was not validated."""
     revocation: str = "not-checked"
     """good, revoked, unknown, not-checked."""
     revocation_source: str | None = None
@@ -82,11 +90,10 @@ class CertStatus:
     def line(self) -> str:
         """One line for cron mail."""
         what = self.state.upper()
-        detail = "; ".join(self.problems) if self.problems else f"{self.days_left} days left"
-        return (
-            f"{what}: {self.subject} (serial {self.serial}, until {self.not_after[:10]}, "
-            f"{self.source}): {detail}"
-        )
+        detail = "; ".join(self.problems) if self.problems else days_text(self.days_left)
+        until = format_datetime(datetime.fromisoformat(self.not_after).astimezone())
+        where = f"serial {self.serial}, until {until}, {self.source}"
+        return f"{what}: {self.subject} ({where}): {detail}"
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -97,6 +104,26 @@ def _name(name: Any) -> str:
     return str(name.rfc4514_string())
 
 
+def days_until(end: datetime, now: datetime) -> int:
+    """Days from ``now`` to ``end`` as people count them: the difference of
+    their calendar dates in the local time zone. A certificate made valid for
+    10 days has 10 days left on the day it is made, 1 the day before its
+    last, 0 on its last day (it has not expired yet), -1 the day after."""
+    return (end.astimezone().date() - now.astimezone().date()).days
+
+
+def days_text(days: int) -> str:
+    """``days`` left, in words."""
+    if days == 0:
+        return "expires today"
+    return "1 day left" if days == 1 else f"{days} days left"
+
+
+def _when(moment: datetime) -> str:
+    """An exact time in the local zone, as people read it."""
+    return format_datetime(moment.astimezone())
+
+
 def check_certificate(
     der: bytes,
     others: Sequence[bytes],
@@ -104,6 +131,7 @@ def check_certificate(
     *,
     source: str,
     warn_days: int,
+    crit_days: int = 0,
     now: datetime | None = None,
 ) -> CertStatus:
     """Dates, usage, chain to the configured trust and revocation of one certificate."""
@@ -143,15 +171,15 @@ def check_certificate(
         pass
     not_before = cert.not_valid_before_utc
     not_after = cert.not_valid_after_utc
-    days_left = (not_after - now).days
+    days_left = days_until(not_after, now)
     problems: list[str] = []
     state = "ok"
     if now < not_before:
         state = "not-yet-valid"
-        problems.append(f"not valid before {not_before:%Y-%m-%d}")
+        problems.append(f"not valid before {_when(not_before)}")
     elif now > not_after:
         state = "expired"
-        problems.append(f"expired on {not_after:%Y-%m-%d}")
+        problems.append(f"expired on {_when(not_after)}")
     # A monitoring check says "unknown" for an answer it cannot use, rather
     # than accept it as verification's soft policy does.
     notes: list[str] = []
@@ -169,13 +197,14 @@ def check_certificate(
         if notes and chain.sub_indication.value != "TRY_LATER":
             # nothing configured to trust: not validated, as `sign` says it
             chain_text = "not validated (no --trust)"
-            problems.append(f"chain not validated ({(chain.detail or '')[:120]})")
+            problems.append(f"chain not validated ({shorten(chain.detail or '', 160)})")
         elif chain.sub_indication.value == "TRY_LATER":
             state = "unknown"
             problems.append("revocation status could not be established")
         else:
             state = "untrusted"
-            problems.append(f"chain: {chain.sub_indication.value} ({(chain.detail or '')[:120]})")
+            detail = shorten(chain.detail or "", 160)
+            problems.append(f"chain: {chain.sub_indication.value} ({detail})")
     if not chain.trusted and not notes:
         chain_text = f"untrusted: {chain.sub_indication.value}"
     if chain.revocation == "revoked":
@@ -186,7 +215,11 @@ def check_certificate(
         problems.append(f"key usage ({', '.join(usage)}) does not allow signing")
     if state == "ok" and 0 <= days_left <= warn_days:
         state = "expiring"
-        problems.insert(0, f"expires in {days_left} days (on {not_after:%Y-%m-%d})")
+        if days_left == 0:
+            problems.insert(0, f"expires today (at {_when(not_after)})")
+        else:
+            unit = "day" if days_left == 1 else "days"
+            problems.insert(0, f"expires in {days_left} {unit} (on {_when(not_after)})")
     if state == "ok" and chain.revocation == "unknown" and policy.revocation == "hard":
         state = "unknown"
     sources = {
@@ -196,9 +229,16 @@ def check_certificate(
         "revocation": chain.revocation_source
         or ("not checked (--revocation off)" if policy.revocation == "off" else "none"),
     }
+    if state in _CRITICAL or (state == "expiring" and days_left <= crit_days):
+        severity = "critical"
+    elif state == "expiring":
+        severity = "warning"
+    else:
+        severity = "unknown" if state == "unknown" else "ok"
     return CertStatus(
         source=source,
         state=state,
+        severity=severity,
         subject=_name(cert.subject),
         issuer=_name(cert.issuer),
         serial=format(cert.serial_number, "X"),
@@ -212,6 +252,7 @@ def check_certificate(
         key_size=size,
         chain=chain_text,
         chain_subjects=chain.chain_subjects,
+        chain_detail=chain.detail,
         revocation=chain.revocation,
         revocation_source=chain.revocation_source,
         revoked_at=chain.revoked_at,
@@ -254,29 +295,96 @@ def exit_code(statuses: Sequence[CertStatus]) -> int:
     return int(ExitCode.OK)
 
 
-def nagios(statuses: Sequence[CertStatus]) -> tuple[int, str]:
-    """(exit code 0-3, the one status line) by the monitoring-plugin convention."""
+_NAGIOS = {"ok": (0, "OK"), "warning": (1, "WARNING"), "critical": (2, "CRITICAL")}
+_UNKNOWN = (3, "UNKNOWN")
+_SEVERITY = ("critical", "unknown", "warning", "ok")
+
+
+def worst_severity(statuses: Sequence[CertStatus]) -> str:
+    """critical, unknown, warning or ok: the worst of a run."""
+    return min((s.severity for s in statuses), key=_SEVERITY.index, default="ok")
+
+
+def nagios(statuses: Sequence[CertStatus], *, warn_days: int, crit_days: int) -> tuple[int, str]:
+    """(exit code 0-3, the one status line) by the monitoring-plugin convention;
+    the perfdata carry the thresholds (as ranges: alert below them)."""
     if not statuses:
-        return 3, "SIGNKIT CERT UNKNOWN - no certificate found"
-    state = worst_state(statuses)
-    code, word = {
-        "revoked": (2, "CRITICAL"),
-        "expired": (2, "CRITICAL"),
-        "not-yet-valid": (2, "CRITICAL"),
-        "untrusted": (2, "CRITICAL"),
-        "no-signing-usage": (2, "CRITICAL"),
-        "expiring": (1, "WARNING"),
-        "unknown": (3, "UNKNOWN"),
-        "ok": (0, "OK"),
-    }[state]
-    bad = [s for s in statuses if s.state == state]
+        return nagios_unknown("no certificate found")
+    worst = worst_severity(statuses)
+    code, word = _NAGIOS.get(worst, _UNKNOWN)
     soonest = min(statuses, key=lambda s: s.days_left)
-    if state == "ok":
+    if worst == "ok":
         text = f"{len(statuses)} certificate(s) ok, next expiry in {soonest.days_left} days"
+        text += f" (on {_when(datetime.fromisoformat(soonest.not_after))})"
     else:
+        bad = [s for s in statuses if s.severity == worst]
         text = "; ".join(f"{s.subject}: {', '.join(s.problems[:1]) or s.state}" for s in bad)
-    perf = f"|certs={len(statuses)} min_days_left={soonest.days_left}"
-    return code, f"SIGNKIT CERT {word} - {text} {perf}"
+    perf = f"certs={len(statuses)} min_days_left={soonest.days_left};{warn_days}:;{crit_days}:"
+    return code, f"SIGNKIT CERT {word} - {_one_line(text)} |{perf}"
+
+
+def nagios_unknown(reason: str) -> tuple[int, str]:
+    """The status line when the check itself could not be done (exit 3)."""
+    return _UNKNOWN[0], f"SIGNKIT CERT UNKNOWN - {_one_line(reason)}"
+
+
+def _one_line(text: str) -> str:
+    # A '|' starts the perfdata and a newline ends the status line.
+    return " ".join(text.replace("|", "/").split())
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+_METRICS = (
+    ("signkit_cert_not_after_seconds", "End of validity of the certificate (Unix time)."),
+    ("signkit_cert_days_left", "Days until the end of validity, as people count them."),
+    (
+        "signkit_cert_status",
+        "0 ok, 1 warning (expiring), 2 critical (expired, revoked, untrusted, ...), 3 unknown; "
+        "the state label says which.",
+    ),
+)
+_STATUS_VALUE = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
+
+
+def prometheus(statuses: Sequence[CertStatus], *, success: bool, now: datetime) -> str:
+    """The node_exporter textfile collector's format (text exposition 0.0.4):
+    per certificate its end of validity, days left and status, and whether
+    the check itself ran (a failed check keeps no stale certificate values)."""
+    lines: list[str] = []
+    series: dict[str, list[str]] = {name: [] for name, _ in _METRICS}
+    for s in statuses:
+        labels = ",".join(
+            f'{key}="{_label(value)}"'
+            for key, value in (
+                ("source", s.source),
+                ("subject", s.subject),
+                ("serial", s.serial),
+                ("sha256", s.sha256),
+            )
+        )
+        not_after = datetime.fromisoformat(s.not_after).timestamp()
+        series["signkit_cert_not_after_seconds"].append(f"{{{labels}}} {not_after:.0f}")
+        series["signkit_cert_days_left"].append(f"{{{labels}}} {s.days_left}")
+        series["signkit_cert_status"].append(
+            f'{{{labels},state="{s.state}"}} {_STATUS_VALUE[s.severity]}'
+        )
+    for name, help_text in _METRICS:
+        if series[name]:
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+            lines += [f"{name}{sample}" for sample in series[name]]
+    lines += [
+        "# HELP signkit_cert_check_success 1 when the check ran, 0 when it failed "
+        "(token absent, file unreadable, ...).",
+        "# TYPE signkit_cert_check_success gauge",
+        f"signkit_cert_check_success {int(success)}",
+        "# HELP signkit_cert_check_timestamp_seconds When the check ran (Unix time).",
+        "# TYPE signkit_cert_check_timestamp_seconds gauge",
+        f"signkit_cert_check_timestamp_seconds {now.timestamp():.0f}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def certificates_from_files(paths: Sequence[Path]) -> list[tuple[str, bytes, list[bytes]]]:

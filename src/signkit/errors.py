@@ -69,6 +69,12 @@ class InputError(SignkitError):
     exit_code = ExitCode.INPUT
 
 
+class NothingToDoError(InputError):
+    """The inputs name no document: an empty inbox, a pattern that matches
+    nothing in an existing folder, an empty manifest. A scheduled run treats
+    it as success unless --require-input asks for the error."""
+
+
 class InputFormatError(InputError):
     """A file is not what it claims to be, or is malformed."""
 

@@ -378,7 +378,7 @@ def test_bad_inputs(
     assert "Traceback" not in missing.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = signkit("verify", str(empty), "--no-audit")
+    proc = signkit("verify", str(empty), "--no-audit", "--require-input")
     assert proc.returncode == 3 and "no .pdf/.xml files found" in proc.stderr
 
 
@@ -482,11 +482,12 @@ def test_batch_options(
     assert dry.returncode == 0, dry.stderr
     data = json.loads(dry.stdout)
     assert data["dry_run"] and {d["status"] for d in data["documents"]} == {"planned"}
-    assert "dry run: 4 document(s) would be verified" in dry.stderr
+    listed = signkit("verify", str(docs), "--dry-run", "--no-audit")
+    assert "dry run: 4 document(s) would be verified" in listed.stdout
     manifest = tmp_path / "batch.csv"
     manifest.write_text("input\ndocs/b-good0.pdf\ndocs/b-good1.pdf\n")
     proc = signkit("verify", "--manifest", str(manifest), "--trust", str(trust), "--no-audit")
-    assert proc.returncode == 0 and "2 passed, 0 indeterminate, 0 failed (of 2)" in proc.stderr
+    assert proc.returncode == 0 and "2 passed, 0 indeterminate, 0 failed (of 2)" in proc.stdout
     fast = signkit(
         "verify", str(docs), "--trust", str(trust), "--fail-fast", "--jobs", "1", "--json",
         "--no-audit",
@@ -494,7 +495,8 @@ def test_batch_options(
     assert fast.returncode == 1
     statuses = [d["status"] for d in json.loads(fast.stdout)["documents"]]
     assert statuses == ["verified"] + ["not-attempted"] * 3, statuses
-    assert "a-bad.pdf" in fast.stderr and "3 not attempted (of 4)" in fast.stderr
+    assert json.loads(fast.stdout)["documents"][0]["input"].endswith("a-bad.pdf")
+    assert "3 not attempted (of 4)" in fast.stderr  # beside --json, the counts on stderr
     usage = signkit("verify", str(bad), "-o", str(tmp_path / "x.pdf"), "--no-audit")
     assert usage.returncode == 2 and "-o/--output goes with --extract-revision" in usage.stderr
     missing = signkit("verify", str(bad), "--trust", str(tmp_path / "nope.pem"), "--no-audit")

@@ -168,6 +168,14 @@ class InputOptions:
             "long options (input; for signing also output, reason, level, preset, ...).",
         ),
     ] = None
+    require_input: Annotated[
+        bool,
+        typer.Option(
+            "--require-input",
+            help="Exit 3 when the inputs hold no document (by default an empty inbox is "
+            "success: exit 0, one line).",
+        ),
+    ] = False
 
     def given(self) -> bool:
         """Whether any input or a manifest was given."""
@@ -235,6 +243,22 @@ class BatchOptions:
             help="Worker processes preparing documents (default: one per CPU).",
         ),
     ] = None
+
+
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class ProgressOptions:
+    """Progress of a batch off a terminal (the journal, a log file)."""
+
+    progress_every: Annotated[
+        int,
+        typer.Option(
+            "--progress-every",
+            min=0,
+            metavar="N",
+            help="Off a terminal, a progress line on stderr every N documents, and at least "
+            "every 30 seconds (0: none; a terminal shows a bar).",
+        ),
+    ] = 100
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)

@@ -25,6 +25,7 @@ from .options import (
     LimitsOptions,
     OutputOptions,
     PinOptions,
+    ProgressOptions,
     ReportOptions,
     TokenOptions,
     TrustOptions,
@@ -72,41 +73,11 @@ class SignRun:
     audit: AuditOptions
     seal: AuditSealOptions
     limits: LimitsOptions
+    progress: ProgressOptions
     token: TokenOptions
     key: KeyOptions
     pin: PinOptions
     output: OutputOptions
-
-
-class _Progress:
-    """A rich progress bar on stderr (only on a terminal, and not with --quiet)."""
-
-    def __init__(self, out: Output, total: int, what: str = "signing") -> None:
-        self.bar: Any = None
-        self.task: Any = None
-        if total and sys.stderr.isatty() and not out.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-            from signkit.i18n import t
-
-            self.bar = Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=out.console(),
-                transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task(t(what), total=total)
-
-    def document_done(self, result: Any) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def secret_env(name: str) -> str | None:
@@ -364,6 +335,7 @@ def sign_pdf(
     audit: AuditOptions,
     seal: AuditSealOptions,
     limits: LimitsOptions,
+    progress: ProgressOptions,
     token: TokenOptions,
     key: KeyOptions,
     pin: PinOptions,
@@ -388,6 +360,7 @@ def sign_pdf(
         audit=audit,
         seal=seal,
         limits=limits,
+        progress=progress,
         token=token,
         key=key,
         pin=pin,
@@ -450,6 +423,8 @@ def _sign_command(
             lambda: plan(spec),
             functools.partial(sign_documents, spec),
             dry_run=spec.dry_run,
+            require_input=run.inputs.require_input,
+            progress_every=run.progress.progress_every,
         )
         return report.exit_code()
 
@@ -532,13 +507,32 @@ def _run_batch(
     sign: Callable[..., Any],
     *,
     dry_run: bool,
+    require_input: bool,
+    progress_every: int,
 ) -> None:
     """Plan, then sign with a progress bar, then report what happened (summary,
     --json, --report). A run-level error or a stop signal is re-raised once
-    the report is out, for the exit code."""
+    the report is out, for the exit code. Nothing to sign (an empty inbox) is
+    success, said in one line, unless --require-input."""
+    from signkit.errors import NothingToDoError
     from signkit.tokens.guard import PinGuard, default_state_dir
 
-    progress: _Progress | None = None
+    from .progress import progress_for
+
+    progress: Any = None
+    try:
+        docs = plan()
+    except NothingToDoError as exc:
+        if not require_input:
+            report.nothing_to_do = str(exc)
+            _finish(out, report, report_path)
+            out.summary(f"nothing to do: {exc}")
+            return
+        _finish_failed(out, report, report_path, exc)
+        raise
+    except BaseException as exc:
+        _finish_failed(out, report, report_path, exc)
+        raise
 
     class Events:
         def document_done(self, result: Any) -> None:
@@ -546,8 +540,9 @@ def _run_batch(
                 progress.document_done(result)
 
     try:
-        docs = plan()
-        progress = _Progress(out, 0 if dry_run else len(docs))
+        progress = progress_for(
+            out, 0 if dry_run else len(docs), every=progress_every, what="signing"
+        )
         sign(
             io=TerminalPinIO(),
             guard=PinGuard(default_state_dir()),
@@ -688,6 +683,7 @@ def sign_xml(
     audit: AuditOptions,
     seal: AuditSealOptions,
     limits: LimitsOptions,
+    progress: ProgressOptions,
     token: TokenOptions,
     key: KeyOptions,
     pin: PinOptions,
@@ -716,6 +712,7 @@ def sign_xml(
         audit=audit,
         seal=seal,
         limits=limits,
+        progress=progress,
         token=token,
         key=key,
         pin=pin,

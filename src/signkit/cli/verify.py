@@ -18,6 +18,7 @@ from .options import (
     InputOptions,
     LimitsOptions,
     OutputOptions,
+    ProgressOptions,
     ReportOptions,
     TrustOptions,
     ValidationOptions,
@@ -282,6 +283,7 @@ def verify(
     ] = "json",
     audit: AuditOptions,
     limits: LimitsOptions,
+    progress: ProgressOptions,
     config: ConfigOptions,
     output_options: OutputOptions,
 ) -> None:
@@ -305,7 +307,7 @@ def verify(
 
     def body() -> int:
         from signkit.audit.log import default_audit_path
-        from signkit.errors import ConfigError, UsageError
+        from signkit.errors import ConfigError, NothingToDoError, UsageError
         from signkit.jobs.verify_job import VerifyJobSpec, VerifyReport, plan, verify_documents
         from signkit.pki.anchors import TrustSpec, anchors_from, require_anchors, resolve_anchor
         from signkit.verify.policy import VerifyPolicy
@@ -363,19 +365,35 @@ def verify(
             from signkit.jobs.outputs import check_report_path
 
             check_report_path(report_path)
+        results = VerifyReport(command="verify")
         skipped: list[Path] = []
-        tasks = plan(spec, skipped=skipped)
+        try:
+            tasks = plan(spec, skipped=skipped)
+        except NothingToDoError as exc:
+            if inputs.require_input:
+                raise
+            # An empty inbox: success, in one line (and an empty report).
+            results.nothing_to_do = str(exc)
+            if report_path is not None and not etsi:
+                results.write(report_path)
+            if out.json:
+                out.emit_json(results.to_json())
+            out.summary(f"nothing to do: {exc}")
+            return 0
         if out.verbose:
             for path in skipped:
                 out.info(f"skipped (not a PDF or XML file): {path}")
         roots = {str(task.input): str(task.root) for task in tasks if task.root is not None}
-        results = VerifyReport(command="verify")
-        progress = _Progress(out, 0 if spec.dry_run else len(tasks))
+        from .progress import progress_for
+
+        shown = progress_for(
+            out, 0 if spec.dry_run else len(tasks), every=progress.progress_every, what="verifying"
+        )
         try:
-            verify_documents(spec, events=progress, report=results, tasks=tasks, warn=out.warn)
+            verify_documents(spec, events=shown, report=results, tasks=tasks, warn=out.warn)
         except KeyboardInterrupt as exc:
             # Stopped (Ctrl-C, SIGTERM): what was judged is still reported.
-            progress.close()
+            shown.close()
             results.interrupted = int(getattr(exc, "signum", 2))
             if report_path is not None and not etsi:
                 results.write(report_path)
@@ -384,7 +402,7 @@ def verify(
             _summary(out, results, zone=timezone, roots=roots)
             raise
         finally:
-            progress.close()
+            shown.close()
         if report_path is not None and etsi:
             from signkit.verify.etsi import write_report
 
@@ -412,21 +430,6 @@ def _check_zone(zone: str) -> None:
         raise UsageError(
             "unknown time zone", subject=zone, hint="e.g. Asia/Ho_Chi_Minh or UTC"
         ) from None
-
-
-class _Progress:
-    """A progress bar on a terminal (only for batches)."""
-
-    def __init__(self, out: Output, total: int) -> None:
-        from .sign import _Progress as Bar
-
-        self.bar = Bar(out, total if total > 1 else 0, "verifying")
-
-    def document_done(self, result: Any) -> None:
-        self.bar.document_done(result)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def _extract(out: Output, inputs: InputOptions, revision: int, target: Path | None) -> int:

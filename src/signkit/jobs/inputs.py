@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from signkit.errors import InputError, UsageError
+from signkit.errors import InputError, NothingToDoError, UsageError
 
 TEMP_PREFIX = ".signkit-tmp-"
 _GLOB_CHARS = frozenset("*?[")
@@ -97,6 +97,13 @@ def _from_directory(
     ]
 
 
+def _glob_root(pattern: str) -> Path:
+    """The folder a glob pattern searches: its path up to the first wildcard."""
+    parts = Path(pattern).parts
+    wild = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    return Path(*parts[:wild]) if wild else Path(".")
+
+
 def discover(
     inputs: Sequence[str],
     *,
@@ -109,8 +116,14 @@ def discover(
 ) -> list[DocumentTask]:
     """Expand the command line (and manifest) into document tasks, in a stable
     order; the files of a directory without a document's extension go into
-    ``skipped`` when given."""
+    ``skipped`` when given.
+
+    A folder without documents, or a pattern matching nothing in an existing
+    folder, is an empty inbox, not an error; when nothing at all is found,
+    NothingToDoError says where signkit looked. A path that does not exist
+    is an InputError."""
     tasks: list[DocumentTask] = []
+    empty: list[str] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
@@ -118,26 +131,35 @@ def discover(
                 path, recursive=recursive, extensions=extensions, suffix=suffix, skipped=skipped
             )
             if not found:
-                raise InputError(
-                    f"no {'/'.join(extensions)} files found"
-                    + ("" if recursive else " (use -r to descend into subdirectories)"),
-                    subject=raw,
-                )
+                empty.append(raw)
             tasks.extend(found)
         elif path.is_file():
             tasks.append(DocumentTask(input=path))
         elif _GLOB_CHARS & set(raw):
             matches = [Path(m) for m in sorted(glob.glob(raw, recursive=True))]
             files = [m for m in matches if m.is_file() and not is_own_file(m, suffix)]
-            if not files:
+            if not files and not _glob_root(raw).is_dir():
                 raise InputError("the pattern matches no file", subject=raw)
+            if not files:
+                empty.append(raw)
             tasks.extend(DocumentTask(input=m) for m in files)
         elif path.exists():
             raise InputError("not a regular file or directory", subject=raw)
         else:
             raise InputError("no such file or directory", subject=raw)
     if manifest is not None:
-        tasks.extend(read_manifest(manifest, allowed_columns=allowed_columns))
+        rows = read_manifest(manifest, allowed_columns=allowed_columns)
+        if not rows:
+            empty.append(str(manifest))
+        tasks.extend(rows)
+    if not tasks:
+        kinds = "/".join(extensions)
+        reason = (
+            f"no {kinds} files found"
+            if recursive or manifest is not None
+            else f"no {kinds} files found (use -r to descend into subdirectories)"
+        )
+        raise NothingToDoError(reason, subject=", ".join(empty) or None)
     return _dedupe(tasks)
 
 

@@ -75,6 +75,8 @@ class BatchReport:
     """The signal that stopped the run, if one did."""
     internal_error: str | None = None
     """The class of a bug in signkit that ended the run (exit 70)."""
+    nothing_to_do: str | None = None
+    """Why the run found no document (an empty inbox): a success."""
 
     def totals(self) -> dict[str, int]:
         """Count per status."""
@@ -146,6 +148,7 @@ class BatchReport:
                 "hint": self.run_error.hint,
             },
             "warnings": self.warnings,
+            "nothing_to_do": self.nothing_to_do,
             "documents": docs,
         }
 

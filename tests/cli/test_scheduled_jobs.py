@@ -1,0 +1,191 @@
+"""What a scheduled job sees: an empty inbox is success, progress off a
+terminal, syslog priorities when stderr is the journal, -q, and results on
+stdout with diagnostics on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from support.infra import REPO, SoftHsm, batch_of
+from support.runner import Runner
+
+pytestmark = pytest.mark.softhsm
+
+
+def signing(signkit: Runner, softhsm: SoftHsm, *args: str):  # type: ignore[no-untyped-def]
+    """`signkit sign pdf` as cron runs it: PIN in the environment, no terminal."""
+    env = {"SIGNKIT_MODULE": softhsm.module, "SIGNKIT_PIN": softhsm.user_pin}
+    token = ["--token-label", "signkit-demo"]
+    return signkit("sign", "pdf", *args, *token, "--revocation", "off", "--no-audit", env=env)
+
+
+@pytest.mark.parametrize("command", [["sign", "pdf"], ["sign", "xml"], ["verify"]])
+def test_an_empty_inbox_is_success_in_one_line(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path, command: list[str]
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "notes.txt").write_text("not a document\n")
+    env = {"SIGNKIT_MODULE": softhsm.module}  # no PIN: nothing may need the token
+    report = tmp_path / "report.json"
+    for given in (str(inbox), str(inbox / "*.pdf"), str(inbox / "*.xml")):
+        proc = signkit(*command, given, "--report", str(report), env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == ""
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith(f"nothing to do: {given}: no ") and " files found" in line
+        data = json.loads(report.read_text())
+        assert data["status"] == "ok" and data["exit_code"] == 0 and data["documents"] == []
+        assert data["nothing_to_do"] == line.removeprefix("nothing to do: ")
+    as_json = signkit(*command, str(inbox), "--json", env=env)
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["nothing_to_do"]
+    # those who want the error ask for it: exit 3, one error line
+    strict = signkit(*command, str(inbox), "--require-input", env=env)
+    assert strict.returncode == 3
+    assert strict.stderr.startswith(f"error: {inbox}: no ") and strict.stdout == ""
+    # an inbox that does not exist is still an error
+    gone = signkit(*command, str(tmp_path / "gone"), env=env)
+    assert gone.returncode == 3 and "no such file or directory" in gone.stderr
+    gone_glob = signkit(*command, str(tmp_path / "gone" / "*.pdf"), env=env)
+    assert gone_glob.returncode == 3 and "the pattern matches no file" in gone_glob.stderr
+    # an empty folder beside a full one is not an error either
+    full = batch_of(tmp_path / "full", 1)
+    if command == ["verify"]:
+        mixed = signkit("verify", str(inbox), str(full), "--json", env=env)
+        assert [d["input"] for d in json.loads(mixed.stdout)["documents"]] == [
+            str(full / "d000.pdf")
+        ]
+
+
+def test_progress_lines_off_a_terminal(signkit: Runner, softhsm: SoftHsm, tmp_path: Path) -> None:
+    batch_of(tmp_path / "in", 5)
+    out = ["--output-dir", str(tmp_path / "out"), "--progress-every", "2"]
+    proc = signing(signkit, softhsm, str(tmp_path / "in"), *out)
+    assert proc.returncode == 0, proc.stderr
+    progress = [x for x in proc.stderr.splitlines() if x.startswith("progress: ")]
+    assert [x.split(" documents")[0] for x in progress] == [
+        "progress: 2 of 5",
+        "progress: 4 of 5",
+    ]
+    assert progress[0].startswith("progress: 2 of 5 documents done (2 signed), 0m")
+    assert proc.stderr.splitlines()[-1] == "5 signed, 0 skipped, 0 failed, 0 not attempted (of 5)"
+    # none with -q, nor with --progress-every 0
+    for quiet in (["-q"], ["--progress-every", "0"]):
+        again = signing(
+            signkit, softhsm, str(tmp_path / "in"), "--output-dir", str(tmp_path / "o2"), *quiet
+        )
+        assert again.returncode == 0 and "progress:" not in again.stderr
+
+
+def journal_run(argv: list[str], env: dict[str, str], *, journal: bool) -> tuple[int, str, str]:
+    """Run ``argv`` with stderr on a pipe and JOURNAL_STREAM naming that pipe
+    (as systemd names the journal's stream), or naming another file."""
+    read_end, write_end = os.pipe()
+    other_read, other_write = os.pipe()
+    st = os.fstat(write_end if journal else other_write)
+    stream = f"{st.st_dev}:{st.st_ino}"
+    os.close(other_read)
+    os.close(other_write)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while chunk := os.read(read_end, 65536):
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        proc = subprocess.run(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=write_end,
+            env={**env, "JOURNAL_STREAM": stream},
+            cwd=REPO,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+        reader.join()
+        os.close(read_end)
+    return proc.returncode, proc.stdout.decode(), b"".join(chunks).decode()
+
+
+def test_syslog_priorities_when_stderr_is_the_journal(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    inbox = batch_of(tmp_path / "in", 2)
+    (inbox / "scan.pdf").write_bytes(b"not a PDF at all\n")
+    argv = [
+        sys.executable, "-m", "signkit", "sign", "pdf", str(inbox),
+        "--output-dir", str(tmp_path / "out"), "--revocation", "off", "--no-audit",
+        "--token-label", "signkit-demo",
+    ]  # fmt: skip
+    env = signkit.env({"SIGNKIT_MODULE": softhsm.module, "SIGNKIT_PIN": softhsm.user_pin})
+    code, stdout, stderr = journal_run(argv, env, journal=True)
+    assert code == 1 and stdout == ""
+    lines = stderr.splitlines()
+    assert all(line[:3] in ("<3>", "<4>", "<6>") for line in lines), lines
+    assert "<4>warning: audit log disabled (--no-audit): this run leaves no audit record" in lines
+    assert "<4>warning: no trust anchors configured" in stderr
+    failed = [line for line in lines if "scan.pdf" in line]
+    assert failed and all(line.startswith("<3>") for line in failed)
+    assert lines[-1] == "<6>2 signed, 0 skipped, 1 failed, 0 not attempted (of 3)"
+    # journalctl -p warning: what a person must see
+    warnings = [line for line in lines if line[:3] in ("<3>", "<4>")]
+    assert any("not a PDF" in line for line in warnings)
+
+    # JOURNAL_STREAM inherited by a process whose stderr is something else: no prefixes
+    code, _stdout, stderr = journal_run([*argv, "--force"], env, journal=False)
+    assert code == 1 and not any(line.startswith("<") for line in stderr.splitlines())
+
+
+def test_quiet_keeps_only_errors_and_the_summary(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    inbox = batch_of(tmp_path / "in", 2)
+    (inbox / "scan.pdf").write_bytes(b"not a PDF at all\n")
+    loud = signing(signkit, softhsm, str(inbox), "--output-dir", str(tmp_path / "a"))
+    assert loud.returncode == 1 and "warning: " in loud.stderr
+    quiet = signing(signkit, softhsm, str(inbox), "--output-dir", str(tmp_path / "b"), "-q")
+    assert quiet.returncode == 1 and quiet.stdout == ""
+    lines = quiet.stderr.splitlines()
+    assert "warning" not in quiet.stderr
+    assert lines[-1] == "2 signed, 0 skipped, 1 failed, 0 not attempted (of 3)"
+    assert any("scan.pdf" in line and "not a PDF" in line for line in lines[:-1])
+    # one document: its error in one line, with -q too
+    single = signing(signkit, softhsm, str(inbox / "scan.pdf"), "-o", str(tmp_path / "x.pdf"), "-q")
+    assert single.returncode == 1
+    assert single.stderr.splitlines() == [
+        f"error: {inbox / 'scan.pdf'}: not a PDF (no %PDF- header)"
+    ]
+
+
+def test_results_on_stdout_diagnostics_on_stderr(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    inbox = batch_of(tmp_path / "in", 2)
+    signed = signing(signkit, softhsm, str(inbox), "--output-dir", str(tmp_path / "out"))
+    assert signed.returncode == 0 and signed.stdout == ""  # a signing run's data are its files
+    env = {"SIGNKIT_MODULE": softhsm.module}
+    verify = signkit("verify", str(tmp_path / "out"), "--no-audit", env=env)
+    # no --trust: INDETERMINATE (6); the verdicts are what was asked for
+    assert verify.returncode == 6
+    out_lines = verify.stdout.splitlines()
+    assert out_lines[0].split()[:3] == ["verdict", "input", "signer"]
+    assert sum("INDETERMINATE" in line for line in out_lines) == 2
+    assert out_lines[-1] == "0 passed, 2 indeterminate, 0 failed (of 2)"
+    assert "INDETERMINATE" not in verify.stderr
+    as_json = signkit("verify", str(tmp_path / "out"), "--no-audit", "--json", env=env)
+    assert len(json.loads(as_json.stdout)["documents"]) == 2  # the JSON replaces the table
+    assert as_json.stderr.splitlines()[-1] == "0 passed, 2 indeterminate, 0 failed (of 2)"
+    dry = signing(signkit, softhsm, str(inbox), "--output-dir", str(tmp_path / "o2"), "--dry-run")
+    assert dry.returncode == 0 and "d000.pdf" in dry.stdout and "planned" in dry.stdout
+    assert dry.stderr.splitlines()[-1] == "dry run: 2 planned, 0 skipped (of 2)"

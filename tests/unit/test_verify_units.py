@@ -35,9 +35,11 @@ def test_document_verdict_is_the_worst_signature() -> None:
 
 
 def _status(state: str, days: int = 100) -> certcheck.CertStatus:
+    severity = {"ok": "ok", "expiring": "warning", "unknown": "unknown"}.get(state, "critical")
     return certcheck.CertStatus(
         source="test",
         state=state,
+        severity=severity,
         subject=f"CN={state}",
         issuer="CN=CA",
         serial="1",
@@ -68,7 +70,7 @@ def _status(state: str, days: int = 100) -> certcheck.CertStatus:
 def test_cert_check_exit_codes(states: list[str], code: int, nagios: int, word: str) -> None:
     statuses = [_status(s) for s in states]
     assert certcheck.exit_code(statuses) == code
-    got, line = certcheck.nagios(statuses)
+    got, line = certcheck.nagios(statuses, warn_days=30, crit_days=7)
     assert got == nagios and line.startswith(f"SIGNKIT CERT {word} - ")
     assert "\n" not in line
 

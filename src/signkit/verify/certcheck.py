@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from signkit.errors import ExitCode, InputError
-from signkit.i18n import format_datetime
 from signkit.pki.chain import no_anchors_note, validate_chain
 from signkit.texts import shorten
 from signkit.verify.policy import VerifyPolicy
@@ -91,7 +90,7 @@ class CertStatus:
         """One line for cron mail."""
         what = self.state.upper()
         detail = "; ".join(self.problems) if self.problems else days_text(self.days_left)
-        until = format_datetime(datetime.fromisoformat(self.not_after).astimezone())
+        until = _when(datetime.fromisoformat(self.not_after))
         where = f"serial {self.serial}, until {until}, {self.source}"
         return f"{what}: {self.subject} ({where}): {detail}"
 
@@ -120,8 +119,9 @@ def days_text(days: int) -> str:
 
 
 def _when(moment: datetime) -> str:
-    """An exact time in the local zone, as people read it."""
-    return format_datetime(moment.astimezone())
+    """An exact time in the local zone (ISO 8601: reports and the JSON keep
+    one form whatever the language)."""
+    return moment.astimezone().isoformat(timespec="seconds")
 
 
 def check_certificate(
@@ -176,10 +176,12 @@ def check_certificate(
     state = "ok"
     if now < not_before:
         state = "not-yet-valid"
-        problems.append(f"not valid before {_when(not_before)}")
+        start = _when(not_before)
+        problems.append(f"not valid before {start}")
     elif now > not_after:
         state = "expired"
-        problems.append(f"expired on {_when(not_after)}")
+        end = _when(not_after)
+        problems.append(f"expired on {end}")
     # A monitoring check says "unknown" for an answer it cannot use, rather
     # than accept it as verification's soft policy does.
     notes: list[str] = []
@@ -215,11 +217,13 @@ def check_certificate(
         problems.append(f"key usage ({', '.join(usage)}) does not allow signing")
     if state == "ok" and 0 <= days_left <= warn_days:
         state = "expiring"
+        end = _when(not_after)
         if days_left == 0:
-            problems.insert(0, f"expires today (at {_when(not_after)})")
+            problems.insert(0, f"expires today (at {end})")
+        elif days_left == 1:
+            problems.insert(0, f"expires in 1 day (on {end})")
         else:
-            unit = "day" if days_left == 1 else "days"
-            problems.insert(0, f"expires in {days_left} {unit} (on {_when(not_after)})")
+            problems.insert(0, f"expires in {days_left} days (on {end})")
     if state == "ok" and chain.revocation == "unknown" and policy.revocation == "hard":
         state = "unknown"
     sources = {

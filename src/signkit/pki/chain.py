@@ -208,9 +208,9 @@ def _attempt(
     local_crls = [crl.CertificateList.load(c) for c in embedded_crls]
     backend = None
     if fetch:
-        from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+        from signkit.pki.http import fetcher_backend
 
-        backend = AIOHttpFetcherBackend()
+        backend = fetcher_backend()
     vc = ValidationContext(
         fetcher_backend=backend,
         trust_roots=roots,

@@ -420,9 +420,9 @@ def _token_time(token: bytes, message: bytes, policy: VerifyPolicy, found: _Find
         signed = cms.ContentInfo.load(token)["content"]
         backend = None
         if not policy.offline:
-            from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+            from signkit.pki.http import fetcher_backend
 
-            backend = AIOHttpFetcherBackend()
+            backend = fetcher_backend()
         context = ValidationContext(
             trust_roots=[x509.Certificate.load(d) for d in policy.anchors],
             allow_fetching=not policy.offline,

@@ -75,6 +75,11 @@ class NothingToDoError(InputError):
     it as success unless --require-input asks for the error."""
 
 
+class EmptyShardError(NothingToDoError):
+    """The inputs hold documents, but none falls in this run's --shard: the
+    other parts have them. Always a success, --require-input or not."""
+
+
 class InputFormatError(InputError):
     """A file is not what it claims to be, or is malformed."""
 

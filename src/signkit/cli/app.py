@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trust": ("signkit.cli.trust", "Install and list the roots --trust NAME trusts (bundles)."),
     "completion": ("signkit.cli.completion", "Print the completion script for SHELL."),
     "audit": ("signkit.cli.audit", "Check, read and rotate the tamper-evident audit log."),
+    "report": ("signkit.cli.report", "Join the JSON reports of a run split with --shard."),
 }
 
 

@@ -18,6 +18,7 @@ from .profiles import apply_config_option, config_option, profile_option
 
 if TYPE_CHECKING:
     from signkit.audit.log import AuditSpec
+    from signkit.jobs.inputs import Shard
     from signkit.workers import Limits
 
 Revocation = Literal["hard", "soft", "off"]
@@ -168,6 +169,15 @@ class InputOptions:
             "long options (input; for signing also output, reason, level, preset, ...).",
         ),
     ] = None
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="K/N",
+            help="Take only part K of N of the documents (split by a hash of each path, the "
+            "same on every host): N runs with the same inputs and K = 1..N share the work.",
+        ),
+    ] = None
     require_input: Annotated[
         bool,
         typer.Option(
@@ -180,6 +190,12 @@ class InputOptions:
     def given(self) -> bool:
         """Whether any input or a manifest was given."""
         return bool(self.inputs) or self.manifest is not None
+
+    def part(self) -> "Shard | None":
+        """The --shard K/N, checked."""
+        from signkit.jobs.inputs import Shard
+
+        return Shard.parse(self.shard) if self.shard is not None else None
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)

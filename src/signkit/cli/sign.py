@@ -406,7 +406,7 @@ def _sign_command(
                 "give INPUT files or directories, or --manifest FILE",
                 hint=f"signkit {command} --help",
             )
-        report = BatchReport(command=command)
+        report = BatchReport(command=command, shard=run.inputs.shard)
         report_path = run.report.report_path
         try:
             spec = SignJobSpec(
@@ -468,6 +468,7 @@ def _batch_fields(
         "inputs": tuple(run.inputs.inputs or ()),
         "recursive": run.inputs.recursive,
         "manifest": run.inputs.manifest,
+        "shard": run.inputs.part(),
         "outputs": OutputSpec(
             output=batch.output,
             output_dir=batch.output_dir,
@@ -514,7 +515,7 @@ def _run_batch(
     --json, --report). A run-level error or a stop signal is re-raised once
     the report is out, for the exit code. Nothing to sign (an empty inbox) is
     success, said in one line, unless --require-input."""
-    from signkit.errors import NothingToDoError
+    from signkit.errors import EmptyShardError, NothingToDoError
     from signkit.tokens.guard import PinGuard, default_state_dir
 
     from .progress import progress_for
@@ -523,7 +524,7 @@ def _run_batch(
     try:
         docs = plan()
     except NothingToDoError as exc:
-        if not require_input:
+        if not require_input or isinstance(exc, EmptyShardError):
             report.nothing_to_do = str(exc)
             _finish(out, report, report_path)
             out.summary(f"nothing to do: {exc}")

@@ -307,7 +307,7 @@ def verify(
 
     def body() -> int:
         from signkit.audit.log import default_audit_path
-        from signkit.errors import ConfigError, NothingToDoError, UsageError
+        from signkit.errors import ConfigError, EmptyShardError, NothingToDoError, UsageError
         from signkit.jobs.verify_job import VerifyJobSpec, VerifyReport, plan, verify_documents
         from signkit.pki.anchors import TrustSpec, anchors_from, require_anchors, resolve_anchor
         from signkit.verify.policy import VerifyPolicy
@@ -352,6 +352,7 @@ def verify(
             inputs=tuple(inputs.inputs or ()),
             recursive=inputs.recursive,
             manifest=inputs.manifest,
+            shard=inputs.part(),
             policy=policy,
             jobs=jobs or 0,
             fail_fast=fail_fast,
@@ -365,12 +366,12 @@ def verify(
             from signkit.jobs.outputs import check_report_path
 
             check_report_path(report_path)
-        results = VerifyReport(command="verify")
+        results = VerifyReport(command="verify", shard=inputs.shard)
         skipped: list[Path] = []
         try:
             tasks = plan(spec, skipped=skipped)
         except NothingToDoError as exc:
-            if inputs.require_input:
+            if inputs.require_input and not isinstance(exc, EmptyShardError):
                 raise
             # An empty inbox: success, in one line (and an empty report).
             results.nothing_to_do = str(exc)

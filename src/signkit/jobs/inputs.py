@@ -5,17 +5,20 @@ from __future__ import annotations
 import csv
 import difflib
 import glob
+import hashlib
 import io
 import json
 import os
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeVar
 
-from signkit.errors import InputError, NothingToDoError, UsageError
+from signkit.errors import EmptyShardError, InputError, NothingToDoError, UsageError
 
+T = TypeVar("T")
 TEMP_PREFIX = ".signkit-tmp-"
 _GLOB_CHARS = frozenset("*?[")
 
@@ -60,6 +63,54 @@ class Resolver:
         if resolved is None:
             resolved = self._dirs[head] = os.path.realpath(head or os.curdir)
         return os.path.join(resolved, name)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (1-based) of ``count``: the planned documents whose path
+    hashes to it. Every part of a run must name its inputs alike (the same
+    arguments, or the same manifest), so that each document falls in one part."""
+
+    index: int
+    """This part, 1 to ``count``."""
+    count: int
+    """How many parts the documents are split into."""
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``K/N`` as given to --shard."""
+        head, slash, tail = text.partition("/")
+        try:
+            index, count = int(head), int(tail)
+        except ValueError:
+            index = count = 0
+        if not slash or not 1 <= index <= count:
+            raise UsageError(
+                "--shard takes K/N with 1 <= K <= N (e.g. 2/8: the second of eight parts)",
+                subject=text,
+            )
+        return cls(index, count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def holds(self, path: Path) -> bool:
+        """Whether ``path`` falls in this part: SHA-256 of its normalised path,
+        modulo the number of parts (the same on every host and every run)."""
+        key = os.path.normpath(os.fsdecode(path)).encode("utf-8", "surrogateescape")
+        return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % self.count == (
+            self.index - 1
+        )
+
+    def select(self, items: Sequence[T], path: Callable[[T], Path]) -> list[T]:
+        """The items of this part, in their order; EmptyShardError when none."""
+        chosen = [item for item in items if self.holds(path(item))]
+        if not chosen:
+            raise EmptyShardError(
+                f"none of the {len(items)} planned documents falls in shard {self}",
+                subject=f"--shard {self}",
+            )
+        return chosen
 
 
 def is_own_file(path: Path, suffix: str) -> bool:

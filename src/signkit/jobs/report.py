@@ -77,6 +77,8 @@ class BatchReport:
     """The class of a bug in signkit that ended the run (exit 70)."""
     nothing_to_do: str | None = None
     """Why the run found no document (an empty inbox): a success."""
+    shard: str | None = None
+    """The part of the documents this run took (--shard K/N)."""
 
     def totals(self) -> dict[str, int]:
         """Count per status."""
@@ -149,6 +151,7 @@ class BatchReport:
             },
             "warnings": self.warnings,
             "nothing_to_do": self.nothing_to_do,
+            "shard": self.shard,
             "documents": docs,
         }
 

@@ -18,7 +18,7 @@ from signkit.errors import SignkitError, UsageError
 from signkit.formats.plugin import FormatPlugin, SignerContext
 from signkit.fsio import Writer
 from signkit.jobs.engine import EngineSpec, Events, SignFn, run_batch
-from signkit.jobs.inputs import discover
+from signkit.jobs.inputs import Shard, discover
 from signkit.jobs.outputs import (
     OutputSpec,
     PlannedDoc,
@@ -53,6 +53,8 @@ class SignJobSpec:
     """Descend into directories."""
     manifest: Path | None = None
     """CSV/JSONL manifest."""
+    shard: Shard | None = None
+    """Only this part of the planned documents (--shard K/N)."""
     outputs: OutputSpec = field(default_factory=OutputSpec)
     """Output naming."""
     engine: EngineSpec = field(default_factory=EngineSpec)
@@ -104,7 +106,9 @@ def plan(spec: SignJobSpec) -> list[PlannedDoc]:
         raise UsageError("no input documents", hint="name files, directories or --manifest")
     docs = plan_outputs(tasks, out, fmt.resolve)
     fmt.check_plan(docs)
-    return docs
+    # The whole plan is checked first (two inputs, one output), so every part
+    # refuses the same mistakes; then this part keeps its documents.
+    return spec.shard.select(docs, lambda d: d.input) if spec.shard else docs
 
 
 def _levels(docs: list[PlannedDoc]) -> set[str]:

@@ -20,7 +20,7 @@ from signkit import __version__
 from signkit.audit.log import AuditLog, run_identity
 from signkit.errors import ExitCode, SignkitError, UsageError
 from signkit.jobs.engine import Events
-from signkit.jobs.inputs import DocumentTask, discover
+from signkit.jobs.inputs import DocumentTask, Shard, discover
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 from signkit.signals import catch_stop_signals
 from signkit.verify.policy import VerifyPolicy
@@ -40,6 +40,8 @@ class VerifyJobSpec:
     """Descend into directories."""
     manifest: Path | None = None
     """CSV/JSONL manifest (column: input)."""
+    shard: Shard | None = None
+    """Only this part of the documents (--shard K/N)."""
     policy: VerifyPolicy = field(default_factory=VerifyPolicy)
     """Trust, revocation, time and algorithm policy."""
     jobs: int = 0
@@ -104,7 +106,7 @@ def plan(spec: VerifyJobSpec, *, skipped: list[Path] | None = None) -> list[Docu
     )
     if not tasks:
         raise UsageError("no input documents", hint="name files, directories or --manifest")
-    return tasks
+    return spec.shard.select(tasks, lambda t: t.input) if spec.shard else tasks
 
 
 def detect_format(path: Path) -> str:

@@ -100,4 +100,33 @@ def test_unknown_profile_and_unknown_keys_are_config_errors(
     assert "error: nobody: no profile of that name" in proc.stderr and "clerk" in proc.stderr
     proc = signkit("--profile", "broken", "sign", "pdf", str(SAMPLE), env=env)
     assert proc.returncode == 5, proc.stderr
-    assert "profile keys not known to `signkit sign`: no_such_option" in proc.stderr
+    assert "profile keys that no signkit option takes: no_such_option" in proc.stderr
+
+
+def test_one_profile_serves_every_command(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path, trust: Path
+) -> None:
+    """Regression: profiles were checked against the command group, so
+    SIGNKIT_PROFILE set to a signing profile made `token list` and `verify`
+    exit 5 (reason, key_label: no option of theirs). Each command now takes
+    the keys it knows; only a key no command knows is refused."""
+    env = {
+        "SIGNKIT_CONFIG": str(write_config(tmp_path, trust, tmp_path / "a.jsonl")),
+        "SIGNKIT_PROFILE": "clerk",
+        "SIGNKIT_MODULE": softhsm.module,
+        "SIGNKIT_PIN": softhsm.user_pin,
+    }
+    signed = tmp_path / "signed.pdf"
+    proc = signkit("sign", "pdf", str(SAMPLE), "-o", str(signed), "--revocation", "off", env=env)
+    assert proc.returncode == 0, proc.stderr
+    listed = signkit("token", "list", env=env)
+    assert listed.returncode == 0 and "signkit-test-a" in listed.stdout, listed.stderr
+    # verify takes the profile's trust anchors and audit log, and ignores reason/key_label
+    verified = signkit("verify", str(signed), "--revocation", "off", "--json", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["documents"][0]["verdict"]["indication"] == "PASSED"
+    records = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert {r.get("command") for r in records if r["type"] == "run-start"} >= {"verify"}
+    checked = signkit("cert", "check", "--json", "--no-audit", env=env)
+    assert checked.returncode == 0, checked.stderr  # token_label and key_label: one certificate
+    assert len(json.loads(checked.stdout)["certificates"]) == 1

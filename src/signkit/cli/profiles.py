@@ -73,26 +73,27 @@ def apply_config_option(ctx: typer.Context, param: typer.CallbackParam, value: A
     return value
 
 
-def _top(ctx: Any) -> Any:
-    """The context of the command named right after `signkit` (`sign` for `sign pdf`)."""
-    while ctx.parent is not None and ctx.parent.parent is not None:
-        ctx = ctx.parent
-    return ctx
+def _leaves(command: Any, ctx: Any) -> list[Any]:
+    """Every command under ``command`` (itself when it is one)."""
+    if not hasattr(command, "list_commands"):
+        return [command]
+    found = []
+    for name in command.list_commands(ctx):
+        child = command.get_command(ctx, name)
+        if child is not None:
+            found += _leaves(child, ctx)
+    return found
 
 
 def _accepted(ctx: typer.Context) -> dict[str, str]:
-    """Option name -> parameter name over every command under the top command:
-    a profile is checked against the whole group (`signkit sign`), so one
-    profile serves `sign pdf` and `sign xml`."""
-    top = _top(ctx)
-    command: Any = top.command
-    if command is ctx.command or not hasattr(command, "list_commands"):
-        return option_names(ctx.command.params)
+    """Option name -> parameter name over every signkit command. A profile is
+    checked against all of them, and each command takes the keys it knows:
+    one profile (SIGNKIT_PROFILE=clerk) serves `sign pdf`, `verify` and
+    `token list` alike, and only a key no command knows is a mistake."""
+    root = ctx.find_root()
     names: dict[str, str] = {}
-    for name in command.list_commands(top):
-        leaf = command.get_command(top, name)
-        if leaf is not None:
-            names.update(option_names(leaf.params))
+    for leaf in _leaves(root.command, root):
+        names.update(option_names(leaf.params))
     return names
 
 
@@ -112,14 +113,13 @@ def profile_defaults(ctx: typer.Context, name: str, config_path: Path | None) ->
     accepted = _accepted(ctx)
     unknown = sorted(set(values) - set(accepted))
     if unknown:
-        sub = _top(ctx).info_name or ""
         suggestions = [
             f"{close[0]} ({key})"
             for key in unknown
             if (close := difflib.get_close_matches(key, list(accepted), n=1))
         ]
         raise ConfigError(
-            f"profile keys not known to `signkit {sub}`: {', '.join(unknown)}",
+            f"profile keys that no signkit option takes: {', '.join(unknown)}",
             subject=name,
             hint=f"did you mean {', '.join(suggestions)}?" if suggestions else None,
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from .complete import token_labels, trust_bundles
 from .profiles import apply_config_option, config_option, profile_option
 
 if TYPE_CHECKING:
@@ -68,7 +69,10 @@ class TokenOptions:
 
     module: Module = None
     token_label: Annotated[
-        str | None, typer.Option("--token-label", metavar="LABEL", help="Token label.")
+        str | None,
+        typer.Option(
+            "--token-label", metavar="LABEL", help="Token label.", autocompletion=token_labels
+        ),
     ] = None
     token_serial: Annotated[
         str | None, typer.Option("--token-serial", metavar="SERIAL", help="Token serial.")
@@ -349,6 +353,7 @@ class TrustOptions:
             help="Trust anchors: a PEM/DER/PKCS#7 file or directory, or an installed "
             "bundle by name (vn-gov, vn-public: ~/.config/signkit/trust/NAME/); repeatable. "
             "Nothing else is trusted.",
+            autocompletion=trust_bundles,
         ),
     ] = None
     revocation: Annotated[

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from .complete import pdf_presets, xml_presets
 from .context import Output, TerminalPinIO, get_state, run_command
 from .framework import command, grouped, new_app
 from .options import (
@@ -273,6 +274,7 @@ class PdfOptions:
             help="Document layout filling the options left at their defaults: nd30-person, "
             "nd30-org, nd30-number-date, nd30-number, nd30-date, nd30-attachment, nd30-copy "
             "(Decree 30/2020), or a [pdf-presets.NAME] table of the configuration.",
+            autocompletion=pdf_presets,
         ),
     ] = None
     seal_mm: Annotated[
@@ -675,6 +677,7 @@ def sign_xml(
             metavar="NAME",
             help="Document layout: vn-einvoice, vn-tax-declaration, "
             "or a [xml-presets.NAME] table of the configuration.",
+            autocompletion=xml_presets,
         ),
     ] = None,
     tsa: TsaOptions,

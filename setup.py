@@ -1,10 +1,16 @@
-"""signkit's one build step beyond pyproject.toml: compile the message catalogues.
+"""signkit's build steps beyond pyproject.toml: compile the message
+catalogues, and write the manual pages from the command line.
 
 Translators edit ``src/signkit/locale/LANG.po``; gettext reads the compiled
 ``signkit/locale/LANG/LC_MESSAGES/signkit.mo``. The .mo files are build
 outputs, never committed: a wheel carries them, and an editable install
 (``./dev setup``, ``pip install -e .``) writes them next to the .po files.
 Babel compiles them (a build requirement only, not needed at run time).
+
+The manual pages (signkit(1), signkit-sign-pdf(1), …) are generated from the
+CLI's own declarations (``signkit.cli.manpages``, Typer being a build
+requirement too) into ``build/man/``, and installed as data under
+``share/man/man1`` (pipx links them into ``~/.local/share/man``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,11 @@ from typing import ClassVar
 
 from setuptools import Command, setup
 from setuptools.command.build import build
+
+try:
+    from setuptools.command.install_data import install_data
+except ImportError:  # setuptools before 69 takes it from distutils
+    from distutils.command.install_data import install_data
 
 ROOT = Path(__file__).resolve().parent
 SRC = ROOT / "src"
@@ -74,8 +85,68 @@ class build_catalogues(Command):
         return {str(mo): po.relative_to(ROOT).as_posix() for po, mo in self._targets().items()}
 
 
-class build_with_catalogues(build):
-    sub_commands: ClassVar = [*build.sub_commands, ("build_catalogues", None)]
+MAN_DIR = ROOT / "build" / "man"
 
 
-setup(cmdclass={"build": build_with_catalogues, "build_catalogues": build_catalogues})
+class build_manpages(Command):
+    """Write the manual pages from the command line's declarations."""
+
+    description = "write the manual pages (build/man/*.1) from the CLI"
+    user_options: ClassVar = []
+
+    def initialize_options(self) -> None:
+        self.editable_mode = False
+
+    def finalize_options(self) -> None:
+        pass
+
+    def run(self) -> None:
+        import sys
+
+        sys.path.insert(0, str(SRC))
+        try:
+            from signkit.cli.manpages import write_manpages
+
+            write_manpages(MAN_DIR)
+        finally:
+            sys.path.remove(str(SRC))
+
+    def get_source_files(self) -> list[str]:
+        return []
+
+    def get_outputs(self) -> list[str]:
+        return [str(p) for p in sorted(MAN_DIR.glob("*.1"))]
+
+    def get_output_mapping(self) -> dict[str, str]:
+        return {}
+
+
+class install_data_with_manpages(install_data):
+    """Install the pages build_manpages wrote, under share/man/man1."""
+
+    def run(self) -> None:
+        self.run_command("build_manpages")
+        pages = [str(p.relative_to(ROOT)) for p in sorted(MAN_DIR.glob("*.1"))]
+        self.data_files = [("share/man/man1", pages)]
+        super().run()
+
+
+class build_all(build):
+    sub_commands: ClassVar = [
+        *build.sub_commands,
+        ("build_catalogues", None),
+        ("build_manpages", None),
+    ]
+
+
+setup(
+    cmdclass={
+        "build": build_all,
+        "build_catalogues": build_catalogues,
+        "build_manpages": build_manpages,
+        "install_data": install_data_with_manpages,
+    },
+    # Filled by install_data_with_manpages once the pages are written; not
+    # empty, so that the install runs it.
+    data_files=[("share/man/man1", [])],
+)

@@ -1,0 +1,96 @@
+"""README's reference and --help agree: every option of every command is
+documented in the command's section of README (or in a section all commands
+share), every option README names exists, and every preset is listed in
+README and in --help."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from signkit.cli.manpages import commands
+from signkit.formats.pdf.presets import PRESETS
+from signkit.formats.xml_presets import BUILTIN
+from support.infra import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+# Sections every command's options may be documented in.
+SHARED = ["Command line conventions", "Using a real token", "PINs", "Scheduled jobs"]
+# The sections of README that document each command.
+SECTIONS: dict[str, list[str]] = {
+    "sign pdf": ["Signing PDFs in bulk"],
+    "sign xml": ["Signing XML in bulk", "Signing PDFs in bulk"],
+    "verify": ["Verifying documents", "Beyond one machine"],
+    "cert check": ["Checking certificates"],
+    "token": ["Using a real token"],
+    "audit": ["Audit log"],
+    "report": ["Beyond one machine"],
+    "completion": ["Command line conventions"],
+}
+
+
+def section(title: str) -> str:
+    """The text under a heading, down to the next heading of its level or above."""
+    match = re.search(rf"^(#+) {re.escape(title)}\n", README, re.M)
+    assert match, f"README has no section {title!r}"
+    level = len(match.group(1))
+    rest = README[match.end() :]
+    end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
+    return rest[: end.start()] if end else rest
+
+
+def long_options(command: object) -> set[str]:
+    names: set[str] = set()
+    for param in command.params:  # type: ignore[attr-defined]
+        if getattr(param, "param_type_name", "") == "option":
+            names |= {o for o in [*param.opts, *param.secondary_opts] if o.startswith("--")}
+    return names - {"--help"}
+
+
+@pytest.mark.parametrize("path", [p for p, _, _ in commands()], ids=" ".join)
+def test_every_option_is_documented_where_its_command_is(path: list[str]) -> None:
+    (command,) = [c for p, c, _ in commands() if p == path]
+    key = " ".join(path) if " ".join(path) in SECTIONS else path[0]
+    text = "".join(section(t) for t in [*SECTIONS[key], *SHARED])
+    documented = set(OPTION.findall(text))
+    missing = sorted(long_options(command) - documented)
+    assert not missing, f"signkit {' '.join(path)}: not in README's {SECTIONS[key]}: {missing}"
+
+
+def test_every_option_readme_names_exists() -> None:
+    known = {"--version", "--lang", "--help"}
+    for _path, command, _ctx in commands():
+        known |= long_options(command)
+    named = set(OPTION.findall(README))
+    # options of other programs README quotes (qpdf, xmlsec1, mypy, parallel, useradd,
+    # systemctl, the benchmarks), and --pin, named to say there is none
+    others = {"--check", "--sign", "--strict", "--sshlogin", "--workdir", "--array", "--system",
+              "--home-dir", "--shell", "--now", "--quick", "--pin"}  # fmt: skip
+    unknown = sorted(named - known - others)
+    assert not unknown, f"README names options no command has: {unknown}"
+
+
+def test_every_preset_is_listed_in_readme_and_help() -> None:
+    pdf_help = next(
+        param.help
+        for path, command, _ctx in commands()
+        if path == ["sign", "pdf"]
+        for param in command.params
+        if param.name == "preset"
+    )
+    xml_help = next(
+        param.help
+        for path, command, _ctx in commands()
+        if path == ["sign", "xml"]
+        for param in command.params
+        if param.name == "preset"
+    )
+    for name in PRESETS:
+        assert f"`{name}`" in section("Signing PDFs in bulk"), name
+        assert name in pdf_help, name
+    for name in BUILTIN:
+        assert f"`{name}`" in section("Signing XML in bulk"), name
+        assert name in xml_help, name

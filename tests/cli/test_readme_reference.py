@@ -11,7 +11,7 @@ import pytest
 
 from signkit.cli.manpages import commands
 from signkit.formats.pdf.presets import PRESETS
-from signkit.formats.xml_presets import BUILTIN
+from signkit.formats.xml.presets import BUILTIN
 from support.infra import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")

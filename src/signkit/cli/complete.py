@@ -38,7 +38,7 @@ def pdf_presets(ctx: Any, incomplete: Any) -> list[str]:
 
 def xml_presets(ctx: Any, incomplete: Any) -> list[str]:
     """Built-in and configured XML presets."""
-    from signkit.formats.xml_presets import BUILTIN
+    from signkit.formats.xml.presets import BUILTIN
 
     return _matching([*BUILTIN, *_section(ctx, "xml-presets")], incomplete)
 

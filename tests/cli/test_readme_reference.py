@@ -27,19 +27,31 @@ SECTIONS: dict[str, list[str]] = {
     "cert check": ["Checking certificates"],
     "token": ["Using a real token"],
     "audit": ["Audit log"],
+    "trust": ["Trust bundles"],
     "report": ["Beyond one machine"],
     "completion": ["Command line conventions"],
 }
 
 
 def section(title: str) -> str:
-    """The text under a heading, down to the next heading of its level or above."""
-    match = re.search(rf"^(#+) {re.escape(title)}\n", README, re.M)
-    assert match, f"README has no section {title!r}"
-    level = len(match.group(1))
-    rest = README[match.end() :]
-    end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
-    return rest[: end.start()] if end else rest
+    """The text under a heading, down to the next heading of its level or
+    above (a shell comment in a code block is not a heading)."""
+    lines = README.splitlines(keepends=True)
+    fenced = False
+    start = level = None
+    for number, line in enumerate(lines):
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = None if fenced else re.match(r"(#+) (.*)", line)
+        if heading is None:
+            continue
+        depth = len(heading.group(1))
+        if start is None and heading.group(2).rstrip() == title:
+            start, level = number + 1, depth
+        elif start is not None and level is not None and depth <= level:
+            return "".join(lines[start:number])
+    assert start is not None, f"README has no section {title!r}"
+    return "".join(lines[start:])
 
 
 def long_options(command: object) -> set[str]:
@@ -66,9 +78,9 @@ def test_every_option_readme_names_exists() -> None:
         known |= long_options(command)
     named = set(OPTION.findall(README))
     # options of other programs README quotes (qpdf, xmlsec1, mypy, parallel, useradd,
-    # systemctl, the benchmarks), and --pin, named to say there is none
+    # systemctl, LibreOffice, the benchmarks), and --pin, named to say there is none
     others = {"--check", "--sign", "--strict", "--sshlogin", "--workdir", "--array", "--system",
-              "--home-dir", "--shell", "--now", "--quick", "--pin"}  # fmt: skip
+              "--home-dir", "--shell", "--now", "--quick", "--pin", "--headless"}  # fmt: skip
     unknown = sorted(named - known - others)
     assert not unknown, f"README names options no command has: {unknown}"
 

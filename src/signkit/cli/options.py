@@ -45,7 +45,9 @@ class OutputOptions:
         bool, typer.Option("--json", help="Print a machine-readable report on stdout.")
     ] = False
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="More detail on stderr.")] = False
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and warnings.")] = False
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Only errors and the run's summary.")
+    ] = False
     debug: Annotated[
         bool, typer.Option("--debug", help="Show a traceback on errors (never shows a PIN).")
     ] = False

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 import typer
@@ -182,3 +184,33 @@ def test_library_warnings_reach_only_debug_runs() -> None:
     proc = signkit("verify", str(sample), "--no-audit", "--revocation", "off", "--jobs", "1")
     assert proc.returncode == 1, proc.stderr  # a PDF without signatures: FAILED
     assert "Warning" not in proc.stderr and "warnings.warn" not in proc.stderr
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Inner:
+    colour: Annotated[str, typer.Option("--colour")] = "red"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Outer:
+    inner: _Inner
+    size: Annotated[int, typer.Option("--size")] = 1
+
+
+def test_a_group_of_groups_is_spread_into_options_and_built_back() -> None:
+    """`sign pdf` and `sign xml` take the groups they share as one group
+    (SignRun): its groups' options are the command's own options, in their
+    order, and the command receives the groups built back."""
+    seen: list[_Outer] = []
+    demo = typer.Typer()
+
+    @demo.command()
+    @framework.grouped
+    def main(*, outer: _Outer, last: Annotated[bool, typer.Option("--last")] = False) -> None:
+        seen.append(outer)
+
+    result = CliRunner().invoke(demo, ["--colour", "blue", "--size", "3"])
+    assert result.exit_code == 0, result.output
+    assert seen == [_Outer(inner=_Inner(colour="blue"), size=3)]
+    shown = CliRunner().invoke(demo, ["--help"]).output
+    assert shown.index("--colour") < shown.index("--size") < shown.index("--last")

@@ -349,10 +349,14 @@ def is_group(annotation: Any) -> bool:
 
 
 def group_parameters(group: type[Any]) -> list[inspect.Parameter]:
-    """The group's fields as keyword parameters, as Typer reads a signature."""
+    """The group's fields as keyword parameters, as Typer reads a signature;
+    a field that is itself a group is spread in its place."""
     hints = typing.get_type_hints(group, include_extras=True)
     params = []
     for f in dataclasses.fields(group):
+        if is_group(hints[f.name]):
+            params += group_parameters(hints[f.name])
+            continue
         default = f.default if f.default is not dataclasses.MISSING else inspect.Parameter.empty
         params.append(
             inspect.Parameter(
@@ -360,6 +364,19 @@ def group_parameters(group: type[Any]) -> list[inspect.Parameter]:
             )
         )
     return params
+
+
+def build_group(group: type[R], values: dict[str, Any]) -> R:
+    """The group (and the groups among its fields) from the parsed values,
+    which are taken out of ``values``."""
+    hints = typing.get_type_hints(group, include_extras=True)
+    fields = {
+        f.name: build_group(hints[f.name], values)
+        if is_group(hints[f.name])
+        else values.pop(f.name)
+        for f in dataclasses.fields(group)  # type: ignore[arg-type]
+    }
+    return group(**fields)
 
 
 def grouped(func: Callable[..., R]) -> Callable[..., R]:
@@ -384,8 +401,7 @@ def grouped(func: Callable[..., R]) -> Callable[..., R]:
     @functools.wraps(func)
     def wrapper(**values: Any) -> R:
         for name, group in groups.items():
-            fields = {f.name: values.pop(f.name) for f in dataclasses.fields(group)}
-            values[name] = group(**fields)
+            values[name] = build_group(group, values)
         return func(**values)
 
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]

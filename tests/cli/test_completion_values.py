@@ -34,6 +34,7 @@ def test_presets_bundles_and_token_labels(
     trust = config_home / "signkit" / "trust"
     (trust / "vn-gov").mkdir(parents=True)
     (trust / "vn-public.pem").write_text("")
+    (trust / "notes.txt").write_text("not a bundle")
     (config_home / "signkit" / "config.toml").write_text(
         '[pdf-presets.so-van-ban]\nsummary = "ours"\nplacement = "corner"\n'
         "[pdf-presets.so-van-ban.options]\ntext = 'Số'\n"
@@ -49,6 +50,9 @@ def test_presets_bundles_and_token_labels(
     }  # fmt: skip
     assert complete(signkit, "signkit verify x.pdf --trust vn-", env) == {"vn-gov", "vn-public"}
     assert complete(signkit, "signkit cert check --trust ", env) == {"vn-gov", "vn-public"}
+    # the bundle commands' NAME
+    assert complete(signkit, "signkit trust show vn-", env) == {"vn-gov", "vn-public"}
+    assert complete(signkit, "signkit trust remove vn-g", env) == {"vn-gov"}
 
     log = tmp_path / "spy.log"
     spy = {"PKCS11SPY": softhsm.module, "PKCS11SPY_OUTPUT": str(log)}

@@ -46,23 +46,12 @@ def xml_presets(ctx: Any, incomplete: Any) -> list[str]:
 def trust_bundles(ctx: Any, incomplete: Any) -> list[str]:
     """Names of the installed trust bundles (a path is completed by the shell:
     nothing is offered for a value that looks like one)."""
-    from signkit.pki.anchors import bundle_dirs
+    from signkit.pki.bundles import names
 
     text = str(incomplete or "")
     if "/" in text or text.startswith((".", "~")):
         return []
-    names = []
-    for base in bundle_dirs():
-        try:
-            entries = list(base.iterdir())
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.is_dir():
-                names.append(entry.name)
-            elif entry.suffix in (".pem", ".crt"):
-                names.append(entry.stem)
-    return _matching(names, text)
+    return _matching(names(), text)
 
 
 def token_labels(ctx: Any, incomplete: Any) -> list[str]:

@@ -10,6 +10,7 @@ import typer
 
 from signkit.i18n import t
 
+from .complete import trust_bundles
 from .context import Output, run_command
 from .framework import command, grouped, new_app
 from .options import ConfigOptions, OutputOptions
@@ -87,7 +88,7 @@ def list_bundles(*, config: ConfigOptions, output_options: OutputOptions) -> Non
 @command(app, "show")
 @grouped
 def show(
-    name: Annotated[str, typer.Argument(metavar="NAME")],
+    name: Annotated[str, typer.Argument(metavar="NAME", autocompletion=trust_bundles)],
     *,
     config: ConfigOptions,
     output_options: OutputOptions,
@@ -123,7 +124,7 @@ def show(
 @command(app, "add")
 @grouped
 def add(
-    name: Annotated[str, typer.Argument(metavar="NAME")],
+    name: Annotated[str, typer.Argument(metavar="NAME", autocompletion=trust_bundles)],
     files: Annotated[list[Path], typer.Argument(metavar="FILE...", dir_okay=False)],
     *,
     system: System = False,
@@ -189,7 +190,7 @@ def add(
 @command(app, "remove")
 @grouped
 def remove(
-    name: Annotated[str, typer.Argument(metavar="NAME")],
+    name: Annotated[str, typer.Argument(metavar="NAME", autocompletion=trust_bundles)],
     *,
     system: System = False,
     config: ConfigOptions,

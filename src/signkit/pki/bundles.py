@@ -103,26 +103,43 @@ def check_name(name: str) -> str:
     return name
 
 
-def installed(environ: dict[str, str] | None = None) -> list[Bundle]:
-    """Every installed bundle, the user's first (a user's bundle hides the
-    system's of the same name, as --trust NAME resolves it)."""
+def _entries(environ: dict[str, str] | None) -> list[tuple[str, Path, bool]]:
+    """(name, path, is the system's) of every installed bundle, the user's
+    first; a user's bundle hides the system's of the same name."""
     dirs = bundle_dirs(environ if environ is not None else dict(os.environ))
-    found: dict[str, Bundle] = {}
+    found: dict[str, tuple[str, Path, bool]] = {}
     for n, base in enumerate(dirs):
-        if not base.is_dir():
-            continue
-        for entry in sorted(base.iterdir()):
+        try:
+            entries = sorted(base.iterdir())
+        except OSError:
+            continue  # absent or unreadable: no bundles there
+        for entry in entries:
             name = entry.name.removesuffix(".pem").removesuffix(".crt")
             if name in found or not _BUNDLE_NAME.fullmatch(name):
                 continue
             if not (entry.is_dir() or entry.suffix in (".pem", ".crt")):
                 continue
-            try:
-                certs = tuple(describe(der) for der in load_certificates([entry]))
-            except InputError:
-                certs = ()
-            found[name] = Bundle(name=name, path=entry, system=n > 0, certificates=certs)
+            found[name] = (name, entry, n > 0)
     return list(found.values())
+
+
+def names(environ: dict[str, str] | None = None) -> list[str]:
+    """The installed bundles' names, their certificates unread (for shell
+    completion, asked at each TAB)."""
+    return [name for name, _path, _system in _entries(environ)]
+
+
+def installed(environ: dict[str, str] | None = None) -> list[Bundle]:
+    """Every installed bundle, the user's first (a user's bundle hides the
+    system's of the same name, as --trust NAME resolves it)."""
+    bundles = []
+    for name, entry, system in _entries(environ):
+        try:
+            certs = tuple(describe(der) for der in load_certificates([entry]))
+        except InputError:
+            certs = ()
+        bundles.append(Bundle(name=name, path=entry, system=system, certificates=certs))
+    return bundles
 
 
 def find(name: str, environ: dict[str, str] | None = None) -> Bundle:

@@ -44,7 +44,9 @@ class OutputOptions:
     json_output: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable report on stdout.")
     ] = False
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="More detail on stderr.")] = False
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="More detail (in the listings and on stderr).")
+    ] = False
     quiet: Annotated[
         bool, typer.Option("-q", "--quiet", help="Only errors and the run's summary.")
     ] = False

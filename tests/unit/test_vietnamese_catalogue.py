@@ -102,6 +102,13 @@ ALLOWED = frozenset(
         "x509certificate",
         "tstinfo",
         "xpath",
+        # XML element names a message quotes as they are written
+        "reference",
+        "rsapssparams",
+        "filter",
+        "include",
+        "manifest",
+        "ds",
         "excel",
         "libreoffice",
         "word",
@@ -126,6 +133,9 @@ ALLOWED = frozenset(
         "bash",
         "zsh",
         "fish",
+        "text",
+        "prometheus",
+        "parallel",
         # Vietnamese words spelt like English ones
         "in",
         "do",

@@ -39,9 +39,10 @@ def test_library_message_only_with_verbose(signkit: Runner, tmp_path: Path) -> N
     env = {"LANG": "vi_VN.UTF-8"}
     plain = signkit(*args, env=env)
     assert plain.returncode == 1, plain.stderr
-    assert "PDF bị lỗi cấu trúc" in plain.stderr, plain.stderr
-    assert "Could not read" not in plain.stderr, plain.stderr
+    # the verdict (UNREADABLE and why) is what was asked for: on stdout
+    assert "PDF bị lỗi cấu trúc" in plain.stdout, plain.stdout
+    assert "Could not read" not in plain.stdout + plain.stderr, plain.stdout
     verbose = signkit(*args, "-v", env=env)
-    assert "PDF bị lỗi cấu trúc (Could not read malformed PDF file)" in verbose.stderr
+    assert "PDF bị lỗi cấu trúc (Could not read malformed PDF file)" in verbose.stdout
     english = signkit(*args)
-    assert "malformed PDF (Could not read malformed PDF file)" in english.stderr
+    assert "malformed PDF (Could not read malformed PDF file)" in english.stdout

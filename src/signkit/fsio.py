@@ -45,6 +45,15 @@ def create_exclusive(path: Path, mode: int = 0o666) -> int:
     return os.open(path, _CREATE, mode)
 
 
+def fsync_file(path: Path | str) -> None:
+    """Make a file's data durable (opened read-only, never through a symlink)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_directory(directory: Path) -> None:
     """Make a rename in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

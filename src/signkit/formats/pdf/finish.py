@@ -1,6 +1,6 @@
 """Stage 3 (worker): the CMS with the token's signature (and a time-stamp for
-B-T), the DSS (B-LT) and a document time-stamp (B-LTA), fsync, and a check
-that the signature just made is intact before the engine publishes it."""
+B-T), the DSS (B-LT) and a document time-stamp (B-LTA), and a check that the
+signature just made is intact before the engine syncs and publishes it."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ DOC_TIMESTAMP_RESERVE = 24 * 1024
 
 
 def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
-    """Stage 3 (worker): CMS (+ time-stamp), DSS, document time-stamp, fsync, check."""
+    """Stage 3 (worker): CMS (+ time-stamp), DSS, document time-stamp, check
+    (the engine fsyncs the temp file before the rename)."""
     try:
         return _finish(prepared, signature)
     except OSError as exc:
@@ -77,7 +78,6 @@ def _finish(prepared: Prepared, signature: bytes) -> Finished:
         if level == "B-LTA":
             _document_timestamp(out, st)
         out.flush()
-        os.fsync(out.fileno())
         after = check_signature(out, prepared, signature, cfg)
         size_after = os.fstat(out.fileno()).st_size
     return Finished(
@@ -88,6 +88,7 @@ def _finish(prepared: Prepared, signature: bytes) -> Finished:
         level=level,
         warnings=prepared.warnings,
         size_after=size_after,
+        synced=False,  # the engine syncs it with others before the rename
     )
 
 

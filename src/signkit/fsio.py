@@ -16,6 +16,7 @@ import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from signkit.errors import InputError
 
@@ -108,3 +109,52 @@ def open_regular(path: Path | str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+_FICLONE = 0x40049409
+"""ioctl(2) request that shares a file's blocks with another (btrfs, XFS, ...)."""
+
+_COPY_CHUNK = 1 << 20
+
+
+def copy_hashing(src: int, dst: int, hasher: Any, *, write: Writer = os.write) -> int:
+    """Copy the whole file ``src`` into the empty file ``dst`` (descriptors),
+    feeding every byte copied to ``hasher``; returns the size.
+
+    Where the file system shares blocks (a reflink), the copy costs nothing
+    and the source is read once to hash it; elsewhere each chunk is read
+    once, hashed and written from the same buffer, so the file is read only
+    once either way and memory stays at one chunk.
+    """
+    import fcntl
+
+    # from the start, whatever a buffered reader on ``src`` has read ahead
+    os.lseek(src, 0, os.SEEK_SET)
+    try:
+        fcntl.ioctl(dst, _FICLONE, src)
+    except OSError:
+        pass  # no reflinks here (ext4, tmpfs, another file system): copy
+    else:
+        os.lseek(dst, 0, os.SEEK_END)
+        return _hash_fd(src, hasher)
+    buffer = bytearray(_COPY_CHUNK)
+    view = memoryview(buffer)
+    total = 0
+    with os.fdopen(src, "rb", buffering=0, closefd=False) as reader:
+        while n := reader.readinto(buffer):
+            chunk = view[:n]
+            hasher.update(chunk)
+            write_all(dst, chunk, write=write)
+            total += n
+    return total
+
+
+def _hash_fd(fd: int, hasher: Any) -> int:
+    buffer = bytearray(_COPY_CHUNK)
+    view = memoryview(buffer)
+    total = 0
+    with os.fdopen(fd, "rb", buffering=0, closefd=False) as reader:
+        while n := reader.readinto(buffer):
+            hasher.update(view[:n])
+            total += n
+    return total

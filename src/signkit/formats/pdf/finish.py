@@ -151,20 +151,33 @@ def check_signature(
     Returns the SHA-256 of the whole file, taken in the same pass."""
     from cryptography.exceptions import InvalidSignature
 
-    signed = hashlib.new(cfg.digest_algorithm)
+    start, end, length = prepared.reserved_start, prepared.reserved_end, prepared.signed_length
     whole = hashlib.sha256()
-    ranges = ((0, prepared.reserved_start), (prepared.reserved_end, prepared.signed_length))
+    # With SHA-256 both hashes share the bytes before /Contents (most of a
+    # large file): hashed once, the signed hash forks from it there.
+    shared = cfg.digest_algorithm == "sha256"
+    signed = None if shared else hashlib.new(cfg.digest_algorithm)
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
     out.seek(0)
     offset = 0
-    while chunk := out.read(CHUNK):
-        whole.update(chunk)
-        end = offset + len(chunk)
-        for start, stop in ranges:
-            lo, hi = max(start, offset), min(stop, end)
-            if lo < hi:
+    while n := out.readinto(buffer):  # type: ignore[attr-defined]
+        chunk = view[:n]
+        stop = offset + n
+        if signed is None and offset <= start < stop:
+            whole.update(chunk[: start - offset])
+            signed = whole.copy()
+            whole.update(chunk[start - offset :])
+        else:
+            whole.update(chunk)
+        for lo, hi in ((0, start), (end, length)):
+            if shared and lo == 0:
+                continue  # already in the fork
+            lo, hi = max(lo, offset), min(hi, stop)
+            if lo < hi and signed is not None:
                 signed.update(chunk[lo - offset : hi - offset])
-        offset = end
-    if offset < prepared.signed_length or signed.digest() != prepared.document_digest:
+        offset = stop
+    if offset < length or signed is None or signed.digest() != prepared.document_digest:
         raise DocumentError(
             "the written file does not hash to the signed digest", subject=prepared.temp
         )

@@ -114,6 +114,7 @@ class WorkerState:
 
     def __init__(self, config: PdfBatchConfig) -> None:
         from asn1crypto import x509
+        from pyhanko.sign.general import SigningError
         from pyhanko.sign.signers.pdf_cms import ExternalSigner
         from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -129,7 +130,16 @@ class WorkerState:
             [x509.Certificate.load(d) for d in config.chain_der]
         )
         # pyHanko lays out the document; the CMS is ours, so its value is a placeholder.
-        self.ext_signer = ExternalSigner(cert, store, signature_value=b"\x00" * 8)
+        layout = ExternalSigner(cert, store, signature_value=b"\x00" * 8)
+        # The mechanism pyHanko would work out from the certificate on every
+        # document (twice), worked out once: it only picks PDF extensions.
+        try:
+            mechanism = layout.get_signature_mechanism_for_digest(config.digest_algorithm)
+        except (ValueError, SigningError):
+            mechanism = None
+        self.ext_signer = ExternalSigner(
+            cert, store, signature_value=b"\x00" * 8, signature_mechanism=mechanism
+        )
         self.zone = ZoneInfo(config.timezone)
         self._loop: asyncio.AbstractEventLoop | None = None
 

@@ -71,8 +71,8 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
         time.sleep(0.01)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        assert proc.stderr is not None
-        sys.exit(f"signkit failed ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}")
+        err = proc.stderr.read().decode() if proc.stderr is not None else ""
+        sys.exit(f"signkit failed ({proc.returncode}): {err[-2000:]}")
     return wall, peak
 
 

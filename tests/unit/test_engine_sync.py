@@ -152,3 +152,38 @@ def test_a_temp_file_whose_sync_fails_is_not_published(
     assert not outputs[5].exists()
     assert [p for p in outputs if p.exists()] == [p for p in outputs if p.name != "d5.txt"]
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_stopped_batch_does_not_wait_for_a_slow_sync(tmp_path: Path) -> None:
+    """Regression: after a stop signal the engine waited for every fsync (many
+    seconds on a busy disk), past the two seconds a stop may take. A document
+    whose data is not durable by the deadline is not published."""
+    import time
+    from concurrent.futures import Future
+
+    from signkit.jobs.outputs import InputLock
+
+    (tmp_path / "d.txt").write_bytes(b"data")
+    planned = PlannedDoc(
+        task=DocumentTask(input=tmp_path / "d.txt"),
+        output=tmp_path / "d.out",
+        in_place=False,
+        options=_Options(),  # type: ignore[arg-type]
+    )
+    result = DocumentResult(input=str(planned.input), output=str(planned.output))
+    temp = tmp_path / ".d.out.tmp"
+    temp.write_bytes(b"signed")
+    stuck: Future[None] = Future()  # an fsync that does not come back
+    doc = engine._Doc(planned=planned, result=result, lock=InputLock(planned.input), temp=temp)
+    doc.finished = Finished(
+        index=0, temp=str(temp), sha256_after="1" * 64, signing_time="", level="B-B"
+    )
+    doc.sync = stuck
+    run = engine._Run(BatchReport(command="sign test"), None, _Events(), "2" * 64, "test")
+    run.indices = {id(result): 0}
+    run.pending_commit = [doc]
+    start = time.monotonic()
+    engine._commit_group(run, deadline=start + 0.2)
+    assert time.monotonic() - start < 1.0
+    assert result.status is Status.NOT_ATTEMPTED and "durable" in (result.reason or "")
+    assert not planned.output.exists() and not temp.exists()

@@ -23,6 +23,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -258,7 +259,8 @@ def run_batch(
                 result.status = Status.NOT_ATTEMPTED
                 result.reason = "batch stopped" if (abort or stop) else result.reason
         token_thread.shutdown(wait=True)
-        run.syncer.shutdown(wait=True)
+        # A stopped batch does not wait for syncs it gave up on (see _commit_group).
+        run.syncer.shutdown(wait=abort is None, cancel_futures=True)
         if audit is not None and run.audit_error is None:
             try:
                 audit.commit()
@@ -287,7 +289,8 @@ def _wind_down(
 ) -> None:
     """Drop what has not been signed; let signed documents finish (within
     ``_WIND_DOWN``) so no signature the token made is thrown away; keep and
-    publish what is complete; remove every other temp file."""
+    publish what is complete and durable by then; remove every other temp file."""
+    deadline = time.monotonic() + _WIND_DOWN
     for future, (stage, _doc) in in_flight.items():
         if stage != "finish":
             future.cancel()
@@ -301,7 +304,7 @@ def _wind_down(
                 in_flight[finish] = ("finish", doc)
     pool.flush()
     finishing = [f for f, (stage, _doc) in in_flight.items() if stage == "finish"]
-    _done, late = wait(finishing, timeout=_WIND_DOWN)
+    _done, late = wait(finishing, timeout=max(0.0, deadline - time.monotonic()))
     if late:
         # A worker stuck on a document (a hostile file, a hung read) would
         # hold the stop for ever: end the workers instead.
@@ -326,7 +329,7 @@ def _wind_down(
             run.record("document-result", doc, status="not-attempted")
             run.final(doc)
     in_flight.clear()
-    _commit_group(run)
+    _commit_group(run, deadline=deadline)
 
 
 _POLL = 0.2
@@ -451,9 +454,11 @@ def _queue_commit(doc: _Doc, run: _Run) -> None:
     run.pending_commit.append(doc)
 
 
-def _commit_group(run: _Run) -> None:
+def _commit_group(run: _Run, *, deadline: float | None = None) -> None:
     """Audit records durable first, then the outputs appear, then the directories
-    sync. When the records cannot be written, the group is not published."""
+    sync. When the records cannot be written, the group is not published.
+    With a ``deadline`` (a stopped batch), a document whose data is not yet
+    durable by then is not published."""
     if not run.pending_commit:
         return
     group, run.pending_commit = run.pending_commit, []
@@ -461,7 +466,15 @@ def _commit_group(run: _Run) -> None:
     for doc in group:
         try:
             if doc.sync is not None:
-                doc.sync.result()
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                doc.sync.result(timeout=left)
+        except FutureTimeout:
+            _discard(doc)
+            doc.result.status = Status.NOT_ATTEMPTED
+            doc.result.reason = "batch stopped before its output was durable"
+            run.record("document-result", doc, status="not-attempted", reason=doc.result.reason)
+            run.final(doc)
+            unsynced.append(doc)
         except OSError as exc:
             # Not durable: never published. Supersedes its queued `signed` result.
             _discard(doc)

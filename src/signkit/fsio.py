@@ -117,6 +117,41 @@ _FICLONE = 0x40049409
 _COPY_CHUNK = 1 << 20
 
 
+class _Writeback:
+    """Has the disk write a large file's data while it is still being copied
+    (an fdatasync on a thread, asked for again as more is written), so the
+    fsync that makes it durable later finds little left and the disk's
+    writing overlaps the copying, hashing and checking."""
+
+    def __init__(self, fd: int) -> None:
+        import threading
+
+        self._fd = os.dup(fd)  # ours to close, whatever the caller does with fd
+        self._wanted = threading.Event()
+        self._last = False
+        threading.Thread(target=self._run, name="signkit-writeback", daemon=True).start()
+
+    def poke(self, *, last: bool = False) -> None:
+        self._last = self._last or last
+        self._wanted.set()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                last = self._last
+                with contextlib.suppress(OSError):  # the real fsync comes later
+                    os.fdatasync(self._fd)
+                if last:
+                    return
+        finally:
+            os.close(self._fd)
+
+
+_WRITEBACK_STEP = 64 << 20
+
+
 def copy_hashing(src: int, dst: int, hasher: Any, *, write: Writer = os.write) -> int:
     """Copy the whole file ``src`` into the empty file ``dst`` (descriptors),
     feeding every byte copied to ``hasher``; returns the size.
@@ -140,12 +175,20 @@ def copy_hashing(src: int, dst: int, hasher: Any, *, write: Writer = os.write) -
     buffer = bytearray(_COPY_CHUNK)
     view = memoryview(buffer)
     total = 0
-    with os.fdopen(src, "rb", buffering=0, closefd=False) as reader:
-        while n := reader.readinto(buffer):
-            chunk = view[:n]
-            hasher.update(chunk)
-            write_all(dst, chunk, write=write)
-            total += n
+    writeback: _Writeback | None = None
+    try:
+        with os.fdopen(src, "rb", buffering=0, closefd=False) as reader:
+            while n := reader.readinto(buffer):
+                chunk = view[:n]
+                hasher.update(chunk)
+                write_all(dst, chunk, write=write)
+                total += n
+                if total % _WRITEBACK_STEP < n:
+                    writeback = writeback or _Writeback(dst)
+                    writeback.poke()
+    finally:
+        if writeback is not None:
+            writeback.poke(last=True)
     return total
 
 

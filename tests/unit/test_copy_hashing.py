@@ -58,3 +58,40 @@ def test_a_full_disk_is_an_error_not_a_shorter_copy(tmp_path: Path) -> None:
     finally:
         os.close(fd)
         os.close(fd_in)
+
+
+def test_a_large_copy_starts_the_disk_writing_early_and_leaks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a step of data, a thread fdatasyncs the copy while it goes on; it
+    closes its own descriptor when done, and the copy is whole."""
+    import threading
+
+    from signkit import fsio
+
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def spy(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(fsio, "_WRITEBACK_STEP", 1 << 20)
+    monkeypatch.setattr(os, "fdatasync", spy)
+    data = _data((5 << 20) + 17)
+    src, dst = tmp_path / "in.pdf", tmp_path / "out.pdf"
+    src.write_bytes(data)
+    before = len(os.listdir("/proc/self/fd"))
+    fd_in = os.open(src, os.O_RDONLY)
+    fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+    try:
+        copy_hashing(fd_in, fd, hashlib.sha256())
+    finally:
+        os.close(fd)
+        os.close(fd_in)
+    for thread in threading.enumerate():
+        if thread.name == "signkit-writeback":
+            thread.join(timeout=10)
+    assert synced, "no early writeback"
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert dst.read_bytes() == data

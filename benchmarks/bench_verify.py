@@ -1,12 +1,15 @@
 """Bulk verification throughput: `signkit verify` against a naive in-process pyHanko loop.
 
-    python benchmarks/bench_verify.py            # full: 200 B-LT PDFs, 3 runs
-    python benchmarks/bench_verify.py --quick    # smoke: 20 PDFs, 1 run
+    python benchmarks/bench_verify.py               # full: 1,000 B-LT PDFs, one signer, 3 runs
+    python benchmarks/bench_verify.py --signers 5   # the same from five signers
+    python benchmarks/bench_verify.py --quick       # smoke: 20 PDFs, 1 run
 
-The documents: PAdES B-LT from five signers (RSA-2048, EC P-256, two
-Vietnamese subjects, an RSA-3072 key on a second token), signed by signkit
-with the test TSA and OCSP, so caches across files are not flattered by one
-signer. Both sides verify offline with the embedded revocation data,
+The documents: PAdES B-LT signed by signkit with the test TSA and OCSP,
+from one signer (a batch signed by one clerk: one chain and one set of
+revocation answers, as the issue's target has it) or from up to five
+(RSA-2048, EC P-256, two Vietnamese subjects, an RSA-3072 key on a second
+token), so caches across files are not flattered by one signer. Both sides
+verify offline with the embedded revocation data,
 revocation required, difference analysis on, trusting only the test root,
 and must find every signature PASSED:
   naive    one Python process looping over pyHanko's AdES API: per file the
@@ -16,6 +19,10 @@ and must find every signature PASSED:
   signkit  the real command, audit log and JSON report included
 Both are timed as whole processes (start-up included), interleaved so
 machine noise hits both alike. Prints medians and the ratio.
+
+XML (unless --no-xml): the same number of e-invoices signed by signkit
+(XMLDSig, RSA-2048), verified by `signkit verify` (one process, report and
+audit log on) and by `xmlsec1 --verify` once per file against the same root.
 """
 
 from __future__ import annotations
@@ -143,8 +150,10 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     return elapsed, proc.stdout
 
 
-def make_documents(base: Path, env: dict[str, str], module: str, pin: str, n: int) -> Path:
-    """n B-LT PDFs, n/5 from each signer, in one directory."""
+def make_documents(
+    base: Path, env: dict[str, str], module: str, pin: str, n: int, signers: int
+) -> Path:
+    """n B-LT PDFs, n/signers from each signer, in one directory."""
     root = base / "root.der"
     sys.path.insert(0, str(REPO / "tests"))
     from support.infra import pki_certificate
@@ -152,8 +161,8 @@ def make_documents(base: Path, env: dict[str, str], module: str, pin: str, n: in
     root.write_bytes(pki_certificate("root-ca"))
     docs = base / "docs"
     docs.mkdir()
-    per = n // len(SIGNERS)
-    for number, (token, key) in enumerate(SIGNERS):
+    per = n // signers
+    for number, (token, key) in enumerate(SIGNERS[:signers]):
         src = base / f"in-{number}"
         src.mkdir()
         for i in range(per):
@@ -168,15 +177,70 @@ def make_documents(base: Path, env: dict[str, str], module: str, pin: str, n: in
     return docs
 
 
+def bench_xml(
+    base: Path, env: dict[str, str], module: str, pin: str, args: argparse.Namespace
+) -> None:
+    """signkit verify of a folder of signed e-invoices against xmlsec1 --verify per file."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_sign_xml import document
+
+    from support.infra import pki_certificate
+
+    src, docs = base / "xml-in", base / "xml-docs"
+    src.mkdir()
+    for i in range(args.files):
+        (src / f"inv{i:05d}.xml").write_bytes(document(i))
+    timed(
+        signkit("sign", "xml", str(src), "--output-dir", str(docs), "--module", module,
+                "--token-label", SIGNERS[0][0], "--key-label", SIGNERS[0][1],
+                "--revocation", "off", "--no-audit", "-q"),
+        {**env, "SIGNKIT_PIN": pin},
+    )  # fmt: skip
+    root, interm = base / "root.der", base / "interm.der"
+    interm.write_bytes(pki_certificate("interm-ca"))
+    files = sorted(docs.glob("*.xml"))
+    sample = files[: args.xmlsec_sample]
+    ours: list[float] = []
+    theirs: list[float] = []
+    for run in range(args.runs):
+        elapsed, out = timed(
+            signkit("verify", str(docs), "--trust", str(root), "--offline",
+                    "--revocation", "off", "--json", "--report", str(base / "xml-report.json"),
+                    "--audit-log", str(base / "audit.jsonl"), "-q"),
+            env,
+        )  # fmt: skip
+        verdicts = json.loads(out)["verdicts"]
+        if verdicts["PASSED"] != len(files):
+            sys.exit(f"signkit verify xml: {verdicts} for {len(files)} documents")
+        ours.append(elapsed)
+        start = time.perf_counter()
+        for path in sample:
+            timed(["xmlsec1", "--verify", "--trusted-der", str(root),
+                   "--untrusted-der", str(interm), str(path)], env)  # fmt: skip
+        theirs.append((time.perf_counter() - start) / len(sample))
+        print(
+            f"xml run {run + 1}: signkit verify {ours[-1]:.2f} s for {len(files)}, "
+            f"xmlsec1 {theirs[-1] * 1000:.1f} ms per file"
+        )
+    k_rate = len(files) / statistics.median(ours)
+    x_rate = 1 / statistics.median(theirs)
+    print(f"signkit verify xml {k_rate:8.1f} files/s  (median of {args.runs})")
+    print(f"xmlsec1 --verify   {x_rate:8.1f} files/s  (once per file, {len(sample)} files)")
+    print(f"ratio: x{k_rate / x_rate:.1f}  (goal >= 15)")
+
+
 def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--signers", type=int, default=1, choices=range(1, len(SIGNERS) + 1))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-xml", action="store_true", help="PDF only")
+    parser.add_argument("--xmlsec-sample", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args()
     if args.quick:
-        args.files, args.runs = 20, 1
+        args.files, args.runs, args.xmlsec_sample = 20, 1, 10
     base = Path(tempfile.mkdtemp(prefix="signkit-bench-verify-"))
     pki = None
     try:
@@ -194,13 +258,14 @@ def main() -> int:
                 time.sleep(0.3)
         env, module, pin = build_tokens(base)
         start = time.perf_counter()
-        docs = make_documents(base, env, module, pin, args.files)
+        docs = make_documents(base, env, module, pin, args.files, args.signers)
         count = len(list(docs.glob("*.pdf")))
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}; {count} B-LT PDFs from {len(SIGNERS)} "
-            f"signers (signed in {time.perf_counter() - start:.0f} s)"
+            f"Python {platform.python_version()}; {count} B-LT PDFs from {args.signers} "
+            f"signer(s) (signed in {time.perf_counter() - start:.0f} s)"
         )
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         root = base / "root.der"
         ours: list[float] = []
         naive: list[float] = []
@@ -222,7 +287,10 @@ def main() -> int:
         n_rate = count / statistics.median(naive)
         print(f"signkit verify   {k_rate:8.1f} files/s  (median of {args.runs})")
         print(f"naive pyHanko    {n_rate:8.1f} files/s  (median of {args.runs})")
-        print(f"ratio: x{k_rate / n_rate:.1f}  (goal >= 3)")
+        print(f"ratio: x{k_rate / n_rate:.1f}  (goal >= 8)")
+        if not args.no_xml:
+            bench_xml(base, env, module, pin, args)
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if pki is not None:
             pki.terminate()

@@ -16,6 +16,7 @@ import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from signkit.errors import InputError
 
@@ -43,6 +44,15 @@ def temp_name(final: Path, prefix: str = ".") -> Path:
 def create_exclusive(path: Path, mode: int = 0o666) -> int:
     """Open a new file for writing; fails if anything (a symlink included) is there."""
     return os.open(path, _CREATE, mode)
+
+
+def fsync_file(path: Path | str) -> None:
+    """Make a file's data durable (opened read-only, never through a symlink)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_directory(directory: Path) -> None:
@@ -99,3 +109,95 @@ def open_regular(path: Path | str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+_FICLONE = 0x40049409
+"""ioctl(2) request that shares a file's blocks with another (btrfs, XFS, ...)."""
+
+_COPY_CHUNK = 1 << 20
+
+
+class _Writeback:
+    """Has the disk write a large file's data while it is still being copied
+    (an fdatasync on a thread, asked for again as more is written), so the
+    fsync that makes it durable later finds little left and the disk's
+    writing overlaps the copying, hashing and checking."""
+
+    def __init__(self, fd: int) -> None:
+        import threading
+
+        self._fd = os.dup(fd)  # ours to close, whatever the caller does with fd
+        self._wanted = threading.Event()
+        self._last = False
+        threading.Thread(target=self._run, name="signkit-writeback", daemon=True).start()
+
+    def poke(self, *, last: bool = False) -> None:
+        self._last = self._last or last
+        self._wanted.set()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                last = self._last
+                with contextlib.suppress(OSError):  # the real fsync comes later
+                    os.fdatasync(self._fd)
+                if last:
+                    return
+        finally:
+            os.close(self._fd)
+
+
+_WRITEBACK_STEP = 64 << 20
+
+
+def copy_hashing(src: int, dst: int, hasher: Any, *, write: Writer = os.write) -> int:
+    """Copy the whole file ``src`` into the empty file ``dst`` (descriptors),
+    feeding every byte copied to ``hasher``; returns the size.
+
+    Where the file system shares blocks (a reflink), the copy costs nothing
+    and the source is read once to hash it; elsewhere each chunk is read
+    once, hashed and written from the same buffer, so the file is read only
+    once either way and memory stays at one chunk.
+    """
+    import fcntl
+
+    # from the start, whatever a buffered reader on ``src`` has read ahead
+    os.lseek(src, 0, os.SEEK_SET)
+    try:
+        fcntl.ioctl(dst, _FICLONE, src)
+    except OSError:
+        pass  # no reflinks here (ext4, tmpfs, another file system): copy
+    else:
+        os.lseek(dst, 0, os.SEEK_END)
+        return _hash_fd(src, hasher)
+    buffer = bytearray(_COPY_CHUNK)
+    view = memoryview(buffer)
+    total = 0
+    writeback: _Writeback | None = None
+    try:
+        with os.fdopen(src, "rb", buffering=0, closefd=False) as reader:
+            while n := reader.readinto(buffer):
+                chunk = view[:n]
+                hasher.update(chunk)
+                write_all(dst, chunk, write=write)
+                total += n
+                if total % _WRITEBACK_STEP < n:
+                    writeback = writeback or _Writeback(dst)
+                    writeback.poke()
+    finally:
+        if writeback is not None:
+            writeback.poke(last=True)
+    return total
+
+
+def _hash_fd(fd: int, hasher: Any) -> int:
+    buffer = bytearray(_COPY_CHUNK)
+    view = memoryview(buffer)
+    total = 0
+    with os.fdopen(fd, "rb", buffering=0, closefd=False) as reader:
+        while n := reader.readinto(buffer):
+            hasher.update(view[:n])
+            total += n
+    return total

@@ -84,11 +84,21 @@ def _self_signed() -> tuple[bytes, object]:
 @pytest.mark.parametrize(
     ("tamper", "intact"), [(None, True), (10, False), (120, True), (299, False), ("cut", False)]
 )
+@pytest.mark.parametrize(
+    ("algorithm", "chunk"), [("sha256", None), ("sha256", 7), ("sha256", 50), ("sha384", 7)]
+)
 def test_the_pdf_self_check_reads_every_signed_byte(
-    tmp_path: Path, tamper: object, intact: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tamper: object,
+    intact: bool,
+    algorithm: str,
+    chunk: int | None,
 ) -> None:
     """The finish stage's re-read: one pass that hashes the signed byte ranges
-    (everything but the reserved /Contents) and the whole file."""
+    (everything but the reserved /Contents) and the whole file, whatever the
+    read size (the reserved region inside a read or starting one), and with
+    SHA-256 the two hashes sharing the bytes before /Contents."""
     import hashlib
 
     from cryptography.hazmat.primitives import hashes
@@ -100,9 +110,12 @@ def test_the_pdf_self_check_reads_every_signed_byte(
     cert_der, key = _self_signed()
     data = bytearray(bytes(range(256)) + bytes(range(44)))  # 300 bytes
     start, end = 100, 140  # the reserved region
-    digest = hashlib.sha256(bytes(data[:start]) + bytes(data[end:])).digest()
+    if chunk is not None:
+        monkeypatch.setattr(finish, "CHUNK", chunk)
+    digest = hashlib.new(algorithm, bytes(data[:start]) + bytes(data[end:])).digest()
     to_sign = b"signed attributes"
-    signature = key.sign(to_sign, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[attr-defined]
+    hash_algorithm = hashes.SHA256() if algorithm == "sha256" else hashes.SHA384()
+    signature = key.sign(to_sign, padding.PKCS1v15(), hash_algorithm)  # type: ignore[attr-defined]
     if tamper == "cut":
         data = data[:-1]
     elif isinstance(tamper, int):
@@ -112,7 +125,7 @@ def test_the_pdf_self_check_reads_every_signed_byte(
     config = pdf_prepare.PdfBatchConfig(
         signer_der=cert_der,
         chain_der=(),
-        digest_algorithm="sha256",
+        digest_algorithm=algorithm,
         scheme="pkcs1v15",
         bytes_reserved=40,
         tsa=None,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Finished:
-    """A complete, fsynced, checked temp file ready to publish."""
+    """A complete, checked temp file ready to publish."""
 
     index: int
     temp: str
@@ -17,3 +17,6 @@ class Finished:
     warnings: tuple[str, ...] = ()
     """What a person should see about this document (e.g. a tax code mismatch)."""
     size_after: int | None = None
+    synced: bool = True
+    """False: the data is not fsynced yet; the engine syncs it before the rename
+    (many files' syncs at once share the file system's journal commits)."""

@@ -118,7 +118,7 @@ class Stages:
     prepare: Callable[[Item], Prepared]
     """Worker: item -> prepared (placeholder written, bytes to sign computed)."""
     finish: Callable[[Prepared, bytes], Finished]
-    """Worker: (prepared, signature) -> the finished, fsynced, checked temp file."""
+    """Worker: (prepared, signature) -> the finished, checked temp file."""
     make_item: Callable[[int, PlannedDocLike, Path], Item]
     """Main: the work item of one planned document."""
 

@@ -2,10 +2,12 @@
 
 Pipeline: worker processes prepare documents while the main process holds
 the only token session and signs, serially, whatever is ready; workers then
-finish each document into a complete, fsynced temp file. The main process
-commits the audit records of a group of finished documents with one fsync,
-and only then renames their temp files into place (and syncs the
-directories). So no output is ever visible without its durable record.
+finish each document into a complete, checked temp file. The main process
+syncs the temp files (a few threads at once, so they share the file
+system's journal commits), commits the audit records of a group of finished
+documents with one fsync, and only then renames their temp files into place
+(and syncs the directories). So no output is ever visible without its
+durable record, nor before its own data is durable.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +31,7 @@ from typing import Any, Protocol
 from signkit.audit.log import AuditLog
 from signkit.errors import AuditWriteError, ExitCode, OutputError, SignkitError, TokenError
 from signkit.formats.plugin import FormatPlugin, OutputState, Stages
-from signkit.fsio import fsync_directory
+from signkit.fsio import fsync_directory, fsync_file
 from signkit.jobs.batches import Batches, completed_futures
 from signkit.jobs.outputs import InputLock, PlannedDoc, publish, temp_path
 from signkit.jobs.report import BatchReport, DocumentResult, Status
@@ -77,6 +80,8 @@ class _Doc:
     temp: Path
     prepared: Any = None
     finished: Any = None
+    sync: Future[None] | None = None
+    """The temp file's fsync, when the engine does it."""
 
 
 @dataclass
@@ -92,6 +97,8 @@ class _Run:
     """Position in the batch of each DocumentResult (by id), named in audit records."""
     audit_error: AuditWriteError | None = None
     """The audit log could not be written: nothing more is published."""
+    syncer: ThreadPoolExecutor | None = None
+    """Threads fsyncing finished temp files while the batch goes on."""
 
     def record(self, kind: str, doc: _Doc | DocumentResult, **extra: Any) -> None:
         if self.audit is None:
@@ -136,6 +143,9 @@ def run_batch(
     marked not attempted; the error is re-raised for the caller's exit code.
     """
     run = _Run(report, audit, events, signer_sha256, plugin.name)
+    # fsync waits on the disk without the GIL: a few at once overlap the
+    # signing and are committed by the file system together.
+    run.syncer = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="signkit-sync")
     pool = Batches(executor, workers=workers, size=spec.batch, limits=spec.limits)
     queue: deque[tuple[int, PlannedDoc]] = deque(enumerate(docs))
     results = [
@@ -249,6 +259,8 @@ def run_batch(
                 result.status = Status.NOT_ATTEMPTED
                 result.reason = "batch stopped" if (abort or stop) else result.reason
         token_thread.shutdown(wait=True)
+        # A stopped batch does not wait for syncs it gave up on (see _commit_group).
+        run.syncer.shutdown(wait=abort is None, cancel_futures=True)
         if audit is not None and run.audit_error is None:
             try:
                 audit.commit()
@@ -277,7 +289,8 @@ def _wind_down(
 ) -> None:
     """Drop what has not been signed; let signed documents finish (within
     ``_WIND_DOWN``) so no signature the token made is thrown away; keep and
-    publish what is complete; remove every other temp file."""
+    publish what is complete and durable by then; remove every other temp file."""
+    deadline = time.monotonic() + _WIND_DOWN
     for future, (stage, _doc) in in_flight.items():
         if stage != "finish":
             future.cancel()
@@ -291,7 +304,7 @@ def _wind_down(
                 in_flight[finish] = ("finish", doc)
     pool.flush()
     finishing = [f for f, (stage, _doc) in in_flight.items() if stage == "finish"]
-    _done, late = wait(finishing, timeout=_WIND_DOWN)
+    _done, late = wait(finishing, timeout=max(0.0, deadline - time.monotonic()))
     if late:
         # A worker stuck on a document (a hostile file, a hung read) would
         # hold the stop for ever: end the workers instead.
@@ -316,10 +329,12 @@ def _wind_down(
             run.record("document-result", doc, status="not-attempted")
             run.final(doc)
     in_flight.clear()
-    _commit_group(run)
+    _commit_group(run, deadline=deadline)
 
 
 _POLL = 0.2
+
+_SYNC_THREADS = 4
 
 
 def _admit(
@@ -430,17 +445,48 @@ def _queue_commit(doc: _Doc, run: _Run) -> None:
         level=fin.level,
         signing_time=fin.signing_time,
     )
+    if not fin.synced and run.syncer is not None:
+        doc.sync = run.syncer.submit(fsync_file, doc.temp)
+    elif not fin.synced:
+        fsync_file(doc.temp)
     if not run.pending_commit:
         run.oldest_pending = time.monotonic()
     run.pending_commit.append(doc)
 
 
-def _commit_group(run: _Run) -> None:
+def _commit_group(run: _Run, *, deadline: float | None = None) -> None:
     """Audit records durable first, then the outputs appear, then the directories
-    sync. When the records cannot be written, the group is not published."""
+    sync. When the records cannot be written, the group is not published.
+    With a ``deadline`` (a stopped batch), a document whose data is not yet
+    durable by then is not published."""
     if not run.pending_commit:
         return
     group, run.pending_commit = run.pending_commit, []
+    unsynced: list[_Doc] = []
+    for doc in group:
+        try:
+            if doc.sync is not None:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                doc.sync.result(timeout=left)
+        except FutureTimeout:
+            _discard(doc)
+            doc.result.status = Status.NOT_ATTEMPTED
+            doc.result.reason = "batch stopped before its output was durable"
+            run.record("document-result", doc, status="not-attempted", reason=doc.result.reason)
+            run.final(doc)
+            unsynced.append(doc)
+        except OSError as exc:
+            # Not durable: never published. Supersedes its queued `signed` result.
+            _discard(doc)
+            doc.result.fail(
+                OutputError(f"cannot write ({exc.strerror})", subject=str(doc.planned.output))
+            )
+            _record_failure(run, doc.result)
+            run.final(doc)
+            unsynced.append(doc)
+    if unsynced:
+        dropped = {id(doc) for doc in unsynced}
+        group = [doc for doc in group if id(doc) not in dropped]
     if run.audit is not None:
         try:
             if run.audit_error is not None:

@@ -1,6 +1,6 @@
 """Stage 3 (worker): the CMS with the token's signature (and a time-stamp for
-B-T), the DSS (B-LT) and a document time-stamp (B-LTA), fsync, and a check
-that the signature just made is intact before the engine publishes it."""
+B-T), the DSS (B-LT) and a document time-stamp (B-LTA), and a check that the
+signature just made is intact before the engine syncs and publishes it."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ DOC_TIMESTAMP_RESERVE = 24 * 1024
 
 
 def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
-    """Stage 3 (worker): CMS (+ time-stamp), DSS, document time-stamp, fsync, check."""
+    """Stage 3 (worker): CMS (+ time-stamp), DSS, document time-stamp, check
+    (the engine fsyncs the temp file before the rename)."""
     try:
         return _finish(prepared, signature)
     except OSError as exc:
@@ -77,7 +78,6 @@ def _finish(prepared: Prepared, signature: bytes) -> Finished:
         if level == "B-LTA":
             _document_timestamp(out, st)
         out.flush()
-        os.fsync(out.fileno())
         after = check_signature(out, prepared, signature, cfg)
         size_after = os.fstat(out.fileno()).st_size
     return Finished(
@@ -88,6 +88,7 @@ def _finish(prepared: Prepared, signature: bytes) -> Finished:
         level=level,
         warnings=prepared.warnings,
         size_after=size_after,
+        synced=False,  # the engine syncs it with others before the rename
     )
 
 
@@ -150,20 +151,33 @@ def check_signature(
     Returns the SHA-256 of the whole file, taken in the same pass."""
     from cryptography.exceptions import InvalidSignature
 
-    signed = hashlib.new(cfg.digest_algorithm)
+    start, end, length = prepared.reserved_start, prepared.reserved_end, prepared.signed_length
     whole = hashlib.sha256()
-    ranges = ((0, prepared.reserved_start), (prepared.reserved_end, prepared.signed_length))
+    # With SHA-256 both hashes share the bytes before /Contents (most of a
+    # large file): hashed once, the signed hash forks from it there.
+    shared = cfg.digest_algorithm == "sha256"
+    signed = None if shared else hashlib.new(cfg.digest_algorithm)
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
     out.seek(0)
     offset = 0
-    while chunk := out.read(CHUNK):
-        whole.update(chunk)
-        end = offset + len(chunk)
-        for start, stop in ranges:
-            lo, hi = max(start, offset), min(stop, end)
-            if lo < hi:
+    while n := out.readinto(buffer):  # type: ignore[attr-defined]
+        chunk = view[:n]
+        stop = offset + n
+        if signed is None and offset <= start < stop:
+            whole.update(chunk[: start - offset])
+            signed = whole.copy()
+            whole.update(chunk[start - offset :])
+        else:
+            whole.update(chunk)
+        for lo, hi in ((0, start), (end, length)):
+            if shared and lo == 0:
+                continue  # already in the fork
+            lo, hi = max(lo, offset), min(hi, stop)
+            if lo < hi and signed is not None:
                 signed.update(chunk[lo - offset : hi - offset])
-        offset = end
-    if offset < prepared.signed_length or signed.digest() != prepared.document_digest:
+        offset = stop
+    if offset < length or signed is None or signed.digest() != prepared.document_digest:
         raise DocumentError(
             "the written file does not hash to the signed digest", subject=prepared.temp
         )

@@ -37,7 +37,7 @@ from signkit.formats.pdf.appearance import (
 )
 from signkit.formats.pdf.decree30 import fit_between, fit_image, seal_box, slot_layout
 from signkit.formats.pdf.options import PdfDocOptions
-from signkit.fsio import open_regular
+from signkit.fsio import copy_hashing, open_regular
 from signkit.pki.timestamps import TsaSpec
 from signkit.tokens.model import SignatureScheme
 
@@ -114,6 +114,7 @@ class WorkerState:
 
     def __init__(self, config: PdfBatchConfig) -> None:
         from asn1crypto import x509
+        from pyhanko.sign.general import SigningError
         from pyhanko.sign.signers.pdf_cms import ExternalSigner
         from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -129,7 +130,16 @@ class WorkerState:
             [x509.Certificate.load(d) for d in config.chain_der]
         )
         # pyHanko lays out the document; the CMS is ours, so its value is a placeholder.
-        self.ext_signer = ExternalSigner(cert, store, signature_value=b"\x00" * 8)
+        layout = ExternalSigner(cert, store, signature_value=b"\x00" * 8)
+        # The mechanism pyHanko would work out from the certificate on every
+        # document (twice), worked out once: it only picks PDF extensions.
+        try:
+            mechanism = layout.get_signature_mechanism_for_digest(config.digest_algorithm)
+        except (ValueError, SigningError):
+            mechanism = None
+        self.ext_signer = ExternalSigner(
+            cert, store, signature_value=b"\x00" * 8, signature_mechanism=mechanism
+        )
         self.zone = ZoneInfo(config.timezone)
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -264,23 +274,20 @@ def worker_prepare(item: PrepareItem) -> Prepared:
     st = worker_state(item.config)
     try:
         with os.fdopen(open_regular(item.input), "rb") as fh:
-            before = sha256_file(fh)
             size_before = os.fstat(fh.fileno()).st_size
-            writer = _open_writer(fh, item.input, st.config.password)
             now = datetime.now(st.zone).replace(microsecond=0)
-            tbs, warnings = _signing_session(writer, item, st, now)
-            # 0o666: the umask decides, as for any file the user creates
-            fd = os.open(item.temp, _CREATE_TEMP, 0o666)
-            with os.fdopen(fd, "w+b") as out:
-                if size_before <= IN_MEMORY_LIMIT:
-                    # Small documents: lay out in memory, then one write.
-                    buffer = io.BytesIO()
-                    prepared, _ = tbs.digest_tbs_document(output=buffer)
+            if size_before <= IN_MEMORY_LIMIT:
+                # Small documents: read from the input, laid out in memory, one write.
+                before = sha256_file(fh)
+                writer = _open_writer(fh, item.input, st.config.password)
+                tbs, warnings = _signing_session(writer, item, st, now)
+                buffer = io.BytesIO()
+                prepared, _ = tbs.digest_tbs_document(output=buffer)
+                with os.fdopen(_create_temp(item.temp), "w+b") as out:
                     out.write(buffer.getbuffer())
-                else:
-                    prepared, _ = tbs.digest_tbs_document(output=out)
-                out.seek(0, os.SEEK_END)
-                signed_length = out.tell()
+                    signed_length = out.tell()
+            else:
+                before, prepared, warnings, signed_length = _prepare_large(fh, item, st, now)
     except SignkitError:
         raise
     except OSError as exc:
@@ -310,6 +317,31 @@ def worker_prepare(item: PrepareItem) -> Prepared:
         size_before=size_before,
         warnings=warnings,
     )
+
+
+def _create_temp(path: str) -> int:
+    # 0o666: the umask decides, as for any file the user creates
+    return os.open(path, _CREATE_TEMP, 0o666)
+
+
+def _prepare_large(
+    fh: IO[bytes], item: PrepareItem, st: WorkerState, now: datetime
+) -> tuple[str, Any, tuple[str, ...], int]:
+    """A large document: copied into the temp file once (hashed on the way,
+    a reflink where the file system offers one), then pyHanko appends the
+    incremental update to the copy in place, so the input is read once."""
+    if b"%PDF-" not in fh.read(1024):
+        raise InputFormatError("not a PDF (no %PDF- header)", subject=item.input)
+    fh.seek(0)
+    with os.fdopen(_create_temp(item.temp), "w+b") as out:
+        hasher = hashlib.sha256()
+        copy_hashing(fh.fileno(), out.fileno(), hasher)
+        out.seek(0)
+        writer = _open_writer(out, item.input, st.config.password)
+        tbs, warnings = _signing_session(writer, item, st, now)
+        prepared, _ = tbs.digest_tbs_document(in_place=True, chunk_size=CHUNK)
+        out.seek(0, os.SEEK_END)
+        return hasher.hexdigest(), prepared, warnings, out.tell()
 
 
 def raised_by_a_library(exc: BaseException) -> bool:

@@ -5,7 +5,7 @@ the ORIGINAL bytes, parse that result and compute the reference digests and
 the canonical SignedInfo on it, with the reference processing ``verify``
 uses. ``sign`` (main process, the token): sign the canonical SignedInfo.
 ``finish`` (worker): put the value (and for B-T the SignatureTimeStamp) into
-the bytes, write and fsync the temp file, read it back, and check it as a
+the bytes, write the temp file (the engine fsyncs it), read it back, and check it as a
 verifier would: a fresh parse of the written bytes, every Reference digest
 recomputed, the SignatureValue, the SigningCertificateV2 and the time-stamp
 imprint (``check_output``, which resume uses too).
@@ -354,7 +354,8 @@ def signature_value(signature: bytes, cfg: XmlBatchConfig) -> bytes:
 
 
 def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
-    """Stage 3 (worker): signature value, time-stamp (B-T), write, fsync, check."""
+    """Stage 3 (worker): signature value, time-stamp (B-T), write, check (the
+    engine fsyncs the temp file before the rename)."""
     cfg = prepared.config
     value = _b64(signature_value(signature, cfg)).encode("ascii")
     unsigned = b""
@@ -381,7 +382,6 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
         with os.fdopen(fd, "r+b") as fh:
             fh.write(out)
             fh.flush()
-            os.fsync(fh.fileno())
             fh.seek(0)
             written = fh.read()
     except OSError as exc:
@@ -409,6 +409,7 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
         level=prepared.level,
         warnings=prepared.warnings,
         size_after=len(out),
+        synced=False,  # the engine syncs it with others before the rename
     )
 
 

@@ -55,21 +55,26 @@ def verify_pdf(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
     Unreadable files raise InputError; a signature that cannot be read or
     checked gets its own verdict and does not hide the others.
     """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
+    return verify_pdf_data(data, str(path), policy)
+
+
+def verify_pdf_data(data: bytes, source: str, policy: VerifyPolicy) -> DocumentVerdict:
+    """``verify_pdf`` on bytes already read (an attachment of a package)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     from signkit.verify.pdf_timestamps import is_document_timestamp, verify_document_timestamp
 
     patches.install()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
     if not data.lstrip()[:5] == b"%PDF-":
-        raise InputFormatError("not a PDF (no %PDF- header)", subject=str(path))
+        raise InputFormatError("not a PDF (no %PDF- header)", subject=source)
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         if reader.encrypted:
-            raise InputFormatError("the PDF is encrypted", subject=str(path))
+            raise InputFormatError("the PDF is encrypted", subject=source)
         found = _signatures(reader)
         context = _DocContext.read(reader, policy)
     except InputFormatError:
@@ -77,7 +82,7 @@ def verify_pdf(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
     except Exception as exc:
         if not library_fault(exc):
             raise
-        raise InputFormatError(f"malformed PDF ({_reason(exc)})", subject=str(path)) from None
+        raise InputFormatError(f"malformed PDF ({_reason(exc)})", subject=source) from None
     timestamps = [s for _, s in found if not isinstance(s, str) and is_document_timestamp(s)]
     context = replace(context, timestamps=tuple(timestamps))
     parts: list[Any] = []
@@ -98,7 +103,7 @@ def verify_pdf(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
                 )
             )
     _note_appended_bytes(data, found, verdicts)
-    verdict = DocumentVerdict.of(str(path), "pdf", verdicts, hashlib.sha256(data).hexdigest())
+    verdict = DocumentVerdict.of(source, "pdf", verdicts, hashlib.sha256(data).hexdigest())
     verdict.etsi = parts
     return verdict
 

@@ -91,10 +91,24 @@ def verify_xml(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
             data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
-    doc = parse(data, str(path))
-    base = path.resolve().parent
-    verdicts = [_verify_one(i, doc, sig, policy, base) for i, sig in enumerate(signatures_of(doc))]
-    return DocumentVerdict.of(str(path), "xml", verdicts, hashlib.sha256(data).hexdigest())
+    return verify_xml_data(data, str(path), policy, base=path.resolve().parent)
+
+
+def verify_xml_data(
+    data: bytes, source: str, policy: VerifyPolicy, *, base: Path | None
+) -> DocumentVerdict:
+    """``verify_xml`` on bytes already read (``base``: where detached references
+    resolve, None for none)."""
+    doc = parse(data, source)
+    verdicts = signature_verdicts(doc, signatures_of(doc), policy, base)
+    return DocumentVerdict.of(source, "xml", verdicts, hashlib.sha256(data).hexdigest())
+
+
+def signature_verdicts(
+    doc: XmlDocument, signatures: list[_Element], policy: VerifyPolicy, base: Path | None
+) -> list[SignatureVerdict]:
+    """One verdict per ds:Signature of ``signatures`` (elements of ``doc``)."""
+    return [_verify_one(i, doc, sig, policy, base) for i, sig in enumerate(signatures)]
 
 
 @dataclass
@@ -114,7 +128,7 @@ class _Findings:
 
 
 def _verify_one(
-    index: int, doc: XmlDocument, signature: _Element, policy: VerifyPolicy, base: Path
+    index: int, doc: XmlDocument, signature: _Element, policy: VerifyPolicy, base: Path | None
 ) -> SignatureVerdict:
     name = signature.get("Id")
     certs, ocsps, crls = xades.encapsulated_values(signature)

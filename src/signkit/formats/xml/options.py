@@ -61,6 +61,8 @@ class XmlDocOptions:
     """XAdES claimed signer role."""
     data_object_format: str | None = None
     """XAdES DataObjectFormat MIME type of the signed data."""
+    root_namespace: str | None = None
+    """Namespace the root element must be in (a preset's guard against another layout)."""
 
 
 # Manifest columns (long option names or field names).

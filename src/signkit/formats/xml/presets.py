@@ -49,6 +49,22 @@ BUILTIN: Mapping[str, Mapping[str, object]] = MappingProxyType(
                 "ds_prefix": "",
             }
         ),
+        # QCVN 102:2016/BTTTT edXML packages of the document interconnection
+        # axis: the sender's signature is the last child of edXMLHeader (after
+        # TraceHeaderList) in the XMLDSig default namespace, over the whole
+        # document (the AttachmentEncoded outside the envelope included), as in
+        # the SDK sample edoc_new.edxml (README: edXML packages).
+        "vn-edxml": MappingProxyType(
+            {
+                "parent_path": ("edXML", "edXMLEnvelope", "edXMLHeader"),
+                "create_parent": False,
+                "root_namespace": "http://www.mic.gov.vn/TBT/QCVN_102_2016",
+                "transforms": ("enveloped", "c14n"),
+                "c14n": "exclusive",
+                "key_info": ("subject-name", "certificate"),
+                "ds_prefix": "",
+            }
+        ),
     }
 )
 
@@ -71,6 +87,7 @@ PRESET_KEYS: Mapping[str, type] = MappingProxyType(
         "tax_code_path": tuple,
         "signer_role": str,
         "data_object_format": str,
+        "root_namespace": str,
     }
 )
 

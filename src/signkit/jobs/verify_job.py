@@ -27,7 +27,7 @@ from signkit.verify.policy import VerifyPolicy
 from signkit.verify.verdict import DocumentVerdict, Indication
 from signkit.workers import Limits, WorkerPool, limited_call, worker_init
 
-EXTENSIONS = (".pdf", ".xml")
+EXTENSIONS = (".pdf", ".xml", ".edxml")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +110,7 @@ def plan(spec: VerifyJobSpec, *, skipped: list[Path] | None = None) -> list[Docu
 
 
 def detect_format(path: Path) -> str:
-    """pdf or xml, by the first bytes (the extension may lie)."""
+    """pdf, xml or edxml (a package), by the first bytes (the extension may lie)."""
     try:
         with path.open("rb") as fh:
             head = fh.read(1024)
@@ -118,7 +118,9 @@ def detect_format(path: Path) -> str:
         return "pdf" if path.suffix.lower() == ".pdf" else "xml"
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"<"):
-        return "xml"
+        from signkit.formats.edxml import looks_like_edxml
+
+        return "edxml" if looks_like_edxml(head) else "xml"
     if b"%PDF-" in head:
         return "pdf"
     return "xml" if path.suffix.lower() == ".xml" else "pdf"
@@ -128,6 +130,10 @@ def verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | Signki
     """Worker: verify one document; errors about the file are returned, not raised."""
     try:
         fmt = detect_format(Path(path))
+        if fmt == "edxml":
+            from signkit.verify.edxml import verify_edxml
+
+            return verify_edxml(Path(path), policy)
         if fmt == "xml":
             from signkit.verify.xml import verify_xml
 

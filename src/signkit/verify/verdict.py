@@ -189,6 +189,8 @@ class SignatureVerdict:
     """What a person should know besides the verdict."""
     detail: str | None = None
     """The validator's own message, when it gave one."""
+    attachment: str | None = None
+    """The attachment of a package (edXML) the signature belongs to, by name."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -275,7 +277,7 @@ class DocumentVerdict:
     input: str
     """The document."""
     format: str
-    """pdf or xml."""
+    """pdf, xml or edxml."""
     indication: Indication
     """Worst indication of its signatures (FAILED when it has none)."""
     sub_indication: SubIndication

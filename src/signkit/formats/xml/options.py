@@ -10,7 +10,7 @@ from typing import Any
 
 from signkit.errors import UsageError
 
-EXTENSIONS = (".xml",)
+EXTENSIONS = (".xml", ".edxml")
 LEVELS = ("plain", "B-B", "B-T", "B-LT")
 TIMESTAMPED = ("B-T", "B-LT")
 FORMS = ("enveloped", "enveloping", "detached")

@@ -1,0 +1,194 @@
+"""Verdicts on edXML packages (QCVN 102:2016): the envelope and what it carries.
+
+A package gets one verdict line per signature it holds: the sender's XML
+signature in edXMLHeader, then every signature of every attached PDF or
+XML document, each judged by the rules a document on its own would be
+(``verify.pdf``, ``verify.xml``), named by its attachment. Where the
+manifest and the attachments disagree, or an attachment cannot be decoded
+or carries no signature, that is a line of its own. The package's verdict
+is the worst of them. The header's Code and PromulgationInfo are shown on
+each attachment's first line, so a clerk sees which organisation signed the
+decision the header announces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from signkit.errors import InputError, SignkitError
+from signkit.formats.edxml import (
+    Attachment,
+    HeaderFacts,
+    Package,
+    decoded,
+    looks_like_edxml,
+    manifest_problems,
+    read_package,
+)
+from signkit.formats.xml.core import signatures_of
+from signkit.formats.xml.parse import MAX_BYTES, parse
+from signkit.verify.policy import VerifyPolicy
+from signkit.verify.verdict import (
+    DocumentVerdict,
+    Indication,
+    SignatureVerdict,
+    SubIndication,
+    make_verdict,
+)
+
+if TYPE_CHECKING:
+    from lxml.etree import _Element
+
+WHOLE_DOCUMENT = ""
+
+
+def verify_edxml(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
+    """Verify an edXML package: its envelope signature, its manifest and every
+    attachment's signatures (decoded in memory, written nowhere)."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
+    source = str(path)
+    package = read_package(parse(data, source))
+    verdicts = _envelope(package, policy)
+    problems = manifest_problems(package)
+    if problems:
+        verdicts.append(
+            make_verdict(
+                0,
+                Indication.FAILED,
+                SubIndication.FORMAT_FAILURE,
+                name="edXMLManifest",
+                detail="; ".join(problems),
+            )
+        )
+    for attachment, content in decoded(package):
+        if isinstance(content, SignkitError):
+            verdicts.append(_line(attachment, SubIndication.FORMAT_FAILURE, content.message))
+            continue
+        verdicts += _attachment(attachment, content, package.header, source, policy)
+    numbered = [replace(v, index=i) for i, v in enumerate(verdicts)]
+    return DocumentVerdict.of(source, "edxml", numbered, hashlib.sha256(data).hexdigest())
+
+
+def _envelope(package: Package, policy: VerifyPolicy) -> list[SignatureVerdict]:
+    """The sender's signature(s): the ds:Signature children of edXMLHeader."""
+    from signkit.verify.xml import signature_verdicts
+
+    doc = package.doc
+    header = package.header_element
+    everywhere = signatures_of(doc)
+    own = [s for s in everywhere if s.getparent() is header]
+    if not own:
+        return [
+            make_verdict(
+                0,
+                Indication.FAILED,
+                SubIndication.FORMAT_FAILURE,
+                name="edXMLHeader",
+                detail="the envelope carries no XML signature in edXMLHeader",
+            )
+        ]
+    others = [s for s in everywhere if s not in own and not _inside(s, own)]
+    verdicts = signature_verdicts(doc, own, policy, None)
+    out = []
+    for signature, verdict in zip(own, verdicts, strict=True):
+        warnings = list(verdict.warnings)
+        if not _covers_whole_document(signature):
+            warnings.append(
+                "the envelope signature does not cover the whole package: "
+                "what it leaves out (the attachments) is not the sender's"
+            )
+        if others:
+            warnings.append(
+                f"{len(others)} other XML signature(s) in the package outside edXMLHeader: "
+                "not the sender's, not judged"
+            )
+        name = "edXMLHeader" + (f" {verdict.name}" if verdict.name else "")
+        out.append(replace(verdict, name=name, warnings=warnings))
+    return out
+
+
+def _inside(signature: _Element, others: list[_Element]) -> bool:
+    return any(a in others for a in signature.iterancestors())
+
+
+def _covers_whole_document(signature: _Element) -> bool:
+    from signkit.formats.xml.algorithms import DS
+
+    return any(
+        ref.get("URI") == WHOLE_DOCUMENT
+        for ref in signature.iterfind(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")
+    )
+
+
+def _line(attachment: Attachment, sub: SubIndication, detail: str) -> SignatureVerdict:
+    indication = (
+        Indication.FAILED if sub is SubIndication.FORMAT_FAILURE else Indication.INDETERMINATE
+    )
+    return make_verdict(
+        0, indication, sub, name=attachment.label, attachment=attachment.label, detail=detail
+    )
+
+
+def _attachment(
+    attachment: Attachment,
+    content: bytes,
+    header: HeaderFacts,
+    source: str,
+    policy: VerifyPolicy,
+) -> list[SignatureVerdict]:
+    """The verdicts of one attachment's signatures (a line of its own when it has none)."""
+    from signkit.verify.pdf import verify_pdf_data
+    from signkit.verify.xml import verify_xml_data
+
+    inner = f"{source}: {attachment.label}"
+    head = content[:1024]
+    try:
+        if head.lstrip()[:5] == b"%PDF-":
+            verdict = verify_pdf_data(content, inner, policy)
+        elif head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+            if looks_like_edxml(head):
+                # Packages inside packages are not opened: one level, bounded.
+                return [
+                    _line(
+                        attachment,
+                        SubIndication.GENERIC,
+                        "an edXML package inside the package is not opened",
+                    )
+                ]
+            verdict = verify_xml_data(content, inner, policy, base=None)
+        else:
+            kind = attachment.content_type or "unknown type"
+            return [
+                _line(
+                    attachment,
+                    SubIndication.SIGNED_DATA_NOT_FOUND,
+                    f"neither PDF nor XML ({kind}): its signature, if any, is not checked",
+                )
+            ]
+    except SignkitError as exc:
+        return [_line(attachment, SubIndication.FORMAT_FAILURE, exc.message)]
+    if not verdict.signatures:
+        return [
+            make_verdict(
+                0,
+                Indication.FAILED,
+                SubIndication.FORMAT_FAILURE,
+                name=attachment.label,
+                attachment=attachment.label,
+                detail="the attachment carries no signature",
+                warnings=[header.summary()],
+            )
+        ]
+    out = []
+    for i, sig in enumerate(verdict.signatures):
+        name = f"{attachment.label}: {sig.name}" if sig.name else attachment.label
+        warnings = [header.summary(), *sig.warnings] if i == 0 else list(sig.warnings)
+        out.append(replace(sig, name=name, attachment=attachment.label, warnings=warnings))
+    return out

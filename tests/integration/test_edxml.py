@@ -1,0 +1,246 @@
+"""edXML packages (QCVN 102:2016): `sign xml --preset vn-edxml` and `signkit verify`.
+
+Packages are built at test time by fixtures/make_edxml.py around PDFs that
+pyHanko signs with the test PKI's keys; the envelope is signed by signkit on
+SoftHSM. xmlsec1 is the referee of the envelope signature, pdfsig of the
+attachments (decoded here, independently of signkit).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from support.infra import REPO, PkiServices, SoftHsm
+from support.runner import Runner
+from support.xmlcheck import xmlsec_verify
+
+sys.path.insert(0, str(REPO / "fixtures"))
+from make_edxml import Header, Item, build_package, signed_pdf
+
+pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
+
+EDXML = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+VN_KEY = ["--token-label", "signkit-test-a", "--key-label", "key-vn"]
+Verify = Callable[..., tuple[Any, dict[str, Any]]]
+
+
+@pytest.fixture(scope="module")
+def pdfs(pki: PkiServices) -> dict[str, bytes]:
+    """The decision and its appendix, signed by pyHanko (made once per module)."""
+    return {
+        "decision": signed_pdf("decision.pdf"),
+        "appendix": signed_pdf("appendix.pdf", sample="two-pages.pdf"),
+    }
+
+
+def package(path: Path, pdfs: dict[str, bytes], **header: str) -> Path:
+    items = [Item("12-QĐ-UBND.pdf", pdfs["decision"]), Item("Phụ lục 1.pdf", pdfs["appendix"])]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(build_package(items, Header(**header)))
+    return path
+
+
+@pytest.fixture
+def sign(signkit: Runner, softhsm: SoftHsm, pki: PkiServices, tmp_path: Path, trust: Path):  # type: ignore[no-untyped-def]
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return signkit(
+            "sign",
+            "xml",
+            *args,
+            *VN_KEY,
+            "--preset",
+            "vn-edxml",
+            "--trust",
+            str(trust),
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+            env={
+                "SIGNKIT_MODULE": softhsm.module,
+                "SIGNKIT_PIN": softhsm.user_pin,
+                "XDG_CONFIG_HOME": str(tmp_path / "no-config"),
+            },
+        )
+
+    return run
+
+
+@pytest.fixture
+def verify(signkit: Runner, pki: PkiServices, trust: Path, tmp_path: Path) -> Verify:
+    def run(*args: str) -> tuple[Any, dict[str, Any]]:
+        proc = signkit(
+            "verify",
+            *args,
+            "--trust",
+            str(trust),
+            "--json",
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert proc.returncode != 70, proc.stderr
+        assert proc.stdout, proc.stderr
+        return proc, json.loads(proc.stdout)
+
+    return run
+
+
+def signed_one(sign: Any, pdfs: dict[str, bytes], tmp_path: Path, name: str = "qd-12") -> Path:
+    src = package(tmp_path / "in" / f"{name}.edxml", pdfs)
+    out = tmp_path / "out" / f"{name}.edxml"
+    out.parent.mkdir(exist_ok=True)
+    proc = sign(str(src), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def pdfsig_ok(data: bytes, tmp: Path) -> str:
+    """pdfsig's report on an attachment decoded here (not by signkit)."""
+    path = tmp / "pdfsig-input.pdf"
+    path.write_bytes(data)
+    proc = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True, check=False)
+    return proc.stdout
+
+
+def attachments_of(path: Path) -> list[tuple[str, bytes]]:
+    root = etree.fromstring(path.read_bytes(), etree.XMLParser(resolve_entities=False))
+    out = []
+    for att in root.iter(f"{{{EDXML}}}Attachment"):
+        name = att.findtext(f"{{{EDXML}}}AttachmentName")
+        data = base64.b64decode(att.findtext(f"{{{EDXML}}}ContentTransferEncoded"))
+        out.append((name, data))
+    return out
+
+
+def test_batch_signs_with_the_preset_and_verifies(sign, verify, pdfs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    inbox = tmp_path / "batch"
+    sources = [
+        package(inbox / f"qd-{n}.edxml", pdfs, code_number=str(n), place="Thái Bình")
+        for n in (12, 13, 14)
+    ]
+    proc = sign(str(inbox), "--output-dir", str(tmp_path / "signed"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["totals"]["signed"] == 3
+    outputs = sorted((tmp_path / "signed").glob("*.edxml"))
+    assert len(outputs) == 3
+    for src, out in zip(sources, outputs, strict=True):
+        data = out.read_bytes()
+        root = etree.fromstring(data)
+        header = root.find(f"{{{EDXML}}}edXMLEnvelope/{{{EDXML}}}edXMLHeader")
+        sig = header[-1]
+        # the last child of edXMLHeader, in the XMLDSig default namespace
+        assert sig.tag == f"{{{DS}}}Signature" and sig.prefix is None
+        si = sig.find(f"{{{DS}}}SignedInfo")
+        assert si.find(f"{{{DS}}}CanonicalizationMethod").get("Algorithm") == (
+            "http://www.w3.org/2001/10/xml-exc-c14n#"
+        )
+        assert si.find(f"{{{DS}}}SignatureMethod").get("Algorithm") == (
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+        )
+        ref = si.find(f"{{{DS}}}Reference")
+        assert ref.get("URI") == ""
+        assert [t.get("Algorithm") for t in ref.iter(f"{{{DS}}}Transform")] == [
+            "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+            "http://www.w3.org/2001/10/xml-exc-c14n#",
+        ]
+        x509 = sig.find(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data")
+        assert [etree.QName(c).localname for c in x509] == ["X509SubjectName", "X509Certificate"]
+        # the rest byte for byte
+        start = data.index(b"<Signature ")
+        end = data.index(b"</Signature>") + len(b"</Signature>")
+        assert data[:start] + data[end:] == src.read_bytes()
+        # the referee: xmlsec1 verifies the envelope against the test root
+        referee = xmlsec_verify(out, tmp_path)
+        assert referee.returncode == 0 and referee.stderr.startswith("OK"), referee.stderr
+        # pdfsig on the attachments, decoded here
+        for _name, pdf in attachments_of(out):
+            assert "Signature is Valid." in pdfsig_ok(pdf, tmp_path)
+    proc, data = verify(str(tmp_path / "signed"))
+    assert proc.returncode == 0, proc.stderr
+    for doc in data["documents"]:
+        v = doc["verdict"]
+        assert v["format"] == "edxml" and v["indication"] == "PASSED", v
+        names = [s["name"] for s in v["signatures"]]
+        assert names[0].startswith("edXMLHeader")
+        assert [s["attachment"] for s in v["signatures"][1:]] == ["12-QĐ-UBND.pdf", "Phụ lục 1.pdf"]
+        assert v["signatures"][1]["signer_subject"]
+        assert any("QĐ-UBND" in w and "Thái Bình" in w for w in v["signatures"][1]["warnings"])
+
+
+def test_one_tampered_attachment_is_failed_by_name(sign, verify, pdfs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = signed_one(sign, pdfs, tmp_path)
+    # a byte of the appendix changed inside its signed range, re-encoded: the
+    # envelope signature breaks too (it covers the whole document)
+    data = out.read_bytes()
+    appendix = pdfs["appendix"]
+    i = appendix.index(b"stream") + 20
+    bad = appendix[:i] + bytes([appendix[i] ^ 1]) + appendix[i + 1 :]
+    tampered = data.replace(base64.b64encode(appendix), base64.b64encode(bad))
+    assert tampered != data
+    target = tmp_path / "tampered.edxml"
+    target.write_bytes(tampered)
+    assert "Signature is Invalid." in pdfsig_ok(bad, tmp_path) or "Digest Mismatch" in (
+        pdfsig_ok(bad, tmp_path)
+    )
+    assert xmlsec_verify(target, tmp_path).returncode != 0
+    proc, result = verify(str(target))
+    assert proc.returncode == 1
+    v = result["documents"][0]["verdict"]
+    assert v["indication"] == "FAILED"
+    by = {s["attachment"]: s for s in v["signatures"] if s["attachment"]}
+    assert by["Phụ lục 1.pdf"]["indication"] == "FAILED"
+    assert by["12-QĐ-UBND.pdf"]["indication"] == "PASSED"
+    assert v["signatures"][0]["indication"] == "FAILED"  # the envelope
+    # the table names the attachment on a FAILED line
+    table = verify_table(verify, target)
+    assert any("Phụ lục 1.pdf" in line and "FAILED" in line for line in table.splitlines())
+
+
+def verify_table(verify: Verify, path: Path) -> str:
+    proc, _ = verify(str(path))
+    return str(proc.stderr) + str(proc.stdout)
+
+
+def test_envelope_altered_after_signing_is_failed(sign, verify, pdfs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = signed_one(sign, pdfs, tmp_path)
+    altered = out.read_bytes().replace(
+        b"<edXML:CodeNumber>12</edXML:CodeNumber>", b"<edXML:CodeNumber>21</edXML:CodeNumber>"
+    )
+    assert altered != out.read_bytes()
+    target = tmp_path / "altered.edxml"
+    target.write_bytes(altered)
+    assert xmlsec_verify(target, tmp_path).returncode != 0
+    proc, result = verify(str(target))
+    assert proc.returncode == 1
+    v = result["documents"][0]["verdict"]
+    assert v["indication"] == "FAILED"
+    assert v["signatures"][0]["name"].startswith("edXMLHeader")
+    assert v["signatures"][0]["sub_indication"] == "HASH_FAILURE"
+
+
+def test_not_an_edxml_envelope_is_refused_by_the_preset(sign, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    other = tmp_path / "congvan.xml"
+    other.write_bytes((REPO / "fixtures" / "xml" / "generic.xml").read_bytes())
+    proc = sign(str(other), "-o", str(tmp_path / "out.xml"))
+    # a document that cannot be signed: exit 1, as for any document of a batch
+    assert proc.returncode == 1, proc.stderr
+    assert "not edXML" in proc.stderr and "Traceback" not in proc.stderr
+    wrong_ns = tmp_path / "wrong-ns.edxml"
+    wrong_ns.write_bytes(
+        build_package([Item("a.pdf", b"%PDF-1.4\n")]).replace(
+            b'xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016"', b'xmlns="urn:other"'
+        )
+    )
+    proc = sign(str(wrong_ns), "-o", str(tmp_path / "out2.edxml"))
+    assert proc.returncode == 1, proc.stderr
+    assert "not http://www.mic.gov.vn/TBT/QCVN_102_2016" in proc.stderr
+    assert not (tmp_path / "out.xml").exists() and not (tmp_path / "out2.edxml").exists()

@@ -244,3 +244,52 @@ def test_not_an_edxml_envelope_is_refused_by_the_preset(sign, tmp_path: Path) ->
     assert proc.returncode == 1, proc.stderr
     assert "not http://www.mic.gov.vn/TBT/QCVN_102_2016" in proc.stderr
     assert not (tmp_path / "out.xml").exists() and not (tmp_path / "out2.edxml").exists()
+
+
+def test_extract_attachments_writes_what_was_attached(sign, verify, pdfs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = signed_one(sign, pdfs, tmp_path)
+    target = tmp_path / "received"
+    proc, _ = verify(str(out), "--extract-attachments", str(target))
+    assert proc.returncode == 0, proc.stderr
+    folder = target / "qd-12"
+    assert sorted(p.name for p in folder.iterdir()) == ["12-QĐ-UBND.pdf", "Phụ lục 1.pdf"]
+    assert (folder / "12-QĐ-UBND.pdf").read_bytes() == pdfs["decision"]
+    assert "Signature is Valid." in pdfsig_ok((folder / "Phụ lục 1.pdf").read_bytes(), tmp_path)
+    # without the option nothing is written anywhere
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    proc, _ = verify(str(out))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    # a second extraction into the same folder overwrites nothing: exit 3, one line
+    proc = verify_raw(verify, out, target)
+    assert proc.returncode == 3 and "exists; not overwritten" in proc.stderr, proc.stderr
+
+
+def verify_raw(verify: Verify, out: Path, target: Path) -> Any:
+    proc, _ = verify(str(out), "--extract-attachments", str(target))
+    return proc
+
+
+def test_a_signature_wrapping_the_header_is_failed(sign, verify, pdfs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The signed header moved into the signature's ds:Object, a forged one in its place."""
+    out = signed_one(sign, pdfs, tmp_path)
+    root = etree.fromstring(out.read_bytes())
+    envelope = root.find(f"{{{EDXML}}}edXMLEnvelope")
+    header = envelope.find(f"{{{EDXML}}}edXMLHeader")
+    sig = header.find(f"{{{DS}}}Signature")
+    forged = etree.fromstring(etree.tostring(header))
+    forged.find(f".//{{{EDXML}}}CodeNumber").text = "99"
+    forged.remove(forged.find(f"{{{DS}}}Signature"))
+    header.remove(sig)
+    obj = etree.SubElement(sig, f"{{{DS}}}Object")
+    obj.append(header)
+    forged.append(sig)
+    envelope.insert(0, forged)
+    target = tmp_path / "wrapped.edxml"
+    target.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    assert xmlsec_verify(target, tmp_path).returncode != 0
+    proc, result = verify(str(target))
+    assert proc.returncode == 1
+    v = result["documents"][0]["verdict"]
+    assert v["indication"] == "FAILED"
+    assert v["signatures"][0]["name"].startswith("edXMLHeader")
+    assert v["signatures"][0]["indication"] == "FAILED"

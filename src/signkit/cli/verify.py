@@ -254,6 +254,15 @@ def verify(
             "-o", "--output", metavar="FILE", dir_okay=False, help="Output of --extract-revision."
         ),
     ] = None,
+    extract_attachments: Annotated[
+        Path | None,
+        typer.Option(
+            "--extract-attachments",
+            metavar="DIR",
+            file_okay=False,
+            help="Write the attachments of each edXML package to DIR/PACKAGE/ (after verifying).",
+        ),
+    ] = None,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", min=1, metavar="N", help="Worker processes (default: CPUs)."),
@@ -415,6 +424,14 @@ def verify(
         if out.json:
             out.emit_json(results.to_json())
         _summary(out, results, zone=timezone, roots=roots)
+        if extract_attachments is not None:
+            from signkit.formats.edxml import extract_package
+
+            for d in results.documents:
+                # only packages a worker read within its budget
+                if d.verdict is not None and d.verdict["format"] == "edxml":
+                    for path in extract_package(Path(d.input), extract_attachments):
+                        out.info(f"{d.input}: {path}")
         return results.exit_code()
 
     run_command(out, body)

@@ -387,3 +387,18 @@ def extract_attachments(package: Package, directory: Path) -> list[Path]:
             ) from None
         written.append(target)
     return written
+
+
+def extract_package(path: Path, directory: Path) -> list[Path]:
+    """Write the attachments of the package at ``path`` into
+    ``directory/<package name>/`` (see ``extract_attachments``)."""
+    from signkit.errors import InputError
+    from signkit.formats.xml.parse import MAX_BYTES, parse
+
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
+    package = read_package(parse(data, str(path)))
+    return extract_attachments(package, directory / safe_name(path.stem, 0))

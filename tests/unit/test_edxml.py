@@ -1,0 +1,146 @@
+"""edXML packages that are not what they claim: a clear verdict or input error,
+never a bug; attachments bounded, names sanitised, nothing written outside DIR.
+Offline, no token (unsigned packages from fixtures/make_edxml.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signkit.errors import InputFormatError, OutputError
+from signkit.formats.edxml import (
+    Budget,
+    decode,
+    extract_attachments,
+    manifest_problems,
+    read_package,
+    safe_name,
+)
+from signkit.formats.xml.parse import parse
+from signkit.verify.edxml import verify_edxml
+from signkit.verify.policy import VerifyPolicy
+from support.infra import REPO
+
+sys.path.insert(0, str(REPO / "fixtures"))
+from make_edxml import Header, Item, build_package
+
+OFFLINE = VerifyPolicy(offline=True, revocation="off")
+
+
+def write(tmp: Path, data: bytes, name: str = "p.edxml") -> Path:
+    path = tmp / name
+    path.write_bytes(data)
+    return path
+
+
+def two(names: tuple[str, str] = ("a.pdf", "b.pdf")) -> bytes:
+    return build_package([Item(names[0], b"%PDF-1.4\nnot much"), Item(names[1], b"<x/>")])
+
+
+def test_header_facts_and_attachments_are_read() -> None:
+    data = build_package([Item("12-QĐ-UBND.pdf", b"%PDF-1.4\n")], Header(code_number="7"))
+    pkg = read_package(parse(data, "p"))
+    assert pkg.header.code == "7/QĐ-UBND"
+    assert "PromulgationInfo Thái Bình, 2026/12/01" in pkg.header.summary()
+    assert [a.name for a in pkg.attachments] == ["12-QĐ-UBND.pdf"]
+    assert decode(pkg.attachments[0], Budget(), "p") == b"%PDF-1.4\n"
+    assert manifest_problems(pkg) == []
+
+
+def test_an_unsigned_package_is_failed_with_one_line_per_attachment(tmp_path: Path) -> None:
+    verdict = verify_edxml(write(tmp_path, two()), OFFLINE)
+    assert verdict.format == "edxml" and verdict.indication.value == "FAILED"
+    lines = {s.name: s for s in verdict.signatures}
+    assert lines["edXMLHeader"].detail == "the envelope carries no XML signature in edXMLHeader"
+    assert lines["a.pdf"].attachment == "a.pdf" and "malformed PDF" in (lines["a.pdf"].detail or "")
+    assert lines["b.pdf"].detail == "the attachment carries no signature"
+    assert [s.index for s in verdict.signatures] == list(range(len(verdict.signatures)))
+
+
+def test_wrong_namespace_and_wrong_root_are_refused(tmp_path: Path) -> None:
+    wrong = two().replace(b'xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016"', b'xmlns="urn:x"')
+    with pytest.raises(InputFormatError, match=r"not an edXML envelope: .* namespace urn:x"):
+        verify_edxml(write(tmp_path, wrong), OFFLINE)
+    with pytest.raises(InputFormatError, match="no edXMLEnvelope/edXMLBody"):
+        verify_edxml(write(tmp_path, two().replace(b"edXMLBody", b"Other")), OFFLINE)
+
+
+def test_a_dtd_with_entities_is_refused_before_parsing(tmp_path: Path) -> None:
+    bomb = two().replace(
+        b"<edXML ",
+        b'<!DOCTYPE edXML [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]>\n<edXML ',
+        1,
+    )
+    with pytest.raises(InputFormatError):
+        verify_edxml(write(tmp_path, bomb), OFFLINE)
+
+
+def test_a_huge_base64_attachment_is_an_input_error(tmp_path: Path) -> None:
+    huge = build_package([Item("big.pdf", b"\0" * (9 << 20))])
+    with pytest.raises(InputFormatError, match="size limit"):
+        verify_edxml(write(tmp_path, huge), OFFLINE)
+    # the decoded-size budget is checked before anything is decoded
+    pkg = read_package(parse(two(), "p"))
+    with pytest.raises(InputFormatError, match="in all"):
+        decode(pkg.attachments[0], Budget(total=4), "p")
+
+
+def test_bad_base64_is_a_failed_line_naming_the_attachment(tmp_path: Path) -> None:
+    data = two()
+    assert b"PHgvPg==" in data  # <x/>
+    data = data.replace(b"PHgvPg==", b"PH$vPg==")
+    verdict = verify_edxml(write(tmp_path, data), OFFLINE)
+    line = next(s for s in verdict.signatures if s.attachment == "b.pdf")
+    assert line.indication.value == "FAILED" and line.detail == "attachment b.pdf is not base64"
+
+
+def test_duplicate_names_and_manifest_mismatch_are_failed(tmp_path: Path) -> None:
+    verdict = verify_edxml(write(tmp_path, two(("QĐ.pdf", "qđ.pdf"))), OFFLINE)
+    manifest = next(s for s in verdict.signatures if s.name == "edXMLManifest")
+    assert manifest.indication.value == "FAILED"
+    assert "two attachments are named qđ.pdf" in (manifest.detail or "")
+    # one manifest reference removed: count and name disagree
+    data = two()
+    start = data.index(b"<edXML:Reference>")
+    end = data.index(b"</edXML:Reference>") + len(b"</edXML:Reference>")
+    pkg = read_package(parse(data[:start] + data[end:], "p"))
+    problems = manifest_problems(pkg)
+    assert "the edXMLManifest lists 1 attachment(s), the package carries 2" in problems
+    assert "attachment a.pdf is not in the edXMLManifest" in problems
+
+
+def test_a_package_inside_a_package_is_not_opened(tmp_path: Path) -> None:
+    inner = two()
+    verdict = verify_edxml(write(tmp_path, build_package([Item("inner.edxml", inner)])), OFFLINE)
+    line = next(s for s in verdict.signatures if s.attachment == "inner.edxml")
+    assert line.indication.value == "INDETERMINATE"
+    assert line.detail == "an edXML package inside the package is not opened"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.integers(0, 99))
+def test_safe_names_stay_in_the_directory(name: str, index: int) -> None:
+    safe = safe_name(name, index)
+    assert safe and "/" not in safe and "\\" not in safe and "\0" not in safe
+    assert not safe.startswith(".") and len(safe) <= 120
+    assert Path("/d", safe).parent == Path("/d")
+
+
+def test_extraction_sanitises_and_refuses_collisions(tmp_path: Path) -> None:
+    evil = build_package([Item("../../etc/passwd", b"x"), Item("..\\..\\boot.ini", b"y")])
+    written = extract_attachments(read_package(parse(evil, "p")), tmp_path / "out")
+    assert [p.name for p in written] == ["passwd", "boot.ini"]
+    assert all(p.parent == tmp_path / "out" for p in written)
+    assert (tmp_path / "out" / "passwd").read_bytes() == b"x"
+    # again: the files exist, nothing is overwritten
+    with pytest.raises(OutputError, match="exists"):
+        extract_attachments(read_package(parse(evil, "p")), tmp_path / "out")
+    # two names that become one file: refused before anything is written
+    same = build_package([Item("a/QĐ.pdf", b"1"), Item("b/qđ.pdf", b"2")])
+    with pytest.raises(OutputError, match="two attachments would be written as"):
+        extract_attachments(read_package(parse(same, "p")), tmp_path / "same")
+    assert not (tmp_path / "same").exists()

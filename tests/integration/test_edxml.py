@@ -123,10 +123,17 @@ def attachments_of(path: Path) -> list[tuple[str, bytes]]:
 
 def test_batch_signs_with_the_preset_and_verifies(sign, verify, pdfs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     inbox = tmp_path / "batch"
-    sources = [
-        package(inbox / f"qd-{n}.edxml", pdfs, code_number=str(n), place="Thái Bình")
-        for n in (12, 13, 14)
-    ]
+    sources = [package(inbox / f"qd-{n}.edxml", pdfs, code_number=str(n)) for n in (12, 13)]
+    # a header that claims another sender than the PDFs' signer (Nam Định)
+    sources.append(
+        package(
+            inbox / "qd-14.edxml",
+            pdfs,
+            code_number="14",
+            organ_name="Ủy ban nhân dân tỉnh Thái Bình",
+            place="Thái Bình",
+        )
+    )
     proc = sign(str(inbox), "--output-dir", str(tmp_path / "signed"), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["totals"]["signed"] == 3
@@ -172,8 +179,20 @@ def test_batch_signs_with_the_preset_and_verifies(sign, verify, pdfs, tmp_path: 
         names = [s["name"] for s in v["signatures"]]
         assert names[0].startswith("edXMLHeader")
         assert [s["attachment"] for s in v["signatures"][1:]] == ["12-QĐ-UBND.pdf", "Phụ lục 1.pdf"]
-        assert v["signatures"][1]["signer_subject"]
-        assert any("QĐ-UBND" in w and "Thái Bình" in w for w in v["signatures"][1]["warnings"])
+        first = v["signatures"][1]
+        assert "Nam Định" in first["signer_subject"]
+        code = doc["input"].rsplit("qd-", 1)[1].split(".")[0]
+        assert f"Code {code}/QĐ-UBND" in first["warnings"][0]
+        other = [w for w in first["warnings"] if w.startswith("the header names the sender")]
+        if code == "14":
+            assert "PromulgationInfo Thái Bình, 2026/12/01" in first["warnings"][0]
+            assert other == [
+                "the header names the sender Ủy ban nhân dân tỉnh Thái Bình; "
+                "the signer's certificate names Ủy ban nhân dân tỉnh Nam Định"
+            ]
+        else:
+            assert "PromulgationInfo Nam Định, 2026/12/01" in first["warnings"][0]
+            assert other == []
 
 
 def test_one_tampered_attachment_is_failed_by_name(sign, verify, pdfs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

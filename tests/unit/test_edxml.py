@@ -45,7 +45,7 @@ def test_header_facts_and_attachments_are_read() -> None:
     data = build_package([Item("12-QĐ-UBND.pdf", b"%PDF-1.4\n")], Header(code_number="7"))
     pkg = read_package(parse(data, "p"))
     assert pkg.header.code == "7/QĐ-UBND"
-    assert "PromulgationInfo Thái Bình, 2026/12/01" in pkg.header.summary()
+    assert "PromulgationInfo Nam Định, 2026/12/01" in pkg.header.summary()
     assert [a.name for a in pkg.attachments] == ["12-QĐ-UBND.pdf"]
     assert decode(pkg.attachments[0], Budget(), "p") == b"%PDF-1.4\n"
     assert manifest_problems(pkg) == []

@@ -190,5 +190,34 @@ def _attachment(
     for i, sig in enumerate(verdict.signatures):
         name = f"{attachment.label}: {sig.name}" if sig.name else attachment.label
         warnings = [header.summary(), *sig.warnings] if i == 0 else list(sig.warnings)
+        other = _other_organisation(header, sig.signer_subject)
+        if other is not None:
+            warnings.append(other)
         out.append(replace(sig, name=name, attachment=attachment.label, warnings=warnings))
     return out
+
+
+def _fold(text: str) -> str:
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def _other_organisation(header: HeaderFacts, subject: str | None) -> str | None:
+    """A warning when the signer certificate's organisation is not the sender the
+    header names (From/OrganName): a decision can claim to come from anyone."""
+    if not subject or not header.organ_name:
+        return None
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        name = x509.Name.from_rfc4514_string(subject)
+    except ValueError:
+        return None
+    orgs = [str(a.value) for a in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    if not orgs or any(_fold(header.organ_name) in _fold(o) for o in orgs):
+        return None
+    return (
+        f"the header names the sender {header.organ_name}; the signer's certificate names {orgs[0]}"
+    )

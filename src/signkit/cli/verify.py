@@ -428,10 +428,14 @@ def verify(
             from signkit.formats.edxml import extract_package
 
             for d in results.documents:
-                # only packages a worker read within its budget
-                if d.verdict is not None and d.verdict["format"] == "edxml":
-                    for path in extract_package(Path(d.input), extract_attachments):
-                        out.info(f"{d.input}: {path}")
+                # only packages a worker read within its budget, and none proven altered
+                if d.verdict is None or d.verdict["format"] != "edxml":
+                    continue
+                if d.verdict["indication"] == "FAILED":
+                    out.warn(f"{d.input}: attachments not extracted (the package is FAILED)")
+                    continue
+                for path in extract_package(Path(d.input), extract_attachments):
+                    out.info(f"{d.input}: {path}")
         return results.exit_code()
 
     run_command(out, body)

@@ -124,17 +124,13 @@ class HeaderFacts:
         return "/".join(p for p in (self.code_number, self.code_notation) if p)
 
     def summary(self) -> str:
-        """One line for a clerk: code, promulgation, sender."""
-        parts = []
-        if self.code:
-            parts.append(f"Code {self.code}")
+        """One line for a clerk: code, promulgation, sender ('-' for what is missing)."""
         promulgation = ", ".join(p for p in (self.place, self.promulgation_date) if p)
-        if promulgation:
-            parts.append(f"PromulgationInfo {promulgation}")
-        sender = self.organ_name + (f" ({self.organ_id})" if self.organ_id else "")
-        if sender.strip():
-            parts.append(f"From {sender.strip()}")
-        return "header: " + "; ".join(parts) if parts else "header: no Code or PromulgationInfo"
+        sender = (self.organ_name + (f" ({self.organ_id})" if self.organ_id else "")).strip()
+        return (
+            f"edXML header: Code {self.code or '-'}, PromulgationInfo {promulgation or '-'}, "
+            f"From {sender or '-'}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

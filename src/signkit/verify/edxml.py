@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from lxml.etree import _Element
 
 WHOLE_DOCUMENT = ""
+_NO_ENVELOPE_SIGNATURE = "the envelope carries no XML signature in edXMLHeader"
+_NO_SIGNATURE = "the attachment carries no signature"
 
 
 def verify_edxml(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
@@ -65,6 +67,7 @@ def verify_edxml(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
                 SubIndication.FORMAT_FAILURE,
                 name="edXMLManifest",
                 detail="; ".join(problems),
+                warnings=problems,
             )
         )
     for attachment, content in decoded(package):
@@ -91,7 +94,8 @@ def _envelope(package: Package, policy: VerifyPolicy) -> list[SignatureVerdict]:
                 Indication.FAILED,
                 SubIndication.FORMAT_FAILURE,
                 name="edXMLHeader",
-                detail="the envelope carries no XML signature in edXMLHeader",
+                detail=_NO_ENVELOPE_SIGNATURE,
+                warnings=[_NO_ENVELOPE_SIGNATURE],
             )
         ]
     others = [s for s in everywhere if s not in own and not _inside(s, own)]
@@ -131,8 +135,15 @@ def _line(attachment: Attachment, sub: SubIndication, detail: str) -> SignatureV
     indication = (
         Indication.FAILED if sub is SubIndication.FORMAT_FAILURE else Indication.INDETERMINATE
     )
+    # the table shows warnings, not details: the reason goes in both
     return make_verdict(
-        0, indication, sub, name=attachment.label, attachment=attachment.label, detail=detail
+        0,
+        indication,
+        sub,
+        name=attachment.label,
+        attachment=attachment.label,
+        detail=detail,
+        warnings=[detail],
     )
 
 
@@ -182,8 +193,8 @@ def _attachment(
                 SubIndication.FORMAT_FAILURE,
                 name=attachment.label,
                 attachment=attachment.label,
-                detail="the attachment carries no signature",
-                warnings=[header.summary()],
+                detail=_NO_SIGNATURE,
+                warnings=[_NO_SIGNATURE, header.summary()],
             )
         ]
     out = []

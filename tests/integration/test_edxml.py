@@ -222,6 +222,11 @@ def test_one_tampered_attachment_is_failed_by_name(sign, verify, pdfs, tmp_path:
     # the table names the attachment on a FAILED line
     table = verify_table(verify, target)
     assert any("Phụ lục 1.pdf" in line and "FAILED" in line for line in table.splitlines())
+    # a FAILED package's attachments are not extracted
+    proc = verify_raw(verify, target, tmp_path / "received")
+    assert proc.returncode == 1
+    assert "attachments not extracted (the package is FAILED)" in proc.stderr
+    assert not (tmp_path / "received").exists()
 
 
 def verify_table(verify: Verify, path: Path) -> str:

@@ -431,11 +431,12 @@ def verify(
                 # only packages a worker read within its budget, and none proven altered
                 if d.verdict is None or d.verdict["format"] != "edxml":
                     continue
+                package = d.input
                 if d.verdict["indication"] == "FAILED":
-                    out.warn(f"{d.input}: attachments not extracted (the package is FAILED)")
+                    out.warn(f"{package}: attachments not extracted (the package is FAILED)")
                     continue
-                for path in extract_package(Path(d.input), extract_attachments):
-                    out.info(f"{d.input}: {path}")
+                for path in extract_package(Path(package), extract_attachments):
+                    out.info(f"{package}: {path}")
         return results.exit_code()
 
     run_command(out, body)

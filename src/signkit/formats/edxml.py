@@ -77,12 +77,13 @@ def _children(el: _Element, name: str) -> list[_Element]:
 
 def _one(el: _Element, name: str, source: str, where: str) -> _Element:
     found = _children(el, name)
+    path = f"{where}/{name}"
     if not found:
-        raise InputFormatError(f"not an edXML envelope: no {where}/{name}", subject=source)
+        raise InputFormatError(f"not an edXML envelope: no {path}", subject=source)
     if len(found) > 1:
+        count = len(found)
         raise InputFormatError(
-            f"{len(found)} {where}/{name} elements: refusing an ambiguous envelope",
-            subject=source,
+            f"{count} {path} elements: refusing an ambiguous envelope", subject=source
         )
     return found[0]
 
@@ -191,15 +192,16 @@ def read_package(doc: XmlDocument) -> Package:
     """The package ``doc`` holds; InputFormatError when it is not an edXML envelope."""
     root = doc.root
     source = doc.source
-    if _local(root) != "edXML":
+    name = _local(root)
+    if name != "edXML":
         raise InputFormatError(
-            f"not an edXML envelope: the root element is {_local(root)}, not edXML",
-            subject=source,
+            f"not an edXML envelope: the root element is {name}, not edXML", subject=source
         )
-    if _namespace(root) != EDXML_NS:
+    namespace = _namespace(root) or "(none)"
+    if namespace != EDXML_NS:
         raise InputFormatError(
-            f"not an edXML envelope: the root element is in the namespace "
-            f"{_namespace(root) or '(none)'}, not {EDXML_NS}",
+            f"not an edXML envelope: the root element is in the namespace {namespace}, "
+            f"not {EDXML_NS}",
             subject=source,
         )
     envelope = _one(root, "edXMLEnvelope", source, "edXML")
@@ -231,8 +233,9 @@ def read_package(doc: XmlDocument) -> Package:
         if not isinstance(el.tag, str) or _local(el) != "Attachment":
             continue
         if len(attachments) >= MAX_ATTACHMENTS:
+            count = MAX_ATTACHMENTS
             raise InputFormatError(
-                f"more than {MAX_ATTACHMENTS} attachments: refusing the package", subject=source
+                f"more than {count} attachments: refusing the package", subject=source
             )
         encoded = _children(el, "ContentTransferEncoded")
         attachments.append(
@@ -284,16 +287,16 @@ class Budget:
         self.left = total
 
     def take(self, size: int, attachment: Attachment, source: str) -> None:
+        name = attachment.label
         if size > MAX_ATTACHMENT_BYTES:
+            mib = MAX_ATTACHMENT_BYTES >> 20
             raise InputFormatError(
-                f"attachment {attachment.label} decodes to more than "
-                f"{MAX_ATTACHMENT_BYTES >> 20} MiB",
-                subject=source,
+                f"attachment {name} decodes to more than {mib} MiB", subject=source
             )
         if size > self.left:
+            mib = MAX_TOTAL_BYTES >> 20
             raise InputFormatError(
-                f"the attachments decode to more than {MAX_TOTAL_BYTES >> 20} MiB in all",
-                subject=source,
+                f"the attachments decode to more than {mib} MiB in all", subject=source
             )
         self.left -= size
 
@@ -303,9 +306,10 @@ _NOT_B64 = re.compile(rb"[^A-Za-z0-9+/=]")
 
 def decode(attachment: Attachment, budget: Budget, source: str) -> bytes:
     """The attachment's bytes (strict base64), within the package's budget."""
+    name = attachment.label
     if attachment.encoded is None:
         raise InputFormatError(
-            f"attachment {attachment.label} has no (or more than one) ContentTransferEncoded",
+            f"attachment {name} has no (or more than one) ContentTransferEncoded",
             subject=source,
         )
     text = (attachment.encoded.text or "").encode("ascii", "replace")
@@ -313,13 +317,11 @@ def decode(attachment: Attachment, budget: Budget, source: str) -> bytes:
     budget.take(len(text) * 3 // 4, attachment, source)
     compact = b"".join(text.split())
     if _NOT_B64.search(compact):
-        raise InputFormatError(f"attachment {attachment.label} is not base64", subject=source)
+        raise InputFormatError(f"attachment {name} is not base64", subject=source)
     try:
         return binascii.a2b_base64(compact, strict_mode=True)
     except binascii.Error:
-        raise InputFormatError(
-            f"attachment {attachment.label} is not base64", subject=source
-        ) from None
+        raise InputFormatError(f"attachment {name} is not base64", subject=source) from None
 
 
 def decoded(package: Package) -> Iterator[tuple[Attachment, bytes | InputFormatError]]:
@@ -357,10 +359,11 @@ def extract_attachments(package: Package, directory: Path) -> list[Path]:
     source = package.doc.source
     names = [safe_name(a.name, a.index) for a in package.attachments]
     folded = [n.casefold() for n in names]
-    for i, name in enumerate(folded):
-        if folded.index(name) != i:
+    for i, key in enumerate(folded):
+        if folded.index(key) != i:
+            name = names[i]
             raise OutputError(
-                f"two attachments would be written as {names[i]}: refusing to extract",
+                f"two attachments would be written as {name}: refusing to extract",
                 subject=source,
             )
     targets = [directory / n for n in names]
@@ -370,7 +373,8 @@ def extract_attachments(package: Package, directory: Path) -> list[Path]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create ({exc.strerror})", subject=str(directory)) from None
+        reason = exc.strerror or str(exc)
+        raise OutputError(f"cannot write ({reason})", subject=str(directory)) from None
     written: list[Path] = []
     for (_attachment, data), target in zip(decoded(package), targets, strict=True):
         if isinstance(data, InputFormatError):

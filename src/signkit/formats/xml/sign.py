@@ -179,11 +179,12 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
                 f"the root element is {local}, not {expected} (a document of another layout?)",
                 subject=source,
             )
-    namespace = root.tag.rpartition("}")[0].lstrip("{") or None
-    if opts.root_namespace is not None and namespace != opts.root_namespace:
+    namespace = root.tag.rpartition("}")[0].lstrip("{") or "(none)"
+    expected = opts.root_namespace
+    if expected is not None and namespace != expected:
         raise InputFormatError(
-            f"the root element {local} is in the namespace {namespace or '(none)'}, "
-            f"not {opts.root_namespace} (a document of another layout?)",
+            f"the root element {local} is in the namespace {namespace}, "
+            f"not {expected} (a document of another layout?)",
             subject=source,
         )
     warning = tax_code_warning(root, opts, cfg.tax_code, source)

@@ -284,7 +284,9 @@ def test_presets_are_data_and_validated() -> None:
 
     for name, table in BUILTIN.items():
         opts = options.apply_settings(options.XmlDocOptions(), table, name)
-        assert opts.create_parent and opts.ds_prefix == ""
+        assert opts.ds_prefix == ""
+        # an edXML envelope always has its edXMLHeader: never created
+        assert opts.create_parent is (name != "vn-edxml")
     with pytest.raises(UsageError, match="unknown setting 'colour'"):
         options.apply_settings(options.XmlDocOptions(), {"colour": "red"}, "t")
     with pytest.raises(UsageError, match="XAdES property"):

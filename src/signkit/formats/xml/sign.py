@@ -180,11 +180,11 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
                 subject=source,
             )
     namespace = root.tag.rpartition("}")[0].lstrip("{") or "(none)"
-    expected = opts.root_namespace
-    if expected is not None and namespace != expected:
+    required = opts.root_namespace
+    if required is not None and namespace != required:
         raise InputFormatError(
             f"the root element {local} is in the namespace {namespace}, "
-            f"not {expected} (a document of another layout?)",
+            f"not {required} (a document of another layout?)",
             subject=source,
         )
     warning = tax_code_warning(root, opts, cfg.tax_code, source)

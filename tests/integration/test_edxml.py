@@ -317,3 +317,77 @@ def test_a_signature_wrapping_the_header_is_failed(sign, verify, pdfs, tmp_path:
     assert v["indication"] == "FAILED"
     assert v["signatures"][0]["name"].startswith("edXMLHeader")
     assert v["signatures"][0]["indication"] == "FAILED"
+
+
+def test_a_signed_xml_attachment_is_judged_like_a_document(
+    sign, verify, pdfs, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """An e-invoice signed by xmlsec1 travels beside the decision: its signature is
+    verified as `signkit verify` would verify the file on its own."""
+    from support.xmldocs import xmlsec_sign
+    from support.xmldocs import xmlsec_verify as xmlsec_invoice_ok
+
+    invoice = xmlsec_sign(tmp_path / "invoice", "signer-vn")
+    assert xmlsec_invoice_ok(invoice, tmp_path / "invoice")
+    src = tmp_path / "in" / "hd.edxml"
+    src.parent.mkdir()
+    src.write_bytes(
+        build_package(
+            [
+                Item("12-QĐ-UBND.pdf", pdfs["decision"]),
+                Item("hoa-don.xml", invoice.read_bytes(), "application/xml"),
+            ]
+        )
+    )
+    out = tmp_path / "hd-signed.edxml"
+    assert sign(str(src), "-o", str(out)).returncode == 0
+    proc, result = verify(str(out))
+    assert proc.returncode == 0, proc.stderr
+    lines = result["documents"][0]["verdict"]["signatures"]
+    invoice_lines = [s for s in lines if s["attachment"] == "hoa-don.xml"]
+    assert len(invoice_lines) == 1 and invoice_lines[0]["indication"] == "PASSED"
+    # the same invoice with its amount changed inside the package: that line FAILED
+    data = invoice.read_bytes()
+    assert data.count(b"<TgTien>1000000</TgTien>") == 1
+    changed = data.replace(b"<TgTien>1000000</TgTien>", b"<TgTien>9000000</TgTien>")
+    src.write_bytes(
+        build_package([Item("hoa-don.xml", changed, "application/xml")], Header(code_number="13"))
+    )
+    out2 = tmp_path / "hd2-signed.edxml"
+    assert sign(str(src), "-o", str(out2)).returncode == 0
+    proc, result = verify(str(out2))
+    assert proc.returncode == 1
+    (line,) = [s for s in result["documents"][0]["verdict"]["signatures"] if s["attachment"]]
+    assert line["name"].startswith("hoa-don.xml") and line["indication"] == "FAILED"
+
+
+def test_hostile_packages_get_a_line_each_never_a_bug(verify, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Through the CLI and its worker processes: each package gets a verdict or an
+    input error on its own row; exit 1, never 70, no traceback."""
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    plain = build_package([Item("a.pdf", b"%PDF-1.4\n")])
+    (folder / "wrong-ns.edxml").write_bytes(
+        plain.replace(b'xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016"', b'xmlns="urn:x"')
+    )
+    (folder / "dtd.edxml").write_bytes(
+        plain.replace(b"<edXML ", b'<!DOCTYPE edXML [<!ENTITY e "x">]>\n<edXML ', 1)
+    )
+    (folder / "huge.edxml").write_bytes(build_package([Item("big.pdf", b"\0" * (9 << 20))]))
+    (folder / "dup.edxml").write_bytes(
+        build_package([Item("QĐ.pdf", b"%PDF-1.4\n"), Item("qđ.pdf", b"%PDF-1.4\n")])
+    )
+    (folder / "two-headers.edxml").write_bytes(
+        plain.replace(b"</edXML:edXMLHeader>", b"</edXML:edXMLHeader><edXML:edXMLHeader/>", 1)
+    )
+    proc, result = verify(str(folder))
+    assert proc.returncode == 1
+    rows = {Path(d["input"]).name: d for d in result["documents"]}
+    assert len(rows) == 5
+    assert "namespace urn:x" in rows["wrong-ns.edxml"]["error_message"]
+    assert rows["dtd.edxml"]["status"] == "failed"
+    assert "size limit" in rows["huge.edxml"]["error_message"]
+    assert "refusing an ambiguous envelope" in rows["two-headers.edxml"]["error_message"]
+    dup = rows["dup.edxml"]["verdict"]
+    assert dup["indication"] == "FAILED"
+    assert any("two attachments are named" in (s["detail"] or "") for s in dup["signatures"])

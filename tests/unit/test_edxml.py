@@ -144,3 +144,20 @@ def test_extraction_sanitises_and_refuses_collisions(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="two attachments would be written as"):
         extract_attachments(read_package(parse(same, "p")), tmp_path / "same")
     assert not (tmp_path / "same").exists()
+
+
+def test_a_signature_outside_the_xmldsig_namespace_is_named(tmp_path: Path) -> None:
+    """The SDK sample writes <Signature> with no namespace declaration under the
+    edXML default namespace: not an XML signature, and the verdict says why."""
+    data = two().replace(
+        b"</edXML:TraceHeaderList>",
+        b"</edXML:TraceHeaderList><Signature><SignedInfo/><SignatureValue/></Signature>",
+        1,
+    )
+    verdict = verify_edxml(write(tmp_path, data), OFFLINE)
+    line = verdict.signatures[0]
+    assert line.name == "edXMLHeader" and line.indication.value == "FAILED"
+    assert line.detail == (
+        "the Signature in edXMLHeader is not in the XMLDSig namespace "
+        "(http://www.w3.org/2000/09/xmldsig#): it is not an XML signature"
+    )

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 WHOLE_DOCUMENT = ""
 _NO_ENVELOPE_SIGNATURE = "the envelope carries no XML signature in edXMLHeader"
 _NO_SIGNATURE = "the attachment carries no signature"
+_NOT_XMLDSIG = (
+    "the Signature in edXMLHeader is not in the XMLDSig namespace "
+    "(http://www.w3.org/2000/09/xmldsig#): it is not an XML signature"
+)
 
 
 def verify_edxml(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
@@ -88,14 +92,20 @@ def _envelope(package: Package, policy: VerifyPolicy) -> list[SignatureVerdict]:
     everywhere = signatures_of(doc)
     own = [s for s in everywhere if s.getparent() is header]
     if not own:
+        # The SDK sample's <Signature> declares no namespace: it is an edXML
+        # element, not XMLDSig; say so rather than only "no signature".
+        stray = any(
+            isinstance(c.tag, str) and str(c.tag).rpartition("}")[2] == "Signature" for c in header
+        )
+        reason = _NOT_XMLDSIG if stray else _NO_ENVELOPE_SIGNATURE
         return [
             make_verdict(
                 0,
                 Indication.FAILED,
                 SubIndication.FORMAT_FAILURE,
                 name="edXMLHeader",
-                detail=_NO_ENVELOPE_SIGNATURE,
-                warnings=[_NO_ENVELOPE_SIGNATURE],
+                detail=reason,
+                warnings=[reason],
             )
         ]
     others = [s for s in everywhere if s not in own and not _inside(s, own)]

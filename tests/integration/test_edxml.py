@@ -9,6 +9,7 @@ attachments (decoded here, independently of signkit).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -279,6 +280,15 @@ def test_extract_attachments_writes_what_was_attached(sign, verify, pdfs, tmp_pa
     assert sorted(p.name for p in folder.iterdir()) == ["12-QĐ-UBND.pdf", "Phụ lục 1.pdf"]
     assert (folder / "12-QĐ-UBND.pdf").read_bytes() == pdfs["decision"]
     assert "Signature is Valid." in pdfsig_ok((folder / "Phụ lục 1.pdf").read_bytes(), tmp_path)
+    # every file written is in the audit log, announced before and hashed after
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    kinds = [r["type"] for r in records if r["type"].startswith("extract")]
+    assert kinds == ["extract-intent", "extract-result"]
+    result = next(r for r in records if r["type"] == "extract-result")
+    assert {Path(o["output"]).name: o["sha256"] for o in result["outputs"]} == {
+        "12-QĐ-UBND.pdf": hashlib.sha256(pdfs["decision"]).hexdigest(),
+        "Phụ lục 1.pdf": hashlib.sha256(pdfs["appendix"]).hexdigest(),
+    }
     # without the option nothing is written anywhere
     before = sorted(p.name for p in tmp_path.rglob("*"))
     proc, _ = verify(str(out))

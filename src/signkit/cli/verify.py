@@ -425,18 +425,15 @@ def verify(
             out.emit_json(results.to_json())
         _summary(out, results, zone=timezone, roots=roots)
         if extract_attachments is not None:
-            from signkit.formats.edxml import extract_package
+            from signkit.jobs.edxml_extract import extract_packages
 
-            for d in results.documents:
-                # only packages a worker read within its budget, and none proven altered
-                if d.verdict is None or d.verdict["format"] != "edxml":
-                    continue
-                package = d.input
-                if d.verdict["indication"] == "FAILED":
-                    out.warn(f"{package}: attachments not extracted (the package is FAILED)")
-                    continue
-                for path in extract_package(Path(package), extract_attachments):
-                    out.info(f"{package}: {path}")
+            extract_packages(
+                results.documents,
+                extract_attachments,
+                audit_path=audit_path,
+                warn=out.warn,
+                info=out.info,
+            )
         return results.exit_code()
 
     run_command(out, body)

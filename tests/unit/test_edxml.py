@@ -161,3 +161,22 @@ def test_a_signature_outside_the_xmldsig_namespace_is_named(tmp_path: Path) -> N
         "the Signature in edXMLHeader is not in the XMLDSig namespace "
         "(http://www.w3.org/2000/09/xmldsig#): it is not an XML signature"
     )
+
+
+def test_an_envelope_signature_over_less_than_the_package_is_said(tmp_path: Path) -> None:
+    """A signature in edXMLHeader that references one element leaves the attachments
+    out; another signature elsewhere is not the sender's. Both are said."""
+    ds = '<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><SignedInfo>{ref}</SignedInfo>'
+    ds += "<SignatureValue>AAAA</SignatureValue></Signature>"
+    partial = ds.format(ref='<Reference URI="#x"><DigestValue>AAAA</DigestValue></Reference>')
+    data = two().replace(
+        b"</edXML:TraceHeaderList>", b"</edXML:TraceHeaderList>" + partial.encode(), 1
+    )
+    data = data.replace(
+        b"</AttachmentEncoded>", ds.format(ref="").encode() + b"</AttachmentEncoded>"
+    )
+    verdict = verify_edxml(write(tmp_path, data), OFFLINE)
+    envelope = verdict.signatures[0]
+    assert envelope.name == "edXMLHeader" and envelope.indication.value == "FAILED"
+    assert any("does not cover the whole package" in w for w in envelope.warnings)
+    assert any(w.startswith("1 other XML signature(s)") for w in envelope.warnings)

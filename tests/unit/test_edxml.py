@@ -180,3 +180,17 @@ def test_an_envelope_signature_over_less_than_the_package_is_said(tmp_path: Path
     assert envelope.name == "edXMLHeader" and envelope.indication.value == "FAILED"
     assert any("does not cover the whole package" in w for w in envelope.warnings)
     assert any(w.startswith("1 other XML signature(s)") for w in envelope.warnings)
+
+
+def test_a_package_behind_a_long_prolog_is_still_a_package(tmp_path: Path) -> None:
+    """The first bytes decide only a hint: a comment longer than the sniffed head
+    does not turn a package into plain XML (its attachments unjudged)."""
+    from signkit.jobs.verify_job import detect_format, verify_document
+
+    data = two().replace(b"<edXML ", b"<!--" + b" " * 4096 + b"-->\n<edXML ", 1)
+    path = write(tmp_path, data)
+    assert detect_format(path) == "xml"
+    verdict = verify_document(str(path), OFFLINE)
+    assert not isinstance(verdict, Exception)
+    assert verdict.format == "edxml"
+    assert {s.attachment for s in verdict.signatures} >= {"a.pdf", "b.pdf"}

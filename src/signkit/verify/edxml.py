@@ -42,6 +42,8 @@ from signkit.verify.verdict import (
 if TYPE_CHECKING:
     from lxml.etree import _Element
 
+    from signkit.formats.xml.parse import XmlDocument
+
 WHOLE_DOCUMENT = ""
 _NO_ENVELOPE_SIGNATURE = "the envelope carries no XML signature in edXMLHeader"
 _NO_SIGNATURE = "the attachment carries no signature"
@@ -59,8 +61,13 @@ def verify_edxml(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
             data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
-    source = str(path)
-    package = read_package(parse(data, source))
+    return verify_package(parse(data, str(path)), data, policy)
+
+
+def verify_package(doc: XmlDocument, data: bytes, policy: VerifyPolicy) -> DocumentVerdict:
+    """``verify_edxml`` on a document already parsed (``data``: its bytes)."""
+    source = doc.source
+    package = read_package(doc)
     verdicts = _envelope(package, policy)
     problems = manifest_problems(package)
     if problems:

@@ -91,7 +91,14 @@ def verify_xml(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
             data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
-    return verify_xml_data(data, str(path), policy, base=path.resolve().parent)
+    doc = parse(data, str(path))
+    if doc.root.tag.rpartition("}")[2] == "edXML":
+        # a package whose root the first bytes did not show (a long prolog)
+        from signkit.verify.edxml import verify_package
+
+        return verify_package(doc, data, policy)
+    verdicts = signature_verdicts(doc, signatures_of(doc), policy, path.resolve().parent)
+    return DocumentVerdict.of(str(path), "xml", verdicts, hashlib.sha256(data).hexdigest())
 
 
 def verify_xml_data(

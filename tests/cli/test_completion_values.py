@@ -46,7 +46,7 @@ def test_presets_bundles_and_token_labels(
     }  # fmt: skip
     assert complete(signkit, "signkit sign pdf --preset so", env) == {"so-van-ban"}
     assert complete(signkit, "signkit sign xml --preset ", env) == {
-        "vn-einvoice", "vn-tax-declaration", "cong-van",
+        "vn-einvoice", "vn-tax-declaration", "vn-edxml", "cong-van",
     }  # fmt: skip
     assert complete(signkit, "signkit verify x.pdf --trust vn-", env) == {"vn-gov", "vn-public"}
     assert complete(signkit, "signkit cert check --trust ", env) == {"vn-gov", "vn-public"}

@@ -94,7 +94,7 @@ def sign_xml(
         typer.Option(
             "--preset",
             metavar="NAME",
-            help="Document layout: vn-einvoice, vn-tax-declaration, "
+            help="Document layout: vn-einvoice, vn-tax-declaration, vn-edxml, "
             "or a [xml-presets.NAME] table of the configuration.",
             autocompletion=xml_presets,
         ),

@@ -10,7 +10,9 @@ pyhanko-certvalidator underneath.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,6 +153,41 @@ def validate_chain(
     when = moment or policy.at or policy.now or datetime.now(UTC)
     others = list(dict.fromkeys([*others_der, *policy.intermediates]))
     ocsps, crls = list(embedded_ocsps), list(embedded_crls)
+    key = None
+    if policy.offline:
+        # Offline, the answer depends on these inputs alone: a batch signed by
+        # one clerk validates its one chain once, never another input's answer.
+        key = (
+            cert_der, tuple(others), tuple(policy.anchors), policy.revocation,
+            policy.allow_weak, when, usage, tuple(ocsps), tuple(crls), soft_fallback,
+        )  # fmt: skip
+        known = _ANSWERS.get(key)
+        if known is not None:
+            _ANSWERS.move_to_end(key)
+            return copy.deepcopy(known)
+    result = _validate_chain(cert_der, others, policy, when, usage, ocsps, crls, soft_fallback)
+    if key is not None:
+        _ANSWERS[key] = copy.deepcopy(result)
+        while len(_ANSWERS) > _ANSWERS_KEPT:
+            _ANSWERS.popitem(last=False)
+    return result
+
+
+_ANSWERS: OrderedDict[tuple[Any, ...], ChainResult] = OrderedDict()
+"""Offline answers of this process, by every input that decides them."""
+_ANSWERS_KEPT = 256
+
+
+def _validate_chain(
+    cert_der: bytes,
+    others: list[bytes],
+    policy: ChainSettings,
+    when: datetime,
+    usage: frozenset[str],
+    ocsps: list[bytes],
+    crls: list[bytes],
+    soft_fallback: bool,
+) -> ChainResult:
     result = _attempt(cert_der, others, policy, when, usage, ocsps, crls)
     if (
         soft_fallback

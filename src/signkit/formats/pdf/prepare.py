@@ -114,7 +114,6 @@ class WorkerState:
 
     def __init__(self, config: PdfBatchConfig) -> None:
         from asn1crypto import x509
-        from pyhanko.sign.general import SigningError
         from pyhanko.sign.signers.pdf_cms import ExternalSigner
         from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -130,16 +129,7 @@ class WorkerState:
             [x509.Certificate.load(d) for d in config.chain_der]
         )
         # pyHanko lays out the document; the CMS is ours, so its value is a placeholder.
-        layout = ExternalSigner(cert, store, signature_value=b"\x00" * 8)
-        # The mechanism pyHanko would work out from the certificate on every
-        # document (twice), worked out once: it only picks PDF extensions.
-        try:
-            mechanism = layout.get_signature_mechanism_for_digest(config.digest_algorithm)
-        except (ValueError, SigningError):
-            mechanism = None
-        self.ext_signer = ExternalSigner(
-            cert, store, signature_value=b"\x00" * 8, signature_mechanism=mechanism
-        )
+        self.ext_signer = ExternalSigner(cert, store, signature_value=b"\x00" * 8)
         self.zone = ZoneInfo(config.timezone)
         self._loop: asyncio.AbstractEventLoop | None = None
 

@@ -180,6 +180,39 @@ def test_a_call_over_its_memory_budget_fails_as_malformed() -> None:
         pool.shutdown(wait=True)
 
 
+def test_an_alarm_arriving_as_the_call_returns_is_the_time_budget_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: SIGALRM landing after the call returned, before the timer
+    was disarmed, escaped limited_call as its private exception (a traceback
+    from the worker, under load). Where a signal is delivered cannot be
+    scheduled, so the disarming call stands in for that moment: it raises what
+    the handler raises, once."""
+    import resource
+
+    from signkit.workers import limits as limits_module
+
+    real_setitimer = signal.setitimer
+    fired: list[bool] = []
+
+    def setitimer(which: int, seconds: float, *rest: float) -> tuple[float, float]:
+        if seconds == 0 and not fired:
+            fired.append(True)
+            real_setitimer(which, 0)
+            raise limits_module._OutOfTime
+        return real_setitimer(which, seconds, *rest)
+
+    handler_before = signal.getsignal(signal.SIGALRM)
+    rlimit_before = resource.getrlimit(resource.RLIMIT_AS)
+    monkeypatch.setattr(signal, "setitimer", setitimer)
+    with pytest.raises(InputFormatError, match="time budget of 30 s"):
+        limited_call(Limits(memory_bytes=1 << 30, seconds=30), allocate, 16)
+    assert fired
+    assert signal.getsignal(signal.SIGALRM) == handler_before
+    assert resource.getrlimit(resource.RLIMIT_AS) == rlimit_before
+    assert real_setitimer(signal.ITIMER_REAL, 0) == (0.0, 0.0)
+
+
 def uninterruptible_nap(seconds: float) -> None:
     import signal as sig
 

@@ -34,27 +34,36 @@ def limited_call(limits: Limits, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
 
     old_as = resource.getrlimit(resource.RLIMIT_AS)
-    if limits.memory_bytes is not None:
-        ceiling = _address_space() + limits.memory_bytes
-        if old_as[1] != resource.RLIM_INFINITY:
-            ceiling = min(ceiling, old_as[1])
-        resource.setrlimit(resource.RLIMIT_AS, (ceiling, old_as[1]))
-    previous_alarm = None
-    if limits.seconds is not None:
-        previous_alarm = signal.signal(signal.SIGALRM, _out_of_time)
-        signal.setitimer(signal.ITIMER_REAL, limits.seconds)
+    previous_alarm: list[Any] = []
+
+    def restore() -> None:
+        if previous_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous_alarm[0])
+        resource.setrlimit(resource.RLIMIT_AS, old_as)
+
     over: str | None = None
+    # The alarm fires once, at any bytecode boundary up to its disarming:
+    # inside the call, in the MemoryError handler or in restore() itself.
+    # The outer handler catches it wherever it lands and restores again.
     try:
-        return fn(*args)
-    except MemoryError:
-        over = "memory"
+        try:
+            if limits.memory_bytes is not None:
+                ceiling = _address_space() + limits.memory_bytes
+                if old_as[1] != resource.RLIM_INFINITY:
+                    ceiling = min(ceiling, old_as[1])
+                resource.setrlimit(resource.RLIMIT_AS, (ceiling, old_as[1]))
+            if limits.seconds is not None:
+                previous_alarm.append(signal.signal(signal.SIGALRM, _out_of_time))
+                signal.setitimer(signal.ITIMER_REAL, limits.seconds)
+            return fn(*args)
+        except MemoryError:
+            over = "memory"
+        finally:
+            restore()
     except _OutOfTime:
         over = "time"
-    finally:
-        if limits.seconds is not None:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous_alarm)
-        resource.setrlimit(resource.RLIMIT_AS, old_as)
+        restore()
     # Out of the handler: the failed call's frames (and what they held) are
     # released before anything new is built.
     if over == "memory":

@@ -189,3 +189,15 @@ def test_results_on_stdout_diagnostics_on_stderr(
     dry = signing(signkit, softhsm, str(inbox), "--output-dir", str(tmp_path / "o2"), "--dry-run")
     assert dry.returncode == 0 and "d000.pdf" in dry.stdout and "planned" in dry.stdout
     assert dry.stderr.splitlines()[-1] == "dry run: 2 planned, 0 skipped (of 2)"
+    # what the dry run finds wrong is a failure, on stderr; the listing keeps the rest
+    (inbox / "scan.pdf").write_bytes(b"not a PDF at all\n")
+    dry = signing(signkit, softhsm, str(inbox), "--output-dir", str(tmp_path / "o3"), "--dry-run")
+    assert dry.returncode == 1 and "d000.pdf" in dry.stdout and "scan.pdf" not in dry.stdout
+    assert "scan.pdf" in dry.stderr and "not a PDF" in dry.stderr, dry.stderr
+    # one document: its error line, as for any bad input
+    one = signing(
+        signkit, softhsm, str(inbox / "scan.pdf"), "-o", str(tmp_path / "x.pdf"), "--dry-run"
+    )
+    assert one.returncode == 1 and one.stdout == ""
+    errors = [line for line in one.stderr.splitlines() if not line.startswith("warning: ")]
+    assert errors == [f"error: {inbox / 'scan.pdf'}: not a PDF (no %PDF- header)"]

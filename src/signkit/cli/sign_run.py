@@ -94,34 +94,24 @@ def read_secret_file(path: Path | None, what: str) -> str | None:
 
 
 def _summary(out: Output, report: Any) -> None:
-    """What the run did: the documents that failed on stderr (with -v or
-    --dry-run, every document, on stdout, unless --json stands in for them),
-    then the counts on stderr (kept with -q)."""
-    from rich.table import Table
-
+    """What the run did: the documents that failed on stderr, at error
+    priority (one document: its error line); with -v or --dry-run the others
+    listed on stdout, unless --json stands in for them; then the counts on
+    stderr (kept with -q)."""
     from signkit.i18n import t
 
     totals = report.totals()
     failed = [d for d in report.documents if d.status.value == "failed"]
-    listed = out.verbose or report.dry_run
-    if len(report.documents) == 1 and failed and not listed:
+    if len(report.documents) == 1 and failed:
         # One document: its error on one line, as for any other bad input.
         doc = failed[0]
         out.error(doc.error_message or "", doc.error_hint)
         return
-    if (listed and not out.json) or failed:
-        table = Table(box=None, pad_edge=False, show_header=True)
-        for col in ("status", "input", "output / reason"):
-            table.add_column(t(col))
-        for d in report.documents:
-            if not (listed and not out.json) and d.status.value != "failed":
-                continue
-            detail = t(d.error_message or d.reason or "") or d.output or ""
-            table.add_row(t(d.status.value), d.input, detail)
-        if listed and not out.json:
-            out.table(table)
-        else:
-            out.failures(table)
+    listed = [d for d in report.documents if d.status.value != "failed"]
+    if (out.verbose or report.dry_run) and not out.json and listed:
+        out.table(_documents(listed))
+    if failed:
+        out.failures(_documents(failed))
     if report.dry_run:
         line = t("dry run: {planned} planned, {skipped} skipped (of {total})")
     else:
@@ -130,6 +120,22 @@ def _summary(out: Output, report: Any) -> None:
             "{not_attempted} not attempted (of {total})"
         )
     out.summary(line.format(**{k.replace("-", "_"): v for k, v in totals.items()}))
+
+
+def _documents(documents: list[Any]) -> Any:
+    """A table of documents: status, input, and the output or the reason."""
+    from rich.table import Table
+
+    from signkit.i18n import t
+
+    table = Table(box=None, pad_edge=False, show_header=True)
+    for col in ("status", "input", "output / reason"):
+        table.add_column(t(col))
+    for d in documents:
+        table.add_row(
+            t(d.status.value), d.input, t(d.error_message or d.reason or "") or d.output or ""
+        )
+    return table
 
 
 def sign_command(

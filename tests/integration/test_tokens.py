@@ -275,7 +275,7 @@ def test_token_info_says_the_user_pin_is_not_initialised(
         "token", "info", "--module", opencryptoki.module, "--token-label", "signkit-fresh"
     )
     assert proc.returncode == 0, proc.stderr
-    assert "user PIN not initialised" in proc.stderr
+    assert "user PIN not initialised" in proc.stdout  # token info is data: stdout
     login_proc = runner(
         "token",
         "login",
@@ -831,7 +831,7 @@ def test_guard_tells_tokens_with_the_same_serial_apart(
             "token", "login", "--module", ock.module, "--token-label", "signkit-scratch",
             env={"SIGNKIT_PIN": WRONG_PIN},
         )  # fmt: skip
-        assert wrong.returncode == 4 and "are blocked" in wrong.stderr
+        assert wrong.returncode == 4 and "are now blocked for user" in wrong.stderr
         again = runner(
             "token", "login", "--module", ock.module, "--token-label", "signkit-scratch",
             env={"SIGNKIT_PIN": ock.user_pin},

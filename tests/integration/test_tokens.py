@@ -488,7 +488,7 @@ def test_discovery_counts_only_tokens_a_user_could_sign_with(
     # the listing marks what discovery skips: openCryptoki's blank Debian slot
     listing = signkit("token", "list", env=env)
     assert listing.returncode == 0, listing.stderr
-    blank = next(line for line in listing.stderr.splitlines() if "IBM OS PKCS#11" in line)
+    blank = next(line for line in listing.stdout.splitlines() if "IBM OS PKCS#11" in line)
     assert "not initialised" in blank and "cannot sign" in blank
 
 
@@ -744,7 +744,7 @@ def test_pin_tries_count_down_to_locked(
         first = runner(*base, env={"SIGNKIT_PIN": WRONG_PIN, **spy_env(ock, tmp_path / "1")})
         assert first.returncode == 4
         assert "the token reports few tries left" in first.stderr
-        assert "unattended logins on this token are blocked" in first.stderr
+        assert "unattended logins on this token are now blocked for user" in first.stderr
         assert logins(tmp_path / "1") == 1
         assert flags_of(ock, label).user_pin_count_low
 

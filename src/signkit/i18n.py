@@ -119,8 +119,10 @@ class Catalogue:
         for msgid, msgstr in entries.items():
             keys = tuple(_PLACEHOLDER.findall(msgid))
             parts = _PLACEHOLDER.split(msgid)
-            if not keys or not any(p.strip() for p in parts):
-                continue  # nothing fixed to match on: it would match every message
+            if not keys or not any(ch.isalpha() for p in parts for ch in p):
+                # nothing but punctuation to match on ("{name}: {message}"): it
+                # would take any "subject: reason" apart and lose the reason
+                continue
             pattern = "(.+?)".join(re.escape(p) for p in parts)
             fixed = sum(len(p) for p in parts)
             templates.append((fixed, _Template(re.compile(pattern, re.DOTALL), keys, msgstr)))

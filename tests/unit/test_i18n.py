@@ -102,3 +102,22 @@ def test_dates_follow_the_language() -> None:
         assert i18n.format_datetime(moment) == "2026-03-12T09:41:07+07:00"
     finally:
         i18n.set_language("en")
+
+
+def test_a_template_of_punctuation_only_matches_nothing() -> None:
+    """Regression: the code's msgid "{type(exc).__name__}: {str(exc)[:300]}"
+    matched every "subject: reason" message, so `cert check` in Vietnamese
+    read "chưa được xác minh (: signkit Test Issuing CA, Organization: …)"."""
+    detail = 'Unable to build a validation path for the certificate "Common Name: Test CA'
+    cat = Catalogue(
+        {
+            "{type(exc).__name__}: {str(exc)[:300]}": "{type(exc).__name__}: {str(exc)[:300]}",
+            "chain not validated ({detail})": "chuỗi chứng thực chưa được xác minh ({detail})",
+        }
+    )
+    assert cat.translate(f"chain not validated ({detail})") == "chuỗi chứng thực chưa được xác minh"
+    assert cat.translate("ValueError: Common Name: Test CA") == "ValueError: Common Name: Test CA"
+    real = i18n.load_catalogue("vi")
+    assert real.translate(f"chain not validated ({detail})") == (
+        "chuỗi chứng thực chưa được xác minh"
+    )

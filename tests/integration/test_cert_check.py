@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,21 @@ def test_document_signers_and_audit(
     assert record["type"] == "cert-check" and record["certificates"][0]["state"] == "ok"
     unsigned = check(signkit, softhsm, "--document", str(sample(tmp_path / "u")))
     assert unsigned.returncode == 3 and "the document carries no signature" in unsigned.stderr
+
+
+def test_revoked_certificate_in_vietnamese(
+    signkit: Runner, softhsm: SoftHsm, pki: PkiServices, trust: Path
+) -> None:
+    """Regression: the revocation time was cut out of the library's English
+    ("đã bị thu hồi từ 00:00:00 on 2025-…"), and -v showed the chain and
+    revocation states in English."""
+    sel = ["--token-label", "signkit-test-c", "--key-label", "signer-revoked"]
+    proc = signkit(
+        "cert", "check", *sel, "--trust", str(trust), "--no-audit", "-v",
+        env={"SIGNKIT_MODULE": softhsm.module, "LANG": "vi_VN.UTF-8"},
+    )  # fmt: skip
+    assert proc.returncode == 5, proc.stderr
+    assert re.search(r"đã bị thu hồi từ \d{4}-\d\d-\d\d \d\d:\d\d UTC", proc.stderr), proc.stderr
+    assert " on " not in proc.stderr, proc.stderr
+    assert "thu hồi: đã bị thu hồi (OCSP (tải về))" in proc.stderr, proc.stderr
+    assert "chuỗi: không tin cậy: REVOKED_NO_POE" in proc.stderr, proc.stderr

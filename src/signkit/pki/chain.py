@@ -278,11 +278,11 @@ def _attempt(
     try:
         path = asyncio.run(_validate(validator, usage, backend))
     except cverr.RevokedError as exc:
-        revoked_at = None
-        for prefix in ("revoked on ", "revoked at "):
-            text = str(exc)
-            if prefix in text:
-                revoked_at = text.split(prefix, 1)[1].split(",")[0].strip().rstrip(".")
+        # the moment from the exception, not its English text ("at 00:00:00 on …")
+        moment = getattr(exc, "revocation_dt", None)
+        revoked_at = (
+            f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if isinstance(moment, datetime) else None
+        )
         return fail(
             Indication.INDETERMINATE,
             SubIndication.REVOKED_NO_POE,

@@ -77,12 +77,23 @@ def show_details(on: bool) -> None:
     _details = on
 
 
+# A name a library quotes in its message (a certificate's subject, in
+# Vietnamese): the prose around it decides. A message cut short may leave
+# the last quote open.
+_QUOTED_NAME = re.compile(r'"[^"]*(?:"|$)')
+
+
 def foreign(text: str) -> bool:
     """Whether ``text`` is English prose (a library's message), not a name,
     a path, a number or a code."""
-    if not text.isascii() or text[:1] in "'\"":
+    if text[:1] in "'\"":
         return False
-    words = text.split()
+    if text.startswith("[Errno "):  # the system's own words ("Connection refused")
+        return True
+    prose = _QUOTED_NAME.sub(" ", text)
+    if not prose.isascii():
+        return False
+    words = prose.split()
     return len(words) >= 3 and any(w.strip(".,;:()").lower() in _ENGLISH for w in words)
 
 

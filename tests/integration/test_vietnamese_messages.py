@@ -153,3 +153,27 @@ def test_exit_7_expiring_certificate_in_vietnamese(
     )
     assert proc.returncode == 7, proc.stderr
     assert "hết hạn sau" in proc.stdout and "expires in" not in proc.stdout
+
+
+def test_library_message_and_subject_of_a_chain_error(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Regression: with a root that is not the signer's, a clerk read
+    "lỗi: signer certificate '…': không xây dựng được … (Unable to build a
+    validation path for the certificate "Common Name: …" …)"; pyHanko's
+    English quoted a Vietnamese name, so it was not taken for English."""
+    from support.verifydocs import throwaway_pki
+
+    other_root = throwaway_pki(tmp_path / "other", leaf_bits=2048)[0]
+    leader = ["--token-label", "signkit-test-b", "--key-label", "leader-vn"]
+    args = (str(SAMPLES / "attachment.pdf"), *leader, "-o", str(tmp_path / "o.pdf"))
+    proc = sk(*args, "--trust", str(other_root), env=VI)
+    assert proc.returncode == 5, proc.stderr
+    error = next(line for line in proc.stderr.splitlines() if line.startswith("lỗi: "))
+    assert error.startswith("lỗi: chứng thư số của người ký 'CN=Trần Thị Bình,"), error
+    assert error.endswith(
+        ": không xây dựng được chuỗi chứng thực tới chứng thư gốc tin cậy đã cấu hình"
+    )
+    assert "Unable to build" not in proc.stderr and "signer certificate" not in proc.stderr
+    verbose = sk(*args, "--trust", str(other_root), "-v", env=VI)
+    assert verbose.returncode == 5, verbose.stderr
+    assert "(Unable to build a validation path for the certificate" in verbose.stderr
+    assert not (tmp_path / "o.pdf").exists()

@@ -121,3 +121,35 @@ def test_a_template_of_punctuation_only_matches_nothing() -> None:
     assert real.translate(f"chain not validated ({detail})") == (
         "chuỗi chứng thực chưa được xác minh"
     )
+
+
+def test_a_library_message_quoting_a_vietnamese_name_is_still_english() -> None:
+    """Regression: pyHanko's message quotes the signer's subject ("Common Name:
+    Trần Thị Bình"); being not ASCII, it passed for Vietnamese and reached the
+    clerk inside a Vietnamese sentence. An OS error ("[Errno 111] Connection
+    refused") is the system's English too. Both are shown with -v only."""
+    cat = Catalogue(
+        {
+            "does not chain to a configured trust anchor ({detail})": (
+                "không xây dựng được chuỗi chứng thực ({detail})"
+            ),
+            "TSA unreachable ({reason})": "không kết nối được TSA ({reason})",
+        }
+    )
+    detail = (
+        'Unable to build a validation path for the certificate "Common Name: Trần Thị Bình"'
+        ' - no issuer matching "Common Name: Root CA, Organization: Ủy ban" was found'
+    )
+    message = f"does not chain to a configured trust anchor ({detail})"
+    try:
+        assert cat.translate(message) == "không xây dựng được chuỗi chứng thực"
+        assert cat.translate("TSA unreachable ([Errno 111] Connection refused)") == (
+            "không kết nối được TSA"
+        )
+        i18n.show_details(True)
+        assert cat.translate(message) == f"không xây dựng được chuỗi chứng thực ({detail})"
+    finally:
+        i18n.show_details(False)
+    # a name of ours in quotes, and Vietnamese, are not English prose
+    assert not i18n.foreign("'Trần Thị Bình' not found")
+    assert not i18n.foreign("Ủy ban nhân dân tỉnh Nam Định")

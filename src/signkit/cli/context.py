@@ -191,7 +191,7 @@ class Output:
             # print_exc() would print "NoneType: None".
             traceback.print_exception(exc, file=sys.stderr)
         message = t(exc.message)
-        self.error(f"{exc.subject}: {message}" if exc.subject else message, exc.hint)
+        self.error(f"{_subject(exc.subject)}: {message}" if exc.subject else message, exc.hint)
         return int(exc.exit_code)
 
     def show_bug(self, exc: BaseException) -> int:
@@ -208,6 +208,16 @@ class Output:
     def fail(self, exc: SignkitError) -> NoReturn:
         """Print the error (see show_error) and exit with its code."""
         raise typer.Exit(self.show_error(exc))
+
+
+def _subject(text: str) -> str:
+    """What an error is about, in the user's language ("signer certificate
+    '…'", "token"); a file's path as it is."""
+    import os
+
+    if os.sep in text or os.path.lexists(text):
+        return text
+    return t(text)
 
 
 def show_usage_error(exc: typer.TyperException) -> int:

@@ -165,3 +165,6 @@ def test_revoked_certificate_in_vietnamese(
     assert " on " not in proc.stderr, proc.stderr
     assert "thu hồi: đã bị thu hồi (OCSP (tải về))" in proc.stderr, proc.stderr
     assert "chuỗi: không tin cậy: REVOKED_NO_POE" in proc.stderr, proc.stderr
+    # where the certificate was found: the token and the key, in Vietnamese too
+    assert "thiết bị ký số 'signkit-test-c' (số sê-ri " in proc.stderr, proc.stderr
+    assert "khóa 'signer-revoked'" in proc.stderr and "serial" not in proc.stderr

@@ -452,4 +452,4 @@ def certificates_from_token(spec: Any) -> list[tuple[str, bytes, list[bytes]]]:
         chosen = [c for c in chosen if c.sha256 == want]
     if not chosen:
         raise KeyNotFoundError("no certificate matches the selection", subject=name)
-    return [(f"{name} {c.label!r}", c.der, cas) for c in chosen]
+    return [(f"{name}, key {c.label!r}", c.der, cas) for c in chosen]

@@ -309,9 +309,7 @@ def test_leader_image_fits_between_title_and_name(sk, document: Path, tmp_path: 
 # ---------------------------------------------------- the whole workflow and the corners
 
 
-@pytest.mark.parametrize(
-    "document", ["rl-dots-14", "fpdf-spaces-14-2p", "lo-odt-tab-13"], indirect=True
-)
+@pytest.mark.parametrize("document", TEXT_DOCS, indirect=True)
 def test_person_number_date_then_seal(sk, signkit, trust, document: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     facts = FACTS[document.stem]
     leader = tmp_path / "leader.pdf"

@@ -162,3 +162,23 @@ def test_vietnamese_verdicts_carry_the_etsi_code(signkit: Runner, inbox: Path, t
     assert "(con dấu của cơ quan)" in proc.stdout, proc.stdout
     assert "2 HỢP LỆ, 0 CHƯA XÁC ĐỊNH, 0 KHÔNG HỢP LỆ" in proc.stdout, proc.stdout
     assert "byte được ghi thêm sau phiên bản đã ký cuối cùng" in proc.stdout, proc.stdout
+
+
+def test_vietnamese_rows_fit_80_columns(
+    signkit: Runner, inbox: Path, trust: Path, tmp_path: Path
+) -> None:
+    """Vietnamese sentences are longer than English ones: on an 80-column
+    terminal they wrap too, without splitting the signer's name."""
+    screen = on_screen(
+        signkit,
+        ["verify", str(inbox), "-r", "--trust", str(trust), "--no-audit"],
+        columns=80,
+        env={"LANG": "vi_VN.UTF-8"},
+    )
+    (tmp_path / "screen-vi-80.txt").write_text(screen, encoding="utf-8")
+    lines = screen.splitlines()
+    assert all(len(line) <= 80 for line in lines), screen
+    assert any(NAME_ORG in line for line in lines), screen
+    assert re.search(r"^\s*HỢP LỆ \(PASSED\)\s+qd-112\.pdf$", screen, re.M), screen
+    assert "#2 ND30-Org (con dấu của cơ quan):" in screen, screen
+    assert "2 HỢP LỆ, 0 CHƯA XÁC ĐỊNH, 0 KHÔNG HỢP LỆ, không đọc được 1" in screen, screen

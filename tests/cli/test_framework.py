@@ -110,8 +110,10 @@ def test_usage_errors_and_help_in_vietnamese() -> None:
     texts (usage line, "Error", "No such option", help headings) were English."""
     proc = signkit("--lang", "vi", "sign", "pdf", "x.pdf", "--levle", "B-B")
     assert proc.returncode == 2
-    assert proc.stderr.startswith("Cách dùng: signkit sign pdf")
+    assert proc.stderr.startswith("Cách dùng: signkit sign pdf [TÙY CHỌN] [INPUT]...")
     assert "Lỗi: Không có tùy chọn --levle" in proc.stderr
+    group = signkit("--lang", "vi", "trust", "--bogus")
+    assert group.stderr.startswith("Cách dùng: signkit trust [TÙY CHỌN] LỆNH [THAM SỐ]...")
     proc = signkit("sing", env={"LANG": "vi_VN.UTF-8"})
     assert "Không có lệnh 'sing'. Có phải ý bạn là 'sign'?" in proc.stderr
     proc = signkit("verify", "x.pdf", "--jobs", "0", env={"LANG": "vi_VN.UTF-8"})

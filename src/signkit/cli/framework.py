@@ -253,7 +253,11 @@ class _Translated:
 
     def format_usage(self, ctx: Any, formatter: Any) -> None:
         command: Any = self
-        pieces = command.collect_usage_pieces(ctx)
+        # click's own metavars; an argument's metavar (INPUT, NAME) is a name
+        pieces = [
+            t(p) if p in ("[OPTIONS]", "COMMAND [ARGS]...") else p
+            for p in command.collect_usage_pieces(ctx)
+        ]
         formatter.write_usage(ctx.command_path, " ".join(pieces), t("Usage:") + " ")
 
     def get_help_option(self, ctx: Any) -> Any:

@@ -177,3 +177,16 @@ def test_module_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
     with module_lock("/m.so", wait=5, directory=tmp_path):
         pass
     assert oct(os.stat(lock_path("/m.so", tmp_path)).st_mode & 0o777) == "0o600"
+
+
+def test_an_uninitialised_token_is_named_as_such() -> None:
+    """Regression: the list of tokens present, in the error a clerk gets for a
+    mistyped label, ended with "token '' (serial , slot 4)" (SoftHSM's spare
+    slot), which no catalogue message could translate."""
+    from signkit import i18n
+
+    blank = replace(TOKEN, label="", serial="", flags=replace(FLAGS, initialized=False))
+    assert blank.display_name() == "uninitialised token (slot 20)"
+    assert TOKEN.display_name() == "token 'signkit-demo' (serial 123, slot 20)"
+    vi = i18n.load_catalogue("vi")
+    assert vi.translate(blank.display_name()) == "thiết bị ký số chưa khởi tạo (khe 20)"

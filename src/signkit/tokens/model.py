@@ -81,6 +81,9 @@ class TokenInfo:
 
     def display_name(self) -> str:
         """A name a person recognises: label and serial."""
+        if not self.label and not self.flags.initialized:
+            # SoftHSM's spare slot, a blank card: no label or serial to show
+            return f"uninitialised token (slot {self.slot_id})"
         return f"token '{self.label}' (serial {self.serial}, slot {self.slot_id})"
 
     def identity(self) -> dict[str, str]:

@@ -86,6 +86,10 @@ def test_exit_4_token_error_with_the_lang_option(signkit, softhsm, tmp_path: Pat
     assert proc.returncode == 4, proc.stderr
     assert proc.stderr.startswith(vi("error") + ": ")
     assert vi("plug the token in, or check `signkit token list`") in proc.stderr
+    # the tokens present, SoftHSM's spare slot included, all named in Vietnamese
+    assert "thiết bị ký số 'signkit-demo' (số sê-ri " in proc.stderr, proc.stderr
+    assert "thiết bị ký số chưa khởi tạo (khe " in proc.stderr, proc.stderr
+    assert "serial" not in proc.stderr and "token ''" not in proc.stderr, proc.stderr
 
 
 def test_exit_5_trust_error(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -48,7 +48,7 @@ def test_each_certificate_state(
     data = json.loads(proc.stdout)
     (cert,) = data["certificates"]
     assert cert["state"] == state and data["exit_code"] == code
-    assert cert["source"].startswith(f"token '{token}'")
+    assert cert["source"].startswith(f"key '{label}' on token '{token}'")
     human = check(signkit, softhsm, *sel)
     assert human.returncode == code, human.stderr
     (line,) = human.stdout.splitlines()  # the result on stdout, one line (cron mail)
@@ -141,7 +141,7 @@ def test_document_signers_and_audit(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     (cert,) = json.loads(proc.stdout)["certificates"]
-    assert cert["source"] == f"{doc} signature 1" and "CN=Trần Thị Bình" in cert["subject"]
+    assert cert["source"] == f"signature 1 of {doc}" and "CN=Trần Thị Bình" in cert["subject"]
     assert cert["chain"] == "trusted" and cert["revocation"] == "good"
     (record,) = [r for r in map(json.loads, audit.read_text().splitlines()) if r["type"] != "seal"]
     assert record["type"] == "cert-check" and record["certificates"][0]["state"] == "ok"

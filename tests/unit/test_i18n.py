@@ -153,3 +153,12 @@ def test_a_library_message_quoting_a_vietnamese_name_is_still_english() -> None:
     # a name of ours in quotes, and Vietnamese, are not English prose
     assert not i18n.foreign("'Trần Thị Bình' not found")
     assert not i18n.foreign("Ủy ban nhân dân tỉnh Nam Định")
+
+
+def test_an_unknown_sentence_is_not_taken_apart_by_a_loose_template() -> None:
+    """A message the catalogue does not know stays whole: a msgid that starts
+    and ends with a value ("{path} signature {n}") matched any sentence with
+    " signature " inside and left ", chữ ký thứ" of it."""
+    real = i18n.load_catalogue("vi")
+    unknown = "the room on page 2 is small for a signature image; it was shrunk, key 'x'"
+    assert real.translate(unknown) == unknown

@@ -426,7 +426,7 @@ def certificates_from_documents(paths: Sequence[Path]) -> list[tuple[str, bytes,
         for n, sig in enumerate(sigs, start=1):
             leaf = sig.signer_cert.dump()
             others = [c.dump() for c in sig.other_embedded_certs]
-            found.append((f"{path} signature {n}", leaf, others))
+            found.append((f"signature {n} of {path}", leaf, others))
     return found
 
 
@@ -452,4 +452,6 @@ def certificates_from_token(spec: Any) -> list[tuple[str, bytes, list[bytes]]]:
         chosen = [c for c in chosen if c.sha256 == want]
     if not chosen:
         raise KeyNotFoundError("no certificate matches the selection", subject=name)
-    return [(f"{name}, key {c.label!r}", c.der, cas) for c in chosen]
+    # the fixed words first: a catalogue template that starts and ends with a
+    # value would match (and mangle) any sentence with ", key " inside
+    return [(f"key {c.label!r} on {name}", c.der, cas) for c in chosen]

@@ -124,3 +124,14 @@ def test_local_time_labelled_utc_is_flagged(
     from signkit.verify.verdict import local_time_skew
 
     assert (local_time_skew(claimed, stamped) is not None) is flagged
+
+
+def test_the_no_trust_rule_names_who_supplied_the_root() -> None:
+    """Regression: when the token's source became "key '…' on token '…'", the
+    warning said the root was "supplied by the file"."""
+    from signkit.verify.certcheck import _supplier
+
+    token = "key 'leader-vn' on token 'signkit-test-b' (serial 9c9e, slot 1)"
+    assert _supplier(token) == "the token"
+    assert _supplier("signature 2 of inbox/qd-12.pdf") == "the document"
+    assert _supplier("certs/key 'x' on token.pem") == "the file"

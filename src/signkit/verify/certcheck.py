@@ -277,9 +277,10 @@ def _self_signed(der: bytes) -> bool:
 
 def _supplier(source: str) -> str:
     """Who supplied a certificate's chain, in the words of the no-trust rule."""
-    if source.startswith("token "):
+    # the sources certificates_from_token and certificates_from_documents name
+    if source.startswith("key ") and " on token '" in source:
         return "the token"
-    if " signature " in source:
+    if source.startswith("signature ") and " of " in source:
         return "the document"
     return "the file"
 

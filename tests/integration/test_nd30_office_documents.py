@@ -459,7 +459,9 @@ def test_dry_run_finds_the_anchor_text_and_checks_the_preset(sk, tmp_path: Path)
     proc = sk(str(doc), *LEADER, "--output-dir", str(tmp_path), "--dry-run", *person,
               "--anchor-text", "Trần Thị Bìnhh")  # fmt: skip
     assert proc.returncode == 1, proc.stderr
-    assert "anchor text 'Trần Thị Bìnhh' not found on any page" in proc.stderr, proc.stderr
+    assert "anchor text 'Trần Thị Bìnhh' not found on any page" in proc.stdout + proc.stderr, (
+        proc.stderr
+    )
     assert list(tmp_path.glob("*.pdf")) == []
     # case-insensitive matching is asked for, and then found
     upper = ("--anchor-text", "TRẦN THỊ BÌNH")
@@ -468,18 +470,21 @@ def test_dry_run_finds_the_anchor_text_and_checks_the_preset(sk, tmp_path: Path)
     proc = sk(str(doc), *LEADER, "--output-dir", str(tmp_path), "--dry-run", *person, *upper,
               "--anchor-ignore-case")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "1 planned" in proc.stderr, proc.stderr
+    assert "1 planned" in proc.stdout + proc.stderr, proc.stderr
     # the clerk's stamps: a document without the date line is refused by the dry run
     bad = number_only_decision(tmp_path / "no-date.pdf")
     proc = sk(str(bad), *CLERK, "-o", str(tmp_path / "o.pdf"), "--dry-run",
               "--preset", "nd30-number-date", "--doc-number", "3/QĐ")  # fmt: skip
     assert proc.returncode == 1, proc.stderr
-    assert "'ngày … tháng … năm' not found" in proc.stderr, proc.stderr
+    assert "'ngày … tháng … năm' not found" in proc.stdout + proc.stderr, proc.stderr
     # and in Vietnamese, without the jargon "chuỗi neo"
     proc = sk(str(doc), *LEADER, "--output-dir", str(tmp_path), "--dry-run", *person,
               "--anchor-text", "Trần Thị Bìnhh", env={"LANG": "vi_VN.UTF-8"})  # fmt: skip
     assert proc.returncode == 1, proc.stderr
-    assert "dòng chữ dùng để định vị" in proc.stderr and "chuỗi neo" not in proc.stderr
+    assert (
+        "dòng chữ dùng để định vị" in proc.stdout + proc.stderr
+        and "chuỗi neo" not in proc.stdout + proc.stderr
+    )
 
 
 def test_anchor_ignore_case_places_the_signature(sk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

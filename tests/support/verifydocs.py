@@ -94,9 +94,14 @@ def flip_signed_byte(src: Path, dst: Path) -> Path:
 
 
 def _writer(src: Path) -> Any:
+    """An incremental writer that changes only what the helper asks: pyHanko's
+    writer stamps /Info's ModDate to the second, so whether an update also
+    counted as "document information updated" hung on the clock."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
-    return IncrementalPdfFileWriter(io.BytesIO(src.read_bytes()), strict=False)
+    writer = IncrementalPdfFileWriter(io.BytesIO(src.read_bytes()), strict=False)
+    writer._update_meta = lambda: None
+    return writer
 
 
 def _finish(writer: Any, dst: Path) -> Path:

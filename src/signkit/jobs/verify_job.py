@@ -27,7 +27,7 @@ from signkit.verify.policy import VerifyPolicy
 from signkit.verify.verdict import DocumentVerdict, Indication
 from signkit.workers import Limits, WorkerPool, limited_call, worker_init
 
-EXTENSIONS = (".pdf", ".xml", ".edxml")
+EXTENSIONS = (".pdf", ".xml", ".edxml", ".p7s", ".p7m")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +110,7 @@ def plan(spec: VerifyJobSpec, *, skipped: list[Path] | None = None) -> list[Docu
 
 
 def detect_format(path: Path) -> str:
-    """pdf, xml or edxml (a package), by the first bytes (the extension may lie)."""
+    """pdf, xml, edxml (a package) or cms, by the first bytes (the extension may lie)."""
     try:
         with path.open("rb") as fh:
             head = fh.read(1024)
@@ -121,9 +121,17 @@ def detect_format(path: Path) -> str:
         from signkit.formats.edxml import looks_like_edxml
 
         return "edxml" if looks_like_edxml(head) else "xml"
+    if _CMS_SIGNED_DATA in head[:32] or stripped.startswith(
+        (b"-----BEGIN CMS", b"-----BEGIN PKCS7")
+    ):
+        return "cms"
     if b"%PDF-" in head:
         return "pdf"
     return "xml" if path.suffix.lower() == ".xml" else "pdf"
+
+
+# ContentInfo's contentType id-signedData, within a .p7s/.p7m's first bytes.
+_CMS_SIGNED_DATA = bytes.fromhex("06092a864886f70d010702")
 
 
 def verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | SignkitError:
@@ -138,6 +146,10 @@ def verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | Signki
             from signkit.verify.xml import verify_xml
 
             return verify_xml(Path(path), policy)
+        if fmt == "cms":
+            from signkit.verify.cms import verify_cms
+
+            return verify_cms(Path(path), policy)
         from signkit.verify.pdf import verify_pdf
 
         return verify_pdf(Path(path), policy)

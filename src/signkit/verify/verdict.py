@@ -169,6 +169,8 @@ class SignatureVerdict:
     """The signer's own claim (signingTime attribute, /M, XAdES SigningTime)."""
     timestamp_time: str | None = None
     """Time in the signature time-stamp token, if any."""
+    archive_timestamp_times: list[str] = field(default_factory=list)
+    """Times of the valid archive time-stamps (B-LTA), oldest first."""
     best_signature_time: str | None = None
     """The time the validation relied on (time-stamp, else validation time)."""
     coverage: str | None = None
@@ -199,6 +201,7 @@ class SignatureVerdict:
         data["weak_algorithms"] = list(self.weak_algorithms)
         data["warnings"] = list(self.warnings)
         data["changes"] = list(self.changes)
+        data["archive_timestamp_times"] = list(self.archive_timestamp_times)
         data["indication"] = self.indication.value
         data["sub_indication"] = self.sub_indication.value
         return data

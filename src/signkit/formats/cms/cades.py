@@ -239,6 +239,14 @@ def archive_timestamp_attribute(token_der: bytes, index: bytes) -> bytes:
     return attribute(OID_ARCHIVE_TIME_STAMP_V3, out.getvalue())
 
 
+def imprint_algorithm(token: bytes) -> str:
+    """The hash algorithm of a time-stamp token's message imprint."""
+    from asn1crypto import cms
+
+    info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+    return str(info["message_imprint"]["hash_algorithm"]["algorithm"].native)
+
+
 @dataclass(frozen=True)
 class ArchiveStamp:
     """One archive-time-stamp-v3 of a signature, as found."""
@@ -279,25 +287,23 @@ def signature_timestamps(signer: SignerInfoParts) -> list[bytes]:
     return out
 
 
-def check_index(
-    parts: SignedDataParts, signer: SignerInfoParts, stamp: ArchiveStamp
-) -> tuple[str, str | None]:
-    """(hash algorithm, problem) of an archive time-stamp's index against the
-    signature as it is now: everything the index lists must still be there
+def check_index(parts: SignedDataParts, signer: SignerInfoParts, stamp: ArchiveStamp) -> str | None:
+    """What is wrong with an archive time-stamp's index against the signature
+    as it is now, if anything: everything the index lists must still be there
     (items added after the time-stamp are allowed)."""
     if stamp.index is None:
-        return "sha256", "the archive time-stamp has no ats-hash-index-v3"
+        return "the archive time-stamp has no ats-hash-index-v3"
     fields = children_of(stamp.index, "ats-hash-index-v3")
     algorithm = "sha256"
     if len(fields) == 4:
         algo_oid = children_of(fields[0], "hash algorithm")[0]
         names = {v: k for k, v in _HASH_OIDS.items()}
         if algo_oid not in names:
-            return "sha256", "unsupported hash algorithm in the archive time-stamp index"
+            return "unsupported hash algorithm in the archive time-stamp index"
         algorithm = names[algo_oid]
         fields = fields[1:]
     if len(fields) != 3:
-        return algorithm, "malformed ats-hash-index-v3"
+        return "malformed ats-hash-index-v3"
 
     def hashes(items: list[bytes]) -> set[bytes]:
         return {hashlib.new(algorithm, i).digest() for i in items}
@@ -316,8 +322,8 @@ def check_index(
         strict=True,
     ):
         if not wanted <= present:
-            return algorithm, f"a {name} the archive time-stamp covers is gone"
-    return algorithm, None
+            return f"a {name} the archive time-stamp covers is gone"
+    return None
 
 
 DigestOf = Callable[[str], bytes]

@@ -56,6 +56,8 @@ class VerifyJobSpec:
     """Options, for the audit run record."""
     limits: Limits = field(default_factory=Limits)
     """Memory and time budget of each document (verified in a worker process)."""
+    thumbnails: bool = False
+    """Render each signed PDF page for a people's report (in the worker)."""
 
 
 @dataclass(kw_only=True)
@@ -64,6 +66,8 @@ class VerifyReport(BatchReport):
 
     etsi: list[Any] = field(default_factory=list)
     """ETSI TS 119 102-2 report parts of the PDF signatures (--report-format etsi)."""
+    thumbnails: dict[str, list[Any]] = field(default_factory=dict)
+    """Rendered signed pages per input, for people's reports."""
 
     def verdicts(self) -> dict[str, int]:
         """Documents per indication."""
@@ -134,8 +138,24 @@ def detect_format(path: Path) -> str:
 _CMS_SIGNED_DATA = bytes.fromhex("06092a864886f70d010702")
 
 
-def verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | SignkitError:
+def verify_document(
+    path: str, policy: VerifyPolicy, thumbnails: bool = False
+) -> DocumentVerdict | SignkitError:
     """Worker: verify one document; errors about the file are returned, not raised."""
+    verdict = _verify_document(path, policy)
+    if thumbnails and isinstance(verdict, DocumentVerdict) and verdict.format == "pdf":
+        from signkit.verify.thumbnails import render
+
+        try:
+            verdict.thumbnails = render(Path(path), [s.name for s in verdict.signatures])
+        except MemoryError:
+            raise
+        except Exception:  # noqa: S110 - a page that cannot be drawn leaves the report without it
+            pass
+    return verdict
+
+
+def _verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | SignkitError:
     try:
         fmt = detect_format(Path(path))
         if fmt == "edxml":
@@ -220,7 +240,7 @@ def verify_documents(
     workers = max(1, min(spec.jobs or os.cpu_count() or 2, len(tasks)))
     etsi: list[list[Any]] = [[] for _ in tasks]
     try:
-        _run_pool(spec, tasks, results, workers, audit, events, etsi)
+        _run_pool(spec, tasks, results, workers, audit, events, etsi, report.thumbnails)
     except KeyboardInterrupt:
         for r in results:
             if r.status is Status.PLANNED:
@@ -254,6 +274,7 @@ def _run_pool(
     audit: AuditLog | None,
     events: Events,
     etsi: list[list[Any]],
+    thumbnails: dict[str, list[Any]],
 ) -> None:
     # fork: the workers inherit the imported validation stack (no warm-up).
     # --fail-fast: no more in flight than workers, so a stop leaves the rest untouched.
@@ -277,6 +298,7 @@ def _run_pool(
                     verify_document,
                     str(task.input),
                     spec.policy,
+                    spec.thumbnails,
                 )
                 in_flight[future] = index
             if not in_flight:
@@ -291,6 +313,8 @@ def _run_pool(
                     events.document_done(results[index])
                     stop = stop or spec.fail_fast
                     continue
+                if isinstance(value, DocumentVerdict) and value.thumbnails:
+                    thumbnails[results[index].input] = value.thumbnails
                 if _record(results[index], value, audit, events, etsi[index]) and spec.fail_fast:
                     stop = True
         pool.shutdown(wait=True)

@@ -264,6 +264,9 @@ def _verify_one(
             + ", ".join(details["weak_algorithms"])
         )
     best = getattr(result, "best_signature_time", None) or validation_moment(policy)
+    source = None
+    if revocation in ("good", "revoked"):
+        source = "embedded" if (evidence.crls or evidence.ocsps) else "fetched"
     return make_verdict(
         index,
         indication,
@@ -277,6 +280,8 @@ def _verify_one(
         coverage=coverage,
         level=level,
         revocation=revocation,
+        revocation_source=source,
+        chain=_chain(status),
         warnings=warnings,
         archive_timestamp_times=ats_times,
         detail=result.failure_msg,
@@ -288,6 +293,16 @@ def _timestamp_time(result: Any) -> str | None:
     status = result.api_status
     validity = getattr(status, "timestamp_validity", None) if status is not None else None
     return validity.timestamp.isoformat() if validity is not None else None
+
+
+def _chain(status: Any) -> list[str]:
+    """Subjects of the validated path, signer first."""
+    from signkit.verify.pdf import _rfc4514
+
+    path = getattr(status, "validation_path", None) if status is not None else None
+    if path is None:
+        return []
+    return [_rfc4514(c.subject) for c in path.iter_certs(include_root=True)][::-1]
 
 
 def _token_time(tokens: list[bytes]) -> str | None:

@@ -185,6 +185,10 @@ class SignatureVerdict:
     """PAdES / XAdES baseline level reached (B-B, B-T, B-LT, B-LTA)."""
     revocation: str | None = None
     """good, revoked, unknown, not-checked."""
+    revocation_source: str | None = None
+    """Where the revocation evidence came from: embedded, fetched, or None."""
+    chain: list[str] = field(default_factory=list)
+    """The certification path as validated, signer first, anchor last (subjects)."""
     weak_algorithms: list[str] = field(default_factory=list)
     """Weak algorithms or key sizes found (reported even when accepted)."""
     warnings: list[str] = field(default_factory=list)
@@ -202,6 +206,7 @@ class SignatureVerdict:
         data["warnings"] = list(self.warnings)
         data["changes"] = list(self.changes)
         data["archive_timestamp_times"] = list(self.archive_timestamp_times)
+        data["chain"] = list(self.chain)
         data["indication"] = self.indication.value
         data["sub_indication"] = self.sub_indication.value
         return data
@@ -293,6 +298,8 @@ class DocumentVerdict:
     """Of the file as verified."""
     etsi: list[Any] = field(default_factory=list)
     """ETSI TS 119 102-2 report parts of its signatures (with --report-format etsi)."""
+    thumbnails: list[Any] = field(default_factory=list)
+    """Rendered signed pages for people's reports (verify/thumbnails.py), not JSON."""
 
     @classmethod
     def of(

@@ -122,9 +122,9 @@ def _module(fmt: str) -> Any:
         from signkit.formats.cms import extend as cms_extend
 
         return cms_extend
-    from signkit.formats import xml_extend
+    import signkit.formats.xml_extend
 
-    return xml_extend
+    return signkit.formats.xml_extend
 
 
 def file_sha256(path: str) -> tuple[str, int]:

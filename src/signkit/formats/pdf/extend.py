@@ -11,6 +11,7 @@ time-stamp's TSA, then a new document time-stamp.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -103,7 +104,10 @@ def extend(prepared: ExtendPrepared) -> str:
     with copy_checked(source, prepared.temp, prepared.sha256_before) as out:
         current, _newest = level_of(_reader(out, source))
         if rank(current) < rank("B-T"):
-            _document_timestamp(out, cfg.tsa)
+            _timestamp_signatures(out, cfg.tsa, source)
+            out.seek(0)
+            if rank(level_of(_reader(out, source))[0]) < rank("B-T"):
+                _document_timestamp(out, cfg.tsa)
         if rank(target) >= rank("B-LT") and (rank(current) < rank("B-LT") or prepared.renew):
             out.seek(0)
             reader = _reader(out, source)
@@ -129,6 +133,47 @@ def extend(prepared: ExtendPrepared) -> str:
             raise DocumentError(f"reached only {reached}, not {target}", subject=source)
         _check_earlier_intact(out, prepared.size_before, source)
     return reached or target
+
+
+def _timestamp_signatures(out: IO[bytes], tsa: Any, source: str) -> None:
+    """B-T the way every validator reads it: a signature-time-stamp attribute
+    in the CMS of each signature that has none, when nothing signed after it
+    covers its /Contents (which no signature's own digest covers either) and
+    the reserved space holds it. The others get a document time-stamp."""
+    import binascii
+
+    from signkit.formats.cms import cades
+    from signkit.formats.cms.der import read_signed_data
+    from signkit.timestamps import request_timestamp
+
+    out.seek(0)
+    reader = _reader(out, source)
+    everything = list(reader.embedded_signatures)
+    edits = []
+    for sig in reader.embedded_regular_signatures:
+        if _signature_tokens(sig):
+            continue
+        if any(other.signed_revision > sig.signed_revision for other in everything):
+            continue  # a later signature or time-stamp covers this /Contents
+        _, start, end, _ = (int(v) for v in sig.byte_range)
+        raw = sig.pkcs7_content
+        parts = read_signed_data(io.BytesIO(raw), len(raw), source)
+        if len(parts.signer_infos) != 1:
+            continue
+        signer = cades.SignerInfoParts.parse(parts.signer_infos[0])
+        token = request_timestamp(tsa, signer.signature).dump()
+        parts.signer_infos[0] = signer.with_unsigned(cades.timestamp_attribute(token)).encode()
+        buffer = io.BytesIO()
+        parts.write(buffer, None, content_sha=None)
+        encoded = binascii.hexlify(buffer.getvalue())
+        room = end - start - 2
+        if len(encoded) > room:
+            continue  # the signer reserved too little: a document time-stamp instead
+        edits.append((start + 1, encoded + b"0" * (room - len(encoded))))
+    for offset, data in edits:
+        out.seek(offset)
+        out.write(data)
+    out.flush()
 
 
 def _chains(reader: Any, *, renew: bool) -> list[tuple[bytes, Sequence[bytes]]]:

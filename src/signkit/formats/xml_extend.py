@@ -190,7 +190,11 @@ def _raise_one(data: bytes, index: int, prepared: ExtendPrepared) -> bytes:
     if _PLACEHOLDER.encode() in data:
         tree = _parse(data, source)
         sig = _signatures(tree)[index]
-        stamp = sig.find(f".//{{{XADES141}}}ArchiveTimeStamp/{{{XADES}}}EncapsulatedTimeStamp")
+        stamp = next(
+            e
+            for e in sig.iter(f"{{{XADES}}}EncapsulatedTimeStamp")
+            if (e.text or "").strip() == _PLACEHOLDER
+        )
         covered = archive_input(tree, sig, stamp.getparent(), source)
         token = request_timestamp(tsa, covered).dump()
         data = data.replace(_PLACEHOLDER.encode(), _b64(token).encode(), 1)
@@ -268,24 +272,28 @@ def _reference_octets(tree: Any, sig: Any, source: str) -> list[bytes]:
     every digest and the signature value on the way)."""
     from cryptography import x509
     from signxml.exceptions import InvalidInput, InvalidSignature
-    from signxml.verifier import SignatureConfiguration, XMLVerifier
+    from signxml.verifier import SignatureConfiguration
 
-    from signkit.verify.xml import _allowed_digests, _allowed_signature_methods
+    from signkit.verify.xml import (
+        _allowed_digests,
+        _allowed_signature_methods,
+        _verifier_class,
+    )
 
     cert = sig.find(f".//{{{DS}}}X509Certificate")
     if cert is None:
         raise DocumentError("the signature carries no certificate", subject=source)
     der = base64.b64decode("".join((cert.text or "").split()))
-    root = tree.getroot()
-    position = list(root.iter(f"{{{DS}}}Signature")).index(sig)
+    # signxml on a parse of its own (the verifier's parser: CDATA as text), the
+    # signature found again there by its position.
+    from lxml import etree
 
-    class One(XMLVerifier):
-        def _get_signature(self, document: Any) -> Any:
-            return list(document.iter(f"{{{DS}}}Signature"))[position]
+    from signkit.verify.xml import parse_safely
 
-        def _check_cert_validity(self, cert: Any, cert_source: Any) -> None:
-            return None
-
+    position = tree.getroot().xpath("//ds:Signature", namespaces={"ds": DS}).index(sig)
+    root = parse_safely(etree.tostring(tree, encoding="utf-8"), source)
+    verifier = _verifier_class()()
+    verifier.target = position
     refs = sig.findall(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")
     config = SignatureConfiguration(
         expect_references=len(refs),
@@ -294,7 +302,7 @@ def _reference_octets(tree: Any, sig: Any, source: str) -> list[bytes]:
         digest_algorithms=_allowed_digests(None),  # type: ignore[arg-type]
     )
     try:
-        results = One().verify(
+        results = verifier.verify(
             root,
             x509_cert=x509.load_der_x509_certificate(der),
             expect_config=config,

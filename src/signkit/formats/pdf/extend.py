@@ -222,11 +222,14 @@ def _check_earlier_intact(out: IO[bytes], size_before: int, source: str) -> None
         _, _, start2, len2 = (int(v) for v in sig.byte_range)
         if start2 + len2 > size_before:
             continue  # made by this extension
-        signer_info = sig.signer_info
         expected = None
-        for attr in signer_info["signed_attrs"] or []:
-            if attr["type"].native == "message_digest":
-                expected = attr["values"][0].native
+        if sig.sig_object_type == "/DocTimeStamp":
+            info = sig.signed_data["encap_content_info"]["content"].parsed
+            expected = info["message_imprint"]["hashed_message"].native
+        else:
+            for attr in sig.signer_info["signed_attrs"] or []:
+                if attr["type"].native == "message_digest":
+                    expected = attr["values"][0].native
         if expected is not None and sig.compute_digest() != expected:
             raise DocumentError(
                 f"{sig.field_name}: an earlier signature no longer hashes to what it signed",

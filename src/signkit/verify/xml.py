@@ -286,6 +286,8 @@ def _verify_one(
         coverage=", ".join(covered) or None,
         level=level,
         revocation=chain.revocation,
+        revocation_source=chain.revocation_source,
+        chain=list(chain.chain_subjects),
         warnings=found.warnings,
         detail=chain.detail,
         **details,

@@ -262,3 +262,87 @@ def test_extend_refuses_a_broken_signature_and_changes_nothing(
     assert "no longer matches; not extended" in proc.stdout + proc.stderr
     assert (samples / "budget.xlsx.p7s").read_bytes() == sig_before
     assert not list(samples.glob(".signkit-tmp-*"))
+
+
+def test_killed_extend_run_leaves_whole_documents_and_a_rerun_finishes(
+    softhsm: SoftHsm, pki: PkiServices, signkit: Runner, trust: Path, tmp_path: Path
+) -> None:
+    """SIGKILL in the middle of a batch: each document is either its old self
+    or fully extended (never half-written), and running again completes it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from signkit.formats.cms.plugin import CmsFormat
+    from signkit.jobs.outputs import OutputSpec
+    from signkit.jobs.report import BatchReport
+    from signkit.jobs.signing import SignJobSpec, sign_documents
+    from signkit.tokens.access import TokenSpec
+    from signkit.tokens.guard import PinGuard
+    from signkit.tokens.model import KeySelector
+    from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
+    from signkit.trust import TrustSpec
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    sample = (REPO / "fixtures" / "samples" / "attachment.pdf").read_bytes()
+    for i in range(24):
+        (archive / f"ho-so-{i:02d}.pdf").write_bytes(sample + f"% {i}\n".encode())
+    spec = SignJobSpec(
+        format=CmsFormat(),
+        inputs=(str(archive),),
+        outputs=OutputSpec(suffix=""),
+        token=TokenSpec(
+            module=softhsm.module,
+            selector=KeySelector(token_label="signkit-test-a", key_label="signer-rsa2048"),
+            pin=PinSpec(kind=PinSourceKind.ENV, env_pin=Pin(softhsm.user_pin)),
+        ),
+        trust=TrustSpec(anchors=(trust,), revocation="off"),
+    )
+    signed = BatchReport(command="sign cms")
+    sign_documents(
+        spec, io=None, guard=PinGuard(tmp_path / "g"), warn=lambda _t: None,  # type: ignore[arg-type]
+        events=Quiet(), report=signed,
+    )  # fmt: skip
+    assert signed.totals()["signed"] == 24
+    originals = {p: p.read_bytes() for p in archive.glob("*.p7s")}
+    log = tmp_path / "audit.jsonl"
+    args = [
+        "extend", "-r", str(archive), "--tsa", TSA_URL, "--trust", str(trust),
+        "--audit-log", str(log), "--jobs", "1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "signkit", *args], env=signkit.env(), cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the first documents are published
+        if log.exists() and b'"published"' in log.read_bytes():
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("the run never published a document")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    from signkit.formats.cms.extend import level_of
+    from signkit.formats.cms.inspect import open_cms, signers
+
+    levels = {}
+    for path, before in originals.items():
+        with open_cms(path) as found:  # every file parses: whole, old or new
+            levels[path] = level_of(signers(found.parts)[0], found.parts)
+        if levels[path] == "B-B":
+            assert path.read_bytes() == before
+    done = sum(1 for level in levels.values() if level == "B-LTA")
+    assert 0 < done < 24, levels
+    assert set(levels.values()) <= {"B-B", "B-LTA"}
+    rerun = signkit(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{24 - done} extended, {done} skipped" in rerun.stderr
+    assert not list(archive.glob(".signkit-tmp-*"))
+    verdicts = verify_offline(signkit, trust, archive)
+    assert all(v["signatures"][0]["level"] == "B-LTA" for v in verdicts.values())
+    checked = signkit("audit", "verify", str(log))
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -147,7 +147,7 @@ def worker_prepare(item: ExtendItem) -> ExtendPrepared | Unchanged:
     fmt = _format(item.input)
     found: Assessment = _module(fmt).assess(item.input)
     if found.level is None:
-        raise DocumentError("no signature to extend", subject=item.input)
+        return Unchanged(item.index, "no signature to extend", sha, size)
     renew = False
     if rank(found.level) >= rank(item.level):
         window = item.config.renew_within

@@ -21,7 +21,7 @@ from signkit.formats import extend
 from signkit.formats.plugin import OutputState, PlannedDocLike, Stages
 from signkit.fsio import Writer
 from signkit.jobs.engine import EngineSpec, Events, run_batch
-from signkit.jobs.inputs import discover
+from signkit.jobs.inputs import discover, without_detached_data
 from signkit.jobs.outputs import (
     OutputSpec,
     PlannedDoc,
@@ -128,6 +128,7 @@ def plan(spec: ExtendJobSpec) -> list[PlannedDoc]:
         manifest=spec.manifest,
         allowed_columns=MANIFEST_COLUMNS,
     )
+    tasks = without_detached_data(tasks)
     if not tasks:
         raise UsageError("no input documents", hint="name files, directories or --manifest")
     return plan_outputs(tasks, spec.outputs, _format(spec).resolve)

@@ -225,6 +225,15 @@ def discover(
     return _dedupe(tasks)
 
 
+def without_detached_data(tasks: list[DocumentTask]) -> list[DocumentTask]:
+    """In a directory, the data file of a detached signature beside it (a.pdf
+    next to a.pdf.p7s) is what that signature covers, not a document of its
+    own: verify and extend leave it out (a file named on the command line is
+    always taken)."""
+    names = {str(t.input) for t in tasks}
+    return [t for t in tasks if t.root is None or str(t.input) + ".p7s" not in names]
+
+
 def _dedupe(tasks: list[DocumentTask]) -> list[DocumentTask]:
     seen: dict[tuple[str, tuple[tuple[str, str], ...], Path | None], DocumentTask] = {}
     resolve = Resolver()

@@ -20,7 +20,7 @@ from signkit import __version__
 from signkit.audit.log import AuditLog, run_identity
 from signkit.errors import ExitCode, SignkitError, UsageError
 from signkit.jobs.engine import Events
-from signkit.jobs.inputs import DocumentTask, Shard, discover
+from signkit.jobs.inputs import DocumentTask, Shard, discover, without_detached_data
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 from signkit.signals import catch_stop_signals
 from signkit.verify.policy import VerifyPolicy
@@ -108,6 +108,7 @@ def plan(spec: VerifyJobSpec, *, skipped: list[Path] | None = None) -> list[Docu
         manifest=spec.manifest,
         skipped=skipped,
     )
+    tasks = without_detached_data(tasks)
     if not tasks:
         raise UsageError("no input documents", hint="name files, directories or --manifest")
     return spec.shard.select(tasks, lambda t: t.input) if spec.shard else tasks

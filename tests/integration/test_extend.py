@@ -42,7 +42,7 @@ def sign(softhsm: SoftHsm, trust: Path, fmt: Any, src: Path, out: Path, tmp: Pat
     from signkit.tokens.guard import PinGuard
     from signkit.tokens.model import KeySelector
     from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
-    from signkit.trust import TrustSpec
+    from signkit.pki.anchors import TrustSpec
 
     spec = SignJobSpec(
         format=fmt,
@@ -282,7 +282,7 @@ def test_killed_extend_run_leaves_whole_documents_and_a_rerun_finishes(
     from signkit.tokens.guard import PinGuard
     from signkit.tokens.model import KeySelector
     from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
-    from signkit.trust import TrustSpec
+    from signkit.pki.anchors import TrustSpec
 
     archive = tmp_path / "archive"
     archive.mkdir()

@@ -25,8 +25,8 @@ from signkit.errors import CertificateError, DocumentError, InputError, Revocati
 from signkit.formats.finished import Finished
 from signkit.formats.plugin import Unchanged
 from signkit.fsio import open_regular
-from signkit.timestamps import TsaSpec
-from signkit.trust import TrustSpec
+from signkit.pki.timestamps import TsaSpec
+from signkit.pki.anchors import TrustSpec
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 CHUNK = 1 << 20
@@ -207,7 +207,7 @@ def renewal_due(token: bytes | None, window: timedelta) -> tuple[bool, str]:
         "sha1",
         "md5",
     )
-    from signkit.timestamps import tsa_certificates
+    from signkit.pki.timestamps import tsa_certificates
 
     cert_der, _others = tsa_certificates(cms.ContentInfo.load(token))
     if cert_der is None:
@@ -236,7 +236,7 @@ def gather(
 ) -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]]:
     """(certificates, OCSP responses, CRLs) for each (certificate, other
     certificates): its validated chain and revocation data, each item once."""
-    from signkit.trust import check_signer
+    from signkit.pki.chain import check_signer
 
     certs: list[bytes] = []
     ocsps: list[bytes] = []
@@ -256,7 +256,7 @@ def token_chain(token: bytes) -> tuple[bytes, tuple[bytes, ...]] | None:
     """(TSA certificate, other certificates) a time-stamp token carries."""
     from asn1crypto import cms
 
-    from signkit.timestamps import tsa_certificates
+    from signkit.pki.timestamps import tsa_certificates
 
     cert, others = tsa_certificates(cms.ContentInfo.load(token))
     return (cert, others) if cert is not None else None

@@ -28,7 +28,7 @@ from signkit.formats.extend import (
     rank,
     token_chain,
 )
-from signkit.timestamps import request_timestamp
+from signkit.pki.timestamps import request_timestamp
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 XADES = "http://uri.etsi.org/01903/v1.3.2#"

@@ -118,7 +118,7 @@ def _details(view: SignerView) -> dict[str, Any]:
     """What the signer info says about itself (no validation yet)."""
     from asn1crypto import x509
 
-    from signkit.verify.pdf import _rfc4514
+    from signkit.verify.pdf import rfc4514 as _rfc4514
 
     out: dict[str, Any] = {}
     info = view.info
@@ -297,7 +297,7 @@ def _timestamp_time(result: Any) -> str | None:
 
 def _chain(status: Any) -> list[str]:
     """Subjects of the validated path, signer first."""
-    from signkit.verify.pdf import _rfc4514
+    from signkit.verify.pdf import rfc4514 as _rfc4514
 
     path = getattr(status, "validation_path", None) if status is not None else None
     if path is None:

@@ -208,6 +208,18 @@ class _DocContext:
             has_revinfo=bool(knowledge.known_ocsps or knowledge.known_crls),
         )
 
+    def covers_dss(self, stamps: list[Any]) -> bool:
+        """Whether one of these document time-stamps covers a revision with a DSS
+        (B-LTA for a signature whose B-T is itself a document time-stamp)."""
+        for ts in stamps:
+            try:
+                if "/DSS" in self.reader.get_historical_root(ts.signed_revision):
+                    return True
+            except Exception as exc:  # an unreadable revision proves nothing
+                if not library_fault(exc):
+                    raise
+        return False
+
     def later_timestamps(self, revision: int) -> list[Any]:
         """Document time-stamps added after ``revision`` whose imprint holds."""
         from signkit.verify.pdf_timestamps import imprint_holds
@@ -381,6 +393,14 @@ def _verify_one(
     intact = bool(status.intact) if status is not None else None
     valid = bool(status.valid) if status is not None else None
     trusted = status is not None and status.validation_path is not None
+    chain = (
+        [rfc4514(c.subject) for c in status.validation_path.iter_certs(include_root=True)][::-1]
+        if trusted
+        else []
+    )
+    source = None
+    if revocation in ("good", "revoked"):
+        source = "embedded" if doc.has_revinfo else "fetched"
     if intact is None or valid is None:
         intact, valid = integrity(sig)
     detail = result.failure_msg
@@ -435,6 +455,8 @@ def _verify_one(
         modification_level=changes.level_name if changes is not None else None,
         changes=list(changes.changes) if changes is not None else [],
         revocation=revocation,
+        revocation_source=source,
+        chain=chain,
         warnings=warnings,
         detail=detail,
         **{k: v for k, v in details.items() if k != "timestamp_time"},
@@ -537,16 +559,21 @@ def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
     if claimed is None and sig.self_reported_timestamp is not None:
         claimed = sig.self_reported_timestamp.isoformat()
     tst = next(iter(generic_cms.extract_tst_data_iter(signer_info, signed=False)), None)
+    later = doc.later_timestamps(sig.signed_revision)
     ts_time = None
     if tst is not None:
         info = tst["encap_content_info"]["content"].parsed
         ts_time = info["gen_time"].native.isoformat()
+    elif later:
+        # EN 319 142-1 6.3: a document time-stamp after the signature makes B-T too.
+        info = later[0].signed_data["encap_content_info"]["content"].parsed
+        ts_time = info["gen_time"].native.isoformat()
     level = "B-B"
-    if tst is not None:
+    if tst is not None or later:
         level = "B-T"
         if doc.has_revinfo or _archived_revinfo(signer_info):
             level = "B-LT"
-            if doc.later_timestamps(sig.signed_revision):
+            if (tst is not None and later) or doc.covers_dss(later):
                 level = "B-LTA"
     docmdp = sig.docmdp_level
     digest = signer_info["digest_algorithm"]["algorithm"].native

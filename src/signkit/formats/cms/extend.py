@@ -21,7 +21,7 @@ from signkit.formats.extend import (
     rank,
     token_chain,
 )
-from signkit.timestamps import request_timestamp
+from signkit.pki.timestamps import request_timestamp
 
 
 def level_of(view: SignerView, parts: SignedDataParts) -> str:

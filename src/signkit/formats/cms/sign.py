@@ -31,7 +31,7 @@ from signkit.formats.cms.der import CHUNK, SignedDataParts, pem_lines
 from signkit.formats.cms.options import LONG_TERM, CmsDocOptions
 from signkit.formats.finished import Finished
 from signkit.fsio import open_regular
-from signkit.timestamps import TsaSpec, request_timestamp
+from signkit.pki.timestamps import TsaSpec, request_timestamp
 from signkit.tokens.model import SignatureScheme
 
 # A new temp file only: never an existing file, never through a symlink.

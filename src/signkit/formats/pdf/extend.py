@@ -144,7 +144,7 @@ def _timestamp_signatures(out: IO[bytes], tsa: Any, source: str) -> None:
 
     from signkit.formats.cms import cades
     from signkit.formats.cms.der import read_signed_data
-    from signkit.timestamps import request_timestamp
+    from signkit.pki.timestamps import request_timestamp
 
     out.seek(0)
     reader = _reader(out, source)

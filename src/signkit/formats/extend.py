@@ -25,8 +25,8 @@ from signkit.errors import CertificateError, DocumentError, InputError, Revocati
 from signkit.formats.finished import Finished
 from signkit.formats.plugin import Unchanged
 from signkit.fsio import open_regular
-from signkit.pki.timestamps import TsaSpec
 from signkit.pki.anchors import TrustSpec
+from signkit.pki.timestamps import TsaSpec
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 CHUNK = 1 << 20

@@ -32,8 +32,8 @@ from signkit.jobs.outputs import (
 )
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 from signkit.jobs.runlog import RunAudit
-from signkit.pki.timestamps import TsaSpec, request_timestamp
 from signkit.pki.anchors import TrustSpec, require_anchors
+from signkit.pki.timestamps import TsaSpec, request_timestamp
 from signkit.workers import start_pool
 
 EXTENSIONS = (".pdf", ".xml", ".p7s", ".p7m")

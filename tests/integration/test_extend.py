@@ -38,11 +38,11 @@ def sign(softhsm: SoftHsm, trust: Path, fmt: Any, src: Path, out: Path, tmp: Pat
     from signkit.jobs.outputs import OutputSpec
     from signkit.jobs.report import BatchReport
     from signkit.jobs.signing import SignJobSpec, sign_documents
+    from signkit.pki.anchors import TrustSpec
     from signkit.tokens.access import TokenSpec
     from signkit.tokens.guard import PinGuard
     from signkit.tokens.model import KeySelector
     from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
-    from signkit.pki.anchors import TrustSpec
 
     spec = SignJobSpec(
         format=fmt,
@@ -278,11 +278,11 @@ def test_killed_extend_run_leaves_whole_documents_and_a_rerun_finishes(
     from signkit.jobs.outputs import OutputSpec
     from signkit.jobs.report import BatchReport
     from signkit.jobs.signing import SignJobSpec, sign_documents
+    from signkit.pki.anchors import TrustSpec
     from signkit.tokens.access import TokenSpec
     from signkit.tokens.guard import PinGuard
     from signkit.tokens.model import KeySelector
     from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
-    from signkit.pki.anchors import TrustSpec
 
     archive = tmp_path / "archive"
     archive.mkdir()

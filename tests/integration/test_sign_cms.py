@@ -35,11 +35,11 @@ def cms_job(softhsm: SoftHsm, trust: Path, inputs: tuple[str, ...], **extra: Any
     from signkit.formats.cms.plugin import CmsFormat
     from signkit.jobs.outputs import OutputSpec
     from signkit.jobs.signing import SignJobSpec
+    from signkit.pki.anchors import TrustSpec
     from signkit.pki.timestamps import TsaSpec
     from signkit.tokens.access import TokenSpec
     from signkit.tokens.model import KeySelector
     from signkit.tokens.pin import Pin, PinSourceKind, PinSpec
-    from signkit.pki.anchors import TrustSpec
 
     defaults = extra.pop("defaults", CmsDocOptions())
     return SignJobSpec(

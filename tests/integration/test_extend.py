@@ -73,8 +73,8 @@ def samples(softhsm: SoftHsm, pki: PkiServices, trust: Path, tmp_path: Path) -> 
     from signkit.formats.cms.options import CmsDocOptions
     from signkit.formats.cms.plugin import CmsFormat
     from signkit.formats.pdf import PdfDocOptions, PdfFormat
-    from signkit.formats.xml import XmlDocOptions
-    from signkit.formats.xml_format import XmlFormat
+    from signkit.formats.xml.options import XmlDocOptions
+    from signkit.formats.xml.plugin import XmlFormat
 
     archive = tmp_path / "archive"
     archive.mkdir()

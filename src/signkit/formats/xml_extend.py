@@ -17,7 +17,7 @@ import base64
 import binascii
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from signkit.errors import DocumentError
 from signkit.formats.extend import (
@@ -28,45 +28,40 @@ from signkit.formats.extend import (
     rank,
     token_chain,
 )
+from signkit.formats.xml import xades
+from signkit.formats.xml.parse import MAX_BYTES, XmlDocument, parse
 from signkit.pki.timestamps import request_timestamp
 
+if TYPE_CHECKING:
+    from lxml.etree import _Element
+
 DS = "http://www.w3.org/2000/09/xmldsig#"
-XADES = "http://uri.etsi.org/01903/v1.3.2#"
-XADES141 = "http://uri.etsi.org/01903/v1.4.1#"
+XADES = xades.XADES
+XADES141 = xades.XADES141
 C14N_10 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
-MAX_BYTES = 64 << 20
-_PLACEHOLDER = "SIGNKIT-ARCHIVE-TIMESTAMP-PLACEHOLDER"
+# Valid base64 (the core reads the element while the token is made), and a
+# string no signature value or certificate would hold.
+_PLACEHOLDER = base64.b64encode(b"signkit archive time-stamp placeholder").decode("ascii")
 
 
-def _parse(data: bytes, source: str) -> Any:
-    from signkit.formats import xml_parse
-
-    return xml_parse.parse(data, source)
-
-
-def _signatures(tree: Any) -> list[Any]:
+def _signatures(doc: XmlDocument) -> list[_Element]:
     """The XAdES signatures (with QualifyingProperties) of a document."""
-    return [
-        sig
-        for sig in tree.getroot().iter(f"{{{DS}}}Signature")
-        if sig.find(f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties") is not None
-    ]
+    from signkit.formats.xml.core import signatures_of
+
+    return [s for s in signatures_of(doc) if xades.qualifying_properties(s) is not None]
 
 
-def _usp(signature: Any) -> Any:
-    return signature.find(
-        f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties/{{{XADES}}}UnsignedProperties/"
-        f"{{{XADES}}}UnsignedSignatureProperties"
-    )
+def _children(signature: _Element, local: str) -> list[_Element]:
+    usp = xades.unsigned_signature_properties(signature)
+    return [el for el in (usp if usp is not None else ()) if xades.is_xades(el, local)]
 
 
-def _tokens(signature: Any, ns: str, local: str) -> list[bytes]:
-    usp = _usp(signature)
+def _tokens(signature: _Element, local: str) -> list[bytes]:
     out = []
-    for el in usp.iter(f"{{{ns}}}{local}") if usp is not None else ():
-        for enc in el.iter(
-            f"{{{XADES}}}EncapsulatedTimeStamp", f"{{{XADES141}}}EncapsulatedTimeStamp"
-        ):
+    for el in _children(signature, local):
+        for enc in el:
+            if not xades.is_xades(enc, "EncapsulatedTimeStamp"):
+                continue
             try:
                 out.append(base64.b64decode("".join((enc.text or "").split()), validate=True))
             except (binascii.Error, ValueError):
@@ -74,30 +69,28 @@ def _tokens(signature: Any, ns: str, local: str) -> list[bytes]:
     return out
 
 
-def level_of(signature: Any) -> str:
+def level_of(signature: _Element) -> str:
     """The XAdES baseline level a signature reaches, by what it carries."""
-    usp = _usp(signature)
-    if usp is None or usp.find(f"{{{XADES}}}SignatureTimeStamp") is None:
+    if not _children(signature, xades.SIGNATURE_TIMESTAMP):
         return "B-B"
-    if usp.find(f"{{{XADES}}}RevocationValues") is None:
+    if not _children(signature, "RevocationValues"):
         return "B-T"
-    return "B-LTA" if usp.find(f"{{{XADES141}}}ArchiveTimeStamp") is not None else "B-LT"
+    return "B-LTA" if _children(signature, xades.ARCHIVE_TIMESTAMP) else "B-LT"
 
 
 def assess(path: str) -> Assessment:
     """The lowest level among the XAdES signatures, and the newest time-stamp."""
-    data = _read(path)
-    tree = _parse(data, path)
-    sigs = _signatures(tree)
+    doc = parse(_read(path), path)
+    sigs = _signatures(doc)
     if not sigs:
-        if tree.getroot().find(f".//{{{DS}}}Signature") is not None:
+        if doc.root.find(f".//{{{DS}}}Signature") is not None:
             raise DocumentError(
                 "a plain XMLDSig signature has no XAdES properties to extend", subject=path
             )
         return Assessment(None)
     levels = [level_of(s) for s in sigs]
-    tokens = _tokens(sigs[0], XADES141, "ArchiveTimeStamp") or _tokens(
-        sigs[0], XADES, "SignatureTimeStamp"
+    tokens = _tokens(sigs[0], xades.ARCHIVE_TIMESTAMP) or _tokens(
+        sigs[0], xades.SIGNATURE_TIMESTAMP
     )
     return Assessment(min(levels, key=rank), tokens[-1] if tokens else None)
 
@@ -121,11 +114,10 @@ def extend(prepared: ExtendPrepared) -> str:
         raise DocumentError(
             "the document changed while it was being extended", subject=prepared.input
         )
-    count = len(_signatures(_parse(data, prepared.input)))
+    count = len(_signatures(parse(data, prepared.input)))
     for index in range(count):
         data = _raise_one(data, index, prepared)
-    tree = _parse(data, prepared.input)
-    reached = min((level_of(s) for s in _signatures(tree)), key=rank)
+    reached = min((level_of(s) for s in _signatures(parse(data, prepared.input))), key=rank)
     fd = os.open(prepared.temp, CREATE_TEMP, 0o666)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
@@ -135,17 +127,19 @@ def extend(prepared: ExtendPrepared) -> str:
 
 
 def _raise_one(data: bytes, index: int, prepared: ExtendPrepared) -> bytes:
+    from signkit.formats.xml import c14n
+
     cfg = prepared.config
     tsa = cfg.tsa
     assert tsa is not None  # noqa: S101 - checked when prepared
     source, target = prepared.input, prepared.level
-    tree = _parse(data, source)
-    sig = _signatures(tree)[index]
+    doc = parse(data, source)
+    sig = _signatures(doc)[index]
     current = level_of(sig)
-    _check_intact(tree, sig, source)
+    _check_intact(doc, sig, source)
     parts: list[str] = []
     if rank(current) < rank("B-T"):
-        value = _c14n(sig.find(f"{{{DS}}}SignatureValue"))
+        value = c14n.canonicalize_element(sig.find(f"{{{DS}}}SignatureValue"), c14n.INCLUSIVE)
         token = request_timestamp(tsa, value).dump()
         parts.append(
             f'<xades:SignatureTimeStamp xmlns:xades="{XADES}">'
@@ -153,9 +147,9 @@ def _raise_one(data: bytes, index: int, prepared: ExtendPrepared) -> bytes:
             f"<xades:EncapsulatedTimeStamp>{_b64(token)}</xades:EncapsulatedTimeStamp>"
             "</xades:SignatureTimeStamp>"
         )
-        data = _append(data, tree, sig, "".join(parts), source)
-        tree = _parse(data, source)
-        sig = _signatures(tree)[index]
+        data = _append(data, doc, sig, "".join(parts), source)
+        doc = parse(data, source)
+        sig = _signatures(doc)[index]
         parts = []
     if rank(target) >= rank("B-LT") and rank(current) < rank("B-LT"):
         chains: list[tuple[bytes, Sequence[bytes]]] = []
@@ -165,14 +159,14 @@ def _raise_one(data: bytes, index: int, prepared: ExtendPrepared) -> bytes:
         ]
         if certs:
             chains.append((certs[0], certs[1:]))
-        for token in _tokens(sig, XADES, "SignatureTimeStamp"):
+        for token in _tokens(sig, xades.SIGNATURE_TIMESTAMP):
             found = token_chain(token)
             if found is not None:
                 chains.append(found)
         c, o, r = gather(chains, cfg.trust, source)
         parts.append(_values(c, o, r, XADES))
     elif prepared.renew:
-        archived = _tokens(sig, XADES141, "ArchiveTimeStamp")
+        archived = _tokens(sig, xades.ARCHIVE_TIMESTAMP)
         found = token_chain(archived[-1]) if archived else None
         if found is not None:
             c, o, r = gather([found], cfg.trust, source)
@@ -186,16 +180,13 @@ def _raise_one(data: bytes, index: int, prepared: ExtendPrepared) -> bytes:
         )
     if not parts:
         return data
-    data = _append(data, tree, sig, "".join(parts), source)
     if _PLACEHOLDER.encode() in data:
-        tree = _parse(data, source)
-        sig = _signatures(tree)[index]
-        stamp = next(
-            e
-            for e in sig.iter(f"{{{XADES}}}EncapsulatedTimeStamp")
-            if (e.text or "").strip() == _PLACEHOLDER
-        )
-        covered = archive_input(tree, sig, stamp.getparent(), source)
+        raise DocumentError("the document holds signkit's placeholder text", subject=source)
+    data = _append(data, doc, sig, "".join(parts), source)
+    if _PLACEHOLDER.encode() in data:
+        doc = parse(data, source)
+        sig = _signatures(doc)[index]
+        covered = archive_input(doc, sig, source)
         token = request_timestamp(tsa, covered).dump()
         data = data.replace(_PLACEHOLDER.encode(), _b64(token).encode(), 1)
     return data
@@ -234,102 +225,68 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _c14n(element: Any) -> bytes:
-    from signkit.formats.xml import c14n
-
-    return c14n(element, "inclusive")
-
-
-def _append(data: bytes, tree: Any, sig: Any, xml: str, source: str) -> bytes:
+def _append(data: bytes, doc: XmlDocument, sig: _Element, xml: str, source: str) -> bytes:
     """Insert ``xml`` at the end of the signature's UnsignedSignatureProperties
     (created, with UnsignedProperties, when absent)."""
-    from signkit.formats import xml_parse
+    from signkit.formats.xml.splice import element_index, locate
 
-    usp = _usp(sig)
+    usp = xades.unsigned_signature_properties(sig)
     if usp is not None:
         target, insert = usp, xml.encode()
     else:
-        target = sig.find(f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties")
+        holder = xades.qualifying_properties(sig)
+        assert holder is not None  # noqa: S101 - _signatures keeps only these
+        target = holder
         insert = (
             f'<xades:UnsignedProperties xmlns:xades="{XADES}">'
             f"<xades:UnsignedSignatureProperties>{xml}</xades:UnsignedSignatureProperties>"
             "</xades:UnsignedProperties>"
         ).encode()
-    span = xml_parse.locate(data, xml_parse.element_index(tree, target))
+    span = locate(data, element_index(doc.tree, target), doc.root_offset)
     if span.empty:
         raise DocumentError("unexpected empty XAdES properties element", subject=source)
     return data[: span.end] + insert + data[span.end :]
 
 
-def _check_intact(tree: Any, sig: Any, source: str) -> None:
-    """The signature verifies as it stands (references and value): extending
-    a broken signature would only time-stamp the breakage."""
-    _reference_octets(tree, sig, source)
+def _check_intact(doc: XmlDocument, sig: _Element, source: str) -> None:
+    """The signature verifies as it stands (value and every reference, by the
+    XML core): extending a broken signature would only time-stamp the breakage."""
+    from signkit.formats.xml.core import check_signature
+    from signkit.formats.xml.references import uri_base
 
-
-def _reference_octets(tree: Any, sig: Any, source: str) -> list[bytes]:
-    """Each reference's processed data, in SignedInfo order (signxml checks
-    every digest and the signature value on the way)."""
-    from cryptography import x509
-    from signxml.exceptions import InvalidInput, InvalidSignature
-    from signxml.verifier import SignatureConfiguration
-
-    from signkit.verify.xml import (
-        _allowed_digests,
-        _allowed_signature_methods,
-        _verifier_class,
-    )
-
-    cert = sig.find(f".//{{{DS}}}X509Certificate")
-    if cert is None:
-        raise DocumentError("the signature carries no certificate", subject=source)
-    der = base64.b64decode("".join((cert.text or "").split()))
-    # signxml on a parse of its own (the verifier's parser: CDATA as text), the
-    # signature found again there by its position.
-    from lxml import etree
-
-    from signkit.verify.xml import parse_safely
-
-    position = tree.getroot().xpath("//ds:Signature", namespaces={"ds": DS}).index(sig)
-    root = parse_safely(etree.tostring(tree, encoding="utf-8"), source)
-    verifier = _verifier_class()()
-    verifier.target = position
-    refs = sig.findall(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")
-    config = SignatureConfiguration(
-        expect_references=len(refs),
-        require_x509=True,
-        signature_methods=_allowed_signature_methods(None),  # type: ignore[arg-type]
-        digest_algorithms=_allowed_digests(None),  # type: ignore[arg-type]
-    )
     try:
-        results = verifier.verify(
-            root,
-            x509_cert=x509.load_der_x509_certificate(der),
-            expect_config=config,
-            validate_schema=False,
-        )
-    except (InvalidInput, InvalidSignature) as exc:
+        core = check_signature(doc, sig, base=uri_base(source))
+    except DocumentError as exc:
         raise DocumentError(
-            f"the signature does not verify ({exc}); not extended", subject=source
+            f"the signature does not verify ({exc.message}); not extended", subject=source
         ) from None
-    results = results if isinstance(results, list) else [results]
-    return [bytes(r.signed_data) for r in results]
+    if not core.value_ok:
+        reason = "its value does not verify with the key it carries"
+    elif not core.references_ok:
+        bad = next(r for r in core.references if not r.matches)
+        reason = (
+            bad.problem.message
+            if bad.problem is not None
+            else f"reference {bad.uri or '(document)'} does not match its digest"
+        )
+    else:
+        return
+    raise DocumentError(f"the signature does not verify ({reason}); not extended", subject=source)
 
 
-def archive_input(tree: Any, sig: Any, stamp: Any, source: str) -> bytes:
-    """What an ArchiveTimeStamp covers (EN 319 132-1 5.5.2), inclusive C14N 1.0."""
-    parts = _reference_octets(tree, sig, source)
-    for name in ("SignedInfo", "SignatureValue", "KeyInfo"):
-        el = sig.find(f"{{{DS}}}{name}")
-        if el is not None:
-            parts.append(_c14n(el))
-    for prop in _usp(sig):
-        if prop is stamp:
-            break
-        if isinstance(prop.tag, str):
-            parts.append(_c14n(prop))
-    holder = sig.find(f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties").getparent()
-    for obj in sig.iterchildren(f"{{{DS}}}Object"):
-        if obj is not holder:
-            parts.append(_c14n(obj))
-    return b"".join(parts)
+def archive_input(doc: XmlDocument, sig: _Element, source: str) -> bytes:
+    """What the last ArchiveTimeStamp covers (EN 319 132-1 5.5.2), as the XML
+    core computes it for verification."""
+    from signkit.formats.xml.references import Context, uri_base
+
+    stamps = [
+        s
+        for s in xades.stamps(sig, Context(doc=doc, signature=sig, base=uri_base(source)))
+        if s.kind == xades.ARCHIVE_TIMESTAMP
+    ]
+    if not stamps or stamps[-1].message is None:
+        problem = stamps[-1].problem if stamps else "no ArchiveTimeStamp"
+        raise DocumentError(
+            f"cannot compute the archive time-stamp's input ({problem})", subject=source
+        )
+    return stamps[-1].message

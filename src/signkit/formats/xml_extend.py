@@ -35,6 +35,8 @@ from signkit.pki.timestamps import request_timestamp
 if TYPE_CHECKING:
     from lxml.etree import _Element
 
+    from signkit.formats.xml.core import CoreResult
+
 DS = "http://www.w3.org/2000/09/xmldsig#"
 XADES = xades.XADES
 XADES141 = xades.XADES141
@@ -181,7 +183,7 @@ def _raise_one(data: bytes, index: int, prepared: ExtendPrepared) -> bytes:
     if not parts:
         return data
     if _PLACEHOLDER.encode() in data:
-        raise DocumentError("the document holds signkit's placeholder text", subject=source)
+        raise DocumentError("the document contains signkit's placeholder text", subject=source)
     data = _append(data, doc, sig, "".join(parts), source)
     if _PLACEHOLDER.encode() in data:
         doc = parse(data, source)
@@ -257,21 +259,23 @@ def _check_intact(doc: XmlDocument, sig: _Element, source: str) -> None:
     try:
         core = check_signature(doc, sig, base=uri_base(source))
     except DocumentError as exc:
-        raise DocumentError(
-            f"the signature does not verify ({exc.message}); not extended", subject=source
-        ) from None
-    if not core.value_ok:
-        reason = "its value does not verify with the key it carries"
-    elif not core.references_ok:
-        bad = next(r for r in core.references if not r.matches)
-        reason = (
-            bad.problem.message
-            if bad.problem is not None
-            else f"reference {bad.uri or '(document)'} does not match its digest"
-        )
+        reason = exc.message
     else:
-        return
+        if core.valid:
+            return
+        reason = _failure(core)
     raise DocumentError(f"the signature does not verify ({reason}); not extended", subject=source)
+
+
+def _failure(core: CoreResult) -> str:
+    """Why core validation failed, in a few words."""
+    if not core.value_ok:
+        return "the signature value does not verify with any key the signature carries"
+    bad = next(r for r in core.references if not r.matches)
+    if bad.problem is not None:
+        return bad.problem.message
+    uri = bad.uri
+    return f"reference {uri or '(document)'} does not match its digest"
 
 
 def archive_input(doc: XmlDocument, sig: _Element, source: str) -> bytes:

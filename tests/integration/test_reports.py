@@ -53,10 +53,19 @@ def documents(signkit: Runner, softhsm: SoftHsm, pki: PkiServices, trust: Path, 
     return docs
 
 
-def report(signkit: Runner, trust: Path, docs: Path, fmt: str, lang: str, out: Path):  # type: ignore[no-untyped-def]
+def report(signkit: Runner, trust: Path, docs: Path, fmt: str, lang: str, out: Path, *extra: str):  # type: ignore[no-untyped-def]
     return signkit(
         "--lang", lang, "verify", str(docs), "--trust", str(trust), "--no-audit",
-        "--report-format", fmt, "--report", str(out),
+        "--report-format", fmt, "--report", str(out), *extra,
+    )  # fmt: skip
+
+
+def chromium(tmp: Path, page: Path, *args: str) -> None:
+    """Headless Chromium on ``page`` (a screenshot or a print to PDF)."""
+    subprocess.run(
+        ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'chromium'}", *args,
+         page.as_uri()],
+        capture_output=True, timeout=120, check=True, env={**os.environ, "HOME": str(tmp)},
     )  # fmt: skip
 
 
@@ -127,17 +136,35 @@ def test_html_report_is_one_file_and_renders(
     for words in ("HỢP LỆ", "KHÔNG HỢP LỆ", "Nguyễn Văn An", "Chữ ký 1"):
         assert words in page
     shot = tmp_path / "report.png"
-    subprocess.run(
-        ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}",
-         "--window-size=900,1400", f"--screenshot={shot}", out.as_uri()],
-        capture_output=True, timeout=120, check=True, env={**os.environ, "HOME": str(tmp_path)},
-    )  # fmt: skip
+    chromium(tmp_path, out, "--window-size=900,1400", f"--screenshot={shot}")
     from PIL import Image
 
     with Image.open(shot) as image:
         assert image.size == (900, 1400)
         colours = image.convert("RGB").getcolors(1 << 20)
         assert colours is not None and len(colours) > 50
+    # What the browser draws, read back: Chromium prints the page, pdftotext reads it
+    # (the inlined font covers the Vietnamese letters); English, in another zone.
+    printed = tmp_path / "report-vi.pdf"
+    chromium(tmp_path, out, "--no-pdf-header-footer", f"--print-to-pdf={printed}")
+    text = pdftotext(printed)
+    for words in (
+        "Báo cáo kiểm tra chữ ký số", "HỢP LỆ", "KHÔNG HỢP LỆ", "Người ký", "Tổ chức",
+        "Nguyễn Văn An", "Ủy ban nhân dân tỉnh Nam Định", "Chuỗi chứng thư số", "+07:00",
+    ):  # fmt: skip
+        assert words in text, words
+    english = tmp_path / "report-en.html"
+    proc = report(signkit, trust, documents, "html", "en", english, "--timezone", "UTC")
+    assert proc.returncode == 1, proc.stderr
+    printed = tmp_path / "report-en.pdf"
+    chromium(tmp_path, english, "--no-pdf-header-footer", f"--print-to-pdf={printed}")
+    text = pdftotext(printed)
+    for words in (
+        "Signature verification report", "VALID", "INVALID", "Signer", "Organisation",
+        "Certificate chain", "not revoked", "Nguyễn Văn An", "+00:00",
+    ):  # fmt: skip
+        assert words in text, words
+    assert "+07:00" not in text
     # --report-dir: one file per document.
     each = tmp_path / "each"
     proc = signkit(

@@ -208,18 +208,6 @@ class _DocContext:
             has_revinfo=bool(knowledge.known_ocsps or knowledge.known_crls),
         )
 
-    def covers_dss(self, stamps: list[Any]) -> bool:
-        """Whether one of these document time-stamps covers a revision with a DSS
-        (B-LTA for a signature whose B-T is itself a document time-stamp)."""
-        for ts in stamps:
-            try:
-                if "/DSS" in self.reader.get_historical_root(ts.signed_revision):
-                    return True
-            except Exception as exc:  # an unreadable revision proves nothing
-                if not library_fault(exc):
-                    raise
-        return False
-
     def later_timestamps(self, revision: int) -> list[Any]:
         """Document time-stamps added after ``revision`` whose imprint holds."""
         from signkit.verify.pdf_timestamps import imprint_holds
@@ -546,9 +534,7 @@ def key_facts(cert: Any) -> tuple[str, int]:
 
 def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
     """What the signature says about itself (no validation yet)."""
-    from pyhanko.sign.validation import generic_cms
-
-    from signkit.verify.pdf_timestamps import signature_timestamp_problem
+    from signkit.verify.pdf_timestamps import signature_timestamp_problem, timestamp_level
 
     cert = sig.signer_cert
     signer_info = sig.signer_info
@@ -558,23 +544,7 @@ def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
             claimed = attr["values"][0].native.isoformat()
     if claimed is None and sig.self_reported_timestamp is not None:
         claimed = sig.self_reported_timestamp.isoformat()
-    tst = next(iter(generic_cms.extract_tst_data_iter(signer_info, signed=False)), None)
-    later = doc.later_timestamps(sig.signed_revision)
-    ts_time = None
-    if tst is not None:
-        info = tst["encap_content_info"]["content"].parsed
-        ts_time = info["gen_time"].native.isoformat()
-    elif later:
-        # EN 319 142-1 6.3: a document time-stamp after the signature makes B-T too.
-        info = later[0].signed_data["encap_content_info"]["content"].parsed
-        ts_time = info["gen_time"].native.isoformat()
-    level = "B-B"
-    if tst is not None or later:
-        level = "B-T"
-        if doc.has_revinfo or _archived_revinfo(signer_info):
-            level = "B-LT"
-            if (tst is not None and later) or doc.covers_dss(later):
-                level = "B-LTA"
+    ts_time, level = timestamp_level(sig, doc)
     docmdp = sig.docmdp_level
     digest = signer_info["digest_algorithm"]["algorithm"].native
     try:
@@ -593,14 +563,6 @@ def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
         "level": level,
         "weak_algorithms": weak_algorithms(digest, str(sig_algo), key_algorithm, key_bits),
     }
-
-
-def _archived_revinfo(signer_info: Any) -> bool:
-    """Adobe's revocationInfoArchival signed attribute (PKCS7-LT)."""
-    return any(
-        attr["type"].native == "adobe_revocation_info_archival"
-        for attr in signer_info["signed_attrs"]
-    )
 
 
 def extract_revision(path: Path, number: int) -> bytes:

@@ -99,10 +99,10 @@ def samples(softhsm: SoftHsm, pki: PkiServices, trust: Path, tmp_path: Path) -> 
     return archive
 
 
-def extend(signkit: Runner, trust: Path, tmp: Path, *args: str) -> Any:
+def extend(signkit: Runner, trust: Path, tmp: Path, *args: str, lang: str = "en") -> Any:
     proc = signkit(
-        "extend", "-r", str(tmp / "archive"), "--tsa", TSA_URL, "--trust", str(trust),
-        "--audit-log", str(tmp / "audit.jsonl"), "--json", *args,
+        "--lang", lang, "extend", "-r", str(tmp / "archive"), "--tsa", TSA_URL,
+        "--trust", str(trust), "--audit-log", str(tmp / "audit.jsonl"), "--json", *args,
     )  # fmt: skip
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
@@ -227,6 +227,9 @@ def test_extend_to_b_lta_then_renew(
     quiet = extend(signkit, trust, tmp_path, "--renew-within", "180d")
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr.count("outside the 180-day renewal window") == 4
+    vi = extend(signkit, trust, tmp_path, "--renew-within", "180d", lang="vi")
+    assert vi.stderr.count("ngoài khoảng gia hạn 180 ngày") == 4, vi.stderr
+    assert "0 đã nâng cấp, 4 bỏ qua" in vi.stderr, vi.stderr
     # ... inside it (the TSA certificate ends within 7300 days) each gets a new archive time-stamp.
     renewed = extend(signkit, trust, tmp_path, "--renew-within", "7300d")
     assert renewed.returncode == 0, renewed.stdout + renewed.stderr

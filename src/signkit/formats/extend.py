@@ -152,7 +152,8 @@ def worker_prepare(item: ExtendItem) -> ExtendPrepared | Unchanged:
     if rank(found.level) >= rank(item.level):
         window = item.config.renew_within
         if window is None or found.level != "B-LTA":
-            return Unchanged(item.index, f"already {found.level}", sha, size)
+            level = found.level
+            return Unchanged(item.index, f"already {level}", sha, size)
         due, why = renewal_due(found.newest_timestamp, window)
         if not due:
             return Unchanged(item.index, why, sha, size)
@@ -224,10 +225,11 @@ def renewal_due(token: bytes | None, window: timedelta) -> tuple[bool, str]:
     left = ends - datetime.now(UTC)
     if left <= window:
         return True, ""
+    until, days = f"{ends:%Y-%m-%d}", window.days
     return (
         False,
-        f"archive time-stamp good until {ends:%Y-%m-%d} (its TSA certificate), "
-        f"outside the {window.days}-day renewal window",
+        f"archive time-stamp good until {until} (its TSA certificate), "
+        f"outside the {days}-day renewal window",
     )
 
 

@@ -177,3 +177,81 @@ def test_html_report_is_one_file_and_renders(
         "signed.pdf.report.html",
         "tampered.pdf.report.html",
     ]
+
+
+def signature_field_rect(pdf: Path) -> tuple[str, list[float]]:
+    """(name, /Rect) of the document's signature field, as qpdf reads the objects."""
+    import json
+
+    out = subprocess.run(
+        ["qpdf", "--json=2", "--json-key=qpdf", str(pdf)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    objects = json.loads(out)["qpdf"][1]
+    fields = [
+        o["value"]
+        for o in objects.values()
+        if isinstance(o.get("value"), dict) and o["value"].get("/FT") == "/Sig"
+    ]
+    assert len(fields) == 1, fields
+    return fields[0]["/T"].removeprefix("u:"), [float(v) for v in fields[0]["/Rect"]]
+
+
+def test_thumbnail_outlines_and_numbers_the_signature_field_where_it_is(
+    documents: Path, tmp_path: Path
+) -> None:
+    """The signed page drawn for the report: the field's outline lies on the
+    field's /Rect (read by qpdf, scaled to the thumbnail), its number in a
+    badge at the top-left corner."""
+    from PIL import Image
+
+    from signkit.verify.thumbnails import WIDTH, render
+
+    signed = documents / "signed.pdf"
+    name, (x0, y0, x1, y1) = signature_field_rect(signed)
+    box = subprocess.run(["pdfinfo", "-box", str(signed)], capture_output=True, text=True).stdout
+    found = re.search(r"CropBox:\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", box)
+    assert found is not None, box
+    crop = [float(v) for v in found.groups()]
+    scale = WIDTH / (crop[2] - crop[0])
+    left, right = (x0 - crop[0]) * scale, (x1 - crop[0]) * scale
+    top, bottom = (crop[3] - y1) * scale, (crop[3] - y0) * scale
+    (thumb,) = render(signed, [name])
+    assert thumb.page == 1 and thumb.fields == [(1, name)]
+    shot = tmp_path / "thumb.png"
+    shot.write_bytes(thumb.png)
+    with Image.open(shot) as image:
+        rgb = image.convert("RGB")
+        red = {
+            (x, y)
+            for x in range(rgb.width)
+            for y in range(rgb.height)
+            if rgb.getpixel((x, y)) == (200, 30, 45)
+        }
+        # Nothing red but the outline and its badge (above the top-left corner).
+        assert red and all(left - 2 <= x <= right + 2 for x, _ in red), (left, right)
+        assert all(top - 30 <= y <= bottom + 2 for _, y in red), (top, bottom)
+        assert all(x <= left + 30 for x, y in red if y < top - 2)
+
+        def drawn(x: float, y: float) -> bool:
+            return any(
+                (round(x) + dx, round(y) + dy) in red for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+            )
+
+        for x in range(round(left) + 32, round(right) - 2):  # top and bottom edges
+            assert drawn(x, top) and drawn(x, bottom), x
+        for y in range(round(top) + 2, round(bottom) - 2):  # both sides, not filled
+            assert drawn(left, y) and drawn(right, y), y
+            assert not drawn((left + right) / 2, y)
+        # The number: a filled badge above the top-left corner with white text in it.
+        badge = [(x, y) for x, y in red if y < top - 1 and x <= left + 30]
+        assert len(badge) > 100, len(badge)
+        bx0, bx1 = min(x for x, _ in badge), max(x for x, _ in badge)
+        by0, by1 = min(y for _, y in badge), max(y for _, y in badge)
+        white = [
+            (x, y)
+            for x in range(bx0, bx1 + 1)
+            for y in range(by0, by1 + 1)
+            if rgb.getpixel((x, y)) == (255, 255, 255)
+        ]
+        assert white, "no number in the badge"

@@ -409,7 +409,7 @@ def verify(
             return 0
         if out.verbose:
             for path in skipped:
-                out.info(f"skipped (not a PDF or XML file): {path}")
+                out.info(f"skipped (not a PDF, XML or CMS signature file): {path}")
         roots = {str(task.input): str(task.root) for task in tasks if task.root is not None}
         from .progress import progress_for
 

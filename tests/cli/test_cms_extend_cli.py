@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO
+from support.infra import REPO, TSA_URL, PkiServices
 from support.runner import Runner
 
 ZONE = ("verify", "{dir}", "--report-format", "html", "--report", "{dir}/r.html",
@@ -47,3 +47,21 @@ def test_usage_errors(signkit: Runner, doc: Path, args: tuple[str, ...], message
     assert message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in doc.parent.iterdir()) == before  # nothing written
+
+
+@pytest.mark.parametrize("name", ["random.p7s", "random.p7m"])
+def test_bytes_that_are_no_cms_are_named_as_such(
+    signkit: Runner, pki: PkiServices, tmp_path: Path, name: str
+) -> None:
+    """Regression: a .p7s/.p7m whose first bytes are not CMS was read as a PDF
+    ('not a PDF (no %PDF- header)', 'malformed PDF')."""
+    bad = tmp_path / name
+    bad.write_bytes(bytes(range(7, 250)) * 4)
+    checked = signkit("verify", str(bad), "--no-audit")
+    assert checked.returncode == 1, checked.stderr
+    assert "PDF" not in checked.stderr and "CMS" in checked.stderr, checked.stderr
+    raised = signkit("extend", str(bad), "--tsa", TSA_URL, "--no-audit")
+    assert raised.returncode == 1, raised.stderr
+    assert "PDF" not in raised.stderr and "CMS" in raised.stderr, raised.stderr
+    assert "Traceback" not in checked.stderr + raised.stderr
+    assert bad.read_bytes() == bytes(range(7, 250)) * 4

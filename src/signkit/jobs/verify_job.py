@@ -120,7 +120,7 @@ def detect_format(path: Path) -> str:
         with path.open("rb") as fh:
             head = fh.read(1024)
     except OSError:
-        return "pdf" if path.suffix.lower() == ".pdf" else "xml"
+        return _by_extension(path)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"<"):
         from signkit.formats.edxml import looks_like_edxml
@@ -132,7 +132,15 @@ def detect_format(path: Path) -> str:
         return "cms"
     if b"%PDF-" in head:
         return "pdf"
-    return "xml" if path.suffix.lower() == ".xml" else "pdf"
+    return _by_extension(path)
+
+
+def _by_extension(path: Path) -> str:
+    """What a file should be when its first bytes say nothing (its errors name that)."""
+    suffix = path.suffix.lower()
+    if suffix in (".p7s", ".p7m"):
+        return "cms"
+    return "xml" if suffix == ".xml" else "pdf"
 
 
 # ContentInfo's contentType id-signedData, within a .p7s/.p7m's first bytes.

@@ -349,3 +349,28 @@ def test_killed_extend_run_leaves_whole_documents_and_a_rerun_finishes(
     assert all(v["signatures"][0]["level"] == "B-LTA" for v in verdicts.values())
     checked = signkit("audit", "verify", str(log))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "days", "due"),
+    [("sha256", 180, False), ("sha256", 7300, True), ("sha1", 180, True)],
+)
+def test_renewal_is_due_near_the_tsa_certificate_end_or_for_a_weak_imprint(
+    pki: PkiServices, algorithm: str, days: int, due: bool
+) -> None:
+    """A real token of the test TSA (its certificate ends in 2045): renewal is due
+    when that end falls within the window, or when the token's imprint is SHA-1
+    whatever the window."""
+    import asyncio
+    import hashlib
+    from datetime import timedelta
+
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    from signkit.formats.extend import renewal_due
+
+    stamper = HTTPTimeStamper(TSA_URL)
+    token = asyncio.run(stamper.async_timestamp(hashlib.new(algorithm, b"x").digest(), algorithm))
+    found, why = renewal_due(token.dump(), timedelta(days=days))
+    assert found is due, why
+    assert (why == "") is due

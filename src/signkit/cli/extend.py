@@ -151,7 +151,7 @@ def extend(
         from signkit.pki.anchors import TrustSpec, resolve_anchor
         from signkit.pki.timestamps import TsaSpec
 
-        from .sign import _read_secret_file, secret_env
+        from .sign_run import read_secret_file, secret_env
 
         if not inputs.given():
             raise UsageError(
@@ -159,7 +159,7 @@ def extend(
             )
         tsa_spec = None
         if tsa.tsa_url:
-            password = _read_secret_file(tsa.tsa_password_file, "TSA password")
+            password = read_secret_file(tsa.tsa_password_file, "TSA password")
             tsa_spec = TsaSpec(
                 url=tsa.tsa_url,
                 policy=tsa.tsa_policy,

@@ -108,8 +108,10 @@ def extend(signkit: Runner, trust: Path, tmp: Path, *args: str, lang: str = "en"
     return proc
 
 
-def verify_offline(signkit: Runner, trust: Path, archive: Path) -> dict[str, Any]:
-    proc = signkit("verify", "-r", str(archive), "--trust", str(trust), "--offline", "--json")
+def verify_offline(signkit: Runner, trust: Path, archive: Path, *args: str) -> dict[str, Any]:
+    proc = signkit(
+        "verify", "-r", str(archive), "--trust", str(trust), "--offline", "--json", *args
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     return {Path(d["input"]).name: d["verdict"] for d in data["documents"]}
@@ -219,6 +221,15 @@ def test_extend_to_b_lta_then_renew(
         assert verdict["indication"] == "PASSED", (name, verdict)
         assert verdict["signatures"][0]["level"] == "B-LTA", (name, verdict["signatures"][0])
         assert verdict["signatures"][0]["revocation"] == "good", name
+    # A year on, offline: the embedded OCSP answers are stale, the archive
+    # time-stamps still carry the level (regression: CAdES fell to B-LT,
+    # INDETERMINATE, once the answers had expired).
+    from datetime import UTC, datetime, timedelta
+
+    later = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+    for name, verdict in verify_offline(signkit, trust, samples, "--at", later).items():
+        assert verdict["indication"] == "PASSED", (name, verdict["signatures"][0])
+        assert verdict["signatures"][0]["level"] == "B-LTA", (name, verdict["signatures"][0])
     # A rerun finds nothing to do (resume).
     again = extend(signkit, trust, tmp_path)
     assert again.returncode == 0

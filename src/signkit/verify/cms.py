@@ -217,26 +217,34 @@ def _verify_one(
         indication is Indication.INDETERMINATE
         and sub in _REVOCATION_UNKNOWN
         and level in ("B-LT", "B-LTA")
-        and policy.at is None
         and ts_time is not None
+        and validation_moment(policy) > datetime.fromisoformat(ts_time)
     ):
         # The embedded OCSP/CRL answers were current when the signature was
-        # time-stamped, not today: judge it as of that time with them.
-        past = _run(
-            signed_data,
-            policy,
-            rule,
-            evidence,
-            has_tst,
-            raw_digest,
-            at=datetime.fromisoformat(ts_time),
-        )
-        if Indication(past.ades_subindic.status.name) is Indication.PASSED:
-            result, indication, sub = past, Indication.PASSED, SubIndication.OK
-            warnings.append(
-                f"validated as of the signature time-stamp ({ts_time}) with the embedded "
-                "revocation data, which is no longer current"
+        # time-stamped (or, added later by extend, when the first archive
+        # time-stamp covered them), not today: judge it as of then with them.
+        for kind, when in (
+            ("signature", ts_time),
+            ("archive", ats_times[0] if ats_times else None),
+        ):
+            if when is None:
+                continue
+            past = _run(
+                signed_data,
+                policy,
+                rule,
+                evidence,
+                has_tst,
+                raw_digest,
+                at=datetime.fromisoformat(when),
             )
+            if Indication(past.ades_subindic.status.name) is Indication.PASSED:
+                result, indication, sub = past, Indication.PASSED, SubIndication.OK
+                warnings.append(
+                    f"validated as of the {kind} time-stamp ({when}) with the embedded "
+                    "revocation data, which is no longer current"
+                )
+                break
     if indication is Indication.INDETERMINATE and sub in _REVOCATION_UNKNOWN:
         if policy.revocation == "soft":
             retry = _run(signed_data, policy, "soft", evidence, has_tst, raw_digest)
@@ -396,12 +404,30 @@ def _check_token(
 
     try:
         status = asyncio.run(validate_tst_signed_data(signed, context, imprint))
+        if _untrusted(status) and status.get("intact") and status.get("valid"):
+            # The embedded answers about the TSA were current when the token was
+            # made, not today: judge its chain as of its own time with them.
+            made = signed["encap_content_info"]["content"].parsed["gen_time"].native
+            context = ValidationContext(
+                trust_roots=[x509.Certificate.load(d) for d in policy.anchors],
+                other_certs=evidence.certs,
+                crls=evidence.crls,
+                ocsps=evidence.ocsps,
+                allow_fetching=False,
+                revocation_mode="soft-fail",
+                moment=min(made, policy.at or policy.now),
+            )
+            status = asyncio.run(validate_tst_signed_data(signed, context, imprint))
     except Exception as exc:  # a malformed token is reported, not trusted
         return f"{type(exc).__name__}: {str(exc)[:160]}", None
     if not status.get("intact"):
         return "its imprint does not match the signature as it is now", None
     if not status.get("valid"):
         return "its signature does not verify", None
-    if status.get("validation_path") is None or status.get("trust_problem_indic") is not None:
+    if _untrusted(status):
         return "its TSA does not chain to a trusted anchor", None
     return None, status["timestamp"].isoformat()
+
+
+def _untrusted(status: dict[str, Any]) -> bool:
+    return status.get("validation_path") is None or status.get("trust_problem_indic") is not None

@@ -58,8 +58,9 @@ def test_bytes_that_are_no_cms_are_named_as_such(
     bad = tmp_path / name
     bad.write_bytes(bytes(range(7, 250)) * 4)
     checked = signkit("verify", str(bad), "--no-audit")
-    assert checked.returncode == 1, checked.stderr
-    assert "PDF" not in checked.stderr and "CMS" in checked.stderr, checked.stderr
+    said = checked.stdout + checked.stderr  # the verdict lines are on stdout
+    assert checked.returncode == 1, said
+    assert "PDF" not in said and "CMS" in said, said
     raised = signkit("extend", str(bad), "--tsa", TSA_URL, "--no-audit")
     assert raised.returncode == 1, raised.stderr
     assert "PDF" not in raised.stderr and "CMS" in raised.stderr, raised.stderr

@@ -30,14 +30,14 @@ has a PIN pad.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from signkit.errors import PinUnavailableError
 from signkit.jobs.report import BatchReport, DocumentResult
 
-__all__ = ["check_certificates", "sign_pdfs", "sign_xml", "verify"]
+__all__ = ["check_certificates", "extend", "sign_cms", "sign_pdfs", "sign_xml", "verify"]
 
 PathLike = str | Path
 
@@ -264,6 +264,117 @@ def sign_xml(
         )
     )
     return _sign(fmt, "sign xml", locals())
+
+
+def sign_cms(
+    inputs: Iterable[PathLike],
+    *,
+    output: PathLike | None = None,
+    output_dir: PathLike | None = None,
+    recursive: bool = False,
+    manifest: PathLike | None = None,
+    module: str | None = None,
+    token_label: str | None = None,
+    token_serial: str | None = None,
+    slot: int | None = None,
+    key_label: str | None = None,
+    key_id: str | None = None,
+    cert_fingerprint: str | None = None,
+    key_uri: str | None = None,
+    pin: str | None = None,
+    pin_file: PathLike | None = None,
+    level: str = "B-B",
+    attached: bool = False,
+    pem: bool = False,
+    tsa: str | None = None,
+    trust: Sequence[PathLike] = (),
+    revocation: str = "soft",
+    digest: str = "sha256",
+    pss: bool = False,
+    timezone: str = "Asia/Ho_Chi_Minh",
+    jobs: int = 0,
+    force: bool = False,
+    resign: bool = False,
+    fail_fast: bool = False,
+    audit_log: PathLike | bool = True,
+    report: PathLike | None = None,
+    on_document: Callable[[DocumentResult], None] | None = None,
+) -> BatchReport:
+    """Sign files of any type (CAdES), as `signkit sign cms` does: a.docx ->
+    a.docx.p7s next to it (or in ``output_dir``), a.docx.p7m with ``attached``."""
+    from signkit.formats.cms.options import CmsDocOptions
+    from signkit.formats.cms.plugin import CmsFormat
+
+    fmt = CmsFormat(defaults=CmsDocOptions(level=level, attached=attached, pem=pem))
+    suffix, in_place = "", False  # a signature is a file of its own, named after its input
+    return _sign(fmt, "sign cms", {**locals(), "suffix": suffix, "in_place": in_place})
+
+
+def extend(
+    inputs: Iterable[PathLike],
+    *,
+    level: str = "B-LTA",
+    renew_within: timedelta | None = None,
+    tsa: str | None = None,
+    trust: Sequence[PathLike] = (),
+    revocation: str = "soft",
+    output: PathLike | None = None,
+    output_dir: PathLike | None = None,
+    recursive: bool = False,
+    manifest: PathLike | None = None,
+    jobs: int = 0,
+    force: bool = False,
+    fail_fast: bool = False,
+    audit_log: PathLike | bool = True,
+    report: PathLike | None = None,
+) -> BatchReport:
+    """Raise existing signatures (PDF, XML, CMS) to ``level`` without re-signing,
+    as `signkit extend` does; ``renew_within``: archive renewal, a new archive
+    time-stamp for B-LTA documents whose newest time-stamp is due. In place
+    unless ``output`` or ``output_dir`` is given; no token is needed."""
+    from signkit.jobs.engine import EngineSpec
+    from signkit.jobs.extend_job import ExtendJobSpec, extend_documents, plan
+    from signkit.jobs.outputs import OutputSpec
+    from signkit.pki.anchors import TrustSpec, resolve_anchor
+    from signkit.pki.timestamps import TsaSpec
+
+    report_path = _path(report)
+    spec = ExtendJobSpec(
+        inputs=tuple(str(i) for i in inputs),
+        recursive=recursive,
+        manifest=_path(manifest),
+        level=level,
+        renew_within=renew_within,
+        outputs=OutputSpec(
+            output=_path(output),
+            output_dir=_path(output_dir),
+            in_place=output is None and output_dir is None,
+            suffix="",
+        ),
+        engine=EngineSpec(fail_fast=fail_fast, force=force),
+        trust=TrustSpec(
+            anchors=tuple(resolve_anchor(str(t)) for t in trust),
+            revocation=revocation,  # type: ignore[arg-type]
+        ),
+        tsa=TsaSpec(url=tsa) if tsa else None,
+        jobs=jobs,
+        report_path=report_path,
+        audit_path=_audit_path(audit_log),
+        command_line=("api", "extend"),
+    )
+    result = BatchReport(command="extend")
+    try:
+        extend_documents(
+            spec,
+            warn=result.warnings.append,
+            events=_Callback(None),
+            report=result,
+            docs=plan(spec),
+        )
+    finally:
+        if report_path is not None and result.documents:
+            result.write(report_path)
+    return result
 
 
 def verify(

@@ -23,7 +23,9 @@ SHARED = ["Command line conventions", "Using a real token", "PINs", "Scheduled j
 SECTIONS: dict[str, list[str]] = {
     "sign pdf": ["Signing PDFs in bulk"],
     "sign xml": ["Signing XML in bulk", "Signing PDFs in bulk"],
-    "verify": ["Verifying documents", "Beyond one machine"],
+    "sign cms": ["Signing any file (CAdES)", "Signing PDFs in bulk"],
+    "extend": ["Long-term archives: `signkit extend`", "Signing PDFs in bulk"],
+    "verify": ["Verifying documents", "Reports for people", "Beyond one machine"],
     "cert check": ["Checking certificates"],
     "token": ["Using a real token"],
     "audit": ["Audit log"],

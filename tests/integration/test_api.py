@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, PkiServices, SoftHsm, batch_of, pki_certificate
+from support.cmscheck import check_timestamps, openssl_cms_verify, pem_files
+from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, batch_of, pki_certificate
 from support.pdfcheck import pdfsig
 from support.xmlcheck import assert_xmlsec_ok
 
@@ -75,6 +76,35 @@ def test_sign_xml_with_a_preset(
     )
     assert report.exit_code() == 0, report.documents
     assert_xmlsec_ok(tmp_path / "hd-signed.xml", tmp_path, id_attrs=("--id-attr:Id DLHDon",))
+
+
+def test_sign_cms_then_extend_to_b_lta(
+    softhsm: SoftHsm, pki: PkiServices, state_dir: Path, tmp_path: Path, anchor: Path
+) -> None:
+    from signkit import api
+
+    src = tmp_path / "bang-luong.xlsx"
+    shutil.copy(REPO / "fixtures" / "samples" / "attachment.pdf", src)
+    report = api.sign_cms(
+        [src], module=softhsm.module, pin=softhsm.user_pin, trust=[anchor], audit_log=False,
+        **TOKEN,
+    )  # fmt: skip
+    assert report.exit_code() == 0, report.documents
+    sig = tmp_path / "bang-luong.xlsx.p7s"
+    root, _ = pem_files(tmp_path)
+    assert openssl_cms_verify(sig, root, content=src).returncode == 0
+    extended = api.extend(
+        [sig], tsa=TSA_URL, trust=[anchor], audit_log=tmp_path / "audit.jsonl",
+        report=tmp_path / "extend.json",
+    )  # fmt: skip
+    assert extended.exit_code() == 0 and extended.totals()["signed"] == 1, extended.documents
+    assert '"command":"extend"' in (tmp_path / "extend.json").read_text().replace(" ", "")
+    assert openssl_cms_verify(sig, root, content=src).returncode == 0
+    assert check_timestamps(sig, src.read_bytes(), "B-LTA", tmp_path) == []
+    verdicts = api.verify([sig], trust=[anchor], offline=True, audit_log=False)
+    assert verdicts.documents[0].verdict["signatures"][0]["level"] == "B-LTA"
+    again = api.extend([sig], tsa=TSA_URL, trust=[anchor], audit_log=False)
+    assert again.totals()["skipped"] == 1
 
 
 def test_a_wrong_pin_raises_without_showing_it(

@@ -130,7 +130,7 @@ def test_verbose_shows_the_full_dn_and_the_skipped_files(
 ) -> None:
     proc = signkit("verify", str(inbox), "-r", "--trust", str(trust), "--no-audit", "-v")
     assert LEADER_DN in proc.stdout, proc.stdout
-    assert f"skipped (not a PDF or XML file): {inbox / 'notes.txt'}" in proc.stderr
+    assert f"skipped (not a PDF, XML or CMS signature file): {inbox / 'notes.txt'}" in proc.stderr
     quiet = signkit("verify", str(inbox), "-r", "--trust", str(trust), "--no-audit")
     assert "notes.txt" not in quiet.stderr
     as_json = signkit("verify", str(inbox), "-r", "--trust", str(trust), "--no-audit", "--json")

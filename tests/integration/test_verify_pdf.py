@@ -379,7 +379,7 @@ def test_bad_inputs(
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = signkit("verify", str(empty), "--no-audit", "--require-input")
-    assert proc.returncode == 3 and "no .pdf/.xml/.edxml files found" in proc.stderr
+    assert proc.returncode == 3 and "no .pdf/.xml/.edxml/.p7s/.p7m files found" in proc.stderr
 
 
 def test_stale_embedded_revocation_is_judged_at_the_timestamp(

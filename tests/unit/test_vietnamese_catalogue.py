@@ -20,6 +20,7 @@ ALLOWED = frozenset(
         # standards, formats, algorithms, products
         "pdf",
         "xml",
+        "html",
         "json",
         "csv",
         "toml",
@@ -101,6 +102,7 @@ ALLOWED = frozenset(
         "digestmethod",
         "x509certificate",
         "tstinfo",
+        "econtent",
         "xpath",
         # XML element names a message quotes as they are written
         "reference",
@@ -117,6 +119,7 @@ ALLOWED = frozenset(
         "bkav",
         "neac",
         # option values, manifest columns, commands and programs named in help
+        "extend",
         "hard",
         "soft",
         "off",

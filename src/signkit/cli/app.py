@@ -28,7 +28,11 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("signkit.cli.token", "Find tokens, keys and certificates; check the PIN."),
     "sign": ("signkit.cli.sign", "Sign documents in bulk with a token key."),
-    "verify": ("signkit.cli.verify", "Verify signed PDFs and XML in bulk."),
+    "verify": ("signkit.cli.verify", "Verify signed PDFs, XML and CMS (.p7s, .p7m) in bulk."),
+    "extend": (
+        "signkit.cli.extend",
+        "Raise existing signatures without re-signing (PDF, XML, CMS); renew archives.",
+    ),
     "cert": ("signkit.cli.cert", "Check certificates: expiry, chain, revocation."),
     "trust": ("signkit.cli.trust", "Install and list the roots --trust NAME trusts (bundles)."),
     "completion": ("signkit.cli.completion", "Print the completion script for SHELL."),

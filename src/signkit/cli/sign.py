@@ -1,6 +1,6 @@
-"""`signkit sign pdf|xml`: many documents, one token session, one PIN entry.
+"""`signkit sign pdf|xml|cms`: many documents, one token session, one PIN entry.
 
-Each format's command is in its own module (sign_pdf, sign_xml) and the body
+Each format's command is in its own module (sign_pdf, sign_xml, sign_cms) and the body
 they share in sign_run; importing this module registers them all on `app`."""
 
 from __future__ import annotations
@@ -16,4 +16,4 @@ def group() -> None:
 
 
 # After `app` exists: each format's module adds its command to it.
-from . import sign_pdf, sign_xml  # noqa: E402, F401
+from . import sign_cms, sign_pdf, sign_xml  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""`signkit verify`: PDFs and XML in bulk, EN 319 102-1 verdicts, no token needed."""
+"""`signkit verify`: PDFs, XML and CMS in bulk, EN 319 102-1 verdicts, no token needed."""
 
 from __future__ import annotations
 
@@ -222,7 +222,7 @@ def _summary(
     )
 
 
-app = new_app("verify", "Verify signed PDFs and XML in bulk.")
+app = new_app("verify", "Verify signed PDFs, XML and CMS (.p7s, .p7m) in bulk.")
 
 
 @command(app, "verify")
@@ -283,20 +283,30 @@ def verify(
     ] = "Asia/Ho_Chi_Minh",
     report: ReportOptions,
     report_format: Annotated[
-        Literal["json", "etsi"],
+        Literal["json", "etsi", "pdf", "html"],
         typer.Option(
             "--report-format",
-            help="--report as signkit's JSON, or as an ETSI TS 119 102-2 XML validation report "
-            "(PDF signatures).",
+            help="--report as signkit's JSON, as an ETSI TS 119 102-2 XML validation report "
+            "(PDF signatures), or for people: a PDF (PDF/A-2b, printable, signable) or one HTML "
+            "file, a page per document, in the language of the messages.",
         ),
     ] = "json",
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--report-dir",
+            metavar="DIR",
+            file_okay=False,
+            help="With --report-format pdf|html: one report per document here (NAME.report.pdf).",
+        ),
+    ] = None,
     audit: AuditOptions,
     limits: LimitsOptions,
     progress: ProgressOptions,
     config: ConfigOptions,
     output_options: OutputOptions,
 ) -> None:
-    """Verify signed PDFs and XML in bulk.
+    """Verify signed PDFs, XML and CMS (.p7s, .p7m) in bulk.
 
     Each signature and each document gets an ETSI EN 319 102-1 verdict.
 
@@ -310,6 +320,7 @@ def verify(
       signkit verify -r archive --trust roots.pem --offline --json > verdicts.json
       signkit verify old.pdf --trust roots.pem --at 2024-05-01T00:00:00+07:00
       signkit verify signed.pdf --extract-revision 1 -o as-signed.pdf
+      signkit verify inbox/ --trust roots/ --report-format pdf --report report.pdf
     """
     out = Output.of(output_options)
     argv = tuple(sys.argv[1:])
@@ -331,6 +342,11 @@ def verify(
         if output is not None:
             raise UsageError("-o/--output goes with --extract-revision")
         etsi = report_format == "etsi"
+        people = report_format in ("pdf", "html")
+        if report_dir is not None and not people:
+            raise UsageError("--report-dir goes with --report-format pdf or html")
+        if people:
+            _check_people_report(report_format, report.report_path, report_dir)
         if etsi:
             from signkit.verify.etsi import available
 
@@ -369,6 +385,7 @@ def verify(
             audit_path=audit_path,
             command_line=argv,
             limits=limits.limits(),
+            thumbnails=people,
         )
         report_path = report.report_path
         if report_path is not None:
@@ -392,7 +409,7 @@ def verify(
             return 0
         if out.verbose:
             for path in skipped:
-                out.info(f"skipped (not a PDF or XML file): {path}")
+                out.info(f"skipped (not a PDF, XML or CMS signature file): {path}")
         roots = {str(task.input): str(task.root) for task in tasks if task.root is not None}
         from .progress import progress_for
 
@@ -405,7 +422,7 @@ def verify(
             # Stopped (Ctrl-C, SIGTERM): what was judged is still reported.
             shown.close()
             results.interrupted = int(getattr(exc, "signum", 2))
-            if report_path is not None and not etsi:
+            if report_path is not None and not (etsi or people):
                 results.write(report_path)
             if out.json:
                 out.emit_json(results.to_json())
@@ -419,6 +436,18 @@ def verify(
             write_report(results.etsi, report_path)
             if any(d.verdict and d.verdict["format"] == "xml" for d in results.documents):
                 out.warn("the ETSI report covers PDF signatures only; XML verdicts are in --json")
+        elif people:
+            from signkit.i18n import language
+            from signkit.verify.report import write_reports
+
+            write_reports(
+                results,
+                fmt=report_format,
+                lang=language(),
+                zone=timezone,
+                path=report_path,
+                directory=report_dir,
+            )
         elif report_path is not None:
             results.write(report_path)
         if out.json:
@@ -450,6 +479,18 @@ def _check_zone(zone: str) -> None:
         raise UsageError(
             "unknown time zone", subject=zone, hint="e.g. Asia/Ho_Chi_Minh or UTC"
         ) from None
+
+
+def _check_people_report(fmt: str, report_path: Path | None, report_dir: Path | None) -> None:
+    """A report for people needs somewhere to go."""
+    from signkit.errors import UsageError
+
+    if report_path is None and report_dir is None:
+        raise UsageError(f"--report-format {fmt} writes --report FILE or --report-dir DIR")
+    if report_dir is not None:
+        from signkit.jobs.outputs import check_writable
+
+        check_writable(report_dir)
 
 
 def _extract(out: Output, inputs: InputOptions, revision: int, target: Path | None) -> int:

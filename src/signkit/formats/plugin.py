@@ -64,6 +64,24 @@ class Prepared(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Unchanged:
+    """A prepare stage's answer for a document that needs no change (extend:
+    already at the level asked, or its archive time-stamp not yet due). The
+    engine reports it skipped, with the reason, and writes nothing."""
+
+    index: int
+    """Position of the document in the batch."""
+    reason: str
+    """Why nothing was done, for the report and the audit record."""
+    sha256_before: str
+    """SHA-256 of the input as read."""
+    size_before: int | None = None
+    """Size of the input as read."""
+    to_sign: bytes = b""
+    """Nothing to sign."""
+
+
 class Item(Protocol):
     """The picklable work item of one document."""
 
@@ -147,8 +165,24 @@ class PlannedDocLike(Protocol):
         ...
 
 
+class BatchFormat(Protocol):
+    """What the batch engine needs of a format (signing or extending)."""
+
+    name: str
+    """'pdf', 'xml', 'cms', 'extend': named in reports and audit records."""
+
+    def output_state(self, doc: PlannedDocLike, signer_sha256: str) -> OutputState:
+        """Resume: what the existing output of ``doc`` is (see OutputState)."""
+        ...
+
+
 class FormatPlugin(Protocol):
-    """One document format of the signing pipeline."""
+    """One document format of the signing pipeline.
+
+    Optional: ``output_extension(options) -> str`` makes each output a file
+    of its own named after its input (a.docx -> a.docx.p7s), and
+    ``exclude_extensions`` names files a directory search passes over.
+    """
 
     name: str
     """'pdf', 'xml', …: named in reports and audit records."""

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from signkit.audit.log import AuditLog
 from signkit.errors import AuditWriteError, ExitCode, OutputError, SignkitError, TokenError
-from signkit.formats.plugin import FormatPlugin, OutputState, Stages
+from signkit.formats.plugin import BatchFormat, OutputState, Stages, Unchanged
 from signkit.fsio import fsync_directory, fsync_file
 from signkit.jobs.batches import Batches, completed_futures
 from signkit.jobs.outputs import InputLock, PlannedDoc, publish, temp_path
@@ -124,9 +124,9 @@ class _Run:
 def run_batch(
     *,
     docs: list[PlannedDoc],
-    plugin: FormatPlugin,
+    plugin: BatchFormat,
     stages: Stages,
-    sign: SignFn,
+    sign: SignFn | None,
     executor: Executor,
     report: BatchReport,
     audit: AuditLog | None,
@@ -135,7 +135,9 @@ def run_batch(
     signer_sha256: str,
     workers: int = 2,
 ) -> None:
-    """Sign every planned document; results land in ``report``.
+    """Sign every planned document; results land in ``report``. Without
+    ``sign`` (extending signatures needs no token) a prepared document goes
+    straight to its finish stage.
 
     A TokenError, an audit log that cannot be written, or a stop signal
     (SIGINT, SIGTERM) ends the batch: finished documents are still published
@@ -218,7 +220,9 @@ def run_batch(
                     _fail(doc, exc, run)
                     stop = stop or spec.fail_fast
                     continue
-                if stage == "prepare":
+                if stage == "prepare" and isinstance(value, Unchanged):
+                    _unchanged(doc, value, run)
+                elif stage == "prepare":
                     doc.prepared = value
                     doc.result.sha256_before = value.sha256_before
                     # The intent is queued before the token is asked to sign.
@@ -228,7 +232,10 @@ def run_batch(
                         size_before=value.size_before,
                         sha256_before=value.sha256_before,
                     )
-                    track(token_thread.submit(sign, value.to_sign), "sign", doc)
+                    if sign is None:
+                        track(pool.submit(stages.finish, value, b""), "finish", doc)
+                    else:
+                        track(token_thread.submit(sign, value.to_sign), "sign", doc)
                 elif stage == "sign":
                     # A TokenError here is run-level: the token is gone or refused.
                     track(pool.submit(stages.finish, doc.prepared, value), "finish", doc)
@@ -340,7 +347,7 @@ _SYNC_THREADS = 4
 def _admit(
     planned: PlannedDoc,
     result: DocumentResult,
-    plugin: FormatPlugin,
+    plugin: BatchFormat,
     spec: EngineSpec,
     run: _Run,
 ) -> _Doc | None:
@@ -414,6 +421,22 @@ def _record_failure(run: _Run, result: DocumentResult) -> None:
         error_code=result.error_code,
         error=result.error_message,
     )
+
+
+def _unchanged(doc: _Doc, value: Unchanged, run: _Run) -> None:
+    """A document the format found nothing to do to: skipped, with its reason."""
+    _discard(doc)
+    doc.result.status = Status.SKIPPED
+    doc.result.reason = value.reason
+    doc.result.sha256_before = value.sha256_before
+    run.record(
+        "document-result",
+        doc,
+        status="skipped",
+        reason=value.reason,
+        sha256_before=value.sha256_before,
+    )
+    run.final(doc)
 
 
 def _fail(doc: _Doc, exc: BaseException, run: _Run) -> None:

@@ -127,6 +127,7 @@ def _from_directory(
     extensions: tuple[str, ...],
     suffix: str,
     skipped: list[Path] | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> list[DocumentTask]:
     if recursive:
         candidates = [p for p in sorted(directory.glob("**/*")) if p.is_file()]
@@ -135,17 +136,16 @@ def _from_directory(
         with os.scandir(directory) as entries:
             names = sorted(e.name for e in entries if e.is_file())
         candidates = [directory / name for name in names]
-    if skipped is not None:
-        skipped.extend(
-            p
-            for p in candidates
-            if p.suffix.lower() not in extensions and not is_own_file(p, suffix)
-        )
-    return [
-        DocumentTask(input=path, root=directory)
-        for path in candidates
-        if path.suffix.lower() in extensions and not is_own_file(path, suffix)
-    ]
+    tasks: list[DocumentTask] = []
+    for path in candidates:
+        if is_own_file(path, suffix):
+            continue
+        kind = path.suffix.lower()
+        if (not extensions or kind in extensions) and kind not in exclude:
+            tasks.append(DocumentTask(input=path, root=directory))
+        elif skipped is not None:
+            skipped.append(path)
+    return tasks
 
 
 def _glob_root(pattern: str) -> Path:
@@ -164,10 +164,12 @@ def discover(
     manifest: Path | None = None,
     allowed_columns: Iterable[str] = (),
     skipped: list[Path] | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> list[DocumentTask]:
     """Expand the command line (and manifest) into document tasks, in a stable
     order; the files of a directory without a document's extension go into
-    ``skipped`` when given.
+    ``skipped`` when given. No ``extensions``: every file of a directory, but
+    those ending in ``exclude``.
 
     A folder without documents, or a pattern matching nothing in an existing
     folder, is an empty inbox, not an error; when nothing at all is found,
@@ -179,7 +181,12 @@ def discover(
         path = Path(raw)
         if path.is_dir():
             found = _from_directory(
-                path, recursive=recursive, extensions=extensions, suffix=suffix, skipped=skipped
+                path,
+                recursive=recursive,
+                extensions=extensions,
+                suffix=suffix,
+                skipped=skipped,
+                exclude=exclude,
             )
             if not found:
                 empty.append(raw)
@@ -188,7 +195,11 @@ def discover(
             tasks.append(DocumentTask(input=path))
         elif _GLOB_CHARS & set(raw):
             matches = [Path(m) for m in sorted(glob.glob(raw, recursive=True))]
-            files = [m for m in matches if m.is_file() and not is_own_file(m, suffix)]
+            files = [
+                m
+                for m in matches
+                if m.is_file() and not is_own_file(m, suffix) and m.suffix.lower() not in exclude
+            ]
             if not files and not _glob_root(raw).is_dir():
                 raise InputError("the pattern matches no file", subject=raw)
             if not files:
@@ -204,7 +215,7 @@ def discover(
             empty.append(str(manifest))
         tasks.extend(rows)
     if not tasks:
-        kinds = "/".join(extensions)
+        kinds = "/".join(extensions) or "signable"
         reason = (
             f"no {kinds} files found"
             if recursive or manifest is not None
@@ -212,6 +223,15 @@ def discover(
         )
         raise NothingToDoError(reason, subject=", ".join(empty) or None)
     return _dedupe(tasks)
+
+
+def without_detached_data(tasks: list[DocumentTask]) -> list[DocumentTask]:
+    """In a directory, the data file of a detached signature beside it (a.pdf
+    next to a.pdf.p7s) is what that signature covers, not a document of its
+    own: verify and extend leave it out (a file named on the command line is
+    always taken)."""
+    names = {str(t.input) for t in tasks}
+    return [t for t in tasks if t.root is None or str(t.input) + ".p7s" not in names]
 
 
 def _dedupe(tasks: list[DocumentTask]) -> list[DocumentTask]:

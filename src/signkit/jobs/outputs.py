@@ -60,21 +60,26 @@ def plan_outputs(
     tasks: Sequence[DocumentTask],
     spec: OutputSpec,
     options_of: Callable[[Mapping[str, str]], DocOptions],
+    extension_of: Callable[[DocOptions], str] | None = None,
 ) -> list[PlannedDoc]:
     """Decide every output first; refuse collisions before anything is signed.
-    ``options_of`` turns a task's option overrides into its options (validating them)."""
+    ``options_of`` turns a task's option overrides into its options (validating them).
+    ``extension_of``: the output is a file of its own named after the input
+    plus this extension (a.docx -> a.docx.p7s), instead of a suffixed copy."""
     if spec.in_place and (spec.output or spec.output_dir):
         raise UsageError("--in-place cannot be combined with -o or --output-dir")
     if spec.output and spec.output_dir:
         raise UsageError("choose one of -o and --output-dir")
     if spec.output and len(tasks) != 1:
         raise UsageError(f"-o takes a single input ({len(tasks)} given); use --output-dir")
-    if not spec.in_place and not spec.output and not spec.output_dir and not spec.suffix:
+    if not (spec.in_place or spec.output or spec.output_dir or spec.suffix or extension_of):
         raise UsageError("an empty --suffix would overwrite the inputs; use --in-place for that")
     planned: list[tuple[PlannedDoc, str, str]] = []
     resolve = Resolver()
     for task in tasks:
         src = task.input
+        options = options_of(task.options)
+        ext = extension_of(options) if extension_of is not None else ""
         if task.output is not None:
             out, in_place = _manifest_output(task, spec), False
         elif spec.in_place:
@@ -84,6 +89,10 @@ def plan_outputs(
         elif spec.output_dir:
             rel = src.relative_to(task.root) if task.root else Path(src.name)
             out, in_place = spec.output_dir / rel, False
+            if ext:
+                out = out.with_name(out.name + ext)
+        elif ext:
+            out, in_place = src.with_name(src.name + ext), False
         else:
             out, in_place = src.with_name(f"{src.stem}{spec.suffix}{src.suffix}"), False
         source = resolve(src)
@@ -92,7 +101,7 @@ def plan_outputs(
             raise OutputError(
                 "the output would overwrite the input (use --in-place)", subject=str(src)
             )
-        doc = PlannedDoc(task=task, output=out, in_place=in_place, options=options_of(task.options))
+        doc = PlannedDoc(task=task, output=out, in_place=in_place, options=options)
         planned.append((doc, source, target))
     seen: dict[str, Path] = {}
     for doc, _source, key in planned:

@@ -71,6 +71,19 @@ class RunAudit:
             )
             self.log.commit()
 
+    def run_start_without_token(self, report: BatchReport, **extra: Any) -> None:
+        """A run that needs no key (extend): who ran it, when, with what."""
+        if self.log is not None:
+            self.log.add(
+                {
+                    "type": "run-start",
+                    **self.identity,
+                    "started": report.started.astimezone().isoformat(),
+                    **extra,
+                }
+            )
+            self.log.commit()
+
     def run_end(self, report: BatchReport) -> None:
         """Totals and outcome; closes (and seals) the log. A log that could not be
         written is only closed: the run already failed on it."""

@@ -101,10 +101,11 @@ def plan(spec: SignJobSpec) -> list[PlannedDoc]:
         suffix=out.suffix if not (out.output_dir or out.in_place) else "",
         manifest=spec.manifest,
         allowed_columns=fmt.manifest_columns,
+        exclude=getattr(fmt, "exclude_extensions", ()),
     )
     if not tasks:
         raise UsageError("no input documents", hint="name files, directories or --manifest")
-    docs = plan_outputs(tasks, out, fmt.resolve)
+    docs = plan_outputs(tasks, out, fmt.resolve, getattr(fmt, "output_extension", None))
     fmt.check_plan(docs)
     # The whole plan is checked first (two inputs, one output), so every part
     # refuses the same mistakes; then this part keeps its documents.

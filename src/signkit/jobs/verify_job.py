@@ -20,14 +20,14 @@ from signkit import __version__
 from signkit.audit.log import AuditLog, run_identity
 from signkit.errors import ExitCode, SignkitError, UsageError
 from signkit.jobs.engine import Events
-from signkit.jobs.inputs import DocumentTask, Shard, discover
+from signkit.jobs.inputs import DocumentTask, Shard, discover, without_detached_data
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 from signkit.signals import catch_stop_signals
 from signkit.verify.policy import VerifyPolicy
 from signkit.verify.verdict import DocumentVerdict, Indication
 from signkit.workers import Limits, WorkerPool, limited_call, worker_init
 
-EXTENSIONS = (".pdf", ".xml", ".edxml")
+EXTENSIONS = (".pdf", ".xml", ".edxml", ".p7s", ".p7m")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +56,8 @@ class VerifyJobSpec:
     """Options, for the audit run record."""
     limits: Limits = field(default_factory=Limits)
     """Memory and time budget of each document (verified in a worker process)."""
+    thumbnails: bool = False
+    """Render each signed PDF page for a people's report (in the worker)."""
 
 
 @dataclass(kw_only=True)
@@ -64,6 +66,8 @@ class VerifyReport(BatchReport):
 
     etsi: list[Any] = field(default_factory=list)
     """ETSI TS 119 102-2 report parts of the PDF signatures (--report-format etsi)."""
+    thumbnails: dict[str, list[Any]] = field(default_factory=dict)
+    """Rendered signed pages per input, for people's reports."""
 
     def verdicts(self) -> dict[str, int]:
         """Documents per indication."""
@@ -104,30 +108,63 @@ def plan(spec: VerifyJobSpec, *, skipped: list[Path] | None = None) -> list[Docu
         manifest=spec.manifest,
         skipped=skipped,
     )
+    tasks = without_detached_data(tasks)
     if not tasks:
         raise UsageError("no input documents", hint="name files, directories or --manifest")
     return spec.shard.select(tasks, lambda t: t.input) if spec.shard else tasks
 
 
 def detect_format(path: Path) -> str:
-    """pdf, xml or edxml (a package), by the first bytes (the extension may lie)."""
+    """pdf, xml, edxml (a package) or cms, by the first bytes (the extension may lie)."""
     try:
         with path.open("rb") as fh:
             head = fh.read(1024)
     except OSError:
-        return "pdf" if path.suffix.lower() == ".pdf" else "xml"
+        return _by_extension(path)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"<"):
         from signkit.formats.edxml import looks_like_edxml
 
         return "edxml" if looks_like_edxml(head) else "xml"
+    if _CMS_SIGNED_DATA in head[:32] or stripped.startswith(
+        (b"-----BEGIN CMS", b"-----BEGIN PKCS7")
+    ):
+        return "cms"
     if b"%PDF-" in head:
         return "pdf"
-    return "xml" if path.suffix.lower() == ".xml" else "pdf"
+    return _by_extension(path)
 
 
-def verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | SignkitError:
+def _by_extension(path: Path) -> str:
+    """What a file should be when its first bytes say nothing (its errors name that)."""
+    suffix = path.suffix.lower()
+    if suffix in (".p7s", ".p7m"):
+        return "cms"
+    return "xml" if suffix == ".xml" else "pdf"
+
+
+# ContentInfo's contentType id-signedData, within a .p7s/.p7m's first bytes.
+_CMS_SIGNED_DATA = bytes.fromhex("06092a864886f70d010702")
+
+
+def verify_document(
+    path: str, policy: VerifyPolicy, thumbnails: bool = False
+) -> DocumentVerdict | SignkitError:
     """Worker: verify one document; errors about the file are returned, not raised."""
+    verdict = _verify_document(path, policy)
+    if thumbnails and isinstance(verdict, DocumentVerdict) and verdict.format == "pdf":
+        from signkit.verify.thumbnails import render
+
+        try:
+            verdict.thumbnails = render(Path(path), [s.name for s in verdict.signatures])
+        except MemoryError:
+            raise
+        except Exception:  # noqa: S110 - a page that cannot be drawn leaves the report without it
+            pass
+    return verdict
+
+
+def _verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | SignkitError:
     try:
         fmt = detect_format(Path(path))
         if fmt == "edxml":
@@ -138,6 +175,10 @@ def verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | Signki
             from signkit.verify.xml import verify_xml
 
             return verify_xml(Path(path), policy)
+        if fmt == "cms":
+            from signkit.verify.cms import verify_cms
+
+            return verify_cms(Path(path), policy)
         from signkit.verify.pdf import verify_pdf
 
         return verify_pdf(Path(path), policy)
@@ -208,7 +249,7 @@ def verify_documents(
     workers = max(1, min(spec.jobs or os.cpu_count() or 2, len(tasks)))
     etsi: list[list[Any]] = [[] for _ in tasks]
     try:
-        _run_pool(spec, tasks, results, workers, audit, events, etsi)
+        _run_pool(spec, tasks, results, workers, audit, events, etsi, report.thumbnails)
     except KeyboardInterrupt:
         for r in results:
             if r.status is Status.PLANNED:
@@ -242,6 +283,7 @@ def _run_pool(
     audit: AuditLog | None,
     events: Events,
     etsi: list[list[Any]],
+    thumbnails: dict[str, list[Any]],
 ) -> None:
     # fork: the workers inherit the imported validation stack (no warm-up).
     # --fail-fast: no more in flight than workers, so a stop leaves the rest untouched.
@@ -265,6 +307,7 @@ def _run_pool(
                     verify_document,
                     str(task.input),
                     spec.policy,
+                    spec.thumbnails,
                 )
                 in_flight[future] = index
             if not in_flight:
@@ -279,6 +322,8 @@ def _run_pool(
                     events.document_done(results[index])
                     stop = stop or spec.fail_fast
                     continue
+                if isinstance(value, DocumentVerdict) and value.thumbnails:
+                    thumbnails[results[index].input] = value.thumbnails
                 if _record(results[index], value, audit, events, etsi[index]) and spec.fail_fast:
                     stop = True
         pool.shutdown(wait=True)

@@ -381,6 +381,14 @@ def _verify_one(
     intact = bool(status.intact) if status is not None else None
     valid = bool(status.valid) if status is not None else None
     trusted = status is not None and status.validation_path is not None
+    chain = (
+        [rfc4514(c.subject) for c in status.validation_path.iter_certs(include_root=True)][::-1]
+        if trusted
+        else []
+    )
+    source = None
+    if revocation in ("good", "revoked"):
+        source = "embedded" if doc.has_revinfo else "fetched"
     if intact is None or valid is None:
         intact, valid = integrity(sig)
     detail = result.failure_msg
@@ -435,6 +443,8 @@ def _verify_one(
         modification_level=changes.level_name if changes is not None else None,
         changes=list(changes.changes) if changes is not None else [],
         revocation=revocation,
+        revocation_source=source,
+        chain=chain,
         warnings=warnings,
         detail=detail,
         **{k: v for k, v in details.items() if k != "timestamp_time"},
@@ -524,9 +534,7 @@ def key_facts(cert: Any) -> tuple[str, int]:
 
 def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
     """What the signature says about itself (no validation yet)."""
-    from pyhanko.sign.validation import generic_cms
-
-    from signkit.verify.pdf_timestamps import signature_timestamp_problem
+    from signkit.verify.pdf_timestamps import signature_timestamp_problem, timestamp_level
 
     cert = sig.signer_cert
     signer_info = sig.signer_info
@@ -536,18 +544,7 @@ def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
             claimed = attr["values"][0].native.isoformat()
     if claimed is None and sig.self_reported_timestamp is not None:
         claimed = sig.self_reported_timestamp.isoformat()
-    tst = next(iter(generic_cms.extract_tst_data_iter(signer_info, signed=False)), None)
-    ts_time = None
-    if tst is not None:
-        info = tst["encap_content_info"]["content"].parsed
-        ts_time = info["gen_time"].native.isoformat()
-    level = "B-B"
-    if tst is not None:
-        level = "B-T"
-        if doc.has_revinfo or _archived_revinfo(signer_info):
-            level = "B-LT"
-            if doc.later_timestamps(sig.signed_revision):
-                level = "B-LTA"
+    ts_time, level = timestamp_level(sig, doc)
     docmdp = sig.docmdp_level
     digest = signer_info["digest_algorithm"]["algorithm"].native
     try:
@@ -566,14 +563,6 @@ def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
         "level": level,
         "weak_algorithms": weak_algorithms(digest, str(sig_algo), key_algorithm, key_bits),
     }
-
-
-def _archived_revinfo(signer_info: Any) -> bool:
-    """Adobe's revocationInfoArchival signed attribute (PKCS7-LT)."""
-    return any(
-        attr["type"].native == "adobe_revocation_info_archival"
-        for attr in signer_info["signed_attrs"]
-    )
 
 
 def extract_revision(path: Path, number: int) -> bytes:

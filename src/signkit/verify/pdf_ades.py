@@ -172,6 +172,13 @@ def run_process(
         ),
     )
     when = timing(replace(policy, at=moment) if moment is not None else policy)
+    if not _has_signature_timestamp(sig):
+        # Time-stamped only by document time-stamps after it (a B-B signature
+        # raised by `signkit extend`): pyHanko's processes with time want a
+        # signature time-stamp, so the signature is judged by the basic
+        # process (as of the time-stamp, when the embedded revocation data is
+        # no longer current).
+        level = "B-B"
     if level == "B-LTA" and moment is None:
         # The changes after signing are signkit's to judge (pdf_changes);
         # the long-term process needs only the time-stamps' proofs.
@@ -191,6 +198,15 @@ def run_process(
             del kwargs["extra_status_kwargs"], kwargs["status_cls"]
             return asyncio.run(ades_basic_validation(sig.signed_data, spec, **kwargs))
         return asyncio.run(ades_with_time_validation(sig.signed_data, spec, **kwargs))
+
+
+def _has_signature_timestamp(sig: Any) -> bool:
+    from pyhanko.sign.validation import generic_cms
+
+    return (
+        next(iter(generic_cms.extract_tst_data_iter(sig.signer_info, signed=False)), None)
+        is not None
+    )
 
 
 def sub_indication(value: Any) -> SubIndication:

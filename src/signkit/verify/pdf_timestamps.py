@@ -33,6 +33,50 @@ _LATER_PROOF = frozenset(
 )
 
 
+def timestamp_level(sig: Any, doc: _DocContext) -> tuple[str | None, str]:
+    """(time of the signature's time-stamp, level the time-stamps and validation
+    data reach): EN 319 142-1 counts a document time-stamp after the signature
+    as B-T, and one over a revision with a DSS as B-LTA."""
+    from pyhanko.sign.validation import generic_cms
+
+    signer_info = sig.signer_info
+    tst = next(iter(generic_cms.extract_tst_data_iter(signer_info, signed=False)), None)
+    later = doc.later_timestamps(sig.signed_revision)
+    ts_time = None
+    if tst is not None:
+        ts_time = tst["encap_content_info"]["content"].parsed["gen_time"].native.isoformat()
+    elif later:
+        info = later[0].signed_data["encap_content_info"]["content"].parsed
+        ts_time = info["gen_time"].native.isoformat()
+    if tst is None and not later:
+        return ts_time, "B-B"
+    if not (doc.has_revinfo or _archived_revinfo(signer_info)):
+        return ts_time, "B-T"
+    if (tst is not None and later) or _covers_dss(doc, later):
+        return ts_time, "B-LTA"
+    return ts_time, "B-LT"
+
+
+def _covers_dss(doc: _DocContext, stamps: list[Any]) -> bool:
+    """One of these document time-stamps covers a revision with a DSS."""
+    for ts in stamps:
+        try:
+            if "/DSS" in doc.reader.get_historical_root(ts.signed_revision):
+                return True
+        except Exception as exc:  # an unreadable revision proves nothing
+            if not library_fault(exc):
+                raise
+    return False
+
+
+def _archived_revinfo(signer_info: Any) -> bool:
+    """Adobe's revocationInfoArchival signed attribute (PKCS7-LT)."""
+    return any(
+        attr["type"].native == "adobe_revocation_info_archival"
+        for attr in signer_info["signed_attrs"]
+    )
+
+
 def is_document_timestamp(sig: Any) -> bool:
     """A document time-stamp by its SubFilter or its /Type."""
     return bool(

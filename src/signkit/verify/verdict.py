@@ -169,6 +169,8 @@ class SignatureVerdict:
     """The signer's own claim (signingTime attribute, /M, XAdES SigningTime)."""
     timestamp_time: str | None = None
     """Time in the signature time-stamp token, if any."""
+    archive_timestamp_times: list[str] = field(default_factory=list)
+    """Times of the valid archive time-stamps (B-LTA), oldest first."""
     best_signature_time: str | None = None
     """The time the validation relied on (time-stamp, else validation time)."""
     coverage: str | None = None
@@ -183,6 +185,10 @@ class SignatureVerdict:
     """PAdES / XAdES baseline level reached (B-B, B-T, B-LT, B-LTA)."""
     revocation: str | None = None
     """good, revoked, unknown, not-checked."""
+    revocation_source: str | None = None
+    """Where the revocation evidence came from: embedded, fetched, or None."""
+    chain: list[str] = field(default_factory=list)
+    """The certification path as validated, signer first, anchor last (subjects)."""
     weak_algorithms: list[str] = field(default_factory=list)
     """Weak algorithms or key sizes found (reported even when accepted)."""
     warnings: list[str] = field(default_factory=list)
@@ -199,6 +205,8 @@ class SignatureVerdict:
         data["weak_algorithms"] = list(self.weak_algorithms)
         data["warnings"] = list(self.warnings)
         data["changes"] = list(self.changes)
+        data["archive_timestamp_times"] = list(self.archive_timestamp_times)
+        data["chain"] = list(self.chain)
         data["indication"] = self.indication.value
         data["sub_indication"] = self.sub_indication.value
         return data
@@ -290,6 +298,8 @@ class DocumentVerdict:
     """Of the file as verified."""
     etsi: list[Any] = field(default_factory=list)
     """ETSI TS 119 102-2 report parts of its signatures (with --report-format etsi)."""
+    thumbnails: list[Any] = field(default_factory=list)
+    """Rendered signed pages for people's reports (verify/thumbnails.py), not JSON."""
 
     @classmethod
     def of(

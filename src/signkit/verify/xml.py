@@ -184,6 +184,7 @@ def _verify_one(
     level = None
     claimed = None
     ts_time = None
+    archived: list[str] = []
     if props is not None and not any(
         r.target is not None and r.target.element is props for r in core.references
     ):
@@ -195,7 +196,7 @@ def _verify_one(
         level = "B-B"
         claimed = xades.signing_time(props)
         signer_der = _signing_certificate(props, core, signer_der, found)
-        ts_time, stamp_levels = _stamps(signature, ctx, policy, found)
+        ts_time, stamp_levels, archived = _stamps(signature, ctx, policy, found)
         level = stamp_levels or level
         if (ocsps or crls) and level in ("B-T", "B-LTA"):
             level = "B-LT" if level == "B-T" else level
@@ -280,10 +281,13 @@ def _verify_one(
         trusted=chain.trusted,
         claimed_signing_time=claimed,
         timestamp_time=ts_time,
+        archive_timestamp_times=archived,
         best_signature_time=ts_time or (policy.at.isoformat() if policy.at else None),
         coverage=", ".join(covered) or None,
         level=level,
         revocation=chain.revocation,
+        revocation_source=chain.revocation_source,
+        chain=list(chain.chain_subjects),
         warnings=found.warnings,
         detail=chain.detail,
         **details,
@@ -389,16 +393,17 @@ def _same_key(candidate: KeyCandidate, core: CoreResult) -> bool:
 
 def _stamps(
     signature: _Element, ctx: Context, policy: VerifyPolicy, found: _Findings
-) -> tuple[str | None, str | None]:
+) -> tuple[str | None, str | None, list[str]]:
     """Check every time-stamp's imprint; (time of the first trusted signature
-    time-stamp, level the time-stamps reach)."""
+    time-stamp, level the time-stamps reach, times of the trusted archive
+    time-stamps)."""
     stamps = xades.stamps(signature, ctx)
     seen: dict[bytes, int] = {}
     for stamp in stamps:
         for token in stamp.tokens:
             seen[token] = seen.get(token, 0) + 1
     ts_time = None
-    archived = False
+    archived: list[str] = []
     for stamp in stamps:
         if stamp.message is None:
             found.warnings.append(f"XAdES {stamp.kind} not checked ({stamp.problem})")
@@ -422,11 +427,13 @@ def _stamps(
             if stamp.kind == xades.SIGNATURE_TIMESTAMP and ts_time is None:
                 ts_time = _token_time(token, stamp.message, policy, found)
             elif stamp.kind == xades.ARCHIVE_TIMESTAMP:
-                archived = archived or _token_time(token, stamp.message, policy, found) is not None
+                when = _token_time(token, stamp.message, policy, found)
+                if when is not None:
+                    archived.append(when)
     level = None
     if ts_time is not None:
         level = "B-LTA" if archived else "B-T"
-    return ts_time, level
+    return ts_time, level, archived
 
 
 def _token_time(token: bytes, message: bytes, policy: VerifyPolicy, found: _Findings) -> str | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from signkit.errors import ConfigError
-from signkit.formats.cms import CmsTemplate, signature_size
+from signkit.formats.cms.container import CmsTemplate, signature_size
 from signkit.formats.pdf import decree30, finish, prepare, resume
 from signkit.formats.pdf.options import EXTENSIONS, OVERRIDABLE, PdfDocOptions, resolve_options
 from signkit.formats.pdf.presets import get_preset

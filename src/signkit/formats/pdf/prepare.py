@@ -19,7 +19,7 @@ from signkit.errors import (
     OutputError,
     SignkitError,
 )
-from signkit.formats.cms import CmsTemplate
+from signkit.formats.cms.container import CmsTemplate
 from signkit.formats.pdf.anchor import (
     box_for,
     font_advance,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from signkit.formats.finished import Finished
 from signkit.pki.timestamps import TsaSpec
@@ -127,6 +127,63 @@ class SignerContext:
     """The certificate's organisation."""
     signer_serial: str = ""
     """The certificate's serial number in hex."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchSigner:
+    """The signer as every worker of a batch needs it: the base of each
+    format's batch configuration (picklable, no secrets)."""
+
+    signer_der: bytes
+    """The signer certificate."""
+    chain_der: tuple[bytes, ...]
+    """Intermediates the signature carries (the leaf excluded)."""
+    digest_algorithm: str
+    """hashlib name of the digests."""
+    scheme: SignatureScheme
+    """pkcs1v15, pss or ecdsa."""
+    tsa: TsaSpec | None
+    """Time-stamping authority (B-T and above)."""
+    ltv_certs: tuple[bytes, ...] = ()
+    """B-LT: certificates of the signer's and the TSA's chains (DER)."""
+    ltv_ocsps: tuple[bytes, ...] = ()
+    """B-LT: OCSP responses for them (DER)."""
+    ltv_crls: tuple[bytes, ...] = ()
+    """B-LT: CRLs for them (DER)."""
+    timezone: str = "Asia/Ho_Chi_Minh"
+    """Zone of signing times shown to people."""
+
+
+class BatchSignerFields(TypedDict):
+    """BatchSigner's fields, for a format's configuration to take with **."""
+
+    signer_der: bytes
+    chain_der: tuple[bytes, ...]
+    digest_algorithm: str
+    scheme: SignatureScheme
+    tsa: TsaSpec | None
+    ltv_certs: tuple[bytes, ...]
+    ltv_ocsps: tuple[bytes, ...]
+    ltv_crls: tuple[bytes, ...]
+    timezone: str
+
+
+def batch_signer(
+    context: SignerContext, chain_der: tuple[bytes, ...] | None = None
+) -> BatchSignerFields:
+    """BatchSigner's fields from the pipeline's context (``chain_der``: the
+    intermediates the format carries; default: the path without the leaf)."""
+    return {
+        "signer_der": context.certificate_der,
+        "chain_der": context.chain_der[1:] if chain_der is None else chain_der,
+        "digest_algorithm": context.digest_algorithm,
+        "scheme": context.scheme,
+        "tsa": context.tsa,
+        "ltv_certs": context.ltv_certs,
+        "ltv_ocsps": context.ltv_ocsps,
+        "ltv_crls": context.ltv_crls,
+        "timezone": context.timezone,
+    }
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,13 @@ from signkit.formats.cms.options import (
     CmsDocOptions,
     resolve_options,
 )
-from signkit.formats.plugin import OutputState, PlannedDocLike, SignerContext, Stages
+from signkit.formats.plugin import (
+    OutputState,
+    PlannedDocLike,
+    SignerContext,
+    Stages,
+    batch_signer,
+)
 
 _EVERY_FILE: tuple[str, ...] = ()
 
@@ -61,16 +67,7 @@ class CmsFormat:
 
     def stages(self, context: SignerContext) -> Stages:
         """Digests in a worker; time-stamps, validation data and the file after the token."""
-        config = sign.CmsBatchConfig(
-            signer_der=context.certificate_der,
-            chain_der=context.chain_der[1:],
-            digest_algorithm=context.digest_algorithm,
-            scheme=context.scheme,
-            tsa=context.tsa,
-            ltv_certs=context.ltv_certs,
-            ltv_ocsps=context.ltv_ocsps,
-            ltv_crls=context.ltv_crls,
-        )
+        config = sign.CmsBatchConfig(**batch_signer(context))
 
         def make_item(index: int, planned: PlannedDocLike, temp: Path) -> sign.PrepareItem:
             opts = planned.options

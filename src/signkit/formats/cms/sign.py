@@ -30,26 +30,17 @@ from signkit.formats.cms.container import CmsTemplate
 from signkit.formats.cms.der import CHUNK, SignedDataParts, pem_lines
 from signkit.formats.cms.options import LONG_TERM, CmsDocOptions
 from signkit.formats.finished import Finished
+from signkit.formats.plugin import BatchSigner
 from signkit.fsio import open_regular
 from signkit.pki.timestamps import TsaSpec, request_timestamp
-from signkit.tokens.model import SignatureScheme
 
 # A new temp file only: never an existing file, never through a symlink.
 CREATE_TEMP = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, kw_only=True)
-class CmsBatchConfig:
+class CmsBatchConfig(BatchSigner):
     """What every worker needs, the same for the whole batch (picklable, no secrets)."""
-
-    signer_der: bytes
-    chain_der: tuple[bytes, ...]
-    digest_algorithm: str
-    scheme: SignatureScheme
-    tsa: TsaSpec | None
-    ltv_certs: tuple[bytes, ...] = ()
-    ltv_ocsps: tuple[bytes, ...] = ()
-    ltv_crls: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)

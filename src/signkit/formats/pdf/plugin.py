@@ -12,7 +12,13 @@ from signkit.formats.cms.container import CmsTemplate, signature_size
 from signkit.formats.pdf import decree30, finish, prepare, resume
 from signkit.formats.pdf.options import EXTENSIONS, OVERRIDABLE, PdfDocOptions, resolve_options
 from signkit.formats.pdf.presets import get_preset
-from signkit.formats.plugin import OutputState, PlannedDocLike, SignerContext, Stages
+from signkit.formats.plugin import (
+    OutputState,
+    PlannedDocLike,
+    SignerContext,
+    Stages,
+    batch_signer,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,16 +121,8 @@ class PdfFormat:
             signature_size(context.key_type, context.key_size), allowance
         )
         config = prepare.PdfBatchConfig(
-            signer_der=context.certificate_der,
-            chain_der=context.chain_der[1:],
-            digest_algorithm=context.digest_algorithm,
-            scheme=context.scheme,
+            **batch_signer(context),
             bytes_reserved=reserved,
-            tsa=context.tsa,
-            ltv_certs=context.ltv_certs,
-            ltv_ocsps=context.ltv_ocsps,
-            ltv_crls=context.ltv_crls,
-            timezone=context.timezone,
             password=self.password,
             font_path=_font_path(),
             italic_font_path=_font_path(italic=True),

@@ -37,9 +37,8 @@ from signkit.formats.pdf.appearance import (
 )
 from signkit.formats.pdf.decree30 import fit_between, fit_image, seal_box, slot_layout
 from signkit.formats.pdf.options import PdfDocOptions
+from signkit.formats.plugin import BatchSigner
 from signkit.fsio import copy_hashing, open_regular
-from signkit.pki.timestamps import TsaSpec
-from signkit.tokens.model import SignatureScheme
 
 TIMESTAMP_ALLOWANCE = 12 * 1024
 
@@ -57,19 +56,10 @@ IN_MEMORY_LIMIT = 32 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
-class PdfBatchConfig:
+class PdfBatchConfig(BatchSigner):
     """What every worker needs, the same for the whole batch (picklable, no secrets)."""
 
-    signer_der: bytes
-    chain_der: tuple[bytes, ...]
-    digest_algorithm: str
-    scheme: SignatureScheme
     bytes_reserved: int
-    tsa: TsaSpec | None
-    ltv_certs: tuple[bytes, ...] = ()
-    ltv_ocsps: tuple[bytes, ...] = ()
-    ltv_crls: tuple[bytes, ...] = ()
-    timezone: str = "Asia/Ho_Chi_Minh"
     password: str | None = field(default=None, repr=False)
     font_path: str = ""
     italic_font_path: str = ""

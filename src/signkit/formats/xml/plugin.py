@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from signkit.errors import UsageError
-from signkit.formats.plugin import OutputState, PlannedDocLike, SignerContext, Stages
+from signkit.formats.plugin import (
+    OutputState,
+    PlannedDocLike,
+    SignerContext,
+    Stages,
+    batch_signer,
+)
 from signkit.formats.xml.options import (
     EXTENSIONS,
     OVERRIDABLE,
@@ -59,18 +65,10 @@ class XmlFormat:
         from signkit.formats.xml.layout import tax_code_of
 
         config = sign.XmlBatchConfig(
-            signer_der=context.certificate_der,
-            chain_der=_intermediates(context.chain_der),
+            **batch_signer(context, _intermediates(context.chain_der)),
             key_type=context.key_type,
             key_size=context.key_size,
-            digest_algorithm=context.digest_algorithm,
-            scheme=context.scheme,
-            tsa=context.tsa,
-            timezone=context.timezone,
             tax_code=tax_code_of(context.certificate_der),
-            ltv_certs=context.ltv_certs,
-            ltv_ocsps=context.ltv_ocsps,
-            ltv_crls=context.ltv_crls,
         )
 
         def make_item(index: int, planned: PlannedDocLike, temp: Path) -> sign.PrepareItem:

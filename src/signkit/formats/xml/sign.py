@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from signkit.errors import DocumentError, InputFormatError, OutputError, SignkitError, UsageError
 from signkit.formats.finished import Finished
-from signkit.formats.plugin import OutputState
+from signkit.formats.plugin import BatchSigner, OutputState
 from signkit.formats.xml import c14n, xades
 from signkit.formats.xml.c14n import quote_attribute
 from signkit.formats.xml.core import check_signature, ds, signatures_of
@@ -46,8 +46,7 @@ from signkit.formats.xml.parse import MAX_BYTES, XML_NS, XmlDocument, parse, req
 from signkit.formats.xml.references import Context, processed, to_octets
 from signkit.formats.xml.splice import root_bytes, splice
 from signkit.fsio import open_regular
-from signkit.pki.timestamps import TsaSpec, request_timestamp
-from signkit.tokens.model import SignatureScheme
+from signkit.pki.timestamps import request_timestamp
 
 if TYPE_CHECKING:
     from lxml.etree import _Element
@@ -58,33 +57,15 @@ _CREATE_TEMP = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, kw_only=True)
-class XmlBatchConfig:
+class XmlBatchConfig(BatchSigner):
     """What every worker needs, the same for the whole batch (picklable, no secrets)."""
 
-    signer_der: bytes
-    """The signer certificate."""
-    chain_der: tuple[bytes, ...]
-    """Intermediates KeyInfo carries."""
     key_type: str
     """'RSA' or 'EC'."""
     key_size: int
     """Key size in bits."""
-    digest_algorithm: str
-    """hashlib name of the digests."""
-    scheme: SignatureScheme
-    """pkcs1v15, pss or ecdsa."""
-    tsa: TsaSpec | None
-    """Time-stamping authority (B-T and above)."""
-    timezone: str = "Asia/Ho_Chi_Minh"
-    """Zone of the signing time written."""
     tax_code: str | None = None
     """The MST: tax code in the signer's subject, if any."""
-    ltv_certs: tuple[bytes, ...] = ()
-    """B-LT: certificates of the signer's and the TSA's chains (DER)."""
-    ltv_ocsps: tuple[bytes, ...] = ()
-    """B-LT: OCSP responses for them (DER)."""
-    ltv_crls: tuple[bytes, ...] = ()
-    """B-LT: CRLs for them (DER)."""
 
 
 @dataclass(frozen=True)

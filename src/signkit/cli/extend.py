@@ -40,24 +40,28 @@ def parse_window(value: str) -> timedelta:
 
 
 def _summary(out: Output, report: Any) -> None:
+    """The skipped documents (all with -v) listed on stdout, unless --json
+    stands in for them; the failed ones on stderr at error priority; then
+    the counts on stderr (kept with -q)."""
     from signkit.i18n import t
 
     totals = report.totals()
-    listed = [d for d in report.documents if d.status.value in ("skipped", "failed")]
-    if out.verbose:
-        listed = report.documents
-    for d in listed:
-        word = "extended" if d.status.value == "signed" else d.status.value
+    for d in report.documents:
+        status = d.status.value
         why = d.error_message or d.reason or d.level or ""
-        out.info("\t".join((t(word), d.input, t(why))))
+        if status == "failed":
+            out.error(f"{d.input}: {t(why)}")
+        elif (status == "skipped" or out.verbose) and not out.json:
+            word = "extended" if status == "signed" else status
+            out.result("\t".join((t(word), d.input, t(why))))
     if report.dry_run:
-        out.info(t("dry run: {planned} planned (of {total})").format(**totals))
+        out.summary(t("dry run: {planned} planned (of {total})").format(**totals))
         return
     line = t(
         "{signed} extended, {skipped} skipped, {failed} failed, "
         "{not_attempted} not attempted (of {total})"
     )
-    out.info(line.format(**{k.replace("-", "_"): v for k, v in totals.items()}))
+    out.summary(line.format(**{k.replace("-", "_"): v for k, v in totals.items()}))
 
 
 app = new_app(

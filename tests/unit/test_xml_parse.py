@@ -348,3 +348,17 @@ def test_a_detached_reference_to_a_huge_or_special_file_is_refused(tmp_path: Pat
             read_external(uri, tmp_path)
     (tmp_path / "small file.xml").write_bytes(b'<a><b Id="x">1</b></a>')
     assert read_external("small%20file.xml", tmp_path) == b'<a><b Id="x">1</b></a>'
+
+
+def test_a_long_parser_message_is_cut_between_words() -> None:
+    """Regression: the parser's reason was cut at 160 characters, mid-word."""
+    opening = "<" + "_".join(["giayphepkinhdoanh"] * 6) + ">"
+    data = f"<?xml version='1.0' encoding='UTF-8'?>\n<hoso>{opening}</hoso>".encode()
+    with pytest.raises(InputFormatError) as caught:
+        parse(data, "long.xml")
+    reason = caught.value.message.removeprefix("malformed XML (").removesuffix(")")
+    assert reason.endswith(" …"), reason
+    words = reason.removesuffix(" …").split()
+    with pytest.raises(etree.XMLSyntaxError) as original:
+        etree.fromstring(data)
+    assert words == str(original.value).split()[: len(words)], reason

@@ -205,7 +205,7 @@ def _validate_chain(
             retry.revocation = "unknown"
             retry.warnings = [
                 "revocation status could not be established "
-                f"({(result.detail or '')[:200]}); accepted under --revocation soft"
+                f"({shorten(result.detail or '', 200)}); accepted under --revocation soft"
             ]
             return retry
     return result

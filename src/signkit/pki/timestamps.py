@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from signkit.errors import TimestampError, TsaUnreachableError
+from signkit.texts import shorten
 
 if TYPE_CHECKING:
     from asn1crypto import cms
@@ -183,7 +184,7 @@ def check_token(signed_data: Any, expected_imprint: Callable[[str], bytes]) -> T
             signature_ok=None,
             tsa_certificate=None,
             other_certificates=tuple(certs),
-            problem=f"the TSA's certificate is not in the token ({str(exc)[:120]})",
+            problem=f"the TSA's certificate is not in the token ({shorten(str(exc), 120)})",
         )
     signer_info = extract_signer_info(signed_data)
     digest_name = signer_info["digest_algorithm"]["algorithm"].native

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from signkit.errors import InputFormatError
+from signkit.texts import shorten
 
 if TYPE_CHECKING:
     from lxml.etree import XMLParser, XPath, _Element, _ElementTree
@@ -298,7 +299,7 @@ def parse(data: bytes, source: str) -> XmlDocument:
             raise InputFormatError(
                 "a text node exceeds the parser's size limit", subject=source
             ) from None
-        reason = text[:160]
+        reason = shorten(text, 160)
         raise InputFormatError(f"malformed XML ({reason})", subject=source) from None
     return XmlDocument(
         tree=root.getroottree(), source=source, root_offset=root_offset, dtd_ids=dtd_ids

@@ -43,17 +43,20 @@ def _summary(out: Output, report: Any) -> None:
     """The skipped documents (all with -v) listed on stdout, unless --json
     stands in for them; the failed ones on stderr at error priority; then
     the counts on stderr (kept with -q)."""
+    from signkit.cli.sign_run import documents_table
     from signkit.i18n import t
 
     totals = report.totals()
-    for d in report.documents:
-        status = d.status.value
-        why = d.error_message or d.reason or d.level or ""
-        if status == "failed":
-            out.error(f"{d.input}: {t(why)}")
-        elif (status == "skipped" or out.verbose) and not out.json:
-            word = "extended" if status == "signed" else status
-            out.result("\t".join((t(word), d.input, t(why))))
+    failed = [d for d in report.documents if d.status.value == "failed"]
+    listed = [
+        d
+        for d in report.documents
+        if d.status.value == "skipped" or (out.verbose and d not in failed)
+    ]
+    if listed and not out.json:
+        out.table(documents_table(listed, {"signed": "extended"}))
+    if failed:
+        out.failures(documents_table(failed))
     if report.dry_run:
         out.summary(t("dry run: {planned} planned (of {total})").format(**totals))
         return

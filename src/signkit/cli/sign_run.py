@@ -109,9 +109,9 @@ def _summary(out: Output, report: Any) -> None:
         return
     listed = [d for d in report.documents if d.status.value != "failed"]
     if (out.verbose or report.dry_run) and not out.json and listed:
-        out.table(_documents(listed))
+        out.table(documents_table(listed))
     if failed:
-        out.failures(_documents(failed))
+        out.failures(documents_table(failed))
     if report.dry_run:
         line = t("dry run: {planned} planned, {skipped} skipped (of {total})")
     else:
@@ -122,8 +122,9 @@ def _summary(out: Output, report: Any) -> None:
     out.summary(line.format(**{k.replace("-", "_"): v for k, v in totals.items()}))
 
 
-def _documents(documents: list[Any]) -> Any:
-    """A table of documents: status, input, and the output or the reason."""
+def documents_table(documents: list[Any], words: dict[str, str] | None = None) -> Any:
+    """A table of documents: status (``words`` renames one), input, and the
+    output or the reason."""
     from rich.table import Table
 
     from signkit.i18n import t
@@ -133,7 +134,9 @@ def _documents(documents: list[Any]) -> Any:
         table.add_column(t(col))
     for d in documents:
         table.add_row(
-            t(d.status.value), d.input, t(d.error_message or d.reason or "") or d.output or ""
+            t((words or {}).get(d.status.value, d.status.value)),
+            d.input,
+            t(d.error_message or d.reason or "") or d.output or "",
         )
     return table
 

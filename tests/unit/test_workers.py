@@ -213,6 +213,40 @@ def test_an_alarm_arriving_as_the_call_returns_is_the_time_budget_not_a_crash(
     assert real_setitimer(signal.ITIMER_REAL, 0) == (0.0, 0.0)
 
 
+def long_warm_up() -> int:
+    """A warm-up that outlasts the test (it sleeps: a worker ended while
+    waiting on a shared Event would leave that Event's condition stuck)."""
+    STARTED.set()
+    time.sleep(120)
+    return os.getpid()
+
+
+@pytest.mark.parametrize("second_worker", ["idle", "warming"])
+def test_a_batch_smaller_than_the_pool_stops_the_workers_it_does_not_need(
+    second_worker: str,
+) -> None:
+    """Regression: a batch of one document kept the second worker and let it
+    import the format's stack, so a one-document run's memory held two
+    workers' (the 128 MiB promise of a 2 GiB PDF failed on a quiet machine)."""
+    pool = WorkerPool(2)
+    try:
+        processes = [slot.process for slot in pool._slots]
+        if second_worker == "warming":
+            first = pool.warm_up(counted_warm_up)
+            first.result(timeout=30)
+            # the others' warm-up starts when the first is done: the second
+            # worker is now held inside it
+            pool._warm_slot(long_warm_up, (), pool._slots[1])
+            assert STARTED.wait(timeout=30)
+        pool.shrink(1)
+        wait_until(lambda: not processes[1].is_alive(), "the second worker to end")
+        assert processes[0].is_alive()
+        assert all(p == processes[0].pid for p, _ in pool.map(pid_and_square, [1, 2, 4]))
+    finally:
+        GATE.set()
+        pool.shutdown(wait=True)
+
+
 def uninterruptible_nap(seconds: float) -> None:
     import signal as sig
 

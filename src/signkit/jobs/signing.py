@@ -256,6 +256,7 @@ def _sign(
     # The signer check (path validation, OCSP/CRL) runs in a worker: its
     # validation stack loads there while this process opens the token.
     executor = start_pool(spec.jobs, warm_first=fmt.warmup)
+    executor.shrink(len(docs))
     executor.submit(trust_preload, spec.trust)
 
     def run_check(*args: object, **kwargs: object) -> object:

@@ -188,6 +188,36 @@ class WorkerPool(Executor):
         first.add_done_callback(the_others)
         return first
 
+    def shrink(self, keep: int) -> None:
+        """Stop the workers past the first ``keep`` (at least one) that hold
+        no work: a batch with fewer documents than workers does not pay for
+        a worker's imports and memory it will never use. An idle one gets
+        its stop message, one still warming up is ended; either way its
+        warm-up is given up and it is not replaced."""
+        with self._lock:
+            extra = [
+                s
+                for s in self._slots[max(1, keep) :]
+                if not s.gone and not s.closing and set(s.running) <= self._warm_ids
+            ]
+            dropped: list[Future[Any]] = []
+            ended: list[_Slot] = []
+            stops: list[tuple[_Slot, bytes]] = []
+            for slot in extra:
+                slot.closing = True
+                if slot.running:
+                    dropped += [task.future for task in slot.running.values()]
+                    slot.running.clear()
+                    ended.append(slot)
+                else:
+                    stops.append((slot, b""))
+        for slot in ended:
+            with contextlib.suppress(OSError):
+                slot.process.kill()
+        for future in dropped:
+            future.set_exception(RuntimeError("warm-up given up: fewer documents than workers"))
+        self._send(stops)
+
     def _warm_slot(self, fn: Callable[..., Any], args: tuple[Any, ...], slot: _Slot) -> Future[Any]:
         future: Future[Any] = Future()
         payload = pickle.dumps((fn, args, {}), protocol=pickle.HIGHEST_PROTOCOL)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from support.infra import REPO, PkiServices, SoftHsm
+from support.infra import REPO, PkiServices, SoftHsm, pki_certificate
 from support.runner import Runner
 from support.xmlcheck import xmlsec_verify
 
@@ -383,7 +383,7 @@ def test_hostile_packages_get_a_line_each_never_a_bug(verify, tmp_path: Path) ->
     (folder / "dtd.edxml").write_bytes(
         plain.replace(b"<edXML ", b'<!DOCTYPE edXML [<!ENTITY e "x">]>\n<edXML ', 1)
     )
-    (folder / "huge.edxml").write_bytes(build_package([Item("big.pdf", b"\0" * (9 << 20))]))
+    (folder / "huge.edxml").write_bytes(build_package([Item("big.pdf", b"\0" * (33 << 20))]))
     (folder / "dup.edxml").write_bytes(
         build_package([Item("QĐ.pdf", b"%PDF-1.4\n"), Item("qđ.pdf", b"%PDF-1.4\n")])
     )
@@ -396,8 +396,103 @@ def test_hostile_packages_get_a_line_each_never_a_bug(verify, tmp_path: Path) ->
     assert len(rows) == 5
     assert "namespace urn:x" in rows["wrong-ns.edxml"]["error_message"]
     assert rows["dtd.edxml"]["status"] == "failed"
-    assert "size limit" in rows["huge.edxml"]["error_message"]
+    huge = rows["huge.edxml"]["verdict"]
+    assert huge["indication"] == "FAILED"
+    assert any(
+        s["detail"] == "attachment big.pdf decodes to more than 32 MiB" for s in huge["signatures"]
+    )
     assert "refusing an ambiguous envelope" in rows["two-headers.edxml"]["error_message"]
     dup = rows["dup.edxml"]["verdict"]
     assert dup["indication"] == "FAILED"
     assert any("two attachments are named" in (s["detail"] or "") for s in dup["signatures"])
+
+
+def openssl_cms(data: Path, out: Path, *, attached: bool) -> bytes:
+    """A CAdES signature made by another signer (openssl cms), DER."""
+    from asn1crypto import pem
+
+    keys = REPO / "fixtures" / "pki" / "keys"
+    signer = out.parent / "signer.pem"
+    signer.write_bytes(pem.armor("CERTIFICATE", pki_certificate("signer-rsa2048")))
+    interm = out.parent / "interm.pem"
+    interm.write_bytes(pem.armor("CERTIFICATE", pki_certificate("interm-ca")))
+    subprocess.run(
+        [
+            "openssl", "cms", "-sign", "-binary", "-outform", "DER", "-md", "sha256",
+            *(["-nodetach"] if attached else []),
+            "-in", str(data), "-signer", str(signer), "-inkey",
+            str(keys / "signer-rsa2048.key.pem"), "-certfile", str(interm), "-out", str(out),
+        ],
+        check=True,
+    )  # fmt: skip
+    return out.read_bytes()
+
+
+def test_cms_attachments_are_verified_in_memory(sign, verify, pdfs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A spreadsheet with its detached .p7s and a .p7m with its content inside,
+    both made by openssl, travel in the package: each signature is judged as
+    `signkit verify` judges the file on its own, the detached one against the
+    attachment it names; the data file needs no line of its own."""
+    work = tmp_path / "cms"
+    work.mkdir()
+    sheet = work / "bang-luong.xlsx"
+    sheet.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 40)
+    p7s = openssl_cms(sheet, work / "bang-luong.xlsx.p7s", attached=False)
+    p7m = openssl_cms(sheet, work / "to-trinh.xlsx.p7m", attached=True)
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+    def signed_package(name: str, items: list[Item]) -> dict[str, Any]:
+        src = tmp_path / "in" / f"{name}.edxml"
+        src.parent.mkdir(exist_ok=True)
+        src.write_bytes(build_package(items))
+        out = tmp_path / "out" / f"{name}.edxml"
+        out.parent.mkdir(exist_ok=True)
+        proc = sign(str(src), "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        before = sorted(p.name for p in tmp_path.rglob("*"))
+        verdict = verify(str(out))[1]["documents"][0]["verdict"]
+        # nothing decoded is written anywhere (the audit log is the only new file)
+        after = sorted(p.name for p in tmp_path.rglob("*"))
+        assert set(after) - set(before) <= {"audit.jsonl", "audit.jsonl.lock"}
+        return verdict
+
+    good = signed_package(
+        "cms-good",
+        [
+            Item("12-QĐ-UBND.pdf", pdfs["decision"]),
+            Item("bang-luong.xlsx", sheet.read_bytes(), xlsx),
+            Item("bang-luong.xlsx.p7s", p7s, "application/pkcs7-signature"),
+            Item("to-trinh.xlsx.p7m", p7m, "application/octet-stream"),
+        ],
+    )
+    assert good["indication"] == "PASSED", good
+    by_attachment = {s["attachment"]: s for s in good["signatures"] if s["attachment"]}
+    assert set(by_attachment) == {"12-QĐ-UBND.pdf", "bang-luong.xlsx.p7s", "to-trinh.xlsx.p7m"}
+    detached = by_attachment["bang-luong.xlsx.p7s"]
+    assert detached["coverage"] == "file:bang-luong.xlsx"
+    assert detached["signer_subject"]
+    assert detached["signer_subject"] == by_attachment["to-trinh.xlsx.p7m"]["signer_subject"]
+    assert by_attachment["to-trinh.xlsx.p7m"]["coverage"] == "attached-content"
+
+    changed = bytearray(sheet.read_bytes())
+    changed[100] ^= 1
+    tampered = signed_package(
+        "cms-tampered",
+        [
+            Item("bang-luong.xlsx", bytes(changed), xlsx),
+            Item("bang-luong.xlsx.p7s", p7s, "application/pkcs7-signature"),
+        ],
+    )
+    assert tampered["indication"] == "FAILED"
+    (line,) = [s for s in tampered["signatures"] if s["attachment"]]
+    assert line["name"].startswith("bang-luong.xlsx.p7s")
+    assert (line["indication"], line["sub_indication"]) == ("FAILED", "HASH_FAILURE")
+
+    alone = signed_package(
+        "cms-alone", [Item("bang-luong.xlsx.p7s", p7s, "application/pkcs7-signature")]
+    )
+    (line,) = [s for s in alone["signatures"] if s["attachment"]]
+    assert (line["indication"], line["sub_indication"]) == (
+        "INDETERMINATE",
+        "SIGNED_DATA_NOT_FOUND",
+    )

@@ -727,8 +727,12 @@ def test_hostile_corpus_is_refused_with_nothing_written_and_no_network(  # type:
         for _ in range(100):
             fh.write(chunk)
         fh.write(b"</r>")
-    text_node = src_dir / "text-node-20mb.xml"  # under the size limit, over the text limit
-    text_node.write_bytes(b"<r>" + b"B" * (20 << 20) + b"</r>")
+    # under the size limit, over libxml2's text-node limit, with a DTD: refused
+    # (without a DTD the node is read: see test_a_large_base64_node_is_signed)
+    text_node = src_dir / "text-node-20mb.xml"
+    text_node.write_bytes(
+        b"<!DOCTYPE r [<!ATTLIST r id ID #IMPLIED>]><r>" + b"B" * (20 << 20) + b"</r>"
+    )
     cases = {
         **HOSTILE_CASES,
         "huge-text.xml": "document larger than 64 MiB",
@@ -755,6 +759,25 @@ def test_hostile_corpus_is_refused_with_nothing_written_and_no_network(  # type:
     assert listener.connections == 0
     big.unlink()
     text_node.unlink()
+
+
+def test_a_large_base64_node_is_signed(skx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A document carrying a 12 MB base64 file (over libxml2's 10 MB text-node
+    limit) and no DTD is signed, byte-preserved, and xmlsec1 verifies it."""
+
+    src = tmp_path / "ho-so.xml"
+    blob = base64.encodebytes(bytes(range(256)) * (36 << 10)).decode("ascii")
+    assert len(blob) > 10_000_000
+    src.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<HoSo><TepDinhKem>{blob}</TepDinhKem></HoSo>\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "ho-so-signed.xml"
+    proc = skx(str(src), *KEY, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert_xmlsec_ok(out, tmp_path)
+    rest, _ = cut_signature(out)
+    assert rest == src.read_bytes()
 
 
 def test_internal_dtd_declaring_ids_is_accepted_and_its_ids_honoured(  # type: ignore[no-untyped-def]

@@ -301,33 +301,60 @@ class Budget:
         self.left -= size
 
 
-_NOT_B64 = re.compile(rb"[^A-Za-z0-9+/=]")
+_NOT_B64 = re.compile(r"[^A-Za-z0-9+/=]")
+_SPACE = re.compile(r"\s+")
+# Characters of base64 text decoded at a time.
+DECODE_CHUNK = 1 << 18
 
 
 def decode(attachment: Attachment, budget: Budget, source: str) -> bytes:
-    """The attachment's bytes (strict base64), within the package's budget."""
+    """The attachment's bytes (strict base64), within the package's budget,
+    decoded a chunk at a time into one buffer: beside the text, no second copy
+    of it is made."""
     name = attachment.label
     if attachment.encoded is None:
         raise InputFormatError(
             f"attachment {name} has no (or more than one) ContentTransferEncoded",
             subject=source,
         )
-    text = (attachment.encoded.text or "").encode("ascii", "replace")
-    # The size is known before anything is decoded: 3 bytes per 4 characters.
-    budget.take(len(text) * 3 // 4, attachment, source)
-    compact = b"".join(text.split())
-    if _NOT_B64.search(compact):
+    text = attachment.encoded.text or ""
+    # The size is known before anything is decoded: 3 bytes per 4 characters
+    # at most (whitespace only makes it less).
+    limit = len(text) * 3 // 4
+    budget.take(limit, attachment, source)
+    out = bytearray(limit)
+    pos = 0
+    carry = chunk = ""
+    ended = False
+    for start in range(0, len(text), DECODE_CHUNK):
+        chunk = carry + _SPACE.sub("", text[start : start + DECODE_CHUNK])
+        if _NOT_B64.search(chunk) or (ended and chunk):
+            raise InputFormatError(f"attachment {name} is not base64", subject=source)
+        usable = len(chunk) - len(chunk) % 4
+        carry = chunk[usable:]
+        if not usable:
+            continue
+        try:
+            piece = binascii.a2b_base64(chunk[:usable], strict_mode=True)
+        except binascii.Error:
+            raise InputFormatError(f"attachment {name} is not base64", subject=source) from None
+        out[pos : pos + len(piece)] = piece
+        pos += len(piece)
+        # Padding ends the data: anything after it is not base64.
+        ended = chunk[usable - 1] == "="
+    if carry:
         raise InputFormatError(f"attachment {name} is not base64", subject=source)
-    try:
-        return binascii.a2b_base64(compact, strict_mode=True)
-    except binascii.Error:
-        raise InputFormatError(f"attachment {name} is not base64", subject=source) from None
+    del text, chunk  # the only reference to the text: freed before the copy below
+    del out[pos:]
+    return bytes(out)
 
 
-def decoded(package: Package) -> Iterator[tuple[Attachment, bytes | InputFormatError]]:
+def decoded(
+    package: Package, budget: Budget | None = None
+) -> Iterator[tuple[Attachment, bytes | InputFormatError]]:
     """Each attachment with its bytes, or the reason it cannot be decoded; one at a
     time, so no more than one is held beside the document."""
-    budget = Budget()
+    budget = budget or Budget()
     for attachment in package.attachments:
         try:
             yield attachment, decode(attachment, budget, package.doc.source)

@@ -26,7 +26,14 @@ from typing import Any
 from signkit.errors import InputError
 from signkit.formats.cms import cades
 from signkit.formats.cms.der import SignedDataParts
-from signkit.formats.cms.inspect import CmsFile, SignerView, detached_data, open_cms, signers
+from signkit.formats.cms.inspect import (
+    CmsFile,
+    SignerView,
+    cms_in_memory,
+    detached_data,
+    open_cms,
+    signers,
+)
 from signkit.verify.policy import (
     RevocationRule,
     VerifyPolicy,
@@ -57,7 +64,6 @@ _REVOCATION_UNKNOWN = frozenset(
 def verify_cms(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
     """Verify every signer of one CMS signature file."""
     with open_cms(path) as found:
-        views = signers(found.parts)
         data = None
         missing = None
         if found.parts.content is None:
@@ -68,27 +74,55 @@ def verify_cms(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
                     if data is not None
                     else "a detached signature names no data file (expected NAME.p7s next to NAME)"
                 )
-        if missing is not None:
-            verdicts = [
-                make_verdict(
-                    i,
-                    Indication.INDETERMINATE,
-                    SubIndication.SIGNED_DATA_NOT_FOUND,
-                    detail=missing,
-                    **_details(v),
-                )
-                for i, v in enumerate(views)
-            ]
-        else:
-            algorithms = {"sha256"} | {v.digest_algorithm for v in views}
-            algorithms |= _archive_algorithms(views) & set(hashlib.algorithms_guaranteed)
-            digests = found.content_digests(algorithms, data)
-            coverage = f"file:{data.name}" if data is not None else "attached-content"
-            verdicts = [
-                _verify_one(i, view, found, digests, policy, coverage)
-                for i, view in enumerate(views)
-            ]
+        coverage = f"file:{data.name}" if data is not None else "attached-content"
+        verdicts = _judge(found, data, missing, coverage, policy)
     return DocumentVerdict.of(str(path), "cms", verdicts, _sha256(path))
+
+
+def verify_cms_data(
+    content: bytes,
+    source: str,
+    policy: VerifyPolicy,
+    detached: tuple[str, bytes] | None,
+) -> DocumentVerdict:
+    """``verify_cms`` on a signature held in memory (an attachment of a package);
+    ``detached`` is the (name, bytes) of the data a detached signature signs,
+    when the caller found it, and nothing is written anywhere."""
+    found = cms_in_memory(content, source)
+    missing = None
+    if found.parts.content is None and detached is None:
+        missing = "a detached signature whose signed data is not in the package"
+    coverage = f"file:{detached[0]}" if detached is not None else "attached-content"
+    data = detached[1] if detached is not None else None
+    verdicts = _judge(found, data, missing, coverage, policy)
+    return DocumentVerdict.of(source, "cms", verdicts, hashlib.sha256(content).hexdigest())
+
+
+def _judge(
+    found: CmsFile,
+    data: Path | bytes | None,
+    missing: str | None,
+    coverage: str,
+    policy: VerifyPolicy,
+) -> list[SignatureVerdict]:
+    """The verdict of every signer; ``missing`` says why the signed data is not
+    at hand (each signer is then INDETERMINATE)."""
+    views = signers(found.parts)
+    if missing is not None:
+        return [
+            make_verdict(
+                i,
+                Indication.INDETERMINATE,
+                SubIndication.SIGNED_DATA_NOT_FOUND,
+                detail=missing,
+                **_details(v),
+            )
+            for i, v in enumerate(views)
+        ]
+    algorithms = {"sha256"} | {v.digest_algorithm for v in views}
+    algorithms |= _archive_algorithms(views) & set(hashlib.algorithms_guaranteed)
+    digests = found.content_digests(algorithms, data)
+    return [_verify_one(i, view, found, digests, policy, coverage) for i, view in enumerate(views)]
 
 
 def _archive_algorithms(views: list[SignerView]) -> set[str]:

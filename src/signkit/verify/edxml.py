@@ -14,6 +14,7 @@ decision the header announces.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,8 +22,10 @@ from typing import TYPE_CHECKING
 from signkit.errors import InputError, SignkitError
 from signkit.formats.edxml import (
     Attachment,
+    Budget,
     HeaderFacts,
     Package,
+    decode,
     decoded,
     looks_like_edxml,
     manifest_problems,
@@ -45,6 +48,15 @@ if TYPE_CHECKING:
     from signkit.formats.xml.parse import XmlDocument
 
 WHOLE_DOCUMENT = ""
+CMS_EXTENSIONS = (".p7s", ".p7m")
+CMS_TYPES = frozenset(
+    {
+        "application/pkcs7-signature",
+        "application/pkcs7-mime",
+        "application/x-pkcs7-signature",
+        "application/x-pkcs7-mime",
+    }
+)
 _NO_ENVELOPE_SIGNATURE = "the envelope carries no XML signature in edXMLHeader"
 _NO_SIGNATURE = "the attachment carries no signature"
 _NOT_XMLDSIG = (
@@ -81,11 +93,12 @@ def verify_package(doc: XmlDocument, data: bytes, policy: VerifyPolicy) -> Docum
                 warnings=problems,
             )
         )
-    for attachment, content in decoded(package):
+    budget = Budget()
+    for attachment, content in decoded(package, budget):
         if isinstance(content, SignkitError):
             verdicts.append(_line(attachment, SubIndication.FORMAT_FAILURE, content.message))
             continue
-        verdicts += _attachment(attachment, content, package.header, source, policy)
+        verdicts += _attachment(attachment, content, package, budget, policy)
     numbered = [replace(v, index=i) for i, v in enumerate(verdicts)]
     return DocumentVerdict.of(source, "edxml", numbered, hashlib.sha256(data).hexdigest())
 
@@ -164,21 +177,67 @@ def _line(attachment: Attachment, sub: SubIndication, detail: str) -> SignatureV
     )
 
 
+def is_cms(attachment: Attachment, head: bytes) -> bool:
+    """A CMS signature (.p7s, .p7m): by name, by content type or by its first bytes."""
+    from signkit.formats.cms.der import OID_SIGNED_DATA
+
+    if attachment.name.lower().endswith(CMS_EXTENSIONS):
+        return True
+    if attachment.content_type.lower().split(";")[0].strip() in CMS_TYPES:
+        return True
+    stripped = head.lstrip()
+    if stripped.startswith((b"-----BEGIN PKCS7", b"-----BEGIN CMS")):
+        return True
+    return head[:1] == b"\x30" and OID_SIGNED_DATA in head[:32]
+
+
+def _key(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _signed_data(
+    attachment: Attachment, package: Package, budget: Budget
+) -> tuple[str, bytes] | None:
+    """The attachment a detached signature ``a.docx.p7s`` signs: ``a.docx`` in the
+    same package (decoded again, within the package's budget)."""
+    stem, dot, ext = attachment.name.rpartition(".")
+    if not dot or not stem or ext.lower() != "p7s":
+        return None
+    for other in package.attachments:
+        if other is not attachment and _key(other.name) == _key(stem):
+            return other.name, decode(other, budget, package.doc.source)
+    return None
+
+
+def _signature_of(attachment: Attachment, package: Package) -> Attachment | None:
+    """The detached signature ``NAME.p7s`` in the package that signs ``attachment``."""
+    if not attachment.name:
+        return None
+    wanted = _key(attachment.name + ".p7s")
+    return next((a for a in package.attachments if _key(a.name) == wanted), None)
+
+
 def _attachment(
     attachment: Attachment,
     content: bytes,
-    header: HeaderFacts,
-    source: str,
+    package: Package,
+    budget: Budget,
     policy: VerifyPolicy,
 ) -> list[SignatureVerdict]:
     """The verdicts of one attachment's signatures (a line of its own when it has none)."""
     from signkit.verify.pdf import verify_pdf_data
     from signkit.verify.xml import verify_xml_data
 
-    inner = f"{source}: {attachment.label}"
+    header = package.header
+    inner = f"{package.doc.source}: {attachment.label}"
     head = content[:1024]
     try:
-        if head.lstrip()[:5] == b"%PDF-":
+        if is_cms(attachment, head):
+            from signkit.verify.cms import verify_cms_data
+
+            detached = _signed_data(attachment, package, budget)
+            verdict = verify_cms_data(content, inner, policy, detached)
+        elif head.lstrip()[:5] == b"%PDF-":
             verdict = verify_pdf_data(content, inner, policy)
         elif head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
             if looks_like_edxml(head):
@@ -192,12 +251,15 @@ def _attachment(
                 ]
             verdict = verify_xml_data(content, inner, policy, base=None)
         else:
+            if _signature_of(attachment, package) is not None:
+                # judged on the line of the detached signature that signs it
+                return []
             kind = attachment.content_type or "unknown type"
             return [
                 _line(
                     attachment,
                     SubIndication.SIGNED_DATA_NOT_FOUND,
-                    f"neither PDF nor XML ({kind}): its signature, if any, is not checked",
+                    f"neither PDF, XML nor CMS ({kind}): its signature, if any, is not checked",
                 )
             ]
     except SignkitError as exc:

@@ -300,30 +300,50 @@ def open_signature(path: str) -> tuple[IO[bytes], int, bool]:
         return fh, os.fstat(fh.fileno()).st_size, False
     with fh:
         spool = tempfile.TemporaryFile()
-        begun = False
-        carry = b""
-        for line in fh:
-            text = line.strip()
-            if text.startswith(b"-----BEGIN"):
-                begun = True
-                continue
-            if text.startswith(b"-----END"):
-                break
-            if begun and text:
-                carry += text
-                usable = len(carry) - len(carry) % 4
-                try:
-                    spool.write(base64.b64decode(carry[:usable], validate=True))
-                except (binascii.Error, ValueError):
-                    spool.close()
-                    raise InputFormatError("malformed PEM", subject=path) from None
-                carry = carry[usable:]
-        if carry:
+        try:
+            _unpem(fh, spool, path)
+        except BaseException:
             spool.close()
-            raise InputFormatError("malformed PEM", subject=path)
+            raise
         size = spool.tell()
         spool.seek(0)
         return spool, size, True
+
+
+def signature_buffer(data: bytes, name: str) -> tuple[IO[bytes], int, bool]:
+    """``open_signature`` for a signature already in memory (an attachment)."""
+    import io
+
+    if not data[:64].lstrip().startswith(_PEM_BEGIN):
+        return io.BytesIO(data), len(data), False
+    out = io.BytesIO()
+    _unpem(io.BytesIO(data), out, name)
+    size = out.tell()
+    out.seek(0)
+    return out, size, True
+
+
+def _unpem(lines: IO[bytes], out: IO[bytes], name: str) -> None:
+    """Decode the first PEM block of ``lines`` into ``out``, a line at a time."""
+    begun = False
+    carry = b""
+    for line in lines:
+        text = line.strip()
+        if text.startswith(b"-----BEGIN"):
+            begun = True
+            continue
+        if text.startswith(b"-----END"):
+            break
+        if begun and text:
+            carry += text
+            usable = len(carry) - len(carry) % 4
+            try:
+                out.write(base64.b64decode(carry[:usable], validate=True))
+            except (binascii.Error, ValueError):
+                raise InputFormatError("malformed PEM", subject=name) from None
+            carry = carry[usable:]
+    if carry:
+        raise InputFormatError("malformed PEM", subject=name)
 
 
 def pem_lines(data: IO[bytes], out: IO[bytes], label: str = "CMS") -> None:

@@ -17,7 +17,13 @@ from typing import IO, Any
 
 from signkit.errors import InputError, InputFormatError
 from signkit.formats.cms.cades import SignerInfoParts
-from signkit.formats.cms.der import CHUNK, SignedDataParts, open_signature, read_signed_data
+from signkit.formats.cms.der import (
+    CHUNK,
+    SignedDataParts,
+    open_signature,
+    read_signed_data,
+    signature_buffer,
+)
 from signkit.formats.cms.options import SIGNATURE_EXTENSIONS
 from signkit.formats.plugin import OutputState
 
@@ -31,8 +37,9 @@ class CmsFile:
     fh: IO[bytes]
     pem: bool
 
-    def content_digests(self, algorithms: set[str], data: Path | None) -> dict[str, bytes]:
-        """Digests of the signed content: attached, else the detached ``data`` file."""
+    def content_digests(self, algorithms: set[str], data: Path | bytes | None) -> dict[str, bytes]:
+        """Digests of the signed content: attached, else the detached ``data``
+        (a file, or bytes already in memory)."""
         hashes = {a: hashlib.new(a) for a in algorithms}
         if self.parts.content is not None:
             for offset, length in self.parts.content:
@@ -48,6 +55,10 @@ class CmsFile:
         else:
             if data is None:
                 raise InputError("a detached signature needs its data file", subject=self.path)
+            if isinstance(data, bytes):
+                for h in hashes.values():
+                    h.update(data)
+                return {a: h.digest() for a, h in hashes.items()}
             from signkit.fsio import open_regular
 
             try:
@@ -71,6 +82,12 @@ def open_cms(path: str | Path) -> Iterator[CmsFile]:
         raise InputError(f"cannot read ({exc.strerror or exc})", subject=str(path)) from None
     with fh:
         yield CmsFile(str(path), read_signed_data(fh, size, str(path)), fh, pem)
+
+
+def cms_in_memory(data: bytes, name: str) -> CmsFile:
+    """A signature held in memory (an attachment), parsed as ``open_cms`` does."""
+    fh, size, pem = signature_buffer(data, name)
+    return CmsFile(name, read_signed_data(fh, size, name), fh, pem)
 
 
 @dataclass(frozen=True)

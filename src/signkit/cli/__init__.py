@@ -9,9 +9,11 @@ import os
 import sys
 
 # Commands whose workers import a heavy stack: started before anything else.
+# (module, warm-up function) of each signing command's workers, and whether
+# its worker stages are light (see signkit.workers.default_workers).
 _PRESTART = {
-    ("sign", "pdf"): ("signkit.formats.pdf.prepare", "worker_warmup"),
-    ("sign", "xml"): ("signkit.formats.xml", "worker_warmup"),
+    ("sign", "pdf"): ("signkit.formats.pdf.prepare", "worker_warmup", False),
+    ("sign", "xml"): ("signkit.formats.xml", "worker_warmup", True),
 }
 
 
@@ -143,8 +145,8 @@ def _prestart_workers(args: list[str]) -> None:
     Only for a plain batch: not for help, a dry run, a chosen worker count or
     a configuration file named on the command line."""
     words = [a for a in args if not a.startswith("-")][:2]
-    warm_first = _PRESTART.get((words[0], words[1])) if len(words) == 2 else None
-    if warm_first is None or args[:2] != list(words):
+    found = _PRESTART.get((words[0], words[1])) if len(words) == 2 else None
+    if found is None or args[:2] != list(words):
         return
     # --config is read by the workers too (user presets): they must start
     # after the CLI has put it in their environment.
@@ -153,7 +155,8 @@ def _prestart_workers(args: list[str]) -> None:
         return
     from signkit.workers import prestart
 
-    prestart(warm_first)
+    module, function, light = found
+    prestart((module, function), light=light)
 
 
 def _exit_code(code: object) -> int:

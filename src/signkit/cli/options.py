@@ -264,7 +264,7 @@ class BatchOptions:
             "--jobs",
             min=1,
             metavar="N",
-            help="Worker processes preparing documents (default: one per CPU).",
+            help="Worker processes preparing documents (default: one per CPU; for XML, one fewer).",
         ),
     ] = None
 

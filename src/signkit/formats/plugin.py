@@ -253,6 +253,9 @@ class FormatPlugin(Protocol):
     """Levels that carry validation material (chains, OCSP, CRLs)."""
     warmup: tuple[str, str]
     """(module, function) a worker runs to import this format's stack ahead of time."""
+    light_stages: bool
+    """Its worker stages cost less per document than the main process's share
+    (the token, the bookkeeping): one CPU is left to the main process."""
 
     def resolve(self, overrides: Mapping[str, str]) -> DocOptions:
         """The job's options with a manifest row's overrides, validated."""

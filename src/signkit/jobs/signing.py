@@ -8,7 +8,6 @@ exit codes, dry runs, resume, audit records).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from signkit.tokens.access import TokenSpec, open_signing_key
 from signkit.tokens.guard import PinGuard
 from signkit.tokens.model import SignatureScheme
 from signkit.tokens.pin import PinIO
-from signkit.workers import start_pool
+from signkit.workers import default_workers, start_pool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,12 +249,12 @@ def _sign(
     levels = _levels(docs)
     needs_tsa = bool(levels & fmt.timestamped_levels)
     long_term = bool(levels & fmt.long_term_levels)
-    workers = spec.jobs or os.cpu_count() or 2
+    workers = spec.jobs or default_workers(fmt.light_stages)
     # The workers the entry point pre-started, or forked now: before the token
     # opens (nothing PKCS#11 is loaded yet, so no token state is duplicated).
     # The signer check (path validation, OCSP/CRL) runs in a worker: its
     # validation stack loads there while this process opens the token.
-    executor = start_pool(spec.jobs, warm_first=fmt.warmup)
+    executor = start_pool(spec.jobs, warm_first=fmt.warmup, light=fmt.light_stages)
     executor.shrink(len(docs))
     executor.submit(trust_preload, spec.trust)
 

@@ -34,7 +34,16 @@ def warm(module: str, function: str) -> None:
 _PRESTARTED: WorkerPool | None = None
 
 
-def prestart(warm_first: tuple[str, str]) -> None:
+def default_workers(light: bool = False) -> int:
+    """Worker processes when --jobs is not given: one per CPU. For a format
+    whose worker stages are light next to what the main process does for each
+    document (the token's signature, results, audit records, renames), one CPU
+    is left to the main process: more workers would only take turns with it."""
+    cpus = os.cpu_count() or 2
+    return max(1, cpus - 1) if light else cpus
+
+
+def prestart(warm_first: tuple[str, str], *, light: bool = False) -> None:
     """Fork one worker per CPU at once and start one importing ``warm_first``
     (module, function): the entry point calls this first thing for a command
     that will sign, so the worker's imports (the PDF stack, ~0.6 s) run while
@@ -43,16 +52,18 @@ def prestart(warm_first: tuple[str, str]) -> None:
     state is ever duplicated."""
     global _PRESTARTED
     if _PRESTARTED is None:
-        _PRESTARTED = WorkerPool(os.cpu_count() or 2, initializer=worker_init)
+        _PRESTARTED = WorkerPool(default_workers(light), initializer=worker_init)
         _PRESTARTED.warm_up(warm, *warm_first)
 
 
-def start_pool(jobs: int, *, warm_first: tuple[str, str] | None = None) -> WorkerPool:
-    """The batch's workers: ``jobs`` (0 = one per CPU), the pre-started pool if
-    it has that many, else forked now and warmed with ``warm_first`` (module,
-    function): see ``WorkerPool.warm_up``."""
+def start_pool(
+    jobs: int, *, warm_first: tuple[str, str] | None = None, light: bool = False
+) -> WorkerPool:
+    """The batch's workers: ``jobs`` (0 = ``default_workers(light)``), the
+    pre-started pool if it has that many, else forked now and warmed with
+    ``warm_first`` (module, function): see ``WorkerPool.warm_up``."""
     global _PRESTARTED
-    workers = jobs or os.cpu_count() or 2
+    workers = jobs or default_workers(light)
     pool, _PRESTARTED = _PRESTARTED, None
     if pool is not None and pool.workers == workers:
         return pool
@@ -68,6 +79,7 @@ __all__ = [
     "Limits",
     "WorkerLostError",
     "WorkerPool",
+    "default_workers",
     "limited_call",
     "prestart",
     "start_pool",

@@ -43,6 +43,7 @@ class CmsFormat:
     timestamped_levels = TIMESTAMPED
     long_term_levels = LONG_TERM
     warmup = ("signkit.formats.cms.sign", "worker_warmup")
+    light_stages = False
 
     def resolve(self, overrides: Mapping[str, str]) -> CmsDocOptions:
         """The job's options with a manifest row's overrides, validated."""

@@ -36,6 +36,7 @@ class PdfFormat:
     timestamped_levels = frozenset(("B-T", "B-LT", "B-LTA"))
     long_term_levels = frozenset(("B-LT", "B-LTA"))
     warmup = ("signkit.formats.pdf.prepare", "worker_warmup")
+    light_stages = False
 
     def resolve(self, overrides: Mapping[str, str]) -> PdfDocOptions:
         """The job's options with a manifest row's overrides, validated."""

@@ -37,6 +37,7 @@ class XmlFormat:
     timestamped_levels = frozenset(TIMESTAMPED)
     long_term_levels = frozenset(("B-LT",))
     warmup = ("signkit.formats.xml.sign", "worker_warmup")
+    light_stages = True
 
     def resolve(self, overrides: Mapping[str, str]) -> XmlDocOptions:
         """The job's options with a manifest row's overrides, validated."""

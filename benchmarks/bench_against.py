@@ -2,6 +2,7 @@
 
     python benchmarks/bench_against.py --base REV            # 5 runs per case
     python benchmarks/bench_against.py --base REV --quick    # smoke: 40 files, 1 run
+    python benchmarks/bench_against.py --base REV --cases sign-xml --runs 11
 
 Both trees run from their own sources (``git archive REV src``, catalogues
 compiled if the tree keeps them as .po) on this checkout's virtualenv and the
@@ -103,6 +104,9 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--slow-n", type=int, default=100)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--cases", help="comma-separated: sign-pdf, sign-xml, verify-pdf, slow-token, help"
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs, args.files, args.slow_n = 1, 40, 10
@@ -170,6 +174,14 @@ def main() -> int:
             "slow token": (SLOW, sign_cmd("pdf", slow_in, "slow"), True),
             "--help": (ENTRY, lambda _out: ["--help"], False),
         }
+        if args.cases:
+            wanted = {
+                c.strip().replace("-", " ").replace("help", "--help") for c in args.cases.split(",")
+            }
+            unknown = wanted - set(cases)
+            if unknown:
+                sys.exit(f"unknown case(s): {', '.join(sorted(unknown))}")
+            cases = {c: v for c, v in cases.items() if c in wanted}
         # The verify input: this tree's outputs, made once, untimed.
         subprocess.run(
             [sys.executable, "-c", ENTRY, *sign_cmd("pdf", pdf_in, "prep")(str(signed))],

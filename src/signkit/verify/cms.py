@@ -107,7 +107,7 @@ def _judge(
 ) -> list[SignatureVerdict]:
     """The verdict of every signer; ``missing`` says why the signed data is not
     at hand (each signer is then INDETERMINATE)."""
-    views = signers(found.parts)
+    views = signers(found.parts, found.path)
     if missing is not None:
         return [
             make_verdict(
@@ -119,10 +119,45 @@ def _judge(
             )
             for i, v in enumerate(views)
         ]
-    algorithms = {"sha256"} | {v.digest_algorithm for v in views}
-    algorithms |= _archive_algorithms(views) & set(hashlib.algorithms_guaranteed)
+    known = set(hashlib.algorithms_guaranteed)
+    algorithms = {"sha256"} | ({v.digest_algorithm for v in views} & known)
+    algorithms |= _archive_algorithms(views) & known
     digests = found.content_digests(algorithms, data)
-    return [_verify_one(i, view, found, digests, policy, coverage) for i, view in enumerate(views)]
+    return [_judge_one(i, view, found, digests, policy, coverage) for i, view in enumerate(views)]
+
+
+def _judge_one(
+    index: int,
+    view: SignerView,
+    found: CmsFile,
+    digests: dict[str, bytes],
+    policy: VerifyPolicy,
+    coverage: str,
+) -> SignatureVerdict:
+    """``_verify_one``; DER that the validation cannot read (a certificate list,
+    revocation data) fails this signer as malformed."""
+    if view.digest_algorithm not in digests:
+        algorithm = view.digest_algorithm
+        return make_verdict(
+            index,
+            Indication.INDETERMINATE,
+            SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+            name=f"signer {index + 1}",
+            detail=f"unsupported digest algorithm {algorithm}",
+            **_details(view),
+        )
+    try:
+        return _verify_one(index, view, found, digests, policy, coverage)
+    except (ValueError, KeyError, UnboundLocalError) as exc:
+        reason = str(exc).splitlines()[0][:120]
+        return make_verdict(
+            index,
+            Indication.FAILED,
+            SubIndication.FORMAT_FAILURE,
+            name=f"signer {index + 1}",
+            detail=f"malformed CMS structure ({reason})",
+            **_details(view),
+        )
 
 
 def _archive_algorithms(views: list[SignerView]) -> set[str]:

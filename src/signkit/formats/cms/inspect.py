@@ -145,20 +145,37 @@ class SignerView:
         return True
 
 
-def signers(parts: SignedDataParts) -> list[SignerView]:
-    """Every signer of a SignedData, with its certificate when present."""
+# What asn1crypto raises on DER it cannot read: it parses lazily, so a broken
+# field surfaces wherever it is first touched unless everything is read at once.
+_UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, UnboundLocalError)
+
+
+def signers(parts: SignedDataParts, source: str = "") -> list[SignerView]:
+    """Every signer of a SignedData, with its certificate when present. The
+    fields signkit reads are read here first, so that nothing later meets a
+    broken one: an unreadable SignerInfo makes the file malformed
+    (InputFormatError); an unreadable certificate is as good as absent.
+    (Not everything is read: attributes signkit does not use may be of kinds
+    the parser does not know, in signatures that are valid.)"""
     from asn1crypto import cms, x509
 
     certs = []
     for der in parts.certificates:
         if der[0] == 0x30:
             try:
-                certs.append((der, x509.Certificate.load(der)))
-            except ValueError:
+                cert = x509.Certificate.load(der)
+                _touch_certificate(cert)
+            except _UNREADABLE:
                 continue
+            certs.append((der, cert))
     out = []
     for raw in parts.signer_infos:
-        info = cms.SignerInfo.load(raw)
+        try:
+            info = cms.SignerInfo.load(raw)
+            _touch_signer_info(info)
+        except _UNREADABLE as exc:
+            reason = str(exc).splitlines()[0][:120]
+            raise InputFormatError(f"malformed SignerInfo ({reason})", subject=source) from None
         sid = info["sid"]
         found = None
         for der, cert in certs:
@@ -175,6 +192,23 @@ def signers(parts: SignedDataParts) -> list[SignerView]:
                 break
         out.append(SignerView(SignerInfoParts.parse(raw), info, found))
     return out
+
+
+def _touch_certificate(cert: Any) -> None:
+    """Read what signkit uses of a certificate (asn1crypto parses on first use)."""
+    _ = cert.serial_number, cert.issuer.native, cert.subject.native, cert.key_identifier
+    _ = cert.public_key.algorithm, cert.public_key.bit_size
+    _ = cert["tbs_certificate"]["validity"].native
+
+
+def _touch_signer_info(info: Any) -> None:
+    """Read what signkit uses of a SignerInfo: its identifier, algorithms,
+    value, and the signed attributes' types, signing time and message digest."""
+    _ = info["sid"].native, info["digest_algorithm"].native, info["signature"].native
+    _ = info["signature_algorithm"].native
+    for attr in info["signed_attrs"] or []:
+        if attr["type"].native in ("signing_time", "message_digest", "content_type"):
+            _ = attr["values"].native
 
 
 def detached_data(signature: Path) -> Path | None:

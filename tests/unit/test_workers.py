@@ -6,6 +6,7 @@ Tasks that must be "busy" wait on events the workers share with this process
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -20,19 +21,60 @@ from signkit.errors import InputFormatError
 from signkit.workers import Limits, WorkerLostError, WorkerPool, limited_call
 
 _FORK = multiprocessing.get_context("fork")
-GATE = _FORK.Event()
+
+
+class Flag:
+    """A flag shared with forked workers, without a lock: a worker killed by a
+    test (a budget, a shrink, a crash) while it waits on or sets a
+    multiprocessing Event can leave the Event's lock or condition held, and
+    every later test that touches it would hang."""
+
+    def __init__(self) -> None:
+        self._value = _FORK.RawValue("i", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def clear(self) -> None:
+        self._value.value = 0
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._value.value:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+
+GATE = Flag()
 """Held tasks return when the test sets it."""
-STARTED = _FORK.Event()
+STARTED = Flag()
 """Set by a held task once it runs in a worker."""
-WARMED = _FORK.Value("i", 0)
-"""How many workers finished a counted warm-up."""
+# Warm-ups counted through a pipe: a write of one byte needs no lock.
+_WARMED_READ, _WARMED_WRITE = os.pipe()
+os.set_blocking(_WARMED_READ, False)
+_warmed = 0
+
+
+def warmed() -> int:
+    """How many workers finished a counted warm-up since the test began."""
+    global _warmed
+    with contextlib.suppress(BlockingIOError):
+        _warmed += len(os.read(_WARMED_READ, 1024))
+    return _warmed
 
 
 @pytest.fixture(autouse=True)
 def _events() -> Iterator[None]:
+    global _warmed
     GATE.clear()
     STARTED.clear()
-    WARMED.value = 0
+    warmed()
+    _warmed = 0
     yield
     GATE.set()  # nothing a test left behind waits on
 
@@ -55,8 +97,7 @@ def held() -> int:
 
 
 def counted_warm_up() -> int:
-    with WARMED.get_lock():
-        WARMED.value += 1
+    os.write(_WARMED_WRITE, b"w")
     return os.getpid()
 
 
@@ -214,8 +255,7 @@ def test_an_alarm_arriving_as_the_call_returns_is_the_time_budget_not_a_crash(
 
 
 def long_warm_up() -> int:
-    """A warm-up that outlasts the test (it sleeps: a worker ended while
-    waiting on a shared Event would leave that Event's condition stuck)."""
+    """A warm-up that outlasts the test (the worker is ended in it)."""
     STARTED.set()
     time.sleep(120)
     return os.getpid()
@@ -287,14 +327,14 @@ def test_tasks_go_to_the_worker_given_its_warm_up_not_to_a_cold_one() -> None:
 def test_the_others_warm_after_the_first_and_then_take_tasks() -> None:
     with WorkerPool(2) as pool:
         first = pool.warm_up(counted_warm_up).result(timeout=60)
-        wait_until(lambda: WARMED.value == 2, "the second worker's warm-up")
+        wait_until(lambda: warmed() == 2, "the second worker's warm-up")
         busy = [pool.submit(held) for _ in range(4)]  # the least busy worker each time
         GATE.set()
         pids = {f.result(timeout=60) for f in busy}
     assert first in pids and len(pids) == 2
 
 
-WARMING = _FORK.Event()
+WARMING = Flag()
 """Set by the second worker once its (endless) warm-up has started."""
 
 

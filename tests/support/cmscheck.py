@@ -137,3 +137,28 @@ def validation_data(signature: Path) -> tuple[int, int]:
     certs = signed["certificates"]
     crls = signed["crls"]
     return (len(certs) if certs else 0, len(crls) if crls else 0)
+
+
+def self_signed(common_name: str = "self-check") -> tuple[bytes, object]:
+    """A self-signed RSA-2048 certificate (DER), valid for a day, and its key."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER), key

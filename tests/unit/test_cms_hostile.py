@@ -9,7 +9,6 @@ flips; a package carrying one gets a line of its own.
 
 from __future__ import annotations
 
-import datetime
 import random
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from signkit.errors import SignkitError
 from signkit.verify.cms import verify_cms
 from signkit.verify.edxml import verify_edxml
 from signkit.verify.policy import VerifyPolicy
+from support.cmscheck import self_signed
 from support.infra import REPO
 
 sys.path.insert(0, str(REPO / "fixtures"))
@@ -34,24 +34,11 @@ FLIPS = 150
 def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """An attached and a detached signature over the same bytes, by openssl."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
 
     work = tmp_path_factory.mktemp("cms")
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Văn An")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    cert_der, key = self_signed("Nguyễn Văn An")
+    cert = x509.load_der_x509_certificate(cert_der)
     (work / "key.pem").write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,

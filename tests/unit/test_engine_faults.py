@@ -10,6 +10,7 @@ import pytest
 from signkit.errors import InputFormatError
 from signkit.formats.pdf import PdfDocOptions
 from signkit.formats.pdf import prepare as pdf_prepare
+from support.cmscheck import self_signed
 from support.infra import REPO, pki_certificate
 
 SAMPLES = REPO / "fixtures" / "samples"
@@ -57,30 +58,6 @@ def test_a_malformed_pdf_is_a_bad_file(tmp_path: Path) -> None:
     assert err.value.exit_code == 3 and err.value.subject == str(broken)
 
 
-def _self_signed() -> tuple[bytes, object]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self-check")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER), key
-
-
 @pytest.mark.parametrize(
     ("tamper", "intact"), [(None, True), (10, False), (120, True), (299, False), ("cut", False)]
 )
@@ -107,7 +84,7 @@ def test_the_pdf_self_check_reads_every_signed_byte(
     from signkit.errors import DocumentError
     from signkit.formats.pdf import finish
 
-    cert_der, key = _self_signed()
+    cert_der, key = self_signed()
     data = bytearray(bytes(range(256)) + bytes(range(44)))  # 300 bytes
     start, end = 100, 140  # the reserved region
     if chunk is not None:

@@ -14,7 +14,6 @@ Each top-level table holds named entries, e.g. ``[xml-presets.my-layout]``,
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +91,8 @@ def load_config(
         raise ConfigError(
             f"cannot read the configuration ({exc.strerror})", subject=str(target)
         ) from None
+    import tomllib  # only when a file is read: every start-up imports this module
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

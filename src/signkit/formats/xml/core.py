@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -103,15 +104,22 @@ class KeyCandidate:
     def key(self) -> PublicKeyTypes:
         """The key (SignatureFormatError for an unreadable certificate)."""
         if self._key is None:
-            from cryptography import x509
-
             assert self.certificate is not None  # noqa: S101 - a key or a certificate
             try:
-                self._key = x509.load_der_x509_certificate(self.certificate).public_key()
+                self._key = _certificate_key(self.certificate)
             except ValueError:
                 source = self.source
                 raise SignatureFormatError(f"an unreadable certificate in {source}") from None
         return self._key
+
+
+@functools.lru_cache(maxsize=64)
+def _certificate_key(der: bytes) -> PublicKeyTypes:
+    """The public key of a certificate (DER). A batch's signatures carry the
+    same few certificates: each is read once per process, keyed by its bytes."""
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(der).public_key()
 
 
 @dataclass(frozen=True, eq=False)

@@ -90,9 +90,19 @@ def _out_of_time(_signum: int, _frame: Any) -> None:
 
 
 def _address_space() -> int:
-    """This process's virtual memory size in bytes."""
-    with open("/proc/self/statm", encoding="ascii") as fh:
-        return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    """This process's virtual memory size in bytes. The statm file stays open
+    (a worker asks twice per document); /proc/self names the process that
+    opened it, so a forked child opens its own."""
+    global _STATM
+    pid = os.getpid()
+    if _STATM is None or _STATM[0] != pid:
+        _STATM = (pid, os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC))
+    return int(os.pread(_STATM[1], 128, 0).split()[0]) * _PAGE
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_STATM: tuple[int, int] | None = None
+"""(pid, descriptor of that process's statm file)."""
 
 
 def _mib(value: int | None) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -45,6 +45,15 @@ class DocumentResult:
     options: dict[str, str] = field(default_factory=dict)
     verdict: dict[str, Any] | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The document's entry in the machine report. The options are copied;
+        the verdict, already the verifier's own JSON, is shared (a batch of
+        100,000 documents is written without copying each one twice)."""
+        item = {name: getattr(self, name) for name in _RESULT_FIELDS}
+        item["status"] = self.status.value
+        item["options"] = dict(self.options)
+        return item
+
     def fail(self, exc: BaseException) -> None:
         """Record a failure without losing the error's class, code and text."""
         self.status = Status.FAILED
@@ -56,6 +65,9 @@ class DocumentResult:
         else:
             self.error_code = int(ExitCode.INTERNAL)
             self.error_message = f"internal error ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(DocumentResult))
 
 
 @dataclass(kw_only=True)
@@ -124,11 +136,7 @@ class BatchReport:
     def to_json(self) -> dict[str, Any]:
         """The machine report."""
         finished = self.finished or datetime.now(UTC)
-        docs = []
-        for d in self.documents:
-            item = asdict(d)
-            item["status"] = d.status.value
-            docs.append(item)
+        docs = [d.to_json() for d in self.documents]
         return {
             "schema_version": SCHEMA_VERSION,
             "command": self.command,

@@ -21,6 +21,7 @@ two cannot disagree. This module turns what the core established into EN
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -507,10 +508,12 @@ def _readable_ocsp(der: bytes) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
 def _readable(der: bytes) -> bool:
     """The certificate decodes in full, extensions included (the path validator
     decodes them lazily and would stop on a malformed one; such a certificate is
-    left out of path building, never trusted)."""
+    left out of path building, never trusted). A batch's documents carry the
+    same few certificates: each is decoded once per process, keyed by its bytes."""
     from asn1crypto import x509
 
     try:
@@ -524,16 +527,29 @@ def _readable(der: bytes) -> bool:
 
 
 def _signer_details(der: bytes, core: CoreResult) -> _Details:
+    subject, issuer, serial, key = _certificate_facts(der)
+    return {
+        "signer_subject": subject,
+        "signer_issuer": issuer,
+        "signer_serial": serial,
+        "signer_sha256": hashlib.sha256(der).hexdigest(),
+        "weak_algorithms": _weak(core, key),
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def _certificate_facts(der: bytes) -> tuple[str, str, str, PublicKeyTypes]:
+    """Subject, issuer, serial (hex) and public key of a certificate, read once
+    per process (keyed by its bytes)."""
     from cryptography import x509
 
     cert = x509.load_der_x509_certificate(der)
-    return {
-        "signer_subject": cert.subject.rfc4514_string(),
-        "signer_issuer": cert.issuer.rfc4514_string(),
-        "signer_serial": format(cert.serial_number, "X"),
-        "signer_sha256": hashlib.sha256(der).hexdigest(),
-        "weak_algorithms": _weak(core, cert.public_key()),
-    }
+    return (
+        cert.subject.rfc4514_string(),
+        cert.issuer.rfc4514_string(),
+        format(cert.serial_number, "X"),
+        cert.public_key(),
+    )
 
 
 def _key_details(core: CoreResult) -> _Details:

@@ -152,6 +152,9 @@ def canonicalize(nodes: NodeSet, method: Method) -> bytes:
     if nodes.members is None:
         if nodes.apex is None:
             return _whole_document(nodes, method)
+        fast = _where_it_stands(nodes, method) if not nodes.excluded else None
+        if fast is not None:
+            return fast
         fast = _subtree(nodes, method)
         if fast is not None:
             return fast
@@ -202,6 +205,47 @@ def _whole_document(nodes: NodeSet, method: Method) -> bytes:
         if not walker._other(after):
             del walker.out[mark:]
     return head + body + "".join(walker.out).encode("utf-8")
+
+
+def _where_it_stands(nodes: NodeSet, method: Method) -> bytes | None:
+    """libxml2 on the element where it stands (lxml hands it the element with
+    its ancestors' namespace declarations), when that is exact: C14N 1.0 only
+    (1.1 fixes up xml:base), no xml:* attribute above the element for inclusive
+    C14N (lxml does not carry them), no default namespace above it or on it
+    (lxml then writes a spurious xmlns="" deeper down), and no namespace
+    declared below it. None otherwise, or when libxml2 refuses the element."""
+    from lxml import etree
+
+    apex = nodes.apex
+    assert apex is not None  # noqa: S101 - callers check
+    parent = apex.getparent()
+    if parent is None or method.v11 or parent.nsmap.get(None):
+        return None
+    if not method.exclusive:
+        for element in (parent, *parent.iterancestors()):
+            for name in element.attrib:
+                if name.startswith(_XML):
+                    return None
+    started = False
+    for event, item in etree.iterwalk(apex, events=("start", "start-ns")):
+        if event == "start":
+            started = True
+        elif started or not item[0]:
+            # A declaration below the element (libxml2 then writes one the
+            # ancestors make redundant) or a default namespace on it.
+            return None
+    try:
+        return bytes(
+            etree.tostring(
+                apex,
+                method="c14n",
+                exclusive=method.exclusive,
+                with_comments=method.comments and nodes.comments,
+                inclusive_ns_prefixes=list(method.prefixes) or None,
+            )
+        )
+    except (etree.C14NError, ValueError):
+        return None
 
 
 def _subtree(nodes: NodeSet, method: Method) -> bytes | None:

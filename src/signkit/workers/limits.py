@@ -91,11 +91,14 @@ def _out_of_time(_signum: int, _frame: Any) -> None:
 
 def _address_space() -> int:
     """This process's virtual memory size in bytes. The statm file stays open
-    (a worker asks twice per document); /proc/self names the process that
-    opened it, so a forked child opens its own."""
+    (a worker asks twice per document); it names the process that opened it,
+    so a forked child closes its copy and opens its own."""
     global _STATM
     pid = os.getpid()
     if _STATM is None or _STATM[0] != pid:
+        if _STATM is not None:
+            os.close(_STATM[1])
+            _STATM = None
         _STATM = (pid, os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC))
     return int(os.pread(_STATM[1], 128, 0).split()[0]) * _PAGE
 

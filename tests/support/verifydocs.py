@@ -198,7 +198,7 @@ def replace_certificate(src: Path, dst: Path, other: str = "signer-nolabel") -> 
     assert match is not None
     hexed = match.group(1)
     der = bytes.fromhex(hexed.decode())
-    info = cms.ContentInfo.load(der.rstrip(b"\x00"))
+    info = cms.ContentInfo.load(der)  # past the zero padding (the CMS may end with 0x00)
     signed = info["content"]
     replacement = x509.Certificate.load(pki_certificate(other))
     original = signed["signer_infos"][0]["sid"].chosen

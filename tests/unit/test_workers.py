@@ -287,6 +287,38 @@ def test_a_batch_smaller_than_the_pool_stops_the_workers_it_does_not_need(
         pool.shutdown(wait=True)
 
 
+def gated_warm_up() -> int:
+    """A warm-up that lasts until the test opens the gate, then is counted."""
+    assert GATE.wait(timeout=120), "the test never opened the gate"
+    return counted_warm_up()
+
+
+@pytest.mark.parametrize("prestarted", [False, True])
+def test_a_batch_pool_keeps_no_more_workers_than_documents(
+    prestarted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: `extend` of one document forked a worker per CPU and let
+    each import the format's stack (only `sign` stopped the spare ones).
+    Every job now gets its pool from start_pool with its document count."""
+    from signkit.workers import prestart, start_pool
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    warm_first = (__name__, "gated_warm_up")
+    if prestarted:  # as the entry point does for a signing command
+        prestart(warm_first)
+    pool = start_pool(0, documents=1, warm_first=warm_first)
+    try:
+        processes = [slot.process for slot in pool._slots]
+        assert len(processes) == (2 if prestarted else 1)
+        wait_until(lambda: sum(p.is_alive() for p in processes) == 1, "one worker left")
+        GATE.set()
+        assert {p for p, _ in pool.map(pid_and_square, [1, 2])} == {processes[0].pid}
+    finally:
+        GATE.set()
+        pool.shutdown(wait=True)
+    assert warmed() == 1
+
+
 def uninterruptible_nap(seconds: float) -> None:
     import signal as sig
 

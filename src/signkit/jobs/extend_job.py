@@ -185,7 +185,11 @@ def extend_documents(
             write=spec.audit_write,
         )
         run_audit.run_start_without_token(report, level=spec.level, tsa=spec.tsa.url)
-        executor = start_pool(spec.jobs, warm_first=("signkit.formats.extend", "worker_warmup"))
+        executor = start_pool(
+            spec.jobs,
+            documents=len(docs),
+            warm_first=("signkit.formats.extend", "worker_warmup"),
+        )
         with executor:
             run_batch(
                 docs=docs,

@@ -254,8 +254,9 @@ def _sign(
     # opens (nothing PKCS#11 is loaded yet, so no token state is duplicated).
     # The signer check (path validation, OCSP/CRL) runs in a worker: its
     # validation stack loads there while this process opens the token.
-    executor = start_pool(spec.jobs, warm_first=fmt.warmup, light=fmt.light_stages)
-    executor.shrink(len(docs))
+    executor = start_pool(
+        spec.jobs, documents=len(docs), warm_first=fmt.warmup, light=fmt.light_stages
+    )
     executor.submit(trust_preload, spec.trust)
 
     def run_check(*args: object, **kwargs: object) -> object:

@@ -57,19 +57,26 @@ def prestart(warm_first: tuple[str, str], *, light: bool = False) -> None:
 
 
 def start_pool(
-    jobs: int, *, warm_first: tuple[str, str] | None = None, light: bool = False
+    jobs: int,
+    *,
+    documents: int,
+    warm_first: tuple[str, str] | None = None,
+    light: bool = False,
 ) -> WorkerPool:
     """The batch's workers: ``jobs`` (0 = ``default_workers(light)``), the
     pre-started pool if it has that many, else forked now and warmed with
-    ``warm_first`` (module, function): see ``WorkerPool.warm_up``."""
+    ``warm_first`` (module, function): see ``WorkerPool.warm_up``. A batch of
+    fewer ``documents`` than workers keeps only as many (at least one): the
+    others would import the format's stack and hold its memory for nothing."""
     global _PRESTARTED
     workers = jobs or default_workers(light)
     pool, _PRESTARTED = _PRESTARTED, None
     if pool is not None and pool.workers == workers:
+        pool.shrink(documents)
         return pool
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
-    pool = WorkerPool(workers, initializer=worker_init)
+    pool = WorkerPool(max(1, min(workers, documents)), initializer=worker_init)
     if warm_first is not None:
         pool.warm_up(warm, *warm_first)
     return pool

@@ -140,6 +140,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.files, args.runs, args.cli_sample, args.slow_n = 40, 1, 3, 20
+    if min(args.files, args.runs, args.cli_sample, args.slow_n) < 1 or args.latency <= 0:
+        parser.error("--files, --runs, --cli-sample, --slow-n and --latency must be positive")
     base = Path(tempfile.mkdtemp(prefix="signkit-bench-"))
     try:
         env, module, pin = build_token(base)

@@ -146,6 +146,83 @@ def _install_name_cache() -> None:
     x509.NameTypeAndValue.signkit_cached = True
 
 
+# ------------------------------------------------------------ certificate facts
+
+_FACTS: dict[tuple[str, bytes], Any] = {}
+_FACTS_LIMIT = 100_000
+# (module, class, property): each a function of the object's DER alone.
+_FACT_PROPERTIES = (
+    ("asn1crypto.x509", "Certificate", "key_identifier"),
+    ("asn1crypto.x509", "Certificate", "issuer_serial"),
+    ("asn1crypto.x509", "Name", "hashable"),
+    ("asn1crypto.keys", "PublicKeyInfo", "sha1"),
+)
+
+
+def remembered_fact(name: str, fget: Callable[[Any], Any]) -> property:
+    """``fget`` (a property's getter), remembered per encoded object.
+
+    pyHanko files every certificate of every document in a fresh registry
+    (key identifier, issuer and serial, subject, key hash), and asn1crypto
+    computes each from a freshly parsed copy; the answers depend on the DER
+    alone, and a batch's documents carry the same few certificates.
+    """
+
+    def remembered(self: Any) -> Any:
+        key = (name, self.dump())
+        try:
+            return _FACTS[key]
+        except KeyError:
+            value = fget(self)
+            if len(_FACTS) < _FACTS_LIMIT:
+                _FACTS[key] = value
+            return value
+
+    remembered.signkit_remembered = True  # type: ignore[attr-defined]
+    remembered.__wrapped_original__ = fget  # type: ignore[attr-defined]
+    return property(remembered)
+
+
+def _install_fact_cache() -> None:
+    import importlib
+
+    for module, cls_name, attr in _FACT_PROPERTIES:
+        cls = getattr(importlib.import_module(module), cls_name)
+        current = cls.__dict__[attr]
+        if getattr(current.fget, "signkit_remembered", False):
+            continue
+        setattr(cls, attr, remembered_fact(f"{cls_name}.{attr}", current.fget))
+
+
+def serial_first(original: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """pyHanko's ``match_issuer_serial`` with the serial number compared first.
+
+    The original compares the issuer names first, by RFC 5280's rules when
+    their encodings differ (slow: asn1crypto prepares every attribute), then
+    the serial; a CMS signer is looked up among all the certificates a
+    document carries, and nearly every one has another serial. Both tests
+    must pass, so the answer is the same.
+    """
+
+    def match_issuer_serial(expected_issuer_serial: Any, cert: Any) -> bool:
+        if expected_issuer_serial["serial_number"] != cert["tbs_certificate"]["serial_number"]:
+            return False
+        return original(expected_issuer_serial, cert)
+
+    match_issuer_serial.signkit_serial_first = True  # type: ignore[attr-defined]
+    match_issuer_serial.__wrapped_original__ = original  # type: ignore[attr-defined]
+    return match_issuer_serial
+
+
+def _install_serial_first() -> None:
+    from pyhanko.sign import general
+
+    current = general.match_issuer_serial
+    if getattr(current, "signkit_serial_first", False):
+        return
+    general.match_issuer_serial = serial_first(current)  # type: ignore[assignment]
+
+
 # ------------------------------------------------------------ certvalidator paths
 
 _PATHS: set[tuple[Any, ...]] = set()
@@ -276,6 +353,20 @@ PATCHES = (
             ("asn1crypto.x509", "NameTypeAndValue._ldap_string_prep"),
         ),
         install=_install_name_cache,
+    ),
+    Patch(
+        name="certificate-facts-cache",
+        distribution="asn1crypto",
+        versions=((1, 5), (1, 6)),
+        touches=tuple((module, f"{cls}.{attr}") for module, cls, attr in _FACT_PROPERTIES),
+        install=_install_fact_cache,
+    ),
+    Patch(
+        name="serial-first-signer-match",
+        distribution="pyhanko",
+        versions=((0, 38), (0, 39)),
+        touches=(("pyhanko.sign.general", "match_issuer_serial"),),
+        install=_install_serial_first,
     ),
     Patch(
         name="validated-path-cache",

@@ -73,11 +73,15 @@ def test_install_puts_every_patch_in_place() -> None:
     import pyhanko_certvalidator
     from asn1crypto import x509
     from pyhanko.pdf_utils import generic
+    from pyhanko.sign import general
 
     assert set(patches.install()) == {p.name for p in patches.PATCHES}
     assert getattr(generic.read_hex_string_from_stream, "signkit_fast", False)
     assert getattr(x509.NameTypeAndValue, "signkit_cached", False)
     assert getattr(pyhanko_certvalidator.async_validate_path, "signkit_cached", False)
+    assert getattr(general.match_issuer_serial, "signkit_serial_first", False)
+    for holder, attr in ((x509.Certificate, "key_identifier"), (x509.Name, "hashable")):
+        assert getattr(holder.__dict__[attr].fget, "signkit_remembered", False)
 
 
 def _original(data: bytes):  # type: ignore[no-untyped-def]
@@ -183,3 +187,87 @@ def test_path_cache_only_within_its_block() -> None:
     with patches.remembered_paths("another-policy"):
         run(first)
         assert len(calls) == 5  # another trust policy too
+
+
+def _test_certificates() -> list[bytes]:
+    """The test PKI's certificates, and one without a key identifier extension."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from support.infra import pki_certificate
+
+    labels = ("root-ca", "interm-ca", "tsa", "ocsp-interm", "signer-rsa2048", "signer-vn")
+    ders = [pki_certificate(label) for label in labels]
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "Không có SKI")])
+    now = datetime.now(UTC)
+    bare = (
+        cx509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return [*ders, bare.public_bytes(serialization.Encoding.DER)]
+
+
+def test_certificate_facts_are_asn1cryptos_own() -> None:
+    """Each remembered fact equals what asn1crypto computes on a fresh copy,
+    the first time (computed) and the second (remembered)."""
+    from asn1crypto import x509
+
+    patches.install()
+
+    def original(obj: Any, attr: str) -> Any:
+        return type(obj).__dict__[attr].fget.__wrapped_original__(obj)
+
+    ders = _test_certificates()
+    for _ in range(2):
+        for der in ders:
+            fresh, mine = x509.Certificate.load(der), x509.Certificate.load(der)
+            assert mine.key_identifier == original(fresh, "key_identifier")
+            assert mine.issuer_serial == original(fresh, "issuer_serial")
+            assert mine.subject.hashable == original(fresh.subject, "hashable")
+            assert mine.issuer.hashable == original(fresh.issuer, "hashable")
+            assert mine.public_key.sha1 == original(fresh.public_key, "sha1")
+    assert x509.Certificate.load(ders[-1]).key_identifier is None
+
+
+def test_serial_first_signer_match_answers_as_pyhanko() -> None:
+    """Every (issuer and serial, certificate) pair gets pyHanko's own answer,
+    among them an issuer encoded otherwise (PrintableString, upper case) that
+    RFC 5280 still calls equal, and a serial shared under another issuer."""
+    from asn1crypto import cms, x509
+    from pyhanko.sign import general
+
+    patches.install()
+    patched = general.match_issuer_serial
+    original = patched.__wrapped_original__  # type: ignore[attr-defined]
+    certs = [x509.Certificate.load(der) for der in _test_certificates()]
+    interm = certs[1]  # issued by the root; the root and the TSA share a serial
+    shouted = x509.Name.build(
+        {k: str(v).upper() for k, v in interm.issuer.native.items()}, use_printable=True
+    )
+    assert shouted.dump() != interm.issuer.dump() and shouted == interm.issuer
+    ids = [
+        cms.IssuerAndSerialNumber({"issuer": c.issuer, "serial_number": c.serial_number})
+        for c in certs
+    ]
+    ids.append(
+        cms.IssuerAndSerialNumber({"issuer": shouted, "serial_number": interm.serial_number})
+    )
+    ids.append(
+        cms.IssuerAndSerialNumber(
+            {"issuer": certs[-1].subject, "serial_number": interm.serial_number}
+        )
+    )
+    answers = [(patched(i, c), original(i, c)) for i in ids for c in certs]
+    assert all(mine == theirs for mine, theirs in answers)
+    assert sum(mine for mine, _ in answers) == len(certs) + 1  # each its own, and the shouted one

@@ -149,7 +149,9 @@ def _install_name_cache() -> None:
 # ------------------------------------------------------------ certificate facts
 
 _FACTS: dict[tuple[str, bytes], Any] = {}
-_FACTS_LIMIT = 100_000
+# Keyed by whole certificates (about 1.5 KB each): a few thousand keep a
+# worker's memory small whatever the archive; a batch has a handful.
+_FACTS_LIMIT = 4096
 # (module, class, property): each a function of the object's DER alone.
 _FACT_PROPERTIES = (
     ("asn1crypto.x509", "Certificate", "key_identifier"),

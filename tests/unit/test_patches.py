@@ -271,3 +271,19 @@ def test_serial_first_signer_match_answers_as_pyhanko() -> None:
     answers = [(patched(i, c), original(i, c)) for i in ids for c in certs]
     assert all(mine == theirs for mine, theirs in answers)
     assert sum(mine for mine, _ in answers) == len(certs) + 1  # each its own, and the shouted one
+
+
+def test_certificate_facts_when_the_cache_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its limit the cache stores nothing more and still answers right."""
+    from asn1crypto import x509
+
+    patches.install()
+    monkeypatch.setattr(patches, "_FACTS", {})
+    monkeypatch.setattr(patches, "_FACTS_LIMIT", 1)
+    der = _test_certificates()[-1]
+    first, second = x509.Certificate.load(der), x509.Certificate.load(der)
+    assert (first.issuer_serial, first.subject.hashable) == (
+        second.issuer_serial,
+        second.subject.hashable,
+    )
+    assert len(patches._FACTS) == 1

@@ -191,31 +191,12 @@ def test_path_cache_only_within_its_block() -> None:
 
 def _test_certificates() -> list[bytes]:
     """The test PKI's certificates, and one without a key identifier extension."""
-    from datetime import UTC, datetime, timedelta
-
-    from cryptography import x509 as cx509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
+    from support.cmscheck import self_signed
     from support.infra import pki_certificate
 
     labels = ("root-ca", "interm-ca", "tsa", "ocsp-interm", "signer-rsa2048", "signer-vn")
-    ders = [pki_certificate(label) for label in labels]
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "Không có SKI")])
-    now = datetime.now(UTC)
-    bare = (
-        cx509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return [*ders, bare.public_bytes(serialization.Encoding.DER)]
+    bare, _key = self_signed("Không có SKI")
+    return [*(pki_certificate(label) for label in labels), bare]
 
 
 def test_certificate_facts_are_asn1cryptos_own() -> None:

@@ -198,29 +198,15 @@ def _values(
     certs: Sequence[bytes], ocsps: Sequence[bytes], crls: Sequence[bytes], ns: str, wrap: str = ""
 ) -> str:
     prefix = "xades141" if ns == XADES141 else "xades"
-    inner = [f'<xades:CertificateValues xmlns:xades="{XADES}">']
-    inner += [
-        f"<xades:EncapsulatedX509Certificate>{_b64(c)}</xades:EncapsulatedX509Certificate>"
-        for c in certs
-    ]
-    inner.append("</xades:CertificateValues>")
-    inner.append(f'<xades:RevocationValues xmlns:xades="{XADES}">')
-    if crls:
-        inner.append("<xades:CRLValues>")
-        inner += [
-            f"<xades:EncapsulatedCRLValue>{_b64(c)}</xades:EncapsulatedCRLValue>" for c in crls
-        ]
-        inner.append("</xades:CRLValues>")
-    if ocsps:
-        inner.append("<xades:OCSPValues>")
-        inner += [
-            f"<xades:EncapsulatedOCSPValue>{_b64(o)}</xades:EncapsulatedOCSPValue>" for o in ocsps
-        ]
-        inner.append("</xades:OCSPValues>")
-    inner.append("</xades:RevocationValues>")
+    inner = (
+        f'<xades:CertificateValues xmlns:xades="{XADES}">'
+        f"{xades.encapsulated('X509Certificate', certs)}</xades:CertificateValues>"
+        f'<xades:RevocationValues xmlns:xades="{XADES}">'
+        f"{xades.revocation_values_content(ocsps, crls)}</xades:RevocationValues>"
+    )
     if wrap:
-        return f'<{prefix}:{wrap} xmlns:{prefix}="{ns}">{"".join(inner)}</{prefix}:{wrap}>'
-    return "".join(inner)
+        return f'<{prefix}:{wrap} xmlns:{prefix}="{ns}">{inner}</{prefix}:{wrap}>'
+    return inner
 
 
 def _b64(data: bytes) -> str:

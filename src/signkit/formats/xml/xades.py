@@ -432,6 +432,23 @@ def signed_properties_xml(spec: SignedPropertiesSpec) -> str:
     return "".join(out)
 
 
+def encapsulated(kind: str, values: Sequence[bytes]) -> str:
+    """One ``xades:Encapsulated{kind}`` element per DER value, in base64."""
+    return "".join(
+        f"<xades:Encapsulated{kind}>{_b64(value)}</xades:Encapsulated{kind}>" for value in values
+    )
+
+
+def revocation_values_content(ocsps: Sequence[bytes], crls: Sequence[bytes]) -> str:
+    """What a ``xades:RevocationValues`` holds: the CRLs, then the OCSP responses."""
+    parts = []
+    if crls:
+        parts.append(f"<xades:CRLValues>{encapsulated('CRLValue', crls)}</xades:CRLValues>")
+    if ocsps:
+        parts.append(f"<xades:OCSPValues>{encapsulated('OCSPValue', ocsps)}</xades:OCSPValues>")
+    return "".join(parts)
+
+
 def unsigned_properties_xml(
     *,
     signature_id: str,
@@ -454,28 +471,15 @@ def unsigned_properties_xml(
         for i, t in enumerate(tokens)
     ]
     if certs:
-        parts.append(f"<xades:CertificateValues Id={quote_attribute(sid + '-certs')}>")
-        parts += [
-            f"<xades:EncapsulatedX509Certificate>{_b64(c)}</xades:EncapsulatedX509Certificate>"
-            for c in certs
-        ]
-        parts.append("</xades:CertificateValues>")
+        parts.append(
+            f"<xades:CertificateValues Id={quote_attribute(sid + '-certs')}>"
+            f"{encapsulated('X509Certificate', certs)}</xades:CertificateValues>"
+        )
     if ocsps or crls:
-        parts.append(f"<xades:RevocationValues Id={quote_attribute(sid + '-revocation')}>")
-        if crls:
-            parts.append("<xades:CRLValues>")
-            parts += [
-                f"<xades:EncapsulatedCRLValue>{_b64(c)}</xades:EncapsulatedCRLValue>" for c in crls
-            ]
-            parts.append("</xades:CRLValues>")
-        if ocsps:
-            parts.append("<xades:OCSPValues>")
-            parts += [
-                f"<xades:EncapsulatedOCSPValue>{_b64(o)}</xades:EncapsulatedOCSPValue>"
-                for o in ocsps
-            ]
-            parts.append("</xades:OCSPValues>")
-        parts.append("</xades:RevocationValues>")
+        parts.append(
+            f"<xades:RevocationValues Id={quote_attribute(sid + '-revocation')}>"
+            f"{revocation_values_content(ocsps, crls)}</xades:RevocationValues>"
+        )
     return (
         "<xades:UnsignedProperties><xades:UnsignedSignatureProperties>"
         f"{''.join(parts)}</xades:UnsignedSignatureProperties></xades:UnsignedProperties>"

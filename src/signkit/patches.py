@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,6 +112,161 @@ def _install_fast_hex_reader() -> None:
     fast.signkit_fast = True  # type: ignore[attr-defined]
     fast.__wrapped_original__ = current  # type: ignore[attr-defined]
     generic.read_hex_string_from_stream = fast
+
+
+# ------------------------------------------------------------ pyHanko tokens
+
+# PDF whitespace and delimiters (ISO 32000-1, 7.2.2), as pyHanko's misc has them.
+_WHITESPACE_CLASS = rb"[ \n\r\t\f\x00]"
+_NOT_WHITESPACE = re.compile(rb"[^ \n\r\t\f\x00]")
+_TOKEN_END = re.compile(rb"[ \n\r\t\f\x00()<>\[\]{}/%]")
+# A name with nothing to expand or refuse: what pyHanko's decoder copies as is.
+_PLAIN_NAME = re.compile(rb"[^\x00-\x20\x7f-\xff()<>\[\]{}/%#]*")
+# A number as pyHanko reads it (up to the first byte outside [+,-.0-9]),
+# followed by a byte that ends it; anything else is left to pyHanko.
+_NUMBER = rb"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+_ARRAY_TOKEN = re.compile(
+    _WHITESPACE_CLASS + rb"*(?:(" + _NUMBER + rb")(?=[ \n\r\t\f\x00\[\]])|(\[)|(\]))"
+)
+# What may be left of a block that ends inside an array of numbers.
+_ARRAY_CUT = re.compile(rb"[ \n\r\t\f\x00]*[+-]?[0-9.]*")
+_ARRAY_NESTING = 32
+_ARRAY_WINDOWS = (1 << 10, 1 << 16)
+
+
+def read_non_whitespace(
+    stream: Any, seek_back: bool = False, allow_eof: bool = False, *, original: Any
+) -> bytes:
+    """pyHanko's ``read_non_whitespace`` with one read and a search instead of
+    a read per byte; a comment, a long run of whitespace or the end of the
+    stream goes to pyHanko's own (same result, same errors)."""
+    start = stream.tell()
+    block: bytes = stream.read(32)
+    found = _NOT_WHITESPACE.search(block)
+    if found is None or block[found.start()] == 0x25:  # '%': a comment
+        stream.seek(start)
+        token: bytes = original(stream, seek_back=seek_back, allow_eof=allow_eof)
+        return token
+    at = found.start()
+    stream.seek(start + at + (0 if seek_back else 1))
+    return block[at : at + 1]
+
+
+def read_until_delimiter(stream: Any) -> bytes:
+    """pyHanko's ``read_until_delimiter`` by blocks: the bytes up to the next
+    whitespace or delimiter, the stream left at it (or at the end)."""
+    chunks: list[bytes] = []
+    while True:
+        start = stream.tell()
+        block = stream.read(64)
+        if not block:
+            return b"".join(chunks)
+        found = _TOKEN_END.search(block)
+        if found is not None:
+            chunks.append(block[: found.start()])
+            stream.seek(start + found.start())
+            return b"".join(chunks)
+        chunks.append(block)
+
+
+def decode_name(name_bytes: bytes, *, original: Any) -> Any:
+    """pyHanko's ``_decode_name``: a name without '#' escapes or bytes it
+    refuses is itself; the others go to pyHanko's decoder."""
+    from pyhanko.pdf_utils.generic import NameObject
+
+    if _PLAIN_NAME.fullmatch(name_bytes):
+        return NameObject("/" + name_bytes.decode("ascii"))
+    return original(name_bytes)
+
+
+def _number_array(block: bytes, container_ref: Any) -> tuple[Any, int] | bool:
+    """The array at ``block[0]`` and its length, if it holds only numbers and
+    arrays of them (font widths, boxes, matrices); else whether the block
+    ended before the array did (a longer block may do)."""
+    from pyhanko.pdf_utils.generic import ArrayObject, FloatObject, NumberObject
+
+    match = _ARRAY_TOKEN.match
+    top = ArrayObject()
+    stack = [top]
+    at = 1
+    while True:
+        token = match(block, at)
+        if token is None:
+            return _ARRAY_CUT.fullmatch(block, at) is not None
+        at = token.end()
+        number = token.group(1)
+        if number is not None:
+            text = number.decode("ascii")
+            kind: Any = FloatObject if "." in text else NumberObject
+            value = kind(text)
+            value.container_ref = container_ref
+            stack[-1].append(value)
+        elif token.group(2) is not None:
+            if len(stack) >= _ARRAY_NESTING:
+                return False
+            inner = ArrayObject()
+            inner.container_ref = container_ref
+            stack[-1].append(inner)
+            stack.append(inner)
+        else:
+            stack.pop()
+            if not stack:
+                return top, at
+
+
+def read_array(stream: Any, container_ref: Any, *args: Any, original: Any, **options: Any) -> Any:
+    """pyHanko's ``ArrayObject.read_from_stream``, an array of numbers in one
+    pass (a font's widths are hundreds of them, read a byte at a time by
+    pyHanko); any other array, or one longer than the window, is pyHanko's."""
+    start = stream.tell()
+    for window in _ARRAY_WINDOWS:
+        block = stream.read(window)
+        stream.seek(start)
+        if block[:1] != b"[":
+            break
+        found = _number_array(block, container_ref)
+        if isinstance(found, tuple):
+            stream.seek(start + found[1])
+            return found[0]
+        if not found or len(block) < window:
+            break
+    return original(stream, container_ref, *args, **options)
+
+
+def _install_fast_tokens() -> None:
+    import importlib
+
+    generic: Any = importlib.import_module("pyhanko.pdf_utils.generic")
+    misc: Any = importlib.import_module("pyhanko.pdf_utils.misc")
+
+    if getattr(misc.read_non_whitespace, "signkit_fast", False):
+        return
+    non_whitespace = misc.read_non_whitespace
+    name_decoder = generic._decode_name
+    array_reader = generic.ArrayObject.read_from_stream
+
+    def skip(stream: Any, seek_back: bool = False, allow_eof: bool = False) -> bytes:
+        return read_non_whitespace(stream, seek_back, allow_eof, original=non_whitespace)
+
+    def name(name_bytes: bytes) -> Any:
+        return decode_name(name_bytes, original=name_decoder)
+
+    def array(stream: Any, container_ref: Any, *args: Any, **options: Any) -> Any:
+        return read_array(stream, container_ref, *args, original=array_reader, **options)
+
+    replaced: tuple[tuple[Any, Any], ...] = (
+        (skip, non_whitespace),
+        (name, name_decoder),
+        (array, array_reader),
+        (read_until_delimiter, misc.read_until_delimiter),
+    )
+    for fast, current in replaced:
+        fast.signkit_fast = True
+        fast.__wrapped_original__ = current
+    misc.read_non_whitespace = generic.read_non_whitespace = skip
+    misc.read_until_delimiter = generic.read_until_delimiter = read_until_delimiter
+    generic._decode_name = name
+    generic.ArrayObject.read_from_stream = staticmethod(array)
 
 
 # ------------------------------------------------------------ asn1crypto names
@@ -344,6 +500,22 @@ PATCHES = (
             ("pyhanko.pdf_utils.misc", "PdfStreamError"),
         ),
         install=_install_fast_hex_reader,
+    ),
+    Patch(
+        name="fast-pdf-tokens",
+        distribution="pyhanko",
+        versions=((0, 38), (0, 39)),
+        touches=(
+            ("pyhanko.pdf_utils.misc", "read_non_whitespace"),
+            ("pyhanko.pdf_utils.misc", "read_until_delimiter"),
+            ("pyhanko.pdf_utils.generic", "read_non_whitespace"),
+            ("pyhanko.pdf_utils.generic", "read_until_delimiter"),
+            ("pyhanko.pdf_utils.generic", "_decode_name"),
+            ("pyhanko.pdf_utils.generic", "ArrayObject.read_from_stream"),
+            ("pyhanko.pdf_utils.generic", "NumberObject"),
+            ("pyhanko.pdf_utils.generic", "FloatObject"),
+        ),
+        install=_install_fast_tokens,
     ),
     Patch(
         name="name-preparation-cache",

@@ -268,3 +268,156 @@ def test_certificate_facts_when_the_cache_is_full(monkeypatch: pytest.MonkeyPatc
         second.subject.hashable,
     )
     assert len(patches._FACTS) == 1
+
+
+# ------------------------------------------------------------ PDF tokens
+
+# Fragments of PDF syntax, the odd ones included: escapes and bytes a name
+# refuses, comments, a vertical tab (whitespace to Python, not to PDF),
+# references, numbers pyHanko reads as one token ("1,5", "+-"), nesting.
+_FRAGMENTS = (
+    *(" ", "\n", "\r\n", "\t", "\f", "\x00", "\x0b", "  ", "% note\n"),
+    *("0", "7", "-3", "+4", "250", "007", ".5", "5.", "-0.25", "1,5", "+-", "1.2.3", "99999"),
+    *("[", "]", "[ ", " ]", "<<", ">>", "1 0 R", "12 0 R ", "0 0 R", "3 1 R"),
+    *("/Name", "/A#20B", "/A#2", "/Ab#zz", "/\xe9t\xe9", "/", "/W", "/Type /Font"),
+    *("(text)", "(a(b)c)", "<0A1b>", "true", "false", "null", "R", "e3", "{", "}"),
+)
+
+
+def _tokens_reader():  # type: ignore[no-untyped-def]
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from support.infra import REPO
+
+    sample = REPO / "fixtures" / "samples" / "decision.pdf"
+    reader = PdfFileReader(io.BytesIO(sample.read_bytes()))
+    return generic.Reference(1, 0, reader)
+
+
+def _shape(value: Any, ref: Any) -> Any:
+    """A parsed object as plain data: type, value, and whether every part
+    knows the object it was read from."""
+    from pyhanko.pdf_utils import generic
+
+    owned = value.container_ref is ref
+    if isinstance(value, generic.DictionaryObject):
+        inner: Any = sorted((str(k), _shape(value.raw_get(k), ref)) for k in value)
+    elif isinstance(value, generic.ArrayObject):
+        inner = [_shape(value.raw_get(i), ref) for i in range(len(value))]
+    elif isinstance(value, generic.IndirectObject):
+        inner = (value.idnum, value.generation)
+    elif isinstance(value, (generic.TextStringObject, generic.ByteStringObject)):
+        inner = value.original_bytes
+    elif isinstance(value, generic.NullObject):
+        inner = None
+    elif isinstance(value, generic.BooleanObject):
+        inner = bool(value.value)
+    else:
+        inner = str(value)
+    return type(value).__name__, inner, owned
+
+
+def _parse(data: bytes, ref: Any, *, fast: bool) -> Any:
+    """``read_object`` on ``data`` with pyHanko's own tokens or signkit's:
+    the shape of the result or the error, and where the stream was left."""
+    from pyhanko.pdf_utils import generic, misc
+
+    patches.install()
+    names = (
+        (misc, "read_non_whitespace"),
+        (generic, "read_non_whitespace"),
+        (misc, "read_until_delimiter"),
+        (generic, "read_until_delimiter"),
+        (generic, "_decode_name"),
+    )
+    saved = [getattr(module, name) for module, name in names]
+    saved_array = generic.ArrayObject.__dict__["read_from_stream"]
+    if not fast:
+        for (module, name), current in zip(names, saved, strict=True):
+            setattr(module, name, current.__wrapped_original__)
+        generic.ArrayObject.read_from_stream = staticmethod(
+            saved_array.__func__.__wrapped_original__
+        )
+    stream = io.BytesIO(data)
+    try:
+        result: Any = _shape(generic.read_object(stream, ref), ref)
+        return result, stream.tell()
+    except Exception as exc:
+        return (type(exc).__name__, str(exc)), None
+    finally:
+        for (module, name), current in zip(names, saved, strict=True):
+            setattr(module, name, current)
+        generic.ArrayObject.read_from_stream = saved_array
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), min_size=1, max_size=40))
+def test_fast_pdf_tokens_read_as_pyhanko(fragments: list[str]) -> None:
+    """Any object, well formed or not: the same value, the same parts, the
+    same error, and the parser left at the same byte."""
+    ref = _tokens_reader()
+    joined = "".join(fragments)
+    for data in (joined, "[" + " ".join(fragments) + "]", f"[{joined}]", f"<< /W {joined}>>"):
+        raw = data.encode("latin-1")
+        assert _parse(raw, ref, fast=True) == _parse(raw, ref, fast=False), raw
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[ 3 [ 250 ] 11 [ 333 333 ] 15 [ 250 333.5 -.5 5. ] ] >>",  # a font's widths
+        b"[" + b" ".join(b"%d" % (i * 7) for i in range(600)) + b"]",  # past the first window
+        b"[" + b" ".join(b"%d" % i for i in range(20000)) + b"]",  # past every window
+        b"[" * 40 + b"1" + b"]" * 40,  # deeper than the fast path goes
+        b"[ 1 2 % a comment\n 3 ]",
+        b"[ 1\x0b2 ]",
+        b"[ 1 0 R 2 ]",
+        b"[ 1 2",
+        b"[ 1,5 2 ]",
+        b"[ 1.2.3 ]",
+        b"[ +- 1 ]",
+        b"[ 1 2e3 ]",
+        b"[ 1\x0b 2 ]",
+        b"/Name% comment\n",
+        b"[ 1 2 ",
+        b"[]",
+        b"/A#20B /C",
+        b"/plain",
+        b"   \n\x00 /after-whitespace",
+        b"/" + b"N" * 200 + b" /next",
+    ],
+)
+def test_fast_pdf_tokens_edges(data: bytes) -> None:
+    ref = _tokens_reader()
+    assert _parse(data, ref, fast=True) == _parse(data, ref, fast=False)
+
+
+def test_fast_pdf_tokens_take_the_fast_path() -> None:
+    """A font's widths are read without pyHanko's array reader; a name
+    without escapes without its decoder."""
+    from pyhanko.pdf_utils import generic
+
+    ref = _tokens_reader()
+    calls: list[str] = []
+
+    def array(stream: Any, container_ref: Any, *args: Any, **options: Any) -> Any:
+        calls.append("array")
+        return generic.ArrayObject()
+
+    def name(data: bytes) -> Any:
+        calls.append("name")
+        return generic.NameObject("/x")
+
+    widths = patches.read_array(io.BytesIO(b"[ 3 [ 250 ] 11 [ 333 333 ] ]"), ref, original=array)
+    assert [int(w) if not isinstance(w, list) else [int(x) for x in w] for w in widths] == [
+        3,
+        [250],
+        11,
+        [333, 333],
+    ]
+    assert patches.decode_name(b"Type", original=name) == "/Type"
+    assert calls == []
+    patches.read_array(io.BytesIO(b"[ (text) ]"), ref, original=array)
+    patches.decode_name(b"A#20B", original=name)
+    assert calls == ["array", "name"]

@@ -72,7 +72,7 @@ def test_a_version_outside_the_guard_leaves_the_dependency_alone() -> None:
 def test_install_puts_every_patch_in_place() -> None:
     import pyhanko_certvalidator
     from asn1crypto import x509
-    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils import generic, misc
     from pyhanko.sign import general
 
     assert set(patches.install()) == {p.name for p in patches.PATCHES}
@@ -80,6 +80,8 @@ def test_install_puts_every_patch_in_place() -> None:
     assert getattr(x509.NameTypeAndValue, "signkit_cached", False)
     assert getattr(pyhanko_certvalidator.async_validate_path, "signkit_cached", False)
     assert getattr(general.match_issuer_serial, "signkit_serial_first", False)
+    assert getattr(misc.read_non_whitespace, "signkit_fast", False)
+    assert getattr(generic.ArrayObject.read_from_stream, "signkit_fast", False)
     for holder, attr in ((x509.Certificate, "key_identifier"), (x509.Name, "hashable")):
         assert getattr(holder.__dict__[attr].fget, "signkit_remembered", False)
 

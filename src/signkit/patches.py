@@ -352,6 +352,68 @@ def _install_fact_cache() -> None:
         setattr(cls, attr, remembered_fact(f"{cls_name}.{attr}", current.fget))
 
 
+# ------------------------------------------------------------ shared certificates
+
+_SHARED: dict[bytes, Any] = {}
+# A parsed certificate is a few tens of kilobytes once pyHanko has read it
+# through: a thousand keep a worker small whatever the archive.
+_SHARED_LIMIT = 1024
+
+
+def shared_certificate(cert: Any) -> Any:
+    """The first certificate object this process saw with ``cert``'s exact
+    bytes, else ``cert`` itself (kept for the next, while there is room).
+
+    Every document carries its chain again, and asn1crypto parses each copy
+    lazily, field by field, as pyHanko and its path builder reach them,
+    remembering on the object what it parsed. One object per encoded
+    certificate parses each certificate once per process. Nothing in pyHanko
+    or signkit changes a parsed certificate (none re-encodes one), so the
+    object stands for its bytes alone.
+    """
+    from asn1crypto import x509
+
+    if type(cert) is not x509.Certificate:
+        return cert
+    der = cert.dump()
+    known = _SHARED.get(der)
+    if known is not None:
+        return known
+    if len(_SHARED) < _SHARED_LIMIT:
+        _SHARED[der] = cert
+    return cert
+
+
+def _install_shared_cms_certificates() -> None:
+    from pyhanko.sign import general
+
+    current: Any = general._partition_certs
+    if getattr(current, "signkit_shared", False):
+        return
+
+    def partition(certs: Any, signer_info: Any) -> Any:
+        return current([shared_certificate(c) for c in certs], signer_info)
+
+    partition.signkit_shared = True  # type: ignore[attr-defined]
+    partition.__wrapped_original__ = current  # type: ignore[attr-defined]
+    general._partition_certs = partition
+
+
+def _install_shared_registry_certificates() -> None:
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    current = SimpleCertificateStore.register
+    if getattr(current, "signkit_shared", False):
+        return
+
+    def register(self: Any, cert: Any) -> bool:
+        return bool(current(self, shared_certificate(cert)))
+
+    register.signkit_shared = True  # type: ignore[attr-defined]
+    register.__wrapped_original__ = current  # type: ignore[attr-defined]
+    SimpleCertificateStore.register = register  # type: ignore[method-assign]
+
+
 def serial_first(original: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
     """pyHanko's ``match_issuer_serial`` with the serial number compared first.
 
@@ -541,6 +603,20 @@ PATCHES = (
         versions=((0, 38), (0, 39)),
         touches=(("pyhanko.sign.general", "match_issuer_serial"),),
         install=_install_serial_first,
+    ),
+    Patch(
+        name="shared-cms-certificates",
+        distribution="pyhanko",
+        versions=((0, 38), (0, 39)),
+        touches=(("pyhanko.sign.general", "_partition_certs"),),
+        install=_install_shared_cms_certificates,
+    ),
+    Patch(
+        name="shared-registry-certificates",
+        distribution="pyhanko-certvalidator",
+        versions=((0, 33), (0, 34)),
+        touches=(("pyhanko_certvalidator.registry", "SimpleCertificateStore.register"),),
+        install=_install_shared_registry_certificates,
     ),
     Patch(
         name="validated-path-cache",

@@ -82,6 +82,7 @@ def test_install_puts_every_patch_in_place() -> None:
     assert getattr(general.match_issuer_serial, "signkit_serial_first", False)
     assert getattr(misc.read_non_whitespace, "signkit_fast", False)
     assert getattr(generic.ArrayObject.read_from_stream, "signkit_fast", False)
+    assert getattr(general._partition_certs, "signkit_shared", False)
     for holder, attr in ((x509.Certificate, "key_identifier"), (x509.Name, "hashable")):
         assert getattr(holder.__dict__[attr].fget, "signkit_remembered", False)
 
@@ -423,3 +424,91 @@ def test_fast_pdf_tokens_take_the_fast_path() -> None:
     patches.read_array(io.BytesIO(b"[ (text) ]"), ref, original=array)
     patches.decode_name(b"A#20B", original=name)
     assert calls == ["array", "name"]
+
+
+# ------------------------------------------------------------ shared certificates
+
+
+def test_shared_certificates_one_object_per_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asn1crypto import x509
+
+    monkeypatch.setattr(patches, "_SHARED", {})
+    ders = _test_certificates()
+    first = [patches.shared_certificate(x509.Certificate.load(der)) for der in ders]
+    again = [patches.shared_certificate(x509.Certificate.load(der)) for der in ders]
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert len({id(cert) for cert in first}) == len(ders)
+    assert [cert.dump() for cert in again] == ders
+    name = x509.Name.build({"common_name": "not a certificate"})
+    assert patches.shared_certificate(name) is name
+
+
+def test_shared_certificates_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asn1crypto import x509
+
+    monkeypatch.setattr(patches, "_SHARED", {})
+    monkeypatch.setattr(patches, "_SHARED_LIMIT", 2)
+    ders = _test_certificates()
+    seen = [x509.Certificate.load(der) for der in ders]
+    assert all(patches.shared_certificate(c) is c for c in seen)
+    later = [patches.shared_certificate(x509.Certificate.load(der)) for der in ders]
+    assert later[0] is seen[0] and later[1] is seen[1]
+    assert all(a is not b for a, b in zip(later[2:], seen[2:], strict=True))
+    assert [cert.dump() for cert in later] == ders
+
+
+def _two_documents_signed_data() -> list[Any]:
+    """The same CMS SignedData (a signer and its chain), parsed twice, as two
+    documents signed by one clerk are."""
+    from asn1crypto import cms, x509
+
+    from support.infra import pki_certificate
+
+    chain = [
+        x509.Certificate.load(pki_certificate(label))
+        for label in ("interm-ca", "signer-rsa2048", "root-ca")
+    ]
+    signer = chain[1]
+    signed = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [{"algorithm": "sha256"}],
+            "encap_content_info": {"content_type": "data"},
+            "certificates": chain,
+            "signer_infos": [
+                {
+                    "version": "v1",
+                    "sid": {
+                        "issuer_and_serial_number": {
+                            "issuer": signer.issuer,
+                            "serial_number": signer.serial_number,
+                        }
+                    },
+                    "digest_algorithm": {"algorithm": "sha256"},
+                    "signature_algorithm": {"algorithm": "sha256_rsa"},
+                    "signature": b"s" * 256,
+                }
+            ],
+        }
+    )
+    der = cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+    return [cms.ContentInfo.load(der)["content"] for _ in range(2)]
+
+
+def test_pyhanko_sees_one_object_per_certificate() -> None:
+    """pyHanko's signer lookup and the path builder's registry get the first
+    document's certificate objects for the second document's copies."""
+    from pyhanko.sign import general
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    from support.infra import pki_certificate
+
+    patches.install()
+    one, two = (general.extract_certificate_info(sd) for sd in _two_documents_signed_data())
+    assert one.signer_cert is two.signer_cert
+    assert one.signer_cert.dump() == pki_certificate("signer-rsa2048")
+    assert all(a is b for a, b in zip(one.other_certs, two.other_certs, strict=True))
+    stores = [SimpleCertificateStore(), SimpleCertificateStore()]
+    for store, sd in zip(stores, _two_documents_signed_data(), strict=True):
+        store.register_multiple(c.chosen for c in sd["certificates"])
+    assert [id(c) for c in stores[0]] == [id(c) for c in stores[1]]

@@ -122,16 +122,28 @@ _NOT_WHITESPACE = re.compile(rb"[^ \n\r\t\f\x00]")
 _TOKEN_END = re.compile(rb"[ \n\r\t\f\x00()<>\[\]{}/%]")
 # A name with nothing to expand or refuse: what pyHanko's decoder copies as is.
 _PLAIN_NAME = re.compile(rb"[^\x00-\x20\x7f-\xff()<>\[\]{}/%#]*")
-# A number as pyHanko reads it (up to the first byte outside [+,-.0-9]),
-# followed by a byte that ends it; anything else is left to pyHanko.
-_NUMBER = rb"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
-_ARRAY_TOKEN = re.compile(
-    _WHITESPACE_CLASS + rb"*(?:(" + _NUMBER + rb")(?=[ \n\r\t\f\x00\[\]])|(\[)|(\]))"
+# The objects read in one pass: names without escapes, numbers, references,
+# and arrays and dictionaries of them. Each token as pyHanko reads it: a
+# number is the whole run of [+,-.0-9]; a name ends at whitespace or a
+# delimiter; a reference is what pyHanko's INDIRECT_PATTERN finds in the 20
+# bytes it peeks at, with PDF whitespace only (pyHanko's own reader refuses
+# a vertical tab before the R). Anything else (strings, comments, keywords,
+# escapes) leaves the whole object to pyHanko.
+_OBJECT_TOKEN = re.compile(
+    rb"[ \n\r\t\f\x00]*(?:"
+    rb"(?P<ref>(?P<id>\d+)[ \t\n\r\f]+(?P<gen>\d+)[ \t\n\r\f]+R)(?=[^a-zA-Z])"
+    rb"|(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))(?![+,\-.0-9])"
+    rb"|/(?P<name>[^\x00-\x20\x7f-\xff()<>\[\]{}/%#]*)(?=[ \n\r\t\f\x00()<>\[\]{}/%])"
+    rb"|(?P<open>\[)|(?P<close>\])|(?P<dict><<)|(?P<end>>>)"
+    rb"|\((?P<text>[^()\\]*)\)"  # a string without escapes or parentheses: its bytes
+    rb"|<(?P<hex>[0-9A-Fa-f \n\r\t\f\x00]*)>"
+    rb"|(?P<word>true|false|null)(?=[ \n\r\t\f\x00()<>\[\]{}/%]))"
 )
-# What may be left of a block that ends inside an array of numbers.
-_ARRAY_CUT = re.compile(rb"[ \n\r\t\f\x00]*[+-]?[0-9.]*")
-_ARRAY_NESTING = 32
-_ARRAY_WINDOWS = (1 << 10, 1 << 16)
+_KEYWORDS = {b"true": True, b"false": False}
+_REFERENCE_PEEK = 20  # pyHanko decides between a number and a reference on this many bytes
+_NESTING = 32
+_WINDOWS = (1 << 10, 1 << 16)
+_CUT = object()  # the block ended before the object did
 
 
 def read_non_whitespace(
@@ -172,65 +184,170 @@ def read_until_delimiter(stream: Any) -> bytes:
 def decode_name(name_bytes: bytes, *, original: Any) -> Any:
     """pyHanko's ``_decode_name``: a name without '#' escapes or bytes it
     refuses is itself; the others go to pyHanko's decoder."""
-    from pyhanko.pdf_utils.generic import NameObject
-
     if _PLAIN_NAME.fullmatch(name_bytes):
-        return NameObject("/" + name_bytes.decode("ascii"))
+        return _generic().NameObject("/" + name_bytes.decode("ascii"))
     return original(name_bytes)
 
 
-def _number_array(block: bytes, container_ref: Any) -> tuple[Any, int] | bool:
-    """The array at ``block[0]`` and its length, if it holds only numbers and
-    arrays of them (font widths, boxes, matrices); else whether the block
-    ended before the array did (a longer block may do)."""
-    from pyhanko.pdf_utils.generic import ArrayObject, FloatObject, NumberObject
-
-    match = _ARRAY_TOKEN.match
-    top = ArrayObject()
-    stack = [top]
-    at = 1
+def _simple_object(block: bytes, container_ref: Any, at_end: bool) -> Any:
+    """The array or dictionary at ``block[0]`` and its length, if it is made
+    of names, numbers, references and arrays and dictionaries of them;
+    ``_CUT`` if the block ended first (and is not the stream's end); else None.
+    A dictionary comes back as its entries, for pyHanko's stream reading."""
+    generic = _generic()
+    name_object, array_object = generic.NameObject, generic.ArrayObject
+    match = _OBJECT_TOKEN.match
+    looks_like_reference = generic.INDIRECT_PATTERN.match
+    limit = len(block) if at_end else len(block) - _REFERENCE_PEEK - 4
+    # Open arrays and dictionaries: [array, None, None] or [None, entries, key
+    # awaiting its value].
+    frames: list[list[Any]] = []
+    at = 0
     while True:
         token = match(block, at)
         if token is None:
-            return _ARRAY_CUT.fullmatch(block, at) is not None
+            return None if at_end or at < limit else _CUT
         at = token.end()
-        number = token.group(1)
-        if number is not None:
-            text = number.decode("ascii")
-            kind: Any = FloatObject if "." in text else NumberObject
-            value = kind(text)
-            value.container_ref = container_ref
-            stack[-1].append(value)
-        elif token.group(2) is not None:
-            if len(stack) >= _ARRAY_NESTING:
-                return False
-            inner = ArrayObject()
-            inner.container_ref = container_ref
-            stack[-1].append(inner)
-            stack.append(inner)
+        if at > limit:
+            return _CUT
+        what = token.lastgroup
+        value: Any
+        if what == "name":
+            value = name_object("/" + token.group("name").decode("ascii"))
+            if frames and frames[-1][1] is not None and frames[-1][2] is None:
+                entries = frames[-1][1]
+                if value in entries:
+                    return None  # a key given twice: pyHanko warns or refuses
+                frames[-1][2] = value  # a key: pyHanko reads it as a bare name
+                continue
+        elif what == "num":
+            text = token.group("num")
+            first = token.start("num")
+            if text[:1].isdigit() and looks_like_reference(block, first, first + _REFERENCE_PEEK):
+                return None
+            if b"." in text:
+                value = generic.FloatObject(text.decode("ascii"))
+            else:
+                value = generic.NumberObject(text.decode("ascii"))
+        elif what == "ref":
+            idnum = int(token.group("id"))
+            if idnum <= 0 or at + 1 - token.start("ref") > _REFERENCE_PEEK:
+                return None
+            value = generic.IndirectObject(
+                idnum, int(token.group("gen")), container_ref.get_pdf_handler()
+            )
+        elif what == "text":
+            value = generic.pdf_string(token.group("text"))
+        elif what == "hex":
+            digits = token.group("hex").translate(None, _PDF_WHITESPACE)
+            if len(digits) % 2:
+                digits += b"0"
+            value = generic.pdf_string(binascii.unhexlify(digits))
+        elif what == "word":
+            word = token.group("word")
+            value = (
+                generic.NullObject() if word == b"null" else generic.BooleanObject(_KEYWORDS[word])
+            )
+        elif what == "open" or what == "dict":
+            if len(frames) >= _NESTING:
+                return None
+            frames.append([array_object(), None, None] if what == "open" else [None, {}, None])
+            continue
+        else:  # "close" or "end"
+            if not frames:
+                return None
+            array, entries, key = frames.pop()
+            if (array is not None) != (what == "close") or key is not None:
+                return None  # a mismatched bracket, or a key without its value
+            if not frames:
+                return (array if array is not None else entries), at
+            value = array if array is not None else generic.DictionaryObject(entries)
+        if not frames:
+            return None
+        value.container_ref = container_ref
+        array, entries, key = frames[-1]
+        if array is not None:
+            array.append(value)
+        elif key is None:
+            return None  # a value where a key belongs
         else:
-            stack.pop()
-            if not stack:
-                return top, at
+            entries[key] = value
+            frames[-1][2] = None
+
+
+def _generic() -> Any:
+    """pyHanko's object module (imported on first use, not with signkit)."""
+    global _GENERIC
+    if _GENERIC is None:
+        from pyhanko.pdf_utils import generic
+
+        _GENERIC = generic
+    return _GENERIC
+
+
+_GENERIC: Any = None
+
+
+def _read_simple(stream: Any, container_ref: Any, opening: bytes) -> Any:
+    """The array or dictionary at the stream's position read in one pass, the
+    stream left after it; None (the stream where it was) if it is not simple."""
+    start = stream.tell()
+    for window in _WINDOWS:
+        block = stream.read(window)
+        stream.seek(start)
+        if not block.startswith(opening):
+            return None
+        found = _simple_object(block, container_ref, at_end=len(block) < window)
+        if found is None:
+            return None
+        if found is not _CUT:
+            stream.seek(start + found[1])
+            return found[0]
+    return None
 
 
 def read_array(stream: Any, container_ref: Any, *args: Any, original: Any, **options: Any) -> Any:
-    """pyHanko's ``ArrayObject.read_from_stream``, an array of numbers in one
-    pass (a font's widths are hundreds of them, read a byte at a time by
-    pyHanko); any other array, or one longer than the window, is pyHanko's."""
-    start = stream.tell()
-    for window in _ARRAY_WINDOWS:
-        block = stream.read(window)
-        stream.seek(start)
-        if block[:1] != b"[":
-            break
-        found = _number_array(block, container_ref)
-        if isinstance(found, tuple):
-            stream.seek(start + found[1])
-            return found[0]
-        if not found or len(block) < window:
-            break
+    """pyHanko's ``ArrayObject.read_from_stream``, a simple array (a font's
+    widths, a page's box, a list of references) in one pass instead of a
+    byte at a time; any other array is pyHanko's."""
+    found = _read_simple(stream, container_ref, b"[")
+    if found is not None:
+        return found
     return original(stream, container_ref, *args, **options)
+
+
+def read_dictionary(
+    stream: Any,
+    container_ref: Any,
+    as_metadata_stream: bool = False,
+    in_content_stream: Any = None,
+    *,
+    original: Any,
+) -> Any:
+    """pyHanko's ``DictionaryObject.read_from_stream``, a simple dictionary (a
+    page, a font, a descriptor, a stream's) in one pass, then pyHanko's own
+    reading of a stream's data after it; any other dictionary, or one in a
+    content stream, is pyHanko's."""
+    generic = _generic()
+    plain = in_content_stream is None or in_content_stream is generic.ContentOpReading.NO
+    entries = _read_simple(stream, container_ref, b"<<") if plain else None
+    if entries is None:
+        options = {} if in_content_stream is None else {"in_content_stream": in_content_stream}
+        return original(stream, container_ref, as_metadata_stream=as_metadata_stream, **options)
+    # From here on as pyHanko's own reader goes on after the closing ">>".
+    handler = container_ref.get_pdf_handler()
+    data = generic._maybe_read_stream_payload(stream, entries, handler)
+    if data is None:
+        return generic.DictionaryObject(entries)
+    kind = generic.StreamObject
+    if as_metadata_stream:
+        try:
+            from pyhanko.pdf_utils.metadata.xmp_xml import MetadataStream
+
+            kind = MetadataStream
+        except ImportError:  # as pyHanko: without its XMP support, a plain stream
+            pass
+    return kind(entries, encoded_data=data)
 
 
 def _install_fast_tokens() -> None:
@@ -244,6 +361,7 @@ def _install_fast_tokens() -> None:
     non_whitespace = misc.read_non_whitespace
     name_decoder = generic._decode_name
     array_reader = generic.ArrayObject.read_from_stream
+    dictionary_reader = generic.DictionaryObject.read_from_stream
 
     def skip(stream: Any, seek_back: bool = False, allow_eof: bool = False) -> bytes:
         return read_non_whitespace(stream, seek_back, allow_eof, original=non_whitespace)
@@ -254,10 +372,14 @@ def _install_fast_tokens() -> None:
     def array(stream: Any, container_ref: Any, *args: Any, **options: Any) -> Any:
         return read_array(stream, container_ref, *args, original=array_reader, **options)
 
+    def dictionary(stream: Any, container_ref: Any, *args: Any, **options: Any) -> Any:
+        return read_dictionary(stream, container_ref, *args, original=dictionary_reader, **options)
+
     replaced: tuple[tuple[Any, Any], ...] = (
         (skip, non_whitespace),
         (name, name_decoder),
         (array, array_reader),
+        (dictionary, dictionary_reader),
         (read_until_delimiter, misc.read_until_delimiter),
     )
     for fast, current in replaced:
@@ -267,6 +389,7 @@ def _install_fast_tokens() -> None:
     misc.read_until_delimiter = generic.read_until_delimiter = read_until_delimiter
     generic._decode_name = name
     generic.ArrayObject.read_from_stream = staticmethod(array)
+    generic.DictionaryObject.read_from_stream = staticmethod(dictionary)
 
 
 # ------------------------------------------------------------ asn1crypto names
@@ -323,18 +446,27 @@ def remembered_fact(name: str, fget: Callable[[Any], Any]) -> property:
     pyHanko files every certificate of every document in a fresh registry
     (key identifier, issuer and serial, subject, key hash), and asn1crypto
     computes each from a freshly parsed copy; the answers depend on the DER
-    alone, and a batch's documents carry the same few certificates.
+    alone, and a batch's documents carry the same few certificates. The
+    answer is also kept on the object, as asn1crypto keeps some of its own:
+    a certificate shared across documents (``shared_certificate``) is parsed
+    through, and encoding it again to look it up would cost more than the
+    lookup saves.
     """
+    slot = f"_signkit_{name}"
 
     def remembered(self: Any) -> Any:
+        own = self.__dict__
+        if slot in own:
+            return own[slot]
         key = (name, self.dump())
         try:
-            return _FACTS[key]
+            value = _FACTS[key]
         except KeyError:
             value = fget(self)
             if len(_FACTS) < _FACTS_LIMIT:
                 _FACTS[key] = value
-            return value
+        own[slot] = value
+        return value
 
     remembered.signkit_remembered = True  # type: ignore[attr-defined]
     remembered.__wrapped_original__ = fget  # type: ignore[attr-defined]
@@ -574,8 +706,18 @@ PATCHES = (
             ("pyhanko.pdf_utils.generic", "read_until_delimiter"),
             ("pyhanko.pdf_utils.generic", "_decode_name"),
             ("pyhanko.pdf_utils.generic", "ArrayObject.read_from_stream"),
+            ("pyhanko.pdf_utils.generic", "DictionaryObject.read_from_stream"),
+            ("pyhanko.pdf_utils.generic", "_maybe_read_stream_payload"),
+            ("pyhanko.pdf_utils.generic", "INDIRECT_PATTERN"),
+            ("pyhanko.pdf_utils.generic", "ContentOpReading.NO"),
+            ("pyhanko.pdf_utils.generic", "IndirectObject"),
             ("pyhanko.pdf_utils.generic", "NumberObject"),
             ("pyhanko.pdf_utils.generic", "FloatObject"),
+            ("pyhanko.pdf_utils.generic", "StreamObject"),
+            ("pyhanko.pdf_utils.generic", "BooleanObject"),
+            ("pyhanko.pdf_utils.generic", "NullObject"),
+            ("pyhanko.pdf_utils.generic", "pdf_string"),
+            ("pyhanko.pdf_utils.metadata.xmp_xml", "MetadataStream"),
         ),
         install=_install_fast_tokens,
     ),

@@ -273,6 +273,30 @@ def test_certificate_facts_when_the_cache_is_full(monkeypatch: pytest.MonkeyPatc
     assert len(patches._FACTS) == 1
 
 
+def test_certificate_facts_kept_on_the_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked again, a certificate answers from itself: no new encoding (a
+    parsed-through certificate re-encodes slowly), the same answer."""
+    from asn1crypto import x509
+
+    patches.install()
+    der = _test_certificates()[0]
+    cert = x509.Certificate.load(der)
+    answers = (cert.issuer_serial, cert.key_identifier, cert.subject.hashable)
+    monkeypatch.setattr(patches, "_FACTS", {})
+    encoded: list[bytes] = []
+    dump = cert.dump
+
+    def counted(force: bool = False) -> bytes:
+        encoded.append(b"")
+        return bytes(dump(force))
+
+    monkeypatch.setattr(cert, "dump", counted)
+    assert (cert.issuer_serial, cert.key_identifier, cert.subject.hashable) == answers
+    assert encoded == []
+    fresh = x509.Certificate.load(der)
+    assert (fresh.issuer_serial, fresh.key_identifier, fresh.subject.hashable) == answers
+
+
 # ------------------------------------------------------------ PDF tokens
 
 # Fragments of PDF syntax, the odd ones included: escapes and bytes a name
@@ -284,6 +308,8 @@ _FRAGMENTS = (
     *("[", "]", "[ ", " ]", "<<", ">>", "1 0 R", "12 0 R ", "0 0 R", "3 1 R"),
     *("/Name", "/A#20B", "/A#2", "/Ab#zz", "/\xe9t\xe9", "/", "/W", "/Type /Font"),
     *("(text)", "(a(b)c)", "<0A1b>", "true", "false", "null", "R", "e3", "{", "}"),
+    *("/A 1", "/A 2", "/Length 3", ">>stream\nabc\nendstream", ">x", "/A\x01", "/A\x80"),
+    *("12345678901234567 0 R", "1 0\x0bR", "1\x0b0 R", "4 0 Rx", "5 0 R/", "<< /K [ 1 0 R ] >>"),
 )
 
 
@@ -305,7 +331,9 @@ def _shape(value: Any, ref: Any) -> Any:
 
     owned = value.container_ref is ref
     if isinstance(value, generic.DictionaryObject):
-        inner: Any = sorted((str(k), _shape(value.raw_get(k), ref)) for k in value)
+        inner: Any = [(str(k), k.container_ref, _shape(value.raw_get(k), ref)) for k in value]
+        if isinstance(value, generic.StreamObject):
+            inner.append(value.encoded_data)
     elif isinstance(value, generic.ArrayObject):
         inner = [_shape(value.raw_get(i), ref) for i in range(len(value))]
     elif isinstance(value, generic.IndirectObject):
@@ -335,13 +363,13 @@ def _parse(data: bytes, ref: Any, *, fast: bool) -> Any:
         (generic, "_decode_name"),
     )
     saved = [getattr(module, name) for module, name in names]
-    saved_array = generic.ArrayObject.__dict__["read_from_stream"]
+    readers = (generic.ArrayObject, generic.DictionaryObject)
+    saved_readers = [cls.__dict__["read_from_stream"] for cls in readers]
     if not fast:
         for (module, name), current in zip(names, saved, strict=True):
             setattr(module, name, current.__wrapped_original__)
-        generic.ArrayObject.read_from_stream = staticmethod(
-            saved_array.__func__.__wrapped_original__
-        )
+        for cls, reader in zip(readers, saved_readers, strict=True):
+            cls.read_from_stream = staticmethod(reader.__func__.__wrapped_original__)
     stream = io.BytesIO(data)
     try:
         result: Any = _shape(generic.read_object(stream, ref), ref)
@@ -351,7 +379,8 @@ def _parse(data: bytes, ref: Any, *, fast: bool) -> Any:
     finally:
         for (module, name), current in zip(names, saved, strict=True):
             setattr(module, name, current)
-        generic.ArrayObject.read_from_stream = saved_array
+        for cls, reader in zip(readers, saved_readers, strict=True):
+            cls.read_from_stream = reader
 
 
 @settings(max_examples=400, deadline=None)
@@ -361,7 +390,8 @@ def test_fast_pdf_tokens_read_as_pyhanko(fragments: list[str]) -> None:
     same error, and the parser left at the same byte."""
     ref = _tokens_reader()
     joined = "".join(fragments)
-    for data in (joined, "[" + " ".join(fragments) + "]", f"[{joined}]", f"<< /W {joined}>>"):
+    spaced = " ".join(fragments)
+    for data in (joined, f"[{spaced}]", f"[{joined}]", f"<< /W {joined}>>", f"<< {spaced} >>"):
         raw = data.encode("latin-1")
         assert _parse(raw, ref, fast=True) == _parse(raw, ref, fast=False), raw
 
@@ -383,6 +413,14 @@ def test_fast_pdf_tokens_read_as_pyhanko(fragments: list[str]) -> None:
         b"[ 1 2e3 ]",
         b"[ 1\x0b 2 ]",
         b"/Name% comment\n",
+        b"[ <0A1> < 0a 1 > <> <0g> ]",
+        b"<< /S (a\\)b) /T (x) /U (\r\n) >>",
+        b"[ true false null truex ]",
+        b"[ (a\\nb) (c\\051) ]",
+        b"<< /A true/B null/C false>>",
+        b"<< /Length 3 >>\nstream\nabc\nendstream",
+        b"<< /Length 4 >>stream\r\nabc\nendstream",
+        b"<< /A << /B [ 1 0 R (s) ] >> /C [ << /D 2 >> ] >> trailer",
         b"[ 1 2 ",
         b"[]",
         b"/A#20B /C",
@@ -421,7 +459,7 @@ def test_fast_pdf_tokens_take_the_fast_path() -> None:
     ]
     assert patches.decode_name(b"Type", original=name) == "/Type"
     assert calls == []
-    patches.read_array(io.BytesIO(b"[ (text) ]"), ref, original=array)
+    patches.read_array(io.BytesIO(b"[ (a\\) b) ]"), ref, original=array)
     patches.decode_name(b"A#20B", original=name)
     assert calls == ["array", "name"]
 

@@ -117,18 +117,18 @@ def _install_fast_hex_reader() -> None:
 # ------------------------------------------------------------ pyHanko tokens
 
 # PDF whitespace and delimiters (ISO 32000-1, 7.2.2), as pyHanko's misc has them.
-_WHITESPACE_CLASS = rb"[ \n\r\t\f\x00]"
 _NOT_WHITESPACE = re.compile(rb"[^ \n\r\t\f\x00]")
 _TOKEN_END = re.compile(rb"[ \n\r\t\f\x00()<>\[\]{}/%]")
 # A name with nothing to expand or refuse: what pyHanko's decoder copies as is.
 _PLAIN_NAME = re.compile(rb"[^\x00-\x20\x7f-\xff()<>\[\]{}/%#]*")
-# The objects read in one pass: names without escapes, numbers, references,
-# and arrays and dictionaries of them. Each token as pyHanko reads it: a
-# number is the whole run of [+,-.0-9]; a name ends at whitespace or a
-# delimiter; a reference is what pyHanko's INDIRECT_PATTERN finds in the 20
-# bytes it peeks at, with PDF whitespace only (pyHanko's own reader refuses
-# a vertical tab before the R). Anything else (strings, comments, keywords,
-# escapes) leaves the whole object to pyHanko.
+# The objects read in one pass: names, numbers, references, strings, hex
+# strings, booleans and nulls, and arrays and dictionaries of them. Each
+# token as pyHanko reads it: a number is the whole run of [+,-.0-9]; a name
+# ends at whitespace or a delimiter; a reference is what pyHanko's
+# INDIRECT_PATTERN finds in the 20 bytes it peeks at, with PDF whitespace
+# only (pyHanko's own reader refuses a vertical tab before the R); a string
+# has no escape and no parenthesis in it. Anything else (comments, escapes,
+# nested parentheses) leaves the whole object to pyHanko.
 _OBJECT_TOKEN = re.compile(
     rb"[ \n\r\t\f\x00]*(?:"
     rb"(?P<ref>(?P<id>\d+)[ \t\n\r\f]+(?P<gen>\d+)[ \t\n\r\f]+R)(?=[^a-zA-Z])"

@@ -546,6 +546,10 @@ def _install_shared_registry_certificates() -> None:
     SimpleCertificateStore.register = register  # type: ignore[method-assign]
 
 
+_MATCHES: dict[tuple[Any, ...], bool] = {}
+_MATCHES_LIMIT = 4096
+
+
 def serial_first(original: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
     """pyHanko's ``match_issuer_serial`` with the serial number compared first.
 
@@ -554,12 +558,31 @@ def serial_first(original: Callable[[Any, Any], bool]) -> Callable[[Any, Any], b
     the serial; a CMS signer is looked up among all the certificates a
     document carries, and nearly every one has another serial. Both tests
     must pass, so the answer is the same.
+
+    When the serials agree, the answer is remembered per encoded pair of
+    issuers and serials: an ESS certificate identifier names its issuer
+    inside a tagged GeneralName, so pyHanko's byte comparison never holds
+    there and every signature and time-stamp pays for RFC 5280's rules,
+    for the same few issuers.
     """
 
     def match_issuer_serial(expected_issuer_serial: Any, cert: Any) -> bool:
-        if expected_issuer_serial["serial_number"] != cert["tbs_certificate"]["serial_number"]:
+        tbs = cert["tbs_certificate"]
+        if expected_issuer_serial["serial_number"] != tbs["serial_number"]:
             return False
-        return original(expected_issuer_serial, cert)
+        key = (
+            type(expected_issuer_serial),
+            expected_issuer_serial["issuer"].dump(),
+            expected_issuer_serial["serial_number"].dump(),
+            tbs["issuer"].dump(),
+            tbs["serial_number"].dump(),
+        )
+        known = _MATCHES.get(key)
+        if known is None:
+            known = bool(original(expected_issuer_serial, cert))
+            if len(_MATCHES) < _MATCHES_LIMIT:
+                _MATCHES[key] = known
+        return known
 
     match_issuer_serial.signkit_serial_first = True  # type: ignore[attr-defined]
     match_issuer_serial.__wrapped_original__ = original  # type: ignore[attr-defined]

@@ -228,7 +228,7 @@ def test_serial_first_signer_match_answers_as_pyhanko() -> None:
     """Every (issuer and serial, certificate) pair gets pyHanko's own answer,
     among them an issuer encoded otherwise (PrintableString, upper case) that
     RFC 5280 still calls equal, and a serial shared under another issuer."""
-    from asn1crypto import cms, x509
+    from asn1crypto import cms, tsp, x509
     from pyhanko.sign import general
 
     patches.install()
@@ -252,9 +252,48 @@ def test_serial_first_signer_match_answers_as_pyhanko() -> None:
             {"issuer": certs[-1].subject, "serial_number": interm.serial_number}
         )
     )
-    answers = [(patched(i, c), original(i, c)) for i in ids for c in certs]
-    assert all(mine == theirs for mine, theirs in answers)
-    assert sum(mine for mine, _ in answers) == len(certs) + 1  # each its own, and the shouted one
+    # and as an ESS certificate identifier names them: in a tagged GeneralName
+    ids += [
+        tsp.IssuerSerial(
+            {
+                "issuer": [x509.GeneralName({"directory_name": issuer})],
+                "serial_number": serial,
+            }
+        )
+        for issuer, serial in [(c.issuer, c.serial_number) for c in certs]
+        + [(shouted, interm.serial_number), (certs[-1].subject, interm.serial_number)]
+    ]
+    for _ in range(2):  # the second time from what was remembered
+        answers = [(patched(i, c), original(i, c)) for i in ids for c in certs]
+        assert all(mine == theirs for mine, theirs in answers)
+        # each its own, and the shouted one, in both forms
+        assert sum(mine for mine, _ in answers) == 2 * (len(certs) + 1)
+
+
+def test_serial_first_remembers_a_matching_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked again about the same issuer and serial, the answer comes from
+    memory; another serial is refused without asking."""
+    from asn1crypto import tsp, x509
+
+    monkeypatch.setattr(patches, "_MATCHES", {})
+    calls: list[bool] = []
+
+    def original(expected: Any, cert: Any) -> bool:
+        calls.append(True)
+        return True
+
+    match = patches.serial_first(original)
+    cert, other = (x509.Certificate.load(der) for der in _test_certificates()[1:3])
+    ess = tsp.IssuerSerial(
+        {
+            "issuer": [x509.GeneralName({"directory_name": cert.issuer})],
+            "serial_number": cert.serial_number,
+        }
+    )
+    assert match(ess, cert) and match(ess, x509.Certificate.load(cert.dump()))
+    assert len(calls) == 1
+    assert other.serial_number != cert.serial_number and not match(ess, other)
+    assert len(calls) == 1
 
 
 def test_certificate_facts_when_the_cache_is_full(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -251,6 +251,8 @@ def _simple_object(block: bytes, container_ref: Any, at_end: bool) -> Any:
         elif what == "open" or what == "dict":
             if len(frames) >= _NESTING:
                 return None
+            if what == "dict":
+                container_ref.get_pdf_handler()  # as pyHanko's reader asks, at every dictionary
             frames.append([array_object(), None, None] if what == "open" else [None, {}, None])
             continue
         else:  # "close" or "end"
@@ -334,7 +336,8 @@ def read_dictionary(
     if entries is None:
         options = {} if in_content_stream is None else {"in_content_stream": in_content_stream}
         return original(stream, container_ref, as_metadata_stream=as_metadata_stream, **options)
-    # From here on as pyHanko's own reader goes on after the closing ">>".
+    # From here on as pyHanko's own reader goes on after the closing ">>"
+    # (the handler was asked for when the dictionary opened).
     handler = container_ref.get_pdf_handler()
     data = generic._maybe_read_stream_payload(stream, entries, handler)
     if data is None:

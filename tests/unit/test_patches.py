@@ -473,6 +473,21 @@ def test_fast_pdf_tokens_edges(data: bytes) -> None:
     assert _parse(data, ref, fast=True) == _parse(data, ref, fast=False)
 
 
+def test_fast_pdf_tokens_ask_for_the_handler_as_pyhanko() -> None:
+    """Every dictionary asks its container for the PDF handler when it opens,
+    nested or not, as pyHanko's reader does (a container that cannot answer
+    fails the same way)."""
+
+    class NoHandler:
+        def get_pdf_handler(self) -> Any:
+            raise LookupError("no handler here")
+
+    for data in (b"[ 1 << >> ]", b"<< /A 1 >>", b"[ [ 2 ] << /B << >> >> ]"):
+        fast = _parse(data, NoHandler(), fast=True)
+        assert fast == _parse(data, NoHandler(), fast=False)
+        assert fast[0] == ("LookupError", "no handler here")
+
+
 def test_fast_pdf_tokens_take_the_fast_path() -> None:
     """A font's widths are read without pyHanko's array reader; a name
     without escapes without its decoder."""

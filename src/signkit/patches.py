@@ -16,6 +16,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -290,9 +291,26 @@ def _generic() -> Any:
 _GENERIC: Any = None
 
 
+_DECLINED = threading.local()
+
+
+def _by_pyhanko(original: Any, *args: Any, **options: Any) -> Any:
+    """pyHanko's own reader for an object the one-pass reader declined, and
+    for everything inside it: a nested object is not scanned again at each
+    level (a hostile file nests deep, and each pass would cost a scan)."""
+    depth = getattr(_DECLINED, "depth", 0)
+    _DECLINED.depth = depth + 1
+    try:
+        return original(*args, **options)
+    finally:
+        _DECLINED.depth = depth
+
+
 def _read_simple(stream: Any, container_ref: Any, opening: bytes) -> Any:
     """The array or dictionary at the stream's position read in one pass, the
     stream left after it; None (the stream where it was) if it is not simple."""
+    if getattr(_DECLINED, "depth", 0):
+        return None  # inside an object pyHanko is reading
     start = stream.tell()
     for window in _WINDOWS:
         block = stream.read(window)
@@ -311,11 +329,14 @@ def _read_simple(stream: Any, container_ref: Any, opening: bytes) -> Any:
 def read_array(stream: Any, container_ref: Any, *args: Any, original: Any, **options: Any) -> Any:
     """pyHanko's ``ArrayObject.read_from_stream``, a simple array (a font's
     widths, a page's box, a list of references) in one pass instead of a
-    byte at a time; any other array is pyHanko's."""
-    found = _read_simple(stream, container_ref, b"[")
+    byte at a time; any other array, or one in a content stream (where pyHanko
+    reads no references), is pyHanko's."""
+    mode = options.get("in_content_stream", args[0] if args else None)
+    plain = mode is None or mode is _generic().ContentOpReading.NO
+    found = _read_simple(stream, container_ref, b"[") if plain else None
     if found is not None:
         return found
-    return original(stream, container_ref, *args, **options)
+    return _by_pyhanko(original, stream, container_ref, *args, **options)
 
 
 def read_dictionary(
@@ -335,7 +356,9 @@ def read_dictionary(
     entries = _read_simple(stream, container_ref, b"<<") if plain else None
     if entries is None:
         options = {} if in_content_stream is None else {"in_content_stream": in_content_stream}
-        return original(stream, container_ref, as_metadata_stream=as_metadata_stream, **options)
+        return _by_pyhanko(
+            original, stream, container_ref, as_metadata_stream=as_metadata_stream, **options
+        )
     # From here on as pyHanko's own reader goes on after the closing ">>"
     # (the handler was asked for when the dictionary opened).
     handler = container_ref.get_pdf_handler()
@@ -372,10 +395,17 @@ def _install_fast_tokens() -> None:
     def name(name_bytes: bytes) -> Any:
         return decode_name(name_bytes, original=name_decoder)
 
+    # Inside an object pyHanko is reading, straight to pyHanko's own reader:
+    # one frame more per level of nesting, not three (Python's recursion
+    # limit bounds how deep a nested object can be read).
     def array(stream: Any, container_ref: Any, *args: Any, **options: Any) -> Any:
+        if getattr(_DECLINED, "depth", 0):
+            return array_reader(stream, container_ref, *args, **options)
         return read_array(stream, container_ref, *args, original=array_reader, **options)
 
     def dictionary(stream: Any, container_ref: Any, *args: Any, **options: Any) -> Any:
+        if getattr(_DECLINED, "depth", 0):
+            return dictionary_reader(stream, container_ref, *args, **options)
         return read_dictionary(stream, container_ref, *args, original=dictionary_reader, **options)
 
     replaced: tuple[tuple[Any, Any], ...] = (

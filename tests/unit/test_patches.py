@@ -383,14 +383,17 @@ def _shape(value: Any, ref: Any) -> Any:
         inner = None
     elif isinstance(value, generic.BooleanObject):
         inner = bool(value.value)
+    elif isinstance(value, generic.OperatorLiteral):
+        inner = value.literal
     else:
         inner = str(value)
     return type(value).__name__, inner, owned
 
 
-def _parse(data: bytes, ref: Any, *, fast: bool) -> Any:
-    """``read_object`` on ``data`` with pyHanko's own tokens or signkit's:
-    the shape of the result or the error, and where the stream was left."""
+def _parse(data: bytes, ref: Any, *, fast: bool, content: bool = False) -> Any:
+    """``read_object`` on ``data`` with pyHanko's own tokens or signkit's
+    (``content``: as in a page's content stream): the shape of the result or
+    the error, and where the stream was left."""
     from pyhanko.pdf_utils import generic, misc
 
     patches.install()
@@ -410,8 +413,9 @@ def _parse(data: bytes, ref: Any, *, fast: bool) -> Any:
         for cls, reader in zip(readers, saved_readers, strict=True):
             cls.read_from_stream = staticmethod(reader.__func__.__wrapped_original__)
     stream = io.BytesIO(data)
+    mode = generic.ContentOpReading.GRAPHIC_OPS if content else generic.ContentOpReading.NO
     try:
-        result: Any = _shape(generic.read_object(stream, ref), ref)
+        result: Any = _shape(generic.read_object(stream, ref, in_content_stream=mode), ref)
         return result, stream.tell()
     except Exception as exc:
         return (type(exc).__name__, str(exc)), None
@@ -433,6 +437,9 @@ def test_fast_pdf_tokens_read_as_pyhanko(fragments: list[str]) -> None:
     for data in (joined, f"[{spaced}]", f"[{joined}]", f"<< /W {joined}>>", f"<< {spaced} >>"):
         raw = data.encode("latin-1")
         assert _parse(raw, ref, fast=True) == _parse(raw, ref, fast=False), raw
+        assert _parse(raw, ref, fast=True, content=True) == _parse(
+            raw, ref, fast=False, content=True
+        ), raw
 
 
 @pytest.mark.parametrize(
@@ -456,6 +463,7 @@ def test_fast_pdf_tokens_read_as_pyhanko(fragments: list[str]) -> None:
         b"<< /S (a\\)b) /T (x) /U (\r\n) >>",
         b"[ true false null truex ]",
         b"[ (a\\nb) (c\\051) ]",
+        b"[ (Hello) -250 (World) 1 0 R ] TJ",
         b"<< /A true/B null/C false>>",
         b"<< /Length 3 >>\nstream\nabc\nendstream",
         b"<< /Length 4 >>stream\r\nabc\nendstream",
@@ -471,6 +479,8 @@ def test_fast_pdf_tokens_read_as_pyhanko(fragments: list[str]) -> None:
 def test_fast_pdf_tokens_edges(data: bytes) -> None:
     ref = _tokens_reader()
     assert _parse(data, ref, fast=True) == _parse(data, ref, fast=False)
+    # and as a page's content stream has them (no references there)
+    assert _parse(data, ref, fast=True, content=True) == _parse(data, ref, fast=False, content=True)
 
 
 def test_fast_pdf_tokens_ask_for_the_handler_as_pyhanko() -> None:
@@ -486,6 +496,32 @@ def test_fast_pdf_tokens_ask_for_the_handler_as_pyhanko() -> None:
         fast = _parse(data, NoHandler(), fast=True)
         assert fast == _parse(data, NoHandler(), fast=False)
         assert fast[0] == ("LookupError", "no handler here")
+
+
+def test_fast_pdf_tokens_scan_a_declined_object_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deeply nested object the one-pass reader declines (here a comment
+    at its heart) is read by pyHanko, inside as well: it is not scanned
+    again at every level, so a hostile nesting costs one scan, not one per
+    level."""
+    from pyhanko.pdf_utils import generic
+
+    patches.install()
+    ref = _tokens_reader()
+    scans: list[int] = []
+    scan = patches._simple_object
+
+    def counted(block: bytes, container_ref: Any, at_end: bool) -> Any:
+        scans.append(len(block))
+        return scan(block, container_ref, at_end)
+
+    monkeypatch.setattr(patches, "_simple_object", counted)
+    data = b"[" * 250 + b"1 % a comment\n" + b"]" * 250
+    value = generic.read_object(io.BytesIO(data), ref)
+    assert len(scans) == 1
+    for _ in range(249):
+        value = value[0]
+    assert value == [1]
+    assert _parse(data, ref, fast=True) == _parse(data, ref, fast=False)
 
 
 def test_fast_pdf_tokens_take_the_fast_path() -> None:

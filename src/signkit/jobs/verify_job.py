@@ -202,11 +202,16 @@ def quiet_libraries() -> None:
 
 
 def _preload() -> None:
-    from signkit.verify import pdf, xml
+    """Import the validation stack before the workers fork; its objects are
+    frozen, so no collection in a worker walks (and copies) them again."""
+    from signkit.startup import imports_without_gc
 
-    quiet_libraries()
-    pdf.preload()
-    xml.preload()
+    with imports_without_gc():
+        from signkit.verify import pdf, xml
+
+        quiet_libraries()
+        pdf.preload()
+        xml.preload()
 
 
 def verify_documents(

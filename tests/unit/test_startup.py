@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,47 @@ def test_worker_warmup_imports_the_pdf_stack() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "True"
+
+
+def test_verify_freezes_the_stack_it_imports_before_the_workers_fork() -> None:
+    """The verification stack is imported once, before the workers fork; frozen,
+    it is not walked by every collection in every worker (nor copied there)."""
+    code = (
+        "import gc; from signkit.jobs import verify_job; verify_job._preload(); "
+        "print(gc.get_freeze_count(), gc.isenabled())"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    frozen, enabled = proc.stdout.split()
+    assert int(frozen) > 50_000  # pyHanko's and signxml's modules, classes and tables
+    assert enabled == "True"
+
+
+REPORT_ONCE = """
+import json, sys
+from signkit.jobs import report
+made = []
+original = report.BatchReport.to_json
+def counted(self):
+    made.append(1)
+    return original(self)
+report.BatchReport.to_json = counted
+from signkit.cli import run
+code = run(sys.argv[1:])
+print(json.dumps({"code": code, "made": len(made)}), file=sys.stderr)
+"""
+
+
+def test_the_json_report_is_made_once_for_both_outputs(tmp_path: Path) -> None:
+    """--report and --json print the same text: it is built and serialised once
+    (a large batch's report takes a noticeable part of the run to build)."""
+    target = tmp_path / "report.json"
+    sample = Path(__file__).resolve().parents[2] / "fixtures" / "samples" / "decision.pdf"
+    args = ["verify", str(sample), "--offline", "--no-audit", "--json", "--report", str(target)]
+    proc = subprocess.run(
+        [sys.executable, "-c", REPORT_ONCE, *args], capture_output=True, text=True, check=False
+    )
+    outcome = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert outcome["code"] == 1  # an unsigned PDF fails verification, and is reported
+    assert outcome["made"] == 1
+    assert proc.stdout == target.read_text(encoding="utf-8")
+    assert json.loads(proc.stdout)["documents"][0]["input"] == str(sample)

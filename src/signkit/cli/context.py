@@ -172,7 +172,11 @@ class Output:
         """The machine report on stdout."""
         import json
 
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+        self.emit_json_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+    def emit_json_text(self, text: str) -> None:
+        """A machine report already serialised (as its --report file was)."""
+        sys.stdout.write(text)
         sys.stdout.flush()
 
     def error(self, text: str, hint: str | None = None) -> None:

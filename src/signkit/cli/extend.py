@@ -209,9 +209,11 @@ def extend(
         def publish() -> None:
             for warning in results.warnings:
                 out.warn(warning)
-            if report.report_path is not None:
-                results.write(report.report_path)
-            if out.json:
+            path = report.report_path
+            written = results.write(path) if path is not None else None
+            if written is not None and out.json:
+                out.emit_json_text(written)
+            elif out.json:
                 out.emit_json(results.to_json())
             _summary(out, results)
 

@@ -350,9 +350,10 @@ def _finish_failed(out: Output, report: Any, report_path: Path | None, exc: Base
 def _finish(out: Output, report: Any, report_path: Path | None) -> None:
     for warning in report.warnings:
         out.warn(warning)
-    if report_path is not None:
-        report.write(report_path)
-    if out.json:
+    written = report.write(report_path) if report_path is not None else None
+    if written is not None and out.json:
+        out.emit_json_text(written)
+    elif out.json:
         out.emit_json(report.to_json())
     reached = any(d.status.value != "not-attempted" for d in report.documents)
     if reached or (report.documents and report.run_error is None):

@@ -430,6 +430,7 @@ def verify(
             raise
         finally:
             shown.close()
+        written: str | None = None
         if report_path is not None and etsi:
             from signkit.verify.etsi import write_report
 
@@ -449,8 +450,10 @@ def verify(
                 directory=report_dir,
             )
         elif report_path is not None:
-            results.write(report_path)
-        if out.json:
+            written = results.write(report_path)
+        if written is not None and out.json:
+            out.emit_json_text(written)
+        elif out.json:
             out.emit_json(results.to_json())
         _summary(out, results, zone=timezone, roots=roots)
         if extract_attachments is not None:

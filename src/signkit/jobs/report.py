@@ -163,16 +163,22 @@ class BatchReport:
             "documents": docs,
         }
 
-    def write(self, path: Path) -> None:
+    def json_text(self) -> str:
+        """The machine report as text: the --report file, and --json's output."""
+        return json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n"
+
+    def write(self, path: Path) -> str:
         """Write the report atomically (a planted symlink or temp name cannot
-        redirect it); OutputError when it cannot be written."""
+        redirect it) and return its text (--json prints the same text);
+        OutputError when it cannot be written."""
         from signkit.errors import OutputError
         from signkit.fsio import atomic_write
 
-        data = json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n"
+        data = self.json_text()
         try:
             atomic_write(path, data.encode("utf-8"))
         except OSError as exc:
             raise OutputError(
                 f"cannot write the report ({exc.strerror or exc})", subject=str(path)
             ) from None
+        return data

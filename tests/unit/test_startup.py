@@ -154,3 +154,16 @@ def test_the_json_report_is_made_once_for_both_outputs(tmp_path: Path) -> None:
     assert outcome["made"] == 1
     assert proc.stdout == target.read_text(encoding="utf-8")
     assert json.loads(proc.stdout)["documents"][0]["input"] == str(sample)
+
+
+def test_xml_worker_warmup_freezes_the_xml_stack() -> None:
+    """As for PDF and verify: the warm-up's imports are frozen in the worker."""
+    code = (
+        "import gc; from signkit.formats import xml; xml.worker_warmup(); "
+        "print(gc.get_freeze_count(), gc.isenabled())"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    frozen, enabled = proc.stdout.split()
+    assert int(frozen) > 10_000
+    assert enabled == "True"
+

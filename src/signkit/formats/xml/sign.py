@@ -117,10 +117,14 @@ class Prepared:
 
 
 def worker_warmup() -> None:
-    """Import the XML stack ahead of the first document."""
-    import lxml.etree  # noqa: F401
+    """Import the XML stack ahead of the first document (frozen, as the PDF
+    stack is: see signkit.startup)."""
+    from signkit.startup import imports_without_gc
 
-    from signkit.formats.xml import core  # noqa: F401
+    with imports_without_gc():
+        import lxml.etree  # noqa: F401
+
+        from signkit.formats.xml import core  # noqa: F401
 
 
 def worker_prepare(item: PrepareItem) -> Prepared:

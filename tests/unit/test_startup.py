@@ -167,3 +167,10 @@ def test_xml_worker_warmup_freezes_the_xml_stack() -> None:
     assert int(frozen) > 10_000
     assert enabled == "True"
 
+
+def test_the_signing_job_imports_no_event_loop() -> None:
+    """The main process of a signing run never validates a chain itself (a
+    worker does), so it does not import asyncio for it (about 10 ms)."""
+    code = "import sys, signkit.jobs.signing; print('asyncio' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"

@@ -9,7 +9,6 @@ pyhanko-certvalidator underneath.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 from collections import OrderedDict
@@ -220,6 +219,8 @@ def _attempt(
     embedded_ocsps: list[bytes],
     embedded_crls: list[bytes],
 ) -> ChainResult:
+    import asyncio
+
     from asn1crypto import crl, ocsp, x509
     from pyhanko_certvalidator import CertificateValidator, ValidationContext
     from pyhanko_certvalidator import errors as cverr

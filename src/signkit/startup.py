@@ -24,27 +24,3 @@ def imports_without_gc() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
-
-
-_DOCUMENT_THRESHOLD = 50_000
-
-
-@contextmanager
-def one_collection_per_document() -> Iterator[None]:
-    """Judge a document with the collector's first threshold raised, then
-    collect the young generations once.
-
-    Verifying a PDF allocates tens of thousands of objects. Collected every
-    700 allocations, the live ones (the open document, its certificates) are
-    walked again and again while most of what the document leaves is still in
-    use; after it, nearly all of it is garbage and is walked once. A document
-    that allocates far more (a hostile one) still meets collections during
-    the call, so what it leaves behind stays bounded.
-    """
-    threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], _DOCUMENT_THRESHOLD), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.collect(1)

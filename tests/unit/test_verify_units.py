@@ -135,39 +135,3 @@ def test_the_no_trust_rule_names_who_supplied_the_root() -> None:
     assert _supplier(token) == "the token"
     assert _supplier("signature 2 of inbox/qd-12.pdf") == "the document"
     assert _supplier("certs/key 'x' on token.pem") == "the file"
-
-
-def test_a_worker_collects_once_per_document(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The collector's first threshold is raised while a document is judged,
-    restored after it, and the young garbage collected then."""
-    import gc
-
-    from signkit.jobs import verify_job
-
-    seen: list[tuple[int, int, int]] = []
-
-    def judge(path: str, policy: object) -> InputFormatError:
-        seen.append(gc.get_threshold())
-        # Garbage in cycles, as a document's objects leave it.
-        for _ in range(5_000):
-            loop: list[object] = []
-            loop.append(loop)
-        return InputFormatError("not judged here", subject=path)
-
-    monkeypatch.setattr(verify_job, "_verify_document", judge)
-    before = gc.get_threshold()
-    calls: list[int] = []
-    monkeypatch.setattr(gc, "collect", _counted(gc.collect, calls))
-    verify_job.verify_document("x.pdf", object())  # type: ignore[arg-type]
-    assert seen == [(50_000, *before[1:])]
-    assert gc.get_threshold() == before
-    assert calls == [1]
-    assert gc.get_count()[0] < 100
-
-
-def _counted(collect: object, calls: list[int]) -> object:
-    def counted(generation: int = 2) -> int:
-        calls.append(generation)
-        return collect(generation)  # type: ignore[operator,no-any-return]
-
-    return counted

@@ -413,3 +413,31 @@ def test_light_formats_leave_a_cpu_to_the_main_process(
         False,
         False,
     )
+
+
+def leave_garbage() -> tuple[tuple[int, int, int], int]:
+    """The worker's collector threshold, after leaving garbage in cycles (as
+    a document's objects are left)."""
+    import gc
+
+    for _ in range(5_000):
+        loop: list[object] = []
+        loop.append(loop)
+    return gc.get_threshold(), gc.get_count()[0]
+
+
+def young_objects() -> int:
+    import gc
+
+    return gc.get_count()[0]
+
+
+def test_a_worker_collects_between_tasks_not_during_them() -> None:
+    import gc
+
+    with WorkerPool(1) as pool:
+        threshold, during = pool.submit(leave_garbage).result(timeout=60)
+        after = pool.submit(young_objects).result(timeout=60)
+    assert threshold == (50_000, *gc.get_threshold()[1:])
+    assert during >= 5_000  # not collected while the task ran
+    assert after < 1_000  # collected once it had answered

@@ -151,19 +151,16 @@ def verify_document(
     path: str, policy: VerifyPolicy, thumbnails: bool = False
 ) -> DocumentVerdict | SignkitError:
     """Worker: verify one document; errors about the file are returned, not raised."""
-    from signkit.startup import one_collection_per_document
+    verdict = _verify_document(path, policy)
+    if thumbnails and isinstance(verdict, DocumentVerdict) and verdict.format == "pdf":
+        from signkit.verify.thumbnails import render
 
-    with one_collection_per_document():
-        verdict = _verify_document(path, policy)
-        if thumbnails and isinstance(verdict, DocumentVerdict) and verdict.format == "pdf":
-            from signkit.verify.thumbnails import render
-
-            try:
-                verdict.thumbnails = render(Path(path), [s.name for s in verdict.signatures])
-            except MemoryError:
-                raise
-            except Exception:  # noqa: S110 - a page that cannot be drawn leaves the report without it
-                pass
+        try:
+            verdict.thumbnails = render(Path(path), [s.name for s in verdict.signatures])
+        except MemoryError:
+            raise
+        except Exception:  # noqa: S110 - a page that cannot be drawn leaves the report without it
+            pass
     return verdict
 
 

@@ -4,6 +4,7 @@ that outlive their budget, and a zygote that forks replacements."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import itertools
 import multiprocessing
@@ -542,11 +543,22 @@ def _zygote(
 def _serve(
     conn: Connection, inherited: list[Connection], initializer: Callable[[], None] | None
 ) -> None:
-    """Worker loop: run each task it is sent and answer it; stop on an empty message."""
+    """Worker loop: run each task it is sent and answer it; stop on an empty message.
+
+    The collector runs between tasks: its first threshold is raised, and the
+    young generations are collected once after each answer. A task (a
+    document, or a batch of a few) allocates tens of thousands of objects;
+    collected every 700 allocations, its live ones (the open document, its
+    certificates) would be walked again and again. After the answer nearly
+    all of it is garbage, walked once, while the main process reads the
+    answer. A task that allocates far more (a hostile document) still meets
+    collections during the call, so what it holds stays bounded."""
     for other in inherited:
         other.close()  # the main process's ends: their end of file must reach it alone
     if initializer is not None:
         initializer()
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], _TASK_THRESHOLD), *threshold[1:])
     while True:
         try:
             message = conn.recv_bytes()
@@ -554,22 +566,33 @@ def _serve(
             return
         if not message:
             return
-        stream = io.BytesIO(message)
-        # The sender is the process that forked this one.
-        task_id = pickle.load(stream)  # noqa: S301
-        try:
-            fn, args, kwargs = pickle.load(stream)  # noqa: S301
-            answer: tuple[bool, Any] = (True, fn(*args, **kwargs))
-        except BaseException as exc:
-            answer = (False, exc)
-        head = pickle.dumps(task_id)
-        try:
-            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            error = RuntimeError(f"a worker's answer cannot cross processes ({exc!r})")
-            data = pickle.dumps((False, error), protocol=pickle.HIGHEST_PROTOCOL)
-        conn.send_bytes(head + data)
+        _answer(conn, message)
+        del message
+        gc.collect(1)  # the task's objects are garbage now (see above)
         if limits.retiring():
             # Answered; the tasks not read yet go to a fresh worker.
             conn.send_bytes(pickle.dumps(_RETIRING))
             return
+
+
+def _answer(conn: Connection, message: bytes) -> None:
+    """Run the task in ``message`` and send its answer (or its error)."""
+    stream = io.BytesIO(message)
+    # The sender is the process that forked this one.
+    task_id = pickle.load(stream)  # noqa: S301
+    try:
+        fn, args, kwargs = pickle.load(stream)  # noqa: S301
+        answer: tuple[bool, Any] = (True, fn(*args, **kwargs))
+    except BaseException as exc:
+        answer = (False, exc)
+    head = pickle.dumps(task_id)
+    try:
+        data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        error = RuntimeError(f"a worker's answer cannot cross processes ({exc!r})")
+        data = pickle.dumps((False, error), protocol=pickle.HIGHEST_PROTOCOL)
+    conn.send_bytes(head + data)
+
+
+_TASK_THRESHOLD = 50_000
+"""The collector's first threshold in a worker (see _serve)."""

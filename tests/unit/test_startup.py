@@ -168,6 +168,19 @@ def test_xml_worker_warmup_freezes_the_xml_stack() -> None:
     assert enabled == "True"
 
 
+def test_xml_worker_warmup_imports_what_the_signer_check_needs() -> None:
+    """The signer check runs in the XML worker before the batch: its path
+    validation is imported in the warm-up, while the main process starts,
+    not when the main process has to wait for the check."""
+    code = (
+        "import sys; from signkit.formats import xml; xml.worker_warmup(); "
+        "print(all(m in sys.modules for m in "
+        "('lxml.etree', 'pyhanko_certvalidator', 'signkit.pki.chain')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "True"
+
+
 def test_the_signing_job_imports_no_event_loop() -> None:
     """The main process of a signing run never validates a chain itself (a
     worker does), so it does not import asyncio for it (about 10 ms)."""

@@ -117,14 +117,18 @@ class Prepared:
 
 
 def worker_warmup() -> None:
-    """Import the XML stack ahead of the first document (frozen, as the PDF
-    stack is: see signkit.startup)."""
+    """Import the XML stack ahead of the first document, and the path
+    validation the signer check runs in this worker before the batch starts
+    (the PDF stack brings its own); frozen, as the PDF stack is (see
+    signkit.startup). The worker does this while the main process starts."""
     from signkit.startup import imports_without_gc
 
     with imports_without_gc():
         import lxml.etree  # noqa: F401
+        import pyhanko_certvalidator  # noqa: F401
 
         from signkit.formats.xml import core  # noqa: F401
+        from signkit.pki import chain  # noqa: F401
 
 
 def worker_prepare(item: PrepareItem) -> Prepared:

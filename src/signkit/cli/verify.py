@@ -328,7 +328,13 @@ def verify(
     def body() -> int:
         from signkit.audit.log import default_audit_path
         from signkit.errors import ConfigError, EmptyShardError, NothingToDoError, UsageError
-        from signkit.jobs.verify_job import VerifyJobSpec, VerifyReport, plan, verify_documents
+        from signkit.jobs.verify_job import (
+            VerifyJobSpec,
+            VerifyReport,
+            plan,
+            preload,
+            verify_documents,
+        )
         from signkit.pki.anchors import TrustSpec, anchors_from, require_anchors, resolve_anchor
         from signkit.verify.policy import VerifyPolicy
 
@@ -413,6 +419,13 @@ def verify(
         roots = {str(task.input): str(task.root) for task in tasks if task.root is not None}
         from .progress import progress_for
 
+        if not spec.dry_run:
+            from signkit.startup import imports_without_gc
+
+            # Imported before the workers fork and frozen, as `sign` does: no
+            # collection in a worker walks (and copies) the stack again.
+            with imports_without_gc():
+                preload()
         shown = progress_for(
             out, 0 if spec.dry_run else len(tasks), every=progress.progress_every, what="verifying"
         )

@@ -201,17 +201,13 @@ def quiet_libraries() -> None:
         logger.propagate = False
 
 
-def _preload() -> None:
-    """Import the validation stack before the workers fork; its objects are
-    frozen, so no collection in a worker walks (and copies) them again."""
-    from signkit.startup import imports_without_gc
+def preload() -> None:
+    """Import the validation stack (before the workers fork, so they share it)."""
+    from signkit.verify import pdf, xml
 
-    with imports_without_gc():
-        from signkit.verify import pdf, xml
-
-        quiet_libraries()
-        pdf.preload()
-        xml.preload()
+    quiet_libraries()
+    pdf.preload()
+    xml.preload()
 
 
 def verify_documents(
@@ -248,7 +244,7 @@ def verify_documents(
                 **run_identity(),
             }
         )
-    _preload()
+    preload()
     # Always in worker processes, even for one document: a hostile file meets
     # its memory and time budget there, never in this process.
     workers = max(1, min(spec.jobs or os.cpu_count() or 2, len(tasks)))

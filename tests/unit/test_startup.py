@@ -27,12 +27,23 @@ print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stder
 """
 
 
+def _script(script: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``script`` (which runs signkit with ``args`` and reports on its last
+    stderr line) in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
+    )
+
+
+def _printed(code: str) -> str:
+    """What ``python -c CODE`` prints (it must succeed)."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
 def _run(args: list[str]) -> tuple[set[str], str]:
     """The top-level modules imported by `signkit ARGS`, and what it printed on stderr."""
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, check=False
-    )
-    *printed, modules = proc.stderr.strip().splitlines()
+    *printed, modules = _script(SCRIPT, args).stderr.strip().splitlines()
     return set(json.loads(modules)), "\n".join(printed)
 
 
@@ -108,8 +119,7 @@ def test_worker_warmup_imports_the_pdf_stack() -> None:
         "import sys; from signkit.formats.pdf import prepare; prepare.worker_warmup(); "
         "print(all(m in sys.modules for m in prepare.WARMUP_MODULES))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "True"
+    assert _printed(code) == "True"
 
 
 FREEZE_COUNT = """
@@ -121,10 +131,7 @@ print(gc.get_freeze_count(), code, file=sys.stderr)
 
 
 def _frozen_after(args: list[str]) -> int:
-    proc = subprocess.run(
-        [sys.executable, "-c", FREEZE_COUNT, *args], capture_output=True, text=True, check=False
-    )
-    frozen, _code = proc.stderr.strip().splitlines()[-1].split()
+    frozen, _code = _script(FREEZE_COUNT, args).stderr.strip().splitlines()[-1].split()
     return int(frozen)
 
 
@@ -141,8 +148,7 @@ def test_verify_freezes_the_stack_it_imports_before_the_workers_fork() -> None:
         "import gc; from signkit.jobs import verify_job; verify_job.preload(); "
         "print(gc.get_freeze_count())"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "0"
+    assert _printed(code) == "0"
 
 
 REPORT_ONCE = """
@@ -166,9 +172,7 @@ def test_the_json_report_is_made_once_for_both_outputs(tmp_path: Path) -> None:
     target = tmp_path / "report.json"
     sample = Path(__file__).resolve().parents[2] / "fixtures" / "samples" / "decision.pdf"
     args = ["verify", str(sample), "--offline", "--no-audit", "--json", "--report", str(target)]
-    proc = subprocess.run(
-        [sys.executable, "-c", REPORT_ONCE, *args], capture_output=True, text=True, check=False
-    )
+    proc = _script(REPORT_ONCE, args)
     outcome = json.loads(proc.stderr.strip().splitlines()[-1])
     assert outcome["code"] == 1  # an unsigned PDF fails verification, and is reported
     assert outcome["made"] == 1
@@ -182,8 +186,7 @@ def test_xml_worker_warmup_freezes_the_xml_stack() -> None:
         "import gc; from signkit.formats import xml; xml.worker_warmup(); "
         "print(gc.get_freeze_count(), gc.isenabled())"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    frozen, enabled = proc.stdout.split()
+    frozen, enabled = _printed(code).split()
     assert int(frozen) > 10_000
     assert enabled == "True"
 
@@ -197,13 +200,11 @@ def test_xml_worker_warmup_imports_what_the_signer_check_needs() -> None:
         "print(all(m in sys.modules for m in "
         "('lxml.etree', 'pyhanko_certvalidator', 'signkit.pki.chain')))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "True"
+    assert _printed(code) == "True"
 
 
 def test_the_signing_job_imports_no_event_loop() -> None:
     """The main process of a signing run never validates a chain itself (a
     worker does), so it does not import asyncio for it (about 10 ms)."""
     code = "import sys, signkit.jobs.signing; print('asyncio' in sys.modules)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "False"
+    assert _printed(code) == "False"

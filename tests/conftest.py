@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from support.fonts import LIBERATION, LIBERATION_ITALIC, font_root
 from support.infra import (
+    REPO,
+    InfraError,
     OpenCryptoki,
     PkiServices,
     SoftHsm,
@@ -21,6 +24,11 @@ from support.p11shim import Shim, build_shim
 from support.runner import Runner
 
 IMPLEMENTATIONS = ("softhsm", "opencryptoki")
+# parallel test workers (see pytest_sessionstart below)
+PKI_KEY = "signkit_pki_failure"
+PKI_STASH = pytest.StashKey[PkiServices]()
+PKI_FAILURE = pytest.StashKey[str]()
+OCK_GROUP = "opencryptoki"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -78,12 +86,71 @@ def p11shim(softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory) -> Shim:
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PkiServices]:
-    """The certomancer services on 127.0.0.1:9781 for the whole session."""
+def pki(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PkiServices]:
+    """The certomancer services on 127.0.0.1:9781 for the whole session.
+
+    A test worker (pytest-xdist) uses the services its controller started:
+    the certificates name that one port, so the workers cannot each have theirs.
+    """
+    workerinput = getattr(request.config, "workerinput", None)
+    if workerinput is not None and PKI_KEY in workerinput:
+        failure = workerinput[PKI_KEY]
+        if failure:
+            raise InfraError(f"the test run could not start the PKI services: {failure}")
+        yield PkiServices().attach("the test run started the PKI services")
+        return
     services = PkiServices(log=tmp_path_factory.mktemp("pki") / "animate.log").start()
     try:
         yield services
     finally:
+        services.stop()
+
+
+# ------------------------------------------------------------ parallel test workers
+# `./dev test` runs the suite on pytest-xdist workers (pyproject's addopts).
+# What is one per machine is kept one per run:
+# - the PKI services listen on the port their certificates name: the controller
+#   starts them once and every worker uses them (the `pki` fixture);
+# - openCryptoki's tokens are the machine's, and a session holds them to its end:
+#   every test that uses them runs on one worker (the group below), so no
+#   worker waits for another's session to end;
+# - a test file runs on one worker, with its module fixtures and fixed ports.
+
+
+def uses_opencryptoki(item: pytest.Item) -> bool:
+    """True when ``item`` needs openCryptoki's tokens, directly or through the matrix."""
+    if "opencryptoki" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("tokens") == "opencryptoki"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The controller of parallel workers starts the PKI services for all of them."""
+    config = session.config
+    if config.pluginmanager.getplugin("dsession") is None:
+        return
+    try:
+        config.stash[PKI_STASH] = PkiServices().start()
+        config.stash[PKI_FAILURE] = ""
+    except InfraError as exc:  # each test that needs the PKI fails with the reason
+        config.stash[PKI_FAILURE] = str(exc)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell each worker that the controller runs the PKI services (or why not)."""
+    failure = node.config.stash.get(PKI_FAILURE, None)
+    if failure is not None:
+        node.workerinput[PKI_KEY] = failure
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    services = config.stash.get(PKI_STASH, None)
+    if services is not None:
         services.stop()
 
 
@@ -101,8 +168,17 @@ def signkit(softhsm: SoftHsm, state_dir: Path) -> Runner:
     return Runner(softhsm, state_dir)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test marked ``only(impl, why)`` must use that implementation's fixture, not the matrix."""
+    """A test marked ``only(impl, why)`` must use that implementation's fixture, not the matrix.
+
+    Each test joins its file's worker group, or openCryptoki's group, which
+    then takes every test of those files.
+    """
+    ock_files = {item.path for item in items if uses_opencryptoki(item)}
+    for item in items:
+        group = OCK_GROUP if item.path in ock_files else str(item.path.relative_to(REPO))
+        item.add_marker(pytest.mark.xdist_group(group))
     for item in items:
         marker = item.get_closest_marker("only")
         if marker is None:

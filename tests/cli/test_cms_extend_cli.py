@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, TSA_URL, PkiServices
+from support.infra import FIXTURES, TSA_URL, PkiServices
 from support.runner import Runner
 
 ZONE = ("verify", "{dir}", "--report-format", "html", "--report", "{dir}/r.html",
@@ -18,7 +18,7 @@ ZONE = ("verify", "{dir}", "--report-format", "html", "--report", "{dir}/r.html"
 @pytest.fixture
 def doc(tmp_path: Path) -> Path:
     path = tmp_path / "hop-dong.docx"
-    shutil.copy(REPO / "fixtures" / "samples" / "attachment.pdf", path)
+    shutil.copy(FIXTURES / "samples" / "attachment.pdf", path)
     return path
 
 
@@ -39,7 +39,7 @@ def doc(tmp_path: Path) -> Path:
     ],
 )
 def test_usage_errors(signkit: Runner, doc: Path, args: tuple[str, ...], message: str) -> None:
-    shutil.copy(REPO / "fixtures" / "samples" / "attachment.pdf", doc.parent / "signed.pdf")
+    shutil.copy(FIXTURES / "samples" / "attachment.pdf", doc.parent / "signed.pdf")
     before = sorted(p.name for p in doc.parent.iterdir())
     argv = [a.format(doc=doc, dir=doc.parent) for a in args]
     proc = signkit(*argv, "--no-audit", env={"SIGNKIT_PIN": "739148"})

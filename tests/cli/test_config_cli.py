@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, pki_certificate
+from support.infra import FIXTURES, TSA_URL, PkiServices, SoftHsm, pki_certificate
 from support.pdfcheck import pdfsig
 from support.runner import Runner
 from support.xmlcheck import assert_xmlsec_ok
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLE = REPO / "fixtures" / "samples" / "attachment.pdf"
+SAMPLE = FIXTURES / "samples" / "attachment.pdf"
 KEY = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
 
 
@@ -123,7 +123,7 @@ def test_xml_presets_are_found_where_profiles_are(
         encoding="utf-8",
     )
     src = tmp_path / "generic.xml"
-    shutil.copy(REPO / "fixtures" / "xml" / "generic.xml", src)
+    shutil.copy(FIXTURES / "xml" / "generic.xml", src)
     out = tmp_path / "signed.xml"
     proc = signkit(
         "sign",

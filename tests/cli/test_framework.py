@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from signkit.cli import framework, run
 from signkit.cli.app import COMMANDS, app
+from support.infra import FIXTURES
 
 REPO = Path(__file__).resolve().parents[2]
 ENGLISH = {"LANG": "C.UTF-8", "LC_ALL": "", "LC_MESSAGES": "", "LANGUAGE": ""}
@@ -182,7 +183,7 @@ def test_library_warnings_reach_only_debug_runs() -> None:
     """Regression: pyHanko's import printed cryptography's DSA deprecation
     warning (two lines of Python) above the verdicts and errors of every run
     that loaded the PDF stack, in the clerk's terminal and in cron mail."""
-    sample = REPO / "fixtures" / "samples" / "attachment.pdf"
+    sample = FIXTURES / "samples" / "attachment.pdf"
     proc = signkit("verify", str(sample), "--no-audit", "--revocation", "off", "--jobs", "1")
     assert proc.returncode == 1, proc.stderr  # a PDF without signatures: FAILED
     assert "Warning" not in proc.stderr and "warnings.warn" not in proc.stderr

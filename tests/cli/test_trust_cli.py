@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, PkiServices, SoftHsm, pki_certificate
+from support.infra import FIXTURES, REPO, PkiServices, SoftHsm, pki_certificate
 from support.runner import Runner
 from support.terminal import on_terminal
 from support.verifydocs import pyhanko_sign, sample
@@ -112,7 +112,7 @@ def test_sign_and_cert_check_follow_one_rule_without_trust(
     env = {"SIGNKIT_MODULE": softhsm.module, "SIGNKIT_PIN": softhsm.user_pin}
     check = signkit("cert", "check", *token, "--no-audit", env=env)
     sign = signkit(
-        "sign", "pdf", str(REPO / "fixtures" / "samples" / "attachment.pdf"),
+        "sign", "pdf", str(FIXTURES / "samples" / "attachment.pdf"),
         "-o", str(tmp_path / "o.pdf"), *token, "--no-audit", env=env,
     )  # fmt: skip
     assert check.returncode == 0, check.stderr

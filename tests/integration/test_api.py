@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from support.cmscheck import check_timestamps, openssl_cms_verify, pem_files
-from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, batch_of, pki_certificate
+from support.infra import FIXTURES, TSA_URL, PkiServices, SoftHsm, batch_of, pki_certificate
 from support.pdfcheck import pdfsig
 from support.xmlcheck import assert_xmlsec_ok
 
@@ -63,7 +63,7 @@ def test_sign_xml_with_a_preset(
     from signkit import api
 
     src = tmp_path / "hd.xml"
-    shutil.copy(REPO / "fixtures" / "xml" / "einvoice.xml", src)
+    shutil.copy(FIXTURES / "xml" / "einvoice.xml", src)
     report = api.sign_xml(
         [src],
         output=tmp_path / "hd-signed.xml",
@@ -84,7 +84,7 @@ def test_sign_cms_then_extend_to_b_lta(
     from signkit import api
 
     src = tmp_path / "bang-luong.xlsx"
-    shutil.copy(REPO / "fixtures" / "samples" / "attachment.pdf", src)
+    shutil.copy(FIXTURES / "samples" / "attachment.pdf", src)
     report = api.sign_cms(
         [src], module=softhsm.module, pin=softhsm.user_pin, trust=[anchor], audit_log=False,
         **TOKEN,

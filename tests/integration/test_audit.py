@@ -25,13 +25,13 @@ import pytest
 
 from signkit.audit.log import timestamp_message
 from support.events import wait_for
-from support.infra import REPO, TSA_URL, SoftHsm, batch_of, pki_certificate
+from support.infra import FIXTURES, REPO, TSA_URL, SoftHsm, batch_of, pki_certificate
 from support.p11shim import Shim
 from support.runner import Runner, cron_env
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLES = REPO / "fixtures" / "samples"
+SAMPLES = FIXTURES / "samples"
 KEY = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
 
 

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from support.infra import REPO, PkiServices, SoftHsm, pki_certificate
+from support.infra import FIXTURES, PkiServices, SoftHsm, pki_certificate
 from support.runner import Runner
 from support.xmlcheck import xmlsec_verify
 
-sys.path.insert(0, str(REPO / "fixtures"))
+sys.path.insert(0, str(FIXTURES))
 from make_edxml import Header, Item, build_package, signed_pdf
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
@@ -254,7 +254,7 @@ def test_envelope_altered_after_signing_is_failed(sign, verify, pdfs, tmp_path: 
 
 def test_not_an_edxml_envelope_is_refused_by_the_preset(sign, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     other = tmp_path / "congvan.xml"
-    other.write_bytes((REPO / "fixtures" / "xml" / "generic.xml").read_bytes())
+    other.write_bytes((FIXTURES / "xml" / "generic.xml").read_bytes())
     proc = sign(str(other), "-o", str(tmp_path / "out.xml"))
     # a document that cannot be signed: exit 1, as for any document of a batch
     assert proc.returncode == 1, proc.stderr
@@ -411,7 +411,7 @@ def openssl_cms(data: Path, out: Path, *, attached: bool) -> bytes:
     """A CAdES signature made by another signer (openssl cms), DER."""
     from asn1crypto import pem
 
-    keys = REPO / "fixtures" / "pki" / "keys"
+    keys = FIXTURES / "pki" / "keys"
     signer = out.parent / "signer.pem"
     signer.write_bytes(pem.armor("CERTIFICATE", pki_certificate("signer-rsa2048")))
     interm = out.parent / "interm.pem"

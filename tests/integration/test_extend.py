@@ -16,7 +16,7 @@ import pytest
 from lxml import etree
 
 from support.cmscheck import check_timestamps, openssl_cms_verify, openssl_ts_verify, pem_files
-from support.infra import REPO, TSA_URL, PkiServices, SoftHsm
+from support.infra import FIXTURES, REPO, TSA_URL, PkiServices, SoftHsm
 from support.pdfcheck import pdfsig, qpdf_ok
 from support.runner import Runner
 from support.xmlcheck import assert_xmlsec_ok, signxml_verify
@@ -78,14 +78,14 @@ def samples(softhsm: SoftHsm, pki: PkiServices, trust: Path, tmp_path: Path) -> 
 
     archive = tmp_path / "archive"
     archive.mkdir()
-    sample = REPO / "fixtures" / "samples" / "decision.pdf"
+    sample = FIXTURES / "samples" / "decision.pdf"
     sign(
         softhsm, trust, PdfFormat(defaults=PdfDocOptions(rect="110,40,75,22")), sample,
         archive / "decision.pdf", tmp_path,
     )  # fmt: skip
     sign(
         softhsm, trust, XmlFormat(defaults=XmlDocOptions(level="B-B")),
-        REPO / "fixtures" / "xml" / "generic.xml", archive / "generic.xml", tmp_path,
+        FIXTURES / "xml" / "generic.xml", archive / "generic.xml", tmp_path,
     )  # fmt: skip
     shutil.copy(sample, archive / "budget.xlsx")
     shutil.copy(sample, archive / "scan.zip")
@@ -304,7 +304,7 @@ def test_killed_extend_run_leaves_whole_documents_and_a_rerun_finishes(
 
     archive = tmp_path / "archive"
     archive.mkdir()
-    sample = (REPO / "fixtures" / "samples" / "attachment.pdf").read_bytes()
+    sample = (FIXTURES / "samples" / "attachment.pdf").read_bytes()
     for i in range(24):
         (archive / f"ho-so-{i:02d}.pdf").write_bytes(sample + f"% {i}\n".encode())
     spec = SignJobSpec(

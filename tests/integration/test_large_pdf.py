@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, SoftHsm
+from support.infra import FIXTURES, SoftHsm
 from support.pdfcheck import assert_signed_ok
 from support.runner import cron_env
 
@@ -74,7 +74,7 @@ sys.stdout.write(out.decode() + "\n" + json.dumps(peak) + "\n")
 def test_large_pdf_signs_intact_in_bounded_memory(
     softhsm: SoftHsm, tmp_path: Path, size: int
 ) -> None:
-    sys.path.insert(0, str(REPO / "fixtures"))
+    sys.path.insert(0, str(FIXTURES))
     from make_large_pdf import write_large_pdf
 
     src = tmp_path / "big.pdf"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, SoftHsm, batch_of, spy_calls, spy_module
+from support.infra import FIXTURES, SoftHsm, batch_of, spy_calls, spy_module
 from support.pdfcheck import pdfsig
 from support.runner import Runner
 from support.xmlcheck import assert_xmlsec_ok
@@ -29,7 +29,7 @@ def inputs(kind: str, directory: Path) -> Path:
         return batch_of(directory, DOCS)
     directory.mkdir(parents=True)
     for i in range(DOCS):
-        shutil.copy(REPO / "fixtures" / "xml" / "generic.xml", directory / f"d{i:03d}.xml")
+        shutil.copy(FIXTURES / "xml" / "generic.xml", directory / f"d{i:03d}.xml")
     return directory
 
 

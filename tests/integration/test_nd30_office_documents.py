@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO
+from support.infra import FIXTURES
 from support.pdfcheck import (
     Raster,
     Word,
@@ -31,8 +31,8 @@ from support.runner import wrapped
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLES = REPO / "fixtures" / "samples"
-ND30 = REPO / "fixtures" / "nd30"
+SAMPLES = FIXTURES / "samples"
+ND30 = FIXTURES / "nd30"
 LEADER = ["--token-label", "signkit-test-b", "--key-label", "leader-vn"]
 CLERK = ["--token-label", "signkit-test-b", "--key-label", "clerk-vn"]
 MM = 72 / 25.4

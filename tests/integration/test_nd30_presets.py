@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO
+from support.infra import FIXTURES
 from support.pdfcheck import (
     assert_signed_ok,
     changed_pixels,
@@ -25,7 +25,7 @@ from support.runner import wrapped
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLES = REPO / "fixtures" / "samples"
+SAMPLES = FIXTURES / "samples"
 LEADER = ["--token-label", "signkit-test-b", "--key-label", "leader-vn"]
 CLERK = ["--token-label", "signkit-test-b", "--key-label", "clerk-vn"]
 MM = 72 / 25.4

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, SoftHsm
+from support.infra import FIXTURES, SoftHsm
 from support.runner import Runner
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLE = REPO / "fixtures" / "samples" / "attachment.pdf"
+SAMPLE = FIXTURES / "samples" / "attachment.pdf"
 
 
 def write_config(tmp_path: Path, trust: Path, audit: Path) -> Path:

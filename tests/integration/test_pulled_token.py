@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from support.infra import REPO, SoftHsm, batch_of, pki_certificate
+from support.infra import FIXTURES, SoftHsm, batch_of, pki_certificate
 from support.p11shim import (
     CKR_DEVICE_REMOVED,
     CKR_SESSION_HANDLE_INVALID,
@@ -170,7 +170,7 @@ def test_a_pulled_out_token_in_an_xml_batch(
     src = tmp_path / "in"
     src.mkdir()
     for i in range(DOCS):
-        shutil.copy(REPO / "fixtures" / "xml" / "einvoice.xml", src / f"hd{i:03d}.xml")
+        shutil.copy(FIXTURES / "xml" / "einvoice.xml", src / f"hd{i:03d}.xml")
     trust = tmp_path / "root.der"
     trust.write_bytes(pki_certificate("root-ca"))
     tokenlog = tmp_path / "token.log"

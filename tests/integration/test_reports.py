@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, PkiServices, SoftHsm
+from support.infra import FIXTURES, PkiServices, SoftHsm
 from support.pdfcheck import pdfsig
 from support.runner import Runner
 
@@ -32,7 +32,7 @@ def documents(signkit: Runner, softhsm: SoftHsm, pki: PkiServices, trust: Path, 
     """A PDF with a visible signature, a detached CAdES, a PDF altered after signing."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    shutil.copy(REPO / "fixtures" / "samples" / "decision.pdf", docs / "decision.pdf")
+    shutil.copy(FIXTURES / "samples" / "decision.pdf", docs / "decision.pdf")
     env = {"SIGNKIT_MODULE": softhsm.module, "SIGNKIT_PIN": softhsm.user_pin}
     common = ("--trust", str(trust), "--no-audit")
     proc = signkit(
@@ -41,7 +41,7 @@ def documents(signkit: Runner, softhsm: SoftHsm, pki: PkiServices, trust: Path, 
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     (docs / "decision.pdf").unlink()
-    shutil.copy(REPO / "fixtures" / "samples" / "attachment.pdf", docs / "phu-luc.docx")
+    shutil.copy(FIXTURES / "samples" / "attachment.pdf", docs / "phu-luc.docx")
     proc = signkit(
         "sign", "cms", str(docs / "phu-luc.docx"), "--token-label", "signkit-test-a",
         "--key-label", "signer-rsa2048", *common, env=env,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, SoftHsm, pki_certificate
+from support.infra import FIXTURES, SoftHsm, pki_certificate
 from support.pdfcheck import pdfsig, qpdf_ok
 from support.runner import Runner
 from support.xmlcheck import xmlsec_verify
@@ -70,7 +70,7 @@ def sign(signkit: Runner, softhsm: SoftHsm, pki: object, tmp_path: Path):  # typ
 
 def test_a_pdf_signed_by_another_certificate_is_not_taken_for_done(sign, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "decision.pdf"
-    shutil.copy(REPO / "fixtures" / "samples" / "decision.pdf", src)
+    shutil.copy(FIXTURES / "samples" / "decision.pdf", src)
     out = tmp_path / "signed.pdf"
     assert sign("pdf", str(src), "-o", str(out), *EC).returncode == 0
     assert signers(out) == [EC_CN]  # the premise, as pdfsig sees it
@@ -89,7 +89,7 @@ def test_a_pdf_signed_by_another_certificate_is_not_taken_for_done(sign, tmp_pat
 
 def test_a_pdf_whose_signature_is_broken_is_not_taken_for_done(sign, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "decision.pdf"
-    shutil.copy(REPO / "fixtures" / "samples" / "decision.pdf", src)
+    shutil.copy(FIXTURES / "samples" / "decision.pdf", src)
     out = tmp_path / "signed.pdf"
     assert sign("pdf", str(src), "-o", str(out), *RSA).returncode == 0
     break_pdf_signature(out)
@@ -110,7 +110,7 @@ def test_a_pdf_whose_signature_is_broken_is_not_taken_for_done(sign, tmp_path: P
 def test_an_intact_pdf_of_this_signer_is_skipped(sign, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The control: the same steps without the break are a skip, file untouched."""
     src = tmp_path / "decision.pdf"
-    shutil.copy(REPO / "fixtures" / "samples" / "decision.pdf", src)
+    shutil.copy(FIXTURES / "samples" / "decision.pdf", src)
     out = tmp_path / "signed.pdf"
     assert sign("pdf", str(src), "-o", str(out), *RSA).returncode == 0
     before = sha256(out)
@@ -128,7 +128,7 @@ def test_an_xml_output_that_is_not_ours_and_intact_is_not_taken_for_done(  # typ
     sign, tmp_path: Path, how: str
 ) -> None:
     src = tmp_path / "generic.xml"
-    shutil.copy(REPO / "fixtures" / "xml" / "generic.xml", src)
+    shutil.copy(FIXTURES / "xml" / "generic.xml", src)
     out = tmp_path / "signed.xml"
     first = EC if how == "another-signer" else RSA
     assert sign("xml", str(src), "-o", str(out), *first).returncode == 0

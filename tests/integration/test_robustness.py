@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, SoftHsm, batch_of
+from support.infra import FIXTURES, REPO, SoftHsm, batch_of
 from support.pdfcheck import pdfsig
 from support.runner import Runner
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLES = REPO / "fixtures" / "samples"
+SAMPLES = FIXTURES / "samples"
 KEY = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
 PDF_PASSWORD = "mật-khẩu-PDF-42"
 
@@ -317,7 +317,7 @@ def test_resume_signs_again_a_changed_xml(signkit: Runner, tmp_path: Path) -> No
     src = tmp_path / "in"
     src.mkdir()
     doc = src / "hd.xml"
-    shutil.copy(REPO / "fixtures" / "xml" / "einvoice.xml", doc)
+    shutil.copy(FIXTURES / "xml" / "einvoice.xml", doc)
     common = [str(src), "--output-dir", str(tmp_path / "out"), *KEY, "--revocation", "off"]
     common += ["--audit-log", str(tmp_path / "audit.jsonl"), "--json"]
     assert signkit("sign", "xml", *common, env=pin_env(signkit)).returncode == 0

@@ -17,11 +17,11 @@ from support.cmscheck import (
     pem_files,
     validation_data,
 )
-from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, pki_certificate
+from support.infra import FIXTURES, TSA_URL, PkiServices, SoftHsm, pki_certificate
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLE = REPO / "fixtures" / "samples" / "decision.pdf"
+SAMPLE = FIXTURES / "samples" / "decision.pdf"
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 
 
@@ -200,7 +200,7 @@ def test_a_signature_openssl_made_streaming_is_verified(
 ) -> None:
     """Another signer's output: openssl cms -sign -stream writes BER with
     indefinite lengths and a chunked content, attached."""
-    keys = REPO / "fixtures" / "pki" / "keys"
+    keys = FIXTURES / "pki" / "keys"
     signer = tmp_path / "signer.pem"
     from asn1crypto import pem
 

@@ -14,7 +14,7 @@ import pytest
 
 from support.events import wait_for
 from support.fonts import DEJAVU, LIBERATION, TIMES, font_root
-from support.infra import REPO, TSA_URL, SoftHsm, batch_of, pki_certificate
+from support.infra import FIXTURES, TSA_URL, SoftHsm, batch_of, pki_certificate
 from support.p11shim import Shim, sign_log
 from support.pdfcheck import (
     assert_signed_ok,
@@ -26,7 +26,7 @@ from support.runner import cron_env
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLES = REPO / "fixtures" / "samples"
+SAMPLES = FIXTURES / "samples"
 KEY = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from support.events import wait_for
-from support.infra import REPO, SoftHsm, batch_of
+from support.infra import FIXTURES, SoftHsm, batch_of
 from support.p11shim import Shim, sign_log
 from support.pdfcheck import (
     assert_signed_ok,
@@ -28,7 +28,7 @@ from support.runner import cron_env
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLES = REPO / "fixtures" / "samples"
+SAMPLES = FIXTURES / "samples"
 LEADER = ["--token-label", "signkit-test-b", "--key-label", "leader-vn"]
 RSA = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from support.infra import REPO, TSA_URL, PkiServices, SoftHsm, pki_certificate
+from support.infra import FIXTURES, TSA_URL, PkiServices, SoftHsm, pki_certificate
 from support.xmlcheck import (
     NS,
     assert_signing_certificate_v2,
@@ -30,7 +30,7 @@ from support.xmlcheck import (
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-XML = REPO / "fixtures" / "xml"
+XML = FIXTURES / "xml"
 HOSTILE = XML / "hostile"
 KEY = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
 VN_KEY = ["--token-label", "signkit-test-a", "--key-label", "key-vn"]
@@ -680,9 +680,7 @@ class _Listener:
 def listener():  # type: ignore[no-untyped-def]
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "make_xml", REPO / "fixtures" / "make_xml_samples.py"
-    )
+    spec = importlib.util.spec_from_file_location("make_xml", FIXTURES / "make_xml_samples.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -40,6 +40,7 @@ from signkit.tokens.pin import Pin, PinSourceKind, PinSpec, login
 from signkit.tokens.pkcs11 import Pkcs11Module
 from signkit.tokens.uri import parse_pkcs11_uri
 from support.infra import (
+    FIXTURES,
     REPO,
     OpenCryptoki,
     SoftHsm,
@@ -689,14 +690,14 @@ def test_sign_pdf_and_xml_end_to_end(
     key = ["--module", tokens.module, "--token-label", "signkit-demo", "--trust", str(trust)]
     pdf = tmp_path / "decision.pdf"
     proc = signkit_on(
-        "sign", "pdf", str(REPO / "fixtures" / "samples" / "decision.pdf"), "-o", str(pdf), *key,
+        "sign", "pdf", str(FIXTURES / "samples" / "decision.pdf"), "-o", str(pdf), *key,
         env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert_signed_ok(pdf)
     xml = tmp_path / "einvoice.xml"
     proc = signkit_on(
-        "sign", "xml", str(REPO / "fixtures" / "xml" / "einvoice.xml"), "-o", str(xml), *key,
+        "sign", "xml", str(FIXTURES / "xml" / "einvoice.xml"), "-o", str(xml), *key,
         "--preset", "vn-einvoice", env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -1085,7 +1086,7 @@ def test_debug_shows_a_mid_batch_token_error_with_its_cause(
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
-        shutil.copy(REPO / "fixtures" / "samples" / "attachment.pdf", src / f"d{i}.pdf")
+        shutil.copy(FIXTURES / "samples" / "attachment.pdf", src / f"d{i}.pdf")
     proc = subprocess.run(
         [
             sys.executable,

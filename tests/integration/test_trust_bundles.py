@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, pki_certificate
+from support.infra import FIXTURES, pki_certificate
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLES = REPO / "fixtures" / "samples"
+SAMPLES = FIXTURES / "samples"
 # the test-b token holds no chain: the root must come from the bundle
 CLERK = ["--token-label", "signkit-test-b", "--key-label", "clerk-vn"]
 
@@ -62,7 +62,7 @@ def test_sign_xml_takes_a_bundle_name_too(signkit, softhsm, pki, tmp_path: Path)
     proc = signkit(
         "sign",
         "xml",
-        str(REPO / "fixtures" / "xml" / "generic.xml"),
+        str(FIXTURES / "xml" / "generic.xml"),
         "-o",
         str(tmp_path / "o.xml"),
         *CLERK,

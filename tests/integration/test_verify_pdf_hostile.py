@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import REPO, PkiServices
+from support.infra import FIXTURES, PkiServices
 from support.pdfcheck import pdfsig, qpdf_ok
 from support.runner import Runner
 
-sys.path.insert(0, str(REPO / "fixtures"))
+sys.path.insert(0, str(FIXTURES))
 from make_hostile_pdfs import CASES, write_corpus
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]

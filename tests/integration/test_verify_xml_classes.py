@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from support.infra import REPO, PkiServices, pki_certificate
+from support.infra import FIXTURES, PkiServices, pki_certificate
 from support.runner import Runner
 from support.xmldocs import move_to_wrapper, xmlsec_sign
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-FIXTURES = REPO / "fixtures" / "xml" / "verify"
+FIXTURES = FIXTURES / "xml" / "verify"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 ID_ATTRS = [
     "--id-attr:Id", "DLHDon",

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from signkit.i18n import Catalogue
-from support.infra import REPO
+from support.infra import FIXTURES
 from support.messages import catalogue_entries
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
-SAMPLES = REPO / "fixtures" / "samples"
+SAMPLES = FIXTURES / "samples"
 RSA = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
 VI = {"LANG": "vi_VN.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""}
 CATALOGUE = Catalogue(catalogue_entries("vi"))

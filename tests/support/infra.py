@@ -6,6 +6,7 @@ the fixture fails with the reason, so CI can never pass on tests that did not ru
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import functools
 import importlib.util
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -22,6 +24,28 @@ from types import ModuleType
 from typing import IO, Any, Protocol
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _private_fixtures() -> Path:
+    """A copy of fixtures/ for this test process, removed when it exits.
+
+    signkit locks each input while it signs it, so two tests signing one
+    committed sample at once (on two parallel workers) would find it held.
+    """
+    root = Path(tempfile.mkdtemp(prefix="signkit-test-fixtures-"))
+    owner = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == owner:  # not in a forked child that exits
+            shutil.rmtree(root, ignore_errors=True)
+
+    atexit.register(remove)
+    copy = root / "fixtures"
+    shutil.copytree(REPO / "fixtures", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+FIXTURES = _private_fixtures()
 PKI_CONFIG = REPO / "fixtures" / "pki" / "certomancer.yml"
 PKI_ARCH = "signkit-test"
 PKI_PORT = 9781
@@ -222,15 +246,7 @@ class PkiServices:
         use it (it must answer) instead of each needing the port.
         """
         if os.environ.get("SIGNKIT_TEST_PKI_SHARED") == "1" and not os.environ.get("CI"):
-            url = f"http://127.0.0.1:{self.port}/{PKI_ARCH}/crls/interm-ca/latest.crl"
-            try:
-                with urllib.request.urlopen(url, timeout=5) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError as exc:
-                raise InfraError(
-                    f"SIGNKIT_TEST_PKI_SHARED=1 but no test PKI answers on port {self.port}"
-                ) from exc
+            return self.attach("SIGNKIT_TEST_PKI_SHARED=1")
         if port_in_use(self.port):
             raise InfraError(
                 f"port {self.port} on 127.0.0.1 is busy: the test PKI's certificates name "
@@ -248,13 +264,28 @@ class PkiServices:
             if self.proc.poll() is not None:
                 raise InfraError(f"certomancer animate exited with {self.proc.returncode}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (http loopback)
+                with urllib.request.urlopen(url, timeout=2) as resp:
                     if resp.status == 200:
                         return self
             except OSError:
                 time.sleep(0.2)
         self.stop()
         raise InfraError(f"certomancer animate did not answer on port {self.port}")
+
+    def attach(self, why: str) -> PkiServices:
+        """Use services another process started (``why`` names it); they must answer.
+
+        The test workers of one run share the services their controller started
+        (tests/conftest.py): the certificates name one port.
+        """
+        url = f"http://127.0.0.1:{self.port}/{PKI_ARCH}/crls/interm-ca/latest.crl"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return self
+                raise InfraError(f"{why} but the test PKI answered {resp.status}")
+        except OSError as exc:
+            raise InfraError(f"{why} but no test PKI answers on port {self.port}") from exc
 
     def stop(self) -> None:
         """Stop the services."""

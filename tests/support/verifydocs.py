@@ -13,10 +13,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from support.infra import REPO, TSA_URL, pki_certificate
+from support.infra import FIXTURES, TSA_URL, pki_certificate
 
-SAMPLES = REPO / "fixtures" / "samples"
-KEYS = REPO / "fixtures" / "pki" / "keys"
+SAMPLES = FIXTURES / "samples"
+KEYS = FIXTURES / "pki" / "keys"
 
 
 def pyhanko_sign(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from lxml import etree
 
-from support.infra import REPO, pki_certificate
+from support.infra import FIXTURES, pki_certificate
 
-KEYS = REPO / "fixtures" / "pki" / "keys"
+KEYS = FIXTURES / "pki" / "keys"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 
 INVOICE = """<?xml version="1.0" encoding="UTF-8"?>

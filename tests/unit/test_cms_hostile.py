@@ -21,9 +21,9 @@ from signkit.verify.cms import verify_cms
 from signkit.verify.edxml import verify_edxml
 from signkit.verify.policy import VerifyPolicy
 from support.cmscheck import self_signed
-from support.infra import REPO
+from support.infra import FIXTURES
 
-sys.path.insert(0, str(REPO / "fixtures"))
+sys.path.insert(0, str(FIXTURES))
 from make_edxml import Item, build_package
 
 OFFLINE = VerifyPolicy(offline=True, revocation="off")

@@ -9,9 +9,9 @@ import sys
 
 from asn1crypto import algos, cms
 
-from support.infra import REPO
+from support.infra import FIXTURES
 
-sys.path.insert(0, str(REPO / "fixtures"))
+sys.path.insert(0, str(FIXTURES))
 from make_hostile_pdfs import _replace_cms
 
 

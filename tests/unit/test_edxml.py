@@ -23,9 +23,9 @@ from signkit.formats.edxml import (
 from signkit.formats.xml.parse import parse
 from signkit.verify.edxml import verify_edxml
 from signkit.verify.policy import VerifyPolicy
-from support.infra import REPO
+from support.infra import FIXTURES
 
-sys.path.insert(0, str(REPO / "fixtures"))
+sys.path.insert(0, str(FIXTURES))
 from make_edxml import Header, Item, build_package
 
 OFFLINE = VerifyPolicy(offline=True, revocation="off")

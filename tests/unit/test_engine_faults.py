@@ -11,9 +11,9 @@ from signkit.errors import InputFormatError
 from signkit.formats.pdf import PdfDocOptions
 from signkit.formats.pdf import prepare as pdf_prepare
 from support.cmscheck import self_signed
-from support.infra import REPO, pki_certificate
+from support.infra import FIXTURES, pki_certificate
 
-SAMPLES = REPO / "fixtures" / "samples"
+SAMPLES = FIXTURES / "samples"
 
 
 def item(tmp_path: Path, source: Path) -> pdf_prepare.PrepareItem:

@@ -356,9 +356,9 @@ def _tokens_reader():  # type: ignore[no-untyped-def]
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from support.infra import REPO
+    from support.infra import FIXTURES
 
-    sample = REPO / "fixtures" / "samples" / "decision.pdf"
+    sample = FIXTURES / "samples" / "decision.pdf"
     reader = PdfFileReader(io.BytesIO(sample.read_bytes()))
     return generic.Reference(1, 0, reader)
 

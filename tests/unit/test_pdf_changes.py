@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signkit.verify.pdf_changes import ANNOT, FORM, LTA, NONE, OTHER, review_changes
-from support.infra import REPO
+from support.infra import FIXTURES
 
-sys.path.insert(0, str(REPO / "fixtures"))
+sys.path.insert(0, str(FIXTURES))
 from make_hostile_pdfs import _append, _stream, overlay_document
 
 

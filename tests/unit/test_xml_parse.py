@@ -16,7 +16,7 @@ from signkit.config import load_config
 from signkit.errors import ConfigError, InputFormatError, UsageError
 from signkit.formats.xml import c14n, options, splice
 from signkit.formats.xml.parse import parse
-from support.infra import REPO
+from support.infra import FIXTURES
 
 
 @pytest.mark.parametrize(
@@ -382,7 +382,7 @@ def test_tax_code_of_the_vietnamese_test_certificate() -> None:
 
 def test_xml_fixtures_regenerate_byte_for_byte() -> None:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "fixtures" / "make_xml_samples.py"), "--check"],
+        [sys.executable, str(FIXTURES / "make_xml_samples.py"), "--check"],
         capture_output=True,
         text=True,
         check=False,

@@ -23,9 +23,9 @@ from signkit.errors import DocumentError
 from signkit.formats.plugin import OutputState
 from signkit.formats.xml import sign
 from signkit.formats.xml.options import XmlDocOptions
-from support.infra import REPO, pki_certificate
+from support.infra import FIXTURES, pki_certificate
 
-KEYS = REPO / "fixtures" / "pki" / "keys"
+KEYS = FIXTURES / "pki" / "keys"
 DOCUMENT = (
     "<?xml version='1.0' encoding='UTF-8'?>\n<hoSo><ghiChu>trước</ghiChu>"
     "<noiDung Id='nd'><![CDATA[Hợp đồng <số 7> & ê]]></noiDung> sau</hoSo>\n"

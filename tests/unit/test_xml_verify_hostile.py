@@ -15,9 +15,9 @@ from signkit.errors import SignkitError
 from signkit.verify.policy import VerifyPolicy
 from signkit.verify.verdict import DocumentVerdict
 from signkit.verify.xml import verify_xml
-from support.infra import REPO, pki_certificate
+from support.infra import FIXTURES, pki_certificate
 
-FIXTURES = sorted((REPO / "fixtures" / "xml" / "verify").glob("*.xml"))
+FIXTURES = sorted((FIXTURES / "xml" / "verify").glob("*.xml"))
 JUNK = ["", "AAAA", "%%%", "#nowhere", "urn:x", "-1", "http://example.org/", "é" * 3, "0" * 40]
 
 

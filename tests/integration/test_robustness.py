@@ -635,6 +635,44 @@ def test_a_document_locked_by_another_run_is_not_attempted_and_not_success(
     assert data["totals"]["signed"] == 2 and data["status"] == "retry"
 
 
+def test_a_document_left_to_another_run_is_named_with_the_reason(
+    signkit: Runner, tmp_path: Path
+) -> None:
+    """Regression: without --json a document another run held was only counted
+    ("1 not attempted") and exited 75, but neither the file nor the reason was
+    on stderr. In a batch it is listed with the failures; alone, it is the
+    one line, as a single failed document is."""
+    src = batch_of(tmp_path / "in", 3)
+    held = src / "d001.pdf"
+    reason = f"locked by another signkit run (pid {os.getpid()})"
+    wide = {**pin_env(signkit), "COLUMNS": "400"}  # one table row per line
+    runs = {}
+    with held.open("rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        for name, target in (("batch", ["--output-dir", str(tmp_path / "out")]),
+                             ("one", ["-o", str(tmp_path / "one.pdf")]),
+                             ("vi", ["-o", str(tmp_path / "one.pdf")])):  # fmt: skip
+            inputs = [str(src)] if name == "batch" else [str(held)]
+            env = {**wide, "LANG": "vi_VN.UTF-8", "LC_ALL": ""} if name == "vi" else wide
+            runs[name] = signkit(
+                "sign", "pdf", *inputs, *target, *KEY, "--revocation", "off", env=env
+            )
+    batch, one, vi = runs["batch"], runs["one"], runs["vi"]
+    assert batch.returncode == 75, batch.stderr
+    rows = [line.split() for line in batch.stderr.splitlines() if str(held) in line]
+    assert rows == [["not-attempted", str(held), *reason.split()]], batch.stderr
+    assert batch.stderr.splitlines()[-1] == (
+        "2 signed, 0 skipped, 0 failed, 1 not attempted (of 3)"
+    )
+    assert one.returncode == 75, one.stderr
+    assert one.stderr.splitlines()[-1] == f"error: {held}: not attempted ({reason})"
+    assert vi.returncode == 75, vi.stderr
+    assert vi.stderr.splitlines()[-1].endswith(
+        f"{held}: chưa thực hiện (đang bị khóa bởi một lần chạy signkit khác (pid {os.getpid()}))"
+    ), vi.stderr
+    assert not (tmp_path / "one.pdf").exists()
+
+
 def test_ordinary_conditions_are_not_internal_errors(signkit: Runner, tmp_path: Path) -> None:
     """Regression: exit 70 for no input, for --report into a missing folder
     (after signing everything), and for a host without a serif font."""

@@ -41,17 +41,19 @@ def parse_window(value: str) -> timedelta:
 
 def _summary(out: Output, report: Any) -> None:
     """The skipped documents (all with -v) listed on stdout, unless --json
-    stands in for them; the failed ones on stderr at error priority; then
-    the counts on stderr (kept with -q)."""
+    stands in for them; the failed ones, and those another run holds, on
+    stderr at error priority; then the counts on stderr (kept with -q)."""
     from signkit.cli.sign_run import documents_table
     from signkit.i18n import t
 
     totals = report.totals()
     failed = [d for d in report.documents if d.status.value == "failed"]
+    failed += report.left_for_later()
+    shown = {id(d) for d in failed}
     listed = [
         d
         for d in report.documents
-        if d.status.value == "skipped" or (out.verbose and d not in failed)
+        if d.status.value == "skipped" or (out.verbose and id(d) not in shown)
     ]
     if listed and not out.json:
         out.table(documents_table(listed, {"signed": "extended"}))

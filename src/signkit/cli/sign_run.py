@@ -94,20 +94,21 @@ def read_secret_file(path: Path | None, what: str) -> str | None:
 
 
 def _summary(out: Output, report: Any) -> None:
-    """What the run did: the documents that failed on stderr, at error
-    priority (one document: its error line); with -v or --dry-run the others
-    listed on stdout, unless --json stands in for them; then the counts on
-    stderr (kept with -q)."""
+    """What the run did: the documents that failed or were left for a later
+    run on stderr, at error priority (one document: its error line); with -v
+    or --dry-run the others listed on stdout, unless --json stands in for
+    them; then the counts on stderr (kept with -q)."""
     from signkit.i18n import t
 
     totals = report.totals()
     failed = [d for d in report.documents if d.status.value == "failed"]
+    failed += report.left_for_later()
     if len(report.documents) == 1 and failed:
         # One document: its error on one line, as for any other bad input.
-        doc = failed[0]
-        out.error(doc.error_message or "", doc.error_hint)
+        show_alone(out, failed[0])
         return
-    listed = [d for d in report.documents if d.status.value != "failed"]
+    shown = {id(d) for d in failed}
+    listed = [d for d in report.documents if id(d) not in shown]
     if (out.verbose or report.dry_run) and not out.json and listed:
         out.table(documents_table(listed))
     if failed:
@@ -120,6 +121,18 @@ def _summary(out: Output, report: Any) -> None:
             "{not_attempted} not attempted (of {total})"
         )
     out.summary(line.format(**{k.replace("-", "_"): v for k, v in totals.items()}))
+
+
+def show_alone(out: Output, doc: Any) -> None:
+    """The one document of a run that failed, or that another run holds, as
+    its one error line."""
+    from signkit.i18n import t
+
+    if doc.status.value == "failed":
+        out.error(doc.error_message or "", doc.error_hint)
+    else:
+        reason = t(doc.reason or "")
+        out.error(f"{doc.input}: " + t("not attempted ({reason})").replace("{reason}", reason))
 
 
 def documents_table(documents: list[Any], words: dict[str, str] | None = None) -> Any:

@@ -100,6 +100,15 @@ class BatchReport:
         counts["total"] = len(self.documents)
         return counts
 
+    def left_for_later(self) -> list[DocumentResult]:
+        """The documents not attempted for a reason of their own that passes by
+        itself (another run holds them): a rerun will do them."""
+        return [
+            d
+            for d in self.documents
+            if d.status is Status.NOT_ATTEMPTED and d.error_code == ExitCode.TEMPFAIL
+        ]
+
     def exit_code(self) -> int:
         """A stop signal (128+N), then run-level errors (3-5, 75) win; then 1 if
         any document failed; then 75 if one was left for another run to finish."""
@@ -110,11 +119,7 @@ class BatchReport:
         if self.run_error is not None:
             return int(self.run_error.exit_code)
         failed = [d for d in self.documents if d.status is Status.FAILED]
-        left = [
-            d
-            for d in self.documents
-            if d.status is Status.NOT_ATTEMPTED and d.error_code == ExitCode.TEMPFAIL
-        ]
+        left = self.left_for_later()
         if failed and all(d.error_code == ExitCode.TEMPFAIL for d in failed):
             # Every failure passes by itself (a TSA outage): retry, not a person.
             return int(ExitCode.TEMPFAIL)

@@ -28,7 +28,6 @@ IMPLEMENTATIONS = ("softhsm", "opencryptoki")
 PKI_KEY = "signkit_pki_failure"
 PKI_STASH = pytest.StashKey[PkiServices]()
 PKI_FAILURE = pytest.StashKey[str]()
-OCK_GROUP = "opencryptoki"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -113,10 +112,11 @@ def pki(
 # What is one per machine is kept one per run:
 # - the PKI services listen on the port their certificates name: the controller
 #   starts them once and every worker uses them (the `pki` fixture);
-# - openCryptoki's tokens are the machine's, and a session holds them to its end:
-#   every test that uses them runs on one worker (the group below), so no
-#   worker waits for another's session to end;
-# - a test file runs on one worker, with its module fixtures and fixed ports.
+# - a test file runs on one worker (--dist=loadfile), with its module fixtures
+#   and fixed ports;
+# - openCryptoki's tokens are the machine's, and a session holds them to its
+#   end: the tests that use them live in one file (checked at collection), so
+#   no worker waits for another's session to end, which would never come.
 
 
 def uses_opencryptoki(item: pytest.Item) -> bool:
@@ -168,17 +168,19 @@ def signkit(softhsm: SoftHsm, state_dir: Path) -> Runner:
     return Runner(softhsm, state_dir)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test marked ``only(impl, why)`` must use that implementation's fixture, not the matrix.
 
-    Each test joins its file's worker group, or openCryptoki's group, which
-    then takes every test of those files.
+    The tests that use openCryptoki's tokens must live in one file (see above).
     """
-    ock_files = {item.path for item in items if uses_opencryptoki(item)}
-    for item in items:
-        group = OCK_GROUP if item.path in ock_files else str(item.path.relative_to(REPO))
-        item.add_marker(pytest.mark.xdist_group(group))
+    ock_files = sorted(
+        {str(item.path.relative_to(REPO)) for item in items if uses_opencryptoki(item)}
+    )
+    if len(ock_files) > 1:
+        raise pytest.UsageError(
+            f"tests in {', '.join(ock_files)} use the openCryptoki tokens: keep them in one "
+            "file, or parallel workers would wait for each other's sessions to end"
+        )
     for item in items:
         marker = item.get_closest_marker("only")
         if marker is None:

@@ -7,7 +7,9 @@ openssl ts for CMS) and signkit verify --offline reports the level."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -389,3 +391,24 @@ def test_renewal_is_due_near_the_tsa_certificate_end_or_for_a_weak_imprint(
     found, why = renewal_due(token.dump(), timedelta(days=days))
     assert found is due, why
     assert (why == "") is due
+
+
+def test_a_document_another_run_holds_is_named_with_the_reason(
+    signkit: Runner, trust: Path, samples: Path, tmp_path: Path
+) -> None:
+    """Regression: the document was only counted ("1 not attempted") on stderr."""
+    held = samples / "decision.pdf"
+    before = held.read_bytes()
+    with held.open("rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        proc = signkit(
+            "extend", "-r", str(samples), "--level", "B-T", "--tsa", TSA_URL,
+            "--trust", str(trust), "--audit-log", str(tmp_path / "audit.jsonl"),
+            env={"COLUMNS": "400"},
+        )  # fmt: skip
+    assert proc.returncode == 75, proc.stderr
+    reason = f"locked by another signkit run (pid {os.getpid()})"
+    rows = [line.split() for line in proc.stderr.splitlines() if str(held) in line]
+    assert rows == [["not-attempted", str(held), *reason.split()]], proc.stderr
+    assert "3 extended, 0 skipped, 0 failed, 1 not attempted (of 4)" in proc.stderr
+    assert held.read_bytes() == before

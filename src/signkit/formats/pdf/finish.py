@@ -39,10 +39,6 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
 
 
 def _finish(prepared: Prepared, signature: bytes) -> Finished:
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
-    from pyhanko.sign.validation.dss import DocumentSecurityStore
-
     st = worker_state(prepared.config)
     cfg = st.config
     level = prepared.level
@@ -53,18 +49,22 @@ def _finish(prepared: Prepared, signature: bytes) -> Finished:
         token = request_timestamp(cfg.tsa, signature)
     cms_der = st.template.signed_data(prepared.to_sign, signature, timestamp_token=token)
     with open(prepared.temp, "r+b") as out:
-        digest = PreparedByteRangeDigest(
-            document_digest=prepared.document_digest,
-            reserved_region_start=prepared.reserved_start,
-            reserved_region_end=prepared.reserved_end,
-        )
         if 2 * len(cms_der) > prepared.reserved_end - prepared.reserved_start - 2:
             raise DocumentError(
                 f"signature container ({len(cms_der)} bytes) larger than reserved",
                 subject=prepared.temp,
             )
-        written = digest.fill_reserved_region(out, cms_der)
+        # The hex digits go after the '<'; the zeros reserved stay as padding.
+        out.seek(prepared.reserved_start + 1)
+        out.write(cms_der.hex().upper().encode("ascii"))
         if level in ("B-LT", "B-LTA"):
+            from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+            from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+            # what pyHanko's filling returns: the container and its zero padding
+            written = cms_der + bytes(
+                (prepared.reserved_end - prepared.reserved_start - 2) // 2 - len(cms_der)
+            )
             out.seek(0)
             w = IncrementalPdfFileWriter(out, strict=False)
             DocumentSecurityStore.supply_dss_in_writer(

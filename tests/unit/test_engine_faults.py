@@ -9,6 +9,7 @@ import pytest
 
 from signkit.errors import InputFormatError
 from signkit.formats.pdf import PdfDocOptions
+from signkit.formats.pdf import plain as pdf_plain
 from signkit.formats.pdf import prepare as pdf_prepare
 from support.cmscheck import self_signed
 from support.infra import FIXTURES, pki_certificate
@@ -34,16 +35,24 @@ def item(tmp_path: Path, source: Path) -> pdf_prepare.PrepareItem:
     )
 
 
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [(pdf_prepare, "_free_field_name"), (pdf_plain, "_first_page")],
+    ids=["pyhanko-path", "plain-path"],
+)
 def test_a_bug_inside_signkit_is_not_reported_as_a_bad_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: object, name: str
 ) -> None:
     """Regression: a TypeError or AttributeError raised by signkit's own code
-    while preparing a PDF became "cannot sign this PDF" (exit 3)."""
+    while preparing a PDF became "cannot sign this PDF" (exit 3). The plain
+    path's own code is signkit's too: its bug is not a reason to fall back."""
 
-    def broken(_writer: object) -> str:
+    def broken(*_args: object) -> str:
         raise TypeError("a bug in signkit")
 
-    monkeypatch.setattr(pdf_prepare, "_free_field_name", broken)
+    monkeypatch.setattr(module, name, broken)
+    if module is pdf_prepare:  # the general path: a document the plain path leaves
+        monkeypatch.setattr(pdf_plain, "eligible", lambda *_a, **_k: False)
     with pytest.raises(TypeError, match="a bug in signkit"):
         pdf_prepare.worker_prepare(item(tmp_path, SAMPLES / "attachment.pdf"))
 

@@ -20,6 +20,7 @@ from signkit.errors import (
     SignkitError,
 )
 from signkit.formats.cms.container import CmsTemplate
+from signkit.formats.pdf import plain
 from signkit.formats.pdf.anchor import (
     box_for,
     font_advance,
@@ -103,10 +104,6 @@ class WorkerState:
     """Per-process state, built once by ``worker_init``."""
 
     def __init__(self, config: PdfBatchConfig) -> None:
-        from asn1crypto import x509
-        from pyhanko.sign.signers.pdf_cms import ExternalSigner
-        from pyhanko_certvalidator.registry import SimpleCertificateStore
-
         self.config = config
         self.template = CmsTemplate.create(
             signer_der=config.signer_der,
@@ -114,14 +111,25 @@ class WorkerState:
             digest_algorithm=config.digest_algorithm,
             scheme=config.scheme,
         )
-        cert = x509.Certificate.load(config.signer_der)
-        store = SimpleCertificateStore.from_certs(
-            [x509.Certificate.load(d) for d in config.chain_der]
-        )
-        # pyHanko lays out the document; the CMS is ours, so its value is a placeholder.
-        self.ext_signer = ExternalSigner(cert, store, signature_value=b"\x00" * 8)
         self.zone = ZoneInfo(config.timezone)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ext_signer: Any = None
+
+    @property
+    def ext_signer(self) -> Any:
+        """pyHanko's signer for its layout (made for the first document that
+        needs pyHanko); the CMS is ours, so its value is a placeholder."""
+        if self._ext_signer is None:
+            from asn1crypto import x509
+            from pyhanko.sign.signers.pdf_cms import ExternalSigner
+            from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+            cert = x509.Certificate.load(self.config.signer_der)
+            store = SimpleCertificateStore.from_certs(
+                [x509.Certificate.load(d) for d in self.config.chain_der]
+            )
+            self._ext_signer = ExternalSigner(cert, store, signature_value=b"\x00" * 8)
+        return self._ext_signer
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -163,16 +171,6 @@ def worker_state(config: PdfBatchConfig) -> WorkerState:
     if _STATE is None or _STATE.config != config:
         _STATE = WorkerState(config)
     return _STATE
-
-
-def sha256_file(fh: IO[bytes]) -> str:
-    """Hash a file in chunks (large files never sit in memory)."""
-    h = hashlib.sha256()
-    fh.seek(0)
-    while chunk := fh.read(CHUNK):
-        h.update(chunk)
-    fh.seek(0)
-    return h.hexdigest()
 
 
 def _open_writer(fh: IO[bytes], source: str, password: str | None) -> Any:
@@ -257,14 +255,26 @@ def worker_prepare(item: PrepareItem) -> Prepared:
             size_before = os.fstat(fh.fileno()).st_size
             now = datetime.now(st.zone).replace(microsecond=0)
             if size_before <= IN_MEMORY_LIMIT:
-                # Small documents: read from the input, laid out in memory, one write.
-                before = sha256_file(fh)
-                writer = _open_writer(fh, item.input, st.config.password)
-                tbs, warnings = _signing_session(writer, item, st, now)
-                buffer = io.BytesIO()
-                prepared, _ = tbs.digest_tbs_document(output=buffer)
+                # Small documents: read once, laid out in memory, one write.
+                data = fh.read()
+                before = hashlib.sha256(data).hexdigest()
+                layout = _plain_layout(data, item, st, now)
+                warnings: tuple[str, ...] = ()
+                if layout is not None:
+                    output: Any = layout.output
+                    prepared = _PlainPrepared(
+                        layout.document_digest(st.config.digest_algorithm),
+                        layout.reserved_start,
+                        layout.reserved_end,
+                    )
+                else:
+                    writer = _open_writer(io.BytesIO(data), item.input, st.config.password)
+                    tbs, warnings = _signing_session(writer, item, st, now)
+                    buffer = io.BytesIO()
+                    prepared, _ = tbs.digest_tbs_document(output=buffer)
+                    output = buffer.getbuffer()
                 with os.fdopen(_create_temp(item.temp), "w+b") as out:
-                    out.write(buffer.getbuffer())
+                    out.write(output)
                     signed_length = out.tell()
             else:
                 before, prepared, warnings, signed_length = _prepare_large(fh, item, st, now)
@@ -297,6 +307,35 @@ def worker_prepare(item: PrepareItem) -> Prepared:
         size_before=size_before,
         warnings=warnings,
     )
+
+
+@dataclass(frozen=True)
+class _PlainPrepared:
+    """What the plain path's layout gives, named as pyHanko's prepared digest."""
+
+    document_digest: bytes
+    reserved_region_start: int
+    reserved_region_end: int
+
+
+def _plain_layout(
+    data: bytes, item: PrepareItem, st: WorkerState, now: datetime
+) -> plain.Layout | None:
+    """The plain path's layout, or None when the document needs pyHanko."""
+    cfg = st.config
+    if not plain.eligible(
+        item.options,
+        password=cfg.password,
+        scheme=cfg.scheme,
+        digest_algorithm=cfg.digest_algorithm,
+    ):
+        return None
+    try:
+        return plain.sign_layout(
+            data, item.options, now=now, bytes_reserved=st.config.bytes_reserved
+        )
+    except plain.NotPlain:
+        return None
 
 
 def _create_temp(path: str) -> int:

@@ -122,6 +122,89 @@ def test_worker_warmup_imports_the_pdf_stack() -> None:
     assert _printed(code) == "True"
 
 
+def test_the_plain_warmup_imports_what_a_plain_document_needs_and_no_pyhanko(
+    tmp_path: Path,
+) -> None:
+    """A batch of invisible signatures on plain documents never loads pyHanko
+    (about half a second of CPU per worker): not in the warm-up, not for its
+    documents, not for a file that is no PDF at all; and the warm-up leaves
+    the first document nothing to import."""
+    from cryptography.hazmat.primitives import serialization
+
+    from support.cmscheck import self_signed
+
+    cert, key = self_signed()
+    (tmp_path / "cert.der").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    sample = Path(__file__).resolve().parents[2] / "fixtures" / "samples" / "decision.pdf"
+    code = f"""
+import subprocess, sys
+from signkit.formats.pdf import finish, prepare
+from signkit.formats.pdf.options import PdfDocOptions
+prepare.worker_warmup_plain()
+warm = set(sys.modules)
+config = prepare.PdfBatchConfig(signer_der=open({str(tmp_path / "cert.der")!r}, "rb").read(),
+    chain_der=(), digest_algorithm="sha256", scheme="pkcs1v15", tsa=None, bytes_reserved=16384)
+item = prepare.PrepareItem(index=0, input={str(sample)!r}, temp={str(tmp_path / "t.pdf")!r},
+    options=PdfDocOptions(), config=config)
+prepared = prepare.worker_prepare(item)
+signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", {str(tmp_path / "key.pem")!r}],
+    input=prepared.to_sign, capture_output=True, check=True).stdout
+finish.worker_finish(prepared, signature)
+open({str(tmp_path / "notes.pdf")!r}, "w").write("not a pdf")
+try:
+    prepare.worker_prepare(prepare.PrepareItem(index=1, input={str(tmp_path / "notes.pdf")!r},
+        temp={str(tmp_path / "t2.pdf")!r}, options=PdfDocOptions(), config=config))
+except Exception as exc:
+    print(exc, file=sys.stderr)
+packages = {{m.split(".")[0] for m in set(sys.modules) - warm}}
+print(sorted(packages & {{"signkit", "cryptography", "asn1crypto", "pyhanko", "_cffi_backend"}}),
+      any(m.startswith("pyhanko") for m in sys.modules))
+"""
+    assert _printed(code) == "[] False"
+
+
+def test_the_entry_point_guesses_the_pdf_warmup_from_the_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plain path's warm-up, unless an option on the command line asks for
+    pyHanko (a visible or certifying signature, a password)."""
+    import signkit.cli as cli
+    import signkit.workers
+
+    given: list[tuple[str, str]] = []
+    monkeypatch.setattr(signkit.workers, "prestart", lambda warm, light: given.append(warm))
+    module = "signkit.formats.pdf.prepare"
+    for args, function in (
+        (["sign", "pdf", "in/"], "worker_warmup_plain"),
+        (["sign", "pdf", "in/", "--reason", "ok", "--level", "B-LT"], "worker_warmup_plain"),
+        (["sign", "pdf", "in/", "--rect", "10,10,60,20"], "worker_warmup"),
+        (["sign", "pdf", "in/", "--preset=nd30-person"], "worker_warmup"),
+        (["sign", "pdf", "in/", "--password-file", "p"], "worker_warmup"),
+    ):
+        given.clear()
+        cli._prestart_workers(args)
+        assert given == [(module, function)], args
+
+
+def test_the_pdf_format_asks_for_pyhanko_only_when_its_options_need_it() -> None:
+    from signkit.formats.pdf.options import PdfDocOptions
+    from signkit.formats.pdf.plugin import PdfFormat
+
+    module = "signkit.formats.pdf.prepare"
+    assert PdfFormat().warmup == (module, "worker_warmup_plain")
+    assert PdfFormat(defaults=PdfDocOptions(reason="ok")).warmup == (module, "worker_warmup_plain")
+    assert PdfFormat(defaults=PdfDocOptions(rect="1,1,50,20")).warmup == (module, "worker_warmup")
+    assert PdfFormat(defaults=PdfDocOptions(certify=True)).warmup == (module, "worker_warmup")
+    assert PdfFormat(password="x").warmup == (module, "worker_warmup")
+
+
 FREEZE_COUNT = """
 import gc, sys
 from signkit.cli import run

@@ -319,6 +319,45 @@ def test_a_batch_pool_keeps_no_more_workers_than_documents(
     assert warmed() == 1
 
 
+# Which warm-ups ran, in order, through a pipe (as the counted ones).
+_KINDS_READ, _KINDS_WRITE = os.pipe()
+os.set_blocking(_KINDS_READ, False)
+
+
+def light_warm_up() -> None:
+    os.write(_KINDS_WRITE, b"l")
+
+
+def full_warm_up() -> None:
+    os.write(_KINDS_WRITE, b"f")
+
+
+def warm_ups_run() -> bytes:
+    with contextlib.suppress(BlockingIOError):
+        return os.read(_KINDS_READ, 1024)
+    return b""
+
+
+@pytest.mark.parametrize(("batch", "expected"), [("light", b"l"), ("full", b"lf")])
+def test_a_prestarted_pool_gets_the_warm_up_its_batch_needs(
+    batch: str, expected: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry point picks a warm-up before the options are read (for
+    `sign pdf`, the plain path's); a batch whose options need more gets its
+    own warm-up too, ahead of its documents; a right guess is not repeated."""
+    from signkit.workers import prestart, start_pool
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    warm_ups_run()
+    prestart((__name__, "light_warm_up"))
+    pool = start_pool(0, documents=1, warm_first=(__name__, f"{batch}_warm_up"))
+    try:
+        assert pool.submit(pid).result(timeout=60) == pool._slots[0].process.pid
+    finally:
+        pool.shutdown(wait=True)
+    assert warm_ups_run() == expected
+
+
 def uninterruptible_nap(seconds: float) -> None:
     import signal as sig
 

@@ -12,8 +12,17 @@ import sys
 # (module, warm-up function) of each signing command's workers, and whether
 # its worker stages are light (see signkit.workers.default_workers).
 _PRESTART = {
-    ("sign", "pdf"): ("signkit.formats.pdf.prepare", "worker_warmup", False),
+    ("sign", "pdf"): ("signkit.formats.pdf.prepare", "worker_warmup_plain", False),
     ("sign", "xml"): ("signkit.formats.xml", "worker_warmup", True),
+}
+# Options that tell, before they are read, that a command's workers will need
+# more than the light warm-up above, and the warm-up they get instead (the
+# command corrects a wrong guess once its options are read: see start_pool).
+_FULL_WARMUP = {
+    ("sign", "pdf"): (
+        ("--rect", "--anchor-text", "--preset", "--certify", "--over-field", "--password-file"),
+        "worker_warmup",
+    ),
 }
 
 
@@ -156,6 +165,9 @@ def _prestart_workers(args: list[str]) -> None:
     from signkit.workers import prestart
 
     module, function, light = found
+    hints, full = _FULL_WARMUP.get((words[0], words[1]), ((), function))
+    if any(a.split("=", 1)[0] in hints for a in args):
+        function = full
     prestart((module, function), light=light)
 
 

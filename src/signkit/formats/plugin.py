@@ -251,8 +251,12 @@ class FormatPlugin(Protocol):
     """Levels that need a time-stamping authority."""
     long_term_levels: frozenset[str]
     """Levels that carry validation material (chains, OCSP, CRLs)."""
-    warmup: tuple[str, str]
-    """(module, function) a worker runs to import this format's stack ahead of time."""
+
+    @property
+    def warmup(self) -> tuple[str, str]:
+        """(module, function) a worker runs to import this format's stack ahead of time."""
+        ...
+
     light_stages: bool
     """Its worker stages cost less per document than the main process's share
     (the token, the bookkeeping): one CPU is left to the main process."""

@@ -32,6 +32,7 @@ def warm(module: str, function: str) -> None:
 
 
 _PRESTARTED: WorkerPool | None = None
+_PRESTART_WARMUP: tuple[str, str] | None = None
 
 
 def default_workers(light: bool = False) -> int:
@@ -50,10 +51,11 @@ def prestart(warm_first: tuple[str, str], *, light: bool = False) -> None:
     this process builds the CLI, plans, opens the token and checks the signer.
     ``start_pool`` adopts the pool; nothing PKCS#11 exists yet, so no token
     state is ever duplicated."""
-    global _PRESTARTED
+    global _PRESTARTED, _PRESTART_WARMUP
     if _PRESTARTED is None:
         _PRESTARTED = WorkerPool(default_workers(light), initializer=worker_init)
         _PRESTARTED.warm_up(warm, *warm_first)
+        _PRESTART_WARMUP = warm_first
 
 
 def start_pool(
@@ -67,12 +69,16 @@ def start_pool(
     pre-started pool if it has that many, else forked now and warmed with
     ``warm_first`` (module, function): see ``WorkerPool.warm_up``. A batch of
     fewer ``documents`` than workers keeps only as many (at least one): the
-    others would import the format's stack and hold its memory for nothing."""
+    others would import the format's stack and hold its memory for nothing.
+    A pre-started pool given another warm-up (the entry point's guess, made
+    before the options were read) is given ``warm_first`` too."""
     global _PRESTARTED
     workers = jobs or default_workers(light)
     pool, _PRESTARTED = _PRESTARTED, None
     if pool is not None and pool.workers == workers:
         pool.shrink(documents)
+        if warm_first is not None and warm_first != _PRESTART_WARMUP:
+            pool.warm_up(warm, *warm_first)
         return pool
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)

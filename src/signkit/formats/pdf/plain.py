@@ -570,7 +570,7 @@ def pdf_date(moment: datetime) -> bytes:
 
 
 @cache
-def _vendor() -> str:
+def producer() -> str:
     """The producer pyHanko names in the metadata (the general path's text)."""
     from importlib import metadata
 
@@ -581,12 +581,21 @@ def eligible(
     opts: PdfDocOptions, *, password: str | None, scheme: str, digest_algorithm: str
 ) -> bool:
     """Whether the signature asks for nothing beyond what the plain path
-    writes: invisible, not certifying, one signature, an RSA key and a SHA-2
-    digest (pyHanko declares extensions for EC keys and SHA-3)."""
+    writes: an RSA key and a SHA-2 digest (pyHanko declares extensions for
+    EC keys and SHA-3), and options ``options_eligible`` allows."""
+    return (
+        scheme in ("pkcs1v15", "pss")
+        and digest_algorithm in ("sha256", "sha384", "sha512")
+        and options_eligible(opts, password)
+    )
+
+
+def options_eligible(opts: PdfDocOptions, password: str | None) -> bool:
+    """Whether the options ask for nothing beyond an invisible signature:
+    not visible, not certifying, one signature, a plain field name, no
+    password (an encrypted document is pyHanko's)."""
     return (
         password is None
-        and scheme in ("pkcs1v15", "pss")
-        and digest_algorithm in ("sha256", "sha384", "sha512")
         and not opts.visible
         and not opts.certify
         and not opts.then
@@ -733,14 +742,14 @@ def sign_layout(
         if text:
             signature_entries.append((entry, text_string(text)))
 
-    producer = _vendor()
+    named = producer()
     info_entries = _entries(info, frozenset({"ModDate", "Producer"})) if info else []
     if info is not None and "Producer" in info:
         existing = _text(info["Producer"])
-        if producer not in existing:
-            producer = f"{existing}; {producer}"
+        if named not in existing:
+            named = f"{existing}; {named}"
     modified = datetime.now(UTC).astimezone()
-    info_entries += [(b"/ModDate", pdf_date(modified)), (b"/Producer", text_string(producer))]
+    info_entries += [(b"/ModDate", pdf_date(modified)), (b"/Producer", text_string(named))]
 
     out = bytearray(data)
     if not data.endswith((b"\n", b"\r")):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from signkit.errors import ConfigError
 from signkit.formats.cms.container import CmsTemplate, signature_size
-from signkit.formats.pdf import decree30, finish, prepare, resume
+from signkit.formats.pdf import decree30, finish, plain, prepare, resume
 from signkit.formats.pdf.options import EXTENSIONS, OVERRIDABLE, PdfDocOptions, resolve_options
 from signkit.formats.pdf.presets import get_preset
 from signkit.formats.plugin import (
@@ -35,8 +35,16 @@ class PdfFormat:
     manifest_columns = OVERRIDABLE
     timestamped_levels = frozenset(("B-T", "B-LT", "B-LTA"))
     long_term_levels = frozenset(("B-LT", "B-LTA"))
-    warmup = ("signkit.formats.pdf.prepare", "worker_warmup")
     light_stages = False
+
+    @property
+    def warmup(self) -> tuple[str, str]:
+        """pyHanko is imported ahead only when the job's options need it (a
+        visible or certifying signature, a password); a document of a plain
+        batch that needs it after all imports it itself."""
+        if plain.options_eligible(self.defaults, self.password):
+            return ("signkit.formats.pdf.prepare", "worker_warmup_plain")
+        return ("signkit.formats.pdf.prepare", "worker_warmup")
 
     def resolve(self, overrides: Mapping[str, str]) -> PdfDocOptions:
         """The job's options with a manifest row's overrides, validated."""

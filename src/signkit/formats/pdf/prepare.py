@@ -8,9 +8,10 @@ import asyncio
 import hashlib
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from signkit.errors import (
@@ -42,6 +43,8 @@ from signkit.formats.plugin import BatchSigner
 from signkit.fsio import copy_hashing, open_regular
 
 TIMESTAMP_ALLOWANCE = 12 * 1024
+
+_T = TypeVar("_T")
 
 
 CHUNK = 1 << 20
@@ -142,10 +145,20 @@ class WorkerState:
 _STATE: WorkerState | None = None
 
 
-# What a worker needs for its first document, imported ahead of it.
+# What a worker needs for its first document, imported ahead of it: on the
+# plain path (plain.py), and on pyHanko's.
+PLAIN_WARMUP_MODULES = (
+    "cryptography.exceptions",
+    "cryptography.hazmat.primitives.asymmetric.ec",
+    "cryptography.hazmat.primitives.asymmetric.padding",
+    "cryptography.hazmat.primitives.asymmetric.rsa",
+    "cryptography.hazmat.primitives.hashes",
+    "cryptography.x509",
+)
 WARMUP_MODULES = (
     "pyhanko.pdf_utils.incremental_writer",
     "pyhanko.sign.fields",
+    "pyhanko.sign.general",
     "pyhanko.sign.signers",
     "pyhanko.sign.signers.pdf_byterange",
     "pyhanko.sign.signers.pdf_cms",
@@ -154,12 +167,27 @@ WARMUP_MODULES = (
 )
 
 
-def worker_warmup() -> None:
-    """Import the PDF stack ahead of the first document (a task, run early)."""
+def worker_warmup_plain() -> None:
+    """Import what the plain path needs ahead of the first document (a task,
+    run early): a batch of invisible signatures on plain documents never
+    loads pyHanko (about half a second of CPU per worker)."""
     import importlib
 
     from signkit.startup import imports_without_gc
 
+    with imports_without_gc():
+        for name in PLAIN_WARMUP_MODULES:
+            importlib.import_module(name)
+        plain.producer()
+
+
+def worker_warmup() -> None:
+    """Import the whole PDF stack, pyHanko included, ahead of the first document."""
+    import importlib
+
+    from signkit.startup import imports_without_gc
+
+    worker_warmup_plain()
     with imports_without_gc():
         for name in WARMUP_MODULES:
             importlib.import_module(name)
@@ -246,9 +274,6 @@ class _Placement:
 
 def worker_prepare(item: PrepareItem) -> Prepared:
     """Stage 1 (worker): placeholder, digest and signed attributes."""
-    from pyhanko.pdf_utils.misc import PdfError
-    from pyhanko.sign.general import SigningError
-
     st = worker_state(item.config)
     try:
         with os.fdopen(open_regular(item.input), "rb") as fh:
@@ -257,49 +282,41 @@ def worker_prepare(item: PrepareItem) -> Prepared:
             if size_before <= IN_MEMORY_LIMIT:
                 # Small documents: read once, laid out in memory, one write.
                 data = fh.read()
+                if b"%PDF-" not in data[:1024]:  # said at once, on either path
+                    raise InputFormatError("not a PDF (no %PDF- header)", subject=item.input)
                 before = hashlib.sha256(data).hexdigest()
                 layout = _plain_layout(data, item, st, now)
-                warnings: tuple[str, ...] = ()
                 if layout is not None:
                     output: Any = layout.output
-                    prepared = _PlainPrepared(
+                    region = _Region(
                         layout.document_digest(st.config.digest_algorithm),
                         layout.reserved_start,
                         layout.reserved_end,
                     )
+                    warnings: tuple[str, ...] = ()
                 else:
-                    writer = _open_writer(io.BytesIO(data), item.input, st.config.password)
-                    tbs, warnings = _signing_session(writer, item, st, now)
-                    buffer = io.BytesIO()
-                    prepared, _ = tbs.digest_tbs_document(output=buffer)
-                    output = buffer.getbuffer()
+                    output, region, warnings = _by_pyhanko(item, _in_memory, data, item, st, now)
                 with os.fdopen(_create_temp(item.temp), "w+b") as out:
                     out.write(output)
                     signed_length = out.tell()
             else:
-                before, prepared, warnings, signed_length = _prepare_large(fh, item, st, now)
+                before, region, warnings, signed_length = _by_pyhanko(
+                    item, _prepare_large, fh, item, st, now
+                )
     except SignkitError:
         raise
     except OSError as exc:
         raise OutputError(
             f"cannot write the signed copy ({exc.strerror or exc})", subject=item.temp
         ) from None
-    except SigningError as exc:
-        raise DocumentError(str(exc), subject=item.input) from None
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        if not raised_by_a_library(exc):
-            raise  # a bug in signkit, not a bad file: it must look like one
-        raise InputFormatError(
-            f"cannot sign this PDF ({str(exc)[:160]})", subject=item.input
-        ) from None
     return Prepared(
         config=item.config,
         index=item.index,
         temp=item.temp,
-        to_sign=st.template.signed_attributes(prepared.document_digest),
-        document_digest=prepared.document_digest,
-        reserved_start=prepared.reserved_region_start,
-        reserved_end=prepared.reserved_region_end,
+        to_sign=st.template.signed_attributes(region.document_digest),
+        document_digest=region.document_digest,
+        reserved_start=region.start,
+        reserved_end=region.end,
         signed_length=signed_length,
         sha256_before=before,
         signing_time=now.isoformat(),
@@ -310,12 +327,47 @@ def worker_prepare(item: PrepareItem) -> Prepared:
 
 
 @dataclass(frozen=True)
-class _PlainPrepared:
-    """What the plain path's layout gives, named as pyHanko's prepared digest."""
+class _Region:
+    """The digest of the bytes /ByteRange covers, and the reserved /Contents."""
 
     document_digest: bytes
-    reserved_region_start: int
-    reserved_region_end: int
+    start: int
+    end: int
+
+
+def _by_pyhanko(item: PrepareItem, layout: Callable[..., _T], *args: Any) -> _T:
+    """``layout(*args)``, which lays the document out with pyHanko (imported
+    only for the documents that need it): pyHanko's errors on a bad file
+    become input errors; an exception from signkit's own code stays a bug."""
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.sign.general import SigningError
+
+    try:
+        return layout(*args)
+    except SignkitError:
+        raise
+    except SigningError as exc:
+        raise DocumentError(str(exc), subject=item.input) from None
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        if not raised_by_a_library(exc):
+            raise  # a bug in signkit, not a bad file: it must look like one
+        raise InputFormatError(
+            f"cannot sign this PDF ({str(exc)[:160]})", subject=item.input
+        ) from None
+
+
+def _in_memory(
+    data: bytes, item: PrepareItem, st: WorkerState, now: datetime
+) -> tuple[memoryview, _Region, tuple[str, ...]]:
+    """pyHanko's layout of a small document, in memory."""
+    writer = _open_writer(io.BytesIO(data), item.input, st.config.password)
+    tbs, warnings = _signing_session(writer, item, st, now)
+    buffer = io.BytesIO()
+    prepared, _ = tbs.digest_tbs_document(output=buffer)
+    region = _Region(
+        prepared.document_digest, prepared.reserved_region_start, prepared.reserved_region_end
+    )
+    return buffer.getbuffer(), region, warnings
 
 
 def _plain_layout(
@@ -345,7 +397,7 @@ def _create_temp(path: str) -> int:
 
 def _prepare_large(
     fh: IO[bytes], item: PrepareItem, st: WorkerState, now: datetime
-) -> tuple[str, Any, tuple[str, ...], int]:
+) -> tuple[str, _Region, tuple[str, ...], int]:
     """A large document: copied into the temp file once (hashed on the way,
     a reflink where the file system offers one), then pyHanko appends the
     incremental update to the copy in place, so the input is read once."""
@@ -360,7 +412,10 @@ def _prepare_large(
         tbs, warnings = _signing_session(writer, item, st, now)
         prepared, _ = tbs.digest_tbs_document(in_place=True, chunk_size=CHUNK)
         out.seek(0, os.SEEK_END)
-        return hasher.hexdigest(), prepared, warnings, out.tell()
+        region = _Region(
+            prepared.document_digest, prepared.reserved_region_start, prepared.reserved_region_end
+        )
+        return hasher.hexdigest(), region, warnings, out.tell()
 
 
 def raised_by_a_library(exc: BaseException) -> bool:

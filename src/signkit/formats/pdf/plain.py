@@ -665,7 +665,28 @@ def sign_layout(
     """The original followed by the incremental update of an invisible
     signature with ``bytes_reserved`` hex digits for the CMS; NotPlain when
     the document needs pyHanko."""
-    doc = Document(data)
+    return _write(data, _plan(Document(data), opts, now), bytes_reserved)
+
+
+@dataclass(frozen=True)
+class _Update:
+    """The objects of the incremental update, before they are laid out."""
+
+    objects: dict[int, bytes]
+    """Each updated or new object but the signature dictionary, by number."""
+    signature_num: int
+    signature_entries: list[tuple[bytes, bytes]]
+    """The signature dictionary's entries after /Contents and /ByteRange."""
+    trailer_entries: list[tuple[bytes, bytes]]
+    """The trailer's, without /Size and a cross-reference stream's own."""
+    last: int
+    """The highest object number the update uses."""
+    stream_xref: bool
+    """A cross-reference stream (else a table), as the last section was."""
+
+
+def _plan(doc: Document, opts: PdfDocOptions, now: datetime) -> _Update:
+    """What the signature adds and changes, or NotPlain."""
     trailer = doc.trailer
     assert trailer is not None  # noqa: S101 - set by the first section read
     if "Encrypt" in trailer:
@@ -694,6 +715,8 @@ def sign_layout(
         info = doc.get(info_ref)
         if not isinstance(info_ref, Ref) or not isinstance(info, Dict):
             raise NotPlain("/Info is not an indirect dictionary")
+    if root_ref.gen or page_ref.gen or (isinstance(info_ref, Ref) and info_ref.gen):
+        raise NotPlain("an object to update has a non-zero generation")
     id_first = trailer.get("ID")
     if id_first is not None:
         if not isinstance(id_first, list) or len(id_first) != 2:
@@ -707,8 +730,6 @@ def sign_layout(
     # New objects are numbered as pyHanko numbers them: from /Size + 1.
     form_num, field_num, sig_num = size + 1, size + 2, size + 3
     info_num = info_ref.num if isinstance(info_ref, Ref) else size + 4
-    last = max(sig_num, info_num)
-    field_name = opts.field or "Signature1"
 
     catalog_entries = _entries(catalog)
     version = doc.header_version
@@ -751,18 +772,15 @@ def sign_layout(
     modified = datetime.now(UTC).astimezone()
     info_entries += [(b"/ModDate", pdf_date(modified)), (b"/Producer", text_string(named))]
 
-    out = bytearray(data)
-    if not data.endswith((b"\n", b"\r")):
-        out += b"\n"
-    offsets: dict[int, int] = {}
-
-    def write(num: int, body: bytes) -> None:
-        offsets[num] = len(out)
-        out.extend(b"%d 0 obj\n" % num)
-        out.extend(body)
-        out.extend(b"\nendobj\n")
-
-    objects: dict[int, bytes] = {
+    id_entry = b"[ <" + id_first.hex().encode() + b"> <" + os.urandom(16).hex().encode() + b"> ]"
+    trailer_entries = [
+        *_entries(trailer, _MANAGED_TRAILER),
+        (b"/Root", _ref(root_ref.num)),
+        (b"/Info", _ref(info_num)),
+        (b"/ID", id_entry),
+        (b"/Prev", b"%d" % doc.startxref),
+    ]
+    objects = {
         root_ref.num: _dictionary(catalog_entries),
         page_ref.num: _dictionary(page_entries),
         form_num: _dictionary(
@@ -771,7 +789,7 @@ def sign_layout(
         field_num: _dictionary(
             [
                 (b"/FT", b"/Sig"),
-                (b"/T", text_string(field_name)),
+                (b"/T", text_string(opts.field or "Signature1")),
                 (b"/Type", b"/Annot"),
                 (b"/Subtype", b"/Widget"),
                 (b"/F", b"132"),
@@ -782,14 +800,30 @@ def sign_layout(
         ),
         info_num: _dictionary(info_entries),
     }
-    if root_ref.gen or page_ref.gen or (isinstance(info_ref, Ref) and info_ref.gen):
-        raise NotPlain("an object to update has a non-zero generation")
+    return _Update(
+        objects=objects,
+        signature_num=sig_num,
+        signature_entries=signature_entries,
+        trailer_entries=trailer_entries,
+        last=max(sig_num, info_num),
+        stream_xref=doc.stream_xref,
+    )
+
+
+def _write(data: bytes, update: _Update, bytes_reserved: int) -> Layout:
+    """``data`` followed by ``update``: its objects in number order (the
+    signature dictionary with /Contents reserved), the cross-reference data,
+    and /ByteRange filled in last."""
+    out = bytearray(data)
+    if not data.endswith((b"\n", b"\r")):
+        out += b"\n"
+    offsets: dict[int, int] = {}
     reserved_start = reserved_end = byte_range_at = 0
-    for num in sorted([*objects, sig_num]):
-        if num != sig_num:
-            write(num, objects[num])
-            continue
+    for num in sorted([*update.objects, update.signature_num]):
         offsets[num] = len(out)
+        if num != update.signature_num:
+            out.extend(b"%d 0 obj\n" % num + update.objects[num] + b"\nendobj\n")
+            continue
         out.extend(b"%d 0 obj\n<<\n/Contents " % num)
         reserved_start = len(out)
         out.extend(b"<" + b"0" * bytes_reserved + b">")
@@ -797,57 +831,59 @@ def sign_layout(
         out.extend(b"\n/ByteRange ")
         byte_range_at = len(out)
         out.extend(b" " * _BYTE_RANGE_WIDTH)
-        out.extend(b"\n" + b"".join(k + b" " + v + b"\n" for k, v in signature_entries))
+        out.extend(b"\n" + b"".join(k + b" " + v + b"\n" for k, v in update.signature_entries))
         out.extend(b">>\nendobj\n")
-
-    trailer_entries = _entries(trailer, _MANAGED_TRAILER)
-    id_entry = b"[ <" + id_first.hex().encode() + b"> <" + os.urandom(16).hex().encode() + b"> ]"
-    trailer_entries += [
-        (b"/Root", _ref(root_ref.num)),
-        (b"/Info", _ref(info_num)),
-        (b"/ID", id_entry),
-        (b"/Prev", b"%d" % doc.startxref),
-    ]
     xref_at = len(out)
-    if doc.stream_xref:
-        xref_num = last + 1
-        offsets[xref_num] = xref_at
-        numbers = [0, *sorted(offsets)]
-        width = max(4, (max(offsets.values()).bit_length() + 7) // 8)
-        rows = b"".join(
-            (b"\x00" + bytes(width) + b"\xff\xff")
-            if num == 0
-            else (b"\x01" + offsets[num].to_bytes(width, "big") + b"\x00\x00")
-            for num in numbers
-        )
-        packed = zlib.compress(rows)
-        trailer_entries += [
-            (b"/Type", b"/XRef"),
-            (b"/Size", b"%d" % (xref_num + 1)),
-            (b"/W", b"[ 1 %d 2 ]" % width),
-            (b"/Index", b"[ " + b" ".join(b"%d %d" % run for run in _runs(numbers)) + b" ]"),
-            (b"/Filter", b"/FlateDecode"),
-            (b"/Length", b"%d" % len(packed)),
-        ]
-        out.extend(b"%d 0 obj\n" % xref_num)
-        out.extend(_dictionary(trailer_entries))
-        out.extend(b"\nstream\n" + packed + b"\nendstream\nendobj\n")
+    if update.stream_xref:
+        out.extend(_xref_stream(update, offsets, xref_at))
     else:
-        numbers = [0, *sorted(offsets)]
-        out.extend(b"xref\n")
-        for first, count in _runs(numbers):
-            out.extend(b"%d %d\n" % (first, count))
-            for num in range(first, first + count):
-                out.extend(
-                    b"0000000000 65535 f \n" if num == 0 else b"%010d 00000 n \n" % offsets[num]
-                )
-        trailer_entries.append((b"/Size", b"%d" % (last + 1)))
-        out.extend(b"trailer\n" + _dictionary(trailer_entries) + b"\n")
+        out.extend(_xref_table(update, offsets))
     out.extend(b"startxref\n%d\n%%%%EOF\n" % xref_at)
-
     byte_range = b"[0 %d %d %d]" % (reserved_start, reserved_end, len(out) - reserved_end)
     out[byte_range_at : byte_range_at + len(byte_range)] = byte_range
     return Layout(bytes(out), reserved_start, reserved_end)
+
+
+def _xref_stream(update: _Update, offsets: dict[int, int], at: int) -> bytes:
+    """A cross-reference stream for ``offsets`` and itself (written at ``at``)."""
+    xref_num = update.last + 1
+    offsets = {**offsets, xref_num: at}
+    numbers = [0, *sorted(offsets)]
+    width = max(4, (max(offsets.values()).bit_length() + 7) // 8)
+    rows = b"".join(
+        (b"\x00" + bytes(width) + b"\xff\xff")
+        if num == 0
+        else (b"\x01" + offsets[num].to_bytes(width, "big") + b"\x00\x00")
+        for num in numbers
+    )
+    packed = zlib.compress(rows)
+    entries = [
+        *update.trailer_entries,
+        (b"/Type", b"/XRef"),
+        (b"/Size", b"%d" % (xref_num + 1)),
+        (b"/W", b"[ 1 %d 2 ]" % width),
+        (b"/Index", b"[ " + b" ".join(b"%d %d" % run for run in _runs(numbers)) + b" ]"),
+        (b"/Filter", b"/FlateDecode"),
+        (b"/Length", b"%d" % len(packed)),
+    ]
+    return (
+        b"%d 0 obj\n" % xref_num
+        + _dictionary(entries)
+        + b"\nstream\n"
+        + packed
+        + b"\nendstream\nendobj\n"
+    )
+
+
+def _xref_table(update: _Update, offsets: dict[int, int]) -> bytes:
+    """A cross-reference table for ``offsets``, and the trailer."""
+    out = bytearray(b"xref\n")
+    for first, count in _runs([0, *sorted(offsets)]):
+        out.extend(b"%d %d\n" % (first, count))
+        for num in range(first, first + count):
+            out.extend(b"0000000000 65535 f \n" if num == 0 else b"%010d 00000 n \n" % offsets[num])
+    entries = [*update.trailer_entries, (b"/Size", b"%d" % (update.last + 1))]
+    return bytes(out + b"trailer\n" + _dictionary(entries) + b"\n")
 
 
 def _runs(numbers: list[int]) -> list[tuple[int, int]]:

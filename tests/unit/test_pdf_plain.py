@@ -8,6 +8,7 @@ not take must go to pyHanko, never half-way."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -15,21 +16,18 @@ import shutil
 import subprocess
 import zlib
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from signkit.formats.pdf import plain
 from signkit.formats.pdf import prepare as P
 from signkit.formats.pdf.options import PdfDocOptions
+from support.cmscheck import self_signed
 from support.infra import FIXTURES
 
 RESERVED = 8192
@@ -48,21 +46,9 @@ VARYING = {"/ID", "/ModDate", "/ByteRange", "/Prev", "/Size", "/Length"}
 
 @pytest.fixture(scope="module")
 def state() -> P.WorkerState:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "plain path test")])
-    start = datetime.now(UTC) - timedelta(days=1)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    cert, _key = self_signed("plain path test")
     config = P.PdfBatchConfig(
-        signer_der=cert.public_bytes(serialization.Encoding.DER),
+        signer_der=cert,
         chain_der=(),
         digest_algorithm="sha256",
         scheme="pkcs1v15",
@@ -456,8 +442,6 @@ def test_worker_prepare_takes_the_plain_path_and_pyhanko_for_the_rest(
         written = (tmp_path / f"out-{name}").read_bytes()
         assert written.startswith(data)
         covered = written[: prepared.reserved_start] + written[prepared.reserved_end :]
-        import hashlib
-
         assert hashlib.sha256(covered).digest() == prepared.document_digest
         assert prepared.signed_length == len(written)
         qpdf_check(written, tmp_path)

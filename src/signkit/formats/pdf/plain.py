@@ -391,7 +391,7 @@ class Document:
                     self._keep(num, ("f",))
 
     def _read_stream_section(self, offset: int) -> Dict:
-        info, raw, _ = self._stream_at(offset, None)
+        info, raw = self._stream_at(offset, None)
         if info.get("Type") != "XRef":
             raise NotPlain("startxref points at neither a table nor an xref stream")
         data = _decode_stream(info, raw)
@@ -432,9 +432,9 @@ class Document:
                     raise NotPlain(f"cross-reference entry of type {kind}")
         return info
 
-    def _stream_at(self, offset: int, expected: Ref | None) -> tuple[Dict, bytes, int]:
+    def _stream_at(self, offset: int, expected: Ref | None) -> tuple[Dict, bytes]:
         """The stream object at ``offset``: its dictionary and raw data."""
-        value, pos, num = self._object_at(offset, expected)
+        value, pos = self._object_at(offset, expected)
         if not isinstance(value, Dict):
             raise NotPlain("stream object without a dictionary")
         pos = _skip(self.data, pos)
@@ -453,9 +453,9 @@ class Document:
         end = _skip(self.data, pos + length)
         if not self.data.startswith(b"endstream", end):
             raise NotPlain("stream /Length does not end at endstream")
-        return value, self.data[pos : pos + length], num
+        return value, self.data[pos : pos + length]
 
-    def _object_at(self, offset: int, expected: Ref | None) -> tuple[Any, int, int]:
+    def _object_at(self, offset: int, expected: Ref | None) -> tuple[Any, int]:
         header = _OBJECT_HEADER.match(self.data, offset)
         if header is None:
             raise NotPlain("no object where the cross-reference points")
@@ -463,7 +463,7 @@ class Document:
         if expected is not None and (num, gen) != (expected.num, expected.gen):
             raise NotPlain("the cross-reference points at another object")
         value, pos = parse(self.data, header.end())
-        return value, pos, num
+        return value, pos
 
     def get(self, ref: Any) -> Any:
         """The value of ``ref`` (direct values are returned as they are)."""
@@ -475,7 +475,7 @@ class Document:
         if entry[0] == "n":
             if entry[2] != ref.gen:
                 return None
-            value, pos, _ = self._object_at(entry[1], ref)
+            value, pos = self._object_at(entry[1], ref)
             after = _skip(self.data, pos)
             if self.data.startswith(b"stream", after):
                 raise NotPlain("a stream where a dictionary was expected")
@@ -495,7 +495,7 @@ class Document:
             entry = self.entries.get(num)
             if entry is None or entry[0] != "n":
                 raise NotPlain("object stream not found")
-            info, raw, _ = self._stream_at(entry[1], Ref(num, entry[2]))
+            info, raw = self._stream_at(entry[1], Ref(num, entry[2]))
             data = _decode_stream(info, raw)
             count, first = info.get("N"), info.get("First")
             if not isinstance(count, int) or not isinstance(first, int) or count < 0:

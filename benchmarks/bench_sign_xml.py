@@ -19,6 +19,11 @@ signkit runs the real command with all its bookkeeping on: durable atomic
 writes (fsync, rename, directory sync), the audit log, the JSON report, both
 CPUs. The signxml loop alone (after imports and login) is printed too.
 Prints medians and ratios.
+Each timed run writes into a directory of its own, and nothing is deleted
+before the end: on ext4 without a journal, creating a file soon after many
+were deleted skips every inode freed in the last half minute, one lookup
+each, so a run just after deleting the previous outputs paid for that
+deletion (whichever tool it was).
 """
 
 from __future__ import annotations
@@ -188,8 +193,7 @@ def main() -> int:
         loops: list[float] = []
         for run in range(-1, args.runs):  # run -1: untimed warm-up (caches)
             for name in ("signkit", "signxml", "xmlsec1"):
-                out = base / f"out-{name}"
-                shutil.rmtree(out, ignore_errors=True)
+                out = base / f"out-{name}-{run + 1}"
                 out.mkdir()
                 if name == "signkit":
                     cmd = [

@@ -4,6 +4,7 @@ and no command imports what only Typer's own value conversion needs."""
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -291,3 +292,59 @@ def test_the_signing_job_imports_no_event_loop() -> None:
     worker does), so it does not import asyncio for it (about 10 ms)."""
     code = "import sys, signkit.jobs.signing; print('asyncio' in sys.modules)"
     assert _printed(code) == "False"
+
+
+def test_the_main_process_of_an_xml_batch_never_imports_the_xml_stack(tmp_path: Path) -> None:
+    """The main process builds each document's item, sends the stages to the
+    worker, and reads each prepared Signature and finished file back: none of
+    it needs lxml or the canonicaliser, which only the worker uses (about 50 ms
+    of imports before the first document could go to the token)."""
+    from signkit.formats.xml import batch, sign
+    from signkit.formats.xml.options import XmlDocOptions
+    from support.infra import pki_certificate
+
+    source = tmp_path / "in.xml"
+    source.write_bytes(b"<?xml version='1.0' encoding='UTF-8'?>\n<HDon><DLHDon Id='d'/></HDon>\n")
+    config = batch.XmlBatchConfig(
+        signer_der=pki_certificate("signer-rsa2048"),
+        chain_der=(),
+        key_type="RSA",
+        key_size=2048,
+        digest_algorithm="sha256",
+        scheme="pkcs1v15",
+        tsa=None,
+    )
+    item = batch.PrepareItem(
+        index=0,
+        input=str(source),
+        output=str(tmp_path / "out.xml"),
+        temp=str(tmp_path / ".tmp-out.xml"),
+        options=XmlDocOptions(),
+        config=config,
+    )
+    answer = tmp_path / "prepared.pickle"
+    answer.write_bytes(pickle.dumps(sign.worker_prepare(item)))
+    code = f"""
+import pickle, sys
+from pathlib import Path
+from signkit.formats.plugin import SignerContext
+from signkit.formats.xml.plugin import XmlFormat
+context = SignerContext(certificate_der={config.signer_der!r}, chain_der=(), key_type="RSA",
+                        key_size=2048, digest_algorithm="sha256", scheme="pkcs1v15", tsa=None,
+                        needs_tsa=False)
+stages = XmlFormat().stages(context)
+class Planned:
+    input = Path({str(source)!r})
+    output = Path({str(tmp_path / "out.xml")!r})
+    options = XmlFormat().resolve({{}})
+    in_place = False
+sent = pickle.dumps((stages.prepare, stages.finish, stages.make_item(0, Planned(), Path("t"))))
+prepared = pickle.loads(Path({str(answer)!r}).read_bytes())
+print(type(prepared).__name__, sorted(m for m in sys.modules
+      if m.split(".")[0] == "lxml" or m.startswith("signkit.formats.xml.")))
+"""
+    kind, modules = _printed(code).split(" ", 1)
+    assert kind == "Prepared"
+    assert modules == str(
+        ["signkit.formats.xml.batch", "signkit.formats.xml.options", "signkit.formats.xml.plugin"]
+    )

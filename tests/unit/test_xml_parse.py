@@ -373,7 +373,7 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_tax_code_of_the_vietnamese_test_certificate() -> None:
-    from signkit.formats.xml.layout import tax_code_of
+    from signkit.formats.xml.batch import tax_code_of
     from support.infra import pki_certificate
 
     assert tax_code_of(pki_certificate("signer-vn")) == "0100000000-999"

@@ -21,7 +21,7 @@ from lxml import etree
 
 from signkit.errors import DocumentError
 from signkit.formats.plugin import OutputState
-from signkit.formats.xml import sign
+from signkit.formats.xml import batch, sign
 from signkit.formats.xml.options import XmlDocOptions
 from support.infra import FIXTURES, pki_certificate
 
@@ -42,10 +42,10 @@ def _token(data: bytes, label: str = "signer-rsa2048") -> bytes:
     return _key(label).sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 
-def _prepare(tmp_path: Path, name: str, **options: str) -> sign.Prepared:
+def _prepare(tmp_path: Path, name: str, **options: str) -> batch.Prepared:
     src = tmp_path / "in.xml"
     src.write_bytes(DOCUMENT)
-    config = sign.XmlBatchConfig(
+    config = batch.XmlBatchConfig(
         signer_der=pki_certificate("signer-rsa2048"),
         chain_der=(pki_certificate("interm-ca"),),
         key_type="RSA",
@@ -54,7 +54,7 @@ def _prepare(tmp_path: Path, name: str, **options: str) -> sign.Prepared:
         scheme="pkcs1v15",
         tsa=None,
     )
-    item = sign.PrepareItem(
+    item = batch.PrepareItem(
         index=0,
         input=str(src),
         output=str(tmp_path / name),
@@ -78,7 +78,7 @@ def test_finish_recomputes_every_digest_from_the_written_bytes(tmp_path: Path) -
     digested, and the SignatureValue over SignedInfo is genuine."""
     prepared = _prepare(tmp_path, "bad.xml", reference="nd")
     assert "Hợp đồng".encode() in prepared.head
-    broken = sign.Prepared(**{**vars(prepared), "head": prepared.head.replace(b"&", b"+")})
+    broken = batch.Prepared(**{**vars(prepared), "head": prepared.head.replace(b"&", b"+")})
     with pytest.raises(DocumentError) as err:
         sign.worker_finish(broken, _token(prepared.to_sign))
     assert "the signed output does not verify (reference #nd: does not match its digest)" in (

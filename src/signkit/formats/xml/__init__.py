@@ -11,6 +11,7 @@ By stage:
 - ``xades``: XAdES properties, written and read, and time-stamp inputs;
 - ``options``, ``presets``: what ``sign xml`` is told, and the built-in layouts;
 - ``layout``, ``splice``: where a signature goes and how it enters the bytes;
+- ``batch``: what crosses between the main process and the workers (light);
 - ``sign``: the signing stages, the verifier's check of each output, resume;
 - ``plugin``: the format as the signing pipeline sees it.
 

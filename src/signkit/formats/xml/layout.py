@@ -5,7 +5,6 @@ digests and the value that the signing stages fill in)."""
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,18 +25,6 @@ if TYPE_CHECKING:
 
 def _q(prefix: str, name: str) -> str:
     return f"{prefix}:{name}" if prefix else name
-
-
-def tax_code_of(cert_der: bytes) -> str | None:
-    """The ``MST:<tax code>`` carried in a Vietnamese certificate's subject, if any."""
-    from cryptography import x509
-
-    for attr in x509.load_der_x509_certificate(cert_der).subject:
-        value = attr.value if isinstance(attr.value, str) else ""
-        m = re.search(r"MST:\s*([0-9A-Za-z-]+)", value)
-        if m:
-            return m.group(1)
-    return None
 
 
 def tax_code_warning(

@@ -62,18 +62,18 @@ class XmlFormat:
 
     def stages(self, context: SignerContext) -> Stages:
         """Signature laid out in a worker; value, time-stamp and check after the token."""
-        from signkit.formats.xml import sign
-        from signkit.formats.xml.layout import tax_code_of
+        # The light module: the main process never imports the XML stack.
+        from signkit.formats.xml import batch
 
-        config = sign.XmlBatchConfig(
+        config = batch.XmlBatchConfig(
             **batch_signer(context, _intermediates(context.chain_der)),
             key_type=context.key_type,
             key_size=context.key_size,
-            tax_code=tax_code_of(context.certificate_der),
+            tax_code=batch.tax_code_of(context.certificate_der),
         )
 
-        def make_item(index: int, planned: PlannedDocLike, temp: Path) -> sign.PrepareItem:
-            return sign.PrepareItem(
+        def make_item(index: int, planned: PlannedDocLike, temp: Path) -> batch.PrepareItem:
+            return batch.PrepareItem(
                 index=index,
                 input=str(planned.input),
                 output=str(planned.output),
@@ -83,8 +83,8 @@ class XmlFormat:
             )
 
         return Stages(
-            prepare=sign.worker_prepare,  # type: ignore[arg-type]
-            finish=sign.worker_finish,  # type: ignore[arg-type]
+            prepare=batch.worker_prepare,  # type: ignore[arg-type]
+            finish=batch.worker_finish,  # type: ignore[arg-type]
             make_item=make_item,
         )
 

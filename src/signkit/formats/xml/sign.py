@@ -29,8 +29,9 @@ from zoneinfo import ZoneInfo
 
 from signkit.errors import DocumentError, InputFormatError, OutputError, SignkitError, UsageError
 from signkit.formats.finished import Finished
-from signkit.formats.plugin import BatchSigner, OutputState
+from signkit.formats.plugin import OutputState
 from signkit.formats.xml import c14n, xades
+from signkit.formats.xml.batch import Prepared, PrepareItem, XmlBatchConfig
 from signkit.formats.xml.c14n import quote_attribute
 from signkit.formats.xml.core import check_signature, ds, signatures_of
 from signkit.formats.xml.layout import (
@@ -41,7 +42,7 @@ from signkit.formats.xml.layout import (
     signature_template,
     tax_code_warning,
 )
-from signkit.formats.xml.options import C14N, TIMESTAMPED, XmlDocOptions
+from signkit.formats.xml.options import C14N, TIMESTAMPED
 from signkit.formats.xml.parse import MAX_BYTES, XML_NS, XmlDocument, parse, require_utf8
 from signkit.formats.xml.references import Context, processed, to_octets
 from signkit.formats.xml.splice import root_bytes, splice
@@ -54,66 +55,6 @@ if TYPE_CHECKING:
 _XML = "{" + XML_NS + "}"
 # A new temp file only: never an existing file, never through a symlink.
 _CREATE_TEMP = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-@dataclass(frozen=True, kw_only=True)
-class XmlBatchConfig(BatchSigner):
-    """What every worker needs, the same for the whole batch (picklable, no secrets)."""
-
-    key_type: str
-    """'RSA' or 'EC'."""
-    key_size: int
-    """Key size in bits."""
-    tax_code: str | None = None
-    """The MST: tax code in the signer's subject, if any."""
-
-
-@dataclass(frozen=True)
-class PrepareItem:
-    """One document handed to a worker."""
-
-    index: int
-    """Position in the batch."""
-    input: str
-    """The document."""
-    output: str
-    """Where the signed document goes."""
-    temp: str
-    """The temp file finish writes."""
-    options: XmlDocOptions
-    """The document's options."""
-    config: XmlBatchConfig
-    """The batch's configuration."""
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A document with its Signature laid out, waiting for the signature value."""
-
-    config: XmlBatchConfig
-    index: int
-    input: str
-    temp: str
-    to_sign: bytes
-    """The canonical SignedInfo."""
-    head: bytes
-    """Output bytes before the SignatureValue text."""
-    middle: bytes
-    """Output bytes from the SignatureValue text to where unsigned properties go."""
-    tail: bytes
-    """The rest of the output."""
-    value_c14n: tuple[bytes, bytes]
-    """Canonical SignatureValue element around its text (the B-T time-stamp input)."""
-    c14n_uri: str
-    """Canonicalisation of SignedInfo (and of the SignatureTimeStamp)."""
-    signature_id: str
-    ds_prefix: str
-    id_attributes: tuple[str, ...]
-    sha256_before: str
-    signing_time: str
-    level: str
-    warnings: tuple[str, ...] = ()
-    size_before: int | None = None
 
 
 def worker_warmup() -> None:

@@ -21,7 +21,7 @@ import pytest
 from signkit.audit.log import GENESIS, AuditLog, AuditSpec, line_hash
 from signkit.audit.seal import canonical, load_or_create_seal_key, load_public_keys
 from signkit.audit.verify import VerifyReport, verify_log
-from signkit.errors import ExitCode
+from signkit.errors import ConfigError, ExitCode
 
 RUNS = 6
 DOCS = 4
@@ -467,3 +467,22 @@ def test_an_unreachable_tsa_is_recorded_and_warned_not_fatal(tmp_path: Path) -> 
         log, seal_keys=load_public_keys([key]), anchor=tmp_path / "audit.jsonl.anchor"
     )
     assert report.exit_code == ExitCode.OK and report.timestamps == []
+
+
+@pytest.mark.parametrize("written", ["seal.key", "seal.key.pub"])
+def test_the_seal_key_is_never_written_through_a_planted_temp_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str
+) -> None:
+    """The seal key and its public half are written aside first, under a name
+    made for them: never through a symlink planted at that name (which would
+    put the private key, or overwrite a file, where the link points). A name
+    already taken is a clear error naming the file."""
+    monkeypatch.setattr("secrets.token_hex", lambda _n=None: "planted")
+    state = tmp_path / "state"
+    state.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    (state / f".{written}.planted.tmp").symlink_to(elsewhere)
+    with pytest.raises(ConfigError) as raised:
+        load_or_create_seal_key(state / "seal.key")
+    assert not elsewhere.exists()
+    assert str(state / written) in str(raised.value)

@@ -13,13 +13,13 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from signkit.errors import ConfigError
+from signkit.fsio import atomic_write, create_exclusive, temp_name, write_all
 
 SEAL_DOMAIN = b"signkit-audit-seal-v1\n"
 
@@ -86,19 +86,22 @@ def load_or_create_seal_key(path: Path) -> SealKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        # Written aside, then linked into place: a run starting at the same
-        # moment never reads a half-written key, and the first link wins.
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        # Written aside under a new name (never through anything planted
+        # there), then linked into place: a run starting at the same moment
+        # never reads a half-written key, and the first link wins.
+        tmp = temp_name(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.link(tmp, path)
-        except FileExistsError:
-            return load_or_create_seal_key(path)
+            fd = create_exclusive(tmp, 0o600)
+            try:
+                write_all(fd, pem)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return load_or_create_seal_key(path)  # another run's key is in place
         except OSError as exc:
             raise ConfigError(
                 f"cannot create the audit seal key ({exc.strerror})", subject=str(path)
@@ -110,9 +113,13 @@ def load_or_create_seal_key(path: Path) -> SealKey:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         pub_path = path.with_name(path.name + ".pub")
-        tmp = pub_path.with_name(f".{pub_path.name}.{secrets.token_hex(8)}.tmp")
-        tmp.write_bytes(public_pem)
-        os.replace(tmp, pub_path)
+        try:
+            atomic_write(pub_path, public_pem)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the audit seal key's public half ({exc.strerror})",
+                subject=str(pub_path),
+            ) from None
         data = pem
     try:
         private = serialization.load_pem_private_key(data, password=None)

@@ -1,8 +1,8 @@
 """What crosses between the main process and the XML workers: the batch's
 configuration, a document's item, its prepared Signature, and the stage
 entry points. Light on purpose: the main process builds and reads these
-without importing the XML stack (lxml, the canonicaliser, XAdES), which
-only the workers need."""
+without importing the XML stack (lxml, the canonicaliser, XAdES), which the
+workers use (and the main process only to judge an output already there)."""
 
 from __future__ import annotations
 

@@ -62,7 +62,8 @@ class XmlFormat:
 
     def stages(self, context: SignerContext) -> Stages:
         """Signature laid out in a worker; value, time-stamp and check after the token."""
-        # The light module: the main process never imports the XML stack.
+        # The light module: the main process needs the XML stack only to
+        # judge an output already there (output_state).
         from signkit.formats.xml import batch
 
         config = batch.XmlBatchConfig(

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from signkit.formats.xml import batch
+from signkit.formats.xml.options import XmlDocOptions
 from support.infra import FIXTURES, pki_certificate
 
 KEYS = FIXTURES / "pki" / "keys"
@@ -39,6 +41,30 @@ DIGEST_URIS = {
     "sha256": "http://www.w3.org/2001/04/xmlenc#sha256",
     "sha1": "http://www.w3.org/2000/09/xmldsig#sha1",
 }
+
+
+def signing_item(
+    source: Path, output: Path, *, chain: tuple[bytes, ...] = (), **options: str
+) -> batch.PrepareItem:
+    """The item a ``sign xml`` batch hands its worker for ``source``, signed by
+    the test PKI's RSA-2048 signer (what the token signs is up to the test)."""
+    config = batch.XmlBatchConfig(
+        signer_der=pki_certificate("signer-rsa2048"),
+        chain_der=chain,
+        key_type="RSA",
+        key_size=2048,
+        digest_algorithm="sha256",
+        scheme="pkcs1v15",
+        tsa=None,
+    )
+    return batch.PrepareItem(
+        index=0,
+        input=str(source),
+        output=str(output),
+        temp=str(output.with_name(f".tmp-{output.name}")),
+        options=XmlDocOptions(**options),  # type: ignore[arg-type]
+        config=config,
+    )
 
 
 def pem(label: str, directory: Path) -> Path:

@@ -297,31 +297,15 @@ def test_the_signing_job_imports_no_event_loop() -> None:
 def test_the_main_process_of_an_xml_batch_never_imports_the_xml_stack(tmp_path: Path) -> None:
     """The main process builds each document's item, sends the stages to the
     worker, and reads each prepared Signature and finished file back: none of
-    it needs lxml or the canonicaliser, which only the worker uses (about 50 ms
+    it needs lxml or the canonicaliser, which the worker uses (about 50 ms
     of imports before the first document could go to the token)."""
-    from signkit.formats.xml import batch, sign
-    from signkit.formats.xml.options import XmlDocOptions
-    from support.infra import pki_certificate
+    from signkit.formats.xml import sign
+    from support.xmldocs import signing_item
 
     source = tmp_path / "in.xml"
     source.write_bytes(b"<?xml version='1.0' encoding='UTF-8'?>\n<HDon><DLHDon Id='d'/></HDon>\n")
-    config = batch.XmlBatchConfig(
-        signer_der=pki_certificate("signer-rsa2048"),
-        chain_der=(),
-        key_type="RSA",
-        key_size=2048,
-        digest_algorithm="sha256",
-        scheme="pkcs1v15",
-        tsa=None,
-    )
-    item = batch.PrepareItem(
-        index=0,
-        input=str(source),
-        output=str(tmp_path / "out.xml"),
-        temp=str(tmp_path / ".tmp-out.xml"),
-        options=XmlDocOptions(),
-        config=config,
-    )
+    item = signing_item(source, tmp_path / "out.xml")
+    config = item.config
     answer = tmp_path / "prepared.pickle"
     answer.write_bytes(pickle.dumps(sign.worker_prepare(item)))
     code = f"""

@@ -22,8 +22,8 @@ from lxml import etree
 from signkit.errors import DocumentError
 from signkit.formats.plugin import OutputState
 from signkit.formats.xml import batch, sign
-from signkit.formats.xml.options import XmlDocOptions
 from support.infra import FIXTURES, pki_certificate
+from support.xmldocs import signing_item
 
 KEYS = FIXTURES / "pki" / "keys"
 DOCUMENT = (
@@ -45,23 +45,7 @@ def _token(data: bytes, label: str = "signer-rsa2048") -> bytes:
 def _prepare(tmp_path: Path, name: str, **options: str) -> batch.Prepared:
     src = tmp_path / "in.xml"
     src.write_bytes(DOCUMENT)
-    config = batch.XmlBatchConfig(
-        signer_der=pki_certificate("signer-rsa2048"),
-        chain_der=(pki_certificate("interm-ca"),),
-        key_type="RSA",
-        key_size=2048,
-        digest_algorithm="sha256",
-        scheme="pkcs1v15",
-        tsa=None,
-    )
-    item = batch.PrepareItem(
-        index=0,
-        input=str(src),
-        output=str(tmp_path / name),
-        temp=str(tmp_path / f".tmp-{name}"),
-        options=XmlDocOptions(**options),  # type: ignore[arg-type]
-        config=config,
-    )
+    item = signing_item(src, tmp_path / name, chain=(pki_certificate("interm-ca"),), **options)
     return sign.prepare_bytes(item, DOCUMENT)
 
 

@@ -17,7 +17,9 @@ all alike), every figure a whole-process wall time:
             calls C_Sign, writing each output (no fsync, no report, no audit)
 signkit runs the real command with all its bookkeeping on: durable atomic
 writes (fsync, rename, directory sync), the audit log, the JSON report, both
-CPUs. The signxml loop alone (after imports and login) is printed too.
+CPUs. The signxml loop alone (after imports and login) is printed too, and
+so is the token alone: as many C_Sign calls in one thread, nothing else,
+the rate no signer of this token passes on one CPU.
 Prints medians and ratios.
 Each timed run writes into a directory of its own, and nothing is deleted
 before the end: on ext4 without a journal, creating a file soon after many
@@ -168,6 +170,27 @@ SIGNXML = textwrap.dedent(
     """
 )
 
+# The token alone: as many signatures as there are files, one after the other
+# in one thread, with the mechanism signkit uses on SoftHSM (hashing on the
+# token) over a SignedInfo-sized message. The ceiling no signer of this token
+# can pass on one CPU; signkit's rate is printed as a share of it.
+TOKEN_ONLY = textwrap.dedent(
+    """
+    import sys, time
+    import pkcs11
+    from pkcs11 import Mechanism, ObjectClass
+    module, token_label, key_label, pin, count = sys.argv[1:]
+    session = pkcs11.lib(module).get_token(token_label=token_label).open(user_pin=pin)
+    key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=key_label)
+    message = bytes(range(256)) * 4
+    start = time.perf_counter()
+    for _ in range(int(count)):
+        key.sign(message, mechanism=Mechanism.SHA256_RSA_PKCS)
+    print(f"{time.perf_counter() - start:.6f}")
+    session.close()
+    """
+)
+
 
 def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)  # progress shows when piped to a file
@@ -191,7 +214,12 @@ def main() -> int:
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         times: dict[str, list[float]] = {"signkit": [], "signxml": [], "xmlsec1": []}
         loops: list[float] = []
+        token_only: list[float] = []
         for run in range(-1, args.runs):  # run -1: untimed warm-up (caches)
+            wall, stdout = timed(
+                [sys.executable, "-c", TOKEN_ONLY, module, TOKEN, KEY, pin, str(args.files)], env
+            )
+            token_only.append(float(stdout.strip()))
             for name in ("signkit", "signxml", "xmlsec1"):
                 out = base / f"out-{name}-{run + 1}"
                 out.mkdir()
@@ -261,11 +289,13 @@ def main() -> int:
                 for v in times.values():
                     v.clear()
                 loops.clear()
+                token_only.clear()
                 continue
             print(
                 f"run {run + 1}: signkit {times['signkit'][-1]:.2f} s, "
                 f"signxml {times['signxml'][-1]:.2f} s (loop {loops[-1]:.2f} s), "
-                f"xmlsec1 per file {times['xmlsec1'][-1]:.2f} s"
+                f"xmlsec1 per file {times['xmlsec1'][-1]:.2f} s, "
+                f"token alone {token_only[-1]:.2f} s"
             )
         rate = {k: args.files / statistics.median(v) for k, v in times.items()}
         loop_rate = args.files / statistics.median(loops)
@@ -273,6 +303,11 @@ def main() -> int:
         print(f"signxml one process  {rate['signxml']:8.1f} files/s  (median of {args.runs})")
         print(f"  signxml loop only  {loop_rate:8.1f} files/s  (after imports and login)")
         print(f"xmlsec1 per file     {rate['xmlsec1']:8.1f} files/s  (median of {args.runs})")
+        token_rate = args.files / statistics.median(token_only)
+        print(
+            f"token alone          {token_rate:8.1f} signatures/s  (one thread, median of "
+            f"{args.runs}; signkit reaches {rate['signkit'] / token_rate:.0%} of it)"
+        )
         print(
             f"ratio vs xmlsec1 per file:    x{rate['signkit'] / rate['xmlsec1']:.1f}  (goal >= 20)"
         )

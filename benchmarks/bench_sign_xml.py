@@ -216,10 +216,12 @@ def main() -> int:
         loops: list[float] = []
         token_only: list[float] = []
         for run in range(-1, args.runs):  # run -1: untimed warm-up (caches)
-            wall, stdout = timed(
-                [sys.executable, "-c", TOKEN_ONLY, module, TOKEN, KEY, pin, str(args.files)], env
-            )
-            token_only.append(float(stdout.strip()))
+            if run >= 0:
+                _, stdout = timed(
+                    [sys.executable, "-c", TOKEN_ONLY, module, TOKEN, KEY, pin, str(args.files)],
+                    env,
+                )
+                token_only.append(float(stdout.strip()))
             for name in ("signkit", "signxml", "xmlsec1"):
                 out = base / f"out-{name}-{run + 1}"
                 out.mkdir()
@@ -289,7 +291,6 @@ def main() -> int:
                 for v in times.values():
                     v.clear()
                 loops.clear()
-                token_only.clear()
                 continue
             print(
                 f"run {run + 1}: signkit {times['signkit'][-1]:.2f} s, "

@@ -480,3 +480,63 @@ def test_a_worker_collects_between_tasks_not_during_them() -> None:
     assert threshold == (50_000, *gc.get_threshold()[1:])
     assert during >= 5_000  # not collected while the task ran
     assert after < 1_000  # collected once it had answered
+
+
+# Run in a process of its own that adopts orphans (PR_SET_CHILD_SUBREAPER),
+# as a container's first process or a service manager does: whatever the
+# pool leaves unreaped, its own children or the zygote's, shows up here.
+_LEFT_BEHIND = """
+import ctypes, glob, os, signal, sys
+
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+
+from signkit.workers import WorkerPool
+
+
+def pid():
+    return os.getpid()
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+pool = WorkerPool(1, depth=1)
+first = pool.submit(pid).result(timeout=60)
+pool.submit(die).exception(timeout=60)
+# The one worker now is a replacement, forked by the zygote.
+assert pool.submit(pid).result(timeout=60) != first
+if sys.argv[1] == "kill":
+    pool.kill()
+    pool.shutdown(wait=False)
+else:
+    pool.shutdown(wait=True)
+left = []
+for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+    for child in open(path).read().split():
+        with open(f"/proc/{child}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        left.append(f"{child}:{state}")
+print(" ".join(sorted(left)))
+"""
+
+
+@pytest.mark.parametrize("how", ["shutdown", "kill"])
+def test_a_pool_leaves_no_process_behind(how: str) -> None:
+    """Regression: the zygote was told to stop but never waited for, so every
+    run left a process behind (a zombie for whoever adopts it: under a
+    container's first process that never reaps, one more a scheduled run),
+    and a replacement worker could outlive the zygote that forked it."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _LEFT_BEHIND, how],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"left behind (pid:state): {proc.stdout.strip()}"

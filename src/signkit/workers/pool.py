@@ -35,6 +35,11 @@ _KILL_GRACE = 10.0
 """Seconds past a task's own budget before the pool ends a worker that stays silent."""
 
 
+_REAP_GRACE = 5.0
+"""Seconds a pool that shuts down waits for the zygote to end (it ends once
+the replacements it forked have); then it is killed."""
+
+
 @dataclass(eq=False)
 class _Task:
     """One task: its future, its pickled call and its time budget."""
@@ -63,7 +68,8 @@ class _Replacement:
             os.kill(self.pid, signal.SIGKILL)
 
     def join(self, timeout: float | None = None) -> None:
-        """Its end shows as the end of file on its pipe (the reader waits for that)."""
+        """Its end shows as the end of file on its pipe (the reader waits for
+        that); the zygote, its parent, reaps it."""
 
 
 @dataclass(eq=False)
@@ -120,6 +126,8 @@ class WorkerPool(Executor):
         self._warm_ids: set[int] = set()
         self._broken: str | None = None
         self._slots: list[_Slot] = []
+        self._ended: list[Any] = []
+        """Processes of slots given to a replacement: reaped at shutdown."""
         conns: list[Connection] = []
         for _ in range(max(1, workers)):
             ours, theirs = ctx.Pipe(duplex=True)
@@ -265,6 +273,7 @@ class WorkerPool(Executor):
             self._reader.join()
             for slot in self._slots:
                 slot.process.join()
+        self._reap(_REAP_GRACE if wait else 0.0)
 
     def kill(self) -> None:
         """End every worker now (a stopped run that cannot wait): their tasks
@@ -286,6 +295,7 @@ class WorkerPool(Executor):
                 future.set_exception(WorkerLostError("the run was stopped"))
         _cancel(cancelled)
         self._stop_zygote()
+        self._reap(_REAP_GRACE)
 
     # -------------------------------------------------------------- internals
 
@@ -300,6 +310,20 @@ class WorkerPool(Executor):
                 self._zygote_conn.send_bytes(b"")
             with contextlib.suppress(OSError):
                 self._zygote_conn.close()
+
+    def _reap(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for the processes this one forked that have
+        ended or are ending: the zygote once its replacements have ended, the
+        workers that were replaced. A child left unreaped when this process
+        exits becomes a zombie of whatever adopts it, and a container's first
+        process may never reap it: one more with every scheduled run."""
+        deadline = time.monotonic() + timeout
+        self._zygote.join(max(0.0, deadline - time.monotonic()))
+        if timeout and self._zygote.exitcode is None:
+            self._zygote.kill()
+            self._zygote.join(_REAP_GRACE)
+        for process in (*self._ended, *(slot.process for slot in self._slots)):
+            process.join(max(0.0, deadline - time.monotonic()))
 
     def _assign_locked(self) -> list[tuple[_Slot, bytes]]:
         """Give queued tasks to the least busy workers with room (lock held)."""
@@ -455,6 +479,7 @@ class WorkerPool(Executor):
         fresh = _Slot(_Replacement(pid), conn, warming=True)
         with self._lock:
             self._slots[self._slots.index(old)] = fresh
+            self._ended.append(old.process)
             sends = self._assign_locked() + self._stops_locked()
         self._send(sends)
 
@@ -515,8 +540,13 @@ def _zygote(
         try:
             message = control.recv_bytes()
         except (EOFError, OSError):
-            return
+            message = b""
         if not message:
+            # The pool stops: its replacements were told to stop too (or
+            # killed); reap them before ending, or they outlive their parent.
+            with contextlib.suppress(ChildProcessError):
+                while True:
+                    os.waitpid(-1, 0)
             return
         ours, theirs = multiprocessing.Pipe(duplex=True)
         pid = os.fork()

@@ -455,13 +455,25 @@ SLOW_TOKEN = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("signum", "group"),
+    [
+        (signal.SIGTERM, False),  # `timeout`, kill PID
+        (signal.SIGINT, False),
+        (signal.SIGTERM, True),  # systemctl stop (KillMode=control-group: every process)
+        (signal.SIGINT, True),  # Ctrl-C in a terminal (the foreground process group)
+    ],
+)
 def test_a_stop_signal_ends_the_run_within_two_seconds_with_its_records(
-    signkit: Runner, tmp_path: Path, signum: int
+    signkit: Runner, tmp_path: Path, signum: int, group: bool
 ) -> None:
     """Regression: SIGTERM (systemd, `timeout`) left no summary, report or
     run-end record, and the next run warned about every leftover temp file.
-    The token is slowed (0.3 s a signature) so the stop lands mid-batch."""
+    Regression: SIGTERM to the whole process group, as `systemctl stop` sends
+    it, ended the workers with the main process, so the documents the token
+    had signed failed as an internal error (BrokenProcessPool) instead of
+    being finished. The token is slowed (0.3 s a signature) so the stop lands
+    mid-batch."""
     src = batch_of(tmp_path / "in", 60)
     out = tmp_path / "out"
     log = tmp_path / "audit.jsonl"
@@ -477,6 +489,7 @@ def test_a_stop_signal_ends_the_run_within_two_seconds_with_its_records(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait for the token to be busy
@@ -487,7 +500,10 @@ def test_a_stop_signal_ends_the_run_within_two_seconds_with_its_records(
         proc.kill()
         pytest.fail("the batch never reached the token")
     sent = time.monotonic()
-    proc.send_signal(signum)
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=30)
     took = time.monotonic() - sent
     assert took < 2.0, took
@@ -497,6 +513,7 @@ def test_a_stop_signal_ends_the_run_within_two_seconds_with_its_records(
     assert data["status"] == "interrupted" and data == json.loads(report.read_text())
     totals = data["totals"]
     assert totals["total"] == 60 and totals["not-attempted"] > 0
+    assert totals["failed"] == 0, [d for d in data["documents"] if d["status"] == "failed"]
     assert totals["signed"] == len(list(out.glob("d*.pdf")))
     kinds = [r.get("type") for r in records(log)]
     assert "run-end" in kinds

@@ -534,7 +534,8 @@ def _zygote(
     """Fork a fresh worker on each request; hand the main process its pipe."""
     for other in inherited:
         other.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a stop is the main process's
+        signal.signal(signum, signal.SIG_IGN)
     die_with_parent()
     while True:
         try:

@@ -171,6 +171,31 @@ print(sorted(packages & {{"signkit", "cryptography", "asn1crypto", "pyhanko", "_
     assert _printed(code) == "[] False"
 
 
+def test_the_xml_warmup_leaves_the_signer_check_no_module_to_import(tmp_path: Path) -> None:
+    """Regression: the signer check, which a batch waits for before its first
+    signature, imported cryptography's x509 module in the worker after the
+    warm-up (about 30 ms, most of it compiling one regular expression)."""
+    from support.infra import pki_certificate
+
+    for i, label in enumerate(("signer-rsa2048", "interm-ca", "root-ca")):
+        (tmp_path / f"{i}.der").write_bytes(pki_certificate(label))
+    code = f"""
+import sys
+from signkit.formats.xml import sign
+sign.worker_warmup()
+from signkit.pki.anchors import TrustSpec
+from signkit.pki.chain import check_signer, preload
+spec = TrustSpec(anchors=(), revocation="off")
+preload(spec)
+warm = set(sys.modules)
+chain = [open({str(tmp_path)!r} + f"/{{i}}.der", "rb").read() for i in range(3)]
+check = check_signer(chain[0], chain, spec)
+packages = {{m.split(".")[0] for m in set(sys.modules) - warm}}
+print(check.anchored, sorted(packages & {{"signkit", "cryptography", "pyhanko_certvalidator"}}))
+"""
+    assert _printed(code) == "token []"
+
+
 def test_the_entry_point_guesses_the_pdf_warmup_from_the_command_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

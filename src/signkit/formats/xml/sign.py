@@ -69,7 +69,7 @@ def worker_warmup() -> None:
         import pyhanko_certvalidator  # noqa: F401
 
         from signkit.formats.xml import core  # noqa: F401
-        from signkit.pki import chain  # noqa: F401
+        from signkit.pki import certs, chain  # noqa: F401  (certs: cryptography's x509)
 
 
 def worker_prepare(item: PrepareItem) -> Prepared:

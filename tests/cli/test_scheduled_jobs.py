@@ -227,7 +227,8 @@ sys.exit(code)
 def test_a_run_leaves_no_process_behind(signkit: Runner, softhsm: SoftHsm, tmp_path: Path) -> None:
     """Regression: every run that forked workers left one process behind (the
     pool's zygote), a zombie for whoever adopts it; under a container's first
-    process that never reaps, a scheduled job left one more each run."""
+    process that never reaps, a scheduled job left one more each run. A run
+    that ended before signing (a usage error) left all its workers."""
     script = tmp_path / "subreaper.py"
     script.write_text(_SUBREAPER)
     left = tmp_path / "left.txt"
@@ -240,13 +241,19 @@ def test_a_run_leaves_no_process_behind(signkit: Runner, softhsm: SoftHsm, tmp_p
     invoices.mkdir()
     shutil.copy(REPO / "fixtures" / "xml" / "einvoice.xml", invoices / "a.xml")
     runs = {
-        "sign pdf": ["sign", "pdf", str(batch_of(tmp_path / "in", 3)), "--output-dir",
-                     str(tmp_path / "out"), *token],
-        "sign xml": ["sign", "xml", str(invoices), "--output-dir", str(tmp_path / "xml"),
-                     *token],
-        "verify": ["verify", str(tmp_path / "out"), str(tmp_path / "xml"), "--trust", str(trust)],
+        "sign pdf": (0, ["sign", "pdf", str(batch_of(tmp_path / "in", 3)), "--output-dir",
+                         str(tmp_path / "out"), *token]),
+        "sign xml": (0, ["sign", "xml", str(invoices), "--output-dir", str(tmp_path / "xml"),
+                         *token]),
+        "verify": (0, ["verify", str(tmp_path / "out"), str(tmp_path / "xml"),
+                       "--trust", str(trust)]),
+        # ended before a job took the workers started for it
+        "a missing input": (3, ["sign", "xml", str(tmp_path / "gone"), "--output-dir",
+                                str(tmp_path / "x2"), *token]),
+        "a wrong option": (2, ["sign", "pdf", str(tmp_path / "in"), "--output-dir",
+                               str(tmp_path / "p2"), "--level", "B-Q", *token]),
     }  # fmt: skip
-    for name, args in runs.items():
+    for name, (code, args) in runs.items():
         proc = signkit(*args, env=env, program=program)
-        assert proc.returncode == 0, (name, proc.stderr)
+        assert proc.returncode == code, (name, proc.stderr)
         assert left.read_text() == "", f"{name} left behind (pid:state): {left.read_text()}"

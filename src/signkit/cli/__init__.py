@@ -37,7 +37,13 @@ def main() -> None:
     install_stop_handlers()
     _library_warnings(sys.argv[1:])
     _prestart_workers(sys.argv[1:])
-    code = run()
+    try:
+        code = run()
+    finally:
+        # A run that ended before its job took the pre-started workers.
+        workers = sys.modules.get("signkit.workers")
+        if workers is not None:
+            workers.stop_prestarted()
     # Everything is done: outputs renamed and synced, the audit log and the
     # token session closed, worker processes joined. Interpreter finalisation
     # would now spend ~0.2 s tearing down the PDF stack's object graphs for

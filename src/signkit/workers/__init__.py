@@ -64,6 +64,15 @@ def prestart(warm_first: tuple[str, str], *, light: bool = False) -> None:
         _PRESTART_WARMUP = warm_first
 
 
+def stop_prestarted() -> None:
+    """End and reap the workers ``prestart`` forked if no job took them (the
+    run ended before it signed: a usage error, a missing input)."""
+    global _PRESTARTED
+    pool, _PRESTARTED = _PRESTARTED, None
+    if pool is not None:
+        pool.kill()
+
+
 def start_pool(
     jobs: int,
     *,
@@ -87,7 +96,7 @@ def start_pool(
             pool.warm_up(warm, *warm_first)
         return pool
     if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.kill()  # warming up for nothing: ended and reaped
     pool = WorkerPool(max(1, min(workers, documents)), initializer=worker_init)
     if warm_first is not None:
         pool.warm_up(warm, *warm_first)
@@ -102,6 +111,7 @@ __all__ = [
     "limited_call",
     "prestart",
     "start_pool",
+    "stop_prestarted",
     "warm",
     "worker_init",
 ]

@@ -26,7 +26,11 @@ class ExitCode(IntEnum):
 
 EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
     (0, "success"),
-    (1, "one or more documents failed (signing failed, verdict FAILED)"),
+    (
+        1,
+        "one or more documents failed (signing failed, verdict FAILED), "
+        "or stdout could not be written",
+    ),
     (2, "usage error (bad option or argument)"),
     (3, "input error (unreadable or malformed file, bad path)"),
     (4, "token or PIN error"),

@@ -257,3 +257,35 @@ def test_a_run_leaves_no_process_behind(signkit: Runner, softhsm: SoftHsm, tmp_p
         proc = signkit(*args, env=env, program=program)
         assert proc.returncode == code, (name, proc.stderr)
         assert left.read_text() == "", f"{name} left behind (pid:state): {left.read_text()}"
+
+
+def test_a_reader_of_stdout_that_went_away_is_no_internal_error(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    """Regression: `sign … --json` whose stdout reader had gone (`| head`, a
+    log shipper that died) ended as an internal error (exit 70,
+    BrokenPipeError) after signing. The documents and the report file are
+    what count: the run ends as it would, the JSON it could not write makes
+    the exit code 1 (as a failed final flush always did)."""
+    inbox = batch_of(tmp_path / "in", 2)
+    report = tmp_path / "report.json"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before anything is written
+    argv = [
+        sys.executable, "-m", "signkit", "sign", "pdf", str(inbox), "--output-dir",
+        str(tmp_path / "out"), "--token-label", "signkit-demo", "--revocation", "off",
+        "--no-audit", "--json", "--report", str(report),
+    ]  # fmt: skip
+    env = signkit.env({"SIGNKIT_MODULE": softhsm.module, "SIGNKIT_PIN": softhsm.user_pin})
+    try:
+        proc = subprocess.run(
+            argv, stdout=write_end, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+            timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1, proc.stderr
+    assert "internal error" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == "2 signed, 0 skipped, 0 failed, 0 not attempted (of 2)"
+    assert json.loads(report.read_text())["totals"]["signed"] == 2
+    assert len(list((tmp_path / "out").glob("d*.pdf"))) == 2

@@ -4,6 +4,7 @@ real processes; a fault seam only where the fault cannot be made for real)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -535,6 +536,80 @@ def test_a_stop_signal_ends_the_run_within_two_seconds_with_its_records(
     assert rerun.returncode == 0, rerun.stderr
     assert "left by an interrupted run" not in rerun.stderr
     assert json.loads(rerun.stdout)["totals"]["skipped"] == totals["signed"]
+
+
+@pytest.mark.parametrize("nohup", [False, True])
+def test_a_terminal_that_closes_stops_the_run_with_its_records(
+    signkit: Runner, tmp_path: Path, nohup: bool
+) -> None:
+    """Regression: closing the terminal a batch ran in (SIGHUP to the session,
+    every write to it failing with EIO from then on) killed the run at once:
+    no report, no run-end record, the documents the token had signed thrown
+    away. It now stops as for Ctrl-C, and what it can no longer print is
+    dropped. Started under `nohup` (SIGHUP ignored, output to a file), the run
+    outlives its terminal and signs everything. The run has the
+    pseudo-terminal as its controlling terminal, as in a terminal window; the
+    test closes the window's end mid-batch."""
+    import pty
+    import termios
+
+    count = 20 if nohup else 60
+    src = batch_of(tmp_path / "in", count)
+    out = tmp_path / "out"
+    log = tmp_path / "audit.jsonl"
+    report = tmp_path / "report.json"
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_TOKEN)
+    args = ["sign", "pdf", str(src), "--output-dir", str(out), *KEY, "--revocation", "off"]
+    args += ["--audit-log", str(log), "--report", str(report), "--json"]
+    window, terminal = pty.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        if nohup:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    written = (tmp_path / "nohup.out").open("w") if nohup else None
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args],
+        env=signkit.env(pin_env(signkit)),
+        cwd=REPO,
+        stdin=terminal,
+        stdout=written or terminal,
+        stderr=written or terminal,
+        preexec_fn=controlling_terminal,  # setsid, TIOCSCTTY and nohup's SIG_IGN only
+    )
+    os.close(terminal)
+    os.set_blocking(window, False)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:  # wait for the token to be busy
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.read(window, 65536)  # what the run shows, read as a terminal would
+            if log.exists() and b'"document-intent"' in log.read_bytes():
+                break
+            time.sleep(0.05)
+        else:
+            proc.kill()
+            pytest.fail("the batch never reached the token")
+    finally:
+        os.close(window)  # the window closes: SIGHUP, then EIO on every write
+    code = proc.wait(timeout=60)
+    if written is not None:
+        written.close()
+    data = json.loads(report.read_text())
+    totals = data["totals"]
+    assert totals["failed"] == 0, [d for d in data["documents"] if d["status"] == "failed"]
+    assert totals["signed"] == len(list(out.glob("d*.pdf")))
+    assert "run-end" in [r.get("type") for r in records(log)]
+    assert not list(out.glob(".signkit-tmp-*"))
+    if nohup:
+        assert code == 0, (tmp_path / "nohup.out").read_text()
+        assert totals["signed"] == count and data["status"] == "ok"
+    else:
+        assert code == 128 + signal.SIGHUP
+        assert data["status"] == "interrupted" and totals["not-attempted"] > 0
 
 
 # ---------------------------------------------------------------- files and paths

@@ -29,7 +29,8 @@ _FULL_WARMUP = {
 def main() -> None:
     """Console-script entry point."""
     # Secrets leave the environment before the workers fork (see envsecrets),
-    # and a stop signal (SIGTERM from systemd or `timeout`) acts as Ctrl-C.
+    # and a stop signal (SIGTERM from systemd or `timeout`, SIGHUP from a
+    # terminal that closed) acts as Ctrl-C.
     from signkit.envsecrets import capture
     from signkit.signals import install_stop_handlers
 
@@ -51,6 +52,8 @@ def main() -> None:
     try:
         sys.stdout.flush()
     except (OSError, ValueError):  # stdout closed early (e.g. `| head`)
+        code = code or 1
+    if getattr(sys.stdout, "broken", False):  # a write failed during the run
         code = code or 1
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()

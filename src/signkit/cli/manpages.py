@@ -102,7 +102,11 @@ def _exit_status() -> list[str]:
     lines = [".SH EXIT STATUS"]
     for code, text in EXIT_CODE_TABLE:
         lines += [".TP", f"\\fB{code}\\fR", _escape(text)]
-    lines += [".TP", "\\fB130\\fR, \\fB143\\fR", "stopped by SIGINT or SIGTERM"]
+    lines += [
+        ".TP",
+        "\\fB129\\fR, \\fB130\\fR, \\fB143\\fR",
+        "stopped by SIGHUP, SIGINT or SIGTERM",
+    ]
     return lines
 
 

@@ -25,7 +25,7 @@ def worker_init() -> None:
     sends SIGTERM to every process of the unit: the main process stops the
     run, finishes what the token signed, then stops the workers (or kills a
     stuck one), so the workers ignore both."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     die_with_parent()
 

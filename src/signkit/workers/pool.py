@@ -534,7 +534,7 @@ def _zygote(
     """Fork a fresh worker on each request; hand the main process its pipe."""
     for other in inherited:
         other.close()
-    for signum in (signal.SIGINT, signal.SIGTERM):  # a stop is the main process's
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the main process stops
         signal.signal(signum, signal.SIG_IGN)
     die_with_parent()
     while True:

@@ -39,7 +39,7 @@ class SafeStream:
     def write(self, text: str) -> int:
         if not self.broken:
             try:
-                return int(self._stream.write(text))
+                self._stream.write(text)
             except OSError:
                 self.broken = True
         return len(text)

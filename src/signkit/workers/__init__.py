@@ -21,10 +21,10 @@ from signkit.workers.pool import WorkerPool, die_with_parent
 def worker_init() -> None:
     """Process-pool initializer: a stop is the main process's; die with it.
 
-    Ctrl-C reaches the terminal's whole process group, and `systemctl stop`
-    sends SIGTERM to every process of the unit: the main process stops the
-    run, finishes what the token signed, then stops the workers (or kills a
-    stuck one), so the workers ignore both."""
+    Ctrl-C and a terminal that closes reach the terminal's whole process
+    group, and `systemctl stop` sends SIGTERM to every process of the unit:
+    the main process stops the run, finishes what the token signed, then
+    stops the workers (or kills a stuck one), so the workers ignore all three."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     die_with_parent()

@@ -40,6 +40,11 @@ _REAP_GRACE = 5.0
 the replacements it forked have); then it is killed."""
 
 
+_KILLED_GRACE = 0.5
+"""Seconds a killed pool waits for its processes to be gone (a stopped run
+has 2 s in all; a process killed ends at once unless the kernel holds it)."""
+
+
 @dataclass(eq=False)
 class _Task:
     """One task: its future, its pickled call and its time budget."""
@@ -295,7 +300,7 @@ class WorkerPool(Executor):
                 future.set_exception(WorkerLostError("the run was stopped"))
         _cancel(cancelled)
         self._stop_zygote()
-        self._reap(_REAP_GRACE)
+        self._reap(_KILLED_GRACE)
 
     # -------------------------------------------------------------- internals
 
@@ -321,7 +326,7 @@ class WorkerPool(Executor):
         self._zygote.join(max(0.0, deadline - time.monotonic()))
         if timeout and self._zygote.exitcode is None:
             self._zygote.kill()
-            self._zygote.join(_REAP_GRACE)
+            self._zygote.join(min(timeout, _KILLED_GRACE))
         for process in (*self._ended, *(slot.process for slot in self._slots)):
             process.join(max(0.0, deadline - time.monotonic()))
 

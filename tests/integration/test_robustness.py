@@ -16,6 +16,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -456,6 +457,35 @@ SLOW_TOKEN = textwrap.dedent(
 )
 
 
+def slow_batch(tmp_path: Path, count: int) -> tuple[list[str], Path]:
+    """argv of `sign pdf … --json` on ``count`` documents in ``tmp_path/in``,
+    the token slowed by SLOW_TOKEN so that a stop lands mid-batch; outputs go
+    to ``tmp_path/out``, the audit log and the report beside them. Returns
+    the argv and the audit log."""
+    src = batch_of(tmp_path / "in", count)
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_TOKEN)
+    log = tmp_path / "audit.jsonl"
+    argv = [sys.executable, str(script), "sign", "pdf", str(src), "--output-dir"]
+    argv += [str(tmp_path / "out"), *KEY, "--revocation", "off", "--audit-log", str(log)]
+    return [*argv, "--report", str(tmp_path / "report.json"), "--json"], log
+
+
+def wait_for_the_token(log: Path, proc: subprocess.Popen[Any], read: int | None = None) -> None:
+    """Until the batch's first document reaches the token (its intent is in
+    the audit log); ``read``: a terminal's end, read meanwhile as a terminal is."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if read is not None:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.read(read, 65536)
+        if log.exists() and b'"document-intent"' in log.read_bytes():
+            return
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("the batch never reached the token")
+
+
 @pytest.mark.parametrize(
     ("signum", "group"),
     [
@@ -475,16 +505,10 @@ def test_a_stop_signal_ends_the_run_within_two_seconds_with_its_records(
     had signed failed as an internal error (BrokenProcessPool) instead of
     being finished. The token is slowed (0.3 s a signature) so the stop lands
     mid-batch."""
-    src = batch_of(tmp_path / "in", 60)
-    out = tmp_path / "out"
-    log = tmp_path / "audit.jsonl"
-    report = tmp_path / "report.json"
-    script = tmp_path / "slow.py"
-    script.write_text(SLOW_TOKEN)
-    args = ["sign", "pdf", str(src), "--output-dir", str(out), *KEY, "--revocation", "off"]
-    args += ["--audit-log", str(log), "--report", str(report), "--json"]
+    argv, log = slow_batch(tmp_path, 60)
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.json"
     proc = subprocess.Popen(
-        [sys.executable, str(script), *args],
+        argv,
         env=signkit.env(pin_env(signkit)),
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -492,14 +516,7 @@ def test_a_stop_signal_ends_the_run_within_two_seconds_with_its_records(
         text=True,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait for the token to be busy
-        if log.exists() and b'"document-intent"' in log.read_bytes():
-            break
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("the batch never reached the token")
+    wait_for_the_token(log, proc)
     sent = time.monotonic()
     if group:
         os.killpg(proc.pid, signum)
@@ -554,14 +571,8 @@ def test_a_terminal_that_closes_stops_the_run_with_its_records(
     import termios
 
     count = 20 if nohup else 60
-    src = batch_of(tmp_path / "in", count)
-    out = tmp_path / "out"
-    log = tmp_path / "audit.jsonl"
-    report = tmp_path / "report.json"
-    script = tmp_path / "slow.py"
-    script.write_text(SLOW_TOKEN)
-    args = ["sign", "pdf", str(src), "--output-dir", str(out), *KEY, "--revocation", "off"]
-    args += ["--audit-log", str(log), "--report", str(report), "--json"]
+    argv, log = slow_batch(tmp_path, count)
+    out, report = tmp_path / "out", tmp_path / "report.json"
     window, terminal = pty.openpty()
 
     def controlling_terminal() -> None:
@@ -572,7 +583,7 @@ def test_a_terminal_that_closes_stops_the_run_with_its_records(
 
     written = (tmp_path / "nohup.out").open("w") if nohup else None
     proc = subprocess.Popen(
-        [sys.executable, str(script), *args],
+        argv,
         env=signkit.env(pin_env(signkit)),
         cwd=REPO,
         stdin=terminal,
@@ -582,17 +593,8 @@ def test_a_terminal_that_closes_stops_the_run_with_its_records(
     )
     os.close(terminal)
     os.set_blocking(window, False)
-    deadline = time.monotonic() + 60
     try:
-        while time.monotonic() < deadline:  # wait for the token to be busy
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.read(window, 65536)  # what the run shows, read as a terminal would
-            if log.exists() and b'"document-intent"' in log.read_bytes():
-                break
-            time.sleep(0.05)
-        else:
-            proc.kill()
-            pytest.fail("the batch never reached the token")
+        wait_for_the_token(log, proc, read=window)
     finally:
         os.close(window)  # the window closes: SIGHUP, then EIO on every write
     code = proc.wait(timeout=60)

@@ -6,6 +6,7 @@ journal commits. A file whose sync fails is never published."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -187,3 +188,33 @@ def test_a_stopped_batch_does_not_wait_for_a_slow_sync(tmp_path: Path) -> None:
     assert time.monotonic() - start < 1.0
     assert result.status is Status.NOT_ATTEMPTED and "durable" in (result.reason or "")
     assert not planned.output.exists() and not temp.exists()
+
+
+def test_an_input_whose_holder_let_go_meanwhile_is_taken_not_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (a two-run test that failed now and then): the other run let
+    go of an input between this run's refused flock and the look-up of the
+    holder in /proc/locks, so the document was left as "locked by another
+    signkit run" without a pid, though it was free (and signed by then). The
+    lock is now tried again; a holder still there is named."""
+    from signkit.jobs import outputs
+
+    doc = tmp_path / "d.pdf"
+    doc.write_bytes(b"%PDF-1.7\n")
+    other = os.open(doc, os.O_RDONLY)  # another run's lock: its own open file
+    fcntl.flock(other, fcntl.LOCK_EX)
+    held = outputs.InputLock(doc)
+    assert held.acquire() == os.getpid()  # still held: its holder is named
+    real = outputs._flock_holder
+
+    def lets_go_meanwhile(st: os.stat_result) -> int:
+        os.close(other)  # the other run finishes the document just now
+        return real(st)
+
+    monkeypatch.setattr(outputs, "_flock_holder", lets_go_meanwhile)
+    lock = outputs.InputLock(doc)
+    try:
+        assert lock.acquire() is None
+    finally:
+        lock.release()

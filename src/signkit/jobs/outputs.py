@@ -220,6 +220,11 @@ def publish(temp: Path, final: Path, *, replaces: Path | None) -> None:
     os.replace(temp, final)
 
 
+_LOCK_TRIES = 3
+"""Tries at an input's lock whose holder cannot be found (it let go meanwhile,
+or /proc/locks cannot tell)."""
+
+
 class InputLock:
     """An advisory lock on one input so two runs never sign the same document."""
 
@@ -230,19 +235,30 @@ class InputLock:
     def acquire(self) -> int | None:
         """Lock the input: None when we hold it, else the pid of the process that
         does (0 when it cannot be told). Raises InputError when the input is no
-        longer a regular file (opened without blocking: a FIFO never hangs us)."""
+        longer a regular file (opened without blocking: a FIFO never hangs us).
+
+        A holder that is gone by the time it is looked up let go in between
+        (the other run finished the document): the lock is tried again, so the
+        document is judged as it now is (signed: skipped) rather than left."""
         fd = open_regular(self.path)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+        holder = 0
+        for _ in range(_LOCK_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise InputError(
+                        f"cannot lock ({exc.strerror})", subject=str(self.path)
+                    ) from None
                 holder = _flock_holder(os.fstat(fd))
-                os.close(fd)
-                return holder
-            os.close(fd)
-            raise InputError(f"cannot lock ({exc.strerror})", subject=str(self.path)) from None
-        self._fd = fd
-        return None
+                if holder:
+                    break
+                continue
+            self._fd = fd
+            return None
+        os.close(fd)
+        return holder
 
     def release(self) -> None:
         """Drop the lock (idempotent)."""

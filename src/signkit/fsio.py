@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from signkit.errors import InputError
 
@@ -109,6 +110,24 @@ def open_regular(path: Path | str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def read_within(fh: BinaryIO, limit: int) -> bytes:
+    """The rest of ``fh``, or its first ``limit + 1`` bytes when it is longer:
+    more than ``limit`` bytes tells the caller the file is over it.
+
+    The buffer is sized by the file's length, not by ``limit``: ``read(limit +
+    1)`` reserves the whole limit (64 MiB for XML) for every small document,
+    an mmap, page faults and an mremap each time. A file that grows while it
+    is read is still read up to the limit."""
+    try:
+        size = os.fstat(fh.fileno()).st_size
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return fh.read(limit + 1)
+    data = fh.read(min(size, limit) + 1)
+    if size < len(data) <= limit:
+        data += fh.read(limit + 1 - len(data))
+    return data
 
 
 _FICLONE = 0x40049409

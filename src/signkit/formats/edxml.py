@@ -421,10 +421,11 @@ def extract_package(path: Path, directory: Path) -> list[Path]:
     ``directory/<package name>/`` (see ``extract_attachments``)."""
     from signkit.errors import InputError
     from signkit.formats.xml.parse import MAX_BYTES, parse
+    from signkit.fsio import read_within
 
     try:
         with path.open("rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+            data = read_within(fh, MAX_BYTES)
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
     package = read_package(parse(data, str(path)))

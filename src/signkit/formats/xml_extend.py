@@ -98,10 +98,10 @@ def assess(path: str) -> Assessment:
 
 
 def _read(path: str) -> bytes:
-    from signkit.fsio import open_regular
+    from signkit.fsio import open_regular, read_within
 
     with os.fdopen(open_regular(path), "rb") as fh:
-        data = fh.read(MAX_BYTES + 1)
+        data = read_within(fh, MAX_BYTES)
     if len(data) > MAX_BYTES:
         raise DocumentError("XML documents over 64 MiB are not extended", subject=path)
     return data

@@ -33,6 +33,7 @@ from signkit.formats.edxml import (
 )
 from signkit.formats.xml.core import signatures_of
 from signkit.formats.xml.parse import MAX_BYTES, parse
+from signkit.fsio import read_within
 from signkit.verify.policy import VerifyPolicy
 from signkit.verify.verdict import (
     DocumentVerdict,
@@ -70,7 +71,7 @@ def verify_edxml(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
     attachment's signatures (decoded in memory, written nowhere)."""
     try:
         with path.open("rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+            data = read_within(fh, MAX_BYTES)
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
     return verify_package(parse(data, str(path)), data, policy)

@@ -46,6 +46,7 @@ from signkit.formats.xml.references import (
     SignedDataNotFoundError,
     UnsupportedAlgorithmError,
 )
+from signkit.fsio import read_within
 from signkit.pki.chain import validate_chain
 from signkit.verify.policy import VerifyPolicy, weak_algorithms
 from signkit.verify.verdict import (
@@ -89,7 +90,7 @@ def verify_xml(path: Path, policy: VerifyPolicy) -> DocumentVerdict:
     """Verify every ds:Signature of one XML document."""
     try:
         with path.open("rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+            data = read_within(fh, MAX_BYTES)
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", subject=str(path)) from None
     doc = parse(data, str(path))

@@ -30,6 +30,7 @@ from signkit.formats.xml import c14n
 from signkit.formats.xml.algorithms import DS
 from signkit.formats.xml.c14n import Key, NodeSet
 from signkit.formats.xml.parse import MAX_BYTES, XmlDocument, parse
+from signkit.fsio import read_within
 
 if TYPE_CHECKING:
     from lxml.etree import _Element, _ElementTree
@@ -150,7 +151,7 @@ def read_external(uri: str, base: Path | None) -> bytes:
             limit = MAX_BYTES >> 20
             raise SignedDataNotFoundError(f"the referenced file {name} is over {limit} MiB")
         with path.open("rb") as fh:
-            return fh.read(MAX_BYTES + 1)
+            return read_within(fh, MAX_BYTES)
     except OSError as exc:
         raise SignedDataNotFoundError(
             f"cannot read the referenced file {name} ({exc.strerror})"

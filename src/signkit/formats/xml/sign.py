@@ -46,7 +46,7 @@ from signkit.formats.xml.options import C14N, TIMESTAMPED
 from signkit.formats.xml.parse import MAX_BYTES, XML_NS, XmlDocument, parse, require_utf8
 from signkit.formats.xml.references import Context, processed, to_octets
 from signkit.formats.xml.splice import root_bytes, splice
-from signkit.fsio import open_regular
+from signkit.fsio import open_regular, read_within
 from signkit.pki.timestamps import request_timestamp
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def worker_prepare(item: PrepareItem) -> Prepared:
     """Stage 1 (worker): lay out the Signature and compute what the token signs."""
     try:
         with os.fdopen(open_regular(item.input), "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+            data = read_within(fh, MAX_BYTES)
     except OSError as exc:
         raise InputFormatError(f"cannot read ({exc.strerror})", subject=item.input) from None
     return prepare_bytes(item, data)
@@ -465,7 +465,7 @@ def output_state(
     """
     try:
         with output.open("rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+            data = read_within(fh, MAX_BYTES)
     except OSError:
         return OutputState.FOREIGN
     check = check_output(
@@ -483,7 +483,7 @@ def output_state(
         return OutputState.DONE
     try:
         with source.open("rb") as fh:
-            original = fh.read(MAX_BYTES + 1)
+            original = read_within(fh, MAX_BYTES)
     except OSError:
         return OutputState.STALE
     if form == "enveloping":

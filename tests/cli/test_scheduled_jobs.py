@@ -16,6 +16,7 @@ import pytest
 
 from support.infra import REPO, SoftHsm, batch_of, pki_certificate
 from support.runner import Runner
+from support.subreaper import under_subreaper
 
 pytestmark = pytest.mark.softhsm
 
@@ -204,35 +205,13 @@ def test_results_on_stdout_diagnostics_on_stderr(
     assert errors == [f"error: {inbox / 'scan.pdf'}: not a PDF (no %PDF- header)"]
 
 
-# Adopts orphans (PR_SET_CHILD_SUBREAPER), as a container's first process or a
-# service manager does, runs the command, then writes down every process the
-# command left behind: still running, or ended and never reaped (a zombie).
-_SUBREAPER = """
-import ctypes, glob, os, subprocess, sys
-
-libc = ctypes.CDLL(None, use_errno=True)
-assert libc.prctl(36, 1, 0, 0, 0) == 0
-code = subprocess.run(sys.argv[2:], check=False).returncode
-left = []
-for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
-    for child in open(path).read().split():
-        with open(f"/proc/{child}/stat") as fh:
-            left.append(child + ":" + fh.read().rsplit(")", 1)[1].split()[0])
-with open(sys.argv[1], "w") as fh:
-    fh.write(" ".join(left))
-sys.exit(code)
-"""
-
-
 def test_a_run_leaves_no_process_behind(signkit: Runner, softhsm: SoftHsm, tmp_path: Path) -> None:
     """Regression: every run that forked workers left one process behind (the
     pool's zygote), a zombie for whoever adopts it; under a container's first
     process that never reaps, a scheduled job left one more each run. A run
     that ended before signing (a usage error) left all its workers."""
-    script = tmp_path / "subreaper.py"
-    script.write_text(_SUBREAPER)
     left = tmp_path / "left.txt"
-    program = [sys.executable, str(script), str(left), sys.executable, "-m", "signkit"]
+    program = under_subreaper(left, sys.executable, "-m", "signkit")
     env = {"SIGNKIT_MODULE": softhsm.module, "SIGNKIT_PIN": softhsm.user_pin}
     token = ["--token-label", "signkit-demo", "--revocation", "off", "--no-audit"]
     trust = tmp_path / "root.der"

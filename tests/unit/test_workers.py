@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import wait
+from pathlib import Path
 
 import pytest
 
@@ -482,14 +483,11 @@ def test_a_worker_collects_between_tasks_not_during_them() -> None:
     assert after < 1_000  # collected once it had answered
 
 
-# Run in a process of its own that adopts orphans (PR_SET_CHILD_SUBREAPER),
-# as a container's first process or a service manager does: whatever the
-# pool leaves unreaped, its own children or the zygote's, shows up here.
-_LEFT_BEHIND = """
-import ctypes, glob, os, signal, sys
-
-libc = ctypes.CDLL(None, use_errno=True)
-assert libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+# A pool whose one worker was replaced by one the zygote forked, then shut
+# down or killed; run under support.subreaper, which finds whatever the pool
+# left unreaped, its own children or the zygote's.
+_POOL = """
+import os, signal, sys
 
 from signkit.workers import WorkerPool
 
@@ -512,18 +510,11 @@ if sys.argv[1] == "kill":
     pool.shutdown(wait=False)
 else:
     pool.shutdown(wait=True)
-left = []
-for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
-    for child in open(path).read().split():
-        with open(f"/proc/{child}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-        left.append(f"{child}:{state}")
-print(" ".join(sorted(left)))
 """
 
 
 @pytest.mark.parametrize("how", ["shutdown", "kill"])
-def test_a_pool_leaves_no_process_behind(how: str) -> None:
+def test_a_pool_leaves_no_process_behind(how: str, tmp_path: Path) -> None:
     """Regression: the zygote was told to stop but never waited for, so every
     run left a process behind (a zombie for whoever adopts it: under a
     container's first process that never reaps, one more a scheduled run),
@@ -531,12 +522,15 @@ def test_a_pool_leaves_no_process_behind(how: str) -> None:
     import subprocess
     import sys
 
+    from support.subreaper import under_subreaper
+
+    left = tmp_path / "left.txt"
     proc = subprocess.run(
-        [sys.executable, "-c", _LEFT_BEHIND, how],
+        under_subreaper(left, sys.executable, "-c", _POOL, how),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "", f"left behind (pid:state): {proc.stdout.strip()}"
+    assert left.read_text() == "", f"left behind (pid:state): {left.read_text()}"

@@ -25,6 +25,7 @@ from support.verifydocs import (
     add_text_fields,
     algorithm_pki,
     copy_signature_timestamp,
+    damage_signature_dictionary,
     fill_field,
     flip_signed_byte,
     openssl_cms_verifies,
@@ -33,6 +34,7 @@ from support.verifydocs import (
     sample,
     sign_with_files,
     swap_document_timestamp,
+    timestamp_that_is_a_signature,
 )
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
@@ -226,6 +228,39 @@ def test_copied_timestamps_are_failed(verify: Verify, tmp_path: Path) -> None:
     assert (ts["indication"], ts["sub_indication"]) == ("FAILED", "HASH_FAILURE")
     assert doc_verdict(data)[0] == "FAILED"
     assert not openssl_ts_verifies(swapped, 1, tmp_path / "openssl")
+
+
+@pytest.mark.parametrize(
+    ("damage", "detail"),
+    [
+        ("negative-range", "the signed byte range cannot be read (ValueError: negative seek"),
+        ("posing-as-timestamp", "the document time-stamp cannot be read (the time-stamp token"),
+        ("timestamp-is-a-signature", "TSTInfo"),
+    ],
+)
+def test_a_signature_dictionary_or_token_that_is_not_what_it_says_gets_a_verdict(
+    verify: Verify, tmp_path: Path, damage: str, detail: str
+) -> None:
+    """Regression (found by fuzzing third-party PDFs): a /ByteRange that starts
+    before the file, an ordinary signature whose /SubFilter says document
+    time-stamp, and a signature time-stamp token that is a signature over
+    data (no TSTInfo) each ended `signkit verify` with an internal error
+    (exit 70). Each is the document's fault: FAILED, with the reason."""
+    signed = pyhanko_sign(
+        sample(tmp_path / "in"), tmp_path / "signed.pdf", "signer-rsa2048", timestamp=True
+    )
+    damaged = tmp_path / f"{damage}.pdf"
+    if damage == "timestamp-is-a-signature":
+        timestamp_that_is_a_signature(signed, damaged)
+    else:
+        damage_signature_dictionary(signed, damaged, damage)
+    proc, data = verify(str(damaged))
+    assert proc.returncode == 1, proc.stderr
+    document = data["documents"][0]
+    assert document["error_code"] is None, document["error_message"]
+    (s,) = sigs(data)
+    assert s["indication"] == "FAILED", s
+    assert detail in s["detail"], s["detail"]
 
 
 # ------------------------------------------------------------ algorithms

@@ -516,6 +516,45 @@ def copy_signature_timestamp(source: Path, target: Path, dst: Path) -> Path:
     return dst
 
 
+def timestamp_that_is_a_signature(source: Path, dst: Path) -> Path:
+    """``source``'s (B-T) signature whose signature time-stamp token is an
+    ordinary signature (a SignedData over data, not over a TSTInfo)."""
+    from asn1crypto import cms
+
+    data = bytearray(source.read_bytes())
+    start, end, info = _cms_location(bytes(data))
+    impostor = cms.ContentInfo.load(info.dump())  # the signature itself, as a token
+    signer = info["content"]["signer_infos"][0]
+    signer["unsigned_attrs"] = cms.CMSAttributes(
+        [cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [impostor]})]
+    )
+    _put_cms(data, start, end, info)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def damage_signature_dictionary(source: Path, dst: Path, how: str) -> Path:
+    """``source`` with its (last) signature dictionary changed in place, at the
+    same length: ``negative-range``, a /ByteRange whose second part starts
+    before the file; ``posing-as-timestamp``, an ordinary signature whose
+    /SubFilter says it is a document time-stamp."""
+    data = source.read_bytes()
+    if how == "negative-range":
+        match = list(re.finditer(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", data))[-1]
+        width = match.end(3) - match.start(3)
+        damaged = data[: match.start(3)] + b"-" + b"9" * (width - 1) + data[match.end(3) :]
+    elif how == "posing-as-timestamp":
+        old = b"/SubFilter /ETSI.CAdES.detached"
+        new = b"/SubFilter /ETSI.RFC3161"
+        assert data.count(old) == 1
+        damaged = data.replace(old, new + b" " * (len(old) - len(new)))
+    else:
+        raise ValueError(how)
+    assert len(damaged) == len(data)
+    dst.write_bytes(damaged)
+    return dst
+
+
 def swap_document_timestamp(source: Path, target: Path, dst: Path) -> Path:
     """``target``'s (last) document time-stamp replaced by ``source``'s token, which
     was made over other bytes."""

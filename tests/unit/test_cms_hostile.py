@@ -108,3 +108,29 @@ def test_a_damaged_signature_in_a_package_is_a_line_of_its_own(
         named = {s.attachment for s in verdict.signatures if s.attachment}
         assert named == {"bang-luong.xlsx.p7s", "to-trinh.p7m"}
         assert verdict.indication.value != "PASSED"
+
+
+@pytest.mark.parametrize("kind", ["p7m", "p7s"])
+def test_a_time_stamp_token_that_is_a_signature_gets_a_verdict(
+    signed: dict[str, bytes], tmp_path: Path, kind: str
+) -> None:
+    """Regression: a signature time-stamp token that is an ordinary signature
+    (no TSTInfo inside) ended `signkit verify` with an internal error (exit 70)
+    when the token's time was read. Its signer trusted, the signature is FAILED."""
+    from asn1crypto import cms
+
+    info = cms.ContentInfo.load(signed[kind])
+    impostor = cms.ContentInfo.load(signed["p7s"])
+    info["content"]["signer_infos"][0]["unsigned_attrs"] = cms.CMSAttributes(
+        [cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [impostor]})]
+    )
+    (tmp_path / "bang-luong.xlsx").write_bytes(signed["data"])
+    path = tmp_path / f"bang-luong.xlsx.{kind}"
+    path.write_bytes(info.dump(force=True))
+    signer = info["content"]["certificates"][0].chosen.dump()
+    trusted = VerifyPolicy(anchors=(signer,), offline=True, revocation="off")
+    (signature,) = verify_cms(path, trusted).signatures
+    assert signature.indication.value == "FAILED", signature
+    assert "TSTInfo" in (signature.detail or ""), signature.detail
+    (untrusted,) = verify_cms(path, OFFLINE).signatures  # a verdict all the same
+    assert untrusted.indication.value != "PASSED"

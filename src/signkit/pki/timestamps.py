@@ -133,6 +133,23 @@ def tsa_certificates(token: cms.ContentInfo) -> tuple[bytes | None, tuple[bytes,
     return signer, tuple(others)
 
 
+class NotATimestampToken(ValueError):
+    """What was given as a time-stamp token does not hold a TSTInfo (an
+    ordinary signature where a time-stamp belongs, for one): the input's
+    fault, which callers report in a verdict."""
+
+
+def tst_info(signed_data: Any) -> Any | None:
+    """The TSTInfo a time-stamp token's SignedData holds; None when it holds
+    none (an ordinary signature where a token belongs: no content, or other
+    content). Content that cannot be parsed raises the parser's error."""
+    from asn1crypto import core, tsp
+
+    content = signed_data["encap_content_info"]["content"]
+    info = content.parsed if isinstance(content, core.ParsableOctetString) else None
+    return info if isinstance(info, tsp.TSTInfo) else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class TokenCheck:
     """What a time-stamp token establishes without trusting anyone."""
@@ -154,11 +171,11 @@ class TokenCheck:
 def check_token(signed_data: Any, expected_imprint: Callable[[str], bytes]) -> TokenCheck:
     """Check a token's imprint against ``expected_imprint(hash name)`` and its signature.
 
-    ``signed_data`` is the token's CMS SignedData. A token that cannot be
-    parsed or names an unknown algorithm raises ValueError (or whatever the
-    parser raises); callers turn that into a verdict.
+    ``signed_data`` is the token's CMS SignedData. One that holds no TSTInfo
+    raises NotATimestampToken; one that cannot be parsed or names an unknown
+    algorithm raises whatever the parser raises. Callers turn both into a
+    verdict.
     """
-    from asn1crypto import core, tsp
     from cryptography.hazmat.primitives import hashes
     from pyhanko.sign.general import extract_signer_info
     from pyhanko.sign.validation.generic_cms import (
@@ -168,9 +185,9 @@ def check_token(signed_data: Any, expected_imprint: Callable[[str], bytes]) -> T
     from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
     content = signed_data["encap_content_info"]["content"]
-    info = content.parsed if isinstance(content, core.ParsableOctetString) else None
-    if not isinstance(info, tsp.TSTInfo):
-        raise ValueError("the time-stamp token does not hold a TSTInfo")
+    info = tst_info(signed_data)
+    if info is None:
+        raise NotATimestampToken("the time-stamp token does not hold a TSTInfo")
     moment = info["gen_time"].native
     algorithm = info["message_imprint"]["hash_algorithm"]["algorithm"].native
     imprint_ok = info["message_imprint"]["hashed_message"].native == expected_imprint(algorithm)

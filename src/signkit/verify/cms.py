@@ -386,12 +386,15 @@ def _token_time(tokens: list[bytes]) -> str | None:
     """The time the first signature time-stamp token states (not yet validated)."""
     from asn1crypto import cms
 
+    from signkit.pki.timestamps import tst_info
+
     for token in tokens:
         try:
-            info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
-            return str(info["gen_time"].native.isoformat())
+            info = tst_info(cms.ContentInfo.load(token)["content"])
         except (ValueError, KeyError, TypeError):
             continue
+        if info is not None:
+            return str(info["gen_time"].native.isoformat())
     return None
 
 

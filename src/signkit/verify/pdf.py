@@ -368,11 +368,18 @@ def _verify_one(
             detail=str(exc)[:300],
             **_claimed_signer(sig),
         )
+    # Not a field of the verdict: it decides the verdict below.
+    timestamp_problem = details.pop("timestamp_problem")
     try:
         sig.compute_integrity_info(diff_policy=None, skip_diff=True)
     except (SignatureValidationError, ValueError, KeyError) as exc:
+        why = (
+            str(exc)
+            if isinstance(exc, SignatureValidationError)
+            else f"the signed byte range cannot be read ({describe(exc)})"
+        )
         return make_verdict(
-            index, Indication.FAILED, SubIndication.FORMAT_FAILURE, detail=str(exc), **details
+            index, Indication.FAILED, SubIndication.FORMAT_FAILURE, detail=why, **details
         )
     changes = _changes(sig, policy, details)
     warnings: list[str] = []
@@ -400,9 +407,9 @@ def _verify_one(
     elif changes is not None and changes.forbidden is not None:
         indication, sub = Indication.FAILED, SubIndication.MODIFIED_AFTER_SIGNING
         detail = f"changed after signing: {changes.forbidden}"
-    elif details["timestamp_problem"] is not None:
+    elif timestamp_problem is not None:
         indication, sub = Indication.FAILED, SubIndication.HASH_FAILURE
-        detail = details["timestamp_problem"]
+        detail = timestamp_problem
     elif changes is None and details["coverage"] != "entire-file":
         if indication is Indication.PASSED:
             indication, sub = Indication.INDETERMINATE, SubIndication.SIG_CONSTRAINTS_FAILURE
@@ -430,7 +437,6 @@ def _verify_one(
         from signkit.verify.etsi import signature_part
 
         etsi_parts.append(signature_part(sig, result, indication, sub))
-    details.pop("timestamp_problem")
     return make_verdict(
         index,
         indication,

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from signkit.pki.chain import validate_chain
-from signkit.pki.timestamps import TokenCheck, check_token
+from signkit.pki.timestamps import NotATimestampToken, TokenCheck, check_token, tst_info
 from signkit.verify.faults import describe, library_fault
 from signkit.verify.verdict import Indication, SignatureVerdict, SubIndication, make_verdict
 
@@ -42,12 +42,9 @@ def timestamp_level(sig: Any, doc: _DocContext) -> tuple[str | None, str]:
     signer_info = sig.signer_info
     tst = next(iter(generic_cms.extract_tst_data_iter(signer_info, signed=False)), None)
     later = doc.later_timestamps(sig.signed_revision)
-    ts_time = None
-    if tst is not None:
-        ts_time = tst["encap_content_info"]["content"].parsed["gen_time"].native.isoformat()
-    elif later:
-        info = later[0].signed_data["encap_content_info"]["content"].parsed
-        ts_time = info["gen_time"].native.isoformat()
+    # The time a token states, if it is one (what it proves is judged elsewhere).
+    info = tst_info(tst) if tst is not None else tst_info(later[0].signed_data) if later else None
+    ts_time = info["gen_time"].native.isoformat() if info is not None else None
     if tst is None and not later:
         return ts_time, "B-B"
     if not (doc.has_revinfo or _archived_revinfo(signer_info)):
@@ -93,11 +90,20 @@ def _check(sig: Any, cache: dict[int, Any]) -> TokenCheck | str:
         try:
             cache[key] = check_token(sig.signed_data, lambda algo: sig.compute_digest(algo))
         except Exception as exc:
-            if not library_fault(exc):
+            if not _token_fault(exc):
                 raise
-            cache[key] = f"the document time-stamp cannot be read ({describe(exc)})"
+            cache[key] = f"the document time-stamp cannot be read ({_reason(exc)})"
     result: TokenCheck | str = cache[key]
     return result
+
+
+def _token_fault(exc: Exception) -> bool:
+    """Whether ``check_token`` failed on the token (a verdict), not in signkit."""
+    return isinstance(exc, NotATimestampToken) or library_fault(exc)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, NotATimestampToken) else describe(exc)
 
 
 def imprint_holds(sig: Any, cache: dict[int, Any]) -> bool:
@@ -115,9 +121,9 @@ def signature_timestamp_problem(sig: Any) -> str | None:
         try:
             check = check_token(token, expected)
         except Exception as exc:
-            if not library_fault(exc):
+            if not _token_fault(exc):
                 raise
-            return f"the signature time-stamp cannot be read ({describe(exc)})"
+            return f"the signature time-stamp cannot be read ({_reason(exc)})"
         if not check.imprint_ok:
             return (
                 "the signature time-stamp is over another signature value (copied from elsewhere)"

@@ -37,7 +37,7 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
     (5, "trust, certificate or configuration error"),
     (6, "worst verdict INDETERMINATE"),
     (7, "a certificate expires within the warning horizon"),
-    (70, "internal error (a bug in signkit: please report it)"),
+    (70, "internal error (a bug in signkit, in the run or on a document: please report it)"),
     (75, "temporary condition (token absent, service unreachable, busy): retry later"),
 )
 

@@ -282,3 +282,58 @@ def test_an_internal_error_after_signing_leaves_no_temp_file(
     assert not list(out.glob(".signkit-tmp-*")), sorted(p.name for p in out.iterdir())
     end = next(r for r in records(tmp_path / "audit.jsonl") if r["type"] == "run-end")
     assert end["exit_code"] == 70, end
+
+
+DOC_BUG = """
+import {module} as target
+
+_original = target.{name}
+
+
+def broken(first, *args, **kwargs):
+    if "{doc}" in str(getattr(first, "input", first)):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+    return _original(first, *args, **kwargs)
+
+
+target.{name} = broken
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "where"),
+    [
+        ("sign", "signkit.formats.pdf.prepare.worker_prepare"),
+        ("verify", "signkit.verify.pdf.verify_pdf"),
+    ],
+)
+def test_a_document_that_meets_a_bug_makes_the_run_exit_70(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path, command: str, where: str
+) -> None:
+    """The run goes on (the other documents are signed or judged) and the report
+    names the document, but the run exits 70, not 1: a bug is for a report to
+    the developers, not a bad document for a clerk (it used to exit 1, and
+    `verify` called the document unreadable)."""
+    env = {"SIGNKIT_MODULE": softhsm.module, "SIGNKIT_PIN": softhsm.user_pin}
+    src = batch_of(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    sign = ["sign", "pdf", str(src), "--output-dir", str(out), *KEY, "--revocation", "off"]
+    module, name = where.rsplit(".", 1)
+    program = wrapped(tmp_path, DOC_BUG.format(module=module, name=name, doc="d001.pdf"))
+    if command == "verify":
+        assert signkit(*sign, "--no-audit", env=env).returncode == 0
+        args = ["verify", str(out), "--offline", "--revocation", "off"]
+    else:
+        args = sign
+    report = tmp_path / "report.json"
+    proc = signkit(*args, "--no-audit", "--report", str(report), env=env, program=program)
+    assert proc.returncode == 70, proc.stderr
+    assert "Traceback" not in proc.stderr
+    data = json.loads(report.read_text())
+    assert data["exit_code"] == 70
+    by_name = {Path(d["input"]).name: d for d in data["documents"]}
+    assert by_name["d001.pdf"]["error_code"] == 70, by_name["d001.pdf"]
+    message = by_name["d001.pdf"]["error_message"]
+    assert message.startswith("internal error (") and "TypeError" in message, message
+    others = [by_name[n]["status"] for n in ("d000.pdf", "d002.pdf")]
+    assert others == ["signed"] * 2 if command == "sign" else ["verified"] * 2, others

@@ -313,7 +313,8 @@ def verify(
     \b
     Verdicts: PASSED, INDETERMINATE (sub-indication says what is missing),
     FAILED (altered, invalid signature value, forbidden change after signing).
-    Exit 0 all PASSED, 1 any FAILED or unreadable, 6 worst INDETERMINATE.
+    Exit 0 all PASSED, 1 any FAILED or unreadable, 6 worst INDETERMINATE,
+    70 a document met a bug in signkit.
     \b
     Examples:
       signkit verify inbox/*.pdf --trust /etc/signkit/roots/

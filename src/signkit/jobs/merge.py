@@ -73,6 +73,8 @@ def _exit_code(command: str, parts: Sequence[dict[str, Any]], docs: list[dict[st
         if error:
             return int(error.get("code") or ExitCode.INTERNAL)
     failed = [d for d in docs if d.get("status") == Status.FAILED.value]
+    if any(d.get("error_code") == ExitCode.INTERNAL for d in failed):
+        return int(ExitCode.INTERNAL)  # a document met a bug (see report.met_a_bug)
     if command == "verify":
         indications = {(d.get("verdict") or {}).get("indication") for d in docs}
         if failed or "FAILED" in indications:

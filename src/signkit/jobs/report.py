@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -70,6 +71,13 @@ class DocumentResult:
 _RESULT_FIELDS = tuple(f.name for f in fields(DocumentResult))
 
 
+def met_a_bug(failed: Sequence[DocumentResult]) -> bool:
+    """Whether one of these failed documents met a bug in signkit (not a fault
+    of its own): the run then exits 70, so that a script or a person reports
+    it rather than taking it for a bad document (the report names it)."""
+    return any(d.error_code == ExitCode.INTERNAL for d in failed)
+
+
 @dataclass(kw_only=True)
 class BatchReport:
     """A whole run: documents, totals, run-level error."""
@@ -110,8 +118,9 @@ class BatchReport:
         ]
 
     def exit_code(self) -> int:
-        """A stop signal (128+N), then run-level errors (3-5, 75) win; then 1 if
-        any document failed; then 75 if one was left for another run to finish."""
+        """A stop signal (128+N), then run-level errors (3-5, 75) win; then 70
+        if a document met a bug in signkit, 1 if any document failed; then 75
+        if one was left for another run to finish."""
         if self.interrupted is not None:
             return 128 + self.interrupted
         if self.internal_error is not None:
@@ -119,6 +128,8 @@ class BatchReport:
         if self.run_error is not None:
             return int(self.run_error.exit_code)
         failed = [d for d in self.documents if d.status is Status.FAILED]
+        if met_a_bug(failed):
+            return int(ExitCode.INTERNAL)
         left = self.left_for_later()
         if failed and all(d.error_code == ExitCode.TEMPFAIL for d in failed):
             # Every failure passes by itself (a TSA outage): retry, not a person.

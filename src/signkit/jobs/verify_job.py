@@ -21,7 +21,7 @@ from signkit.audit.log import AuditLog, run_identity
 from signkit.errors import ExitCode, SignkitError, UsageError
 from signkit.jobs.engine import Events
 from signkit.jobs.inputs import DocumentTask, Shard, discover, without_detached_data
-from signkit.jobs.report import BatchReport, DocumentResult, Status
+from signkit.jobs.report import BatchReport, DocumentResult, Status, met_a_bug
 from signkit.signals import catch_stop_signals
 from signkit.verify.policy import VerifyPolicy
 from signkit.verify.verdict import DocumentVerdict, Indication
@@ -78,10 +78,14 @@ class VerifyReport(BatchReport):
         return counts
 
     def exit_code(self) -> int:
-        """Run errors win; then any FAILED (or unreadable) -> 1; worst INDETERMINATE -> 6."""
+        """Run errors win; then a document that met a bug in signkit -> 70; any
+        FAILED (or unreadable) -> 1; worst INDETERMINATE -> 6."""
         if self.run_error is not None:
             return int(self.run_error.exit_code)
-        if any(d.status is Status.FAILED for d in self.documents):
+        failed = [d for d in self.documents if d.status is Status.FAILED]
+        if met_a_bug(failed):
+            return int(ExitCode.INTERNAL)
+        if failed:
             return int(ExitCode.DOCUMENTS_FAILED)
         counts = self.verdicts()
         if counts["FAILED"]:

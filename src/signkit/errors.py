@@ -42,6 +42,31 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
 )
 
 
+_TRACEBACKS = False
+"""Set by the command line's --debug (before any worker is forked)."""
+
+
+def show_tracebacks(on: bool) -> None:
+    """Print the traceback of a bug met on one document (see report_bug)."""
+    global _TRACEBACKS
+    _TRACEBACKS = on
+
+
+def report_bug(exc: BaseException, subject: object) -> None:
+    """A bug met on one document, where it was raised (a worker): the run goes
+    on and the document's record keeps the one-line message; with --debug its
+    traceback (never the values of local variables) goes to stderr from here,
+    where the frames still are: the exception reaches the main process
+    without them."""
+    if not _TRACEBACKS:
+        return
+    import sys
+    import traceback
+
+    print(f"internal error on {subject}:", file=sys.stderr)
+    traceback.print_exception(exc, file=sys.stderr)
+
+
 class SignkitError(Exception):
     """Root of every error signkit raises on purpose.
 

@@ -307,13 +307,16 @@ target.{name} = broken
         ("verify", "signkit.verify.pdf.verify_pdf"),
     ],
 )
+@pytest.mark.parametrize("debug", [False, True])
 def test_a_document_that_meets_a_bug_makes_the_run_exit_70(
-    signkit: Runner, softhsm: SoftHsm, tmp_path: Path, command: str, where: str
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path, command: str, where: str, debug: bool
 ) -> None:
     """The run goes on (the other documents are signed or judged) and the report
     names the document, but the run exits 70, not 1: a bug is for a report to
     the developers, not a bad document for a clerk (it used to exit 1, and
-    `verify` called the document unreadable)."""
+    `verify` called the document unreadable). With --debug the worker prints
+    the bug's traceback, which the one-line record cannot carry (it used to be
+    lost: the exception crosses to the main process without its frames)."""
     env = {"SIGNKIT_MODULE": softhsm.module, "SIGNKIT_PIN": softhsm.user_pin}
     src = batch_of(tmp_path / "in", 3)
     out = tmp_path / "out"
@@ -326,9 +329,14 @@ def test_a_document_that_meets_a_bug_makes_the_run_exit_70(
     else:
         args = sign
     report = tmp_path / "report.json"
-    proc = signkit(*args, "--no-audit", "--report", str(report), env=env, program=program)
+    extra = ["--debug"] if debug else []
+    proc = signkit(*args, "--no-audit", "--report", str(report), *extra, env=env, program=program)
     assert proc.returncode == 70, proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert ("Traceback" in proc.stderr) == debug, proc.stderr
+    if debug:
+        assert f"internal error on {src if command == 'sign' else out}" in proc.stderr
+        assert 'in broken\n    raise TypeError("unsupported operand' in proc.stderr, proc.stderr
+    assert softhsm.user_pin not in proc.stderr
     data = json.loads(report.read_text())
     assert data["exit_code"] == 70
     by_name = {Path(d["input"]).name: d for d in data["documents"]}

@@ -168,7 +168,9 @@ def _prestart_workers(args: list[str]) -> None:
         return
     # --config is read by the workers too (user presets): they must start
     # after the CLI has put it in their environment.
-    skip = ("--help", "-h", "--dry-run", "--jobs", "--config")
+    # --debug: the workers print a bug's traceback, which the CLI turns on
+    # (signkit.errors.show_tracebacks) before it forks them.
+    skip = ("--help", "-h", "--dry-run", "--jobs", "--config", "--debug")
     if any(a in skip or a.startswith(("--jobs=", "--config=")) for a in args):
         return
     from signkit.workers import prestart

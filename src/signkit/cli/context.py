@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from signkit.errors import ExitCode, SignkitError
+from signkit.errors import ExitCode, SignkitError, show_tracebacks
 from signkit.i18n import show_details, t
 from signkit.tokens.secret import Pin
 
@@ -120,6 +120,7 @@ class Output:
         _library_logs(shown=options.verbose or options.debug)
         # a library's own English message inside ours: only when asked for
         show_details(options.verbose or options.debug)
+        show_tracebacks(options.debug)  # of a bug met on one document, in a worker
         return cls(
             json=options.json_output,
             verbose=options.verbose,

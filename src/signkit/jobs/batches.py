@@ -14,6 +14,7 @@ from concurrent.futures import (
 )
 from typing import Any
 
+from signkit.errors import SignkitError, report_bug
 from signkit.workers import Limits, limited_call
 
 
@@ -117,6 +118,8 @@ def run_calls(
             else:
                 out.append((True, limited_call(limits, fn, *args)))
         except Exception as exc:
+            if not isinstance(exc, SignkitError):
+                report_bug(exc, getattr(args[0], "input", None) if args else None)
             out.append((False, exc))
     return out
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from signkit import __version__
 from signkit.audit.log import AuditLog, run_identity
-from signkit.errors import ExitCode, SignkitError, UsageError
+from signkit.errors import ExitCode, SignkitError, UsageError, report_bug
 from signkit.jobs.engine import Events
 from signkit.jobs.inputs import DocumentTask, Shard, discover, without_detached_data
 from signkit.jobs.report import BatchReport, DocumentResult, Status, met_a_bug
@@ -192,6 +192,7 @@ def _verify_document(path: str, policy: VerifyPolicy) -> DocumentVerdict | Signk
         raise  # the worker's budget: limited_call says so
     except Exception as exc:  # a bug or a library's surprise: report it, picklable
         # (a library exception may hold unpicklable state, e.g. lxml's error log)
+        report_bug(exc, path)
         raise RuntimeError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
 
 

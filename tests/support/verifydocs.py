@@ -497,36 +497,34 @@ def _put_cms(data: bytearray, start: int, end: int, info: Any) -> None:
 def copy_signature_timestamp(source: Path, target: Path, dst: Path) -> Path:
     """``target``'s signature with the signature time-stamp of ``source``'s
     (both B-T): a time-stamp over another signature value."""
-    from asn1crypto import cms
-
     _, _, donor = _cms_location(source.read_bytes())
     token = next(
         a["values"][0]
         for a in donor["content"]["signer_infos"][0]["unsigned_attrs"]
         if a["type"].native == "signature_time_stamp_token"
     )
-    data = bytearray(target.read_bytes())
-    start, end, info = _cms_location(bytes(data))
-    signer = info["content"]["signer_infos"][0]
-    signer["unsigned_attrs"] = cms.CMSAttributes(
-        [cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [token]})]
-    )
-    _put_cms(data, start, end, info)
-    dst.write_bytes(bytes(data))
-    return dst
+    return _with_signature_timestamp(target, dst, lambda _info: token)
 
 
 def timestamp_that_is_a_signature(source: Path, dst: Path) -> Path:
     """``source``'s (B-T) signature whose signature time-stamp token is an
-    ordinary signature (a SignedData over data, not over a TSTInfo)."""
+    ordinary signature (a SignedData over data, not over a TSTInfo): the
+    signature itself."""
     from asn1crypto import cms
 
-    data = bytearray(source.read_bytes())
+    return _with_signature_timestamp(source, dst, lambda info: cms.ContentInfo.load(info.dump()))
+
+
+def _with_signature_timestamp(target: Path, dst: Path, token: Any) -> Path:
+    """``target``'s (last) signature with ``token(its ContentInfo)`` as its one
+    signature time-stamp token."""
+    from asn1crypto import cms
+
+    data = bytearray(target.read_bytes())
     start, end, info = _cms_location(bytes(data))
-    impostor = cms.ContentInfo.load(info.dump())  # the signature itself, as a token
-    signer = info["content"]["signer_infos"][0]
-    signer["unsigned_attrs"] = cms.CMSAttributes(
-        [cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [impostor]})]
+    value = token(info)
+    info["content"]["signer_infos"][0]["unsigned_attrs"] = cms.CMSAttributes(
+        [cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [value]})]
     )
     _put_cms(data, start, end, info)
     dst.write_bytes(bytes(data))

@@ -106,6 +106,12 @@ def _submit(
     return timed(limits.seconds * calls, fn, *args, limits)  # type: ignore[no-any-return]
 
 
+def _subject(args: tuple[Any, ...]) -> object:
+    """The document a worker call is about (its input, else its temp file)."""
+    first = args[0] if args else None
+    return getattr(first, "input", None) or getattr(first, "temp", None) or "a document"
+
+
 def run_calls(
     fn: Callable[..., Any], calls: list[tuple[Any, ...]], limits: Limits | None = None
 ) -> list[tuple[bool, Any]]:
@@ -119,7 +125,7 @@ def run_calls(
                 out.append((True, limited_call(limits, fn, *args)))
         except Exception as exc:
             if not isinstance(exc, SignkitError):
-                report_bug(exc, getattr(args[0], "input", None) if args else None)
+                report_bug(exc, _subject(args))
             out.append((False, exc))
     return out
 

@@ -42,6 +42,12 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
 )
 
 
+class InputFault(Exception):
+    """Mixed into an exception signkit's own code raises where a parser of a
+    dependency would: the input is not what it claims to be. Verification
+    reports it in a verdict, as it does a dependency's (verify.faults)."""
+
+
 _TRACEBACKS = False
 """Set by the command line's --debug (before any worker is forked)."""
 

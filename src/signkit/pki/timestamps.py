@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from signkit.errors import TimestampError, TsaUnreachableError
+from signkit.errors import InputFault, TimestampError, TsaUnreachableError
 from signkit.texts import shorten
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def tsa_certificates(token: cms.ContentInfo) -> tuple[bytes | None, tuple[bytes,
     return signer, tuple(others)
 
 
-class NotATimestampToken(ValueError):
+class NotATimestampToken(ValueError, InputFault):
     """What was given as a time-stamp token does not hold a TSTInfo (an
     ordinary signature where a time-stamp belongs, for one): the input's
     fault, which callers report in a verdict."""

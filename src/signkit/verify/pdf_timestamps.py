@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from signkit.pki.chain import validate_chain
-from signkit.pki.timestamps import NotATimestampToken, TokenCheck, check_token, tst_info
+from signkit.pki.timestamps import TokenCheck, check_token, tst_info
 from signkit.verify.faults import describe, library_fault
 from signkit.verify.verdict import Indication, SignatureVerdict, SubIndication, make_verdict
 
@@ -90,20 +90,11 @@ def _check(sig: Any, cache: dict[int, Any]) -> TokenCheck | str:
         try:
             cache[key] = check_token(sig.signed_data, lambda algo: sig.compute_digest(algo))
         except Exception as exc:
-            if not _token_fault(exc):
+            if not library_fault(exc):
                 raise
-            cache[key] = f"the document time-stamp cannot be read ({_reason(exc)})"
+            cache[key] = f"the document time-stamp cannot be read ({describe(exc)})"
     result: TokenCheck | str = cache[key]
     return result
-
-
-def _token_fault(exc: Exception) -> bool:
-    """Whether ``check_token`` failed on the token (a verdict), not in signkit."""
-    return isinstance(exc, NotATimestampToken) or library_fault(exc)
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, NotATimestampToken) else describe(exc)
 
 
 def imprint_holds(sig: Any, cache: dict[int, Any]) -> bool:
@@ -121,9 +112,9 @@ def signature_timestamp_problem(sig: Any) -> str | None:
         try:
             check = check_token(token, expected)
         except Exception as exc:
-            if not _token_fault(exc):
+            if not library_fault(exc):
                 raise
-            return f"the signature time-stamp cannot be read ({_reason(exc)})"
+            return f"the signature time-stamp cannot be read ({describe(exc)})"
         if not check.imprint_ok:
             return (
                 "the signature time-stamp is over another signature value (copied from elsewhere)"

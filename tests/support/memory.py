@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 MEASURE = r"""
 import json, os, resource, subprocess, sys, threading
@@ -69,3 +70,16 @@ def measure(cmd: list[str], env: dict[str, str]) -> tuple[dict[str, int], str, s
     )
     lines = proc.stdout.strip().splitlines()
     return json.loads(lines[-1]), "\n".join(lines[:-1]), proc.stderr
+
+
+def traced_peak(fn: Callable[[], object]) -> int:
+    """The most memory Python held at once while ``fn`` ran, in bytes
+    (tracemalloc: Python's allocations, not a C library's own)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import threading
-import tracemalloc
 from pathlib import Path
 
 from signkit.formats.xml.parse import MAX_BYTES
@@ -14,16 +13,7 @@ from signkit.fsio import read_within
 from signkit.verify.policy import VerifyPolicy
 from signkit.verify.xml import verify_xml
 from support.infra import FIXTURES
-
-
-def _peak(fn: object) -> int:
-    """The most memory Python held at once while ``fn`` ran, in bytes."""
-    tracemalloc.start()
-    try:
-        fn()  # type: ignore[operator]
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+from support.memory import traced_peak
 
 
 def test_a_small_file_is_read_whole_without_a_buffer_of_the_limit(tmp_path: Path) -> None:
@@ -35,7 +25,7 @@ def test_a_small_file_is_read_whole_without_a_buffer_of_the_limit(tmp_path: Path
         with path.open("rb") as fh:
             got.append(read_within(fh, MAX_BYTES))
 
-    assert _peak(read) < 1 << 20
+    assert traced_peak(read) < 1 << 20
     assert got == [path.read_bytes()]
 
 
@@ -68,4 +58,4 @@ def test_what_has_no_size_yet_is_read_up_to_the_limit() -> None:
 def test_verifying_a_small_xml_document_reserves_no_buffer_of_the_limit() -> None:
     fixture = sorted((FIXTURES / "xml" / "verify").glob("*.xml"))[0]
     policy = VerifyPolicy(offline=True, revocation="off")
-    assert _peak(lambda: verify_xml(fixture, policy)) < MAX_BYTES // 4
+    assert traced_peak(lambda: verify_xml(fixture, policy)) < MAX_BYTES // 4

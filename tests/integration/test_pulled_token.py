@@ -316,7 +316,8 @@ def test_a_document_that_meets_a_bug_makes_the_run_exit_70(
     the developers, not a bad document for a clerk (it used to exit 1, and
     `verify` called the document unreadable). With --debug the worker prints
     the bug's traceback, which the one-line record cannot carry (it used to be
-    lost: the exception crosses to the main process without its frames)."""
+    lost: the exception crosses to the main process without its frames). The
+    screen says what to do: run again with --debug and report it."""
     env = {"SIGNKIT_MODULE": softhsm.module, "SIGNKIT_PIN": softhsm.user_pin}
     src = batch_of(tmp_path / "in", 3)
     out = tmp_path / "out"
@@ -329,9 +330,32 @@ def test_a_document_that_meets_a_bug_makes_the_run_exit_70(
     else:
         args = sign
     report = tmp_path / "report.json"
+    # The Vietnamese screen with --debug, the English one without.
+    lang = ["--lang", "vi"] if debug else []
     extra = ["--debug"] if debug else []
-    proc = signkit(*args, "--no-audit", "--report", str(report), *extra, env=env, program=program)
+    proc = signkit(
+        *lang, *args, "--no-audit", "--report", str(report), *extra, env=env, program=program
+    )
     assert proc.returncode == 70, proc.stderr
+    screen = proc.stdout + proc.stderr
+    if debug:
+        hint = "gợi ý: lỗi của signkit: hãy chạy lại với --debug để xem chi tiết (traceback)"
+        label, summary = "LỖI NỘI BỘ  d001.pdf", "0 KHÔNG HỢP LỆ, gặp lỗi nội bộ của signkit 1 ("
+    else:
+        hint = "hint: a bug in signkit: run again with --debug for a traceback and report it"
+        label, summary = "INTERNAL ERROR  d001.pdf", "0 failed, 1 met a bug in signkit (of 3)"
+    assert hint in screen, screen
+    if command == "verify":
+        # It used to be labelled and counted as an unreadable document.
+        assert label in proc.stdout, proc.stdout
+        assert summary in proc.stdout, proc.stdout
+        if not debug:
+            html = tmp_path / "report.html"
+            args += ["--report-format", "html", "--report", str(html)]
+            assert signkit(*args, "--no-audit", env=env, program=program).returncode == 70
+            page = html.read_text()
+            assert page.count(">INTERNAL ERROR<") == 1, page
+            assert "UNREADABLE" not in page and "No signature" not in page, page
     assert ("Traceback" in proc.stderr) == debug, proc.stderr
     if debug:
         assert f"internal error on {src if command == 'sign' else out}" in proc.stderr

@@ -184,7 +184,11 @@ class Output:
         """``error: <text>`` (and the hint) on stderr, at error priority."""
         _line(f"{t('error')}: {t(text)}", priority=ERROR, style="bold red")
         if hint:
-            _line(f"{t('hint')}: {t(hint)}", priority=ERROR)
+            self.hint(hint)
+
+    def hint(self, text: str) -> None:
+        """``hint: <text>`` on stderr, at error priority (what to do about an error)."""
+        _line(f"{t('hint')}: {t(text)}", priority=ERROR)
 
     def show_error(self, exc: SignkitError) -> int:
         """Print ``error: <subject>: <reason>`` (+ hint); the error's exit code."""

@@ -113,6 +113,10 @@ def _summary(out: Output, report: Any) -> None:
         out.table(documents_table(listed))
     if failed:
         out.failures(documents_table(failed))
+        if any(d.met_a_bug for d in failed):
+            from signkit.jobs.report import BUG_HINT
+
+            out.hint(BUG_HINT)
     if report.dry_run:
         line = t("dry run: {planned} planned, {skipped} skipped (of {total})")
     else:

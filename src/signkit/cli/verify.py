@@ -161,14 +161,18 @@ def _table(out: Output, report: Any, *, zone: str, roots: dict[str, str]) -> Non
             heading = root
         indent = 2 if root is not None else 0
         if d.verdict is None:
-            unreadable = d.status.value == "failed"
-            label = t("UNREADABLE") if unreadable else t(d.status.value)
+            if d.met_a_bug:
+                label = t("INTERNAL ERROR")
+            else:
+                label = t("UNREADABLE") if d.status.value == "failed" else t(d.status.value)
             screen.line(f"{label}  {name}", indent)
             if d.error_message:
                 reason = d.error_message
                 if reason.startswith(f"{d.input}: "):
                     reason = reason[len(d.input) + 2 :]  # the file is on the line above
                 screen.line(t(reason), indent + 4)
+            if d.error_hint:
+                screen.line(f"{t('hint')}: {t(d.error_hint)}", indent + 4)
             continue
         v = d.verdict
         screen.line(f"{verdict_label(v['indication'])}  {name}", indent)
@@ -210,15 +214,28 @@ def _summary(
         return
     if not out.json:
         _table(out, report, zone=zone, roots=roots or {})
+    from signkit.i18n import t
+
     counts = report.verdicts()
-    unreadable = sum(1 for d in report.documents if d.status.value == "failed")
+    failed = [d for d in report.documents if d.status.value == "failed"]
+    bugs = sum(1 for d in failed if d.met_a_bug)
     skipped = sum(1 for d in report.documents if d.status.value == "not-attempted")
+    # One catalogue entry per combination of the optional counts.
+    line = "{passed} passed, {indeterminate} indeterminate, {failed} failed"
+    line += ", {unreadable} unreadable" if len(failed) > bugs else ""
+    line += ", {bugs} met a bug in signkit" if bugs else ""
+    line += ", {skipped} not attempted" if skipped else ""
+    line += " (of {total})"
     (out.summary if out.json else out.result)(
-        f"{counts['PASSED']} passed, {counts['INDETERMINATE']} indeterminate, "
-        f"{counts['FAILED']} failed"
-        + (f", {unreadable} unreadable" if unreadable else "")
-        + (f", {skipped} not attempted" if skipped else "")
-        + f" (of {len(report.documents)})"
+        t(line).format(
+            passed=counts["PASSED"],
+            indeterminate=counts["INDETERMINATE"],
+            failed=counts["FAILED"],
+            unreadable=len(failed) - bugs,
+            bugs=bugs,
+            skipped=skipped,
+            total=len(report.documents),
+        )
     )
 
 

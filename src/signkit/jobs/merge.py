@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from signkit.errors import ExitCode, InputError
-from signkit.jobs.report import SCHEMA_VERSION, Status
+from signkit.jobs.report import SCHEMA_VERSION, Status, met_a_bug
 
 # Verdicts of `signkit verify` (verify.verdict.Indication), worst last.
 _INDICATIONS = ("PASSED", "INDETERMINATE", "FAILED")
@@ -73,8 +73,8 @@ def _exit_code(command: str, parts: Sequence[dict[str, Any]], docs: list[dict[st
         if error:
             return int(error.get("code") or ExitCode.INTERNAL)
     failed = [d for d in docs if d.get("status") == Status.FAILED.value]
-    if any(d.get("error_code") == ExitCode.INTERNAL for d in failed):
-        return int(ExitCode.INTERNAL)  # a document met a bug (see report.met_a_bug)
+    if met_a_bug(d.get("error_code") for d in failed):
+        return int(ExitCode.INTERNAL)
     if command == "verify":
         indications = {(d.get("verdict") or {}).get("indication") for d in docs}
         if failed or "FAILED" in indications:

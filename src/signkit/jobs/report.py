@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -13,6 +13,9 @@ from typing import Any
 from signkit.errors import ExitCode, SignkitError
 
 SCHEMA_VERSION = 1
+
+BUG_HINT = "a bug in signkit: run again with --debug for a traceback and report it"
+"""The hint of a document that met a bug (its error_code is 70)."""
 
 
 class Status(StrEnum):
@@ -66,16 +69,23 @@ class DocumentResult:
         else:
             self.error_code = int(ExitCode.INTERNAL)
             self.error_message = f"internal error ({type(exc).__name__}: {str(exc)[:200]})"
+            self.error_hint = BUG_HINT
+
+    @property
+    def met_a_bug(self) -> bool:
+        """Whether the document failed on a bug in signkit, not a fault of its own."""
+        return self.status is Status.FAILED and self.error_code == ExitCode.INTERNAL
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(DocumentResult))
 
 
-def met_a_bug(failed: Sequence[DocumentResult]) -> bool:
-    """Whether one of these failed documents met a bug in signkit (not a fault
-    of its own): the run then exits 70, so that a script or a person reports
-    it rather than taking it for a bad document (the report names it)."""
-    return any(d.error_code == ExitCode.INTERNAL for d in failed)
+def met_a_bug(error_codes: Iterable[int | None]) -> bool:
+    """Whether one of the failed documents with these error codes met a bug in
+    signkit (not a fault of its own): the run then exits 70, so that a script
+    or a person reports it rather than taking it for a bad document (the
+    report names it)."""
+    return any(code == ExitCode.INTERNAL for code in error_codes)
 
 
 @dataclass(kw_only=True)
@@ -128,7 +138,7 @@ class BatchReport:
         if self.run_error is not None:
             return int(self.run_error.exit_code)
         failed = [d for d in self.documents if d.status is Status.FAILED]
-        if met_a_bug(failed):
+        if met_a_bug(d.error_code for d in failed):
             return int(ExitCode.INTERNAL)
         left = self.left_for_later()
         if failed and all(d.error_code == ExitCode.TEMPFAIL for d in failed):

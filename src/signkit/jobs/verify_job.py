@@ -83,7 +83,7 @@ class VerifyReport(BatchReport):
         if self.run_error is not None:
             return int(self.run_error.exit_code)
         failed = [d for d in self.documents if d.status is Status.FAILED]
-        if met_a_bug(failed):
+        if met_a_bug(d.error_code for d in failed):
             return int(ExitCode.INTERNAL)
         if failed:
             return int(ExitCode.DOCUMENTS_FAILED)

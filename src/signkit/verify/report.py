@@ -33,6 +33,7 @@ _LABELS: dict[str, dict[str, str]] = {
     "INDETERMINATE": {"en": "CANNOT BE CONFIRMED", "vi": "CHƯA XÁC ĐỊNH ĐƯỢC"},
     "FAILED": {"en": "INVALID", "vi": "KHÔNG HỢP LỆ"},
     "UNREADABLE": {"en": "UNREADABLE", "vi": "KHÔNG ĐỌC ĐƯỢC"},
+    "INTERNAL ERROR": {"en": "INTERNAL ERROR", "vi": "LỖI NỘI BỘ"},
     "document": {"en": "Document", "vi": "Tài liệu"},
     "verified_at": {"en": "Verified at", "vi": "Thời điểm kiểm tra"},
     "signatures": {"en": "Signatures", "vi": "Số chữ ký"},
@@ -138,6 +139,8 @@ class DocumentView:
     signatures: list[SignatureView] = field(default_factory=list)
     pages: list[Any] = field(default_factory=list)
     """verify.thumbnails.PageThumbnail of the signed pages."""
+    judged: bool = True
+    """False when the document got no verdict (unreadable, or it met a bug)."""
 
 
 def _name_parts(subject: str | None) -> tuple[str, str]:
@@ -188,9 +191,10 @@ def _document(doc: Any, report: Any, t: Callable[[str], str], lang: str, tz: Zon
     if v is None:
         return DocumentView(
             input=doc.input,
-            verdict=label("UNREADABLE", lang),
+            verdict=label("INTERNAL ERROR" if doc.met_a_bug else "UNREADABLE", lang),
             colour=COLOURS["FAILED"],
             sentence=t(doc.error_message or doc.reason or ""),
+            judged=False,
         )
     finished = report.finished or report.started
     view = DocumentView(
@@ -319,7 +323,7 @@ def _html_document(view: DocumentView, lang: str) -> str:
         f"<p>{e(view.sentence)}</p>",
         _html_rows(view.rows),
     ]
-    if not view.signatures and view.verdict != label("UNREADABLE", lang):
+    if not view.signatures and view.judged:
         parts.append(f"<p>{e(label('none_found', lang))}</p>")
     for sig in view.signatures:
         parts.append(f'<div class="sig" style="border-color:{sig.colour}">')

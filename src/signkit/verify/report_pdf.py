@@ -145,7 +145,7 @@ def _document(
         Spacer(1, 1.5 * mm),
         _rows(view.rows, styles),
     ]
-    if not view.signatures and view.verdict != label("UNREADABLE", lang):
+    if not view.signatures and view.judged:
         story.append(_p(label("none_found", lang), styles["body"]))
     for sig in view.signatures:
         story += [

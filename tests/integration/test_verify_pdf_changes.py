@@ -29,6 +29,7 @@ from support.verifydocs import (
     fill_field,
     flip_signed_byte,
     openssl_cms_verifies,
+    openssl_signature_timestamp_verifies,
     openssl_ts_verifies,
     pyhanko_sign,
     sample,
@@ -245,7 +246,8 @@ def test_a_signature_dictionary_or_token_that_is_not_what_it_says_gets_a_verdict
     before the file, an ordinary signature whose /SubFilter says document
     time-stamp, and a signature time-stamp token that is a signature over
     data (no TSTInfo) each ended `signkit verify` with an internal error
-    (exit 70). Each is the document's fault: FAILED, with the reason."""
+    (exit 70). Each is the document's fault: FAILED, with the reason. The
+    outside referees agree that what signkit fails does not hold."""
     signed = pyhanko_sign(
         sample(tmp_path / "in"), tmp_path / "signed.pdf", "signer-rsa2048", timestamp=True
     )
@@ -261,6 +263,22 @@ def test_a_signature_dictionary_or_token_that_is_not_what_it_says_gets_a_verdict
     (s,) = sigs(data)
     assert s["indication"] == "FAILED", s
     assert detail in s["detail"], s["detail"]
+    referee = pdfsig(damaged)
+    if damage == "negative-range":
+        assert "Illegal values in ByteRange array" in referee, referee
+        assert "Signature is Valid" not in referee, referee
+    elif damage == "posing-as-timestamp":
+        assert "Unable to validate this type of signature" in referee, referee
+        assert "Signature is Valid" not in referee, referee
+        # The /SubFilter is inside the signed bytes: the signature no longer holds.
+        assert not openssl_cms_verifies(damaged, tmp_path / "openssl")
+    else:
+        # The signature over the document holds (pdfsig, which does not read
+        # time-stamps, calls it valid); its time-stamp token is no time-stamp:
+        # openssl ts refuses it, and takes the intact one.
+        assert "Signature is Valid" in referee, referee
+        assert openssl_signature_timestamp_verifies(signed, tmp_path / "openssl-intact")
+        assert not openssl_signature_timestamp_verifies(damaged, tmp_path / "openssl")
 
 
 # ------------------------------------------------------------ algorithms

@@ -641,25 +641,35 @@ def openssl_ts_verifies(path: Path, which: int, workdir: Path) -> bool:
     """openssl ts's judgement of a document time-stamp (the ``which``-th signature
     dictionary): imprint over the ByteRange bytes, TSA signature, chain to the
     test root: an independent referee."""
-    import subprocess
+    from support.cmscheck import openssl_ts_verify
 
     data = path.read_bytes()
     _, _, token = _cms_location(data, which)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "content.bin").write_bytes(_signed_bytes(data, which))
-    (workdir / "token.der").write_bytes(token.dump())
-    (workdir / "root.pem").write_bytes(_pem(pki_certificate("root-ca")))
-    (workdir / "interm.pem").write_bytes(_pem(pki_certificate("interm-ca")))
-    proc = subprocess.run(
-        [
-            "openssl", "ts", "-verify", "-data", str(workdir / "content.bin"),
-            "-in", str(workdir / "token.der"), "-token_in",
-            "-CAfile", str(workdir / "root.pem"), "-untrusted", str(workdir / "interm.pem"),
-        ],
-        capture_output=True,
-        check=False,
-    )  # fmt: skip
+    root, interm = _test_chain(workdir)
+    proc = openssl_ts_verify(token.dump(), _signed_bytes(data, which), root, interm, workdir)
     return proc.returncode == 0
+
+
+def openssl_signature_timestamp_verifies(path: Path, workdir: Path) -> bool:
+    """openssl ts's judgement of the last signature's signature time-stamp token:
+    imprint over the signature value, TSA signature, chain to the test root."""
+    from support.cmscheck import openssl_ts_verify, unsigned
+
+    _, _, info = _cms_location(path.read_bytes())
+    signer = info["content"]["signer_infos"][0]
+    (token,) = unsigned(signer, "signature_time_stamp_token")
+    root, interm = _test_chain(workdir)
+    proc = openssl_ts_verify(token.dump(), signer["signature"].native, root, interm, workdir)
+    return proc.returncode == 0
+
+
+def _test_chain(workdir: Path) -> tuple[Path, Path]:
+    """The test root and intermediate CA as PEM files in ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    root, interm = workdir / "root.pem", workdir / "interm.pem"
+    root.write_bytes(_pem(pki_certificate("root-ca")))
+    interm.write_bytes(_pem(pki_certificate("interm-ca")))
+    return root, interm
 
 
 def _pem(der: bytes) -> bytes:

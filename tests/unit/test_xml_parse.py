@@ -285,6 +285,29 @@ def test_the_walk_agrees_with_libxml2_on_whole_documents(body: str, uri: str) ->
         assert c14n.canonicalize(subtree, method) == c14n._Walker(subtree, method).run()
 
 
+@settings(max_examples=300, deadline=None)
+@given(c14n_documents())
+def test_the_prefix_check_looks_at_every_element_that_could_fail_it(body: str) -> None:
+    """_one_prefix_per_namespace looks only at the apex and the elements that
+    declare a namespace; it answers as asking every element of the subtree
+    would (an element that declares none has its parent's in scope)."""
+    data = f'<root xmlns:p="urn:p" xmlns:q="urn:q" xmlns:s="urn:d">{body}</root>'.encode()
+    try:
+        doc = parse(data, "d")
+    except InputFormatError:
+        return  # an undeclared prefix in this draw: not XML
+
+    def every_element(apex: etree._Element) -> bool:
+        for el in apex.iter(tag=etree.Element):
+            uris = [u for u in el.nsmap.values() if u]
+            if len(set(uris)) != len(uris):
+                return False
+        return True
+
+    for element in doc.root.iter(tag=etree.Element):
+        assert c14n._one_prefix_per_namespace(element) == every_element(element)
+
+
 @pytest.mark.parametrize(
     "data",
     [

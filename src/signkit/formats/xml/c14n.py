@@ -295,10 +295,21 @@ def _subtree(nodes: NodeSet, method: Method) -> bytes | None:
 
 def _one_prefix_per_namespace(apex: _Element) -> bool:
     """No element of the subtree has two prefixes for one namespace in scope
-    (lxml drops such a declaration as redundant when the copy is attached)."""
-    for el in apex.iter():
-        if isinstance(el.tag, str):
-            uris = [u for u in el.nsmap.values() if u]
+    (lxml drops such a declaration as redundant when the copy is attached).
+
+    An element that declares no namespace has its parent's in scope, so only
+    the apex and the elements that declare one are looked at (an element's
+    ``nsmap`` is built from all its ancestors: asking every element of a
+    document for it cost more than canonicalising the document)."""
+    from lxml import etree
+
+    declares = False
+    for event, item in etree.iterwalk(apex, events=("start", "start-ns")):
+        if event == "start-ns":
+            declares = True
+        elif item is apex or declares:
+            declares = False
+            uris = [u for u in item.nsmap.values() if u]
             if len(set(uris)) != len(uris):
                 return False
     return True

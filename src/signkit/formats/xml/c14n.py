@@ -297,12 +297,23 @@ def _one_prefix_per_namespace(apex: _Element) -> bool:
     """No element of the subtree has two prefixes for one namespace in scope
     (lxml drops such a declaration as redundant when the copy is attached).
 
-    An element that declares no namespace has its parent's in scope, so only
-    the apex and the elements that declare one are looked at (an element's
-    ``nsmap`` is built from all its ancestors: asking every element of a
-    document for it cost more than canonicalising the document)."""
+    When no namespace is declared with two prefixes anywhere in the subtree or
+    above it, none can be. Otherwise only the apex and the elements that
+    declare a namespace are looked at: an element that declares none has its
+    parent's in scope. (An element's ``nsmap`` is built from all its
+    ancestors: asking every element of a document for it cost more than
+    canonicalising the document.)"""
     from lxml import etree
 
+    prefixes: dict[str, set[str | None]] = {}
+    for prefix, uri in apex.nsmap.items():
+        if uri:
+            prefixes.setdefault(uri, set()).add(prefix)
+    for _event, (prefix, uri) in etree.iterwalk(apex, events=("start-ns",)):
+        if uri:
+            prefixes.setdefault(uri, set()).add(prefix or None)
+    if all(len(names) == 1 for names in prefixes.values()):
+        return True
     declares = False
     for event, item in etree.iterwalk(apex, events=("start", "start-ns")):
         if event == "start-ns":

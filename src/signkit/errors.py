@@ -45,7 +45,7 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
 class InputFault(Exception):
     """Mixed into an exception signkit's own code raises where a parser of a
     dependency would: the input is not what it claims to be. Verification
-    reports it in a verdict, as it does a dependency's (verify.faults)."""
+    reports it in a verdict, as it does a dependency's (signkit.faults)."""
 
 
 _TRACEBACKS = False

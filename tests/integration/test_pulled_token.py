@@ -369,3 +369,12 @@ def test_a_document_that_meets_a_bug_makes_the_run_exit_70(
     assert message.startswith("internal error (") and "TypeError" in message, message
     others = [by_name[n]["status"] for n in ("d000.pdf", "d002.pdf")]
     assert others == ["signed"] * 2 if command == "sign" else ["verified"] * 2, others
+    if command == "sign" and not debug:
+        # One document: its one error line names it (the exception's text does not).
+        alone = signkit(
+            "sign", "pdf", str(src / "d001.pdf"), "-o", str(tmp_path / "alone.pdf"), *KEY,
+            "--revocation", "off", "--no-audit", env=env, program=program,
+        )  # fmt: skip
+        assert alone.returncode == 70, alone.stderr
+        assert f"error: {src / 'd001.pdf'}: internal error (TypeError: " in alone.stderr
+        assert hint in alone.stderr, alone.stderr

@@ -132,7 +132,10 @@ def show_alone(out: Output, doc: Any) -> None:
     its one error line."""
     from signkit.i18n import t
 
-    if doc.status.value == "failed":
+    if doc.met_a_bug:
+        # Its message is the exception's, which names no file.
+        out.error(f"{doc.input}: {doc.error_message}", doc.error_hint)
+    elif doc.status.value == "failed":
         out.error(doc.error_message or "", doc.error_hint)
     else:
         reason = t(doc.reason or "")

@@ -21,7 +21,7 @@ from typing import Any
 
 from signkit import patches
 from signkit.errors import InputError, InputFormatError
-from signkit.verify.faults import describe, library_fault
+from signkit.faults import describe, library_fault
 from signkit.verify.pdf_ades import integrity, sub_indication, validate
 from signkit.verify.pdf_changes import ChangeReport, review_changes
 from signkit.verify.policy import (

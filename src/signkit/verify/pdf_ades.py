@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from signkit import patches
-from signkit.verify.faults import library_fault
+from signkit.faults import library_fault
 from signkit.verify.policy import RevocationRule, VerifyPolicy, timing, validation_spec
 from signkit.verify.policy import moment as validation_moment
 from signkit.verify.verdict import Indication, SubIndication

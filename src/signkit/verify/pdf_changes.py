@@ -570,6 +570,6 @@ def _is_timestamp(sig: Any) -> bool:
 
 
 def _library_fault(exc: BaseException) -> bool:
-    from signkit.verify.faults import library_fault
+    from signkit.faults import library_fault
 
     return library_fault(exc)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from signkit.faults import describe, library_fault
 from signkit.pki.chain import validate_chain
 from signkit.pki.timestamps import TokenCheck, check_token, tst_info
-from signkit.verify.faults import describe, library_fault
 from signkit.verify.verdict import Indication, SignatureVerdict, SubIndication, make_verdict
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from signkit.errors import InputFormatError, UsageError
+from signkit.faults import input_faults
 
 MM = 72 / 25.4
 POSITIONS = ("above", "below", "left", "right", "over")
@@ -93,19 +94,15 @@ def _decrypted_copy(path: str, password: str) -> bytes:
     import io
 
     from pyhanko.pdf_utils.crypt import AuthStatus
-    from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.pdf_utils.writer import copy_into_new_writer
 
-    try:
-        with open(path, "rb") as fh:
-            reader = PdfFileReader(fh, strict=False)
-            if reader.encrypted and reader.decrypt(password).status == AuthStatus.FAILED:
-                raise InputFormatError("wrong password for the encrypted PDF", subject=path)
-            buffer = io.BytesIO()
-            copy_into_new_writer(reader).write(buffer)
-    except (PdfError, ValueError, KeyError, TypeError) as exc:
-        raise InputFormatError(f"cannot read the page text ({exc})", subject=path) from None
+    with input_faults(path, "cannot read the page text"), open(path, "rb") as fh:
+        reader = PdfFileReader(fh, strict=False)
+        if reader.encrypted and reader.decrypt(password).status == AuthStatus.FAILED:
+            raise InputFormatError("wrong password for the encrypted PDF", subject=path)
+        buffer = io.BytesIO()
+        copy_into_new_writer(reader).write(buffer)
     return buffer.getvalue()
 
 

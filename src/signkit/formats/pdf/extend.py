@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from signkit.errors import DocumentError, InputFormatError
+from signkit.faults import input_faults
 from signkit.formats.extend import (
     Assessment,
     ExtendPrepared,
@@ -29,13 +30,9 @@ DOC_TIMESTAMP_RESERVE = 24 * 1024
 
 
 def _reader(fh: IO[bytes], source: str) -> Any:
-    from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    try:
-        reader = PdfFileReader(fh, strict=False)
-    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise InputFormatError(f"malformed PDF ({str(exc)[:160]})", subject=source) from None
+    reader = PdfFileReader(fh, strict=False)
     if reader.encrypted:
         raise InputFormatError("the PDF is encrypted", subject=source)
     return reader
@@ -89,7 +86,8 @@ def level_of(reader: Any) -> tuple[str | None, bytes | None]:
 
 def assess(path: str) -> Assessment:
     """The lowest level among the signatures, and the newest time-stamp."""
-    with open(path, "rb") as fh:
+    # pyHanko reads lazily: a damaged object may be met anywhere in the walk.
+    with input_faults(path, "malformed PDF"), open(path, "rb") as fh:
         level, newest = level_of(_reader(fh, path))
     return Assessment(level, newest)
 
@@ -101,7 +99,10 @@ def extend(prepared: ExtendPrepared) -> str:
     cfg = prepared.config
     assert cfg.tsa is not None  # noqa: S101 - checked when prepared
     target, source = prepared.level, prepared.input
-    with copy_checked(source, prepared.temp, prepared.sha256_before) as out:
+    with (
+        input_faults(source, "cannot extend this PDF"),
+        copy_checked(source, prepared.temp, prepared.sha256_before) as out,
+    ):
         current, _newest = level_of(_reader(out, source))
         if rank(current) < rank("B-T"):
             _timestamp_signatures(out, cfg.tsa, source)

@@ -28,6 +28,13 @@ class NotPlain(Exception):
     """The document needs pyHanko (the reason is for tests and debugging)."""
 
 
+def _int(digits: bytes) -> int:
+    """The integer these (sign and) digits write, NotPlain when too long."""
+    if len(digits.lstrip(b"+-")) > _MAX_DIGITS:
+        raise NotPlain("an integer too long")
+    return int(digits)
+
+
 _WHITESPACE = b"\x00\t\n\x0c\r "
 _DELIMITERS = b"()<>[]{}/%"
 _END_OF_TOKEN = frozenset(_WHITESPACE + _DELIMITERS)
@@ -49,6 +56,13 @@ _ESCAPES = {
 _MAX_DECODED = 64 << 20
 _MAX_SECTIONS = 4096
 _MAX_DEPTH = 64
+_MAX_DIGITS = 20
+"""Digits of an integer this reader takes (offsets, counts, object numbers);
+a longer one is not a plain document's (and Python refuses to convert
+4,300 or more)."""
+MAX_OBJECT_NUMBER = 8_388_607
+"""The largest object number a PDF may have (ISO 32000-1 Annex C; PDF/A
+keeps it); a signature's objects are numbered past /Size."""
 _BYTE_RANGE_WIDTH = 48
 
 # What pyHanko adds to the catalog for PAdES signatures.
@@ -163,12 +177,12 @@ def parse(data: bytes, pos: int, depth: int = 0) -> tuple[Any, int]:
     if c in b"+-.0123456789":
         ref = _REFERENCE.match(data, pos)
         if ref:
-            return Ref(int(ref[1]), int(ref[2])), ref.end()
+            return Ref(_int(ref[1]), _int(ref[2])), ref.end()
         number = _NUMBER.match(data, pos)
         if number is None:
             raise NotPlain("bad number")
         text = number[0]
-        value: Any = float(text) if b"." in text else int(text)
+        value: Any = float(text) if b"." in text else _int(text)
         return value, number.end()
     end = _token_end(data, pos)
     word = data[pos:end]
@@ -378,7 +392,7 @@ class Document:
             header = re.compile(rb"(\d+)[ \t]+(\d+)[ \t]*[\r\n]+").match(data, pos)
             if header is None:
                 raise NotPlain("bad cross-reference subsection")
-            first, count = int(header[1]), int(header[2])
+            first, count = _int(header[1]), _int(header[2])
             pos = header.end()
             for num in range(first, first + count):
                 entry = _XREF_ENTRY.match(data, pos)
@@ -459,7 +473,7 @@ class Document:
         header = _OBJECT_HEADER.match(self.data, offset)
         if header is None:
             raise NotPlain("no object where the cross-reference points")
-        num, gen = int(header[1]), int(header[2])
+        num, gen = _int(header[1]), _int(header[2])
         if expected is not None and (num, gen) != (expected.num, expected.gen):
             raise NotPlain("the cross-reference points at another object")
         value, pos = parse(self.data, header.end())
@@ -503,7 +517,7 @@ class Document:
             numbers = re.findall(rb"\d+", data[:first])
             if len(numbers) < 2 * count:
                 raise NotPlain("object stream header too short")
-            offsets = [int(n) for n in numbers[1 : 2 * count : 2]]
+            offsets = [_int(n) for n in numbers[1 : 2 * count : 2]]
             self._object_streams[num] = (data, offsets, first)
         return self._object_streams[num]
 
@@ -523,7 +537,7 @@ def _last_startxref(data: bytes) -> int:
     match = re.compile(rb"startxref\s+(\d+)\s*%%EOF\s*\Z").match(data, at)
     if match is None:
         raise NotPlain("data after the last %%EOF, or no %%EOF")
-    return int(match[1])
+    return _int(match[1])
 
 
 def _text(value: Any) -> str:
@@ -694,6 +708,8 @@ def _plan(doc: Document, opts: PdfDocOptions, now: datetime) -> _Update:
     root_ref, size = trailer.get("Root"), trailer.get("Size")
     if not isinstance(root_ref, Ref) or not isinstance(size, int) or size < 1:
         raise NotPlain("trailer without an indirect /Root or a /Size")
+    if size > MAX_OBJECT_NUMBER:
+        raise NotPlain("a /Size past the largest object number")
     if doc.entries and max(doc.entries) >= size:
         raise NotPlain("objects numbered beyond the trailer's /Size")
     catalog = doc.get(root_ref)

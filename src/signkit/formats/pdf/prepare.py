@@ -5,8 +5,10 @@ attributes the token signs."""
 from __future__ import annotations
 
 import asyncio
+import decimal
 import hashlib
 import io
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,6 +22,7 @@ from signkit.errors import (
     OutputError,
     SignkitError,
 )
+from signkit.faults import input_faults
 from signkit.formats.cms.container import CmsTemplate
 from signkit.formats.pdf import plain
 from signkit.formats.pdf.anchor import (
@@ -204,16 +207,22 @@ def worker_state(config: PdfBatchConfig) -> WorkerState:
 def _open_writer(fh: IO[bytes], source: str, password: str | None) -> Any:
     from pyhanko.pdf_utils.crypt import AuthStatus
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.pdf_utils.misc import PdfError
 
     head = fh.read(1024)
     fh.seek(0)
     if b"%PDF-" not in head:
         raise InputFormatError("not a PDF (no %PDF- header)", subject=source)
-    try:
+    with input_faults(source, "malformed PDF"):
         writer = IncrementalPdfFileWriter(fh, strict=False)
-    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise InputFormatError(f"malformed PDF ({str(exc)[:160]})", subject=source) from None
+    size = writer.prev.trailer_view.get("/Size")
+    if not isinstance(size, int) or size > plain.MAX_OBJECT_NUMBER:
+        # The signature's objects are numbered from /Size: past the limit,
+        # readers cannot open the signed copy.
+        raise InputFormatError(
+            f"malformed PDF (the trailer's /Size, {str(size)[:20]}, is not an object "
+            f"count a PDF may have: at most {plain.MAX_OBJECT_NUMBER:,})",
+            subject=source,
+        )
     if writer.prev.encrypted:
         if password is None:
             raise InputFormatError(
@@ -227,34 +236,105 @@ def _open_writer(fh: IO[bytes], source: str, password: str | None) -> Any:
     return writer
 
 
-def _page_count(writer: Any) -> int:
-    return int(writer.root["/Pages"]["/Count"])
+def _page_count(writer: Any, source: str) -> int:
+    count = _entry(_entry(writer.root, "/Pages"), "/Count")
+    if not _integer(count) or count < 1:
+        raise InputFormatError(
+            "malformed PDF (the page tree's /Count is not a number of pages)", subject=source
+        )
+    return int(count)
 
 
 def _page_index(writer: Any, page: str | None, source: str) -> int:
-    count = _page_count(writer)
+    count = _page_count(writer, source)
     index = count - 1 if page == "last" else int(page or "1") - 1
     if not 0 <= index < count:
         raise InputFormatError(f"page {page} does not exist ({count} pages)", subject=source)
     return index
 
 
-def _page_geometry(writer: Any, index: int) -> tuple[tuple[float, float, float, float], int]:
+_MAX_TREE_DEPTH = 64
+"""Levels of the page tree climbed for an inherited page attribute."""
+
+
+def _page_geometry(
+    writer: Any, index: int, source: str
+) -> tuple[tuple[float, float, float, float], int]:
+    """The page's crop box (else its media box) and /Rotate, inherited as
+    readers inherit them; an input error when the page has neither box, or a
+    /Rotate that is not a multiple of 90 (readers disagree on such a page)."""
     page = writer.find_page_for_modification(index)[0].get_object()
 
     def inherited(key: str) -> Any:
         node = page
-        while node is not None:
-            if key in node:
-                return node[key]
-            node = node.get("/Parent")
-            node = node.get_object() if node is not None else None
+        for _ in range(_MAX_TREE_DEPTH):
+            value = _entry(node, key)
+            if value is not None:
+                return value
+            node = _entry(node, "/Parent")
+            if node is None:
+                return None
+        raise InputFormatError(
+            f"malformed PDF (the page tree above page {index + 1} loops or is deeper "
+            f"than {_MAX_TREE_DEPTH} levels)",
+            subject=source,
+        )
+
+    box = _box(inherited("/CropBox")) or _box(inherited("/MediaBox"))
+    if box is None:
+        raise InputFormatError(
+            f"malformed PDF (page {index + 1} has no valid /MediaBox)", subject=source
+        )
+    rotate = inherited("/Rotate")
+    if rotate is None:
+        return box, 0
+    if not _integer(rotate) or rotate % 90:
+        raise InputFormatError(
+            f"page {index + 1} is turned by {str(rotate)[:20]}, not a multiple of 90 degrees: "
+            "a visible signature cannot be placed on it",
+            subject=source,
+            hint="sign it without a visible signature, or save it again in the program "
+            "that made it",
+        )
+    return box, int(rotate)
+
+
+def _entry(node: Any, key: str) -> Any:
+    """``node[key]``, the object it refers to; None when ``node`` is not a
+    dictionary or has no such entry (or a null one)."""
+    from pyhanko.pdf_utils.generic import DictionaryObject
+
+    if not isinstance(node, DictionaryObject):
+        return None
+    try:
+        return node[key]
+    except KeyError:
         return None
 
-    box = inherited("/CropBox") or inherited("/MediaBox")
-    x0, y0, x1, y1 = (float(v) for v in box)
-    rotate = int(inherited("/Rotate") or 0)
-    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), rotate
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _box(value: Any) -> tuple[float, float, float, float] | None:
+    """A rectangle of four numbers, normalised; None when ``value`` is none, or empty."""
+    from pyhanko.pdf_utils.generic import ArrayObject
+
+    if not isinstance(value, ArrayObject) or len(value) != 4:
+        return None
+    numbers = []
+    for i in range(4):
+        item = value[i]
+        if isinstance(item, bool) or not isinstance(item, int | decimal.Decimal):
+            return None
+        number = float(item)
+        if not math.isfinite(number):
+            return None
+        numbers.append(number)
+    x0, y0, x1, y1 = numbers
+    if x0 == x1 or y0 == y1:
+        return None
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
 @dataclass(frozen=True)
@@ -339,21 +419,13 @@ def _by_pyhanko(item: PrepareItem, layout: Callable[..., _T], *args: Any) -> _T:
     """``layout(*args)``, which lays the document out with pyHanko (imported
     only for the documents that need it): pyHanko's errors on a bad file
     become input errors; an exception from signkit's own code stays a bug."""
-    from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.sign.general import SigningError
 
-    try:
-        return layout(*args)
-    except SignkitError:
-        raise
-    except SigningError as exc:
-        raise DocumentError(str(exc), subject=item.input) from None
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        if not raised_by_a_library(exc):
-            raise  # a bug in signkit, not a bad file: it must look like one
-        raise InputFormatError(
-            f"cannot sign this PDF ({str(exc)[:160]})", subject=item.input
-        ) from None
+    with input_faults(item.input, "cannot sign this PDF"):
+        try:
+            return layout(*args)
+        except SigningError as exc:
+            raise DocumentError(str(exc), subject=item.input) from None
 
 
 def _in_memory(
@@ -418,25 +490,6 @@ def _prepare_large(
         return hasher.hexdigest(), region, warnings, out.tell()
 
 
-def raised_by_a_library(exc: BaseException) -> bool:
-    """Whether ``exc`` came out of a third-party package (pyHanko reading a
-    malformed file) rather than signkit's own code: the deepest frame in
-    either decides (the standard library's are passed over)."""
-    tb = exc.__traceback__
-    library = False
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if filename.startswith(_PACKAGE_DIR):
-            library = False
-        elif "site-packages" in filename or "dist-packages" in filename:
-            library = True
-        tb = tb.tb_next
-    return library
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
 def _signing_session(
     writer: Any, item: PrepareItem, st: WorkerState, now: datetime
 ) -> tuple[Any, tuple[str, ...]]:
@@ -488,7 +541,7 @@ def _place(writer: Any, item: PrepareItem, cfg: PdfBatchConfig, now: datetime) -
         return _Placement(index, box, 0)
     if opts.placement in ("number-slot", "date-slots"):
         index = _page_index(writer, opts.page, source)
-        cropbox, rotate = _page_geometry(writer, index)
+        cropbox, rotate = _page_geometry(writer, index, source)
         layout = slot_layout(source, index, opts, cfg, now, writer.prev)
         box = place_rect(layout.rect_mm, corner="bottom-left", cropbox=cropbox, rotate=rotate)
         return _Placement(
@@ -498,7 +551,7 @@ def _place(writer: Any, item: PrepareItem, cfg: PdfBatchConfig, now: datetime) -
         pages = (
             [_page_index(writer, opts.page, source) + 1]
             if opts.page is not None
-            else list(range(_page_count(writer), 0, -1))
+            else list(range(_page_count(writer, source), 0, -1))
         )
         page_no, match = locate(
             source,
@@ -523,14 +576,14 @@ def _place(writer: Any, item: PrepareItem, cfg: PdfBatchConfig, now: datetime) -
             rect_mm, warnings = fit_between(
                 source, page_no, match, cfg.password, size_mm, opts.image or "", opts
             )
-            cropbox, rotate = _page_geometry(writer, index)
+            cropbox, rotate = _page_geometry(writer, index, source)
             box = place_rect(rect_mm, corner=corner, cropbox=cropbox, rotate=rotate)
             return _Placement(index, box, rotate, warnings=warnings)
     else:
         index = _page_index(writer, opts.page, source)
         rect_mm = parse_rect(opts.rect or "")
         corner = opts.corner
-    cropbox, rotate = _page_geometry(writer, index)
+    cropbox, rotate = _page_geometry(writer, index, source)
     if _image_only(opts):
         # A preset's image alone (the leader's signature): the box takes the
         # image's proportions, so the widget is the image and the seal's
@@ -594,8 +647,6 @@ def check_placement(
     """--dry-run: open ``source`` and find the place of each visible signature
     ``opts`` asks for (and of the later ones of its preset), as signing would;
     a SignkitError says why one cannot be placed. Nothing is written."""
-    from pyhanko.pdf_utils.misc import PdfError
-
     config = PdfBatchConfig(
         signer_der=b"",
         chain_der=(),
@@ -609,20 +660,17 @@ def check_placement(
     )
     now = datetime.now(ZoneInfo(config.timezone)).replace(microsecond=0)
     try:
-        with os.fdopen(open_regular(source), "rb") as fh:
+        with (
+            input_faults(source, "cannot sign this PDF"),
+            os.fdopen(open_regular(source), "rb") as fh,
+        ):
             writer = _open_writer(fh, source, password)
             item = PrepareItem(index=0, input=source, temp="", options=opts, config=config)
             for step in (opts, *opts.then):
                 if step.visible:
                     _place(writer, replace(item, options=step), config, now)
-    except SignkitError:
-        raise
     except OSError as exc:
         raise InputFormatError(f"cannot read ({exc.strerror or exc})", subject=source) from None
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        if not raised_by_a_library(exc):
-            raise
-        raise InputFormatError(f"cannot sign this PDF ({str(exc)[:160]})", subject=source) from None
 
 
 def _free_field_name(writer: Any) -> str:

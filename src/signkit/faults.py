@@ -8,7 +8,12 @@ exception raised by signkit's own code is a bug and must stay one.
 
 from __future__ import annotations
 
-from signkit.errors import InputFault
+import os
+import sysconfig
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from signkit.errors import InputFault, InputFormatError, SignkitError
 
 
 def library_fault(exc: BaseException) -> bool:
@@ -28,7 +33,20 @@ def library_fault(exc: BaseException) -> bool:
     module = str(last.tb_frame.f_globals.get("__name__", ""))
     if module == "signkit.patches":
         return True  # signkit's stand-ins for a dependency's own code raise its errors
-    return not (module == "signkit" or module.startswith("signkit."))
+    if module == "signkit" or module.startswith("signkit."):
+        return False
+    # An installed package or the standard library; code of neither (a
+    # program that imports signkit, a test's stand-in) is not a dependency.
+    return _installed(last.tb_frame.f_code.co_filename)
+
+
+def _installed(filename: str) -> bool:
+    return filename.startswith(("<frozen ", *_LIBRARY_DIRS)) or any(
+        part in ("site-packages", "dist-packages") for part in filename.split(os.sep)
+    )
+
+
+_LIBRARY_DIRS = tuple({sysconfig.get_paths()[name] + os.sep for name in ("stdlib", "platstdlib")})
 
 
 def describe(exc: BaseException) -> str:
@@ -38,3 +56,19 @@ def describe(exc: BaseException) -> str:
         return text[:200]  # signkit's own words
     name = type(exc).__name__
     return f"{name}: {text[:200]}" if text else name
+
+
+@contextmanager
+def input_faults(subject: str, what: str) -> Iterator[None]:
+    """Inside, a dependency's exception on the input ``subject`` becomes the
+    InputFormatError ``<what> (<its message>)``. signkit's own exceptions
+    (a bug) and OSError (the disk's or the system's) go through as they are."""
+    try:
+        yield
+    except (SignkitError, OSError):
+        raise
+    except Exception as exc:
+        if not library_fault(exc):
+            raise
+        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise InputFormatError(f"{what} ({text or type(exc).__name__})", subject=subject) from None

@@ -33,6 +33,16 @@ from support.infra import FIXTURES
         (b"<!DOCTYPE r [<!ATTLIST r a CDATA #IMPLIED><r/>", "other than elements"),
         (b"<!DOCTYPE r [<!ATTLIST r a CDATA", "unterminated declaration"),
         ("<r/>".encode("utf-16"), "UTF-16/32 byte order mark"),
+        # XML's own encoding detection without a byte order mark (Appendix F)
+        ('<?xml version="1.0"?><r/>'.encode("utf-16-le"), "UTF-16 without a byte order mark"),
+        ('<?xml version="1.0"?><r/>'.encode("utf-16-be"), "UTF-16 without a byte order mark"),
+        ("<r/>".encode("utf-32-le"), "UTF-32 without a byte order mark"),
+        ("<r/>".encode("utf-32-be"), "UTF-32 without a byte order mark"),
+        ("<?xml".encode("cp500") + b"<r/>", "not UTF-8 (EBCDIC)"),
+        (
+            ("<r " + " ".join(f'a{i}="{i}"' for i in range(6000)) + "/>").encode(),
+            "an element with more than 4,096 attributes",
+        ),
         (b"hello <r/>", "text before the root element"),
         (b"", "no root element"),
         (b"<r><a></r>", "malformed XML"),
@@ -81,6 +91,8 @@ def test_an_internal_subset_of_id_declarations_is_honoured() -> None:
         "d",
     )
     assert doc.dtd_ids == (("y", "ref"), ("z", "key"))
+    # a value, with or without #FIXED, is a default; #IMPLIED and #REQUIRED are not
+    assert doc.dtd_defaults == (("y", "kind"), ("y", "note"))
     ids = doc.ids(("Id",))
     assert [ids[k][0].tag for k in ("first", "second", "third")] == ["y", "z", "y"]
     assert doc.root[0].get("kind") == "a" and doc.root[0].get("note") == "1>0"

@@ -71,9 +71,12 @@ def test_finish_recomputes_every_digest_from_the_written_bytes(tmp_path: Path) -
 
 
 def test_finish_refuses_a_value_the_signer_certificate_does_not_verify(tmp_path: Path) -> None:
+    """The error names the document (it used to name the temp file, which is
+    removed and means nothing to the clerk)."""
     prepared = _prepare(tmp_path, "other-key.xml")
-    with pytest.raises(DocumentError, match="does not verify with the signer certificate"):
+    with pytest.raises(DocumentError, match="does not verify with the signer certificate") as err:
         sign.worker_finish(prepared, _token(prepared.to_sign, "signer-rsa3072"))
+    assert err.value.subject == str(tmp_path / "in.xml")
 
 
 def _resume(tmp_path: Path, output: Path) -> OutputState:

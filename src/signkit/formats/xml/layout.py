@@ -5,6 +5,7 @@ digests and the value that the signing stages fill in)."""
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -156,7 +157,17 @@ def reference_fragment(
             f'duplicate Id "{ref}" ({len(hits)} elements): refusing an ambiguous reference',
             subject=source,
         )
+    if not _NCNAME.fullmatch(ref):
+        # A reference '#id' names an XML ID, which is a name: verifiers find no other.
+        raise InputFormatError(
+            f'the Id "{ref}" is not an XML name (letters, digits, ".", "-", "_", not '
+            "starting with a digit): no verifier can resolve a reference to it",
+            subject=source,
+        )
     return "#" + ref
+
+
+_NCNAME = re.compile(r"[^\W\d][\w.\-\u00b7\u0300-\u036f\u203f\u2040]*")
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,20 @@ MAX_BYTES = 64 << 20
 """Largest document accepted (the whole document is held in memory)."""
 MAX_DEPTH = 256
 """Deepest element nesting accepted (libxml2's own limit without XML_PARSE_HUGE)."""
+MAX_ATTRIBUTES = 4096
+"""Most attributes on one element (libxml2 canonicalises an element's
+attributes in quadratic time: 100,000 took minutes)."""
+_ATTRIBUTES_CHECKED_FROM = 64 << 10
+"""Smaller documents cannot hold more than MAX_ATTRIBUTES on an element."""
 
 XML_NS = "http://www.w3.org/XML/1998/namespace"
+_OTHER_ENCODINGS = {
+    b"\x00\x00\x00<": "UTF-32 without a byte order mark",
+    b"<\x00\x00\x00": "UTF-32 without a byte order mark",
+    b"\x00<\x00?": "UTF-16 without a byte order mark",
+    b"<\x00?\x00": "UTF-16 without a byte order mark",
+    b"\x4c\x6f\xa7\x94": "EBCDIC",
+}
 _BOM = b"\xef\xbb\xbf"
 _DECL = re.compile(rb"<\?xml\s[^>]*?\?>")
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -45,7 +57,8 @@ def _new_parser(*, dtd_attributes: bool, huge: bool = False) -> XMLParser:
 
     # No external DTD, no entity expansion, no network; libxml2's size and
     # depth limits kept (no huge_tree). Attribute defaults of an accepted
-    # internal subset are part of the document (C14N 1.0 §1.1, as xmlsec1 reads it).
+    # internal subset are part of the document (C14N 1.0 §1.1). xmlsec1 does
+    # not apply them, so signing refuses a document whose DTD gives any.
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -93,8 +106,9 @@ def require_utf8(data: bytes, source: str) -> None:
             )
 
 
-def _skip_doctype(body: bytes, start: int, source: str, ids: list[tuple[str, str]]) -> int:
-    """Check the DOCTYPE at ``start`` (collecting its ID declarations); the offset after it."""
+def _skip_doctype(body: bytes, start: int, source: str, dtd: _Declared) -> int:
+    """Check the DOCTYPE at ``start`` (collecting what it declares of attributes);
+    the offset after it."""
     head = _DOCTYPE_HEAD.match(body, start)
     if head is None:
         raise InputFormatError("malformed XML (a DOCTYPE without a name)", subject=source)
@@ -104,7 +118,7 @@ def _skip_doctype(body: bytes, start: int, source: str, ids: list[tuple[str, str
             "the DOCTYPE names an external DTD: refused (nothing is fetched)", subject=source
         )
     if body.startswith(b"[", pos):
-        pos = _skip_internal_subset(body, pos + 1, source, ids)
+        pos = _skip_internal_subset(body, pos + 1, source, dtd)
     while pos < len(body) and body[pos : pos + 1].isspace():
         pos += 1
     if not body.startswith(b">", pos):
@@ -112,7 +126,7 @@ def _skip_doctype(body: bytes, start: int, source: str, ids: list[tuple[str, str
     return pos + 1
 
 
-def _skip_internal_subset(body: bytes, pos: int, source: str, ids: list[tuple[str, str]]) -> int:
+def _skip_internal_subset(body: bytes, pos: int, source: str, dtd: _Declared) -> int:
     """Walk the internal subset from just after '['; the offset of its ']' + 1."""
     while True:
         while pos < len(body) and body[pos : pos + 1].isspace():
@@ -149,7 +163,9 @@ def _skip_internal_subset(body: bytes, pos: int, source: str, ids: list[tuple[st
                     raise InputFormatError(_ENTITY_REFUSAL, subject=source)
                 tokens.append(token)
             if keyword == b"ATTLIST":
-                ids += _id_declarations(tokens)
+                ids, defaults = _attribute_declarations(tokens)
+                dtd.ids += ids
+                dtd.defaults += defaults
         elif body.startswith(b"<!ENTITY", pos) or body.startswith(b"%", pos):
             raise InputFormatError(_ENTITY_REFUSAL, subject=source)
         else:
@@ -159,24 +175,29 @@ def _skip_internal_subset(body: bytes, pos: int, source: str, ids: list[tuple[st
             )
 
 
-def _id_declarations(tokens: list[bytes]) -> list[tuple[str, str]]:
-    """(element, attribute) of each ID-typed attribute of one ATTLIST declaration:
-    the element name, then per attribute its name, type ('NOTATION' takes a
-    group) and default ('#FIXED' takes a value)."""
+def _attribute_declarations(
+    tokens: list[bytes],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(element, attribute) of each ID-typed attribute of one ATTLIST
+    declaration, and of each one given a default value: the element name,
+    then per attribute its name, type ('NOTATION' takes a group) and default
+    ('#REQUIRED', '#IMPLIED', or a value, which '#FIXED' may precede)."""
     if not tokens:
-        return []
+        return [], []
     element = tokens[0].decode("utf-8", "replace")
-    out = []
+    ids, defaults = [], []
     i = 1
     while i + 1 < len(tokens):
         name, kind = tokens[i], tokens[i + 1]
         i += 3 if kind == b"NOTATION" else 2
         if i < len(tokens) and tokens[i] == b"#FIXED":
             i += 1
+        if i < len(tokens) and tokens[i] not in (b"#REQUIRED", b"#IMPLIED"):
+            defaults.append((element, name.decode("utf-8", "replace")))
         i += 1
         if kind == b"ID":
-            out.append((element, name.decode("utf-8", "replace")))
-    return out
+            ids.append((element, name.decode("utf-8", "replace")))
+    return ids, defaults
 
 
 _ENTITY_REFUSAL = (
@@ -185,9 +206,18 @@ _ENTITY_REFUSAL = (
 )
 
 
-def check_prolog(data: bytes, source: str) -> tuple[int, tuple[tuple[str, str], ...]]:
+@dataclass
+class _Declared:
+    """What the internal DTD subset declares of attributes: (element, attribute)
+    pairs of type ID, and those given a default value."""
+
+    ids: list[tuple[str, str]] = field(default_factory=list)
+    defaults: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_prolog(data: bytes, source: str) -> tuple[int, _Declared]:
     """Refuse what the parser must never see; the offset of the root element and
-    the (element, attribute) pairs the internal DTD subset declares of type ID."""
+    what the internal DTD subset declares of attributes."""
     if len(data) > MAX_BYTES:
         raise InputFormatError(
             f"document larger than {MAX_BYTES >> 20} MiB ({len(data) >> 20} MiB)", subject=source
@@ -198,11 +228,15 @@ def check_prolog(data: bytes, source: str) -> tuple[int, tuple[tuple[str, str], 
         b"\xff\xfe\x00\x00",
     ):
         raise InputFormatError("not UTF-8 (UTF-16/32 byte order mark)", subject=source)
+    if data[:4] in _OTHER_ENCODINGS:
+        # What XML's own detection (Appendix F) reads as UTF-16, UTF-32 or
+        # EBCDIC without a byte order mark.
+        raise InputFormatError(f"not UTF-8 ({_OTHER_ENCODINGS[data[:4]]})", subject=source)
     offset = 3 if data.startswith(_BOM) else 0
     decl = _DECL.match(data, offset)
     pos = decl.end() if decl is not None else offset
     doctype_seen = False
-    ids: list[tuple[str, str]] = []
+    dtd = _Declared()
     # Walk the prolog: whitespace, comments, PIs and one DOCTYPE may precede the root.
     while True:
         lt = data.find(b"<", pos)
@@ -218,11 +252,11 @@ def check_prolog(data: bytes, source: str) -> tuple[int, tuple[tuple[str, str], 
             pos = end + 2 if end >= 0 else len(data)
         elif data.startswith(b"<!DOCTYPE", lt) and not doctype_seen:
             doctype_seen = True
-            pos = _skip_doctype(data, lt, source, ids)
+            pos = _skip_doctype(data, lt, source, dtd)
         elif data.startswith(b"<!", lt):
             raise InputFormatError("malformed XML (markup before the root element)", subject=source)
         else:
-            return lt, tuple(ids)
+            return lt, dtd
         if pos >= len(data):
             raise InputFormatError("not XML (no root element)", subject=source)
 
@@ -239,6 +273,8 @@ class XmlDocument:
     """Offset of the root element's '<' in the bytes parsed."""
     dtd_ids: tuple[tuple[str, str], ...] = ()
     """(element name, attribute name) pairs the internal subset declares of type ID."""
+    dtd_defaults: tuple[tuple[str, str], ...] = ()
+    """(element name, attribute name) pairs the internal subset gives a default value."""
     _ids: dict[tuple[str, ...], dict[str, list[_Element]]] = field(default_factory=dict)
 
     @property
@@ -299,7 +335,7 @@ def parse(data: bytes, source: str) -> XmlDocument:
     """Parse ``data`` safely (see the module docstring for what is refused)."""
     from lxml import etree
 
-    root_offset, dtd_ids = check_prolog(data, source)
+    root_offset, dtd = check_prolog(data, source)
     has_dtd = b"<!DOCTYPE" in data[:root_offset]
     try:
         root = etree.fromstring(data, _parser(has_dtd))
@@ -317,9 +353,25 @@ def parse(data: bytes, source: str) -> XmlDocument:
         # an embedded file). With no DTD there is nothing to expand and the
         # document is within MAX_BYTES, so only the depth limit needs keeping.
         root = _parse_large(data, source)
+    if len(data) > _ATTRIBUTES_CHECKED_FROM and _crowded(root):
+        raise InputFormatError(
+            f"an element with more than {MAX_ATTRIBUTES:,} attributes (malformed or hostile?)",
+            subject=source,
+        )
     return XmlDocument(
-        tree=root.getroottree(), source=source, root_offset=root_offset, dtd_ids=dtd_ids
+        tree=root.getroottree(),
+        source=source,
+        root_offset=root_offset,
+        dtd_ids=tuple(dtd.ids),
+        dtd_defaults=tuple(dtd.defaults),
     )
+
+
+def _crowded(root: _Element) -> bool:
+    """Whether an element carries more than MAX_ATTRIBUTES attributes."""
+    from lxml import etree
+
+    return any(len(el.attrib) > MAX_ATTRIBUTES for el in root.iter(tag=etree.Element))
 
 
 def _malformed(text: str, source: str) -> InputFormatError:

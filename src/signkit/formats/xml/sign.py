@@ -100,6 +100,16 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
     before = hashlib.sha256(data).hexdigest()
     require_utf8(data, source)
     doc = parse(data, source)
+    if doc.dtd_defaults:
+        element, attribute = doc.dtd_defaults[0]
+        raise InputFormatError(
+            f"the DOCTYPE gives the attribute {attribute} of {element} a default value: "
+            "verifiers that do not read the DOCTYPE (xmlsec1 among them) would compute "
+            "another digest",
+            subject=source,
+            hint="write the attribute out in the document, remove its default from the "
+            "DOCTYPE, and sign again",
+        )
     root = doc.root
     local = root.tag.rpartition("}")[2]
     for path in (opts.parent_path, opts.reference_path):
@@ -338,7 +348,8 @@ def worker_finish(prepared: Prepared, signature: bytes) -> Finished:
     )
     reason = check.problem
     if reason is not None:
-        raise DocumentError(f"the signed output does not verify ({reason})", subject=prepared.temp)
+        # The temp file is removed: the document's own name says which one it was.
+        raise DocumentError(f"the signed output does not verify ({reason})", subject=prepared.input)
     return Finished(
         index=prepared.index,
         temp=prepared.temp,

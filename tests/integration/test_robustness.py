@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from support.handmade_pdf import build, page_objects
 from support.infra import FIXTURES, REPO, SoftHsm, batch_of
 from support.pdfcheck import pdfsig
 from support.runner import Runner
@@ -194,6 +195,40 @@ def test_audit_log_on_a_full_tmpfs(signkit: Runner, tmp_path: Path) -> None:
         assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("kind", ["pdf", "xml"])
+def test_an_output_on_a_full_disk_is_named_by_its_document(
+    signkit: Runner, tmp_path: Path, kind: str
+) -> None:
+    """Regression (found by fuzzing): a document whose signed copy did not fit
+    was reported as '.signkit-tmp-...: cannot write the signed copy', naming a
+    temp file already removed; the clerk could not tell which document it was."""
+    if os.geteuid() != 0:
+        pytest.fail("mounting a tmpfs needs root (CI runs as root)")
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(out)], check=True)
+    try:
+        src = tmp_path / "in"
+        src.mkdir()
+        big = src / f"big.{kind}"
+        if kind == "pdf":
+            # an object of incompressible bytes makes a valid PDF of 200 KiB
+            filler = b"<< /Length %d >>\nstream\n" % (200 << 10) + os.urandom(200 << 10)
+            big.write_bytes(build({**page_objects(), 6: filler + b"\nendstream"}))
+        else:
+            big.write_text("<r>" + "<a>lớn</a>" * 30000 + "</r>", encoding="utf-8")
+        proc = signkit(
+            "sign", kind, str(big), "--output-dir", str(out), *KEY, "--revocation", "off",
+            "--no-audit", env=pin_env(signkit),
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr  # the document failed, as any other
+        assert "Traceback" not in proc.stderr and ".signkit-tmp" not in proc.stderr, proc.stderr
+        assert f"{big}: cannot write the signed copy (No space left on device)" in proc.stderr
+        assert list(out.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(out)], check=False)
 
 
 def pin_env(signkit: Runner) -> dict[str, str]:

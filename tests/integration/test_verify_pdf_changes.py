@@ -34,6 +34,7 @@ from support.verifydocs import (
     pyhanko_sign,
     sample,
     sign_with_files,
+    signed_elsewhere_with_utf16_lang,
     swap_document_timestamp,
     timestamp_that_is_a_signature,
 )
@@ -184,6 +185,25 @@ def test_ltv_material_after_three_signatures_is_not_a_modification(
     assert not any("changed after signing" in w for e in entries[2:] for w in e["warnings"])
     assert pdfsig(current).count("Signature is Valid") == 3  # pdfsig skips time-stamps
     assert openssl_ts_verifies(current, 3, tmp_path / "openssl")
+
+
+def test_a_text_string_stored_again_in_another_encoding_is_not_a_change(
+    sk: Any, verify: Verify, tmp_path: Path, trust: Path
+) -> None:
+    """Regression (found by signing the corpus): signing a document signed
+    elsewhere turned its signature FAILED, "the document catalog's /Lang entry
+    changed": pyHanko, rewriting the catalog, stored the UTF-16 /Lang (vi) in
+    PDFDocEncoding, and signkit compared the bytes, not the text."""
+    first = signed_elsewhere_with_utf16_lang(tmp_path / "in" / "elsewhere.pdf")
+    assert b"/Lang (\xfe\xff\x00v\x00i)" in first.read_bytes()
+    out = tmp_path / "countersigned.pdf"
+    key = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
+    assert sk(str(first), "-o", str(out), *key, "--trust", str(trust)).returncode == 0
+    assert b"/Lang (vi)" in out.read_bytes()  # stored again, as PDFDocEncoding
+    proc, data = verify(str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert [e["indication"] for e in sigs(data)] == ["PASSED", "PASSED"], sigs(data)
+    assert pdfsig(out).count("Signature is Valid") == 2
 
 
 def test_two_document_timestamps_are_judged_as_timestamps(verify: Verify, tmp_path: Path) -> None:

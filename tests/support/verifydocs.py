@@ -739,3 +739,39 @@ def _b64_lines(der: bytes) -> bytes:
     import textwrap
 
     return ("\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64)) + "\n").encode()
+
+
+def signed_elsewhere_with_utf16_lang(dst: Path) -> Path:
+    """A one-page document whose catalog's /Lang is a UTF-16 literal string,
+    signed as some other producers sign (adbe.pkcs7.detached, into an existing
+    form, the catalog left as it was): the first later update that rewrites
+    the catalog stores /Lang again in PDFDocEncoding."""
+    from asn1crypto import x509
+    from pyhanko.keys import load_private_key_from_pemder
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    from support.handmade_pdf import build, page_objects
+
+    data = build(
+        {
+            **page_objects(catalog=b" /Lang (\xfe\xff\x00v\x00i) /AcroForm 6 0 R"),
+            6: b"<< /Fields [] >>",
+        }
+    )
+    signer = signers.SimpleSigner(
+        signing_cert=x509.Certificate.load(pki_certificate("signer-rsa2048")),
+        signing_key=load_private_key_from_pemder(KEYS / "signer-rsa2048.key.pem", passphrase=None),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [x509.Certificate.load(pki_certificate("interm-ca"))]
+        ),
+    )
+    meta = signers.PdfSignatureMetadata(
+        field_name="Sig1", subfilter=fields.SigSeedSubFilter.ADOBE_PKCS7_DETACHED
+    )
+    out = io.BytesIO()
+    signers.PdfSigner(meta, signer).sign_pdf(IncrementalPdfFileWriter(io.BytesIO(data)), output=out)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(out.getvalue())
+    return dst

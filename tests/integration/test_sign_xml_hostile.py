@@ -92,3 +92,39 @@ def test_what_verifiers_would_read_otherwise_is_refused_at_once(
     assert_xmlsec_ok(out / "zz-good.xml", tmp_path, id_attrs=("--id-attr:Id DLHDon",))
     assert sorted(p.name for p in out.iterdir()) == ["zz-good.xml"]
     assert signkit("audit", "verify", str(audit)).returncode == 0
+
+
+def test_a_signature_that_would_break_an_earlier_one_is_refused(
+    signkit: Runner, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    """Regression (found by signing the corpus): signing a document whose
+    earlier signature covers the place of the new one exited 0, and the earlier
+    signature then failed (HASH_FAILURE) in every verifier. The seller's
+    e-invoice signature covers DLHDon only: a second one beside it is kept."""
+    env = {"SIGNKIT_MODULE": softhsm.module, "SIGNKIT_PIN": softhsm.user_pin}
+    src = tmp_path / "hd.xml"
+    src.write_text(einvoice(), encoding="utf-8")
+
+    def sign(path: Path, out: Path, *extra: str) -> object:
+        return signkit(
+            "sign", "xml", str(path), "-o", str(out), *KEY, "--revocation", "off", "--no-audit",
+            *extra, env=env,
+        )  # fmt: skip
+
+    whole = tmp_path / "whole.xml"
+    assert sign(src, whole).returncode == 0  # URI="": the whole document
+    again = sign(whole, tmp_path / "whole-twice.xml")
+    assert again.returncode == 1, again.stderr
+    assert f"{whole}: an earlier signature (sig-" in again.stderr
+    assert "covers the whole document, where this one would go" in again.stderr
+    assert not (tmp_path / "whole-twice.xml").exists()
+    seller = tmp_path / "seller.xml"
+    assert sign(src, seller, "--preset", "vn-einvoice").returncode == 0  # URI="#DLHDon-…"
+    inside = sign(seller, tmp_path / "inside.xml", "--signature-parent", "/HDon/DLHDon/NDHDon")
+    assert inside.returncode == 1 and "covers #DLHDon-000001" in inside.stderr, inside.stderr
+    both = tmp_path / "both.xml"
+    proc = sign(seller, both, "--signature-parent", "/HDon/DSCKS")
+    assert proc.returncode == 0, proc.stderr
+    verdict = signkit("verify", str(both), "--offline", "--revocation", "off", "--no-audit")
+    assert "0 failed" in verdict.stdout, verdict.stdout
+    assert_xmlsec_ok(both, tmp_path, id_attrs=("--id-attr:Id DLHDon",))

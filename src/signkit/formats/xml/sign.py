@@ -185,8 +185,11 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
     missing: list[str] = []
     if opts.form == "enveloped":
         parent, missing = find_parent(doc, opts)
+        _keep_earlier_signatures(doc, parent, id_names)
         out = splice(doc, data, parent, missing, template)
     else:
+        if opts.form == "enveloping":
+            _keep_earlier_signatures(doc, doc.root, id_names)
         out = b'<?xml version="1.0" encoding="UTF-8"?>\n' + (
             template.replace(enveloping_marker.encode(), root_bytes(doc, data))
             if enveloping_marker is not None
@@ -259,6 +262,37 @@ def prepare_bytes(item: PrepareItem, data: bytes) -> Prepared:
         warnings=(warning,) if warning else (),
         size_before=len(data),
     )
+
+
+def _keep_earlier_signatures(doc: XmlDocument, parent: _Element, id_names: Sequence[str]) -> None:
+    """Refuse to put a Signature under ``parent`` where an earlier signature of
+    the document covers it: its digest would change and it would no longer
+    verify (its enveloped-signature transform takes out only itself)."""
+    earlier = signatures_of(doc)
+    if not earlier:
+        return
+    # Held in a list: lxml returns one proxy per element only while it lives.
+    inside = [parent, *parent.iterancestors()]
+    for signature in earlier:
+        signed_info = signature.find(ds("SignedInfo"))
+        for ref in () if signed_info is None else signed_info.iterchildren(ds("Reference")):
+            uri = ref.get("URI")
+            if uri in ("", "#xpointer(/)"):
+                covered = [doc.root]
+            elif uri is not None and uri.startswith("#") and "(" not in uri:
+                covered = doc.ids(id_names).get(uri[1:], [])
+            else:
+                continue
+            if any(element is place for element in covered for place in inside):
+                what = "the whole document" if covered[0] is doc.root else f"{uri}"
+                name = f" ({signature.get('Id')})" if signature.get("Id") else ""
+                raise DocumentError(
+                    f"an earlier signature{name} covers {what}, "
+                    "where this one would go: adding it would break that signature",
+                    subject=doc.source,
+                    hint="sign it detached (--form detached), or put this signature outside "
+                    "what the earlier one covers (--signature-parent)",
+                )
 
 
 def _in_place(parent: _Element, template: bytes) -> bytes:

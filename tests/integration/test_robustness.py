@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,14 +156,25 @@ def test_audit_write_failure_publishes_no_output_without_its_record(
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_audit_log_on_a_full_tmpfs(signkit: Runner, tmp_path: Path) -> None:
-    """The same on a real 24 KiB file system (root only, as in CI)."""
+@contextlib.contextmanager
+def tmpfs(directory: Path, size: str) -> Iterator[Path]:
+    """A real file system of ``size`` mounted on ``directory`` (root only, as in CI)."""
     if os.geteuid() != 0:
         pytest.fail("mounting a tmpfs needs root (CI runs as root)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(disk)], check=True)
+    directory.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)], check=True
+    )
     try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=False)
+
+
+def test_audit_log_on_a_full_tmpfs(signkit: Runner, tmp_path: Path) -> None:
+    """The same on a real 24 KiB file system (root only, as in CI)."""
+    disk = tmp_path / "disk"
+    with tmpfs(disk, "24k"):
         src = batch_of(tmp_path / "in", 40)
         out = tmp_path / "out"
         log = disk / "audit.jsonl"
@@ -193,8 +205,6 @@ def test_audit_log_on_a_full_tmpfs(signkit: Runner, tmp_path: Path) -> None:
         assert not list(out.glob(".signkit-tmp-*"))
         checked = audit_verify(signkit, log)
         assert checked.returncode == 0, checked.stdout + checked.stderr
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 @pytest.mark.parametrize("kind", ["pdf", "xml"])
@@ -204,12 +214,8 @@ def test_an_output_on_a_full_disk_is_named_by_its_document(
     """Regression (found by fuzzing): a document whose signed copy did not fit
     was reported as '.signkit-tmp-...: cannot write the signed copy', naming a
     temp file already removed; the clerk could not tell which document it was."""
-    if os.geteuid() != 0:
-        pytest.fail("mounting a tmpfs needs root (CI runs as root)")
     out = tmp_path / "out"
-    out.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(out)], check=True)
-    try:
+    with tmpfs(out, "64k"):
         src = tmp_path / "in"
         src.mkdir()
         big = src / f"big.{kind}"
@@ -227,8 +233,6 @@ def test_an_output_on_a_full_disk_is_named_by_its_document(
         assert "Traceback" not in proc.stderr and ".signkit-tmp" not in proc.stderr, proc.stderr
         assert f"{big}: cannot write the signed copy (No space left on device)" in proc.stderr
         assert list(out.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(out)], check=False)
 
 
 def pin_env(signkit: Runner) -> dict[str, str]:

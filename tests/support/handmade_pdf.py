@@ -30,25 +30,35 @@ def page_objects(
 
 
 def build(
-    objects: dict[int, bytes], *, size: bytes | None = None, startxref: bytes | None = None
+    objects: dict[int, bytes],
+    *,
+    trailer: bytes = b"/Root 1 0 R",
+    header: bytes = b"%PDF-1.7",
+    eol: bytes = b"\n",
+    end: bytes = b"\n",
+    gens: dict[int, int] | None = None,
+    size: bytes | None = None,
+    startxref: bytes | None = None,
 ) -> bytes:
-    """The objects with a cross-reference table and trailer (the /Size and the
-    startxref offset as given, else the right ones)."""
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets: dict[int, int] = {}
+    """A one-revision PDF with a cross-reference table: the objects, then the
+    trailer's other entries after /Size (``size`` and the ``startxref``
+    offset as given, else the right ones)."""
+    gens = gens or {}
+    out = bytearray(header + eol + b"%\xe2\xe3\xcf\xd3" + eol)
+    offsets = {}
     for num in sorted(objects):
         offsets[num] = len(out)
-        out += b"%d 0 obj\n" % num + objects[num] + b"\nendobj\n"
-    last = max(objects)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (last + 1)
-    for num in range(1, last + 1):
+        out += b"%d %d obj" % (num, gens.get(num, 0)) + eol + objects[num] + eol + b"endobj" + eol
+    count = max(objects) + 1
+    at = len(out)
+    out += b"xref" + eol + b"0 %d" % count + eol + b"0000000000 65535 f\r\n"
+    for num in range(1, count):
         if num in offsets:
-            out += b"%010d 00000 n \n" % offsets[num]
+            out += b"%010d %05d n\r\n" % (offsets[num], gens.get(num, 0))
         else:
-            out += b"0000000000 00000 f \n"
-    out += b"trailer\n<< /Size " + (size or b"%d" % (last + 1)) + b" /Root 1 0 R >>\n"
-    out += b"startxref\n" + (startxref or b"%d" % xref) + b"\n%%EOF\n"
+            out += b"0000000000 00001 f\r\n"
+    out += b"trailer" + eol + b"<< /Size " + (size or b"%d" % count) + b" " + trailer + b" >>" + eol
+    out += b"startxref" + eol + (startxref or b"%d" % at) + eol + b"%%EOF" + end
     return bytes(out)
 
 

@@ -28,6 +28,7 @@ from signkit.formats.pdf import plain
 from signkit.formats.pdf import prepare as P
 from signkit.formats.pdf.options import PdfDocOptions
 from support.cmscheck import self_signed
+from support.handmade_pdf import build
 from support.infra import FIXTURES
 
 RESERVED = 8192
@@ -126,35 +127,6 @@ def _assert_byte_range(layout: plain.Layout) -> None:
 
 
 # --- documents made by hand, each with one thing other writers do ---------
-
-
-def build(
-    objects: dict[int, bytes],
-    *,
-    trailer: bytes = b"/Root 1 0 R",
-    header: bytes = b"%PDF-1.7",
-    eol: bytes = b"\n",
-    end: bytes = b"\n",
-    gens: dict[int, int] | None = None,
-) -> bytes:
-    """A one-revision PDF with a cross-reference table."""
-    gens = gens or {}
-    out = bytearray(header + eol + b"%\xe2\xe3\xcf\xd3" + eol)
-    offsets = {}
-    for num in sorted(objects):
-        offsets[num] = len(out)
-        out += b"%d %d obj" % (num, gens.get(num, 0)) + eol + objects[num] + eol + b"endobj" + eol
-    size = max(objects) + 1
-    at = len(out)
-    out += b"xref" + eol + b"0 %d" % size + eol + b"0000000000 65535 f\r\n"
-    for num in range(1, size):
-        if num in offsets:
-            out += b"%010d %05d n\r\n" % (offsets[num], gens.get(num, 0))
-        else:
-            out += b"0000000000 00001 f\r\n"
-    out += b"trailer" + eol + b"<< /Size %d " % size + trailer + b" >>" + eol
-    out += b"startxref" + eol + b"%d" % at + eol + b"%%EOF" + end
-    return bytes(out)
 
 
 PAGE = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595.276 841.89] /Contents 4 0 R >>"

@@ -136,6 +136,32 @@ def test_filling_a_field_after_signing_passes_unless_a_lock_forbids_it(
     assert sigs(data)[0]["modification_level"] == "form-filling"
 
 
+def test_signing_a_field_an_earlier_signature_locks_is_refused(
+    sk: Any, verify: Verify, tmp_path: Path, trust: Path
+) -> None:
+    """Regression (found by fuzzing `sign`): a document whose signature locks
+    every field (FieldMDP /All) was signed, and that signature then read
+    FAILED. A lock on other fields leaves a new signature free."""
+    key = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
+    every = pyhanko_sign(
+        sample(tmp_path / "a"), tmp_path / "all.pdf", "signer-rsa2048", lock_all=True
+    )
+    refused = sk(str(every), "-o", str(tmp_path / "all-2.pdf"), *key, "--trust", str(trust))
+    assert refused.returncode == 1, refused.stderr
+    assert "the earlier signature Sig1 locks every field against later changes" in refused.stderr
+    assert not (tmp_path / "all-2.pdf").exists()
+    named = pyhanko_sign(
+        sample(tmp_path / "b"), tmp_path / "one.pdf", "signer-rsa2048", lock_fields=("Duyet",)
+    )
+    locked = sk(str(named), "-o", str(tmp_path / "one-2.pdf"), *key, "--field", "Duyet")
+    assert locked.returncode == 1 and "locks the field Duyet" in locked.stderr, locked.stderr
+    free = tmp_path / "one-3.pdf"
+    assert sk(str(named), "-o", str(free), *key, "--trust", str(trust)).returncode == 0
+    proc, data = verify(str(free))
+    assert proc.returncode == 0, proc.stderr
+    assert [e["indication"] for e in sigs(data)] == ["PASSED", "PASSED"], sigs(data)
+
+
 def test_tampered_without_trust_anchor_is_failed_not_indeterminate(
     verify: Verify, tmp_path: Path
 ) -> None:

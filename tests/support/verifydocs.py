@@ -30,9 +30,11 @@ def pyhanko_sign(
     field: str = "Sig1",
     certify: int | None = None,
     lock_fields: tuple[str, ...] | None = None,
+    lock_all: bool = False,
 ) -> Path:
     """Sign ``src`` with the test PKI key ``label`` (PAdES B-B, or B-T with the test TSA);
-    ``lock_fields`` adds a FieldMDP lock on those fields (Include)."""
+    ``lock_fields`` adds a FieldMDP lock on those fields (Include), ``lock_all``
+    one on every field (All)."""
     from asn1crypto import x509
     from pyhanko.keys import load_private_key_from_pemder
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -54,14 +56,14 @@ def pyhanko_sign(
         certify=certify is not None,
         docmdp_permissions=fields.MDPPerm(certify) if certify else fields.MDPPerm.FILL_FORMS,
     )
-    field_spec = (
-        fields.SigFieldSpec(
-            field,
-            field_mdp_spec=fields.FieldMDPSpec(fields.FieldMDPAction.INCLUDE, list(lock_fields)),
-        )
+    lock = (
+        fields.FieldMDPSpec(fields.FieldMDPAction.ALL)
+        if lock_all
+        else fields.FieldMDPSpec(fields.FieldMDPAction.INCLUDE, list(lock_fields))
         if lock_fields
         else None
     )
+    field_spec = fields.SigFieldSpec(field, field_mdp_spec=lock) if lock else None
     stamper = timestamps.HTTPTimeStamper(TSA_URL) if timestamp else None
     with src.open("rb") as fh:
         writer = IncrementalPdfFileWriter(fh, strict=False)

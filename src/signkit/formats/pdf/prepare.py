@@ -500,6 +500,7 @@ def _signing_session(
 
     cfg, opts = st.config, item.options
     name = opts.field or _free_field_name(writer)
+    _respect_field_locks(writer, name, item.input)
     style = None
     spec = None
     warnings: tuple[str, ...] = ()
@@ -531,6 +532,24 @@ def _signing_session(
     session.system_time = now
     tbs = session.prepare_tbs_document(validation_info=None, bytes_reserved=cfg.bytes_reserved)
     return tbs, warnings
+
+
+def _respect_field_locks(writer: Any, name: str, source: str) -> None:
+    """Refuse to sign the field ``name`` when an earlier signature locks it
+    (FieldMDP): verifiers would then find that signature broken."""
+    from pyhanko.sign.fields import FieldMDPAction
+
+    for earlier in writer.prev.embedded_regular_signatures:
+        lock = earlier.fieldmdp
+        if lock is not None and lock.is_locked(name):
+            what = "every field" if lock.action == FieldMDPAction.ALL else f"the field {name}"
+            raise DocumentError(
+                f"the earlier signature {earlier.field_name} locks {what} against later "
+                "changes: signing would break that signature",
+                subject=source,
+                hint="sign the document before it is locked, or ask its signer for a copy "
+                "without the lock",
+            )
 
 
 def _place(writer: Any, item: PrepareItem, cfg: PdfBatchConfig, now: datetime) -> _Placement:

@@ -5,7 +5,6 @@ digests and the value that the signing stages fill in)."""
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING
 from signkit.errors import InputFormatError
 from signkit.formats.xml.algorithms import DIGEST_URI, DS, SIGNATURE_URI
 from signkit.formats.xml.c14n import escape_text, quote_attribute
-from signkit.formats.xml.options import C14N, XmlDocOptions
+from signkit.formats.xml.options import C14N, NCNAME, XmlDocOptions
 from signkit.formats.xml.parse import XmlDocument
 from signkit.formats.xml.references import ENVELOPED
 from signkit.formats.xml.xades import SignedPropertiesSpec, signed_properties_xml
@@ -157,7 +156,7 @@ def reference_fragment(
             f'duplicate Id "{ref}" ({len(hits)} elements): refusing an ambiguous reference',
             subject=source,
         )
-    if not _NCNAME.fullmatch(ref):
+    if not NCNAME.fullmatch(ref):
         # A reference '#id' names an XML ID, which is a name: verifiers find no other.
         raise InputFormatError(
             f'the Id "{ref}" is not an XML name (letters, digits, ".", "-", "_", not '
@@ -165,9 +164,6 @@ def reference_fragment(
             subject=source,
         )
     return "#" + ref
-
-
-_NCNAME = re.compile(r"[^\W\d][\w.\-\u00b7\u0300-\u036f\u203f\u2040]*")
 
 
 @dataclass(frozen=True)

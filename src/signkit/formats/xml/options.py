@@ -20,7 +20,9 @@ C14N = {
 }
 TRANSFORMS = ("enveloped", "c14n")
 KEY_INFO = ("subject-name", "certificate", "chain")
-_NCNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
+NCNAME = re.compile(r"[^\W\d][\w.\-\u00b7\u0300-\u036f\u203f\u2040]*")
+"""An XML name without a colon (NCName): a letter or '_', then letters,
+digits, '.', '-', '_' and combining marks. Use ``fullmatch``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,16 +114,16 @@ def validate(opts: XmlDocOptions) -> XmlDocOptions:
             raise UsageError(f"key_info items are {', '.join(KEY_INFO)}", subject=k)
     for path in (opts.parent_path, opts.reference_path, opts.tax_code_path):
         for name in path:
-            if not _NCNAME.match(name):
+            if not NCNAME.fullmatch(name):
                 raise UsageError("paths are element local names", subject=name)
     for name in opts.id_attributes:
-        if not _NCNAME.match(name):
+        if not NCNAME.fullmatch(name):
             raise UsageError("not an attribute name", subject=name)
-    if opts.signature_id is not None and not _NCNAME.match(opts.signature_id):
+    if opts.signature_id is not None and not NCNAME.fullmatch(opts.signature_id):
         raise UsageError("--signature-id must be an XML name (NCName)", subject=opts.signature_id)
-    if opts.reference is not None and not _NCNAME.match(opts.reference):
+    if opts.reference is not None and not NCNAME.fullmatch(opts.reference):
         raise UsageError("--reference takes an Id value (an XML name)", subject=opts.reference)
-    if opts.ds_prefix and not _NCNAME.match(opts.ds_prefix):
+    if opts.ds_prefix and not NCNAME.fullmatch(opts.ds_prefix):
         raise UsageError("ds_prefix must be an XML name", subject=opts.ds_prefix)
     if opts.signature_parent is not None:
         from lxml import etree

@@ -62,8 +62,8 @@ def state() -> P.WorkerState:
 def pyhanko_layout(data: bytes, opts: PdfDocOptions, st: P.WorkerState) -> bytes:
     """The general path's layout of the same signature (pyHanko's writer)."""
     item = P.PrepareItem(index=0, input="doc.pdf", temp="", options=opts, config=st.config)
-    writer = P._open_writer(io.BytesIO(data), "doc.pdf", None)
-    tbs, _ = P._signing_session(writer, item, st, NOW)
+    writer, access = P._open_writer(io.BytesIO(data), "doc.pdf", None)
+    tbs, _ = P._signing_session(writer, access, item, st, NOW)
     out = io.BytesIO()
     tbs.digest_tbs_document(output=out)
     return out.getvalue()

@@ -66,6 +66,7 @@ def verify_pdf_data(data: bytes, source: str, policy: VerifyPolicy) -> DocumentV
     """``verify_pdf`` on bytes already read (an attachment of a package)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
+    from signkit.formats.pdf.encryption import unlock
     from signkit.verify.pdf_timestamps import is_document_timestamp, verify_document_timestamp
 
     patches.install()
@@ -74,7 +75,7 @@ def verify_pdf_data(data: bytes, source: str, policy: VerifyPolicy) -> DocumentV
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         if reader.encrypted:
-            raise InputFormatError("the PDF is encrypted", subject=source)
+            unlock(reader, source, None)
         found = _signatures(reader)
         context = _DocContext.read(reader, policy)
     except InputFormatError:

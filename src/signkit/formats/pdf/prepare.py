@@ -41,6 +41,7 @@ from signkit.formats.pdf.appearance import (
     stamp_style,
 )
 from signkit.formats.pdf.decree30 import fit_between, fit_image, seal_box, slot_layout
+from signkit.formats.pdf.encryption import unlock
 from signkit.formats.pdf.options import PdfDocOptions
 from signkit.formats.plugin import BatchSigner
 from signkit.fsio import copy_hashing, open_regular
@@ -204,8 +205,9 @@ def worker_state(config: PdfBatchConfig) -> WorkerState:
     return _STATE
 
 
-def _open_writer(fh: IO[bytes], source: str, password: str | None) -> Any:
-    from pyhanko.pdf_utils.crypt import AuthStatus
+def _open_writer(fh: IO[bytes], source: str, password: str | None) -> tuple[Any, _Access | None]:
+    """pyHanko's incremental writer on ``fh`` and, for an encrypted PDF, what
+    the password that opened it allows (None: not encrypted)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
     head = fh.read(1024)
@@ -223,17 +225,80 @@ def _open_writer(fh: IO[bytes], source: str, password: str | None) -> Any:
             f"count a PDF may have: at most {plain.MAX_OBJECT_NUMBER:,})",
             subject=source,
         )
-    if writer.prev.encrypted:
-        if password is None:
-            raise InputFormatError(
-                "the PDF is encrypted",
-                subject=source,
-                hint="give the password with --password-file or SIGNKIT_PDF_PASSWORD",
-            )
-        result = writer.encrypt(password)
-        if result.status == AuthStatus.FAILED:
-            raise InputFormatError("wrong password for the encrypted PDF", subject=source)
-    return writer
+    if not writer.prev.encrypted:
+        return writer, None
+    with input_faults(source, "cannot open the encrypted PDF"):
+        return writer, _authenticate(writer, source, password)
+
+
+@dataclass(frozen=True)
+class _Access:
+    """What the password that opened an encrypted PDF allows, by the
+    document's permissions (/P): its owner password allows everything."""
+
+    owner: bool
+    fill: bool
+    """Filling in an existing signature field."""
+    add: bool
+    """Adding a signature field (and so a certification, which changes the document)."""
+
+
+def _authenticate(writer: Any, source: str, password: str | None) -> _Access:
+    """Open the encrypted PDF (see ``encryption.unlock``) and read what the
+    password that opened it allows."""
+    from pyhanko.pdf_utils.crypt import AuthStatus
+    from pyhanko.pdf_utils.crypt import StandardSecuritySettingsRevision as Revision
+    from pyhanko.pdf_utils.crypt.permissions import StandardPermissions as Perm
+
+    result = unlock(
+        writer.prev,
+        source,
+        password,
+        decrypt=writer.encrypt,
+        hint="give the password with --password-file or SIGNKIT_PDF_PASSWORD",
+    )
+    if result.status == AuthStatus.OWNER:
+        return _Access(owner=True, fill=True, add=True)
+    flags = result.permission_flags or Perm(0)
+    annotate = Perm.ALLOW_ANNOTS_FORM_FILLING in flags
+    # ISO 32000 Table 22: bit 9 lets a reader fill in existing fields,
+    # signature fields included, even without bit 6; it means nothing before
+    # revision 3. A new field needs bit 6 together with bit 4.
+    fill = annotate or (
+        writer.prev.security_handler.revision >= Revision.RC4_EXTENDED
+        and Perm.ALLOW_FORM_FILLING in flags
+    )
+    add = annotate and Perm.ALLOW_MODIFICATION_GENERIC in flags
+    return _Access(owner=False, fill=fill, add=add)
+
+
+def _respect_permissions(
+    writer: Any, access: _Access | None, opts: PdfDocOptions, source: str
+) -> None:
+    """Refuse a signature the encrypted document's permissions forbid to the
+    password that opened it, as PDF readers do (pyHanko leaves that to us)."""
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    if access is None or access.owner:
+        return
+    empty = {name for name, _, _ in enumerate_sig_fields(writer, filled_status=False)}
+    existing = opts.field in empty and not opts.certify and not opts.then
+    if access.add or (existing and access.fill):
+        return
+    if not access.fill:
+        what = "not even filling in form fields"
+    elif opts.certify:
+        what = "a certifying signature changes more than a form field"
+    elif empty:
+        what = "only an empty signature field may be signed: --field " + ", ".join(sorted(empty))
+    else:
+        what = "only an existing empty signature field may be signed, and it has none"
+    raise DocumentError(
+        f"the PDF's permissions do not allow this signature ({what}); its owner password would",
+        subject=source,
+        hint="give the owner password with --password-file or SIGNKIT_PDF_PASSWORD "
+        "(the signed copy stays encrypted as the original is)",
+    )
 
 
 def _page_count(writer: Any, source: str) -> int:
@@ -432,8 +497,8 @@ def _in_memory(
     data: bytes, item: PrepareItem, st: WorkerState, now: datetime
 ) -> tuple[memoryview, _Region, tuple[str, ...]]:
     """pyHanko's layout of a small document, in memory."""
-    writer = _open_writer(io.BytesIO(data), item.input, st.config.password)
-    tbs, warnings = _signing_session(writer, item, st, now)
+    writer, access = _open_writer(io.BytesIO(data), item.input, st.config.password)
+    tbs, warnings = _signing_session(writer, access, item, st, now)
     buffer = io.BytesIO()
     prepared, _ = tbs.digest_tbs_document(output=buffer)
     region = _Region(
@@ -480,8 +545,8 @@ def _prepare_large(
         hasher = hashlib.sha256()
         copy_hashing(fh.fileno(), out.fileno(), hasher)
         out.seek(0)
-        writer = _open_writer(out, item.input, st.config.password)
-        tbs, warnings = _signing_session(writer, item, st, now)
+        writer, access = _open_writer(out, item.input, st.config.password)
+        tbs, warnings = _signing_session(writer, access, item, st, now)
         prepared, _ = tbs.digest_tbs_document(in_place=True, chunk_size=CHUNK)
         out.seek(0, os.SEEK_END)
         region = _Region(
@@ -491,7 +556,7 @@ def _prepare_large(
 
 
 def _signing_session(
-    writer: Any, item: PrepareItem, st: WorkerState, now: datetime
+    writer: Any, access: _Access | None, item: PrepareItem, st: WorkerState, now: datetime
 ) -> tuple[Any, tuple[str, ...]]:
     """pyHanko's to-be-signed document (field, appearance and metadata), and
     what a person should be told about its placement."""
@@ -499,6 +564,7 @@ def _signing_session(
     from pyhanko.sign import signers
 
     cfg, opts = st.config, item.options
+    _respect_permissions(writer, access, opts, item.input)
     name = opts.field or _free_field_name(writer)
     _respect_field_locks(writer, name, item.input)
     style = None
@@ -683,7 +749,8 @@ def check_placement(
             input_faults(source, "cannot sign this PDF"),
             os.fdopen(open_regular(source), "rb") as fh,
         ):
-            writer = _open_writer(fh, source, password)
+            writer, access = _open_writer(fh, source, password)
+            _respect_permissions(writer, access, opts, source)
             item = PrepareItem(index=0, input=source, temp="", options=opts, config=config)
             for step in (opts, *opts.then):
                 if step.visible:

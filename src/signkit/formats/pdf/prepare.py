@@ -290,7 +290,8 @@ def _respect_permissions(
     elif opts.certify:
         what = "a certifying signature changes more than a form field"
     elif empty:
-        what = "only an empty signature field may be signed: --field " + ", ".join(sorted(empty))
+        names = ", ".join(sorted(empty))
+        what = f"only an empty signature field may be signed: --field {names}"
     else:
         what = "only an existing empty signature field may be signed, and it has none"
     raise DocumentError(

@@ -49,9 +49,14 @@ def _installed(filename: str) -> bool:
 _LIBRARY_DIRS = tuple({sysconfig.get_paths()[name] + os.sep for name in ("stdlib", "platstdlib")})
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def describe(exc: BaseException) -> str:
     """One line about a dependency's failure, for a verdict's detail or an input error."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = _first_line(exc)
     if isinstance(exc, InputFault) and text:
         return text[:200]  # signkit's own words
     name = type(exc).__name__
@@ -70,5 +75,5 @@ def input_faults(subject: str, what: str) -> Iterator[None]:
     except Exception as exc:
         if not library_fault(exc):
             raise
-        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        text = _first_line(exc)[:160]
         raise InputFormatError(f"{what} ({text or type(exc).__name__})", subject=subject) from None

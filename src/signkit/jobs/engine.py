@@ -441,11 +441,12 @@ def _unchanged(doc: _Doc, value: Unchanged, run: _Run) -> None:
 
 def _fail(doc: _Doc, exc: BaseException, run: _Run) -> None:
     _discard(doc)
+    subject = None
     if isinstance(exc, SignkitError) and exc.subject == str(doc.temp):
         # Its temp file is gone (and never meant anything to a person): the
-        # error names the document (a full disk, a self-check that failed).
-        exc.subject = str(doc.planned.input)
-    doc.result.fail(exc)
+        # record names the document (a full disk, a self-check that failed).
+        subject = str(doc.planned.input)
+    doc.result.fail(exc, subject=subject)
     _record_failure(run, doc.result)
     run.final(doc)
 

@@ -58,13 +58,14 @@ class DocumentResult:
         item["options"] = dict(self.options)
         return item
 
-    def fail(self, exc: BaseException) -> None:
-        """Record a failure without losing the error's class, code and text."""
+    def fail(self, exc: BaseException, *, subject: str | None = None) -> None:
+        """Record a failure without losing the error's class, code and text;
+        ``subject`` names what failed in place of the error's own subject."""
         self.status = Status.FAILED
         self.error_class = type(exc).__name__
         if isinstance(exc, SignkitError):
             self.error_code = int(exc.exit_code)
-            self.error_message = str(exc)
+            self.error_message = f"{subject}: {exc.message}" if subject else str(exc)
             self.error_hint = exc.hint
         else:
             self.error_code = int(ExitCode.INTERNAL)

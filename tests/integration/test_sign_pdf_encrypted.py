@@ -19,9 +19,27 @@ KEY = ["--token-label", "signkit-test-a", "--key-label", "signer-rsa2048"]
 OWNER = "owner-secret"
 
 
-def encrypt(source: Path, target: Path, *restrict: str, bits: str = "256", user: str = "") -> Path:
+def encrypt(
+    source: Path,
+    target: Path,
+    *restrict: str,
+    bits: str = "256",
+    user: str = "",
+    weak: bool = False,
+) -> Path:
     subprocess.run(
-        ["qpdf", "--encrypt", user, OWNER, bits, *restrict, "--", str(source), str(target)],
+        [
+            "qpdf",
+            *(["--allow-weak-crypto"] if weak else []),
+            "--encrypt",
+            user,
+            OWNER,
+            bits,
+            *restrict,
+            "--",
+            str(source),
+            str(target),
+        ],
         check=True,
     )
     return target
@@ -140,3 +158,54 @@ def test_owner_password_only_pdfs_are_signed_as_their_permissions_allow(  # type
     assert [d["verdict"]["indication"] for d in report["documents"]] == ["PASSED"] * 4
     proc = signkit("verify", str(to_open), "--json")
     assert "password to open it" in proc.stdout
+
+
+def changed_page(signed: Path, target: Path) -> Path:
+    """``signed`` with text drawn on its page in a later revision (opened as
+    a reader opens it, with the empty user password)."""
+    import io
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed.read_bytes()))
+    writer.encrypt("")
+    page = writer.root["/Pages"]["/Kids"][0].get_object()
+    drawn = writer.add_object(
+        generic.StreamObject(stream_data=b"BT /F1 24 Tf 99 99 Td (PAID) Tj ET")
+    )
+    page["/Contents"] = generic.ArrayObject([page.raw_get("/Contents"), drawn])
+    writer.update_container(page)
+    with target.open("wb") as out:
+        writer.write(out)
+    return target
+
+
+def test_an_encrypted_pdf_signed_again_keeps_its_earlier_signature(  # type: ignore[no-untyped-def]
+    sk, signkit, tmp_path: Path, trust: Path
+) -> None:
+    """Regression: verify read the field names of an encrypted PDF's later
+    revision undecrypted, so a second signature turned the first FAILED
+    ("form field ... was removed")."""
+    src = tmp_path / "in"
+    src.mkdir()
+    encrypt(SAMPLE, src / "aes256.pdf")
+    encrypt(SAMPLE, src / "aes128.pdf", "--use-aes=y", bits="128")
+    encrypt(SAMPLE, src / "rc4.pdf", "--use-aes=n", bits="128", weak=True)
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    assert sk(str(src), *KEY, "--output-dir", str(once)).returncode == 0
+    proc = sk(str(once), *KEY, "--rect", "20,20,60,20", "--output-dir", str(twice))
+    assert proc.returncode == 0, proc.stderr
+    for signed in sorted(twice.iterdir()):
+        check = subprocess.run(["pdfsig", str(signed)], capture_output=True, text=True)
+        assert check.stdout.count("Signature is Valid") == 2, (signed.name, check.stdout)
+    tampered = changed_page(once / "aes256.pdf", tmp_path / "tampered.pdf")
+
+    proc = signkit(
+        "verify", str(twice), str(tampered), "--trust", str(trust), "--revocation", "off", "--json"
+    )
+    docs = {Path(d["input"]).name: d["verdict"] for d in json.loads(proc.stdout)["documents"]}
+    for name in ("aes256.pdf", "aes128.pdf", "rc4.pdf"):
+        found = [(s["indication"], s["detail"]) for s in docs[name]["signatures"]]
+        assert found == [("PASSED", None)] * 2, (name, found)
+    assert docs["tampered.pdf"]["signatures"][0]["sub_indication"] == "MODIFIED_AFTER_SIGNING"

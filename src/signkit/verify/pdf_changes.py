@@ -144,6 +144,8 @@ class _Review:
     def get(self, resolver: Any, value: Any) -> Any:
         from pyhanko.pdf_utils import generic
 
+        if isinstance(value, generic.DecryptedObjectProxy):
+            return _decrypted(value)
         if not isinstance(value, generic.IndirectObject):
             return value
         try:
@@ -219,7 +221,7 @@ class _Review:
                 isinstance(a, generic.ArrayObject)
                 and isinstance(b, generic.ArrayObject)
                 and len(a) == len(b)
-                and all(self.same(a.raw_get(i), b.raw_get(i), depth) for i in range(len(a)))
+                and all(self.same(_raw(a, i), _raw(b, i), depth) for i in range(len(a)))
             )
         if isinstance(a, generic.TextStringObject) and isinstance(b, generic.TextStringObject):
             # A text string is its text: a writer may store it again in another
@@ -251,7 +253,7 @@ class _Review:
         for key in sorted((set(a) | set(b)) - skip):
             if key not in a or key not in b:
                 return str(key)
-            if not self.same(a.raw_get(key), b.raw_get(key), depth):
+            if not self.same(_raw(a, key), _raw(b, key), depth):
                 return str(key)
         return None
 
@@ -294,7 +296,7 @@ class _Review:
     def catalog(self, old_root: Any, new_root: Any) -> None:
         for key in sorted((set(old_root) | set(new_root)) - {"/Pages", "/AcroForm", "/Type"}):
             if key in old_root and key in new_root:
-                if self.same(old_root.raw_get(key), new_root.raw_get(key)):
+                if self.same(_raw(old_root, key), _raw(new_root, key)):
                     continue
             if key in _CATALOG_LEVELS:
                 self.note(*_CATALOG_LEVELS[key])
@@ -310,7 +312,7 @@ class _Review:
 
         found: list[tuple[Any, dict[str, Any]]] = []
         seen: set[int] = set()
-        stack: list[tuple[Any, dict[str, Any]]] = [(root.raw_get("/Pages"), {})]
+        stack: list[tuple[Any, dict[str, Any]]] = [(_raw(root, "/Pages"), {})]
         while stack:
             raw, inherited = stack.pop()
             if isinstance(raw, generic.IndirectObject):
@@ -324,11 +326,11 @@ class _Review:
                 inherit = dict(inherited)
                 for key in _INHERITABLE:
                     if key in node:
-                        inherit[key] = node.raw_get(key)
-                kids = self.get(resolver, node.raw_get("/Kids"))
+                        inherit[key] = _raw(node, key)
+                kids = self.get(resolver, _raw(node, "/Kids"))
                 if not isinstance(kids, generic.ArrayObject):
                     raise _Forbidden("the page tree cannot be read")
-                stack.extend((kids.raw_get(i), inherit) for i in reversed(range(len(kids))))
+                stack.extend((_raw(kids, i), inherit) for i in reversed(range(len(kids))))
             else:
                 if isinstance(raw, generic.IndirectObject):
                     index[raw.idnum] = len(found)
@@ -363,12 +365,12 @@ class _Review:
 
         if "/Annots" not in page:
             return {}
-        annots = self.get(resolver, page.raw_get("/Annots"))
+        annots = self.get(resolver, _raw(page, "/Annots"))
         if not isinstance(annots, generic.ArrayObject):
             raise _Forbidden("a page's annotation list cannot be read")
         found: dict[Any, Any] = {}
         for index in range(len(annots)):
-            raw = annots.raw_get(index)
+            raw = _raw(annots, index)
             key = raw.idnum if isinstance(raw, generic.IndirectObject) else ("direct", index)
             found[key] = raw
         return found
@@ -403,16 +405,16 @@ class _Review:
 
         if "/AcroForm" not in root:
             return {}
-        form = self.get(resolver, root.raw_get("/AcroForm"))
+        form = self.get(resolver, _raw(root, "/AcroForm"))
         if not _is_dict(form) or "/Fields" not in form:
             return {}
-        top = self.get(resolver, form.raw_get("/Fields"))
+        top = self.get(resolver, _raw(form, "/Fields"))
         if not isinstance(top, generic.ArrayObject):
             raise _Forbidden("the form's field list cannot be read")
         found: dict[str, _Field] = {}
         seen: set[int] = set()
         stack: list[tuple[Any, str, str | None]] = [
-            (top.raw_get(i), "", None) for i in reversed(range(len(top)))
+            (_raw(top, i), "", None) for i in reversed(range(len(top)))
         ]
         while stack:
             raw, parent, kind = stack.pop()
@@ -425,14 +427,14 @@ class _Review:
             if not _is_dict(node) or len(seen) > _MAX_NODES:
                 raise _Forbidden("the form's field tree cannot be read")
             kind = str(node["/FT"]) if "/FT" in node else kind
-            part = node.get("/T")
+            part = self.get(resolver, _raw(node, "/T")) if "/T" in node else None
             name = f"{parent}.{part}" if parent and part is not None else str(part or parent)
             entry = _Field(name, node, idnum, kind)
             found[name] = entry
-            kids = self.get(resolver, node.raw_get("/Kids")) if "/Kids" in node else None
+            kids = self.get(resolver, _raw(node, "/Kids")) if "/Kids" in node else None
             if isinstance(kids, generic.ArrayObject):
                 for index in reversed(range(len(kids))):
-                    kid_raw = kids.raw_get(index)
+                    kid_raw = _raw(kids, index)
                     kid = self.get(resolver, kid_raw)
                     if _is_dict(kid) and "/T" not in kid:
                         if isinstance(kid_raw, generic.IndirectObject):
@@ -454,10 +456,10 @@ class _Review:
 
         empty = generic.DictionaryObject()  # type: ignore[no-untyped-call]
         old_form = (
-            self.get(self.old, old_root.raw_get("/AcroForm")) if "/AcroForm" in old_root else empty
+            self.get(self.old, _raw(old_root, "/AcroForm")) if "/AcroForm" in old_root else empty
         )
         new_form = (
-            self.get(self.new, new_root.raw_get("/AcroForm")) if "/AcroForm" in new_root else empty
+            self.get(self.new, _raw(new_root, "/AcroForm")) if "/AcroForm" in new_root else empty
         )
         if not _is_dict(old_form) or not _is_dict(new_form):
             raise _Forbidden("the form cannot be read")
@@ -478,7 +480,7 @@ class _Review:
                 self.note(ANNOT, f"form field '{name}' added")
             elif "/V" not in new.node:
                 self.note(FORM, f"empty signature field '{name}' added")
-            elif _is_timestamp(self.get(self.new, new.node.raw_get("/V"))):
+            elif _is_timestamp(self.get(self.new, _raw(new.node, "/V"))):
                 self.note(LTA, "document time-stamp added")
             else:
                 self.note(FORM, f"signature field '{name}' added and signed")
@@ -492,7 +494,7 @@ class _Review:
         elif old.kind == "/Sig":
             signing = "/V" in new.node
             allowed = _SIG_SIGNING_KEYS if signing else frozenset()
-            value = self.get(self.new, new.node.raw_get("/V")) if signing else None
+            value = self.get(self.new, _raw(new.node, "/V")) if signing else None
             change = None
             if signing:
                 change = (
@@ -528,7 +530,7 @@ class _Review:
     def _same_entry(self, a: Any, b: Any, key: str) -> bool:
         if (key in a) != (key in b):
             return False
-        return key not in a or self.same(a.raw_get(key), b.raw_get(key))
+        return key not in a or self.same(_raw(a, key), _raw(b, key))
 
 
 class _Unreadable:
@@ -547,12 +549,37 @@ def _references(value: Any) -> Iterator[Any]:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, generic.IndirectObject):
+        if isinstance(item, generic.DecryptedObjectProxy):
+            # a direct container of an encrypted document (its strings are
+            # only ever read through Changes.get)
+            if isinstance(item.raw_object, generic.DictionaryObject | generic.ArrayObject):
+                stack.append(item.decrypted)
+        elif isinstance(item, generic.IndirectObject):
             yield item
         elif isinstance(item, generic.DictionaryObject):
-            stack.extend(item.raw_get(k) for k in item)
+            stack.extend(_raw(item, k) for k in item)
         elif isinstance(item, generic.ArrayObject):
-            stack.extend(item.raw_get(i) for i in range(len(item)))
+            stack.extend(_raw(item, i) for i in range(len(item)))
+
+
+def _raw(container: Any, key: Any) -> Any:
+    """``container``'s entry as stored: a reference stays one and, in an
+    encrypted document, a direct value stays encrypted until Changes.get reads
+    it (the value of a signature's /Contents is stored in clear)."""
+    from pyhanko.pdf_utils.generic import EncryptedObjAccess
+
+    return container.raw_get(key, decrypt=EncryptedObjAccess.PROXY)
+
+
+def _decrypted(proxy: Any) -> Any:
+    """A direct value of an encrypted document, decrypted; as stored when it
+    was never encrypted (a signature's /Contents) and does not decrypt."""
+    try:
+        return proxy.decrypted
+    except Exception as exc:
+        if not _library_fault(exc):
+            raise
+        return proxy.raw_object
 
 
 def _is_dict(value: Any) -> bool:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import FIXTURES, pki_certificate
+from support.infra import FIXTURES, TSA_URL, pki_certificate
+from support.pdfcheck import openssl_document_timestamp, pdfsig
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.pki]
 
@@ -209,3 +210,40 @@ def test_an_encrypted_pdf_signed_again_keeps_its_earlier_signature(  # type: ign
         found = [(s["indication"], s["detail"]) for s in docs[name]["signatures"]]
         assert found == [("PASSED", None)] * 2, (name, found)
     assert docs["tampered.pdf"]["signatures"][0]["sub_indication"] == "MODIFIED_AFTER_SIGNING"
+
+
+def test_an_owner_password_only_pdf_is_extended_as_its_permissions_allow(  # type: ignore[no-untyped-def]
+    sk, signkit, tmp_path: Path, trust: Path
+) -> None:
+    archive = tmp_path / "archive"
+    secret = tmp_path / "owner-password"
+    secret.write_text(OWNER + "\n")
+    secret.chmod(0o600)
+    opened = encrypt(SAMPLE, tmp_path / "open.pdf")
+    fill_only = encrypt(SAMPLE, tmp_path / "fill-only.pdf", "--modify=form")
+    assert sk(str(opened), *KEY, "--output-dir", str(archive)).returncode == 0
+    proc = sk(str(fill_only), *KEY, "--password-file", str(secret), "--output-dir", str(archive))
+    assert proc.returncode == 0, proc.stderr
+    before = {p.name: p.read_bytes() for p in archive.iterdir()}
+
+    proc = signkit(
+        "extend", "-r", str(archive), "--tsa", TSA_URL, "--trust", str(trust),
+        "--audit-log", str(tmp_path / "audit.jsonl"), "--json",
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    docs = {Path(d["input"]).name: d for d in json.loads(proc.stdout)["documents"]}
+    assert docs["open.pdf"]["status"] == "signed", docs["open.pdf"]
+    refused = docs["fill-only.pdf"]
+    assert refused["status"] == "failed", refused
+    assert "do not allow adding time-stamps" in refused["error_message"]
+    assert (archive / "fill-only.pdf").read_bytes() == before["fill-only.pdf"]
+    raised = archive / "open.pdf"
+    assert still_encrypted_without_a_password(raised)
+    # pdfsig checks the signature; openssl ts the last document time-stamp
+    blocks = pdfsig(raised).split("Signature #")[1:]
+    assert len(blocks) >= 2 and "Signature is Valid" in blocks[0], blocks
+    assert "Verification: OK" in openssl_document_timestamp(raised, tmp_path).stdout
+    proc = signkit("verify", str(raised), "--trust", str(trust), "--offline", "--json")
+    verdict = json.loads(proc.stdout)["documents"][0]["verdict"]
+    assert verdict["indication"] == "PASSED", verdict
+    assert verdict["signatures"][0]["level"] == "B-LTA", verdict["signatures"][0]

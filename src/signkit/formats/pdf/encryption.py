@@ -6,6 +6,7 @@ restricts changes) opens that way, and its permissions (/P) then apply."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from signkit.errors import InputFormatError
@@ -38,3 +39,42 @@ def unlock(
             "the PDF is encrypted with a password to open it", subject=source, hint=hint
         )
     return result
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the password that opened an encrypted PDF allows, by the
+    document's permissions (/P): its owner password allows everything."""
+
+    owner: bool
+    fill: bool
+    """Filling in an existing signature field."""
+    add: bool
+    """Adding fields or document-level data (a new signature field, a
+    certification, a document time-stamp, validation data)."""
+
+
+def writer_access(
+    writer: Any, source: str, password: str | None, *, hint: str | None = None
+) -> Access:
+    """Open the encrypted document of pyHanko's incremental ``writer`` (see
+    ``unlock``), so that its update is encrypted alike, and read what the
+    password that opened it allows."""
+    from pyhanko.pdf_utils.crypt import AuthStatus
+    from pyhanko.pdf_utils.crypt import StandardSecuritySettingsRevision as Revision
+    from pyhanko.pdf_utils.crypt.permissions import StandardPermissions as Perm
+
+    result = unlock(writer.prev, source, password, decrypt=writer.encrypt, hint=hint)
+    if result.status == AuthStatus.OWNER:
+        return Access(owner=True, fill=True, add=True)
+    flags = result.permission_flags or Perm(0)
+    annotate = Perm.ALLOW_ANNOTS_FORM_FILLING in flags
+    # ISO 32000 Table 22: bit 9 lets a reader fill in existing fields,
+    # signature fields included, even without bit 6; it means nothing before
+    # revision 3. A new field needs bit 6 together with bit 4.
+    fill = annotate or (
+        writer.prev.security_handler.revision >= Revision.RC4_EXTENDED
+        and Perm.ALLOW_FORM_FILLING in flags
+    )
+    add = annotate and Perm.ALLOW_MODIFICATION_GENERIC in flags
+    return Access(owner=False, fill=fill, add=add)

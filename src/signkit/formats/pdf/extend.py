@@ -15,7 +15,7 @@ import io
 from collections.abc import Sequence
 from typing import IO, Any
 
-from signkit.errors import DocumentError, InputFormatError
+from signkit.errors import DocumentError
 from signkit.faults import input_faults
 from signkit.formats.extend import (
     Assessment,
@@ -25,6 +25,7 @@ from signkit.formats.extend import (
     rank,
     token_chain,
 )
+from signkit.formats.pdf.encryption import unlock, writer_access
 
 DOC_TIMESTAMP_RESERVE = 24 * 1024
 
@@ -34,8 +35,24 @@ def _reader(fh: IO[bytes], source: str) -> Any:
 
     reader = PdfFileReader(fh, strict=False)
     if reader.encrypted:
-        raise InputFormatError("the PDF is encrypted", subject=source)
+        unlock(reader, source, None)
     return reader
+
+
+def _writer(out: IO[bytes], source: str) -> Any:
+    """An incremental update of ``out``; for an encrypted PDF, one its
+    permissions allow to the empty user password (an owner-password-only PDF),
+    encrypted as the document is."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(out, strict=False)
+    if writer.prev.encrypted and not writer_access(writer, source, None).add:
+        raise DocumentError(
+            "the PDF's permissions do not allow adding time-stamps or validation data; "
+            "its owner password would",
+            subject=source,
+        )
+    return writer
 
 
 def _has_dss(reader: Any, revision: int | None = None) -> bool:
@@ -94,8 +111,6 @@ def assess(path: str) -> Assessment:
 
 def extend(prepared: ExtendPrepared) -> str:
     """Write the raised PDF to the temp file; the level reached."""
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-
     cfg = prepared.config
     assert cfg.tsa is not None  # noqa: S101 - checked when prepared
     target, source = prepared.level, prepared.input
@@ -108,14 +123,14 @@ def extend(prepared: ExtendPrepared) -> str:
             _timestamp_signatures(out, cfg.tsa, source)
             out.seek(0)
             if rank(level_of(_reader(out, source))[0]) < rank("B-T"):
-                _document_timestamp(out, cfg.tsa)
+                _document_timestamp(out, cfg.tsa, source)
         if rank(target) >= rank("B-LT") and (rank(current) < rank("B-LT") or prepared.renew):
             out.seek(0)
             reader = _reader(out, source)
             chains = _chains(reader, renew=prepared.renew and current == "B-LTA")
             certs, ocsps, crls = gather(chains, cfg.trust, source)
             out.seek(0)
-            writer = IncrementalPdfFileWriter(out, strict=False)
+            writer = _writer(out, source)
             from pyhanko.sign.validation.dss import DocumentSecurityStore
 
             DocumentSecurityStore.supply_dss_in_writer(
@@ -123,7 +138,7 @@ def extend(prepared: ExtendPrepared) -> str:
             )
             writer.write_in_place()
         if target == "B-LTA" and (rank(current) < rank("B-LTA") or prepared.renew):
-            _document_timestamp(out, cfg.tsa)
+            _document_timestamp(out, cfg.tsa, source)
         out.flush()
         import os
 
@@ -199,14 +214,13 @@ def _chains(reader: Any, *, renew: bool) -> list[tuple[bytes, Sequence[bytes]]]:
     return out
 
 
-def _document_timestamp(out: IO[bytes], tsa: Any) -> None:
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+def _document_timestamp(out: IO[bytes], tsa: Any, source: str) -> None:
     from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
 
     from signkit.formats.pdf.finish import _TimeStamper
 
     out.seek(0)
-    writer = IncrementalPdfFileWriter(out, strict=False)
+    writer = _writer(out, source)
     stamper = PdfTimeStamper(_TimeStamper.build(tsa))
     asyncio.run(
         stamper.async_timestamp_pdf(

@@ -41,7 +41,7 @@ from signkit.formats.pdf.appearance import (
     stamp_style,
 )
 from signkit.formats.pdf.decree30 import fit_between, fit_image, seal_box, slot_layout
-from signkit.formats.pdf.encryption import unlock
+from signkit.formats.pdf.encryption import Access, writer_access
 from signkit.formats.pdf.options import PdfDocOptions
 from signkit.formats.plugin import BatchSigner
 from signkit.fsio import copy_hashing, open_regular
@@ -205,7 +205,7 @@ def worker_state(config: PdfBatchConfig) -> WorkerState:
     return _STATE
 
 
-def _open_writer(fh: IO[bytes], source: str, password: str | None) -> tuple[Any, _Access | None]:
+def _open_writer(fh: IO[bytes], source: str, password: str | None) -> tuple[Any, Access | None]:
     """pyHanko's incremental writer on ``fh`` and, for an encrypted PDF, what
     the password that opened it allows (None: not encrypted)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -228,52 +228,17 @@ def _open_writer(fh: IO[bytes], source: str, password: str | None) -> tuple[Any,
     if not writer.prev.encrypted:
         return writer, None
     with input_faults(source, "cannot open the encrypted PDF"):
-        return writer, _authenticate(writer, source, password)
-
-
-@dataclass(frozen=True)
-class _Access:
-    """What the password that opened an encrypted PDF allows, by the
-    document's permissions (/P): its owner password allows everything."""
-
-    owner: bool
-    fill: bool
-    """Filling in an existing signature field."""
-    add: bool
-    """Adding a signature field (and so a certification, which changes the document)."""
-
-
-def _authenticate(writer: Any, source: str, password: str | None) -> _Access:
-    """Open the encrypted PDF (see ``encryption.unlock``) and read what the
-    password that opened it allows."""
-    from pyhanko.pdf_utils.crypt import AuthStatus
-    from pyhanko.pdf_utils.crypt import StandardSecuritySettingsRevision as Revision
-    from pyhanko.pdf_utils.crypt.permissions import StandardPermissions as Perm
-
-    result = unlock(
-        writer.prev,
-        source,
-        password,
-        decrypt=writer.encrypt,
-        hint="give the password with --password-file or SIGNKIT_PDF_PASSWORD",
-    )
-    if result.status == AuthStatus.OWNER:
-        return _Access(owner=True, fill=True, add=True)
-    flags = result.permission_flags or Perm(0)
-    annotate = Perm.ALLOW_ANNOTS_FORM_FILLING in flags
-    # ISO 32000 Table 22: bit 9 lets a reader fill in existing fields,
-    # signature fields included, even without bit 6; it means nothing before
-    # revision 3. A new field needs bit 6 together with bit 4.
-    fill = annotate or (
-        writer.prev.security_handler.revision >= Revision.RC4_EXTENDED
-        and Perm.ALLOW_FORM_FILLING in flags
-    )
-    add = annotate and Perm.ALLOW_MODIFICATION_GENERIC in flags
-    return _Access(owner=False, fill=fill, add=add)
+        access = writer_access(
+            writer,
+            source,
+            password,
+            hint="give the password with --password-file or SIGNKIT_PDF_PASSWORD",
+        )
+    return writer, access
 
 
 def _respect_permissions(
-    writer: Any, access: _Access | None, opts: PdfDocOptions, source: str
+    writer: Any, access: Access | None, opts: PdfDocOptions, source: str
 ) -> None:
     """Refuse a signature the encrypted document's permissions forbid to the
     password that opened it, as PDF readers do (pyHanko leaves that to us)."""
@@ -557,7 +522,7 @@ def _prepare_large(
 
 
 def _signing_session(
-    writer: Any, access: _Access | None, item: PrepareItem, st: WorkerState, now: datetime
+    writer: Any, access: Access | None, item: PrepareItem, st: WorkerState, now: datetime
 ) -> tuple[Any, tuple[str, ...]]:
     """pyHanko's to-be-signed document (field, appearance and metadata), and
     what a person should be told about its placement."""

@@ -23,6 +23,7 @@ annotations; a FieldMDP lock forbids any change to the fields it names.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -566,9 +567,14 @@ def _raw(container: Any, key: Any) -> Any:
     """``container``'s entry as stored: a reference stays one and, in an
     encrypted document, a direct value stays encrypted until Changes.get reads
     it (the value of a signature's /Contents is stored in clear)."""
+    return container.raw_get(key, decrypt=_as_stored())
+
+
+@functools.cache
+def _as_stored() -> Any:
     from pyhanko.pdf_utils.generic import EncryptedObjAccess
 
-    return container.raw_get(key, decrypt=EncryptedObjAccess.PROXY)
+    return EncryptedObjAccess.PROXY
 
 
 def _decrypted(proxy: Any) -> Any:

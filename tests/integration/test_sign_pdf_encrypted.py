@@ -210,6 +210,11 @@ def test_an_encrypted_pdf_signed_again_keeps_its_earlier_signature(  # type: ign
         found = [(s["indication"], s["detail"]) for s in docs[name]["signatures"]]
         assert found == [("PASSED", None)] * 2, (name, found)
     assert docs["tampered.pdf"]["signatures"][0]["sub_indication"] == "MODIFIED_AFTER_SIGNING"
+    # the report's thumbnail of the signed page (it was left out for encrypted PDFs)
+    from signkit.verify.thumbnails import render
+
+    (thumb,) = render(twice / "aes256.pdf", ["Signature1", "Signature2"])
+    assert thumb.fields == [(2, "Signature2")] and thumb.invisible == [(1, "Signature1")]
 
 
 def test_an_owner_password_only_pdf_is_extended_as_its_permissions_allow(  # type: ignore[no-untyped-def]

@@ -40,8 +40,12 @@ def _fields(
     verdicts' field names in order)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
+    from signkit.formats.pdf.encryption import unlock
+
     with path.open("rb") as fh:
         reader = PdfFileReader(fh, strict=False)
+        if reader.encrypted:
+            unlock(reader, str(path), None)
         pages = {}
         for index in range(int(reader.root["/Pages"]["/Count"])):
             ref = reader.find_page_for_modification(index)[0]
@@ -52,11 +56,11 @@ def _fields(
                 continue
             number = names.index(str(sig.field_name)) + 1
             widget = sig.sig_field
-            rect = widget.get("/Rect")
+            rect = widget["/Rect"] if "/Rect" in widget else None
             page_ref = widget.get_value_as_reference("/P") if "/P" in widget else None
             if "/Kids" in widget:
                 kid = widget["/Kids"][0]
-                rect = kid.get("/Rect")
+                rect = kid["/Rect"] if "/Rect" in kid else None
                 page_ref = kid.get_value_as_reference("/P") if "/P" in kid else None
             index = pages.get((page_ref.idnum, page_ref.generation), 0) if page_ref else 0
             x0, y0, x1, y1 = (float(v) for v in rect) if rect is not None else (0.0,) * 4

@@ -252,3 +252,45 @@ def test_an_owner_password_only_pdf_is_extended_as_its_permissions_allow(  # typ
     verdict = json.loads(proc.stdout)["documents"][0]["verdict"]
     assert verdict["indication"] == "PASSED", verdict
     assert verdict["signatures"][0]["level"] == "B-LTA", verdict["signatures"][0]
+
+
+def field_rects(path: Path) -> list[tuple[str, list[float]]]:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    with path.open("rb") as fh:
+        reader = PdfFileReader(fh, strict=False)
+        if reader.encrypted:
+            reader.decrypt("")
+        return [
+            (str(s.field_name), [float(v) for v in s.sig_field["/Rect"]])
+            for s in reader.embedded_signatures
+        ]
+
+
+def test_the_decree_30_leader_and_seal_on_an_owner_password_only_decision(  # type: ignore[no-untyped-def]
+    sk, tmp_path: Path
+) -> None:
+    """Regression: the seal over the leader's signature read the encrypted
+    page's annotation list undecrypted (internal error, exit 70)."""
+    decision = FIXTURES / "nd30" / "rl-dots-14.pdf"
+    images = FIXTURES / "samples"
+    placed = {}
+    for kind, source in (
+        ("plain", decision),
+        ("encrypted", encrypt(decision, tmp_path / "encrypted.pdf")),
+    ):
+        leader, sealed = tmp_path / f"{kind}-1.pdf", tmp_path / f"{kind}-2.pdf"
+        proc = sk(
+            str(source), *KEY, "-o", str(leader), "--preset", "nd30-person",
+            "--image", str(images / "signature.png"), "--anchor-text", "Trần Thị Bình",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        proc = sk(
+            str(leader), *KEY, "-o", str(sealed), "--preset", "nd30-org",
+            "--image", str(images / "seal.png"), "--seal-mm", "36",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert pdfsig(sealed).count("Signature is Valid") == 2
+        placed[kind] = field_rects(sealed)
+    assert still_encrypted_without_a_password(tmp_path / "encrypted-2.pdf")
+    assert placed["encrypted"] == placed["plain"] and len(placed["plain"]) == 2

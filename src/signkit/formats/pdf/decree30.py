@@ -198,9 +198,9 @@ def _page_font_metrics(reader: Any, index: int) -> set[tuple[float, float]]:
         while pending and seen < 64:
             res = pending.pop()
             seen += 1
-            for ref in (res.get("/Font") or {}).values():
+            for ref in (res["/Font"] if "/Font" in res else {}).values():
                 out.add(_descriptor_metrics(ref.get_object()))
-            for ref in (res.get("/XObject") or {}).values():
+            for ref in (res["/XObject"] if "/XObject" in res else {}).values():
                 xobj = ref.get_object()
                 if xobj.get("/Subtype") == "/Form" and "/Resources" in xobj:
                     pending.append(xobj["/Resources"].get_object())
@@ -404,7 +404,7 @@ def _integrity_problem(sig: Any) -> str | None:
 def _widget(field: Any) -> Any:
     if "/Rect" in field:
         return field
-    kids = field.get("/Kids")
+    kids = field["/Kids"] if "/Kids" in field else None
     return kids[0].get_object() if kids else None
 
 
@@ -436,7 +436,7 @@ def _widget_page(reader: Any, widget: Any) -> int | None:
     count = int(reader.root["/Pages"]["/Count"])
     for index in range(count):
         page = reader.find_page_for_modification(index)[0].get_object()
-        for annot in page.get("/Annots", ()):
+        for annot in page["/Annots"] if "/Annots" in page else ():
             if annot.get_object() is widget:
                 return index
     return None

@@ -633,7 +633,8 @@ def _install_serial_first() -> None:
 
 # ------------------------------------------------------------ certvalidator paths
 
-_PATHS: set[tuple[Any, ...]] = set()
+_PATHS: dict[tuple[Any, ...], BaseException | None] = {}
+_PATHS_LIMIT = 10_000
 _SCOPE: list[str] = []
 
 
@@ -642,12 +643,16 @@ def remembered_paths(policy_key: str) -> Iterator[None]:
     """Within this block, certification paths validated offline are remembered.
 
     A path's validation depends on its certificates, the trust and algorithm
-    policy (``policy_key``), the validation instant, and the revocation data
-    at hand; offline, that data is what the documents embed, so documents
-    signed by the same certificate with the same DSS contents give the same
-    answer. Only successes are remembered; validations that may fetch from
-    the network, and everything outside such a block (the long-term process,
-    whose proofs of existence are gathered along the way), run in full.
+    policy (``policy_key``), the validation instant, the revocation data at
+    hand, and the certificates the context can draw on to check that data
+    (an OCSP responder's, a CRL issuer's); offline, all of it is what the
+    documents embed, so documents signed by the same certificate with the
+    same DSS contents give the same answer. Successes are remembered, and so
+    are validation failures: an archive of B-LT documents fails the same way
+    at the run's instant before each is judged as of its time-stamp.
+    Validations that may fetch from the network, and everything outside such
+    a block (the long-term process, whose proofs of existence are gathered
+    along the way), run in full.
     """
     _SCOPE.append(policy_key)
     try:
@@ -656,9 +661,27 @@ def remembered_paths(policy_key: str) -> Iterator[None]:
         _SCOPE.pop()
 
 
+def _replayed(error: BaseException, path: Any) -> BaseException:
+    """A remembered validation failure, to raise afresh for ``path``.
+
+    A copy without traceback or cause, so that nothing accumulates on one
+    object and no document's frames stay alive; where it named the validated
+    path, it names ``path`` (the same certificates) instead.
+    """
+    copy = type(error).__new__(type(error), *error.args)
+    copy.__dict__.update(error.__dict__)
+    validated = getattr(error, "original_path", None)
+    if validated is not None:
+        copy.original_path = path  # type: ignore[attr-defined]
+        if getattr(error, "current_path", None) is validated:
+            copy.current_path = path  # type: ignore[attr-defined]
+    return copy
+
+
 def cached_path_validation(current: Any) -> Any:
-    """``current`` (certvalidator's async_validate_path), remembering successes
+    """``current`` (certvalidator's async_validate_path), remembering answers
     inside ``remembered_paths`` blocks."""
+    from pyhanko_certvalidator.errors import ValidationError
 
     async def cached(validation_context: Any, path: Any, parameters: Any = None) -> Any:
         if not _SCOPE or validation_context.fetching_allowed:
@@ -675,13 +698,22 @@ def cached_path_validation(current: Any) -> Any:
             repr(parameters),
             frozenset(hashlib.sha256(o.dump()).digest() for o in validation_context.ocsps),
             frozenset(hashlib.sha256(c.dump()).digest() for c in validation_context.crls),
+            frozenset(c.sha256 for c in validation_context.certificate_registry),
         )
         if key in _PATHS:
+            error = _PATHS[key]
+            if error is not None:
+                raise _replayed(error, path)
             validation_context.record_validation(path.leaf, path)
             return path.leaf
-        result = await current(validation_context, path, parameters)
-        if len(_PATHS) < 10_000:
-            _PATHS.add(key)
+        try:
+            result = await current(validation_context, path, parameters)
+        except ValidationError as error:
+            if len(_PATHS) < _PATHS_LIMIT:
+                _PATHS[key] = _replayed(error, path)
+            raise
+        if len(_PATHS) < _PATHS_LIMIT:
+            _PATHS[key] = None
         return result
 
     cached.signkit_cached = True  # type: ignore[attr-defined]
@@ -829,6 +861,7 @@ PATCHES = (
             ("pyhanko_certvalidator.context", "ValidationContext.record_validation"),
             ("pyhanko_certvalidator.context", "ValidationContext.ocsps"),
             ("pyhanko_certvalidator.context", "ValidationContext.crls"),
+            ("pyhanko_certvalidator.context", "ValidationContext.certificate_registry"),
         ),
         install=_install_path_cache,
     ),

@@ -146,10 +146,11 @@ def test_name_cache_keeps_rfc5280_comparison(text: str) -> None:
     assert (again_a == again_b, again_a.hashable, again_b.hashable) == before
 
 
-def test_path_cache_only_within_its_block() -> None:
+def test_path_cache_only_within_its_block(monkeypatch: pytest.MonkeyPatch) -> None:
     """Outside ``remembered_paths`` every validation runs; inside, an offline
-    success is remembered for the same path, instant and revocation data, and
-    a validation that may fetch is never remembered."""
+    success is remembered for the same path, instant, revocation data and
+    certificates at hand, and a validation that may fetch is never
+    remembered."""
     import asyncio
     from datetime import UTC, datetime
 
@@ -162,8 +163,10 @@ def test_path_cache_only_within_its_block() -> None:
 
     root = x509.Certificate.load(pki_certificate("root-ca"))
     interm = x509.Certificate.load(pki_certificate("interm-ca"))
+    tsa = x509.Certificate.load(pki_certificate("tsa"))
     path = ValidationPath(trust_anchor=CertTrustAnchor(root), interm=[], leaf=interm)
     calls: list[datetime] = []
+    monkeypatch.setattr(patches, "_PATHS", {})
 
     async def validate(vc: Any, p: Any, params: Any = None) -> Any:
         calls.append(vc.timing_params.validation_time)
@@ -171,9 +174,13 @@ def test_path_cache_only_within_its_block() -> None:
 
     cached = patches.cached_path_validation(validate)
 
-    def run(moment: datetime, *, fetch: bool = False) -> None:
+    def run(moment: datetime, *at_hand: x509.Certificate, fetch: bool = False) -> None:
         vc = ValidationContext(
-            trust_roots=[root], moment=moment, allow_fetching=fetch, revocation_mode="soft-fail"
+            trust_roots=[root],
+            other_certs=list(at_hand),
+            moment=moment,
+            allow_fetching=fetch,
+            revocation_mode="soft-fail",
         )
         assert asyncio.run(cached(vc, path)) == interm
 
@@ -187,9 +194,80 @@ def test_path_cache_only_within_its_block() -> None:
         assert len(calls) == 3  # the second one was remembered
         run(second)
         assert len(calls) == 4  # another instant is another question
+        run(first, tsa)
+        assert len(calls) == 5  # and another certificate at hand
+        run(first, fetch=True)
+        run(first, fetch=True)
+        assert len(calls) == 7  # what may come from the network is not remembered
     with patches.remembered_paths("another-policy"):
         run(first)
-        assert len(calls) == 5  # another trust policy too
+        assert len(calls) == 8  # another trust policy too
+
+
+def test_path_cache_replays_a_failure_for_the_same_inputs_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An offline validation failure is remembered as a success is: the same
+    question raises the same error again without validating, as a fresh
+    object naming the path it was asked about; another certificate at hand
+    (a responder's, an issuer's) makes it another question."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from asn1crypto import x509
+    from pyhanko_certvalidator import ValidationContext, validate
+    from pyhanko_certvalidator.authority import CertTrustAnchor
+    from pyhanko_certvalidator.errors import InsufficientRevinfoError
+    from pyhanko_certvalidator.path import ValidationPath
+
+    from support.infra import pki_certificate
+
+    monkeypatch.setattr(patches, "_PATHS", {})
+    root = x509.Certificate.load(pki_certificate("root-ca"))
+    interm = x509.Certificate.load(pki_certificate("interm-ca"))
+    tsa = x509.Certificate.load(pki_certificate("tsa"))
+    calls: list[Any] = []
+
+    async def certvalidator(vc: Any, p: Any, params: Any = None) -> Any:
+        calls.append(p)
+        return await validate.async_validate_path(vc, p, params)
+
+    cached = patches.cached_path_validation(certvalidator)
+
+    def run(*at_hand: x509.Certificate) -> tuple[Any, InsufficientRevinfoError]:
+        # no revocation data and hard-fail: the intermediate cannot pass
+        vc = ValidationContext(
+            trust_roots=[root],
+            other_certs=list(at_hand),
+            moment=datetime(2030, 1, 1, tzinfo=UTC),
+            allow_fetching=False,
+            revocation_mode="hard-fail",
+            crls=[],
+            ocsps=[],
+        )
+        path = ValidationPath(trust_anchor=CertTrustAnchor(root), interm=[], leaf=interm)
+        with pytest.raises(InsufficientRevinfoError) as caught:
+            asyncio.run(cached(vc, path))
+        return path, caught.value
+
+    with patches.remembered_paths("test-failures"):
+        first_path, first = run()
+        again_path, again = run()
+        assert len(calls) == 1  # the second one was remembered
+        assert again is not first and again.__cause__ is None
+        assert (str(again), again.is_ee_cert, again.is_side_validation) == (
+            str(first),
+            first.is_ee_cert,
+            first.is_side_validation,
+        )
+        assert first.original_path is first_path
+        assert again.original_path is again_path and again.current_path is again_path
+        run(tsa)
+        assert len(calls) == 2  # another certificate at hand is another question
+        run(tsa)
+        assert len(calls) == 2
+    run()
+    assert len(calls) == 3  # outside the block: never remembered
 
 
 def _test_certificates() -> list[bytes]:

@@ -390,9 +390,11 @@ def verify(
     jobs: int = 0,
     audit_log: PathLike | bool = True,
     on_document: Callable[[DocumentResult], None] | None = None,
+    password: str | None = None,
 ) -> Any:
     """Verify signed documents, as `signkit verify` does; the VerifyReport's
-    documents carry each verdict (``doc.verdict``), ``exit_code()`` the CLI's."""
+    documents carry each verdict (``doc.verdict``), ``exit_code()`` the CLI's.
+    ``password`` opens the PDFs that need one (as ``--password-file``)."""
     from signkit.jobs.verify_job import VerifyJobSpec, VerifyReport, verify_documents
     from signkit.pki.anchors import anchors_from, resolve_anchor
     from signkit.verify.policy import VerifyPolicy
@@ -407,6 +409,7 @@ def verify(
             offline=offline,
             at=at,
             allow_weak=allow_weak,
+            password=password,
         ),
         jobs=jobs,
         audit_path=_audit_path(audit_log),

@@ -294,3 +294,77 @@ def test_the_decree_30_leader_and_seal_on_an_owner_password_only_decision(  # ty
         placed[kind] = field_rects(sealed)
     assert still_encrypted_without_a_password(tmp_path / "encrypted-2.pdf")
     assert placed["encrypted"] == placed["plain"] and len(placed["plain"]) == 2
+
+
+def test_a_pdf_that_needs_a_password_to_open_is_verified_with_its_password(  # type: ignore[no-untyped-def]
+    sk, signkit, tmp_path: Path, trust: Path
+) -> None:
+    """signkit signed PDFs that need a password to open (with --password-file)
+    but could not verify them: verify takes the password the same ways, and
+    still opens the others of the batch with the empty one."""
+    opening = "mở-cửa-7"  # a password a clerk might choose
+    secret = tmp_path / "password"
+    secret.write_text(opening + "\n")
+    secret.chmod(0o600)
+    signed = tmp_path / "signed"
+    to_open = encrypt(SAMPLE, tmp_path / "to-open.pdf", user=opening)
+    owner_only = encrypt(SAMPLE, tmp_path / "owner-only.pdf")
+    proc = sk(str(to_open), *KEY, "--password-file", str(secret), "--output-dir", str(signed))
+    assert proc.returncode == 0, proc.stderr
+    assert sk(str(owner_only), *KEY, "--output-dir", str(signed)).returncode == 0
+    locked = signed / "to-open.pdf"
+    assert subprocess.run(["qpdf", "--requires-password", str(locked)]).returncode == 0
+    assert pdfsig_valid(locked, "-upw", opening)  # the referee, given the password
+
+    common = ["--trust", str(trust), "--revocation", "off", "--json"]
+    proc = signkit("verify", str(locked), *common)
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)["documents"][0]
+    assert "password to open it" in doc["error_message"], doc
+    assert "--password-file" in doc["error_hint"]
+
+    audit = tmp_path / "audit.jsonl"
+    report = tmp_path / "report.json"
+    for how, extra, env in (
+        ("file", ["--password-file", str(secret)], None),
+        ("environment", [], {"SIGNKIT_PDF_PASSWORD": opening}),
+    ):
+        proc = signkit(
+            "verify", str(signed), *common, *extra,
+            "--audit-log", str(audit), "--report", str(report), env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, (how, proc.stdout, proc.stderr)
+        verdicts = {
+            Path(d["input"]).name: d["verdict"]["indication"]
+            for d in json.loads(proc.stdout)["documents"]
+        }
+        assert verdicts == {"to-open.pdf": "PASSED", "owner-only.pdf": "PASSED"}, how
+        for text in (proc.stdout, proc.stderr, audit.read_text(), report.read_text()):
+            assert opening not in text, how
+
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-it\n")
+    proc = signkit("verify", str(signed), *common, "--password-file", str(wrong))
+    assert proc.returncode == 1
+    docs = {Path(d["input"]).name: d for d in json.loads(proc.stdout)["documents"]}
+    assert docs["to-open.pdf"]["error_message"].endswith("wrong password for the encrypted PDF")
+    assert docs["owner-only.pdf"]["verdict"]["indication"] == "PASSED"
+    assert "not-it" not in proc.stdout + proc.stderr
+
+    # what was signed, extracted: encrypted as the document is
+    extracted = tmp_path / "as-signed.pdf"
+    proc = signkit("verify", str(locked), "--extract-revision", "1", "-o", str(extracted))
+    assert proc.returncode != 0 and "password to open it" in proc.stderr
+    assert not extracted.exists()
+    proc = signkit(
+        "verify", str(locked), "--extract-revision", "1", "-o", str(extracted),
+        "--password-file", str(secret),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert locked.read_bytes().startswith(extracted.read_bytes())
+    assert subprocess.run(["qpdf", "--requires-password", str(extracted)]).returncode == 0
+    # the report's thumbnail of the signed page
+    from signkit.verify.thumbnails import render
+
+    (thumb,) = render(locked, ["Signature1"], opening)
+    assert thumb.page == 1 and thumb.invisible == [(1, "Signature1")]

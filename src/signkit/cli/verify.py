@@ -256,6 +256,15 @@ def verify(
             help="Accept SHA-1 and RSA keys under 2048 bits (still reported).",
         ),
     ] = False,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--password-file",
+            metavar="FILE",
+            dir_okay=False,
+            help="Password of PDFs that need one to open [or env SIGNKIT_PDF_PASSWORD].",
+        ),
+    ] = None,
     extract_revision: Annotated[
         int | None,
         typer.Option(
@@ -361,8 +370,11 @@ def verify(
                 "give INPUT files or directories, or --manifest FILE", hint="signkit verify --help"
             )
         _check_zone(timezone)
+        from .sign_run import read_secret_file, secret_env
+
+        password = read_secret_file(password_file, "password") or secret_env("SIGNKIT_PDF_PASSWORD")
         if extract_revision is not None:
-            return _extract(out, inputs, extract_revision, output)
+            return _extract(out, inputs, extract_revision, output, password)
         if output is not None:
             raise UsageError("-o/--output goes with --extract-revision")
         etsi = report_format == "etsi"
@@ -391,6 +403,7 @@ def verify(
             at=parse_time(validation.at) if validation.at else None,
             allow_weak=insecure_allow_weak,
             etsi=etsi,
+            password=password or None,
         )
         if audit.no_audit:
             out.warn("audit log disabled (--no-audit): this run leaves no audit record")
@@ -527,7 +540,9 @@ def _check_people_report(fmt: str, report_path: Path | None, report_dir: Path | 
         check_writable(report_dir)
 
 
-def _extract(out: Output, inputs: InputOptions, revision: int, target: Path | None) -> int:
+def _extract(
+    out: Output, inputs: InputOptions, revision: int, target: Path | None, password: str | None
+) -> int:
     from signkit.errors import InputError, OutputError, UsageError
     from signkit.fsio import atomic_write
     from signkit.verify.pdf import extract_revision
@@ -539,7 +554,7 @@ def _extract(out: Output, inputs: InputOptions, revision: int, target: Path | No
         raise InputError("no such file", subject=str(source))
     if target.exists():
         raise OutputError("output exists; choose another -o", subject=str(target))
-    data = extract_revision(source, revision)
+    data = extract_revision(source, revision, password or None)
     try:
         atomic_write(target, data)
     except OSError as exc:

@@ -160,7 +160,8 @@ def verify_document(
         from signkit.verify.thumbnails import render
 
         try:
-            verdict.thumbnails = render(Path(path), [s.name for s in verdict.signatures])
+            names = [s.name for s in verdict.signatures]
+            verdict.thumbnails = render(Path(path), names, policy.password)
         except MemoryError:
             raise
         except Exception:  # noqa: S110 - a page that cannot be drawn leaves the report without it

@@ -38,6 +38,7 @@ from signkit.verify.verdict import (
 )
 
 EXTENSIONS = (".pdf",)
+OPEN_HINT = "give its password with --password-file or SIGNKIT_PDF_PASSWORD"
 
 
 def preload() -> None:
@@ -66,7 +67,7 @@ def verify_pdf_data(data: bytes, source: str, policy: VerifyPolicy) -> DocumentV
     """``verify_pdf`` on bytes already read (an attachment of a package)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from signkit.formats.pdf.encryption import unlock
+    from signkit.formats.pdf.encryption import unlock_to_read
     from signkit.verify.pdf_timestamps import is_document_timestamp, verify_document_timestamp
 
     patches.install()
@@ -75,7 +76,7 @@ def verify_pdf_data(data: bytes, source: str, policy: VerifyPolicy) -> DocumentV
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         if reader.encrypted:
-            unlock(reader, source, None)
+            unlock_to_read(reader, source, policy.password, hint=OPEN_HINT)
         found = _signatures(reader)
         context = _DocContext.read(reader, policy)
     except InputFormatError:
@@ -572,13 +573,18 @@ def _describe(sig: Any, doc: _DocContext) -> dict[str, Any]:
     }
 
 
-def extract_revision(path: Path, number: int) -> bytes:
-    """The bytes of the revision signature ``number`` (1-based) covers: what was signed."""
+def extract_revision(path: Path, number: int, password: str | None = None) -> bytes:
+    """The bytes of the revision signature ``number`` (1-based) covers: what was
+    signed (encrypted as the document is: the same password opens it)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from signkit.formats.pdf.encryption import unlock_to_read
 
     data = path.read_bytes()
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
+        if reader.encrypted:
+            unlock_to_read(reader, str(path), password, hint=OPEN_HINT)
         sigs = [
             s for _, s in _signatures(reader) if not isinstance(s, str) and not _is_timestamp(s)
         ]

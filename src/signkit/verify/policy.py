@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -33,6 +33,9 @@ class VerifyPolicy:
     """Also build ETSI TS 119 102-2 report parts for PDF signatures."""
     now: datetime | None = None
     """The run's validation time (one instant for the whole batch); None: each call's now."""
+    password: str | None = field(default=None, repr=False, compare=False)
+    """Opens the PDFs that need a password to be read (tried after the empty
+    one); it decides no verdict, so it is no part of the policy's key."""
 
     @property
     def key(self) -> str:

@@ -33,19 +33,21 @@ class PageThumbnail:
 
 
 def _fields(
-    path: Path, names: list[str | None]
-) -> list[tuple[int, str, int, tuple[float, float, float, float]]]:
+    path: Path, names: list[str | None], password: str | None
+) -> tuple[list[tuple[int, str, int, tuple[float, float, float, float]]], str | None]:
     """(signature number, field name, page index, rect) of every signature
     field that has a verdict, numbered as the verdicts are (``names``: the
-    verdicts' field names in order)."""
+    verdicts' field names in order); and the password that opened the
+    document (None: none, or the empty one)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from signkit.formats.pdf.encryption import unlock
+    from signkit.formats.pdf.encryption import unlock_to_read
 
+    opened_with = None
     with path.open("rb") as fh:
         reader = PdfFileReader(fh, strict=False)
         if reader.encrypted:
-            unlock(reader, str(path), None)
+            opened_with = unlock_to_read(reader, str(path), password)
         pages = {}
         for index in range(int(reader.root["/Pages"]["/Count"])):
             ref = reader.find_page_for_modification(index)[0]
@@ -65,23 +67,24 @@ def _fields(
             index = pages.get((page_ref.idnum, page_ref.generation), 0) if page_ref else 0
             x0, y0, x1, y1 = (float(v) for v in rect) if rect is not None else (0.0,) * 4
             out.append((number, str(sig.field_name), index, (x0, y0, x1, y1)))
-        return out
+        return out, opened_with
 
 
-def render(path: Path, names: list[str | None]) -> list[PageThumbnail]:
+def render(path: Path, names: list[str | None], password: str | None = None) -> list[PageThumbnail]:
     """Thumbnails of the pages that carry signature fields (page 1 when every
     signature is invisible and has no page); ``names``: the verdicts' field
-    names, in the order the report numbers them."""
+    names, in the order the report numbers them; ``password`` opens the PDFs
+    that need one."""
     import pypdfium2 as pdfium
     from PIL import ImageDraw
 
-    signatures = _fields(path, names)
+    signatures, opened_with = _fields(path, names, password)
     if not signatures:
         return []
     by_page: dict[int, list[tuple[int, str, tuple[float, float, float, float]]]] = {}
     for number, name, index, box in signatures:
         by_page.setdefault(index, []).append((number, name, box))
-    pdf = pdfium.PdfDocument(str(path))
+    pdf = pdfium.PdfDocument(str(path), password=opened_with)
     pdf.init_forms()  # signature appearances are widgets: drawn with the page
     try:
         out = []

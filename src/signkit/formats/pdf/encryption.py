@@ -41,6 +41,23 @@ def unlock(
     return result
 
 
+def unlock_to_read(
+    reader: Any, source: str, password: str | None, *, hint: str | None = None
+) -> str | None:
+    """Open the encrypted ``reader`` to read it: with the empty user password
+    first, as every PDF reader does, then with ``password`` (one password
+    serves a batch, and most of its documents need none). Returns the
+    password that opened it (None: the empty one)."""
+    try:
+        unlock(reader, source, None, hint=None if password else hint)
+        return None
+    except InputFormatError:
+        if not password:
+            raise
+    unlock(reader, source, password)
+    return password
+
+
 @dataclass(frozen=True)
 class Access:
     """What the password that opened an encrypted PDF allows, by the

@@ -327,11 +327,13 @@ def extend(
     fail_fast: bool = False,
     audit_log: PathLike | bool = True,
     report: PathLike | None = None,
+    password: str | None = None,
 ) -> BatchReport:
     """Raise existing signatures (PDF, XML, CMS) to ``level`` without re-signing,
     as `signkit extend` does; ``renew_within``: archive renewal, a new archive
     time-stamp for B-LTA documents whose newest time-stamp is due. In place
-    unless ``output`` or ``output_dir`` is given; no token is needed."""
+    unless ``output`` or ``output_dir`` is given; no token is needed.
+    ``password`` opens encrypted PDFs (as ``--password-file``)."""
     from signkit.jobs.engine import EngineSpec
     from signkit.jobs.extend_job import ExtendJobSpec, extend_documents, plan
     from signkit.jobs.outputs import OutputSpec
@@ -357,6 +359,7 @@ def extend(
             revocation=revocation,  # type: ignore[arg-type]
         ),
         tsa=TsaSpec(url=tsa) if tsa else None,
+        pdf_password=password,
         jobs=jobs,
         report_path=report_path,
         audit_path=_audit_path(audit_log),

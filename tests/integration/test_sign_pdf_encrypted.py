@@ -368,3 +368,65 @@ def test_a_pdf_that_needs_a_password_to_open_is_verified_with_its_password(  # t
 
     (thumb,) = render(locked, ["Signature1"], opening)
     assert thumb.page == 1 and thumb.invisible == [(1, "Signature1")]
+
+
+def test_encrypted_pdfs_are_extended_with_a_password(  # type: ignore[no-untyped-def]
+    sk, signkit, tmp_path: Path, trust: Path
+) -> None:
+    """extend opens a PDF that needs a password to open, and an owner password
+    lifts the permissions of a PDF they forbid; a document the password does
+    not open still opens as it would without one."""
+    opening = "mở-cửa-7"
+    secret, owner = tmp_path / "password", tmp_path / "owner-password"
+    secret.write_text(opening + "\n")
+    owner.write_text(OWNER + "\n")
+    archive = tmp_path / "archive"
+    to_open = encrypt(SAMPLE, tmp_path / "to-open.pdf", user=opening)
+    fill_only = encrypt(SAMPLE, tmp_path / "fill-only.pdf", "--modify=form")
+    proc = sk(str(to_open), *KEY, "--password-file", str(secret), "--output-dir", str(archive))
+    assert proc.returncode == 0, proc.stderr
+    proc = sk(str(fill_only), *KEY, "--password-file", str(owner), "--output-dir", str(archive))
+    assert proc.returncode == 0, proc.stderr
+    before = {p.name: p.read_bytes() for p in archive.iterdir()}
+    audit, report = tmp_path / "audit.jsonl", tmp_path / "report.json"
+    common = ["--tsa", TSA_URL, "--trust", str(trust), "--audit-log", str(audit), "--json"]
+
+    proc = signkit("extend", "-r", str(archive), *common)
+    docs = {Path(d["input"]).name: d for d in json.loads(proc.stdout)["documents"]}
+    assert "password to open it" in docs["to-open.pdf"]["error_message"]
+    assert "--password-file" in docs["to-open.pdf"]["error_hint"]
+    assert "owner password" in docs["fill-only.pdf"]["error_hint"]
+    assert {p.name: p.read_bytes() for p in archive.iterdir()} == before
+
+    # one password for the batch: it opens the first; the second opens as before
+    proc = signkit(
+        "extend", "-r", str(archive), *common, "--password-file", str(secret),
+        "--report", str(report),
+    )  # fmt: skip
+    docs = {Path(d["input"]).name: d for d in json.loads(proc.stdout)["documents"]}
+    assert docs["to-open.pdf"]["status"] == "signed", docs["to-open.pdf"]
+    assert "do not allow adding time-stamps" in docs["fill-only.pdf"]["error_message"]
+    assert (archive / "fill-only.pdf").read_bytes() == before["fill-only.pdf"]
+    # the owner password lifts the permissions
+    proc = signkit(
+        "extend", str(archive / "fill-only.pdf"), *common, env={"SIGNKIT_PDF_PASSWORD": OWNER}
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for text in (proc.stdout, proc.stderr, audit.read_text(), report.read_text()):
+        assert opening not in text and OWNER not in text
+
+    raised = archive / "to-open.pdf"
+    assert subprocess.run(["qpdf", "--requires-password", str(raised)]).returncode == 0
+    assert still_encrypted_without_a_password(archive / "fill-only.pdf")
+    # pdfsig checks the signature (given the password); openssl ts cannot open it
+    check = subprocess.run(["pdfsig", "-upw", opening, str(raised)], capture_output=True, text=True)
+    blocks = check.stdout.split("Signature #")[1:]
+    assert len(blocks) >= 2 and "Signature is Valid" in blocks[0], check.stdout
+    proc = signkit(
+        "verify", str(archive), "--trust", str(trust), "--offline", "--json",
+        "--password-file", str(secret),
+    )  # fmt: skip
+    for doc in json.loads(proc.stdout)["documents"]:
+        verdict = doc["verdict"]
+        assert verdict["indication"] == "PASSED", verdict
+        assert verdict["signatures"][0]["level"] == "B-LTA", verdict["signatures"][0]

@@ -125,6 +125,15 @@ def extend(
         int | None,
         typer.Option("--jobs", min=1, metavar="N", help="Worker processes (default: CPUs)."),
     ] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--password-file",
+            metavar="FILE",
+            dir_okay=False,
+            help="Password of encrypted PDFs [or env SIGNKIT_PDF_PASSWORD].",
+        ),
+    ] = None,
     tsa: TsaOptions,
     trust: TrustOptions,
     report: ReportOptions,
@@ -195,6 +204,8 @@ def extend(
                 revocation=trust.revocation,
             ),
             tsa=tsa_spec,
+            pdf_password=read_secret_file(password_file, "password")
+            or secret_env("SIGNKIT_PDF_PASSWORD"),
             jobs=jobs or 0,
             dry_run=dry_run,
             report_path=report.report_path,

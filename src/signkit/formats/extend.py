@@ -41,7 +41,8 @@ def rank(level: str | None) -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class ExtendConfig:
-    """What every worker needs, the same for the whole run (picklable, no secrets)."""
+    """What every worker needs, the same for the whole run (picklable; the
+    secrets it carries stay out of its repr)."""
 
     tsa: TsaSpec | None
     """Time-stamping authority for the new time-stamps."""
@@ -50,6 +51,10 @@ class ExtendConfig:
     renew_within: timedelta | None = None
     """Archive renewal: add an archive time-stamp when the newest one's TSA
     certificate ends within this window (or its algorithms are weak)."""
+    pdf_password: str | None = field(default=None, repr=False)
+    """Opens the PDFs that need a password to open, and lifts the permissions
+    of those whose owner password it is; the others open as they would
+    without it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,7 +150,7 @@ def worker_prepare(item: ExtendItem) -> ExtendPrepared | Unchanged:
     """Stage 1 (worker): what the document is, and whether it needs anything."""
     sha, size = file_sha256(item.input)
     fmt = _format(item.input)
-    found: Assessment = _module(fmt).assess(item.input)
+    found: Assessment = _module(fmt).assess(item.input, item.config)
     if found.level is None:
         return Unchanged(item.index, "no signature to extend", sha, size)
     renew = False

@@ -23,6 +23,7 @@ from signkit.errors import DocumentError
 from signkit.formats.extend import (
     CREATE_TEMP,
     Assessment,
+    ExtendConfig,
     ExtendPrepared,
     gather,
     rank,
@@ -80,7 +81,7 @@ def level_of(signature: _Element) -> str:
     return "B-LTA" if _children(signature, xades.ARCHIVE_TIMESTAMP) else "B-LT"
 
 
-def assess(path: str) -> Assessment:
+def assess(path: str, _config: ExtendConfig) -> Assessment:
     """The lowest level among the XAdES signatures, and the newest time-stamp."""
     doc = parse(_read(path), path)
     sigs = _signatures(doc)

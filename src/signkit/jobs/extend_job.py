@@ -63,6 +63,8 @@ class ExtendJobSpec:
     """Anchors and revocation policy for the validation data gathered."""
     tsa: TsaSpec | None = None
     """Time-stamping authority."""
+    pdf_password: str | None = field(default=None, repr=False)
+    """Opens the PDFs that need a password (see ExtendConfig.pdf_password)."""
     jobs: int = 0
     """Worker processes (0 = one per CPU)."""
     dry_run: bool = False
@@ -135,7 +137,12 @@ def plan(spec: ExtendJobSpec) -> list[PlannedDoc]:
 
 
 def _format(spec: ExtendJobSpec) -> ExtendFormat:
-    config = extend.ExtendConfig(tsa=spec.tsa, trust=spec.trust, renew_within=spec.renew_within)
+    config = extend.ExtendConfig(
+        tsa=spec.tsa,
+        trust=spec.trust,
+        renew_within=spec.renew_within,
+        pdf_password=spec.pdf_password,
+    )
     return ExtendFormat(config=config, level=spec.level)
 
 

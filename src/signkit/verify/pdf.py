@@ -38,7 +38,6 @@ from signkit.verify.verdict import (
 )
 
 EXTENSIONS = (".pdf",)
-OPEN_HINT = "give its password with --password-file or SIGNKIT_PDF_PASSWORD"
 
 
 def preload() -> None:
@@ -67,7 +66,7 @@ def verify_pdf_data(data: bytes, source: str, policy: VerifyPolicy) -> DocumentV
     """``verify_pdf`` on bytes already read (an attachment of a package)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from signkit.formats.pdf.encryption import unlock_to_read
+    from signkit.formats.pdf.encryption import OPEN_HINT, unlock_to_read
     from signkit.verify.pdf_timestamps import is_document_timestamp, verify_document_timestamp
 
     patches.install()
@@ -578,7 +577,7 @@ def extract_revision(path: Path, number: int, password: str | None = None) -> by
     signed (encrypted as the document is: the same password opens it)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from signkit.formats.pdf.encryption import unlock_to_read
+    from signkit.formats.pdf.encryption import OPEN_HINT, unlock_to_read
 
     data = path.read_bytes()
     try:

@@ -16,6 +16,7 @@ from signkit.formats.cms.inspect import SignerView, detached_data, open_cms, sig
 from signkit.formats.cms.sign import add_archive_timestamp, write_signature
 from signkit.formats.extend import (
     Assessment,
+    ExtendConfig,
     ExtendPrepared,
     gather,
     rank,
@@ -42,7 +43,7 @@ def _newest_token(view: SignerView) -> bytes | None:
     return tokens[-1] if tokens else None
 
 
-def assess(path: str) -> Assessment:
+def assess(path: str, _config: ExtendConfig) -> Assessment:
     """The lowest level among the signers, and the newest time-stamp."""
     with open_cms(path) as found:
         views = signers(found.parts)

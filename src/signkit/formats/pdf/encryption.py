@@ -11,6 +11,9 @@ from typing import Any
 
 from signkit.errors import InputFormatError
 
+OPEN_HINT = "give its password with --password-file or SIGNKIT_PDF_PASSWORD"
+"""The hint of a PDF that needs a password to open, where one may be given."""
+
 
 def unlock(
     reader: Any,
@@ -95,3 +98,21 @@ def writer_access(
     )
     add = annotate and Perm.ALLOW_MODIFICATION_GENERIC in flags
     return Access(owner=False, fill=fill, add=add)
+
+
+def update_access(
+    writer: Any, source: str, password: str | None, *, hint: str | None = None
+) -> Access:
+    """``writer_access`` for an update (validation data, a time-stamp): with
+    ``password`` when it opens the document (as its owner password it lifts
+    the permissions), else with the empty user password; when neither opens
+    it, the error is the password's."""
+    if not password:
+        return writer_access(writer, source, None, hint=hint)
+    try:
+        return writer_access(writer, source, password)
+    except InputFormatError as wrong:
+        try:
+            return writer_access(writer, source, None)
+        except InputFormatError:
+            raise wrong from None

@@ -19,38 +19,41 @@ from signkit.errors import DocumentError
 from signkit.faults import input_faults
 from signkit.formats.extend import (
     Assessment,
+    ExtendConfig,
     ExtendPrepared,
     copy_checked,
     gather,
     rank,
     token_chain,
 )
-from signkit.formats.pdf.encryption import unlock, writer_access
+from signkit.formats.pdf.encryption import OPEN_HINT, unlock_to_read, update_access
 
 DOC_TIMESTAMP_RESERVE = 24 * 1024
 
 
-def _reader(fh: IO[bytes], source: str) -> Any:
+def _reader(fh: IO[bytes], source: str, password: str | None) -> Any:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     reader = PdfFileReader(fh, strict=False)
     if reader.encrypted:
-        unlock(reader, source, None)
+        unlock_to_read(reader, source, password, hint=OPEN_HINT)
     return reader
 
 
-def _writer(out: IO[bytes], source: str) -> Any:
+def _writer(out: IO[bytes], source: str, password: str | None) -> Any:
     """An incremental update of ``out``; for an encrypted PDF, one its
-    permissions allow to the empty user password (an owner-password-only PDF),
-    encrypted as the document is."""
+    permissions allow to the password that opens it (``password``, else the
+    empty user password of an owner-password-only PDF), encrypted as the
+    document is."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
     writer = IncrementalPdfFileWriter(out, strict=False)
-    if writer.prev.encrypted and not writer_access(writer, source, None).add:
+    if writer.prev.encrypted and not update_access(writer, source, password, hint=OPEN_HINT).add:
         raise DocumentError(
             "the PDF's permissions do not allow adding time-stamps or validation data; "
             "its owner password would",
             subject=source,
+            hint="give the owner password with --password-file or SIGNKIT_PDF_PASSWORD",
         )
     return writer
 
@@ -101,11 +104,11 @@ def level_of(reader: Any) -> tuple[str | None, bytes | None]:
     return ("B-LTA" if archived else "B-LT"), newest
 
 
-def assess(path: str) -> Assessment:
+def assess(path: str, config: ExtendConfig) -> Assessment:
     """The lowest level among the signatures, and the newest time-stamp."""
     # pyHanko reads lazily: a damaged object may be met anywhere in the walk.
     with input_faults(path, "malformed PDF"), open(path, "rb") as fh:
-        level, newest = level_of(_reader(fh, path))
+        level, newest = level_of(_reader(fh, path, config.pdf_password))
     return Assessment(level, newest)
 
 
@@ -114,23 +117,24 @@ def extend(prepared: ExtendPrepared) -> str:
     cfg = prepared.config
     assert cfg.tsa is not None  # noqa: S101 - checked when prepared
     target, source = prepared.level, prepared.input
+    password = cfg.pdf_password
     with (
         input_faults(source, "cannot extend this PDF"),
         copy_checked(source, prepared.temp, prepared.sha256_before) as out,
     ):
-        current, _newest = level_of(_reader(out, source))
+        current, _newest = level_of(_reader(out, source, password))
         if rank(current) < rank("B-T"):
-            _timestamp_signatures(out, cfg.tsa, source)
+            _timestamp_signatures(out, cfg.tsa, source, password)
             out.seek(0)
-            if rank(level_of(_reader(out, source))[0]) < rank("B-T"):
-                _document_timestamp(out, cfg.tsa, source)
+            if rank(level_of(_reader(out, source, password))[0]) < rank("B-T"):
+                _document_timestamp(out, cfg.tsa, source, password)
         if rank(target) >= rank("B-LT") and (rank(current) < rank("B-LT") or prepared.renew):
             out.seek(0)
-            reader = _reader(out, source)
+            reader = _reader(out, source, password)
             chains = _chains(reader, renew=prepared.renew and current == "B-LTA")
             certs, ocsps, crls = gather(chains, cfg.trust, source)
             out.seek(0)
-            writer = _writer(out, source)
+            writer = _writer(out, source, password)
             from pyhanko.sign.validation.dss import DocumentSecurityStore
 
             DocumentSecurityStore.supply_dss_in_writer(
@@ -138,20 +142,20 @@ def extend(prepared: ExtendPrepared) -> str:
             )
             writer.write_in_place()
         if target == "B-LTA" and (rank(current) < rank("B-LTA") or prepared.renew):
-            _document_timestamp(out, cfg.tsa, source)
+            _document_timestamp(out, cfg.tsa, source, password)
         out.flush()
         import os
 
         os.fsync(out.fileno())
         out.seek(0)
-        reached, _ = level_of(_reader(out, source))
+        reached, _ = level_of(_reader(out, source, password))
         if rank(reached) < rank(target):
             raise DocumentError(f"reached only {reached}, not {target}", subject=source)
-        _check_earlier_intact(out, prepared.size_before, source)
+        _check_earlier_intact(out, prepared.size_before, source, password)
     return reached or target
 
 
-def _timestamp_signatures(out: IO[bytes], tsa: Any, source: str) -> None:
+def _timestamp_signatures(out: IO[bytes], tsa: Any, source: str, password: str | None) -> None:
     """B-T the way every validator reads it: a signature-time-stamp attribute
     in the CMS of each signature that has none, when nothing signed after it
     covers its /Contents (which no signature's own digest covers either) and
@@ -163,7 +167,7 @@ def _timestamp_signatures(out: IO[bytes], tsa: Any, source: str) -> None:
     from signkit.pki.timestamps import request_timestamp
 
     out.seek(0)
-    reader = _reader(out, source)
+    reader = _reader(out, source, password)
     everything = list(reader.embedded_signatures)
     edits = []
     for sig in reader.embedded_regular_signatures:
@@ -214,13 +218,13 @@ def _chains(reader: Any, *, renew: bool) -> list[tuple[bytes, Sequence[bytes]]]:
     return out
 
 
-def _document_timestamp(out: IO[bytes], tsa: Any, source: str) -> None:
+def _document_timestamp(out: IO[bytes], tsa: Any, source: str, password: str | None) -> None:
     from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
 
     from signkit.formats.pdf.finish import _TimeStamper
 
     out.seek(0)
-    writer = _writer(out, source)
+    writer = _writer(out, source, password)
     stamper = PdfTimeStamper(_TimeStamper.build(tsa))
     asyncio.run(
         stamper.async_timestamp_pdf(
@@ -229,10 +233,12 @@ def _document_timestamp(out: IO[bytes], tsa: Any, source: str) -> None:
     )
 
 
-def _check_earlier_intact(out: IO[bytes], size_before: int, source: str) -> None:
+def _check_earlier_intact(
+    out: IO[bytes], size_before: int, source: str, password: str | None
+) -> None:
     """Every signature and time-stamp of the input still hashes to what it signed."""
     out.seek(0)
-    reader = _reader(out, source)
+    reader = _reader(out, source, password)
     for sig in reader.embedded_signatures:
         _, _, start2, len2 = (int(v) for v in sig.byte_range)
         if start2 + len2 > size_before:

@@ -20,6 +20,7 @@ from .options import (
     InputOptions,
     LimitsOptions,
     OutputOptions,
+    PdfPasswordFile,
     ReportOptions,
     TrustOptions,
     TsaOptions,
@@ -125,15 +126,7 @@ def extend(
         int | None,
         typer.Option("--jobs", min=1, metavar="N", help="Worker processes (default: CPUs)."),
     ] = None,
-    password_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--password-file",
-            metavar="FILE",
-            dir_okay=False,
-            help="Password of encrypted PDFs [or env SIGNKIT_PDF_PASSWORD].",
-        ),
-    ] = None,
+    password_file: PdfPasswordFile = None,
     tsa: TsaOptions,
     trust: TrustOptions,
     report: ReportOptions,
@@ -169,7 +162,7 @@ def extend(
         from signkit.pki.anchors import TrustSpec, resolve_anchor
         from signkit.pki.timestamps import TsaSpec
 
-        from .sign_run import read_secret_file, secret_env
+        from .sign_run import pdf_password, read_secret_file, secret_env
 
         if not inputs.given():
             raise UsageError(
@@ -204,8 +197,7 @@ def extend(
                 revocation=trust.revocation,
             ),
             tsa=tsa_spec,
-            pdf_password=read_secret_file(password_file, "password")
-            or secret_env("SIGNKIT_PDF_PASSWORD"),
+            pdf_password=pdf_password(password_file),
             jobs=jobs or 0,
             dry_run=dry_run,
             report_path=report.report_path,

@@ -36,6 +36,16 @@ Module = Annotated[
     ),
 ]
 
+PdfPasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file",
+        metavar="FILE",
+        dir_okay=False,
+        help="Password of encrypted PDFs [or env SIGNKIT_PDF_PASSWORD].",
+    ),
+]
+
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class OutputOptions:

@@ -11,9 +11,9 @@ import typer
 
 from .complete import pdf_presets
 from .framework import command, grouped
-from .options import BatchOptions, ConfigOptions, InputOptions
+from .options import BatchOptions, ConfigOptions, InputOptions, PdfPasswordFile
 from .sign import app
-from .sign_run import SignRun, read_secret_file, secret_env, sign_command
+from .sign_run import SignRun, pdf_password, sign_command
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)
@@ -196,15 +196,7 @@ def sign_pdf(
     inputs: InputOptions,
     batch: BatchOptions,
     pdf: PdfOptions,
-    password_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--password-file",
-            metavar="FILE",
-            dir_okay=False,
-            help="Password of encrypted PDFs [or env SIGNKIT_PDF_PASSWORD].",
-        ),
-    ] = None,
+    password_file: PdfPasswordFile = None,
     run: SignRun,
     config: ConfigOptions,
 ) -> None:
@@ -222,10 +214,6 @@ def sign_pdf(
 
         values = {f.name: getattr(pdf, f.name) for f in dataclasses.fields(pdf)}
         values["image"] = str(pdf.image) if pdf.image else None
-        password = read_secret_file(password_file, "password")
-        return PdfFormat(
-            defaults=PdfDocOptions(**values),
-            password=password or secret_env("SIGNKIT_PDF_PASSWORD"),
-        )
+        return PdfFormat(defaults=PdfDocOptions(**values), password=pdf_password(password_file))
 
     sign_command(ctx, inputs, batch, run, "sign pdf", make_format)

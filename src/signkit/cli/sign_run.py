@@ -79,6 +79,11 @@ def secret_env(name: str) -> str | None:
     return take(name)
 
 
+def pdf_password(password_file: Path | None) -> str | None:
+    """The password of encrypted PDFs: --password-file, else SIGNKIT_PDF_PASSWORD."""
+    return read_secret_file(password_file, "password") or secret_env("SIGNKIT_PDF_PASSWORD")
+
+
 def read_secret_file(path: Path | None, what: str) -> str | None:
     from signkit.errors import InputError
 

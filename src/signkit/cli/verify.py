@@ -18,6 +18,7 @@ from .options import (
     InputOptions,
     LimitsOptions,
     OutputOptions,
+    PdfPasswordFile,
     ProgressOptions,
     ReportOptions,
     TrustOptions,
@@ -256,15 +257,7 @@ def verify(
             help="Accept SHA-1 and RSA keys under 2048 bits (still reported).",
         ),
     ] = False,
-    password_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--password-file",
-            metavar="FILE",
-            dir_okay=False,
-            help="Password of PDFs that need one to open [or env SIGNKIT_PDF_PASSWORD].",
-        ),
-    ] = None,
+    password_file: PdfPasswordFile = None,
     extract_revision: Annotated[
         int | None,
         typer.Option(
@@ -370,9 +363,9 @@ def verify(
                 "give INPUT files or directories, or --manifest FILE", hint="signkit verify --help"
             )
         _check_zone(timezone)
-        from .sign_run import read_secret_file, secret_env
+        from .sign_run import pdf_password
 
-        password = read_secret_file(password_file, "password") or secret_env("SIGNKIT_PDF_PASSWORD")
+        password = pdf_password(password_file)
         if extract_revision is not None:
             return _extract(out, inputs, extract_revision, output, password)
         if output is not None:

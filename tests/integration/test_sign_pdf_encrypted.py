@@ -397,14 +397,18 @@ def test_encrypted_pdfs_are_extended_with_a_password(  # type: ignore[no-untyped
     assert "--password-file" in docs["to-open.pdf"]["error_hint"]
     assert "owner password" in docs["fill-only.pdf"]["error_hint"]
     assert {p.name: p.read_bytes() for p in archive.iterdir()} == before
+    # an owner-password-only PDF, which needs no password (the one given does not open it)
+    opened = encrypt(SAMPLE, tmp_path / "open.pdf")
+    assert sk(str(opened), *KEY, "--output-dir", str(archive)).returncode == 0
 
-    # one password for the batch: it opens the first; the second opens as before
+    # one password for the batch: it opens the first; the others open as before
     proc = signkit(
         "extend", "-r", str(archive), *common, "--password-file", str(secret),
         "--report", str(report),
     )  # fmt: skip
     docs = {Path(d["input"]).name: d for d in json.loads(proc.stdout)["documents"]}
     assert docs["to-open.pdf"]["status"] == "signed", docs["to-open.pdf"]
+    assert docs["open.pdf"]["status"] == "signed", docs["open.pdf"]
     assert "do not allow adding time-stamps" in docs["fill-only.pdf"]["error_message"]
     assert (archive / "fill-only.pdf").read_bytes() == before["fill-only.pdf"]
     # the owner password lifts the permissions
@@ -418,6 +422,7 @@ def test_encrypted_pdfs_are_extended_with_a_password(  # type: ignore[no-untyped
     raised = archive / "to-open.pdf"
     assert subprocess.run(["qpdf", "--requires-password", str(raised)]).returncode == 0
     assert still_encrypted_without_a_password(archive / "fill-only.pdf")
+    assert still_encrypted_without_a_password(archive / "open.pdf")
     # pdfsig checks the signature (given the password); openssl ts cannot open it
     check = subprocess.run(["pdfsig", "-upw", opening, str(raised)], capture_output=True, text=True)
     blocks = check.stdout.split("Signature #")[1:]

@@ -52,7 +52,7 @@ def unlock_to_read(
     serves a batch, and most of its documents need none). Returns the
     password that opened it (None: the empty one)."""
     try:
-        unlock(reader, source, None, hint=None if password else hint)
+        unlock(reader, source, None, hint=hint)
         return None
     except InputFormatError:
         if not password:

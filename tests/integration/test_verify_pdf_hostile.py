@@ -9,13 +9,14 @@ dictionaries missing what a reader looks up ended in exit 70.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 from support.infra import FIXTURES, PkiServices
-from support.pdfcheck import pdfsig, qpdf_ok
+from support.pdfcheck import pdfsig, qpdf_ok, render
 from support.runner import Runner
 
 sys.path.insert(0, str(FIXTURES))
@@ -58,6 +59,7 @@ def test_every_hostile_pdf_gets_a_verdict_or_an_input_error(
     [
         "shadow-hide-contents.pdf",
         "shadow-replace-xobject.pdf",
+        "shadow-rewrite-object-stream.pdf",
         "signature-dictionary-changed.pdf",
     ],
 )
@@ -76,3 +78,20 @@ def test_shadow_attacks_that_fool_a_maths_only_check_are_failed(
     assert (s["indication"], s["sub_indication"]) == ("FAILED", "MODIFIED_AFTER_SIGNING")
     assert s["intact"] is True and s["signature_valid"] is True
     assert s["detail"].startswith("changed after signing: ")
+
+
+def test_an_object_stream_rewritten_after_signing_changes_what_is_shown(
+    signkit: Runner, pki: PkiServices, trust: Path, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    """The attack is real: poppler draws the page otherwise than as signed (the
+    signed revision is the file up to the end of its byte range), and signkit
+    names the rewritten stream."""
+    path = corpus["shadow-rewrite-object-stream.pdf"]
+    data = path.read_bytes()
+    start, length = (int(v) for v in re.findall(rb"/ByteRange\s*\[([^\]]*)\]", data)[0].split()[2:])
+    signed = tmp_path / "as-signed.pdf"
+    signed.write_bytes(data[: start + length])
+    assert render(signed, tmp_path / "as-signed").pixels != render(path, tmp_path / "now").pixels
+    proc = signkit("verify", str(path), "--trust", str(trust), "--json", "--no-audit")
+    (s,) = json.loads(proc.stdout)["documents"][0]["verdict"]["signatures"]
+    assert s["detail"] == "changed after signing: object stream 16 of the signed revision changed"

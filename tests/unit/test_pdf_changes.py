@@ -17,7 +17,15 @@ from signkit.verify.pdf_changes import ANNOT, FORM, LTA, NONE, OTHER, review_cha
 from support.infra import FIXTURES
 
 sys.path.insert(0, str(FIXTURES))
-from make_hostile_pdfs import _append, _stream, overlay_document
+from make_hostile_pdfs import (
+    _append,
+    _stream,
+    append_with_xref_stream,
+    object_stream,
+    overlay_document,
+    packed_document,
+    packed_objects,
+)
 
 
 def _review(data: bytes, *, revision: int = 0, docmdp: int | None = None, locked: Any = None):  # type: ignore[no-untyped-def]
@@ -53,6 +61,46 @@ def test_a_change_behind_an_unchanged_reference_is_found() -> None:
     data = _append(overlay_document(), {4: _stream(b"BT /F1 18 Tf 72 700 Td (Khac) Tj ET")})
     report = _review(data)
     assert report.level == OTHER and report.forbidden == "page 1 changed (content)"
+
+
+def test_an_object_stream_of_the_signed_revision_rewritten_is_forbidden() -> None:
+    """Regression: an update that rewrote only the object stream packing the page
+    (now drawing the stream the signed page did not) passed as no change.
+    pyHanko reads a packed object through the stream's current version in
+    every revision, so the signed page and the page now looked the same."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    signed = packed_document()
+    data = append_with_xref_stream(signed, {7: object_stream(packed_objects(5))})
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    as_signed = reader.get_historical_resolver(0).root["/Pages"]["/Kids"][0]
+    now = reader.root["/Pages"]["/Kids"][0]
+    assert as_signed.raw_get("/Contents").idnum == now.raw_get("/Contents").idnum == 5
+    assert (
+        PdfFileReader(io.BytesIO(signed)).root["/Pages"]["/Kids"][0].raw_get("/Contents").idnum == 4
+    )
+    report = _review(data)
+    assert (report.level, report.forbidden) == (
+        OTHER,
+        "object stream 7 of the signed revision changed",
+    )
+
+
+def test_an_object_stream_written_again_as_it_was_is_no_change() -> None:
+    report = _review(
+        append_with_xref_stream(packed_document(), {7: object_stream(packed_objects(4))})
+    )
+    assert (report.level, report.forbidden) == (NONE, None)
+
+
+def test_objects_moved_out_of_an_object_stream_are_compared_by_value() -> None:
+    """A writer may write packed objects again on their own: the stream stays as
+    signed, and the page is compared as any rewritten page is."""
+    same = packed_objects(4)
+    moved = append_with_xref_stream(packed_document(), {3: same[3], 6: same[6]})
+    assert _review(moved).level == NONE
+    changed = append_with_xref_stream(packed_document(), {3: packed_objects(5)[3]})
+    assert _review(changed).forbidden == "page 1 changed (content)"
 
 
 def test_an_annotation_added_is_permitted_and_listed_unless_docmdp_forbids() -> None:

@@ -121,6 +121,16 @@ class _Review:
             changed |= {r.idnum for r in xrefs.explicit_refs_in_revision(rev)}
             changed |= {r.idnum for r in xrefs.refs_freed_in_revision(rev)}
         self.changed = changed
+        # Object streams that hold objects of the signed revision. pyHanko
+        # reads a packed object through the current version of its stream,
+        # whatever revision is asked for: an update that rewrites the stream
+        # changes the signed revision's objects as both views show them.
+        self.containers: set[int] = set()
+        for rev in range(revision + 1):
+            sections = [xrefs.get_xref_data(rev)]
+            sections += [h.xref_data for h in (sections[0].hybrid,) if h is not None]
+            for section in sections:
+                self.containers |= section.obj_streams_used
         self.locked = locked
         self.found: list[tuple[int, str]] = []
         self.old_pages: dict[int, int] = {}
@@ -263,6 +273,12 @@ class _Review:
     def run(self) -> None:
         from pyhanko.pdf_utils import generic
 
+        for number in sorted(self.containers):
+            # Its stored bytes, and what they depend on (an indirect /Length),
+            # as signed: only then do both views read its objects as signed.
+            ref = generic.IndirectObject(number, 0, self.new)  # type: ignore[no-untyped-call]
+            if not self.same(ref, ref):
+                raise _Forbidden(f"object stream {number} of the signed revision changed")
         old_raw = self.old.trailer_view.raw_get("/Root")
         new_raw = self.new.trailer_view.raw_get("/Root")
         if isinstance(old_raw, generic.IndirectObject) and isinstance(

@@ -137,6 +137,8 @@ def test_validation_data_is_routine() -> None:
           30: b"<< /S /JavaScript /JS (app.alert(1)) >>"},
          "the document catalog's /OpenAction entry changed"),
         ({2: b"<< /Type /Pages /Kids [3 0 R 2 0 R] /Count 2 >>"}, "the page tree is cyclic"),
+        # Regression: a catalog without /Pages raised KeyError ("cannot be checked").
+        ({1: b"<< /Type /Catalog >>"}, "the page tree cannot be read"),
     ],
 )  # fmt: skip
 def test_forbidden_changes(objects: dict[int, bytes], reason: str) -> None:

@@ -329,6 +329,8 @@ class _Review:
 
         found: list[tuple[Any, dict[str, Any]]] = []
         seen: set[int] = set()
+        if "/Pages" not in root:
+            raise _Forbidden("the page tree cannot be read")
         stack: list[tuple[Any, dict[str, Any]]] = [(_raw(root, "/Pages"), {})]
         while stack:
             raw, inherited = stack.pop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def test_every_hostile_pdf_gets_a_verdict_or_an_input_error(
     "name",
     [
         "shadow-hide-contents.pdf",
+        "shadow-hide-pages-count.pdf",
         "shadow-replace-xobject.pdf",
         "shadow-rewrite-object-stream.pdf",
         "signature-dictionary-changed.pdf",
@@ -95,3 +97,27 @@ def test_an_object_stream_rewritten_after_signing_changes_what_is_shown(
     proc = signkit("verify", str(path), "--trust", str(trust), "--json", "--no-audit")
     (s,) = json.loads(proc.stdout)["documents"][0]["verdict"]["signatures"]
     assert s["detail"] == "changed after signing: object stream 16 of the signed revision changed"
+
+
+def test_a_page_count_lowered_after_signing_hides_a_page(
+    signkit: Runner, pki: PkiServices, trust: Path, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    """The attack is real: poppler counts two pages in the signed revision and one
+    now (its /Kids still name both), and signkit says why it fails."""
+    path = corpus["shadow-hide-pages-count.pdf"]
+    data = path.read_bytes()
+    start, length = (int(v) for v in re.findall(rb"/ByteRange\s*\[([^\]]*)\]", data)[0].split()[2:])
+    signed = tmp_path / "as-signed.pdf"
+    signed.write_bytes(data[: start + length])
+    assert [_pages(signed), _pages(path)] == [2, 1]
+    proc = signkit("verify", str(path), "--trust", str(trust), "--json", "--no-audit")
+    (s,) = json.loads(proc.stdout)["documents"][0]["verdict"]["signatures"]
+    assert s["detail"] == "changed after signing: the page tree changed (/Count)"
+
+
+def _pages(pdf: Path) -> int:
+    """The page count poppler reports."""
+    out = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"^Pages:\s+(\d+)", out, re.M)
+    assert match is not None, out
+    return int(match.group(1))

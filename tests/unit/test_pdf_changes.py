@@ -19,6 +19,7 @@ from support.infra import FIXTURES
 sys.path.insert(0, str(FIXTURES))
 from make_hostile_pdfs import (
     _append,
+    _pdf,
     _stream,
     append_with_xref_stream,
     object_stream,
@@ -61,6 +62,54 @@ def test_a_change_behind_an_unchanged_reference_is_found() -> None:
     data = _append(overlay_document(), {4: _stream(b"BT /F1 18 Tf 72 700 Td (Khac) Tj ET")})
     report = _review(data)
     assert report.level == OTHER and report.forbidden == "page 1 changed (content)"
+
+
+def _three_pages() -> bytes:
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R >>"
+    return _pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [4 0 R 5 0 R 6 0 R] /Count 3 >>",
+            font,
+            *(page % n for n in (7, 8, 9)),
+            *(_stream(b"BT /F1 18 Tf 72 700 Td (Trang %d) Tj ET" % n) for n in (1, 2, 3)),
+        ]
+    )
+
+
+def test_a_page_count_lowered_hides_pages_and_is_forbidden() -> None:
+    """Regression: /Count 2 over three /Kids made poppler and pdfium show two
+    pages, and the review (which walks /Kids) found no change."""
+    signed = _three_pages()
+    hidden = _append(signed, {2: b"<< /Type /Pages /Kids [4 0 R 5 0 R 6 0 R] /Count 2 >>"})
+    assert _review(hidden).forbidden == "the page tree changed (/Count)"
+    again = _append(signed, {2: b"<< /Type /Pages /Kids [4 0 R 5 0 R 6 0 R] /Count 3 >>"})
+    assert _review(again).level == NONE
+    # The same pages under a new inner node: a tree readers walk otherwise.
+    regrouped = _append(
+        signed,
+        {
+            2: b"<< /Type /Pages /Kids [4 0 R 20 0 R] /Count 3 >>",
+            20: b"<< /Type /Pages /Parent 2 0 R /Kids [5 0 R 6 0 R] /Count 2 >>",
+        },
+    )
+    assert _review(regrouped).forbidden == "the page tree changed"
+
+
+def test_annotations_reordered_are_an_annotation_change() -> None:
+    """Regression: swapping two annotations in /Annots (which decides which one is
+    drawn on top) was no change."""
+    note = b"<< /Type /Annot /Subtype /Square /Rect [0 0 %d %d] /C [1 0 0] >>"
+    signed = _append(
+        overlay_document(),
+        {3: PAGE % b"/Annots [20 0 R 21 0 R] ", 20: note % (100, 100), 21: note % (50, 50)},
+    )
+    report = _review(_append(signed, {3: PAGE % b"/Annots [21 0 R 20 0 R] "}), revision=1)
+    assert (report.level, report.changes) == (ANNOT, ("annotations reordered on page 1",))
+    assert (
+        _review(_append(signed, {3: PAGE % b"/Annots [20 0 R 21 0 R] "}), revision=1).level == NONE
+    )
 
 
 def test_an_object_stream_of_the_signed_revision_rewritten_is_forbidden() -> None:
@@ -137,6 +186,8 @@ def test_validation_data_is_routine() -> None:
           30: b"<< /S /JavaScript /JS (app.alert(1)) >>"},
          "the document catalog's /OpenAction entry changed"),
         ({2: b"<< /Type /Pages /Kids [3 0 R 2 0 R] /Count 2 >>"}, "the page tree is cyclic"),
+        # Regression: a /Count changed was no change, yet readers show that many pages.
+        ({2: b"<< /Type /Pages /Kids [3 0 R] /Count 2 >>"}, "the page tree changed (/Count)"),
         # Regression: a catalog without /Pages raised KeyError ("cannot be checked").
         ({1: b"<< /Type /Catalog >>"}, "the page tree cannot be read"),
     ],

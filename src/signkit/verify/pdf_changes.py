@@ -136,6 +136,8 @@ class _Review:
         self.old_pages: dict[int, int] = {}
         self.roots = (-1, -1)
         self.new_pages: dict[int, int] = {}
+        self.old_counts: list[Any] = []
+        self.new_counts: list[Any] = []
         self._memo: dict[tuple[tuple[int, int], tuple[int, int]], bool] = {}
         self._order: list[tuple[tuple[int, int], tuple[int, int]]] = []
 
@@ -289,8 +291,8 @@ class _Review:
         new_root = self.get(self.new, new_raw)
         if not _is_dict(old_root) or not _is_dict(new_root):
             raise _Forbidden("the document catalog cannot be read")
-        self.old_page_list = self.page_list(self.old, old_root, self.old_pages)
-        self.new_page_list = self.page_list(self.new, new_root, self.new_pages)
+        self.old_page_list = self.page_list(self.old, old_root, self.old_pages, self.old_counts)
+        self.new_page_list = self.page_list(self.new, new_root, self.new_pages, self.new_counts)
         old_fields = self.fields(self.old, old_root)
         new_fields = self.fields(self.new, new_root)
         field_widgets = {w for f in old_fields.values() for w in f.widgets} | {
@@ -323,8 +325,10 @@ class _Review:
     # ------------------------------------------------------------------ pages
 
     def page_list(
-        self, resolver: Any, root: Any, index: dict[int, int]
+        self, resolver: Any, root: Any, index: dict[int, int], counts: list[Any]
     ) -> list[tuple[Any, dict[str, Any]]]:
+        """The pages in order, each with what it inherits; ``index`` gets each
+        page's place, ``counts`` every inner node's /Count (or None)."""
         from pyhanko.pdf_utils import generic
 
         found: list[tuple[Any, dict[str, Any]]] = []
@@ -342,6 +346,8 @@ class _Review:
             if not _is_dict(node) or len(seen) > _MAX_NODES:
                 raise _Forbidden("the page tree cannot be read")
             if node.get("/Type") != "/Page" and "/Kids" in node:
+                # Readers count and number the pages by /Count, not by /Kids.
+                counts.append(_raw(node, "/Count") if "/Count" in node else None)
                 inherit = dict(inherited)
                 for key in _INHERITABLE:
                     if key in node:
@@ -362,6 +368,13 @@ class _Review:
             raise _Forbidden(
                 f"pages were added or removed ({len(old_pages)} signed, {len(new_pages)} now)"
             )
+        old_counts, new_counts = self.old_counts, self.new_counts
+        if len(old_counts) != len(new_counts):
+            raise _Forbidden("the page tree changed")
+        for a, b in zip(old_counts, new_counts, strict=True):
+            if (a is None) != (b is None) or (a is not None and not self.same(a, b)):
+                # A /Count lowered hides the last pages; raised, adds blank ones.
+                raise _Forbidden("the page tree changed (/Count)")
         for number, ((old, old_inh), (new, new_inh)) in enumerate(
             zip(old_pages, new_pages, strict=True), start=1
         ):
@@ -416,6 +429,9 @@ class _Review:
             if kind == "/Widget" and key in field_widgets:
                 continue  # a new field's or signature's widget: judged with its field
             self.note(ANNOT, f"annotation added on page {number} ({kind})")
+        # Annotations are drawn in their list's order: the later on top.
+        if [k for k in before if k in after] != [k for k in after if k in before]:
+            self.note(ANNOT, f"annotations reordered on page {number}")
 
     # ------------------------------------------------------------------ form
 

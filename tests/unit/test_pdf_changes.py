@@ -213,6 +213,19 @@ def _with_form() -> bytes:
     )
 
 
+def test_a_widget_named_with_another_generation_is_removed_from_its_page() -> None:
+    """Regression: /Annots [20 7 R] where the widget is 20 0 R names nothing (null,
+    for pyHanko and readers alike), so the field's widget is no longer drawn;
+    compared by object number alone, the page still listed it."""
+    signed = _with_form()
+    data = _append(signed, {3: PAGE % b"/Annots [20 7 R] "})
+    report = _review(data, revision=1)
+    assert (report.level, report.forbidden) == (
+        OTHER,
+        "a form field's widget was removed from page 1",
+    )
+
+
 def test_a_field_filled_in_is_form_filling_unless_locked() -> None:
     signed = _with_form()
     filled = _append(signed, {20: _form(b"12", appearance=22), 22: _stream(b"BT (12) Tj ET")})

@@ -78,9 +78,10 @@ class _Forbidden(Exception):
 class _Field:
     name: str
     node: Any
-    idnum: int | None
+    ref: tuple[int, int] | None
+    """The field's own reference (number, generation), when it is an object."""
     kind: str | None
-    widgets: dict[int, Any] = field(default_factory=dict)
+    widgets: dict[tuple[int, int], Any] = field(default_factory=dict)
 
 
 def review_changes(
@@ -133,9 +134,11 @@ class _Review:
                 self.containers |= section.obj_streams_used
         self.locked = locked
         self.found: list[tuple[int, str]] = []
-        self.old_pages: dict[int, int] = {}
-        self.roots = (-1, -1)
-        self.new_pages: dict[int, int] = {}
+        # Objects are told apart by number and generation: a reference whose
+        # generation is not the object's names nothing (null), as for readers.
+        self.old_pages: dict[tuple[int, int], int] = {}
+        self.roots = ((-1, -1), (-1, -1))
+        self.new_pages: dict[tuple[int, int], int] = {}
         self.old_counts: list[Any] = []
         self.new_counts: list[Any] = []
         self._memo: dict[tuple[tuple[int, int], tuple[int, int]], bool] = {}
@@ -177,12 +180,12 @@ class _Review:
         if not (isinstance(a, generic.IndirectObject) and isinstance(b, generic.IndirectObject)):
             return self.same_values(self.get(self.old, a), self.get(self.new, b), depth + 1)
         ka, kb = (a.idnum, a.generation), (b.idnum, b.generation)
-        if ka[0] in self.old_pages and kb[0] in self.new_pages:
+        if ka in self.old_pages and kb in self.new_pages:
             # A page referred to from elsewhere (a destination, a structure
             # element) is the same page if it has the same place; the pages
             # themselves are compared one by one.
-            return self.old_pages[ka[0]] == self.new_pages[kb[0]]
-        if ka[0] == self.roots[0] and kb[0] == self.roots[1]:
+            return self.old_pages[ka] == self.new_pages[kb]
+        if ka == self.roots[0] and kb == self.roots[1]:
             return True  # the catalog, referred to (a DocMDP reference's /Data): compared as such
         key = (ka, kb)
         known = self._memo.get(key)
@@ -286,7 +289,10 @@ class _Review:
         if isinstance(old_raw, generic.IndirectObject) and isinstance(
             new_raw, generic.IndirectObject
         ):
-            self.roots = (old_raw.idnum, new_raw.idnum)
+            self.roots = (
+                (old_raw.idnum, old_raw.generation),
+                (new_raw.idnum, new_raw.generation),
+            )
         old_root = self.get(self.old, old_raw)
         new_root = self.get(self.new, new_raw)
         if not _is_dict(old_root) or not _is_dict(new_root):
@@ -325,7 +331,7 @@ class _Review:
     # ------------------------------------------------------------------ pages
 
     def page_list(
-        self, resolver: Any, root: Any, index: dict[int, int], counts: list[Any]
+        self, resolver: Any, root: Any, index: dict[tuple[int, int], int], counts: list[Any]
     ) -> list[tuple[Any, dict[str, Any]]]:
         """The pages in order, each with what it inherits; ``index`` gets each
         page's place, ``counts`` every inner node's /Count (or None)."""
@@ -358,11 +364,11 @@ class _Review:
                 stack.extend((_raw(kids, i), inherit) for i in reversed(range(len(kids))))
             else:
                 if isinstance(raw, generic.IndirectObject):
-                    index[raw.idnum] = len(found)
+                    index[raw.idnum, raw.generation] = len(found)
                 found.append((node, inherited))
         return found
 
-    def pages(self, old_root: Any, new_root: Any, field_widgets: set[int]) -> None:
+    def pages(self, old_root: Any, new_root: Any, field_widgets: set[tuple[int, int]]) -> None:
         old_pages, new_pages = self.old_page_list, self.new_page_list
         if len(old_pages) != len(new_pages):
             raise _Forbidden(
@@ -403,11 +409,17 @@ class _Review:
         found: dict[Any, Any] = {}
         for index in range(len(annots)):
             raw = _raw(annots, index)
-            key = raw.idnum if isinstance(raw, generic.IndirectObject) else ("direct", index)
+            key = (
+                (raw.idnum, raw.generation)
+                if isinstance(raw, generic.IndirectObject)
+                else ("direct", index)
+            )
             found[key] = raw
         return found
 
-    def annotations(self, number: int, old: Any, new: Any, field_widgets: set[int]) -> None:
+    def annotations(
+        self, number: int, old: Any, new: Any, field_widgets: set[tuple[int, int]]
+    ) -> None:
         before = self.annotation_map(self.old, old)
         after = self.annotation_map(self.new, new)
         for key, raw in before.items():
@@ -453,18 +465,18 @@ class _Review:
         ]
         while stack:
             raw, parent, kind = stack.pop()
-            idnum = raw.idnum if isinstance(raw, generic.IndirectObject) else None
-            if idnum is not None:
-                if idnum in seen:
+            ref = (raw.idnum, raw.generation) if isinstance(raw, generic.IndirectObject) else None
+            if ref is not None:
+                if ref[0] in seen:
                     raise _Forbidden("the form's field tree is cyclic")
-                seen.add(idnum)
+                seen.add(ref[0])
             node = self.get(resolver, raw)
             if not _is_dict(node) or len(seen) > _MAX_NODES:
                 raise _Forbidden("the form's field tree cannot be read")
             kind = str(node["/FT"]) if "/FT" in node else kind
             part = self.get(resolver, _raw(node, "/T")) if "/T" in node else None
             name = f"{parent}.{part}" if parent and part is not None else str(part or parent)
-            entry = _Field(name, node, idnum, kind)
+            entry = _Field(name, node, ref, kind)
             found[name] = entry
             kids = self.get(resolver, _raw(node, "/Kids")) if "/Kids" in node else None
             if isinstance(kids, generic.ArrayObject):
@@ -473,11 +485,11 @@ class _Review:
                     kid = self.get(resolver, kid_raw)
                     if _is_dict(kid) and "/T" not in kid:
                         if isinstance(kid_raw, generic.IndirectObject):
-                            entry.widgets[kid_raw.idnum] = kid
+                            entry.widgets[kid_raw.idnum, kid_raw.generation] = kid
                     else:
                         stack.append((kid_raw, name, kind))
-            elif idnum is not None and (_subtype(node) == "/Widget" or "/Rect" in node):
-                entry.widgets[idnum] = node
+            elif ref is not None and (_subtype(node) == "/Widget" or "/Rect" in node):
+                entry.widgets[ref] = node
         return found
 
     def form(
@@ -546,16 +558,16 @@ class _Review:
         key = self.first_difference(old.node, new.node, _LINKS | allowed)
         if key is not None:
             raise _Forbidden(f"{refusal} ({key})")
-        for idnum, widget in old.widgets.items():
-            if idnum == old.idnum:
+        for ref, widget in old.widgets.items():
+            if ref == old.ref:
                 continue  # field and widget in one dictionary: compared above
-            now = new.widgets.get(idnum)
+            now = new.widgets.get(ref)
             if now is None:
                 raise _Forbidden(f"a widget of form field '{name}' was removed")
             key = self.first_difference(widget, now, _LINKS | allowed)
             if key is not None:
                 raise _Forbidden(f"{refusal} ({key} of a widget)")
-        if set(new.widgets) - set(old.widgets) - {new.idnum}:
+        if set(new.widgets) - set(old.widgets) - {new.ref}:
             self.note(ANNOT, f"widget added to form field '{name}'")
         if change is not None:
             if self.locked(name):

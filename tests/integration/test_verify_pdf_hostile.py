@@ -113,6 +113,13 @@ def test_a_page_count_lowered_after_signing_hides_a_page(
     proc = signkit("verify", str(path), "--trust", str(trust), "--json", "--no-audit")
     (s,) = json.loads(proc.stdout)["documents"][0]["verdict"]["signatures"]
     assert s["detail"] == "changed after signing: the page tree changed (/Count)"
+    # What changed is said to a person too, in either language.
+    for lang, line in (
+        ("en", "changed after signing: the page tree changed (/Count)"),
+        ("vi", "đã bị thay đổi sau khi ký: cây trang bị thay đổi (/Count"),
+    ):
+        shown = signkit("--lang", lang, "verify", str(path), "--trust", str(trust), "--no-audit")
+        assert shown.returncode == 1 and line in shown.stdout, shown.stdout
 
 
 def _pages(pdf: Path) -> int:

@@ -195,6 +195,8 @@ def _table(out: Output, report: Any, *, zone: str, roots: dict[str, str]) -> Non
             if s["indication"] != "PASSED" or out.verbose:
                 sub = "" if s["sub_indication"] == "OK" else f"{s['sub_indication']}: "
                 notes.append(sub + t(s["sentence"]))
+                if s["sub_indication"] == "MODIFIED_AFTER_SIGNING" and s.get("detail"):
+                    notes.append(t(s["detail"]))  # what changed: the page, the form, ...
             notes += [t(w) for w in s["warnings"]]
             for note in notes:
                 screen.line(note, indent + 6)

@@ -89,10 +89,7 @@ def test_an_object_stream_rewritten_after_signing_changes_what_is_shown(
     signed revision is the file up to the end of its byte range), and signkit
     names the rewritten stream."""
     path = corpus["shadow-rewrite-object-stream.pdf"]
-    data = path.read_bytes()
-    start, length = (int(v) for v in re.findall(rb"/ByteRange\s*\[([^\]]*)\]", data)[0].split()[2:])
-    signed = tmp_path / "as-signed.pdf"
-    signed.write_bytes(data[: start + length])
+    signed = _as_signed(path, tmp_path)
     assert render(signed, tmp_path / "as-signed").pixels != render(path, tmp_path / "now").pixels
     proc = signkit("verify", str(path), "--trust", str(trust), "--json", "--no-audit")
     (s,) = json.loads(proc.stdout)["documents"][0]["verdict"]["signatures"]
@@ -105,10 +102,7 @@ def test_a_page_count_lowered_after_signing_hides_a_page(
     """The attack is real: poppler counts two pages in the signed revision and one
     now (its /Kids still name both), and signkit says why it fails."""
     path = corpus["shadow-hide-pages-count.pdf"]
-    data = path.read_bytes()
-    start, length = (int(v) for v in re.findall(rb"/ByteRange\s*\[([^\]]*)\]", data)[0].split()[2:])
-    signed = tmp_path / "as-signed.pdf"
-    signed.write_bytes(data[: start + length])
+    signed = _as_signed(path, tmp_path)
     assert [_pages(signed), _pages(path)] == [2, 1]
     proc = signkit("verify", str(path), "--trust", str(trust), "--json", "--no-audit")
     (s,) = json.loads(proc.stdout)["documents"][0]["verdict"]["signatures"]
@@ -120,6 +114,15 @@ def test_a_page_count_lowered_after_signing_hides_a_page(
     ):
         shown = signkit("--lang", lang, "verify", str(path), "--trust", str(trust), "--no-audit")
         assert shown.returncode == 1 and line in shown.stdout, shown.stdout
+
+
+def _as_signed(path: Path, tmp_path: Path) -> Path:
+    """The signed revision: the file up to the end of its (first) byte range."""
+    data = path.read_bytes()
+    start, length = (int(v) for v in re.findall(rb"/ByteRange\s*\[([^\]]*)\]", data)[0].split()[2:])
+    signed = tmp_path / "as-signed.pdf"
+    signed.write_bytes(data[: start + length])
+    return signed
 
 
 def _pages(pdf: Path) -> int:

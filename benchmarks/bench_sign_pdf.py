@@ -19,9 +19,10 @@ Before the timed runs, signkit and the naive loop each sign a few files
 untimed, so that no timed run pays for filling the byte-code caches.
 Each timed run writes into a directory of its own, and nothing is deleted
 before the end: on ext4 without a journal, creating a file soon after many
-were deleted skips every inode freed in the last half minute, one lookup
-each, so a run just after deleting the previous outputs paid for that
-deletion (whichever tool it was).
+were deleted passes over every inode freed in the last minute (five while
+its inode table block is not yet written back), one lookup each, so a run
+just after deleting the previous outputs paid for that deletion (whichever
+tool it was).
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ def _sign(fmt: Any, command: str, given: Mapping[str, Any]) -> BatchReport:
         )
     finally:
         if report_path is not None and report.documents:
-            report.write(report_path)
+            report.write(report_path).close()
     return report
 
 
@@ -376,7 +376,7 @@ def extend(
         )
     finally:
         if report_path is not None and result.documents:
-            result.write(report_path)
+            result.write(report_path).close()
     return result
 
 

@@ -42,9 +42,11 @@ def temp_name(final: Path, prefix: str = ".") -> Path:
     return final.with_name(f"{prefix}{final.name}.{secrets.token_hex(16)}.tmp")
 
 
-def create_exclusive(path: Path, mode: int = 0o666) -> int:
-    """Open a new file for writing; fails if anything (a symlink included) is there."""
-    return os.open(path, _CREATE, mode)
+def create_exclusive(path: Path, mode: int = 0o666, *, readable: bool = False) -> int:
+    """Open a new file for writing (and reading, if ``readable``); fails if
+    anything (a symlink included) is there."""
+    flags = (_CREATE & ~os.O_WRONLY) | os.O_RDWR if readable else _CREATE
+    return os.open(path, flags, mode)
 
 
 def fsync_file(path: Path | str) -> None:
@@ -87,6 +89,34 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o666) -> None:
         raise
     with contextlib.suppress(OSError):
         fsync_directory(path.parent)
+
+
+def atomic_write_stream(
+    path: Path, produce: Callable[[BinaryIO], object], *, mode: int = 0o666
+) -> BinaryIO:
+    """``atomic_write`` for data written piece by piece: ``produce`` writes into
+    the temp file. Returns that file, open for reading at its start once it
+    has replaced ``path`` (what was written can be read back without opening
+    ``path`` again); the caller closes it."""
+    tmp = temp_name(path)
+    fh = os.fdopen(create_exclusive(tmp, mode, readable=True), "w+b")
+    try:
+        try:
+            produce(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        with contextlib.suppress(OSError):
+            fsync_directory(path.parent)
+        fh.seek(0)
+    except BaseException:
+        fh.close()
+        raise
+    return fh
 
 
 def open_regular(path: Path | str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 
@@ -38,3 +39,81 @@ def test_the_json_options_are_a_copy() -> None:
     entry = BatchReport(command="sign pdf", documents=[doc]).to_json()["documents"][0]
     entry["options"]["preset"] = "changed"
     assert doc.options == {"preset": "nd30-leader"}
+
+
+# ------------------------------------------------------------ writing it in pieces
+
+_SHAPES: list[dict[str, object]] = [
+    {"a": 1},
+    {"empty list": [], "empty dict": {}, "null": None, "true": True, "float": 0.5},
+    {"nested": {"list": [1, [2, [3, {"x": "y"}]], {}], "dict": {"k": {"k": []}}}},
+    {"text": 'Quyết định số 12/QĐ-UBND\nline two\t"quoted" \\ \u2028 end', "key\nbreak": "v"},
+    {"documents": [{"a": [1, 2]}, {"b": {"c": None}}], "verdicts": {"PASSED": 2}},
+]
+
+
+def _streamed(data: dict[str, object], items: str | None = None) -> str:
+    from signkit.jobs.report import Items, stream_json
+
+    if items is not None:
+        data = {**data, items: Items(iter(data[items]))}  # type: ignore[call-overload]
+    parts: list[str] = []
+    stream_json(data, parts.append)
+    return "".join(parts)
+
+
+def test_the_report_written_in_pieces_is_the_standard_librarys_text() -> None:
+    for shape in _SHAPES:
+        expected = json.dumps(shape, ensure_ascii=False, indent=2) + "\n"
+        assert _streamed(shape) == expected
+        for key, value in shape.items():
+            if isinstance(value, list):
+                assert _streamed(shape, key) == expected
+
+
+def test_a_whole_report_reads_back_as_its_json() -> None:
+    from signkit.jobs.verify_job import VerifyReport
+
+    report = BatchReport(command="sign pdf", documents=[_full_result(), DocumentResult(input="b")])
+    judged = dataclasses.replace(_full_result(), verdict={"indication": "PASSED", "format": "xml"})
+    verify = VerifyReport(command="verify", documents=[judged])
+    for each in (report, verify, BatchReport(command="sign xml")):
+        each.finished = each.started  # not "now", which moves between the two calls
+        assert json.loads(each.json_text()) == each.to_json()
+    assert list(verify.to_json())[-2:] == ["documents", "verdicts"]
+
+
+def test_a_large_report_is_written_without_holding_its_text(tmp_path: Path) -> None:
+    """A run over 100,000 documents: writing its report must not hold the whole
+    text (nor a list of every entry) in memory, only one entry at a time."""
+    import tracemalloc
+
+    docs = [
+        DocumentResult(
+            input=f"/srv/inbox/quyet-dinh-{i:06d}.pdf",
+            output=f"/srv/outbox/quyet-dinh-{i:06d}.pdf",
+            status=Status.SIGNED,
+            sha256_before=f"{i:064x}",
+            sha256_after=f"{i + 1:064x}",
+            signer_sha256="ab" * 32,
+            level="B-LT",
+            signing_time="2026-12-07T10:00:00+07:00",
+            options={"preset": "nd30-leader"},
+        )
+        for i in range(20_000)
+    ]
+    report = BatchReport(command="sign pdf", documents=docs)
+    target = tmp_path / "report.json"
+    tracemalloc.start()
+    try:
+        with report.write(target) as written:
+            head = written.read(1)
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    size = target.stat().st_size
+    assert head == b"{" and size > 12_000_000
+    # Before, the text, its bytes and every entry's dict were held at once
+    # (several times the file's size).
+    assert peak < 2_000_000, f"peak {peak:,} bytes while writing {size:,}"
+    assert json.loads(target.read_text("utf-8"))["totals"]["signed"] == 20_000

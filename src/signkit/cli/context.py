@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -176,8 +176,31 @@ class Output:
         self.emit_json_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
     def emit_json_text(self, text: str) -> None:
-        """A machine report already serialised (as its --report file was)."""
+        """JSON already serialised, on stdout."""
         sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def emit_report(self, report: Any) -> None:
+        """A batch's machine report on stdout, one document at a time (see
+        BatchReport.stream_json)."""
+        report.stream_json(sys.stdout.write)
+        sys.stdout.flush()
+
+    def emit_report_file(self, written: IO[bytes]) -> None:
+        """A batch's machine report as its --report file holds it (the file
+        BatchReport.write returns), copied to stdout in pieces."""
+        import shutil
+
+        sys.stdout.flush()
+        raw = getattr(sys.stdout, "buffer", None)
+        if raw is None:
+            text = io.TextIOWrapper(written, encoding="utf-8", newline="")
+            while chunk := text.read(1 << 16):
+                sys.stdout.write(chunk)
+            text.detach()
+        else:
+            shutil.copyfileobj(written, raw, 1 << 16)
+            raw.flush()
         sys.stdout.flush()
 
     def error(self, text: str, hint: str | None = None) -> None:

@@ -215,11 +215,12 @@ def extend(
             for warning in results.warnings:
                 out.warn(warning)
             path = report.report_path
-            written = results.write(path) if path is not None else None
-            if written is not None and out.json:
-                out.emit_json_text(written)
+            if path is not None:
+                with results.write(path) as written:
+                    if out.json:
+                        out.emit_report_file(written)
             elif out.json:
-                out.emit_json(results.to_json())
+                out.emit_report(results)
             _summary(out, results)
 
         try:

@@ -375,11 +375,12 @@ def _finish_failed(out: Output, report: Any, report_path: Path | None, exc: Base
 def _finish(out: Output, report: Any, report_path: Path | None) -> None:
     for warning in report.warnings:
         out.warn(warning)
-    written = report.write(report_path) if report_path is not None else None
-    if written is not None and out.json:
-        out.emit_json_text(written)
+    if report_path is not None:
+        with report.write(report_path) as written:
+            if out.json:
+                out.emit_report_file(written)
     elif out.json:
-        out.emit_json(report.to_json())
+        out.emit_report(report)
     reached = any(d.status.value != "not-attempted" for d in report.documents)
     if reached or (report.documents and report.run_error is None):
         # A run that failed before its first document says so in one line.

@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 import typer
 
@@ -434,9 +434,9 @@ def verify(
             # An empty inbox: success, in one line (and an empty report).
             results.nothing_to_do = str(exc)
             if report_path is not None and not etsi:
-                results.write(report_path)
+                results.write(report_path).close()
             if out.json:
-                out.emit_json(results.to_json())
+                out.emit_report(results)
             out.summary(f"nothing to do: {exc}")
             return 0
         if out.verbose:
@@ -462,14 +462,14 @@ def verify(
             shown.close()
             results.interrupted = int(getattr(exc, "signum", 2))
             if report_path is not None and not (etsi or people):
-                results.write(report_path)
+                results.write(report_path).close()
             if out.json:
-                out.emit_json(results.to_json())
+                out.emit_report(results)
             _summary(out, results, zone=timezone, roots=roots)
             raise
         finally:
             shown.close()
-        written: str | None = None
+        written: BinaryIO | None = None
         if report_path is not None and etsi:
             from signkit.verify.etsi import write_report
 
@@ -490,10 +490,12 @@ def verify(
             )
         elif report_path is not None:
             written = results.write(report_path)
-        if written is not None and out.json:
-            out.emit_json_text(written)
+        if written is not None:
+            with written:
+                if out.json:
+                    out.emit_report_file(written)
         elif out.json:
-            out.emit_json(results.to_json())
+            out.emit_report(results)
         _summary(out, results, zone=timezone, roots=roots)
         if extract_attachments is not None:
             from signkit.jobs.edxml_extract import extract_packages

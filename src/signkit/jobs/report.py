@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from signkit.errors import ExitCode, SignkitError
 
@@ -162,8 +163,11 @@ class BatchReport:
 
     def to_json(self) -> dict[str, Any]:
         """The machine report."""
+        return self._json([d.to_json() for d in self.documents])
+
+    def _json(self, documents: Any) -> dict[str, Any]:
+        """The machine report with ``documents`` as its list of documents."""
         finished = self.finished or datetime.now(UTC)
-        docs = [d.to_json() for d in self.documents]
         return {
             "schema_version": SCHEMA_VERSION,
             "command": self.command,
@@ -187,25 +191,78 @@ class BatchReport:
             "warnings": self.warnings,
             "nothing_to_do": self.nothing_to_do,
             "shard": self.shard,
-            "documents": docs,
+            "documents": documents,
         }
 
+    def stream_json(self, write: Callable[[str], object]) -> None:
+        """The machine report as text (the --report file, and --json's output),
+        handed to ``write`` piece by piece: one document at a time, so the
+        report of a run over 100,000 documents is never one string in memory."""
+        stream_json(self._json(Items(d.to_json() for d in self.documents)), write)
+
     def json_text(self) -> str:
-        """The machine report as text: the --report file, and --json's output."""
-        return json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n"
+        """The machine report as one string (small reports, tests)."""
+        parts: list[str] = []
+        self.stream_json(parts.append)
+        return "".join(parts)
 
-    def write(self, path: Path) -> str:
+    def write(self, path: Path) -> BinaryIO:
         """Write the report atomically (a planted symlink or temp name cannot
-        redirect it) and return its text (--json prints the same text);
-        OutputError when it cannot be written."""
+        redirect it); OutputError when it cannot be written. Returns the
+        written file, open and at its start, for --json to print the same
+        text (the caller closes it)."""
         from signkit.errors import OutputError
-        from signkit.fsio import atomic_write
+        from signkit.fsio import atomic_write_stream
 
-        data = self.json_text()
+        def produce(fh: BinaryIO) -> None:
+            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+            self.stream_json(text.write)
+            text.flush()
+            text.detach()
+
         try:
-            atomic_write(path, data.encode("utf-8"))
+            return atomic_write_stream(path, produce)
         except OSError as exc:
             raise OutputError(
                 f"cannot write the report ({exc.strerror or exc})", subject=str(path)
             ) from None
-        return data
+
+
+class Items:
+    """A JSON array that ``stream_json`` encodes item by item, as they come."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items = items
+
+
+def stream_json(
+    data: dict[str, Any],
+    write: Callable[[str], object],
+    *,
+    default: Callable[[Any], Any] | None = None,
+) -> None:
+    """Write ``json.dumps(data, ensure_ascii=False, indent=2) + "\n"`` piece by
+    piece: a value of ``data`` that is an ``Items`` is encoded one item at a
+    time (the text is the same as for a list). JSON escapes line breaks inside
+    strings, so indenting an encoded value's lines indents its structure."""
+    encoder = json.JSONEncoder(ensure_ascii=False, indent=2, default=default)
+    if not data:
+        write("{}\n")
+        return
+    write("{")
+    for number, (key, value) in enumerate(data.items()):
+        write(("\n  " if number == 0 else ",\n  ") + encoder.encode(key) + ": ")
+        if not isinstance(value, Items):
+            write(_indented(encoder.encode(value), "  "))
+            continue
+        opening = "[\n    "
+        for item in value.items:
+            write(opening + _indented(encoder.encode(item), "    "))
+            opening = ",\n    "
+        write("[]" if opening.startswith("[") else "\n  ]")
+    write("\n}\n")
+
+
+def _indented(text: str, pad: str) -> str:
+    """An encoded value's text as it stands nested ``pad`` deep."""
+    return text.replace("\n", "\n" + pad)

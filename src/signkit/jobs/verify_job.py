@@ -94,9 +94,9 @@ class VerifyReport(BatchReport):
             return int(ExitCode.INDETERMINATE)
         return int(ExitCode.OK)
 
-    def to_json(self) -> dict[str, Any]:
+    def _json(self, documents: Any) -> dict[str, Any]:
         """The shared report plus totals per indication."""
-        data = super().to_json()
+        data = super()._json(documents)
         data["verdicts"] = self.verdicts()
         return data
 

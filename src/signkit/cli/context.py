@@ -189,18 +189,12 @@ class Output:
     def emit_report_file(self, written: IO[bytes]) -> None:
         """A batch's machine report as its --report file holds it (the file
         BatchReport.write returns), copied to stdout in pieces."""
-        import shutil
-
-        sys.stdout.flush()
-        raw = getattr(sys.stdout, "buffer", None)
-        if raw is None:
-            text = io.TextIOWrapper(written, encoding="utf-8", newline="")
+        text = io.TextIOWrapper(written, encoding="utf-8", newline="")
+        try:
             while chunk := text.read(1 << 16):
                 sys.stdout.write(chunk)
+        finally:
             text.detach()
-        else:
-            shutil.copyfileobj(written, raw, 1 << 16)
-            raw.flush()
         sys.stdout.flush()
 
     def error(self, text: str, hint: str | None = None) -> None:

@@ -74,21 +74,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o666) -> None:
     before the rename and the directory after it. ``mode`` is masked by the
     umask, as for any file the user creates.
     """
-    tmp = temp_name(path)
-    fd = create_exclusive(tmp, mode)
-    try:
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        fsync_directory(path.parent)
+    atomic_write_stream(path, lambda fh: write_all(fh.fileno(), data), mode=mode).close()
 
 
 def atomic_write_stream(

@@ -117,3 +117,54 @@ def test_a_large_report_is_written_without_holding_its_text(tmp_path: Path) -> N
     # (several times the file's size).
     assert peak < 2_000_000, f"peak {peak:,} bytes while writing {size:,}"
     assert json.loads(target.read_text("utf-8"))["totals"]["signed"] == 20_000
+
+
+MERGE_MEMORY = """
+import json, sys, tracemalloc
+from signkit.cli import run
+parts, target = sys.argv[1:-1], sys.argv[-1]
+run(["report", "merge", *parts, "-o", target])  # the command's own imports, once
+tracemalloc.start()
+loaded = [json.loads(open(p, encoding="utf-8").read()) for p in parts]
+_size, load_peak = tracemalloc.get_traced_memory()
+del loaded
+tracemalloc.reset_peak()
+code = run(["report", "merge", *parts, "-o", target])
+_size, merge_peak = tracemalloc.get_traced_memory()
+print(json.dumps({"code": code, "load": load_peak, "merge": merge_peak}), file=sys.stderr)
+"""
+
+
+def test_a_merged_report_is_written_without_holding_its_text(tmp_path: Path) -> None:
+    """`report merge` joins the parts of a run split over hosts (an archive):
+    it holds the parts it read, but writes the whole one document at a time."""
+    import subprocess
+    import sys
+
+    parts = []
+    for part in range(2):
+        docs = [
+            DocumentResult(
+                input=f"/srv/archive/{part}/van-ban-{i:06d}.pdf",
+                status=Status.VERIFIED,
+                sha256_before=f"{i:064x}",
+                verdict={"indication": "PASSED", "format": "pdf", "signatures": [{"i": i}]},
+            )
+            for i in range(1_500)
+        ]
+        path = tmp_path / f"part-{part}.json"
+        BatchReport(command="verify", documents=docs).write(path).close()
+        parts.append(str(path))
+    target = tmp_path / "whole.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", MERGE_MEMORY, *parts, str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    outcome = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert outcome["code"] == 0, proc.stderr
+    assert len(json.loads(target.read_text("utf-8"))["documents"]) == 3_000
+    # Reading the parts is the floor; before, the text, its bytes and the
+    # encoder's pieces came on top of it (more than twice the floor).
+    assert outcome["merge"] < 1.5 * outcome["load"], outcome

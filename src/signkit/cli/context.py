@@ -186,6 +186,14 @@ class Output:
         report.stream_json(sys.stdout.write)
         sys.stdout.flush()
 
+    def emit_json_pieces(self, data: dict[str, Any]) -> None:
+        """A machine report's data on stdout, its Items one at a time (see
+        signkit.jobs.report.stream_json)."""
+        from signkit.jobs.report import stream_json
+
+        stream_json(data, sys.stdout.write)
+        sys.stdout.flush()
+
     def emit_report_file(self, written: IO[bytes]) -> None:
         """A batch's machine report as its --report file holds it (the file
         BatchReport.write returns), copied to stdout in pieces."""

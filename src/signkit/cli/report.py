@@ -60,9 +60,9 @@ def merge(
     def body() -> int:
         import json
 
-        from signkit.errors import InputError, OutputError
-        from signkit.fsio import atomic_write
+        from signkit.errors import InputError
         from signkit.jobs.merge import merge_reports
+        from signkit.jobs.report import Items, write_report
 
         parts: list[tuple[str, Any]] = []
         for path in reports:
@@ -75,16 +75,12 @@ def merge(
             except (UnicodeDecodeError, json.JSONDecodeError):
                 raise InputError("not a JSON report", subject=str(path)) from None
         merged = merge_reports(parts)
+        # Written one document at a time, as a run writes its own report.
+        pieces = {**merged, "documents": Items(merged["documents"])}
         if target is None:
-            out.emit_json(merged)
+            out.emit_json_pieces(pieces)
         else:
-            data = json.dumps(merged, ensure_ascii=False, indent=2) + "\n"
-            try:
-                atomic_write(target, data.encode("utf-8"))
-            except OSError as exc:
-                raise OutputError(
-                    f"cannot write the report ({exc.strerror or exc})", subject=str(target)
-                ) from None
+            write_report(target, pieces).close()
         totals = merged["totals"]
         counts = ", ".join(
             f"{n} {status}" for status, n in totals.items() if n and status != "total"

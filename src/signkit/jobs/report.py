@@ -207,25 +207,32 @@ class BatchReport:
         return "".join(parts)
 
     def write(self, path: Path) -> BinaryIO:
-        """Write the report atomically (a planted symlink or temp name cannot
-        redirect it); OutputError when it cannot be written. Returns the
-        written file, open and at its start, for --json to print the same
-        text (the caller closes it)."""
-        from signkit.errors import OutputError
-        from signkit.fsio import atomic_write_stream
+        """Write the report atomically (see write_report); returns the written
+        file, open and at its start, for --json to print the same text (the
+        caller closes it)."""
+        return write_report(path, self._json(Items(d.to_json() for d in self.documents)))
 
-        def produce(fh: BinaryIO) -> None:
-            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-            self.stream_json(text.write)
-            text.flush()
-            text.detach()
 
-        try:
-            return atomic_write_stream(path, produce)
-        except OSError as exc:
-            raise OutputError(
-                f"cannot write the report ({exc.strerror or exc})", subject=str(path)
-            ) from None
+def write_report(path: Path, data: dict[str, Any]) -> BinaryIO:
+    """Write a machine report's ``data`` (see stream_json) atomically: a planted
+    symlink or temp name cannot redirect it; OutputError when it cannot be
+    written. Returns the written file, open and at its start (the caller
+    closes it)."""
+    from signkit.errors import OutputError
+    from signkit.fsio import atomic_write_stream
+
+    def produce(fh: BinaryIO) -> None:
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        stream_json(data, text.write)
+        text.flush()
+        text.detach()
+
+    try:
+        return atomic_write_stream(path, produce)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the report ({exc.strerror or exc})", subject=str(path)
+        ) from None
 
 
 class Items:

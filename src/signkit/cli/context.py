@@ -183,7 +183,7 @@ class Output:
     def emit_report(self, report: Any) -> None:
         """A batch's machine report on stdout, one document at a time (see
         BatchReport.stream_json)."""
-        report.stream_json(sys.stdout.write)
+        report.stream_json(sys.stdout.write, default=str)  # as emit_json
         sys.stdout.flush()
 
     def emit_json_pieces(self, data: dict[str, Any]) -> None:
@@ -191,7 +191,7 @@ class Output:
         signkit.jobs.report.stream_json)."""
         from signkit.jobs.report import stream_json
 
-        stream_json(data, sys.stdout.write)
+        stream_json(data, sys.stdout.write, default=str)  # as emit_json
         sys.stdout.flush()
 
     def emit_report_file(self, written: IO[bytes]) -> None:

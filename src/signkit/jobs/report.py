@@ -194,11 +194,14 @@ class BatchReport:
             "documents": documents,
         }
 
-    def stream_json(self, write: Callable[[str], object]) -> None:
+    def stream_json(
+        self, write: Callable[[str], object], *, default: Callable[[Any], Any] | None = None
+    ) -> None:
         """The machine report as text (the --report file, and --json's output),
         handed to ``write`` piece by piece: one document at a time, so the
         report of a run over 100,000 documents is never one string in memory."""
-        stream_json(self._json(Items(d.to_json() for d in self.documents)), write)
+        data = self._json(Items(d.to_json() for d in self.documents))
+        stream_json(data, write, default=default)
 
     def json_text(self) -> str:
         """The machine report as one string (small reports, tests)."""

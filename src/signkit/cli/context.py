@@ -180,23 +180,17 @@ class Output:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    def emit_report(self, report: Any) -> None:
-        """A batch's machine report on stdout, one document at a time (see
-        BatchReport.stream_json)."""
-        report.stream_json(sys.stdout.write, default=str)  # as emit_json
-        sys.stdout.flush()
-
     def emit_json_pieces(self, data: dict[str, Any]) -> None:
-        """A machine report's data on stdout, its Items one at a time (see
-        signkit.jobs.report.stream_json)."""
+        """A machine report on stdout, its Items one at a time (see
+        signkit.jobs.report.stream_json and BatchReport.pieces)."""
         from signkit.jobs.report import stream_json
 
         stream_json(data, sys.stdout.write, default=str)  # as emit_json
         sys.stdout.flush()
 
     def emit_report_file(self, written: IO[bytes]) -> None:
-        """A batch's machine report as its --report file holds it (the file
-        BatchReport.write returns), copied to stdout in pieces."""
+        """A machine report as its --report file holds it (the file
+        write_report returns), copied to stdout in pieces."""
         text = io.TextIOWrapper(written, encoding="utf-8", newline="")
         try:
             while chunk := text.read(1 << 16):

@@ -220,7 +220,7 @@ def extend(
                     if out.json:
                         out.emit_report_file(written)
             elif out.json:
-                out.emit_report(results)
+                out.emit_json_pieces(results.pieces())
             _summary(out, results)
 
         try:

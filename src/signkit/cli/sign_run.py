@@ -380,7 +380,7 @@ def _finish(out: Output, report: Any, report_path: Path | None) -> None:
             if out.json:
                 out.emit_report_file(written)
     elif out.json:
-        out.emit_report(report)
+        out.emit_json_pieces(report.pieces())
     reached = any(d.status.value != "not-attempted" for d in report.documents)
     if reached or (report.documents and report.run_error is None):
         # A run that failed before its first document says so in one line.

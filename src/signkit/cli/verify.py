@@ -436,7 +436,7 @@ def verify(
             if report_path is not None and not etsi:
                 results.write(report_path).close()
             if out.json:
-                out.emit_report(results)
+                out.emit_json_pieces(results.pieces())
             out.summary(f"nothing to do: {exc}")
             return 0
         if out.verbose:
@@ -464,7 +464,7 @@ def verify(
             if report_path is not None and not (etsi or people):
                 results.write(report_path).close()
             if out.json:
-                out.emit_report(results)
+                out.emit_json_pieces(results.pieces())
             _summary(out, results, zone=timezone, roots=roots)
             raise
         finally:
@@ -495,7 +495,7 @@ def verify(
                 if out.json:
                     out.emit_report_file(written)
         elif out.json:
-            out.emit_report(results)
+            out.emit_json_pieces(results.pieces())
         _summary(out, results, zone=timezone, roots=roots)
         if extract_attachments is not None:
             from signkit.jobs.edxml_extract import extract_packages

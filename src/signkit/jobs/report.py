@@ -194,26 +194,24 @@ class BatchReport:
             "documents": documents,
         }
 
-    def stream_json(
-        self, write: Callable[[str], object], *, default: Callable[[Any], Any] | None = None
-    ) -> None:
-        """The machine report as text (the --report file, and --json's output),
-        handed to ``write`` piece by piece: one document at a time, so the
-        report of a run over 100,000 documents is never one string in memory."""
-        data = self._json(Items(d.to_json() for d in self.documents))
-        stream_json(data, write, default=default)
+    def pieces(self) -> dict[str, Any]:
+        """The machine report with its documents as ``Items``: what
+        ``stream_json`` and ``write_report`` write one document at a time, so
+        the report of a run over 100,000 documents is never one string in
+        memory (the text is ``to_json()``'s)."""
+        return self._json(Items(d.to_json() for d in self.documents))
 
     def json_text(self) -> str:
         """The machine report as one string (small reports, tests)."""
         parts: list[str] = []
-        self.stream_json(parts.append)
+        stream_json(self.pieces(), parts.append)
         return "".join(parts)
 
     def write(self, path: Path) -> BinaryIO:
         """Write the report atomically (see write_report); returns the written
         file, open and at its start, for --json to print the same text (the
         caller closes it)."""
-        return write_report(path, self._json(Items(d.to_json() for d in self.documents)))
+        return write_report(path, self.pieces())
 
 
 def write_report(path: Path, data: dict[str, Any]) -> BinaryIO:

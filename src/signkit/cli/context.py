@@ -173,11 +173,7 @@ class Output:
         """The machine report on stdout."""
         import json
 
-        self.emit_json_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-
-    def emit_json_text(self, text: str) -> None:
-        """JSON already serialised, on stdout."""
-        sys.stdout.write(text)
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
         sys.stdout.flush()
 
     def emit_json_pieces(self, data: dict[str, Any]) -> None:

@@ -201,12 +201,6 @@ class BatchReport:
         memory (the text is ``to_json()``'s)."""
         return self._json(Items(d.to_json() for d in self.documents))
 
-    def json_text(self) -> str:
-        """The machine report as one string (small reports, tests)."""
-        parts: list[str] = []
-        stream_json(self.pieces(), parts.append)
-        return "".join(parts)
-
     def write(self, path: Path) -> BinaryIO:
         """Write the report atomically (see write_report); returns the written
         file, open and at its start, for --json to print the same text (the

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 from signkit.jobs.report import BatchReport, DocumentResult, Status
 
@@ -171,3 +174,61 @@ def test_a_merged_report_is_written_without_holding_its_text(tmp_path: Path) -> 
     # Reading the parts is the floor; before, the text, its bytes and the
     # encoder's pieces came on top of it (more than twice the floor).
     assert outcome["merge"] < 1.5 * outcome["load"], outcome
+
+
+# ------------------------------------------------------------ verdicts kept in a temp file
+
+_VERDICT = {
+    "input": "/srv/archive/Quyết định 12.xml",
+    "format": "xml",
+    "indication": "PASSED",
+    "signatures": [{"chain": ["CN=Nguyễn Văn An", "CN=CA"], "warnings": [], "detail": None}],
+}
+
+
+def test_a_kept_verdict_reads_back_as_it_was_and_answers_its_known_keys_from_memory() -> None:
+    from signkit.jobs.report import Spill, StoredJSON
+
+    spill = Spill()
+    kept = [spill.keep({**_VERDICT, "n": n}, ("indication", "format")) for n in range(3)]
+    assert all(isinstance(k, StoredJSON) for k in kept)
+    assert [k["n"] for k in kept] == [0, 1, 2]
+    assert dict(kept[1]) == {**_VERDICT, "n": 1} and kept[1].load() == {**_VERDICT, "n": 1}
+    assert len(kept[2]) == 5 and "signatures" in kept[2] and "missing" not in kept[2]
+    doc = DocumentResult(input="a", status=Status.VERIFIED, verdict=kept[0])
+    assert doc.to_json()["verdict"] == {**_VERDICT, "n": 0}
+    assert json.loads(json.dumps(doc.to_json()))["verdict"]["input"] == _VERDICT["input"]
+    spill.close()
+    # Counts and filters read only what is held in memory: no read, so no error.
+    assert kept[0]["indication"] == "PASSED" and kept[0]["format"] == "xml" and bool(kept[0])
+    from signkit.errors import OutputError
+
+    with pytest.raises(OutputError, match="cannot read the run's results back"):
+        kept[0].load()
+
+
+def test_a_full_disk_keeps_the_verdicts_in_memory_and_loses_none() -> None:
+    """The temp file's disk fills up mid-run: the verdicts from then on stay in
+    memory; those already written still read back."""
+    import errno
+
+    from signkit.jobs.report import Spill, StoredJSON
+
+    room = [3_000]
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        if room[0] <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written = os.write(fd, bytes(data[: room[0]]))
+        room[0] -= written
+        return written
+
+    spill = Spill(write=write)
+    values = [{**_VERDICT, "n": n, "pad": "x" * 500} for n in range(12)]
+    kept = [spill.keep(v, ("indication",)) for v in values]
+    stored = [k for k in kept if isinstance(k, StoredJSON)]
+    assert 0 < len(stored) < len(kept)
+    assert all(isinstance(k, dict) for k in kept[len(stored) :])
+    doc_json = [DocumentResult(input="a", verdict=k).to_json()["verdict"] for k in kept]
+    assert doc_json == values
+    spill.close()

@@ -175,7 +175,7 @@ def _table(out: Output, report: Any, *, zone: str, roots: dict[str, str]) -> Non
             if d.error_hint:
                 screen.line(f"{t('hint')}: {t(d.error_hint)}", indent + 4)
             continue
-        v = d.verdict
+        v = d.verdict_json()
         screen.line(f"{verdict_label(v['indication'])}  {name}", indent)
         sigs = v["signatures"]
         if not sigs:
@@ -350,6 +350,7 @@ def verify(
     def body() -> int:
         from signkit.audit.log import default_audit_path
         from signkit.errors import ConfigError, EmptyShardError, NothingToDoError, UsageError
+        from signkit.jobs.report import Spill
         from signkit.jobs.verify_job import (
             VerifyJobSpec,
             VerifyReport,
@@ -424,7 +425,9 @@ def verify(
             from signkit.jobs.outputs import check_report_path
 
             check_report_path(report_path)
-        results = VerifyReport(command="verify", shard=inputs.shard)
+        # Each verdict waits in a temp file, not in memory, for the table and
+        # the reports written at the end (an archive of 100,000 documents).
+        results = VerifyReport(command="verify", shard=inputs.shard, store=Spill())
         skipped: list[Path] = []
         try:
             tasks = plan(spec, skipped=skipped)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from signkit.errors import ExitCode, SignkitError
+
+if TYPE_CHECKING:
+    from signkit.fsio import Writer
 
 SCHEMA_VERSION = 1
 
@@ -30,9 +35,10 @@ class Status(StrEnum):
     VERIFIED = "verified"
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class DocumentResult:
-    """What happened to one document."""
+    """What happened to one document (slots: a run over 100,000 documents
+    holds one each)."""
 
     input: str
     output: str | None = None
@@ -48,7 +54,9 @@ class DocumentResult:
     level: str | None = None
     signing_time: str | None = None
     options: dict[str, str] = field(default_factory=dict)
-    verdict: dict[str, Any] | None = None
+    verdict: Mapping[str, Any] | None = None
+    """The verifier's JSON: a dict, or a ``StoredJSON`` kept in the run's
+    ``Spill`` (read back on use)."""
 
     def to_json(self) -> dict[str, Any]:
         """The document's entry in the machine report. The options are copied;
@@ -57,7 +65,13 @@ class DocumentResult:
         item = {name: getattr(self, name) for name in _RESULT_FIELDS}
         item["status"] = self.status.value
         item["options"] = dict(self.options)
+        item["verdict"] = self.verdict_json()
         return item
+
+    def verdict_json(self) -> dict[str, Any] | None:
+        """The verdict as a dict, read back once if it was kept in a ``Spill``."""
+        verdict = self.verdict
+        return verdict.load() if isinstance(verdict, StoredJSON) else verdict  # type: ignore[return-value]
 
     def fail(self, exc: BaseException, *, subject: str | None = None) -> None:
         """Record a failure without losing the error's class, code and text;
@@ -80,6 +94,102 @@ class DocumentResult:
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(DocumentResult))
+
+
+class Spill:
+    """JSON values of a run kept in a temp file instead of memory: a run over
+    100,000 documents holds a few hundred bytes for each, not its verdict
+    (several kilobytes as Python objects). The file has no name (O_TMPFILE,
+    or created O_EXCL|O_NOFOLLOW under an unpredictable name and unlinked at
+    once) in the temp directory (TMPDIR), and goes with the process. When it
+    cannot be created or written (a full disk), values stay in memory."""
+
+    def __init__(self, directory: str | None = None, *, write: Writer = os.write) -> None:
+        self._directory = directory
+        self._write = write
+        """Replaces ``os.write`` (a full disk, in tests)."""
+        self._file: BinaryIO | None = None
+        self._end = 0
+        self._broken = False
+
+    def keep(self, value: dict[str, Any], known: tuple[str, ...] = ()) -> Mapping[str, Any]:
+        """``value`` as a ``StoredJSON`` (its ``known`` keys held in memory,
+        for counts and filters that need no read), or itself when it cannot
+        be written."""
+        from signkit.fsio import write_all
+
+        if self._broken:
+            return value
+        data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        offset = self._end
+        try:
+            write_all(self._open(), data, write=self._write)
+        except OSError:
+            # A full disk: this value and the rest stay in memory (a write
+            # cut short leaves the offsets of what came before as they were).
+            self._broken = True
+            return value
+        self._end += len(data)
+        return StoredJSON(self, offset, len(data), {k: value[k] for k in known})
+
+    def load(self, offset: int, length: int) -> dict[str, Any]:
+        """The value written at ``offset``; OutputError when it cannot be read back."""
+        from signkit.errors import OutputError
+
+        try:
+            if self._file is None:  # closed: what it held is gone
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            data = os.pread(self._file.fileno(), length, offset)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot read the run's results back from its temp file ({exc.strerror})"
+            ) from None
+        if len(data) != length:
+            raise OutputError("cannot read the run's results back from its temp file (cut short)")
+        return json.loads(data)  # type: ignore[no-any-return]
+
+    def _open(self) -> int:
+        if self._file is None:
+            import tempfile
+
+            self._file = tempfile.TemporaryFile(dir=self._directory, buffering=0)
+        return self._file.fileno()
+
+    def close(self) -> None:
+        """Close the file (what it held is gone)."""
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
+
+
+class StoredJSON(Mapping[str, Any]):
+    """A JSON object kept in a ``Spill``: its known keys answer from memory,
+    any other reads the whole object back (``load`` it once to use several)."""
+
+    __slots__ = ("_known", "_length", "_offset", "_spill")
+
+    def __init__(self, spill: Spill, offset: int, length: int, known: dict[str, Any]) -> None:
+        self._spill = spill
+        self._offset = offset
+        self._length = length
+        self._known = known
+
+    def load(self) -> dict[str, Any]:
+        """The whole object, read back from the spill file."""
+        return self._spill.load(self._offset, self._length)
+
+    def __getitem__(self, key: str) -> Any:
+        known = self._known
+        return known[key] if key in known else self.load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.load())
+
+    def __len__(self) -> int:
+        return len(self.load())
+
+    def __bool__(self) -> bool:
+        return True  # a verdict is never empty; no read to say so
 
 
 def met_a_bug(error_codes: Iterable[int | None]) -> bool:

@@ -9,6 +9,7 @@ parent) and audit records.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ from signkit.audit.log import AuditLog, run_identity
 from signkit.errors import ExitCode, SignkitError, UsageError, report_bug
 from signkit.jobs.engine import Events
 from signkit.jobs.inputs import DocumentTask, Shard, discover, without_detached_data
-from signkit.jobs.report import BatchReport, DocumentResult, Status, met_a_bug
+from signkit.jobs.report import BatchReport, DocumentResult, Spill, Status, met_a_bug
 from signkit.signals import catch_stop_signals
 from signkit.verify.policy import VerifyPolicy
 from signkit.verify.verdict import DocumentVerdict, Indication
@@ -68,6 +69,8 @@ class VerifyReport(BatchReport):
     """ETSI TS 119 102-2 report parts of the PDF signatures (--report-format etsi)."""
     thumbnails: dict[str, list[Any]] = field(default_factory=dict)
     """Rendered signed pages per input, for people's reports."""
+    store: Spill | None = None
+    """Where each document's verdict waits for the end of the run (None: in memory)."""
 
     def verdicts(self) -> dict[str, int]:
         """Documents per indication."""
@@ -256,7 +259,7 @@ def verify_documents(
     workers = max(1, min(spec.jobs or os.cpu_count() or 2, len(tasks)))
     etsi: list[list[Any]] = [[] for _ in tasks]
     try:
-        _run_pool(spec, tasks, results, workers, audit, events, etsi, report.thumbnails)
+        _run_pool(spec, tasks, results, workers, audit, events, etsi, report)
     except KeyboardInterrupt:
         for r in results:
             if r.status is Status.PLANNED:
@@ -290,7 +293,7 @@ def _run_pool(
     audit: AuditLog | None,
     events: Events,
     etsi: list[list[Any]],
-    thumbnails: dict[str, list[Any]],
+    report: VerifyReport,
 ) -> None:
     # fork: the workers inherit the imported validation stack (no warm-up).
     # --fail-fast: no more in flight than workers, so a stop leaves the rest untouched.
@@ -330,8 +333,11 @@ def _run_pool(
                     stop = stop or spec.fail_fast
                     continue
                 if isinstance(value, DocumentVerdict) and value.thumbnails:
-                    thumbnails[results[index].input] = value.thumbnails
-                if _record(results[index], value, audit, events, etsi[index]) and spec.fail_fast:
+                    report.thumbnails[results[index].input] = value.thumbnails
+                if (
+                    _record(results[index], value, audit, events, etsi[index], report.store)
+                    and spec.fail_fast
+                ):
                     stop = True
         pool.shutdown(wait=True)
     except BaseException:
@@ -344,14 +350,24 @@ def _run_pool(
         stopping.restore()
 
 
+# What counts and filters read of every verdict, held in memory beside the spill.
+_KNOWN = ("indication", "format")
+
+
+def _shared(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
 def _record(
     result: DocumentResult,
     value: DocumentVerdict | SignkitError,
     audit: AuditLog | None,
     events: Events,
     etsi: list[Any],
+    store: Spill | None = None,
 ) -> bool:
-    """Store one outcome; True when it is not PASSED (for --fail-fast)."""
+    """Store one outcome (its verdict in ``store``, if given); True when it is
+    not PASSED (for --fail-fast)."""
     if isinstance(value, SignkitError):
         result.fail(value)
         if audit is not None:
@@ -368,12 +384,15 @@ def _record(
     result.status = Status.VERIFIED
     result.sha256_before = value.sha256
     etsi.extend(value.etsi)
-    result.verdict = value.to_json()
-    result.reason = value.sentence
+    verdict = value.to_json()
+    result.verdict = verdict if store is None else store.keep(verdict, _KNOWN)
+    # A batch repeats its few sentences and signers: one string each, not one
+    # a document.
+    result.reason = _shared(value.sentence)
     if value.signatures:
         first = value.signatures[0]
-        result.signer_sha256 = first.signer_sha256
-        result.level = first.level
+        result.signer_sha256 = _shared(first.signer_sha256)
+        result.level = _shared(first.level)
         result.signing_time = first.timestamp_time or first.claimed_signing_time
     if audit is not None:
         audit.add(

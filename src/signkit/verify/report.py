@@ -187,7 +187,7 @@ def build(report: Any, *, lang: str, zone: str) -> list[DocumentView]:
 
 
 def _document(doc: Any, report: Any, t: Callable[[str], str], lang: str, tz: ZoneInfo) -> Any:
-    v = doc.verdict
+    v = doc.verdict_json()
     if v is None:
         return DocumentView(
             input=doc.input,
